@@ -1,0 +1,183 @@
+//! Energy accounting for one device: counter deltas with reset detection,
+//! trapezoid integration of power where there is no counter, and gaps that are
+//! counted as unaccounted time instead of being filled in.
+
+use crate::units::{Joules, Seconds, Watts};
+use serde::{Deserialize, Serialize};
+
+/// What one sample added.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EnergyDelta {
+    /// Energy attributed to the interval `[from_mono, to_mono)`.
+    pub energy: Joules,
+    /// Start of the interval this energy covers (monotonic seconds).
+    pub from_mono: f64,
+    /// Time with no usable reading (a gap), not filled in.
+    pub unaccounted: Seconds,
+    /// The hardware counter went backwards (driver reload).
+    pub counter_reset: bool,
+    /// How this interval was measured.
+    pub method: Method,
+}
+
+/// How an interval's energy was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Method {
+    /// First sample, a gap, or nothing usable: no energy.
+    #[default]
+    None,
+    /// Delta of the hardware energy counter.
+    Counter,
+    /// Trapezoid rule over power samples.
+    Trapezoid,
+}
+
+/// Per-device state between samples.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EnergyMeter {
+    last_mono: Option<f64>,
+    last_counter: Option<f64>,
+    last_power: Option<f64>,
+}
+
+impl EnergyMeter {
+    /// Feed one sample taken at monotonic time `mono` (seconds). `max_gap`
+    /// is the longest interval that is still integrated; longer ones are gaps.
+    pub fn update(
+        &mut self,
+        mono: f64,
+        counter: Option<Joules>,
+        power: Option<Watts>,
+        max_gap: Seconds,
+    ) -> EnergyDelta {
+        let counter = counter.map(|c| c.0).filter(|c| c.is_finite() && *c >= 0.0);
+        let power = power.map(|p| p.0).filter(|p| p.is_finite() && *p >= 0.0);
+        let prev = (self.last_mono, self.last_counter, self.last_power);
+        let mut out = EnergyDelta {
+            from_mono: mono,
+            ..Default::default()
+        };
+        if let Some(last_mono) = prev.0 {
+            let dt = mono - last_mono;
+            if dt <= 0.0 {
+                // Same or earlier instant: nothing to add; keep the older baseline.
+                return out;
+            }
+            out.from_mono = last_mono;
+            if dt > max_gap.0 {
+                out.unaccounted = Seconds(dt);
+            } else {
+                let trapezoid = match (prev.2, power) {
+                    (Some(a), Some(b)) => Some((a + b) / 2.0 * dt),
+                    _ => None,
+                };
+                match (prev.1, counter) {
+                    (Some(a), Some(b)) if b >= a => {
+                        out.energy = Joules(b - a);
+                        out.method = Method::Counter;
+                    }
+                    (Some(_), Some(_)) => {
+                        // Counter went backwards: the driver reloaded. Never a
+                        // negative delta; price this interval from power instead.
+                        out.counter_reset = true;
+                        if let Some(e) = trapezoid {
+                            out.energy = Joules(e);
+                            out.method = Method::Trapezoid;
+                        }
+                    }
+                    _ => {
+                        if let Some(e) = trapezoid {
+                            out.energy = Joules(e);
+                            out.method = Method::Trapezoid;
+                        } else {
+                            out.unaccounted = Seconds(dt);
+                        }
+                    }
+                }
+            }
+        }
+        self.last_mono = Some(mono);
+        self.last_counter = counter;
+        self.last_power = power;
+        out
+    }
+
+    /// Forget the baseline (the device was lost); the next sample starts afresh.
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Monotonic time of the last usable sample.
+    pub fn last_mono(&self) -> Option<f64> {
+        self.last_mono
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GAP: Seconds = Seconds(5.0);
+
+    #[test]
+    fn counter_delta() {
+        let mut m = EnergyMeter::default();
+        let first = m.update(0.0, Some(Joules(1000.0)), Some(Watts(100.0)), GAP);
+        assert_eq!(first.energy, Joules(0.0));
+        let d = m.update(1.0, Some(Joules(1100.0)), Some(Watts(300.0)), GAP);
+        assert_eq!(d.energy, Joules(100.0));
+        assert_eq!(d.method, Method::Counter);
+        assert_eq!(d.from_mono, 0.0);
+    }
+
+    #[test]
+    fn counter_reset_uses_power_not_negative_delta() {
+        let mut m = EnergyMeter::default();
+        m.update(0.0, Some(Joules(5000.0)), Some(Watts(100.0)), GAP);
+        let d = m.update(2.0, Some(Joules(10.0)), Some(Watts(200.0)), GAP);
+        assert!(d.counter_reset);
+        assert_eq!(d.energy, Joules(300.0));
+        let d = m.update(3.0, Some(Joules(160.0)), Some(Watts(150.0)), GAP);
+        assert_eq!(d.energy, Joules(150.0));
+        assert!(!d.counter_reset);
+    }
+
+    #[test]
+    fn trapezoid_without_counter() {
+        let mut m = EnergyMeter::default();
+        m.update(10.0, None, Some(Watts(100.0)), GAP);
+        let d = m.update(12.0, None, Some(Watts(200.0)), GAP);
+        assert_eq!(d.energy, Joules(300.0));
+        assert_eq!(d.method, Method::Trapezoid);
+    }
+
+    #[test]
+    fn gap_is_unaccounted_not_filled() {
+        let mut m = EnergyMeter::default();
+        m.update(0.0, Some(Joules(0.0)), Some(Watts(100.0)), GAP);
+        let d = m.update(60.0, Some(Joules(6000.0)), Some(Watts(100.0)), GAP);
+        assert_eq!(d.energy, Joules(0.0));
+        assert_eq!(d.unaccounted, Seconds(60.0));
+        let d = m.update(61.0, Some(Joules(6100.0)), Some(Watts(100.0)), GAP);
+        assert_eq!(d.energy, Joules(100.0));
+    }
+
+    #[test]
+    fn nothing_usable_is_unaccounted() {
+        let mut m = EnergyMeter::default();
+        m.update(0.0, None, None, GAP);
+        let d = m.update(1.0, None, None, GAP);
+        assert_eq!(d.unaccounted, Seconds(1.0));
+        assert_eq!(d.energy, Joules(0.0));
+    }
+
+    #[test]
+    fn time_going_backwards_adds_nothing() {
+        let mut m = EnergyMeter::default();
+        m.update(5.0, Some(Joules(0.0)), None, GAP);
+        let d = m.update(4.0, Some(Joules(100.0)), None, GAP);
+        assert_eq!(d.energy, Joules(0.0));
+        let d = m.update(6.0, Some(Joules(100.0)), None, GAP);
+        assert_eq!(d.energy, Joules(100.0));
+    }
+}

@@ -1,0 +1,457 @@
+//! The accounting engine: takes timestamped readings, turns them into energy,
+//! money and attribution counters, and hands out snapshots. Time comes in as a
+//! value; the engine never reads a clock.
+
+use crate::cost::{Component, FixedCosts, ShareKey, shares};
+use crate::energy::EnergyMeter;
+use crate::price::Tariff;
+use crate::reading::{GpuReading, HostPowerSource, HostReading, Reading, SampleError};
+use crate::units::{Accumulator, Joules, Money, Seconds};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// The `gpu_uuid` that carries costs when the node has no GPU at all.
+pub const NO_GPU: &str = "none";
+/// The owner of anything without a configured owner.
+pub const UNALLOCATED: &str = "unallocated";
+
+/// A moment, as both wall time (for prices and ledgers) and monotonic seconds
+/// (for intervals and integration).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tick {
+    /// Wall-clock time, UTC.
+    pub wall: DateTime<Utc>,
+    /// Monotonic seconds since an arbitrary origin.
+    pub mono: f64,
+}
+
+/// Who a GPU's costs go to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// Team.
+    pub team: String,
+    /// Workload.
+    pub workload: String,
+}
+
+impl Owner {
+    /// The explicit owner of what nobody owns.
+    pub fn unallocated() -> Self {
+        Self { team: UNALLOCATED.into(), workload: UNALLOCATED.into() }
+    }
+}
+
+/// Everything the engine needs to know, already validated.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// ISO currency code of all money.
+    pub currency: String,
+    /// Power usage effectiveness (≥ 1).
+    pub pue: f64,
+    /// The price schedule.
+    pub tariff: Tariff,
+    /// The `source` label of the price.
+    pub price_source: String,
+    /// Fixed costs of the node.
+    pub fixed: FixedCosts,
+    /// How the host's share is spread over GPUs.
+    pub share_key: ShareKey,
+    /// GPU UUID → owner.
+    pub owners: HashMap<String, Owner>,
+    /// Intervals longer than this are gaps (unaccounted, not filled in).
+    pub max_gap: Seconds,
+}
+
+/// The counters that survive restarts. Totals since the state began.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counters {
+    /// Currency of every money counter.
+    pub currency: String,
+    /// Wall time of the last tick accounted.
+    pub last_wall: Option<DateTime<Utc>>,
+    /// GPU energy by UUID, J.
+    pub gpu_energy_joules: BTreeMap<String, Accumulator>,
+    /// Host energy by source, J.
+    pub host_energy_joules: BTreeMap<HostPowerSource, Accumulator>,
+    /// (GPU + host) × PUE, J.
+    pub facility_energy_joules: Accumulator,
+    /// Node cost by component.
+    pub cost: BTreeMap<Component, Accumulator>,
+    /// Cost by GPU UUID and component (sums to `cost`).
+    pub gpu_cost: BTreeMap<String, BTreeMap<Component, Accumulator>>,
+    /// Credits (money received for energy at negative prices) by component.
+    pub credit: BTreeMap<Component, Accumulator>,
+    /// Credits by GPU UUID and component (sums to `credit`).
+    pub gpu_credit: BTreeMap<String, BTreeMap<Component, Accumulator>>,
+    /// Seconds without a usable reading, by GPU UUID (`host` for the host).
+    pub unaccounted_seconds: BTreeMap<String, Accumulator>,
+    /// Failures by collector.
+    pub collector_errors: BTreeMap<String, u64>,
+    /// Driver reloads seen (energy counter went backwards), by GPU UUID.
+    pub counter_resets: BTreeMap<String, u64>,
+}
+
+/// One collector's result for a tick.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The `collector` label.
+    pub collector: &'static str,
+    /// What it produced.
+    pub outcome: Result<Vec<Reading>, SampleError>,
+}
+
+#[derive(Debug, Clone)]
+struct GpuState {
+    meter: EnergyMeter,
+    latest: GpuReading,
+    /// Monotonic time up to which a gap has already been counted.
+    gap_mark: Option<f64>,
+    present: bool,
+}
+
+/// Per-collector health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CollectorHealth {
+    /// Whether the last sample succeeded.
+    pub up: bool,
+    /// Whether it ever reported successfully.
+    pub reported: bool,
+    /// Whether the source is not present on this machine.
+    pub unavailable: bool,
+}
+
+/// A GPU as the exporters see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GpuView {
+    /// Last reading.
+    pub reading: GpuReading,
+    /// Owner.
+    pub owner: Owner,
+    /// Whether it answered in the last tick.
+    pub present: bool,
+}
+
+/// The current price as exporters see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PriceView {
+    /// Price per kWh in force.
+    pub price_per_kwh: f64,
+    /// Currency.
+    pub currency: String,
+    /// Source label.
+    pub source: String,
+    /// Whether the fallback is in force.
+    pub fallback: bool,
+}
+
+/// Everything exporters need, detached from the engine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// When it was taken (last tick).
+    pub at: Option<DateTime<Utc>>,
+    /// GPUs by UUID.
+    pub gpus: BTreeMap<String, GpuView>,
+    /// Last host reading.
+    pub host: Option<HostReading>,
+    /// Power usage effectiveness in use.
+    pub pue: f64,
+    /// Price in force.
+    pub price: PriceView,
+    /// Totals.
+    pub counters: Counters,
+    /// Owners of the cost rows (incl. `none` when there is no GPU).
+    pub cost_owners: BTreeMap<String, Owner>,
+    /// Cost per second in the last interval, by component.
+    pub cost_rate_per_sec: BTreeMap<Component, f64>,
+    /// Facility power in the last interval, W.
+    pub facility_power_watts: f64,
+    /// Collector health.
+    pub collectors: BTreeMap<String, CollectorHealth>,
+}
+
+/// The accounting engine.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: EngineConfig,
+    counters: Counters,
+    gpus: BTreeMap<String, GpuState>,
+    host_meter: EnergyMeter,
+    host: Option<HostReading>,
+    last: Option<Tick>,
+    rates: BTreeMap<Component, f64>,
+    facility_power: f64,
+    collectors: BTreeMap<String, CollectorHealth>,
+}
+
+impl Engine {
+    /// A fresh engine, optionally resuming checkpointed counters.
+    pub fn new(cfg: EngineConfig, resumed: Option<Counters>) -> Self {
+        let mut counters = resumed.unwrap_or_default();
+        counters.currency = cfg.currency.clone();
+        Self {
+            cfg,
+            counters,
+            gpus: BTreeMap::new(),
+            host_meter: EnergyMeter::default(),
+            host: None,
+            last: None,
+            rates: BTreeMap::new(),
+            facility_power: 0.0,
+            collectors: BTreeMap::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// The counters, for checkpointing.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Declare a collector, so readiness waits for it.
+    pub fn register_collector(&mut self, name: &str) {
+        self.collectors.entry(name.to_string()).or_insert(CollectorHealth {
+            up: false,
+            reported: false,
+            unavailable: false,
+        });
+    }
+
+    /// True once every registered collector that exists here has reported once.
+    pub fn ready(&self) -> bool {
+        self.collectors.values().all(|c| c.reported || c.unavailable)
+    }
+
+    fn owner_of(&self, uuid: &str) -> Owner {
+        self.cfg.owners.get(uuid).cloned().unwrap_or_else(Owner::unallocated)
+    }
+
+    /// Account one tick: every collector's outcome for the interval since the
+    /// previous tick.
+    pub fn ingest(&mut self, tick: Tick, reports: &[Report]) {
+        let prev = self.last;
+        let dt = prev.map_or(0.0, |p| (tick.mono - p.mono).max(0.0));
+        let mut added: BTreeMap<Component, f64> = BTreeMap::new();
+        let mut facility_joules = 0.0;
+        let mut seen: Vec<String> = Vec::new();
+        let mut gpu_energy_this_tick: BTreeMap<String, f64> = BTreeMap::new();
+        let mut host_energy: Option<(Joules, DateTime<Utc>)> = None;
+
+        for report in reports {
+            let health = self.collectors.entry(report.collector.to_string()).or_insert(CollectorHealth {
+                up: false,
+                reported: false,
+                unavailable: false,
+            });
+            match &report.outcome {
+                Ok(readings) => {
+                    let faults = readings.iter().filter(|r| matches!(r, Reading::DeviceFault { .. })).count();
+                    let good = readings.len() - faults;
+                    health.up = faults == 0 || good > 0;
+                    health.reported = true;
+                    health.unavailable = false;
+                    if faults > 0 {
+                        *self.counters.collector_errors.entry(report.collector.to_string()).or_default() += faults as u64;
+                    }
+                    for r in readings {
+                        match r {
+                            Reading::Gpu(g) => {
+                                seen.push(g.uuid.clone());
+                                let (e, money) = self.ingest_gpu(tick, g);
+                                *added.entry(Component::Energy).or_default() += money;
+                                gpu_energy_this_tick.insert(g.uuid.clone(), e.0);
+                                facility_joules += e.0 * self.cfg.pue;
+                            }
+                            Reading::Host(h) => {
+                                host_energy = Some(self.ingest_host(tick, h));
+                            }
+                            Reading::DeviceFault { .. } => {}
+                        }
+                    }
+                }
+                Err(SampleError::Unavailable(_)) => {
+                    health.up = false;
+                    health.unavailable = true;
+                }
+                Err(SampleError::Failed(_)) => {
+                    health.up = false;
+                    *self.counters.collector_errors.entry(report.collector.to_string()).or_default() += 1;
+                }
+            }
+        }
+
+        // GPUs that did not answer: count their gap once it exceeds max_gap.
+        for (uuid, st) in self.gpus.iter_mut() {
+            if seen.contains(uuid) {
+                continue;
+            }
+            st.present = false;
+            let since = st.gap_mark.or(st.meter.last_mono());
+            if let Some(since) = since {
+                if tick.mono - since > self.cfg.max_gap.0 || st.gap_mark.is_some() {
+                    let gap = tick.mono - since;
+                    if gap > 0.0 {
+                        self.counters.unaccounted_seconds.entry(uuid.clone()).or_default().add(gap);
+                    }
+                    st.gap_mark = Some(tick.mono);
+                    st.meter.reset();
+                }
+            }
+        }
+
+        // Who shares the host's energy and the fixed costs.
+        let sharers: Vec<String> = if self.gpus.is_empty() {
+            vec![NO_GPU.to_string()]
+        } else {
+            self.gpus.keys().cloned().collect()
+        };
+        let weights: Vec<f64> = sharers.iter().map(|u| gpu_energy_this_tick.get(u).copied().unwrap_or(0.0)).collect();
+        let share = shares(self.cfg.share_key, &weights);
+
+        if let Some((e, from)) = host_energy {
+            let fe = Joules(e.0 * self.cfg.pue);
+            facility_joules += fe.0;
+            let money = self.cfg.tariff.cost(fe, from, tick.wall);
+            *added.entry(Component::Energy).or_default() += money.0;
+            for (u, s) in sharers.iter().zip(&share) {
+                self.book(u, Component::Energy, money.0 * s);
+            }
+        }
+
+        // Fixed costs accrue with time, whether or not any device answered.
+        // After a restart the downtime since the last checkpointed tick is
+        // accrued too: hardware depreciates while roimon is stopped.
+        let fixed_dt = match (prev, self.counters.last_wall) {
+            (Some(_), _) => dt,
+            (None, Some(w)) if tick.wall > w => (tick.wall - w).num_milliseconds() as f64 / 1000.0,
+            _ => 0.0,
+        };
+        if fixed_dt > 0.0 {
+            for (c, rate) in self.cfg.fixed.rates() {
+                let money = rate * fixed_dt;
+                if money <= 0.0 {
+                    continue;
+                }
+                *added.entry(c).or_default() += money;
+                for (u, s) in sharers.iter().zip(&share) {
+                    self.book(u, c, money * s);
+                }
+            }
+        }
+
+        if facility_joules > 0.0 {
+            self.counters.facility_energy_joules.add(facility_joules);
+        }
+        if dt > 0.0 {
+            self.rates = Component::ALL.iter().map(|c| (*c, added.get(c).copied().unwrap_or(0.0) / dt)).collect();
+            self.facility_power = facility_joules / dt;
+        }
+        self.counters.last_wall = Some(tick.wall);
+        self.last = Some(tick);
+    }
+
+    /// Book money to a GPU and to the node total, so the node total is
+    /// exactly the sum of what was attributed. Negative money (energy bought at
+    /// a negative price) is booked as a credit: counters never go backwards.
+    fn book(&mut self, uuid: &str, c: Component, money: f64) {
+        if !money.is_finite() || money == 0.0 {
+            return;
+        }
+        if money > 0.0 {
+            self.counters.gpu_cost.entry(uuid.to_string()).or_default().entry(c).or_default().add(money);
+            self.counters.cost.entry(c).or_default().add(money);
+        } else {
+            self.counters.gpu_credit.entry(uuid.to_string()).or_default().entry(c).or_default().add(-money);
+            self.counters.credit.entry(c).or_default().add(-money);
+        }
+    }
+
+    fn wall_at(tick: Tick, mono: f64) -> DateTime<Utc> {
+        let back = tick.mono - mono;
+        if back <= 0.0 {
+            return tick.wall;
+        }
+        tick.wall - Duration::nanoseconds((back * 1e9) as i64)
+    }
+
+    /// Book one GPU's reading; returns the energy added and its cost.
+    fn ingest_gpu(&mut self, tick: Tick, g: &GpuReading) -> (Joules, f64) {
+        let max_gap = self.cfg.max_gap;
+        let st = self.gpus.entry(g.uuid.clone()).or_insert_with(|| GpuState {
+            meter: EnergyMeter::default(),
+            latest: g.clone(),
+            gap_mark: None,
+            present: true,
+        });
+        st.latest = g.clone();
+        st.present = true;
+        let gap_since = st.gap_mark.take();
+        let d = st.meter.update(tick.mono, g.energy_counter, g.power, max_gap);
+        let mut unaccounted = d.unaccounted.0;
+        if let Some(since) = gap_since {
+            unaccounted += (tick.mono - since).max(0.0);
+        }
+        if unaccounted > 0.0 {
+            self.counters.unaccounted_seconds.entry(g.uuid.clone()).or_default().add(unaccounted);
+        }
+        if d.counter_reset {
+            *self.counters.counter_resets.entry(g.uuid.clone()).or_default() += 1;
+        }
+        if d.energy.0 > 0.0 {
+            self.counters.gpu_energy_joules.entry(g.uuid.clone()).or_default().add(d.energy.0);
+            let facility = Joules(d.energy.0 * self.cfg.pue);
+            let money: Money = self.cfg.tariff.cost(facility, Self::wall_at(tick, d.from_mono), tick.wall);
+            self.book(&g.uuid, Component::Energy, money.0);
+            (d.energy, money.0)
+        } else {
+            self.counters.gpu_energy_joules.entry(g.uuid.clone()).or_default();
+            (d.energy, 0.0)
+        }
+    }
+
+    /// Book the host's reading; returns its energy and the interval start.
+    fn ingest_host(&mut self, tick: Tick, h: &HostReading) -> (Joules, DateTime<Utc>) {
+        let d = self.host_meter.update(tick.mono, h.energy_counter, h.power, self.cfg.max_gap);
+        self.host = Some(h.clone());
+        if d.unaccounted.0 > 0.0 {
+            self.counters.unaccounted_seconds.entry("host".into()).or_default().add(d.unaccounted.0);
+        }
+        let acc = self.counters.host_energy_joules.entry(h.source).or_default();
+        acc.add(d.energy.0);
+        (d.energy, Self::wall_at(tick, d.from_mono))
+    }
+
+    /// A detached view of everything, for exporters.
+    pub fn snapshot(&self) -> Snapshot {
+        let at = self.last.map(|t| t.wall);
+        let (price, fallback) = self.cfg.tariff.price_at(at.unwrap_or_else(|| self.counters.last_wall.unwrap_or_default()));
+        let gpus = self
+            .gpus
+            .iter()
+            .map(|(u, st)| (u.clone(), GpuView { reading: st.latest.clone(), owner: self.owner_of(u), present: st.present }))
+            .collect();
+        let cost_owners = self.counters.gpu_cost.keys().map(|u| (u.clone(), self.owner_of(u))).collect();
+        Snapshot {
+            at,
+            gpus,
+            host: self.host.clone(),
+            pue: self.cfg.pue,
+            price: PriceView {
+                price_per_kwh: price.0,
+                currency: self.cfg.currency.clone(),
+                source: self.cfg.price_source.clone(),
+                fallback,
+            },
+            counters: self.counters.clone(),
+            cost_owners,
+            cost_rate_per_sec: self.rates.clone(),
+            facility_power_watts: self.facility_power,
+            collectors: self.collectors.clone(),
+        }
+    }
+}

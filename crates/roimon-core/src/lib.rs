@@ -1,0 +1,17 @@
+//! roimon's pure core: what a reading is, how energy is accounted, how it is
+//! priced and attributed, and the snapshots exporters read. No tokio, HTTP,
+//! NVML or clock: time comes in as a value (see ARCHITECTURE.md).
+
+pub mod cost;
+pub mod energy;
+pub mod engine;
+pub mod price;
+pub mod reading;
+pub mod roi;
+pub mod units;
+
+pub use cost::{Component, FixedCosts, ShareKey};
+pub use engine::{Counters, Engine, EngineConfig, Owner, Report, Snapshot, Tick};
+pub use price::{Slot, Tariff, TimeOfUse, TouRule};
+pub use reading::{Collector, GpuReading, HostPowerSource, HostReading, Reading, SampleError};
+pub use units::{Joules, Money, PricePerKwh, Seconds, Watts};

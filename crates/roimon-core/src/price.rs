@@ -1,0 +1,322 @@
+//! Electricity price schedules (static, time-of-use, explicit slots) and the
+//! rule that prices energy slot by slot, splitting an interval at slot
+//! boundaries in proportion to time.
+
+use crate::units::{Joules, Money, PricePerKwh};
+use chrono::{DateTime, Datelike, Duration, DurationRound, Timelike, Utc, Weekday};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+/// A stretch of time `[start, end)` with one price.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slot {
+    /// Inclusive start, UTC.
+    pub start: DateTime<Utc>,
+    /// Exclusive end, UTC.
+    pub end: DateTime<Utc>,
+    /// Price per kWh in the schedule's currency.
+    pub price: PricePerKwh,
+}
+
+/// One time-of-use rule: on these weekdays, between these local hours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TouRule {
+    /// A name for humans (`peak`, `off_peak`).
+    pub name: String,
+    /// Weekdays the rule applies to; empty means every day.
+    pub days: Vec<Weekday>,
+    /// First local hour (0..=23) the rule covers.
+    pub from_hour: u32,
+    /// Local hour (1..=24) the rule stops at; `to_hour <= from_hour` wraps past midnight.
+    pub to_hour: u32,
+    /// The price.
+    pub price: PricePerKwh,
+}
+
+impl TouRule {
+    fn matches(&self, weekday: Weekday, hour: u32) -> bool {
+        let day_ok = self.days.is_empty() || self.days.contains(&weekday);
+        let hour_ok = if self.from_hour < self.to_hour {
+            hour >= self.from_hour && hour < self.to_hour
+        } else {
+            hour >= self.from_hour || hour < self.to_hour
+        };
+        day_ok && hour_ok
+    }
+}
+
+/// A time-of-use tariff in a local time zone; the first matching rule wins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeOfUse {
+    /// Local time zone the rules are written in.
+    pub tz: Tz,
+    /// Rules in priority order.
+    pub rules: Vec<TouRule>,
+    /// Price when no rule matches.
+    pub default_price: PricePerKwh,
+}
+
+impl TimeOfUse {
+    /// Price in force at `t`.
+    pub fn price_at(&self, t: DateTime<Utc>) -> PricePerKwh {
+        let local = t.with_timezone(&self.tz);
+        let (wd, h) = (local.weekday(), local.hour());
+        self.rules
+            .iter()
+            .find(|r| r.matches(wd, h))
+            .map_or(self.default_price, |r| r.price)
+    }
+}
+
+/// Where prices come from, as the core sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tariff {
+    /// One price at all times.
+    Static(PricePerKwh),
+    /// Weekday/hour rules in a time zone.
+    TimeOfUse(TimeOfUse),
+    /// Explicit slots (from a market); outside them the fallback applies.
+    Slots {
+        /// Sorted, non-overlapping slots.
+        slots: Vec<Slot>,
+        /// Price where no slot covers the time.
+        fallback: PricePerKwh,
+    },
+}
+
+/// A piece of an interval with the price in force on it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Segment {
+    /// Start, UTC.
+    pub start: DateTime<Utc>,
+    /// End, UTC.
+    pub end: DateTime<Utc>,
+    /// Price on it.
+    pub price: PricePerKwh,
+    /// Whether the price came from the fallback (no slot covered it).
+    pub fallback: bool,
+}
+
+/// Every real time-zone offset is a multiple of 15 minutes, so local hour
+/// boundaries always fall on this UTC grid.
+const GRID_MINUTES: i64 = 15;
+
+impl Tariff {
+    /// Price in force at `t`, and whether it is a fallback.
+    pub fn price_at(&self, t: DateTime<Utc>) -> (PricePerKwh, bool) {
+        match self {
+            Tariff::Static(p) => (*p, false),
+            Tariff::TimeOfUse(tou) => (tou.price_at(t), false),
+            Tariff::Slots { slots, fallback } => {
+                let i = slots.partition_point(|s| s.end <= t);
+                match slots.get(i) {
+                    Some(s) if s.start <= t => (s.price, false),
+                    _ => (*fallback, true),
+                }
+            }
+        }
+    }
+
+    /// Split `[from, to)` at every price change. Empty when `to <= from`.
+    pub fn segments(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Segment> {
+        let mut out: Vec<Segment> = Vec::with_capacity(2);
+        if to <= from {
+            return out;
+        }
+        let mut push = |start, end, (price, fallback): (PricePerKwh, bool)| {
+            if let Some(last) = out.last_mut() {
+                if last.price == price && last.fallback == fallback && last.end == start {
+                    last.end = end;
+                    return;
+                }
+            }
+            out.push(Segment { start, end, price, fallback });
+        };
+        match self {
+            Tariff::Static(p) => push(from, to, (*p, false)),
+            Tariff::TimeOfUse(tou) => {
+                let step = Duration::minutes(GRID_MINUTES);
+                let mut t = from;
+                while t < to {
+                    let next = (t.duration_trunc(step).unwrap_or(t) + step).min(to);
+                    push(t, next, (tou.price_at(t), false));
+                    t = next;
+                }
+            }
+            Tariff::Slots { slots, fallback } => {
+                let mut t = from;
+                let mut i = slots.partition_point(|s| s.end <= from);
+                while t < to {
+                    match slots.get(i) {
+                        Some(s) if s.start <= t => {
+                            let end = s.end.min(to);
+                            push(t, end, (s.price, false));
+                            t = end;
+                            i += 1;
+                        }
+                        Some(s) => {
+                            let end = s.start.min(to);
+                            push(t, end, (*fallback, true));
+                            t = end;
+                        }
+                        None => {
+                            push(t, to, (*fallback, true));
+                            t = to;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Price `energy` drawn evenly over `[from, to)`: each segment gets its
+    /// share of the energy in proportion to its length. A zero-length interval
+    /// is priced at the price in force at `from`.
+    pub fn cost(&self, energy: Joules, from: DateTime<Utc>, to: DateTime<Utc>) -> Money {
+        if to <= from {
+            return self.price_at(from).0.cost(energy);
+        }
+        let total = (to - from).num_nanoseconds().unwrap_or(i64::MAX) as f64;
+        let mut money = 0.0;
+        for s in self.segments(from, to) {
+            let len = (s.end - s.start).num_nanoseconds().unwrap_or(0) as f64;
+            money += s.price.cost(Joules(energy.0 * len / total)).0;
+        }
+        Money(money)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    fn peak_offpeak() -> Tariff {
+        Tariff::TimeOfUse(TimeOfUse {
+            tz: chrono_tz::Europe::Berlin,
+            rules: vec![TouRule {
+                name: "peak".into(),
+                days: vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri],
+                from_hour: 8,
+                to_hour: 20,
+                price: PricePerKwh(0.30),
+            }],
+            default_price: PricePerKwh(0.10),
+        })
+    }
+
+    #[test]
+    fn tou_switches_at_local_hour() {
+        let t = peak_offpeak();
+        // 2026-06-01 is a Monday; Berlin is UTC+2 in summer: 08:00 local = 06:00 UTC.
+        assert_eq!(t.price_at(utc(2026, 6, 1, 5, 59)).0, PricePerKwh(0.10));
+        assert_eq!(t.price_at(utc(2026, 6, 1, 6, 0)).0, PricePerKwh(0.30));
+        assert_eq!(t.price_at(utc(2026, 6, 1, 18, 0)).0, PricePerKwh(0.10));
+        // Saturday: off-peak all day.
+        assert_eq!(t.price_at(utc(2026, 6, 6, 10, 0)).0, PricePerKwh(0.10));
+    }
+
+    #[test]
+    fn interval_across_boundary_is_split_in_proportion() {
+        let t = peak_offpeak();
+        // 05:30..06:30 UTC on a Monday: half off-peak, half peak. 1 kWh.
+        let c = t.cost(Joules(3_600_000.0), utc(2026, 6, 1, 5, 30), utc(2026, 6, 1, 6, 30));
+        assert!((c.0 - 0.20).abs() < 1e-12, "{c:?}");
+        let segs = t.segments(utc(2026, 6, 1, 5, 30), utc(2026, 6, 1, 6, 30));
+        assert_eq!(segs.len(), 2);
+        assert_eq!(segs[0].end, utc(2026, 6, 1, 6, 0));
+    }
+
+    #[test]
+    fn wrapping_rule_covers_midnight() {
+        let r = TouRule {
+            name: "night".into(),
+            days: vec![],
+            from_hour: 22,
+            to_hour: 6,
+            price: PricePerKwh(0.05),
+        };
+        assert!(r.matches(Weekday::Mon, 23));
+        assert!(r.matches(Weekday::Mon, 0));
+        assert!(r.matches(Weekday::Mon, 5));
+        assert!(!r.matches(Weekday::Mon, 6));
+        assert!(!r.matches(Weekday::Mon, 21));
+    }
+
+    #[test]
+    fn dst_days_have_23_and_25_local_hours_of_rules() {
+        // Flat price per local hour, different at 02:00 local only: count how
+        // much UTC time each local day has by pricing 1 J per second.
+        let night = Tariff::TimeOfUse(TimeOfUse {
+            tz: chrono_tz::Europe::Berlin,
+            rules: vec![],
+            default_price: PricePerKwh(1.0),
+        });
+        // 2026-03-29 (spring forward): local day = 23 h.
+        let from = chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 3, 29, 0, 0, 0).unwrap().with_timezone(&Utc);
+        let to = chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 3, 30, 0, 0, 0).unwrap().with_timezone(&Utc);
+        assert_eq!((to - from).num_hours(), 23);
+        let segs = night.segments(from, to);
+        let secs: i64 = segs.iter().map(|s| (s.end - s.start).num_seconds()).sum();
+        assert_eq!(secs, 23 * 3600);
+        // 2026-10-25 (fall back): 25 h.
+        let from = chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 10, 25, 0, 0, 0).unwrap().with_timezone(&Utc);
+        let to = chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 10, 26, 0, 0, 0).unwrap().with_timezone(&Utc);
+        assert_eq!(night.segments(from, to).iter().map(|s| (s.end - s.start).num_seconds()).sum::<i64>(), 25 * 3600);
+    }
+
+    #[test]
+    fn slots_with_hole_use_fallback() {
+        let t = Tariff::Slots {
+            slots: vec![
+                Slot { start: utc(2026, 1, 1, 0, 0), end: utc(2026, 1, 1, 1, 0), price: PricePerKwh(0.2) },
+                Slot { start: utc(2026, 1, 1, 2, 0), end: utc(2026, 1, 1, 3, 0), price: PricePerKwh(-0.05) },
+            ],
+            fallback: PricePerKwh(0.3),
+        };
+        let segs = t.segments(utc(2025, 12, 31, 23, 30), utc(2026, 1, 1, 3, 30));
+        let prices: Vec<(f64, bool)> = segs.iter().map(|s| (s.price.0, s.fallback)).collect();
+        assert_eq!(prices, vec![(0.3, true), (0.2, false), (0.3, true), (-0.05, false), (0.3, true)]);
+        assert_eq!(t.price_at(utc(2026, 1, 1, 2, 30)), (PricePerKwh(-0.05), false));
+        assert_eq!(t.price_at(utc(2026, 1, 1, 1, 30)), (PricePerKwh(0.3), true));
+    }
+
+    proptest! {
+        #[test]
+        fn split_energy_sums_to_whole(start_min in 0i64..20_000, len_s in 1i64..200_000, kwh in 0.0f64..1000.0) {
+            let t = peak_offpeak();
+            let from = utc(2026, 3, 20, 0, 0) + Duration::minutes(start_min);
+            let to = from + Duration::seconds(len_s);
+            let segs = t.segments(from, to);
+            // Contiguous cover of [from, to).
+            prop_assert_eq!(segs.first().unwrap().start, from);
+            prop_assert_eq!(segs.last().unwrap().end, to);
+            for w in segs.windows(2) { prop_assert_eq!(w[0].end, w[1].start); }
+            // Energy shares add up to the whole.
+            let total = (to - from).num_seconds() as f64;
+            let shares: f64 = segs.iter().map(|s| kwh * (s.end - s.start).num_seconds() as f64 / total).sum();
+            prop_assert!((shares - kwh).abs() <= 1e-9 * kwh.max(1.0));
+            // And the cost is bounded by the extreme prices.
+            let c = t.cost(Joules(kwh * 3.6e6), from, to).0;
+            prop_assert!(c >= kwh * 0.10 - 1e-9 && c <= kwh * 0.30 + 1e-9);
+        }
+
+        #[test]
+        fn cost_is_additive_over_consecutive_windows(start_min in 0i64..20_000, a in 1i64..50_000, b in 1i64..50_000, watts in 0.0f64..2000.0) {
+            // Constant power: cost over [t0,t2) equals cost[t0,t1) + cost[t1,t2).
+            let t = peak_offpeak();
+            let t0 = utc(2026, 10, 20, 0, 0) + Duration::minutes(start_min);
+            let t1 = t0 + Duration::seconds(a);
+            let t2 = t1 + Duration::seconds(b);
+            let whole = t.cost(Joules(watts * (a + b) as f64), t0, t2).0;
+            let parts = t.cost(Joules(watts * a as f64), t0, t1).0 + t.cost(Joules(watts * b as f64), t1, t2).0;
+            prop_assert!((whole - parts).abs() <= 1e-9 * whole.abs().max(1.0));
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The weighted ROI model of domain.md §1 (P/C with separate benefit and cost
+//! weights) and financial ROI (V − C)/C, for one-shot scenario evaluation.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Weights of the model. `cost = None` means every cost weight is 1.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Weights {
+    /// Benefit indicator → weight.
+    pub benefit: BTreeMap<String, f64>,
+    /// Cost indicator → weight; `None`: all 1.
+    pub cost: Option<BTreeMap<String, f64>>,
+}
+
+/// One scenario to evaluate.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Scenario {
+    /// Name.
+    pub name: String,
+    /// Benefit indicator → score.
+    pub benefit: BTreeMap<String, f64>,
+    /// Cost indicator → money.
+    pub cost: BTreeMap<String, f64>,
+    /// Money produced, enabling financial ROI.
+    pub value: Option<f64>,
+}
+
+/// The result for one scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScenarioResult {
+    /// Name.
+    pub name: String,
+    /// P(T) = Σ w_i P_i.
+    pub benefit_score: f64,
+    /// C(T) = Σ v_j C_j.
+    pub cost: f64,
+    /// P(T) / C(T).
+    pub weighted_efficiency: f64,
+    /// (V − C) / C, when a value was given.
+    pub roi: Option<f64>,
+    /// 1 = highest weighted efficiency.
+    pub rank: usize,
+}
+
+/// Why a scenario cannot be evaluated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RoiError {
+    /// An indicator has no weight.
+    #[error("scenario `{scenario}`: {kind} indicator `{indicator}` has no weight")]
+    Unweighted {
+        /// Scenario.
+        scenario: String,
+        /// benefit or cost.
+        kind: &'static str,
+        /// Indicator.
+        indicator: String,
+    },
+    /// A weight has no indicator.
+    #[error("scenario `{scenario}`: {kind} weight `{indicator}` has no indicator")]
+    Missing {
+        /// Scenario.
+        scenario: String,
+        /// benefit or cost.
+        kind: &'static str,
+        /// Indicator.
+        indicator: String,
+    },
+    /// A cost is negative.
+    #[error("scenario `{scenario}`: cost `{indicator}` is negative ({value})")]
+    NegativeCost {
+        /// Scenario.
+        scenario: String,
+        /// Indicator.
+        indicator: String,
+        /// Value.
+        value: f64,
+    },
+    /// The weighted cost is zero: the ratio is undefined.
+    #[error("scenario `{scenario}`: total weighted cost is zero")]
+    ZeroCost {
+        /// Scenario.
+        scenario: String,
+    },
+    /// A number is not finite.
+    #[error("scenario `{scenario}`: `{indicator}` is not a finite number")]
+    NotFinite {
+        /// Scenario.
+        scenario: String,
+        /// Indicator.
+        indicator: String,
+    },
+    /// No scenarios.
+    #[error("no [[scenario]] to evaluate")]
+    Empty,
+}
+
+fn weighted(
+    scenario: &str,
+    kind: &'static str,
+    values: &BTreeMap<String, f64>,
+    weights: Option<&BTreeMap<String, f64>>,
+) -> Result<f64, RoiError> {
+    for (k, v) in values {
+        if !v.is_finite() {
+            return Err(RoiError::NotFinite { scenario: scenario.into(), indicator: k.clone() });
+        }
+    }
+    let Some(weights) = weights else {
+        return Ok(values.values().sum());
+    };
+    for k in values.keys() {
+        if !weights.contains_key(k) {
+            return Err(RoiError::Unweighted { scenario: scenario.into(), kind, indicator: k.clone() });
+        }
+    }
+    let mut sum = 0.0;
+    for (k, w) in weights {
+        let v = values
+            .get(k)
+            .ok_or_else(|| RoiError::Missing { scenario: scenario.into(), kind, indicator: k.clone() })?;
+        sum += w * v;
+    }
+    Ok(sum)
+}
+
+/// Evaluate and rank scenarios.
+pub fn evaluate(weights: &Weights, scenarios: &[Scenario]) -> Result<Vec<ScenarioResult>, RoiError> {
+    if scenarios.is_empty() {
+        return Err(RoiError::Empty);
+    }
+    let mut out = Vec::with_capacity(scenarios.len());
+    for s in scenarios {
+        for (k, v) in &s.cost {
+            if *v < 0.0 {
+                return Err(RoiError::NegativeCost { scenario: s.name.clone(), indicator: k.clone(), value: *v });
+            }
+        }
+        let p = weighted(&s.name, "benefit", &s.benefit, Some(&weights.benefit))?;
+        let c = weighted(&s.name, "cost", &s.cost, weights.cost.as_ref())?;
+        if c == 0.0 {
+            return Err(RoiError::ZeroCost { scenario: s.name.clone() });
+        }
+        if let Some(v) = s.value {
+            if !v.is_finite() {
+                return Err(RoiError::NotFinite { scenario: s.name.clone(), indicator: "value".into() });
+            }
+        }
+        out.push(ScenarioResult {
+            name: s.name.clone(),
+            benefit_score: p,
+            cost: c,
+            weighted_efficiency: p / c,
+            roi: s.value.map(|v| (v - c) / c),
+            rank: 0,
+        });
+    }
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    order.sort_by(|a, b| out[*b].weighted_efficiency.total_cmp(&out[*a].weighted_efficiency));
+    for (rank, i) in order.into_iter().enumerate() {
+        out[i].rank = rank + 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    fn doc_weights() -> Weights {
+        Weights {
+            benefit: m(&[("precision", 0.3), ("coverage", 0.2), ("satisfaction", 0.25), ("growth", 0.25)]),
+            cost: Some(m(&[("server", 0.3), ("maintenance", 0.2), ("energy", 0.25), ("staff", 0.25)])),
+        }
+    }
+
+    #[test]
+    fn worked_examples_of_the_domain() {
+        let s42 = Scenario {
+            name: "4.2".into(),
+            benefit: m(&[("precision", 0.95), ("coverage", 0.85), ("satisfaction", 0.9), ("growth", 0.8)]),
+            cost: m(&[("server", 500.0), ("maintenance", 100.0), ("energy", 50.0), ("staff", 5000.0)]),
+            value: None,
+        };
+        let s43 = Scenario {
+            name: "4.3".into(),
+            benefit: m(&[("precision", 0.98), ("coverage", 0.9), ("satisfaction", 0.92), ("growth", 0.85)]),
+            cost: m(&[("server", 1000.0), ("maintenance", 100.0), ("energy", 50.0), ("staff", 5000.0)]),
+            value: Some(2000.0),
+        };
+        let r = evaluate(&doc_weights(), &[s42, s43]).unwrap();
+        assert!((r[0].benefit_score - 0.88).abs() < 1e-12);
+        assert!((r[0].cost - 1432.5).abs() < 1e-9);
+        assert!((r[0].weighted_efficiency - 6.1431e-4).abs() < 5e-9);
+        assert!((r[1].benefit_score - 0.9165).abs() < 1e-12);
+        assert!((r[1].cost - 1582.5).abs() < 1e-9);
+        assert!((r[1].weighted_efficiency - 5.7915e-4).abs() < 5e-9);
+        assert_eq!((r[0].rank, r[1].rank), (1, 2));
+        assert_eq!(r[0].roi, None);
+        assert!((r[1].roi.unwrap() - (2000.0 - 1582.5) / 1582.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn errors_name_the_indicator() {
+        let mut s = Scenario {
+            name: "x".into(),
+            benefit: m(&[("precision", 1.0), ("coverage", 1.0), ("satisfaction", 1.0), ("growth", 1.0), ("luck", 1.0)]),
+            cost: m(&[("server", 1.0), ("maintenance", 1.0), ("energy", 1.0), ("staff", 1.0)]),
+            value: None,
+        };
+        let e = evaluate(&doc_weights(), std::slice::from_ref(&s)).unwrap_err();
+        assert!(e.to_string().contains("`luck` has no weight"), "{e}");
+        s.benefit.remove("luck");
+        s.benefit.remove("growth");
+        let e = evaluate(&doc_weights(), std::slice::from_ref(&s)).unwrap_err();
+        assert!(e.to_string().contains("weight `growth` has no indicator"), "{e}");
+        s.benefit.insert("growth".into(), 1.0);
+        s.cost.insert("server".into(), -1.0);
+        assert!(matches!(evaluate(&doc_weights(), std::slice::from_ref(&s)), Err(RoiError::NegativeCost { .. })));
+        s.cost = m(&[("server", 0.0), ("maintenance", 0.0), ("energy", 0.0), ("staff", 0.0)]);
+        assert!(matches!(evaluate(&doc_weights(), &[s]), Err(RoiError::ZeroCost { .. })));
+    }
+
+    #[test]
+    fn cost_weights_default_to_one() {
+        let w = Weights { benefit: m(&[("a", 1.0)]), cost: None };
+        let s = Scenario { name: "s".into(), benefit: m(&[("a", 0.5)]), cost: m(&[("x", 10.0), ("y", 30.0)]), value: Some(60.0) };
+        let r = evaluate(&w, &[s]).unwrap();
+        assert_eq!(r[0].cost, 40.0);
+        assert_eq!(r[0].roi, Some(0.5));
+    }
+}

@@ -1,0 +1,2 @@
+//! The roimon binary (placeholder while the crates are wired).
+fn main() {}
