@@ -455,3 +455,254 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::HostPowerSource;
+    use crate::units::{PricePerKwh, Watts};
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn cfg(share_key: ShareKey) -> EngineConfig {
+        let mut owners = HashMap::new();
+        owners.insert("GPU-a".to_string(), Owner { team: "search".into(), workload: "llm".into() });
+        EngineConfig {
+            currency: "EUR".into(),
+            pue: 1.5,
+            tariff: Tariff::Static(PricePerKwh(0.20)),
+            price_source: "static".into(),
+            fixed: FixedCosts { capex_per_sec: 0.01, maintenance_per_sec: 0.002, staff_per_sec: 0.001 },
+            share_key,
+            owners,
+            max_gap: Seconds(5.0),
+        }
+    }
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 2, 12, 0, 0).unwrap()
+    }
+
+    fn tick(s: f64) -> Tick {
+        Tick { wall: t0() + Duration::milliseconds((s * 1000.0) as i64), mono: s }
+    }
+
+    fn gpu(uuid: &str, counter_j: Option<f64>, power: f64) -> Reading {
+        Reading::Gpu(GpuReading {
+            index: 0,
+            uuid: uuid.into(),
+            name: "Test GPU".into(),
+            power: Some(Watts(power)),
+            energy_counter: counter_j.map(Joules),
+            utilization: Some(0.5),
+            memory_used_bytes: Some(1),
+            memory_total_bytes: Some(2),
+            temperature_celsius: Some(50.0),
+            power_limit: Some(Watts(700.0)),
+        })
+    }
+
+    fn host(counter_j: f64) -> Reading {
+        Reading::Host(HostReading {
+            cpu_utilization: Some(0.25),
+            memory_used_bytes: Some(1 << 30),
+            source: HostPowerSource::Rapl,
+            power: Some(Watts(100.0)),
+            energy_counter: Some(Joules(counter_j)),
+        })
+    }
+
+    fn report(readings: Vec<Reading>) -> Vec<Report> {
+        vec![Report { collector: "nvml", outcome: Ok(readings) }]
+    }
+
+    fn total(m: &BTreeMap<Component, Accumulator>) -> f64 {
+        m.values().map(|a| a.total()).sum()
+    }
+
+    #[test]
+    fn energy_cost_pue_and_attribution_exact() {
+        let mut e = Engine::new(cfg(ShareKey::Energy), None);
+        e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(1000.0), 300.0), gpu("GPU-b", Some(0.0), 100.0), host(0.0)]));
+        // 4 s later: GPU-a used 3000 J, GPU-b 1000 J, host 1000 J.
+        e.ingest(tick(4.0), &report(vec![gpu("GPU-a", Some(4000.0), 300.0), gpu("GPU-b", Some(1000.0), 100.0), host(1000.0)]));
+        let c = e.counters();
+        assert_eq!(c.gpu_energy_joules["GPU-a"].total(), 3000.0);
+        assert_eq!(c.host_energy_joules[&HostPowerSource::Rapl].total(), 1000.0);
+        assert!((c.facility_energy_joules.total() - 5000.0 * 1.5).abs() < 1e-9);
+        // Energy cost: 7500 J = 7500/3.6e6 kWh at 0.20.
+        let energy_cost = 7500.0 / 3.6e6 * 0.20;
+        assert!((c.cost[&Component::Energy].total() - energy_cost).abs() < 1e-15);
+        assert!((c.cost[&Component::Capex].total() - 0.04).abs() < 1e-12);
+        // By energy: GPU-a gets 3/4 of the host share and of fixed costs.
+        let a = &c.gpu_cost["GPU-a"];
+        let a_energy = (3000.0 * 1.5 + 0.75 * 1000.0 * 1.5) / 3.6e6 * 0.20;
+        assert!((a[&Component::Energy].total() - a_energy).abs() < 1e-15);
+        assert!((a[&Component::Capex].total() - 0.03).abs() < 1e-12);
+        // Attribution sums to the node total.
+        let gpus: f64 = c.gpu_cost.values().map(total).sum();
+        assert!((gpus - total(&c.cost)).abs() < 1e-12);
+        // Owners: configured and unallocated.
+        let s = e.snapshot();
+        assert_eq!(s.gpus["GPU-a"].owner.team, "search");
+        assert_eq!(s.gpus["GPU-b"].owner, Owner::unallocated());
+        assert!((s.cost_rate_per_sec[&Component::Capex] - 0.01).abs() < 1e-12);
+        assert!((s.facility_power_watts - 1875.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn no_gpu_node_books_everything_to_none() {
+        let mut e = Engine::new(cfg(ShareKey::Equal), None);
+        e.ingest(tick(0.0), &report(vec![host(0.0)]));
+        e.ingest(tick(2.0), &report(vec![host(200.0)]));
+        let c = e.counters();
+        assert_eq!(c.gpu_cost.keys().collect::<Vec<_>>(), vec![NO_GPU]);
+        assert!((total(&c.gpu_cost[NO_GPU]) - total(&c.cost)).abs() < 1e-15);
+        assert_eq!(e.snapshot().cost_owners[NO_GPU], Owner::unallocated());
+    }
+
+    #[test]
+    fn lost_gpu_counts_unaccounted_time_and_recovers() {
+        let mut e = Engine::new(cfg(ShareKey::Equal), None);
+        e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 100.0)]));
+        e.ingest(tick(1.0), &report(vec![gpu("GPU-a", Some(100.0), 100.0)]));
+        let fault = || Reading::DeviceFault { device: "GPU-a".into(), message: "GPU is lost".into() };
+        for s in 2..=10 {
+            e.ingest(tick(f64::from(s)), &report(vec![fault()]));
+        }
+        assert_eq!(e.counters().collector_errors["nvml"], 9);
+        let s = e.snapshot();
+        assert!(!s.gpus["GPU-a"].present);
+        assert!(!s.collectors["nvml"].up);
+        // Lost since t=1; counted once past the 5 s gap threshold: up to t=10.
+        assert!((e.counters().unaccounted_seconds["GPU-a"].total() - 9.0).abs() < 1e-9);
+        // Back at t=11 with a counter that moved a lot: not filled in.
+        e.ingest(tick(11.0), &report(vec![gpu("GPU-a", Some(5000.0), 100.0)]));
+        assert!((e.counters().unaccounted_seconds["GPU-a"].total() - 10.0).abs() < 1e-9);
+        assert_eq!(e.counters().gpu_energy_joules["GPU-a"].total(), 100.0);
+        e.ingest(tick(12.0), &report(vec![gpu("GPU-a", Some(5100.0), 100.0)]));
+        assert_eq!(e.counters().gpu_energy_joules["GPU-a"].total(), 200.0);
+        assert!(e.snapshot().collectors["nvml"].up);
+    }
+
+    #[test]
+    fn failed_collector_counts_errors_and_fixed_costs_continue() {
+        let mut e = Engine::new(cfg(ShareKey::Equal), None);
+        e.register_collector("nvml");
+        assert!(!e.ready());
+        let failed = vec![Report { collector: "nvml", outcome: Err(SampleError::Failed("boom".into())) }];
+        e.ingest(tick(0.0), &failed);
+        e.ingest(tick(4.0), &failed);
+        assert_eq!(e.counters().collector_errors["nvml"], 2);
+        assert!((e.counters().cost[&Component::Capex].total() - 0.04).abs() < 1e-12);
+        assert!(!e.ready());
+        e.ingest(tick(5.0), &report(vec![]));
+        assert!(e.ready());
+    }
+
+    #[test]
+    fn resume_continues_counters_and_accrues_downtime_fixed_costs() {
+        let mut e = Engine::new(cfg(ShareKey::Equal), None);
+        e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 100.0)]));
+        e.ingest(tick(4.0), &report(vec![gpu("GPU-a", Some(1000.0), 100.0)]));
+        let saved = e.counters().clone();
+        // Restart 100 s later, driver counter reset to a small value.
+        let mut e2 = Engine::new(cfg(ShareKey::Equal), Some(saved));
+        let later = Tick { wall: t0() + Duration::seconds(104), mono: 0.0 };
+        e2.ingest(later, &report(vec![gpu("GPU-a", Some(5.0), 100.0)]));
+        assert_eq!(e2.counters().gpu_energy_joules["GPU-a"].total(), 1000.0);
+        assert!((e2.counters().cost[&Component::Capex].total() - 1.04).abs() < 1e-9);
+    }
+
+    #[test]
+    fn negative_price_becomes_credit_not_a_falling_counter() {
+        let mut c = cfg(ShareKey::Equal);
+        c.tariff = Tariff::Slots {
+            slots: vec![crate::price::Slot { start: t0(), end: t0() + Duration::hours(1), price: PricePerKwh(-0.10) }],
+            fallback: PricePerKwh(0.2),
+        };
+        c.fixed = FixedCosts::default();
+        let mut e = Engine::new(c, None);
+        e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 100.0)]));
+        e.ingest(tick(4.0), &report(vec![gpu("GPU-a", Some(3.6e6), 100.0)]));
+        let c = e.counters();
+        assert!(c.cost.get(&Component::Energy).is_none_or(|a| a.total() == 0.0));
+        assert!((c.credit[&Component::Energy].total() - 0.15).abs() < 1e-12);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Normal { dt: f64, watts: f64 },
+        Reset { dt: f64 },
+        Gap { dt: f64 },
+        Lost { dt: f64 },
+        NoCounter { dt: f64, watts: f64 },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0.1f64..3.0, 0.0f64..1000.0).prop_map(|(dt, watts)| Step::Normal { dt, watts }),
+            1 => (0.1f64..3.0).prop_map(|dt| Step::Reset { dt }),
+            1 => (6.0f64..100.0).prop_map(|dt| Step::Gap { dt }),
+            1 => (0.1f64..10.0).prop_map(|dt| Step::Lost { dt }),
+            1 => (0.1f64..3.0, 0.0f64..1000.0).prop_map(|(dt, watts)| Step::NoCounter { dt, watts }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn counters_never_go_backwards_and_attribution_adds_up(steps in proptest::collection::vec(step(), 1..60)) {
+            let mut e = Engine::new(cfg(ShareKey::Energy), None);
+            let mut t = 0.0;
+            let mut counter = 1.0e6;
+            e.ingest(tick(t), &report(vec![gpu("GPU-a", Some(counter), 100.0), gpu("GPU-b", None, 50.0), host(0.0)]));
+            let mut prev = e.counters().clone();
+            let mut host_j = 0.0;
+            for s in steps {
+                let readings = match s {
+                    Step::Normal { dt, watts } => { t += dt; counter += watts * dt; host_j += 100.0 * dt; vec![gpu("GPU-a", Some(counter), watts), gpu("GPU-b", None, watts), host(host_j)] }
+                    Step::Reset { dt } => { t += dt; counter = 10.0; vec![gpu("GPU-a", Some(counter), 100.0), gpu("GPU-b", None, 1.0)] }
+                    Step::Gap { dt } => { t += dt; counter += 500.0 * dt; vec![gpu("GPU-a", Some(counter), 500.0)] }
+                    Step::Lost { dt } => { t += dt; vec![Reading::DeviceFault { device: "GPU-a".into(), message: "lost".into() }] }
+                    Step::NoCounter { dt, watts } => { t += dt; vec![gpu("GPU-a", None, watts)] }
+                };
+                e.ingest(tick(t), &report(readings));
+                let c = e.counters();
+                for (k, v) in &c.gpu_energy_joules { prop_assert!(v.total() >= prev.gpu_energy_joules.get(k).map_or(0.0, |a| a.total())); }
+                prop_assert!(c.facility_energy_joules.total() >= prev.facility_energy_joules.total());
+                for comp in Component::ALL {
+                    let now = c.cost.get(&comp).map_or(0.0, |a| a.total());
+                    let before = prev.cost.get(&comp).map_or(0.0, |a| a.total());
+                    prop_assert!(now >= before);
+                }
+                for (k, v) in &c.unaccounted_seconds { prop_assert!(v.total() >= prev.unaccounted_seconds.get(k).map_or(0.0, |a| a.total())); }
+                // Unaccounted time never exceeds elapsed time.
+                for v in c.unaccounted_seconds.values() { prop_assert!(v.total() <= t + 1e-9); }
+                let gpus: f64 = c.gpu_cost.values().map(total).sum();
+                prop_assert!((gpus - total(&c.cost)).abs() <= 1e-9 * total(&c.cost).max(1.0));
+                prev = c.clone();
+            }
+            // Fixed costs are exactly rate × elapsed time, whatever happened.
+            prop_assert!((e.counters().cost[&Component::Capex].total() - 0.01 * t).abs() < 1e-9);
+        }
+
+        #[test]
+        fn costs_over_consecutive_windows_add_up(dts in proptest::collection::vec(0.1f64..4.0, 2..40), split in 1usize..39) {
+            // Cost observed at a mid-point plus cost after it equals the total.
+            let mut e = Engine::new(cfg(ShareKey::Equal), None);
+            let (mut t, mut counter) = (0.0, 0.0);
+            e.ingest(tick(t), &report(vec![gpu("GPU-a", Some(counter), 200.0)]));
+            let split = split.min(dts.len() - 1);
+            let mut at_split = 0.0;
+            for (i, dt) in dts.iter().enumerate() {
+                t += dt; counter += 200.0 * dt;
+                e.ingest(tick(t), &report(vec![gpu("GPU-a", Some(counter), 200.0)]));
+                if i + 1 == split { at_split = total(&e.counters().cost); }
+            }
+            let whole = total(&e.counters().cost);
+            let expected = 200.0 * t * 1.5 / 3.6e6 * 0.20 + (0.01 + 0.002 + 0.001) * t;
+            prop_assert!((whole - expected).abs() < 1e-9 * expected.max(1.0));
+            prop_assert!(at_split <= whole);
+        }
+    }
+}

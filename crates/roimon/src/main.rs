@@ -1,2 +1,263 @@
-//! The roimon binary (placeholder while the crates are wired).
-fn main() {}
+//! The roimon binary: command line, logging, and the wiring of collectors,
+//! engine, sampler thread, checkpoint and HTTP listener. Exit codes: 0 ok,
+//! 2 usage or config error, 1 runtime failure.
+
+mod checkpoint;
+mod config;
+mod http;
+mod sampler;
+mod scenario;
+mod simulated;
+
+use clap::{Args, Parser, Subcommand};
+use config::{Config, ConfigError, GpuSource, HostPower, LogFormat};
+use roimon_core::{Collector, Engine};
+use sampler::{Opener, Sampler, Supervised};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// roimon: what a GPU node costs and what it returns, from measurements.
+#[derive(Debug, Parser)]
+#[command(name = "roimon", version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon (the default).
+    Run(RunArgs),
+    /// Validate a configuration file; exit 0, or 2 naming file, line and key.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+    /// One-shot ROI of a scenario file (weighted model and financial ROI).
+    Roi {
+        /// The scenario file.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args, Default)]
+struct RunArgs {
+    /// Configuration file (default: the built-in configuration).
+    #[arg(long, env = "ROIMON_CONFIG")]
+    config: Option<PathBuf>,
+    /// Listen address, e.g. 127.0.0.1:9464 (config: server.listen).
+    #[arg(long)]
+    listen: Option<String>,
+    /// State directory (config: state.dir).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Load NVML from this file (config: gpu.nvml_library).
+    #[arg(long, env = "ROIMON_NVML_LIBRARY")]
+    nvml_library: Option<PathBuf>,
+    /// Log format: text or json (config: log.format).
+    #[arg(long)]
+    log_format: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig { file }) => match Config::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_error(&e),
+        },
+        Some(Command::Roi { scenario, json }) => match scenario::evaluate_file(&scenario) {
+            Ok(results) => {
+                if json {
+                    println!("{}", scenario::to_json(&results));
+                } else {
+                    print!("{}", scenario::to_table(&results));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_error(&e),
+        },
+        Some(Command::Run(args)) => run(args),
+        None => run(cli.run),
+    }
+}
+
+fn config_error(e: &ConfigError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(2)
+}
+
+fn load_config(args: &RunArgs) -> Result<Config, ConfigError> {
+    let mut cfg = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::builtin(),
+    };
+    let flag = |key: &str, message: String| ConfigError { file: "command line".into(), line: None, key: Some(key.into()), message };
+    if let Some(l) = &args.listen {
+        if l.parse::<std::net::SocketAddr>().is_err() {
+            return Err(flag("--listen", format!("not an address like 127.0.0.1:9464: {l:?}")));
+        }
+        cfg.server.listen = l.clone();
+    }
+    if let Some(d) = &args.state_dir {
+        cfg.state.dir = d.clone();
+    }
+    if let Some(p) = &args.nvml_library {
+        cfg.gpu.nvml_library = Some(p.clone());
+    }
+    if let Some(f) = &args.log_format {
+        cfg.log.format = match f.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(flag("--log-format", format!("must be text or json, got {other:?}"))),
+        };
+    }
+    Ok(cfg)
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cfg.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn collectors(cfg: &Config) -> Vec<Supervised> {
+    let mut out = Vec::new();
+    match cfg.gpu.source {
+        GpuSource::None => {}
+        GpuSource::Simulated => {
+            let n = cfg.gpu.simulated_count.unwrap_or(4);
+            tracing::warn!(gpus = n, "gpu.source = \"simulated\": reporting SIMULATED GPUs, not measurements");
+            let open: Opener = Box::new(move || Ok(Box::new(simulated::SimulatedGpus::new(n)) as Box<dyn Collector>));
+            out.push(Supervised::new("nvml", open, false));
+        }
+        source @ (GpuSource::Auto | GpuSource::Nvml) => {
+            let lib = cfg.gpu.nvml_library.clone();
+            let open: Opener = Box::new(move || {
+                let c = roimon_collect_gpu::NvmlCollector::open(lib.as_deref())?;
+                Ok(Box::new(c) as Box<dyn Collector>)
+            });
+            out.push(Supervised::new("nvml", open, source == GpuSource::Auto));
+        }
+    }
+    if cfg.host.enabled {
+        let hc = roimon_collect_host::HostConfig {
+            rapl_root: cfg.host.rapl_root.clone(),
+            power: match cfg.host.power {
+                HostPower::Auto => roimon_collect_host::HostPowerMode::Auto,
+                HostPower::Rapl => roimon_collect_host::HostPowerMode::Rapl,
+                HostPower::Model => roimon_collect_host::HostPowerMode::Model,
+            },
+            idle_watts: cfg.host.idle_watts,
+            max_watts: cfg.host.max_watts,
+        };
+        let open: Opener = Box::new(move || Ok(Box::new(roimon_collect_host::HostCollector::new(hc.clone())) as Box<dyn Collector>));
+        out.push(Supervised::new("host", open, false));
+    }
+    out
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let cfg = match load_config(&args) {
+        Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    init_logging(&cfg);
+    match run_daemon(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "roimon stopped");
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_daemon(cfg: Config) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let checkpoint = checkpoint::Checkpoint::open(&cfg.state.dir)?;
+    let resumed = checkpoint.load()?;
+    let engine_cfg = cfg.engine_config();
+    if let Some(r) = &resumed {
+        if !r.currency.is_empty() && r.currency != engine_cfg.currency {
+            anyhow::bail!(
+                "state in {} is in {} but the configuration says {}; use another state dir or restore the currency",
+                cfg.state.dir.display(),
+                r.currency,
+                engine_cfg.currency
+            );
+        }
+        tracing::info!(dir = %cfg.state.dir.display(), "resumed counters from checkpoint");
+    }
+    let engine = Engine::new(engine_cfg, resumed);
+    let state = Arc::new(http::AppState::new(engine.snapshot(), VERSION));
+    let listen: std::net::SocketAddr = cfg.server.listen.parse().context("server.listen")?;
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener.local_addr().context("listener address")?;
+
+    let sampler = Sampler {
+        engine,
+        collectors: collectors(&cfg),
+        interval: Duration::from_secs_f64(cfg.sampling.interval_secs),
+        checkpoint_every: Duration::from_secs_f64(cfg.state.checkpoint_interval_secs),
+        checkpoint,
+        state: state.clone(),
+    };
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let sampler_thread = std::thread::Builder::new()
+        .name("roimon-sampler".into())
+        .spawn(move || sampler.run(stop_rx))
+        .context("starting the sampler thread")?;
+    tracing::info!(listen = %bound, version = VERSION, state_dir = %cfg.state.dir.display(), "roimon running");
+
+    let app = http::router(state);
+    let served = rt.block_on(async move {
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+    });
+    tracing::info!("shutting down: flushing and checkpointing");
+    let _ = stop_tx.send(());
+    let joined = sampler_thread.join();
+    served.context("HTTP server")?;
+    if joined.is_err() {
+        anyhow::bail!("the sampler thread panicked; the last checkpoint stands");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM; only SIGINT stops roimon");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+

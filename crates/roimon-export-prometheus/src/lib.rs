@@ -1,0 +1,231 @@
+//! The Prometheus exporter: a pure function from a core `Snapshot` to metric
+//! families (names and units as in the contract), encoded by the `prometheus`
+//! crate's text encoder. It reads snapshots; it never drives the loop.
+
+use prometheus::Encoder;
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use roimon_core::engine::{NO_GPU, Snapshot};
+use roimon_core::{Component, Owner};
+
+/// Facts about the process that are not in the snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessInfo {
+    /// roimon's version.
+    pub version: String,
+    /// Failed checkpoint writes since start.
+    pub checkpoint_errors: u64,
+    /// Age of the price in force, seconds (0 for static prices).
+    pub price_age_seconds: f64,
+}
+
+struct Family(MetricFamily);
+
+impl Family {
+    fn new(name: &str, help: &str, kind: MetricType) -> Self {
+        let mut f = MetricFamily::default();
+        f.set_name(name.to_string());
+        f.set_help(help.to_string());
+        f.set_field_type(kind);
+        Family(f)
+    }
+    fn gauge(name: &str, help: &str) -> Self {
+        Self::new(name, help, MetricType::GAUGE)
+    }
+    fn counter(name: &str, help: &str) -> Self {
+        Self::new(name, help, MetricType::COUNTER)
+    }
+    fn push(&mut self, labels: &[(&str, &str)], value: f64) {
+        let mut m = Metric::default();
+        m.set_label(
+            labels
+                .iter()
+                .map(|(k, v)| {
+                    let mut l = LabelPair::default();
+                    l.set_name((*k).to_string());
+                    l.set_value((*v).to_string());
+                    l
+                })
+                .collect(),
+        );
+        if self.0.get_field_type() == MetricType::COUNTER {
+            let mut c = Counter::default();
+            c.set_value(value);
+            m.set_counter(c);
+        } else {
+            let mut g = Gauge::default();
+            g.set_value(value);
+            m.set_gauge(g);
+        }
+        self.0.mut_metric().push(m);
+    }
+    fn push_opt(&mut self, labels: &[(&str, &str)], value: Option<f64>) {
+        if let Some(v) = value {
+            self.push(labels, v);
+        }
+    }
+}
+
+/// Every metric family of a snapshot, in a stable order. Families without a
+/// sample are left out (the text format has no empty families).
+pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
+    let mut out: Vec<Family> = Vec::with_capacity(32);
+    let currency = s.price.currency.as_str();
+
+    let mut f = Family::gauge("roimon_build_info", "roimon build information; always 1.");
+    f.push(&[("version", &p.version)], 1.0);
+    out.push(f);
+
+    let mut info = Family::gauge("roimon_gpu_info", "GPU identity and owner; always 1.");
+    let mut power = Family::gauge("roimon_gpu_power_watts", "GPU power draw in watts.");
+    let mut energy = Family::counter(
+        "roimon_gpu_energy_joules_total",
+        "GPU energy observed by roimon in joules (NVML energy counter deltas, or power integrated).",
+    );
+    let mut util = Family::gauge("roimon_gpu_utilization_ratio", "GPU utilisation, 0..1.");
+    let mut mem = Family::gauge("roimon_gpu_memory_used_bytes", "GPU memory in use in bytes.");
+    let mut mem_total = Family::gauge("roimon_gpu_memory_total_bytes", "GPU memory in bytes.");
+    let mut temp = Family::gauge("roimon_gpu_temperature_celsius", "GPU core temperature in degrees Celsius.");
+    let mut limit = Family::gauge("roimon_gpu_power_limit_watts", "Enforced GPU power limit in watts.");
+    let mut resets = Family::counter(
+        "roimon_gpu_energy_counter_resets_total",
+        "Times the GPU's energy counter went backwards (driver reload).",
+    );
+    let mut idx_buf = String::new();
+    for (uuid, g) in &s.gpus {
+        let r = &g.reading;
+        idx_buf.clear();
+        idx_buf.push_str(&r.index.to_string());
+        let id: [(&str, &str); 2] = [("gpu", &idx_buf), ("gpu_uuid", uuid)];
+        info.push(
+            &[("gpu", &idx_buf), ("gpu_uuid", uuid), ("model", &r.name), ("team", &g.owner.team), ("workload", &g.owner.workload)],
+            1.0,
+        );
+        if g.present {
+            power.push_opt(&id, r.power.map(|w| w.0));
+            util.push_opt(&id, r.utilization);
+            mem.push_opt(&id, r.memory_used_bytes.map(|b| b as f64));
+            mem_total.push_opt(&id, r.memory_total_bytes.map(|b| b as f64));
+            temp.push_opt(&id, r.temperature_celsius);
+            limit.push_opt(&id, r.power_limit.map(|w| w.0));
+        }
+        let e = s.counters.gpu_energy_joules.get(uuid).map_or(0.0, |a| a.total());
+        energy.push(&id, e);
+        resets.push(&[("gpu_uuid", uuid)], s.counters.counter_resets.get(uuid).copied().unwrap_or(0) as f64);
+    }
+    out.extend([info, power, energy, util, mem, mem_total, temp, limit, resets]);
+
+    let mut cpu = Family::gauge("roimon_host_cpu_utilization_ratio", "Host CPU utilisation, 0..1.");
+    let mut hmem = Family::gauge("roimon_host_memory_used_bytes", "Host memory in use in bytes.");
+    let mut hpower = Family::gauge("roimon_host_power_watts", "Host power in watts, by source (rapl, model, bmc).");
+    if let Some(h) = &s.host {
+        cpu.push_opt(&[], h.cpu_utilization);
+        hmem.push_opt(&[], h.memory_used_bytes.map(|b| b as f64));
+        hpower.push_opt(&[("source", h.source.as_str())], h.power.map(|w| w.0));
+    }
+    let mut henergy = Family::counter("roimon_host_energy_joules_total", "Host energy observed by roimon in joules, by source.");
+    for (src, acc) in &s.counters.host_energy_joules {
+        henergy.push(&[("source", src.as_str())], acc.total());
+    }
+    out.extend([cpu, hmem, hpower, henergy]);
+
+    let mut fe = Family::counter(
+        "roimon_facility_energy_joules_total",
+        "Facility energy in joules: (GPU + host energy) x PUE.",
+    );
+    fe.push(&[], s.counters.facility_energy_joules.total());
+    let mut fp = Family::gauge("roimon_facility_power_watts", "Facility power over the last interval in watts.");
+    fp.push(&[], s.facility_power_watts);
+    let mut pue = Family::gauge("roimon_facility_pue", "Power usage effectiveness applied to IT energy.");
+    pue.push(&[], s.pue);
+    out.extend([fe, fp, pue]);
+
+    let mut price = Family::gauge(
+        "roimon_electricity_price_per_kwh",
+        "Electricity price in force, currency major units per kWh.",
+    );
+    price.push(&[("currency", currency), ("source", &s.price.source)], s.price.price_per_kwh);
+    let mut age = Family::gauge("roimon_electricity_price_age_seconds", "Age of the price in force in seconds.");
+    age.push(&[("source", &s.price.source)], p.price_age_seconds);
+    out.extend([price, age]);
+
+    let mut cost = Family::counter(
+        "roimon_cost_total",
+        "Node cost accrued since the state began, currency major units, by component.",
+    );
+    for c in Component::ALL {
+        let v = s.counters.cost.get(&c).map_or(0.0, |a| a.total());
+        cost.push(&[("component", c.as_str()), ("currency", currency)], v);
+    }
+    out.push(cost);
+    let mut gcost = Family::counter(
+        "roimon_gpu_cost_total",
+        "Cost attributed to a GPU and its owner, currency major units; sums to roimon_cost_total.",
+    );
+    let unallocated = Owner::unallocated();
+    for (uuid, by) in &s.counters.gpu_cost {
+        let owner = s.cost_owners.get(uuid).unwrap_or(&unallocated);
+        for (c, acc) in by {
+            gcost.push(
+                &[
+                    ("gpu_uuid", uuid),
+                    ("team", &owner.team),
+                    ("workload", &owner.workload),
+                    ("component", c.as_str()),
+                    ("currency", currency),
+                ],
+                acc.total(),
+            );
+        }
+    }
+    out.push(gcost);
+    if !s.counters.credit.is_empty() {
+        let mut credit = Family::counter(
+            "roimon_credit_total",
+            "Money received for energy drawn at negative prices, currency major units; net cost = cost - credit.",
+        );
+        for (c, acc) in &s.counters.credit {
+            credit.push(&[("component", c.as_str()), ("currency", currency)], acc.total());
+        }
+        out.push(credit);
+    }
+
+    let mut up = Family::gauge("roimon_collector_up", "1 when the collector's last sample succeeded.");
+    let mut errs = Family::counter("roimon_collector_errors_total", "Failed samples (or failed devices) by collector.");
+    for (name, h) in &s.collectors {
+        up.push(&[("collector", name)], if h.up { 1.0 } else { 0.0 });
+        errs.push(&[("collector", name)], s.counters.collector_errors.get(name).copied().unwrap_or(0) as f64);
+    }
+    out.extend([up, errs]);
+
+    let mut un = Family::counter(
+        "roimon_unaccounted_seconds_total",
+        "Seconds with no usable reading, by GPU UUID (host for the host); not filled in.",
+    );
+    for uuid in s.gpus.keys() {
+        let v = s.counters.unaccounted_seconds.get(uuid).map_or(0.0, |a| a.total());
+        un.push(&[("gpu_uuid", uuid)], v);
+    }
+    for (k, acc) in &s.counters.unaccounted_seconds {
+        if !s.gpus.contains_key(k) && k != NO_GPU {
+            un.push(&[("gpu_uuid", k)], acc.total());
+        }
+    }
+    out.push(un);
+
+    let mut ck = Family::counter("roimon_checkpoint_errors_total", "Failed writes of the state checkpoint.");
+    ck.push(&[], p.checkpoint_errors as f64);
+    out.push(ck);
+
+    out.into_iter().map(|f| f.0).filter(|f| !f.get_metric().is_empty()).collect()
+}
+
+/// The Prometheus text exposition (format 0.0.4) of a snapshot.
+pub fn encode(s: &Snapshot, p: &ProcessInfo) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(8 * 1024);
+    // Encoding our own well-formed families into a Vec cannot fail.
+    let _ = prometheus::TextEncoder::new().encode(&families(s, p), &mut buf);
+    buf
+}
+
+/// The content type of [`encode`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -1,0 +1,108 @@
+//! Golden-string tests of the Prometheus encoder: exact lines for a known
+//! snapshot, so a renamed metric or label, or a wrong unit, fails here first.
+
+use chrono::{TimeZone, Utc};
+use roimon_core::*;
+use roimon_export_prometheus::{ProcessInfo, encode};
+
+fn snapshot() -> Snapshot {
+    let mut owners = std::collections::HashMap::new();
+    owners.insert("GPU-a".to_string(), Owner { team: "search".into(), workload: "llm".into() });
+    let cfg = EngineConfig {
+        currency: "EUR".into(),
+        pue: 1.5,
+        tariff: Tariff::Static(PricePerKwh(0.2)),
+        price_source: "static".into(),
+        fixed: FixedCosts { capex_per_sec: 0.01, maintenance_per_sec: 0.0, staff_per_sec: 0.0 },
+        share_key: ShareKey::Equal,
+        owners,
+        max_gap: Seconds(5.0),
+    };
+    let mut e = Engine::new(cfg, None);
+    e.register_collector("nvml");
+    e.register_collector("host");
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let gpu = |j: f64| {
+        Reading::Gpu(GpuReading {
+            index: 0,
+            uuid: "GPU-a".into(),
+            name: "NVIDIA H100 80GB HBM3".into(),
+            power: Some(Watts(250.5)),
+            energy_counter: Some(Joules(j)),
+            utilization: Some(0.75),
+            memory_used_bytes: Some(1024),
+            memory_total_bytes: Some(4096),
+            temperature_celsius: Some(61.0),
+            power_limit: Some(Watts(700.0)),
+        })
+    };
+    let host = |j: f64| {
+        Reading::Host(HostReading {
+            cpu_utilization: Some(0.5),
+            memory_used_bytes: Some(2048),
+            source: HostPowerSource::Rapl,
+            power: Some(Watts(120.0)),
+            energy_counter: Some(Joules(j)),
+        })
+    };
+    for (t, gj, hj) in [(0, 0.0, 0.0), (2, 2400.0, 1200.0)] {
+        e.ingest(
+            Tick { wall: t0 + chrono::Duration::seconds(t), mono: t as f64 },
+            &[
+                Report { collector: "nvml", outcome: Ok(vec![gpu(gj)]) },
+                Report { collector: "host", outcome: Err(SampleError::Failed("x".into())) },
+                Report { collector: "host", outcome: Ok(vec![host(hj)]) },
+            ],
+        );
+    }
+    e.snapshot()
+}
+
+#[test]
+fn exact_lines() {
+    let text = String::from_utf8(encode(&snapshot(), &ProcessInfo { version: "1.2.3".into(), ..Default::default() })).unwrap();
+    let expect = [
+        "roimon_build_info{version=\"1.2.3\"} 1",
+        "roimon_gpu_info{gpu=\"0\",gpu_uuid=\"GPU-a\",model=\"NVIDIA H100 80GB HBM3\",team=\"search\",workload=\"llm\"} 1",
+        "roimon_gpu_power_watts{gpu=\"0\",gpu_uuid=\"GPU-a\"} 250.5",
+        "roimon_gpu_energy_joules_total{gpu=\"0\",gpu_uuid=\"GPU-a\"} 2400",
+        "roimon_gpu_utilization_ratio{gpu=\"0\",gpu_uuid=\"GPU-a\"} 0.75",
+        "roimon_gpu_memory_used_bytes{gpu=\"0\",gpu_uuid=\"GPU-a\"} 1024",
+        "roimon_host_power_watts{source=\"rapl\"} 120",
+        "roimon_host_energy_joules_total{source=\"rapl\"} 1200",
+        "roimon_facility_energy_joules_total 5400",
+        "roimon_facility_pue 1.5",
+        "roimon_electricity_price_per_kwh{currency=\"EUR\",source=\"static\"} 0.2",
+        "roimon_electricity_price_age_seconds{source=\"static\"} 0",
+        "roimon_cost_total{component=\"capex\",currency=\"EUR\"} 0.02",
+        "roimon_cost_total{component=\"staff\",currency=\"EUR\"} 0",
+        "roimon_gpu_cost_total{gpu_uuid=\"GPU-a\",team=\"search\",workload=\"llm\",component=\"capex\",currency=\"EUR\"} 0.02",
+        "roimon_collector_up{collector=\"host\"} 1",
+        "roimon_collector_errors_total{collector=\"host\"} 2",
+        "roimon_unaccounted_seconds_total{gpu_uuid=\"GPU-a\"} 0",
+        "# TYPE roimon_cost_total counter",
+        "# TYPE roimon_gpu_power_watts gauge",
+    ];
+    for line in expect {
+        assert!(text.lines().any(|l| l == line), "missing line {line:?} in:\n{text}");
+    }
+    // 5400 J of facility energy at 0.2 EUR/kWh.
+    let energy: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("roimon_cost_total{component=\"energy\",currency=\"EUR\"} "))
+        .expect("energy cost line")
+        .parse()
+        .unwrap();
+    assert!((energy - 5400.0 / 3.6e6 * 0.2).abs() < 1e-15, "{energy}");
+}
+
+#[test]
+fn no_gpu_fields_missing_are_not_exported() {
+    let mut s = snapshot();
+    let g = s.gpus.get_mut("GPU-a").unwrap();
+    g.reading.temperature_celsius = None;
+    g.present = true;
+    let text = String::from_utf8(encode(&s, &ProcessInfo::default())).unwrap();
+    assert!(!text.contains("roimon_gpu_temperature_celsius{"), "{text}");
+    assert!(text.contains("roimon_gpu_power_limit_watts{gpu=\"0\",gpu_uuid=\"GPU-a\"} 700"));
+}

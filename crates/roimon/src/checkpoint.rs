@@ -1,0 +1,123 @@
+//! Crash-safe persistence of the counters: write to a temporary file, fsync,
+//! keep the previous checkpoint, rename into place, fsync the directory. A
+//! restart resumes from the newest readable checkpoint so counters never go
+//! backwards.
+
+use roimon_core::Counters;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const FILE: &str = "counters.json";
+const PREV: &str = "counters.json.prev";
+const TMP: &str = "counters.json.tmp";
+
+/// The checkpoint store in a state directory.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    dir: PathBuf,
+}
+
+/// Why the state could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The directory cannot be created or read.
+    #[error("state dir {dir}: {source}")]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Checkpoints exist but none is readable: refusing to start from zero,
+    /// which would make every counter go backwards.
+    #[error("no readable checkpoint in {dir}: {detail}; move the files aside to start from zero deliberately")]
+    Corrupt {
+        /// The directory.
+        dir: PathBuf,
+        /// What failed.
+        detail: String,
+    },
+}
+
+impl Checkpoint {
+    /// A store in `dir` (created if missing).
+    pub fn open(dir: &Path) -> Result<Self, LoadError> {
+        fs::create_dir_all(dir).map_err(|source| LoadError::Dir { dir: dir.into(), source })?;
+        Ok(Self { dir: dir.into() })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The newest readable checkpoint, or `None` when the state is new.
+    pub fn load(&self) -> Result<Option<Counters>, LoadError> {
+        let mut errors = Vec::new();
+        for name in [FILE, PREV] {
+            let path = self.dir.join(name);
+            match fs::read(&path) {
+                Ok(bytes) => match serde_json::from_slice::<Counters>(&bytes) {
+                    Ok(c) => {
+                        if !errors.is_empty() {
+                            tracing::warn!(path = %path.display(), errors = ?errors, "resumed from the previous checkpoint");
+                        }
+                        return Ok(Some(c));
+                    }
+                    Err(e) => errors.push(format!("{}: {e}", path.display())),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => errors.push(format!("{}: {e}", path.display())),
+            }
+        }
+        if errors.is_empty() {
+            Ok(None)
+        } else {
+            Err(LoadError::Corrupt { dir: self.dir.clone(), detail: errors.join("; ") })
+        }
+    }
+
+    /// Persist `counters` atomically.
+    pub fn save(&self, counters: &Counters) -> std::io::Result<()> {
+        let tmp = self.dir.join(TMP);
+        let bytes = serde_json::to_vec(counters).map_err(std::io::Error::other)?;
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+        }
+        let cur = self.dir.join(FILE);
+        if cur.exists() {
+            fs::rename(&cur, self.dir.join(PREV))?;
+        }
+        fs::rename(&tmp, &cur)?;
+        File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roimon_core::units::Accumulator;
+
+    #[test]
+    fn roundtrip_and_fallback_to_previous() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoint::open(dir.path()).unwrap();
+        assert!(cp.load().unwrap().is_none());
+        let mut c = Counters { currency: "EUR".into(), ..Default::default() };
+        c.facility_energy_joules = Accumulator::from_total(42.5);
+        cp.save(&c).unwrap();
+        c.facility_energy_joules = Accumulator::from_total(50.0);
+        cp.save(&c).unwrap();
+        assert_eq!(cp.load().unwrap().unwrap().facility_energy_joules.total(), 50.0);
+        // A torn current file falls back to the previous checkpoint.
+        fs::write(dir.path().join(FILE), b"{\"facility_energy_jou").unwrap();
+        assert_eq!(cp.load().unwrap().unwrap().facility_energy_joules.total(), 42.5);
+        // Nothing readable at all is an error, not a silent restart from zero.
+        fs::write(dir.path().join(PREV), b"garbage").unwrap();
+        assert!(matches!(cp.load(), Err(LoadError::Corrupt { .. })));
+    }
+}

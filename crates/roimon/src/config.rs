@@ -1,0 +1,663 @@
+//! The configuration file: its schema (which is also its reference, see the
+//! README), the built-in default, and validation whose errors name the file,
+//! line and key. Two stages: parse and check user input, then build the core's
+//! validated `EngineConfig`.
+
+use chrono::Weekday;
+use roimon_core::{EngineConfig, FixedCosts, Owner, PricePerKwh, Seconds, ShareKey, Tariff, TimeOfUse, TouRule};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The configuration used when no file is given: safe on any machine.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/default.toml");
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Sampling.
+    #[serde(default)]
+    pub sampling: Sampling,
+    /// GPUs.
+    #[serde(default)]
+    pub gpu: Gpu,
+    /// The host.
+    #[serde(default)]
+    pub host: Host,
+    /// The facility.
+    #[serde(default)]
+    pub facility: Facility,
+    /// Electricity price.
+    #[serde(default)]
+    pub price: Price,
+    /// Non-energy costs.
+    #[serde(default)]
+    pub costs: Costs,
+    /// HTTP listener.
+    #[serde(default)]
+    pub server: Server,
+    /// State directory.
+    #[serde(default)]
+    pub state: State,
+    /// Logging.
+    #[serde(default)]
+    pub log: Log,
+}
+
+/// `[sampling]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sampling {
+    /// Seconds between samples.
+    pub interval_secs: f64,
+    /// An interval longer than this many sampling intervals is a gap: counted
+    /// in `roimon_unaccounted_seconds_total`, not filled in.
+    pub max_gap_intervals: f64,
+}
+impl Default for Sampling {
+    fn default() -> Self {
+        Self { interval_secs: 1.0, max_gap_intervals: 5.0 }
+    }
+}
+
+/// `[gpu] source`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GpuSource {
+    /// NVML if it loads, else no GPUs (said once in the log).
+    #[default]
+    Auto,
+    /// NVML, and failing to load it is reported as an error (retried).
+    Nvml,
+    /// No GPU collector.
+    None,
+    /// Simulated GPUs (labelled as such), for demos without hardware.
+    Simulated,
+}
+
+/// `[gpu]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gpu {
+    /// auto | nvml | none | simulated
+    pub source: GpuSource,
+    /// Load NVML from this file instead of the system's `libnvidia-ml.so.1`.
+    pub nvml_library: Option<PathBuf>,
+    /// Number of simulated GPUs (source = "simulated").
+    pub simulated_count: Option<u32>,
+    /// Owners by GPU UUID.
+    pub owners: Vec<GpuOwner>,
+}
+
+/// `[[gpu.owners]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuOwner {
+    /// The GPU's UUID as NVML reports it (`GPU-…`).
+    pub gpu_uuid: String,
+    /// Team.
+    pub team: String,
+    /// Workload.
+    #[serde(default = "unallocated")]
+    pub workload: String,
+}
+fn unallocated() -> String {
+    roimon_core::engine::UNALLOCATED.to_string()
+}
+
+/// `[host] power`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HostPower {
+    /// RAPL where readable, else the linear model.
+    #[default]
+    Auto,
+    /// RAPL only.
+    Rapl,
+    /// The linear model only.
+    Model,
+}
+
+/// `[host]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Host {
+    /// Whether to collect host metrics and energy at all.
+    pub enabled: bool,
+    /// auto | rapl | model
+    pub power: HostPower,
+    /// Root of the powercap tree.
+    pub rapl_root: PathBuf,
+    /// Model: power at 0 % CPU, W.
+    pub idle_watts: f64,
+    /// Model: power at 100 % CPU, W.
+    pub max_watts: f64,
+}
+impl Default for Host {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            power: HostPower::Auto,
+            rapl_root: PathBuf::from("/sys/class/powercap"),
+            idle_watts: 100.0,
+            max_watts: 400.0,
+        }
+    }
+}
+
+/// `[facility]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Facility {
+    /// Power usage effectiveness, ≥ 1.
+    pub pue: f64,
+}
+impl Default for Facility {
+    fn default() -> Self {
+        Self { pue: 1.0 }
+    }
+}
+
+/// `[price] source`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceSource {
+    /// One price.
+    #[default]
+    Static,
+    /// Time-of-use rules.
+    Schedule,
+}
+impl PriceSource {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Static => "static",
+            Self::Schedule => "schedule",
+        }
+    }
+}
+
+/// `[price]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Price {
+    /// static | schedule
+    pub source: PriceSource,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// static: the price; schedule: the price when no rule matches.
+    pub price_per_kwh: f64,
+    /// IANA time zone of the schedule's rules.
+    pub timezone: String,
+    /// Time-of-use rules, first match wins.
+    pub schedule: Vec<PriceRule>,
+}
+impl Default for Price {
+    fn default() -> Self {
+        Self {
+            source: PriceSource::Static,
+            currency: "EUR".into(),
+            price_per_kwh: 0.25,
+            timezone: "UTC".into(),
+            schedule: Vec::new(),
+        }
+    }
+}
+
+/// `[[price.schedule]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceRule {
+    /// A name (`peak`).
+    #[serde(default)]
+    pub name: String,
+    /// Weekdays (`mon` … `sun`); empty or absent: every day.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// First local hour covered, 0..=23.
+    pub from_hour: u32,
+    /// Local hour the rule ends at, 1..=24; ≤ from_hour wraps past midnight.
+    pub to_hour: u32,
+    /// The price.
+    pub price_per_kwh: f64,
+}
+
+/// `[costs]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Costs {
+    /// equal | energy
+    pub share_key: ShareKey,
+    /// Purchase price of the node (currency).
+    pub purchase: f64,
+    /// Residual value at the end of depreciation.
+    pub residual: f64,
+    /// Straight-line depreciation period, years.
+    pub depreciation_years: f64,
+    /// Maintenance per year.
+    pub maintenance_per_year: f64,
+    /// Staff cost per month attributed to this node.
+    pub staff_per_month: f64,
+}
+impl Default for Costs {
+    fn default() -> Self {
+        Self {
+            share_key: ShareKey::Equal,
+            purchase: 0.0,
+            residual: 0.0,
+            depreciation_years: 4.0,
+            maintenance_per_year: 0.0,
+            staff_per_month: 0.0,
+        }
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Address of the one HTTP listener.
+    pub listen: String,
+}
+impl Default for Server {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:9464".into() }
+    }
+}
+
+/// `[state]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct State {
+    /// Where counters are checkpointed.
+    pub dir: PathBuf,
+    /// Seconds between checkpoints.
+    pub checkpoint_interval_secs: f64,
+}
+impl Default for State {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("roimon-state"), checkpoint_interval_secs: 5.0 }
+    }
+}
+
+/// `[log] format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// text | json
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` wins.
+    pub level: String,
+}
+impl Default for Log {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+/// A configuration error, naming file, line and key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// The file (`<built-in>` for the default).
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Dotted key path, when known.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if let Some(k) = &self.key {
+            write!(f, ": key `{k}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+impl std::error::Error for ConfigError {}
+
+fn line_of(src: &str, offset: usize) -> usize {
+    src[..offset.min(src.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+/// Find the line of a dotted key path like `price.schedule[1].to_hour` by
+/// walking table headers; good enough for the files this schema allows.
+pub fn locate(src: &str, path: &str) -> Option<usize> {
+    let (table_path, key) = match path.rsplit_once('.') {
+        Some((t, k)) => (t.to_string(), k.to_string()),
+        None => (String::new(), path.to_string()),
+    };
+    // Split "price.schedule[1]" into table "price.schedule" and index 1.
+    let (table, index) = match table_path.strip_suffix(']').and_then(|t| t.rsplit_once('[')) {
+        Some((t, i)) => (t.to_string(), i.parse::<usize>().ok()),
+        None => (table_path.clone(), None),
+    };
+    let mut current = String::new();
+    let mut seen_index: Option<usize> = None;
+    let mut table_line = None;
+    for (n, raw) in src.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(h) = line.strip_prefix("[[").and_then(|l| l.split("]]").next()) {
+            current = h.trim().to_string();
+            if current == table {
+                seen_index = Some(seen_index.map_or(0, |i| i + 1));
+                if index == seen_index {
+                    table_line = Some(n + 1);
+                }
+            }
+            continue;
+        }
+        if let Some(h) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = h.trim().to_string();
+            if current == table && index.is_none() {
+                table_line = Some(n + 1);
+            }
+            continue;
+        }
+        let in_table = current == table && (index.is_none() || index == seen_index);
+        if in_table {
+            if let Some((k, _)) = line.split_once('=') {
+                if k.trim().trim_matches('"') == key {
+                    return Some(n + 1);
+                }
+            }
+        }
+        if table.is_empty() && current.is_empty() {
+            if let Some((k, _)) = line.split_once('=') {
+                if k.trim() == key {
+                    return Some(n + 1);
+                }
+            }
+        }
+    }
+    table_line
+}
+
+/// Deserialize any TOML document strictly, mapping errors to file, line and key.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(src: &str, file: &str) -> Result<T, ConfigError> {
+    let de = toml::Deserializer::parse(src).map_err(|e| ConfigError {
+        file: file.into(),
+        line: e.span().map(|s| line_of(src, s.start)),
+        key: None,
+        message: e.message().trim().to_string(),
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner();
+        let mut key = if path == "." { None } else { Some(path.clone()) };
+        let message = inner.message().trim().to_string();
+        // For an unknown field, name the field itself.
+        if let Some(rest) = message.strip_prefix("unknown field `") {
+            if let Some(field) = rest.split('`').next() {
+                key = Some(match &key {
+                    Some(k) => format!("{k}.{field}"),
+                    None => field.to_string(),
+                });
+            }
+        }
+        let line = inner
+            .span()
+            .map(|s| line_of(src, s.start))
+            .or_else(|| key.as_deref().and_then(|k| locate(src, k)));
+        ConfigError { file: file.into(), line, key, message }
+    })
+}
+
+/// Read a file for [`parse_toml`]-style parsing.
+pub fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        line: None,
+        key: None,
+        message: format!("cannot read: {e}"),
+    })
+}
+
+impl Config {
+    /// Parse and validate `src`, read from `file`.
+    pub fn parse(src: &str, file: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = parse_toml(src, file)?;
+        cfg.validate().map_err(|(key, message)| ConfigError {
+            file: file.into(),
+            line: locate(src, &key),
+            key: Some(key),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Read and parse a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let src = read_file(path)?;
+        Self::parse(&src, &path.display().to_string())
+    }
+
+    /// The built-in default.
+    pub fn builtin() -> Config {
+        // The default is checked by a test; failing here is a build defect.
+        Self::parse(DEFAULT_CONFIG, "<built-in>").expect("built-in default config is valid")
+    }
+
+    /// Semantic checks: (dotted key, message).
+    fn validate(&self) -> Result<(), (String, String)> {
+        let err = |k: &str, m: String| Err((k.to_string(), m));
+        let s = &self.sampling;
+        if !(s.interval_secs.is_finite() && s.interval_secs >= 0.05 && s.interval_secs <= 3600.0) {
+            return err("sampling.interval_secs", format!("must be between 0.05 and 3600 seconds, got {}", s.interval_secs));
+        }
+        if !(s.max_gap_intervals.is_finite() && s.max_gap_intervals >= 1.5) {
+            return err("sampling.max_gap_intervals", format!("must be at least 1.5, got {}", s.max_gap_intervals));
+        }
+        if !(self.facility.pue.is_finite() && (1.0..=5.0).contains(&self.facility.pue)) {
+            return err("facility.pue", format!("must be between 1.0 and 5.0, got {}", self.facility.pue));
+        }
+        let h = &self.host;
+        if !(h.idle_watts.is_finite() && h.idle_watts >= 0.0) {
+            return err("host.idle_watts", format!("must be ≥ 0, got {}", h.idle_watts));
+        }
+        if !(h.max_watts.is_finite() && h.max_watts >= h.idle_watts) {
+            return err("host.max_watts", format!("must be ≥ host.idle_watts ({}), got {}", h.idle_watts, h.max_watts));
+        }
+        let p = &self.price;
+        if p.currency.len() != 3 || !p.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return err("price.currency", format!("must be an ISO 4217 code like \"EUR\", got {:?}", p.currency));
+        }
+        if !(p.price_per_kwh.is_finite() && p.price_per_kwh >= 0.0 && p.price_per_kwh < 100.0) {
+            return err("price.price_per_kwh", format!("must be between 0 and 100 per kWh, got {}", p.price_per_kwh));
+        }
+        if p.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return err("price.timezone", format!("unknown IANA time zone {:?}", p.timezone));
+        }
+        if p.source == PriceSource::Schedule && p.schedule.is_empty() {
+            return err("price.schedule", "source = \"schedule\" needs at least one [[price.schedule]] rule".into());
+        }
+        for (i, r) in p.schedule.iter().enumerate() {
+            let k = |f: &str| format!("price.schedule[{i}].{f}");
+            if r.from_hour > 23 {
+                return err(&k("from_hour"), format!("must be 0..=23, got {}", r.from_hour));
+            }
+            if r.to_hour > 24 {
+                return err(&k("to_hour"), format!("must be 0..=24, got {}", r.to_hour));
+            }
+            if !(r.price_per_kwh.is_finite() && r.price_per_kwh >= 0.0 && r.price_per_kwh < 100.0) {
+                return err(&k("price_per_kwh"), format!("must be between 0 and 100 per kWh, got {}", r.price_per_kwh));
+            }
+            for d in &r.days {
+                if parse_weekday(d).is_none() {
+                    return err(&k("days"), format!("unknown weekday {d:?} (use mon, tue, wed, thu, fri, sat, sun)"));
+                }
+            }
+        }
+        let c = &self.costs;
+        for (name, v) in [
+            ("purchase", c.purchase),
+            ("residual", c.residual),
+            ("maintenance_per_year", c.maintenance_per_year),
+            ("staff_per_month", c.staff_per_month),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return err(&format!("costs.{name}"), format!("must be a non-negative amount, got {v}"));
+            }
+        }
+        if c.residual > c.purchase {
+            return err("costs.residual", format!("must not exceed costs.purchase ({})", c.purchase));
+        }
+        if !(c.depreciation_years.is_finite() && c.depreciation_years > 0.0) {
+            return err("costs.depreciation_years", format!("must be > 0, got {}", c.depreciation_years));
+        }
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return err("server.listen", format!("not an address like 127.0.0.1:9464: {:?}", self.server.listen));
+        }
+        if !(self.state.checkpoint_interval_secs.is_finite() && self.state.checkpoint_interval_secs >= 0.1) {
+            return err("state.checkpoint_interval_secs", format!("must be ≥ 0.1, got {}", self.state.checkpoint_interval_secs));
+        }
+        let mut seen = HashMap::new();
+        for (i, o) in self.gpu.owners.iter().enumerate() {
+            if o.gpu_uuid.trim().is_empty() {
+                return err(&format!("gpu.owners[{i}].gpu_uuid"), "must not be empty".into());
+            }
+            if let Some(j) = seen.insert(o.gpu_uuid.clone(), i) {
+                return err(&format!("gpu.owners[{i}].gpu_uuid"), format!("{} is already owned by gpu.owners[{j}]", o.gpu_uuid));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return err("log.level", format!("not a valid filter: {:?}", self.log.level));
+        }
+        Ok(())
+    }
+
+    /// The core's configuration.
+    pub fn engine_config(&self) -> EngineConfig {
+        let p = &self.price;
+        let tariff = match p.source {
+            PriceSource::Static => Tariff::Static(PricePerKwh(p.price_per_kwh)),
+            PriceSource::Schedule => Tariff::TimeOfUse(TimeOfUse {
+                tz: p.timezone.parse().unwrap_or(chrono_tz::UTC),
+                rules: p
+                    .schedule
+                    .iter()
+                    .map(|r| TouRule {
+                        name: r.name.clone(),
+                        days: r.days.iter().filter_map(|d| parse_weekday(d)).collect(),
+                        from_hour: r.from_hour,
+                        to_hour: r.to_hour,
+                        price: PricePerKwh(r.price_per_kwh),
+                    })
+                    .collect(),
+                default_price: PricePerKwh(p.price_per_kwh),
+            }),
+        };
+        let c = &self.costs;
+        EngineConfig {
+            currency: p.currency.clone(),
+            pue: self.facility.pue,
+            tariff,
+            price_source: p.source.label().into(),
+            fixed: FixedCosts::new(c.purchase, c.residual, c.depreciation_years, c.maintenance_per_year, c.staff_per_month),
+            share_key: c.share_key,
+            owners: self
+                .gpu
+                .owners
+                .iter()
+                .map(|o| (o.gpu_uuid.clone(), Owner { team: o.team.clone(), workload: o.workload.clone() }))
+                .collect(),
+            max_gap: Seconds(self.sampling.interval_secs * self.sampling.max_gap_intervals),
+        }
+    }
+}
+
+fn parse_weekday(s: &str) -> Option<Weekday> {
+    match s.to_ascii_lowercase().as_str() {
+        "mon" | "monday" => Some(Weekday::Mon),
+        "tue" | "tuesday" => Some(Weekday::Tue),
+        "wed" | "wednesday" => Some(Weekday::Wed),
+        "thu" | "thursday" => Some(Weekday::Thu),
+        "fri" | "friday" => Some(Weekday::Fri),
+        "sat" | "saturday" => Some(Weekday::Sat),
+        "sun" | "sunday" => Some(Weekday::Sun),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_default_is_valid() {
+        let c = Config::builtin();
+        assert_eq!(c.gpu.source, GpuSource::Auto);
+        assert_eq!(c.sampling.interval_secs, 1.0);
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/roimon.example.toml");
+        let c = Config::load(Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.price.source, PriceSource::Schedule);
+        assert!(!c.gpu.owners.is_empty());
+        let e = c.engine_config();
+        assert!(matches!(e.tariff, Tariff::TimeOfUse(_)));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let src = "[sampling]\ninterval_secs = 1.0\n\n[facility]\npue = 1.2\npeu = 1.3\n";
+        let e = Config::parse(src, "x.toml").unwrap_err();
+        assert_eq!(e.file, "x.toml");
+        assert_eq!(e.key.as_deref(), Some("facility.peu"), "{e}");
+        assert_eq!(e.line, Some(6), "{e}");
+        assert!(e.to_string().starts_with("x.toml:6: key `facility.peu`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_line_and_key() {
+        let src = "[price]\ncurrency = \"EUR\"\nprice_per_kwh = \"cheap\"\n";
+        let e = Config::parse(src, "y.toml").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("price.price_per_kwh"), "{e}");
+        assert_eq!(e.line, Some(3), "{e}");
+    }
+
+    #[test]
+    fn semantic_error_names_line_and_key() {
+        let src = "[facility]\n\npue = 0.5\n";
+        let e = Config::parse(src, "z.toml").unwrap_err();
+        assert_eq!((e.key.as_deref(), e.line), (Some("facility.pue"), Some(3)), "{e}");
+        let src = "[price]\nsource = \"schedule\"\n[[price.schedule]]\nfrom_hour = 8\nto_hour = 20\nprice_per_kwh = 0.3\n[[price.schedule]]\nfrom_hour = 30\nto_hour = 2\nprice_per_kwh = 0.1\n";
+        let e = Config::parse(src, "z.toml").unwrap_err();
+        assert_eq!((e.key.as_deref(), e.line), (Some("price.schedule[1].from_hour"), Some(8)), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let e = Config::parse("[price\ncurrency = 1\n", "s.toml").unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+    }
+
+    #[test]
+    fn duplicate_owner_is_refused() {
+        let src = "[[gpu.owners]]\ngpu_uuid = \"GPU-1\"\nteam = \"a\"\n[[gpu.owners]]\ngpu_uuid = \"GPU-1\"\nteam = \"b\"\n";
+        let e = Config::parse(src, "o.toml").unwrap_err();
+        assert_eq!((e.key.as_deref(), e.line), (Some("gpu.owners[1].gpu_uuid"), Some(5)), "{e}");
+    }
+}

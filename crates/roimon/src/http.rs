@@ -1,0 +1,190 @@
+//! The one HTTP listener: `/metrics`, `/healthz`, `/readyz`, `/api/v1/summary`
+//! and a human status page at `/`. Handlers read the latest published
+//! snapshot; they never touch collectors or the engine.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use roimon_core::{Component, Snapshot};
+use roimon_export_prometheus::{CONTENT_TYPE, ProcessInfo, encode};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// State shared between the sampler (writer) and the handlers (readers).
+#[derive(Debug)]
+pub struct AppState {
+    snapshot: RwLock<Arc<Snapshot>>,
+    ready: AtomicBool,
+    checkpoint_errors: AtomicU64,
+    version: String,
+}
+
+impl AppState {
+    /// Start with an initial snapshot.
+    pub fn new(initial: Snapshot, version: &str) -> Self {
+        Self {
+            snapshot: RwLock::new(Arc::new(initial)),
+            ready: AtomicBool::new(false),
+            checkpoint_errors: AtomicU64::new(0),
+            version: version.into(),
+        }
+    }
+
+    /// Replace the snapshot (called once per tick).
+    pub fn publish(&self, s: Snapshot, ready: bool) {
+        let s = Arc::new(s);
+        match self.snapshot.write() {
+            Ok(mut g) => *g = s,
+            Err(poisoned) => *poisoned.into_inner() = s,
+        }
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Count a failed checkpoint.
+    pub fn checkpoint_failed(&self) {
+        self.checkpoint_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The latest snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.snapshot.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn process(&self) -> ProcessInfo {
+        ProcessInfo {
+            version: self.version.clone(),
+            checkpoint_errors: self.checkpoint_errors.load(Ordering::Relaxed),
+            price_age_seconds: 0.0,
+        }
+    }
+}
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/summary", get(summary))
+        .route("/", get(index))
+        .with_state(state)
+}
+
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    let body = encode(&st.snapshot(), &st.process());
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+}
+
+async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    if st.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "waiting for every enabled collector to report once\n").into_response()
+    }
+}
+
+/// The summary document (see the README's API section).
+pub fn summary_json(s: &Snapshot) -> serde_json::Value {
+    let c = &s.counters;
+    let cost: serde_json::Map<String, serde_json::Value> =
+        Component::ALL.iter().map(|k| (k.as_str().to_string(), c.cost.get(k).map_or(0.0, |a| a.total()).into())).collect();
+    let cost_total: f64 = Component::ALL.iter().map(|k| c.cost.get(k).map_or(0.0, |a| a.total())).sum();
+    let credit_total: f64 = c.credit.values().map(|a| a.total()).sum();
+    let rate: serde_json::Map<String, serde_json::Value> = Component::ALL
+        .iter()
+        .map(|k| (k.as_str().to_string(), (s.cost_rate_per_sec.get(k).copied().unwrap_or(0.0) * 3600.0).into()))
+        .collect();
+    let rate_total: f64 = s.cost_rate_per_sec.values().sum::<f64>() * 3600.0;
+    let gpu_power: f64 = s.gpus.values().filter(|g| g.present).filter_map(|g| g.reading.power.map(|w| w.0)).sum();
+    let gpus: Vec<serde_json::Value> = s
+        .gpus
+        .iter()
+        .map(|(uuid, g)| {
+            let cost: f64 = c.gpu_cost.get(uuid).map_or(0.0, |m| m.values().map(|a| a.total()).sum());
+            serde_json::json!({
+                "gpu": g.reading.index,
+                "gpu_uuid": uuid,
+                "model": g.reading.name,
+                "team": g.owner.team,
+                "workload": g.owner.workload,
+                "present": g.present,
+                "power_watts": g.reading.power.map(|w| w.0),
+                "utilization_ratio": g.reading.utilization,
+                "energy_joules": c.gpu_energy_joules.get(uuid).map_or(0.0, |a| a.total()),
+                "cost": cost,
+                "unaccounted_seconds": c.unaccounted_seconds.get(uuid).map_or(0.0, |a| a.total()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "at": s.at,
+        "currency": s.price.currency,
+        "price": {
+            "price_per_kwh": s.price.price_per_kwh,
+            "source": s.price.source,
+            "fallback": s.price.fallback,
+        },
+        "power_watts": {
+            "gpu": gpu_power,
+            "host": s.host.as_ref().and_then(|h| h.power.map(|w| w.0)),
+            "host_source": s.host.as_ref().map(|h| h.source.as_str()),
+            "facility": s.facility_power_watts,
+        },
+        "pue": s.pue,
+        "cost_rate_per_hour": { "by_component": rate, "total": rate_total },
+        "totals": {
+            "cost": { "by_component": cost, "total": cost_total },
+            "credit": credit_total,
+            "facility_energy_joules": c.facility_energy_joules.total(),
+            "facility_energy_kwh": c.facility_energy_joules.total() / 3.6e6,
+        },
+        "gpus": gpus,
+        "collectors": s.collectors,
+        "roi": { "windows": serde_json::Value::Null, "note": "value sources are not configured in this version" },
+    })
+}
+
+async fn summary(State(st): State<Arc<AppState>>) -> Response {
+    axum::Json(summary_json(&st.snapshot())).into_response()
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
+    let s = st.snapshot();
+    let j = summary_json(&s);
+    let mut rows = String::new();
+    for g in s.gpus.values() {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td></tr>",
+            g.reading.index,
+            esc(&g.reading.uuid),
+            esc(&g.reading.name),
+            esc(&g.owner.team),
+            esc(&g.owner.workload),
+            g.reading.power.map_or("-".into(), |w| format!("{:.1} W", w.0)),
+        ));
+    }
+    Html(format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>roimon</title></head><body>\
+         <h1>roimon {}</h1><p>Facility power {:.1} W · price {:.4} {}/kWh ({}) · cost rate {:.4} {}/h</p>\
+         <table border=1 cellpadding=4><tr><th>gpu</th><th>uuid</th><th>model</th><th>team/workload</th><th>power</th></tr>{}</table>\
+         <p><a href=/metrics>/metrics</a> · <a href=/api/v1/summary>/api/v1/summary</a> · <a href=/healthz>/healthz</a> · <a href=/readyz>/readyz</a></p>\
+         </body></html>",
+        esc(&st.version),
+        s.facility_power_watts,
+        s.price.price_per_kwh,
+        esc(&s.price.currency),
+        esc(&s.price.source),
+        j["cost_rate_per_hour"]["total"].as_f64().unwrap_or(0.0),
+        esc(&s.price.currency),
+        rows
+    ))
+}

@@ -1,0 +1,194 @@
+//! The sampling loop: one thread that asks every collector for readings once
+//! per interval (deadline-based, no drift), isolates failures (errors and
+//! panics become log lines and metrics), re-opens collectors that could not
+//! start with exponential backoff, feeds the engine, publishes snapshots and
+//! checkpoints the counters.
+
+use crate::checkpoint::Checkpoint;
+use crate::http::AppState;
+use chrono::Utc;
+use roimon_core::{Collector, Engine, Report, SampleError, Tick};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// Opens a collector; called again (with backoff) while it fails.
+pub type Opener = Box<dyn FnMut() -> Result<Box<dyn Collector>, SampleError> + Send>;
+
+/// A collector with its opener, health streak and retry schedule.
+pub struct Supervised {
+    name: &'static str,
+    open: Opener,
+    inner: Option<Box<dyn Collector>>,
+    next_open: Instant,
+    backoff: Duration,
+    failing: bool,
+    /// `auto` sources: "not on this machine" is said once, at info.
+    quiet_unavailable: bool,
+    said_unavailable: bool,
+}
+
+impl std::fmt::Debug for Supervised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervised").field("name", &self.name).field("open", &self.inner.is_some()).finish()
+    }
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+impl Supervised {
+    /// Supervise a collector named `name`.
+    pub fn new(name: &'static str, open: Opener, quiet_unavailable: bool) -> Self {
+        Self {
+            name,
+            open,
+            inner: None,
+            next_open: Instant::now(),
+            backoff: Duration::from_secs(1),
+            failing: false,
+            quiet_unavailable,
+            said_unavailable: false,
+        }
+    }
+
+    /// The collector label.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn sample(&mut self, now: Instant) -> Result<Vec<roimon_core::Reading>, SampleError> {
+        if self.inner.is_none() {
+            if now < self.next_open {
+                // Between attempts: down, but no new error (each attempt counted one).
+                return Err(SampleError::Unavailable("waiting to retry".into()));
+            }
+            match (self.open)() {
+                Ok(c) => {
+                    tracing::info!(collector = self.name, "collector started");
+                    self.inner = Some(c);
+                    self.backoff = Duration::from_secs(1);
+                }
+                Err(e) => {
+                    self.next_open = now + self.backoff;
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    match &e {
+                        SampleError::Unavailable(m) if self.quiet_unavailable => {
+                            if !self.said_unavailable {
+                                tracing::info!(collector = self.name, reason = %m, "not available on this machine; running without it");
+                                self.said_unavailable = true;
+                            }
+                        }
+                        _ => tracing::warn!(collector = self.name, error = %e, retry_in_secs = self.backoff.as_secs(), "collector could not start"),
+                    }
+                    return Err(match e {
+                        SampleError::Unavailable(m) if !self.quiet_unavailable => SampleError::Failed(m),
+                        other => other,
+                    });
+                }
+            }
+        }
+        let Some(c) = self.inner.as_mut() else {
+            return Err(SampleError::Failed("collector not open".into()));
+        };
+        let mut out = Vec::new();
+        let res = catch_unwind(AssertUnwindSafe(|| c.sample(&mut out)));
+        let res = match res {
+            Ok(r) => r,
+            Err(_) => {
+                // A panicking collector is dropped and re-opened with backoff.
+                self.inner = None;
+                self.next_open = now + self.backoff;
+                Err(SampleError::Failed("collector panicked".into()))
+            }
+        };
+        match &res {
+            Ok(()) if self.failing => {
+                tracing::info!(collector = self.name, "collector recovered");
+                self.failing = false;
+            }
+            Err(e) if !self.failing => {
+                tracing::warn!(collector = self.name, error = %e, "collector failed; will retry every interval");
+                self.failing = true;
+            }
+            _ => {}
+        }
+        res.map(|()| out)
+    }
+}
+
+/// What the loop needs.
+pub struct Sampler {
+    /// The engine (owned by the loop).
+    pub engine: Engine,
+    /// The collectors.
+    pub collectors: Vec<Supervised>,
+    /// Sampling interval.
+    pub interval: Duration,
+    /// Checkpoint interval.
+    pub checkpoint_every: Duration,
+    /// Where counters go.
+    pub checkpoint: Checkpoint,
+    /// Where snapshots go.
+    pub state: Arc<AppState>,
+}
+
+impl std::fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sampler").field("collectors", &self.collectors).finish()
+    }
+}
+
+impl Sampler {
+    fn tick(&mut self, origin: Instant) {
+        let now = Instant::now();
+        let reports: Vec<Report> = self
+            .collectors
+            .iter_mut()
+            .map(|c| Report { collector: c.name(), outcome: c.sample(now) })
+            .collect();
+        let tick = Tick { wall: Utc::now(), mono: origin.elapsed().as_secs_f64() };
+        self.engine.ingest(tick, &reports);
+        self.state.publish(self.engine.snapshot(), self.engine.ready());
+    }
+
+    fn save(&self) {
+        if let Err(e) = self.checkpoint.save(self.engine.counters()) {
+            self.state.checkpoint_failed();
+            tracing::error!(dir = %self.checkpoint.dir().display(), error = %e, "checkpoint failed; counters are kept in memory and retried");
+        }
+    }
+
+    /// Run until `stop` receives a message or its sender is dropped; then take
+    /// a last sample, checkpoint, and return the engine.
+    pub fn run(mut self, stop: Receiver<()>) -> Engine {
+        for c in &self.collectors {
+            self.engine.register_collector(c.name());
+        }
+        let origin = Instant::now();
+        let mut next = origin;
+        let mut next_checkpoint = origin + self.checkpoint_every;
+        loop {
+            self.tick(origin);
+            if Instant::now() >= next_checkpoint {
+                self.save();
+                next_checkpoint = Instant::now() + self.checkpoint_every;
+            }
+            next += self.interval;
+            let now = Instant::now();
+            if next < now {
+                // Overran (slow collector or suspended process): skip, don't burst.
+                next = now + self.interval;
+            }
+            match stop.recv_timeout(next - now) {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // Flush: account the partial interval up to now, then checkpoint.
+        self.tick(origin);
+        self.save();
+        tracing::info!(dir = %self.checkpoint.dir().display(), "final checkpoint written");
+        self.engine
+    }
+}

@@ -1,0 +1,96 @@
+//! `roimon roi --scenario FILE`: the weighted model of domain.md §1 over a
+//! scenario file, printed as a table or as JSON.
+
+use crate::config::{ConfigError, locate, parse_toml, read_file};
+use roimon_core::roi::{self, RoiError, Scenario, ScenarioResult, Weights};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    weights: FileWeights,
+    #[serde(default)]
+    scenario: Vec<FileScenario>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWeights {
+    benefit: BTreeMap<String, f64>,
+    cost: Option<BTreeMap<String, f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileScenario {
+    name: String,
+    benefit: BTreeMap<String, f64>,
+    cost: BTreeMap<String, f64>,
+    value: Option<f64>,
+}
+
+/// Evaluate a scenario file.
+pub fn evaluate_file(path: &Path) -> Result<Vec<ScenarioResult>, ConfigError> {
+    let src = read_file(path)?;
+    let file = path.display().to_string();
+    let f: File = parse_toml(&src, &file)?;
+    let weights = Weights { benefit: f.weights.benefit, cost: f.weights.cost };
+    let scenarios: Vec<Scenario> = f
+        .scenario
+        .into_iter()
+        .map(|s| Scenario { name: s.name, benefit: s.benefit, cost: s.cost, value: s.value })
+        .collect();
+    roi::evaluate(&weights, &scenarios).map_err(|e| {
+        let key = match &e {
+            RoiError::Unweighted { kind, indicator, .. } | RoiError::Missing { kind, indicator, .. } => {
+                Some(format!("{kind}.{indicator}"))
+            }
+            RoiError::NegativeCost { indicator, .. } => Some(format!("cost.{indicator}")),
+            _ => None,
+        };
+        // Point at the scenario's table in the file.
+        let scenario_idx = match &e {
+            RoiError::Unweighted { scenario, .. }
+            | RoiError::Missing { scenario, .. }
+            | RoiError::NegativeCost { scenario, .. }
+            | RoiError::ZeroCost { scenario }
+            | RoiError::NotFinite { scenario, .. } => scenarios.iter().position(|s| &s.name == scenario),
+            RoiError::Empty => None,
+        };
+        let line = scenario_idx.and_then(|i| locate(&src, &format!("scenario[{i}].name")));
+        ConfigError {
+            file: file.clone(),
+            line,
+            key: key.map(|k| match scenario_idx {
+                Some(i) => format!("scenario[{i}].{k}"),
+                None => k,
+            }),
+            message: e.to_string(),
+        }
+    })
+}
+
+/// The JSON document of the contract.
+pub fn to_json(results: &[ScenarioResult]) -> serde_json::Value {
+    serde_json::json!({ "scenarios": results })
+}
+
+/// A readable table.
+pub fn to_table(results: &[ScenarioResult]) -> String {
+    let mut out = format!(
+        "{:<4} {:<24} {:>12} {:>14} {:>20} {:>12}\n",
+        "rank", "scenario", "benefit P", "cost C", "weighted eff. P/C", "ROI (V-C)/C"
+    );
+    let mut sorted: Vec<&ScenarioResult> = results.iter().collect();
+    sorted.sort_by_key(|r| r.rank);
+    for r in sorted {
+        let roi = r.roi.map_or("-".to_string(), |v| format!("{v:.4}"));
+        out.push_str(&format!(
+            "{:<4} {:<24} {:>12.4} {:>14.2} {:>20.4e} {:>12}\n",
+            r.rank, r.name, r.benefit_score, r.cost, r.weighted_efficiency, roi
+        ));
+    }
+    out
+}
