@@ -48,8 +48,17 @@ fn bench(c: &mut Criterion) {
             let mut t = 0.0;
             b.iter(|| {
                 t += 1.0;
-                let reports = [Report { collector: "nvml", outcome: Ok(readings(n, t)) }];
-                e.ingest(Tick { wall: t0 + chrono::Duration::seconds(t as i64), mono: t }, black_box(&reports));
+                let reports = [Report {
+                    collector: "nvml",
+                    outcome: Ok(readings(n, t)),
+                }];
+                e.ingest(
+                    Tick {
+                        wall: t0 + chrono::Duration::seconds(t as i64),
+                        mono: t,
+                    },
+                    black_box(&reports),
+                );
             });
         });
     }

@@ -50,8 +50,18 @@ pub struct FixedCosts {
 impl FixedCosts {
     /// Straight-line amortisation of `(purchase − residual)` over `years`, plus
     /// maintenance per year and staff per month, all accrued per second.
-    pub fn new(purchase: f64, residual: f64, years: f64, maintenance_per_year: f64, staff_per_month: f64) -> Self {
-        let capex_per_sec = if years > 0.0 { (purchase - residual).max(0.0) / (years * SECONDS_PER_YEAR) } else { 0.0 };
+    pub fn new(
+        purchase: f64,
+        residual: f64,
+        years: f64,
+        maintenance_per_year: f64,
+        staff_per_month: f64,
+    ) -> Self {
+        let capex_per_sec = if years > 0.0 {
+            (purchase - residual).max(0.0) / (years * SECONDS_PER_YEAR)
+        } else {
+            0.0
+        };
         Self {
             capex_per_sec,
             maintenance_per_sec: maintenance_per_year / SECONDS_PER_YEAR,
@@ -90,7 +100,13 @@ pub fn shares(key: ShareKey, weights: &[f64]) -> Vec<f64> {
     match key {
         ShareKey::Energy if total > 0.0 => weights
             .iter()
-            .map(|w| if w.is_finite() && *w > 0.0 { w / total } else { 0.0 })
+            .map(|w| {
+                if w.is_finite() && *w > 0.0 {
+                    w / total
+                } else {
+                    0.0
+                }
+            })
             .collect(),
         _ => vec![1.0 / n as f64; n],
     }

@@ -38,7 +38,10 @@ pub struct Owner {
 impl Owner {
     /// The explicit owner of what nobody owns.
     pub fn unallocated() -> Self {
-        Self { team: UNALLOCATED.into(), workload: UNALLOCATED.into() }
+        Self {
+            team: UNALLOCATED.into(),
+            workload: UNALLOCATED.into(),
+        }
     }
 }
 
@@ -215,20 +218,28 @@ impl Engine {
 
     /// Declare a collector, so readiness waits for it.
     pub fn register_collector(&mut self, name: &str) {
-        self.collectors.entry(name.to_string()).or_insert(CollectorHealth {
-            up: false,
-            reported: false,
-            unavailable: false,
-        });
+        self.collectors
+            .entry(name.to_string())
+            .or_insert(CollectorHealth {
+                up: false,
+                reported: false,
+                unavailable: false,
+            });
     }
 
     /// True once every registered collector that exists here has reported once.
     pub fn ready(&self) -> bool {
-        self.collectors.values().all(|c| c.reported || c.unavailable)
+        self.collectors
+            .values()
+            .all(|c| c.reported || c.unavailable)
     }
 
     fn owner_of(&self, uuid: &str) -> Owner {
-        self.cfg.owners.get(uuid).cloned().unwrap_or_else(Owner::unallocated)
+        self.cfg
+            .owners
+            .get(uuid)
+            .cloned()
+            .unwrap_or_else(Owner::unallocated)
     }
 
     /// Account one tick: every collector's outcome for the interval since the
@@ -243,20 +254,30 @@ impl Engine {
         let mut host_energy: Option<(Joules, DateTime<Utc>)> = None;
 
         for report in reports {
-            let health = self.collectors.entry(report.collector.to_string()).or_insert(CollectorHealth {
-                up: false,
-                reported: false,
-                unavailable: false,
-            });
+            let health = self
+                .collectors
+                .entry(report.collector.to_string())
+                .or_insert(CollectorHealth {
+                    up: false,
+                    reported: false,
+                    unavailable: false,
+                });
             match &report.outcome {
                 Ok(readings) => {
-                    let faults = readings.iter().filter(|r| matches!(r, Reading::DeviceFault { .. })).count();
+                    let faults = readings
+                        .iter()
+                        .filter(|r| matches!(r, Reading::DeviceFault { .. }))
+                        .count();
                     let good = readings.len() - faults;
                     health.up = faults == 0 || good > 0;
                     health.reported = true;
                     health.unavailable = false;
                     if faults > 0 {
-                        *self.counters.collector_errors.entry(report.collector.to_string()).or_default() += faults as u64;
+                        *self
+                            .counters
+                            .collector_errors
+                            .entry(report.collector.to_string())
+                            .or_default() += faults as u64;
                     }
                     for r in readings {
                         match r {
@@ -280,7 +301,11 @@ impl Engine {
                 }
                 Err(SampleError::Failed(_)) => {
                     health.up = false;
-                    *self.counters.collector_errors.entry(report.collector.to_string()).or_default() += 1;
+                    *self
+                        .counters
+                        .collector_errors
+                        .entry(report.collector.to_string())
+                        .or_default() += 1;
                 }
             }
         }
@@ -296,7 +321,11 @@ impl Engine {
                 if tick.mono - since > self.cfg.max_gap.0 || st.gap_mark.is_some() {
                     let gap = tick.mono - since;
                     if gap > 0.0 {
-                        self.counters.unaccounted_seconds.entry(uuid.clone()).or_default().add(gap);
+                        self.counters
+                            .unaccounted_seconds
+                            .entry(uuid.clone())
+                            .or_default()
+                            .add(gap);
                     }
                     st.gap_mark = Some(tick.mono);
                     st.meter.reset();
@@ -310,7 +339,10 @@ impl Engine {
         } else {
             self.gpus.keys().cloned().collect()
         };
-        let weights: Vec<f64> = sharers.iter().map(|u| gpu_energy_this_tick.get(u).copied().unwrap_or(0.0)).collect();
+        let weights: Vec<f64> = sharers
+            .iter()
+            .map(|u| gpu_energy_this_tick.get(u).copied().unwrap_or(0.0))
+            .collect();
         let share = shares(self.cfg.share_key, &weights);
 
         if let Some((e, from)) = host_energy {
@@ -348,7 +380,10 @@ impl Engine {
             self.counters.facility_energy_joules.add(facility_joules);
         }
         if dt > 0.0 {
-            self.rates = Component::ALL.iter().map(|c| (*c, added.get(c).copied().unwrap_or(0.0) / dt)).collect();
+            self.rates = Component::ALL
+                .iter()
+                .map(|c| (*c, added.get(c).copied().unwrap_or(0.0) / dt))
+                .collect();
             self.facility_power = facility_joules / dt;
         }
         self.counters.last_wall = Some(tick.wall);
@@ -363,10 +398,22 @@ impl Engine {
             return;
         }
         if money > 0.0 {
-            self.counters.gpu_cost.entry(uuid.to_string()).or_default().entry(c).or_default().add(money);
+            self.counters
+                .gpu_cost
+                .entry(uuid.to_string())
+                .or_default()
+                .entry(c)
+                .or_default()
+                .add(money);
             self.counters.cost.entry(c).or_default().add(money);
         } else {
-            self.counters.gpu_credit.entry(uuid.to_string()).or_default().entry(c).or_default().add(-money);
+            self.counters
+                .gpu_credit
+                .entry(uuid.to_string())
+                .or_default()
+                .entry(c)
+                .or_default()
+                .add(-money);
             self.counters.credit.entry(c).or_default().add(-money);
         }
     }
@@ -391,37 +438,67 @@ impl Engine {
         st.latest = g.clone();
         st.present = true;
         let gap_since = st.gap_mark.take();
-        let d = st.meter.update(tick.mono, g.energy_counter, g.power, max_gap);
+        let d = st
+            .meter
+            .update(tick.mono, g.energy_counter, g.power, max_gap);
         let mut unaccounted = d.unaccounted.0;
         if let Some(since) = gap_since {
             unaccounted += (tick.mono - since).max(0.0);
         }
         if unaccounted > 0.0 {
-            self.counters.unaccounted_seconds.entry(g.uuid.clone()).or_default().add(unaccounted);
+            self.counters
+                .unaccounted_seconds
+                .entry(g.uuid.clone())
+                .or_default()
+                .add(unaccounted);
         }
         if d.counter_reset {
-            *self.counters.counter_resets.entry(g.uuid.clone()).or_default() += 1;
+            *self
+                .counters
+                .counter_resets
+                .entry(g.uuid.clone())
+                .or_default() += 1;
         }
         if d.energy.0 > 0.0 {
-            self.counters.gpu_energy_joules.entry(g.uuid.clone()).or_default().add(d.energy.0);
+            self.counters
+                .gpu_energy_joules
+                .entry(g.uuid.clone())
+                .or_default()
+                .add(d.energy.0);
             let facility = Joules(d.energy.0 * self.cfg.pue);
-            let money: Money = self.cfg.tariff.cost(facility, Self::wall_at(tick, d.from_mono), tick.wall);
+            let money: Money =
+                self.cfg
+                    .tariff
+                    .cost(facility, Self::wall_at(tick, d.from_mono), tick.wall);
             self.book(&g.uuid, Component::Energy, money.0);
             (d.energy, money.0)
         } else {
-            self.counters.gpu_energy_joules.entry(g.uuid.clone()).or_default();
+            self.counters
+                .gpu_energy_joules
+                .entry(g.uuid.clone())
+                .or_default();
             (d.energy, 0.0)
         }
     }
 
     /// Book the host's reading; returns its energy and the interval start.
     fn ingest_host(&mut self, tick: Tick, h: &HostReading) -> (Joules, DateTime<Utc>) {
-        let d = self.host_meter.update(tick.mono, h.energy_counter, h.power, self.cfg.max_gap);
+        let d = self
+            .host_meter
+            .update(tick.mono, h.energy_counter, h.power, self.cfg.max_gap);
         self.host = Some(h.clone());
         if d.unaccounted.0 > 0.0 {
-            self.counters.unaccounted_seconds.entry("host".into()).or_default().add(d.unaccounted.0);
+            self.counters
+                .unaccounted_seconds
+                .entry("host".into())
+                .or_default()
+                .add(d.unaccounted.0);
         }
-        let acc = self.counters.host_energy_joules.entry(h.source).or_default();
+        let acc = self
+            .counters
+            .host_energy_joules
+            .entry(h.source)
+            .or_default();
         acc.add(d.energy.0);
         (d.energy, Self::wall_at(tick, d.from_mono))
     }
@@ -429,13 +506,30 @@ impl Engine {
     /// A detached view of everything, for exporters.
     pub fn snapshot(&self) -> Snapshot {
         let at = self.last.map(|t| t.wall);
-        let (price, fallback) = self.cfg.tariff.price_at(at.unwrap_or_else(|| self.counters.last_wall.unwrap_or_default()));
+        let (price, fallback) = self
+            .cfg
+            .tariff
+            .price_at(at.unwrap_or_else(|| self.counters.last_wall.unwrap_or_default()));
         let gpus = self
             .gpus
             .iter()
-            .map(|(u, st)| (u.clone(), GpuView { reading: st.latest.clone(), owner: self.owner_of(u), present: st.present }))
+            .map(|(u, st)| {
+                (
+                    u.clone(),
+                    GpuView {
+                        reading: st.latest.clone(),
+                        owner: self.owner_of(u),
+                        present: st.present,
+                    },
+                )
+            })
             .collect();
-        let cost_owners = self.counters.gpu_cost.keys().map(|u| (u.clone(), self.owner_of(u))).collect();
+        let cost_owners = self
+            .counters
+            .gpu_cost
+            .keys()
+            .map(|u| (u.clone(), self.owner_of(u)))
+            .collect();
         Snapshot {
             at,
             gpus,
@@ -466,13 +560,23 @@ mod tests {
 
     fn cfg(share_key: ShareKey) -> EngineConfig {
         let mut owners = HashMap::new();
-        owners.insert("GPU-a".to_string(), Owner { team: "search".into(), workload: "llm".into() });
+        owners.insert(
+            "GPU-a".to_string(),
+            Owner {
+                team: "search".into(),
+                workload: "llm".into(),
+            },
+        );
         EngineConfig {
             currency: "EUR".into(),
             pue: 1.5,
             tariff: Tariff::Static(PricePerKwh(0.20)),
             price_source: "static".into(),
-            fixed: FixedCosts { capex_per_sec: 0.01, maintenance_per_sec: 0.002, staff_per_sec: 0.001 },
+            fixed: FixedCosts {
+                capex_per_sec: 0.01,
+                maintenance_per_sec: 0.002,
+                staff_per_sec: 0.001,
+            },
             share_key,
             owners,
             max_gap: Seconds(5.0),
@@ -484,7 +588,10 @@ mod tests {
     }
 
     fn tick(s: f64) -> Tick {
-        Tick { wall: t0() + Duration::milliseconds((s * 1000.0) as i64), mono: s }
+        Tick {
+            wall: t0() + Duration::milliseconds((s * 1000.0) as i64),
+            mono: s,
+        }
     }
 
     fn gpu(uuid: &str, counter_j: Option<f64>, power: f64) -> Reading {
@@ -513,7 +620,10 @@ mod tests {
     }
 
     fn report(readings: Vec<Reading>) -> Vec<Report> {
-        vec![Report { collector: "nvml", outcome: Ok(readings) }]
+        vec![Report {
+            collector: "nvml",
+            outcome: Ok(readings),
+        }]
     }
 
     fn total(m: &BTreeMap<Component, Accumulator>) -> f64 {
@@ -523,9 +633,23 @@ mod tests {
     #[test]
     fn energy_cost_pue_and_attribution_exact() {
         let mut e = Engine::new(cfg(ShareKey::Energy), None);
-        e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(1000.0), 300.0), gpu("GPU-b", Some(0.0), 100.0), host(0.0)]));
+        e.ingest(
+            tick(0.0),
+            &report(vec![
+                gpu("GPU-a", Some(1000.0), 300.0),
+                gpu("GPU-b", Some(0.0), 100.0),
+                host(0.0),
+            ]),
+        );
         // 4 s later: GPU-a used 3000 J, GPU-b 1000 J, host 1000 J.
-        e.ingest(tick(4.0), &report(vec![gpu("GPU-a", Some(4000.0), 300.0), gpu("GPU-b", Some(1000.0), 100.0), host(1000.0)]));
+        e.ingest(
+            tick(4.0),
+            &report(vec![
+                gpu("GPU-a", Some(4000.0), 300.0),
+                gpu("GPU-b", Some(1000.0), 100.0),
+                host(1000.0),
+            ]),
+        );
         let c = e.counters();
         assert_eq!(c.gpu_energy_joules["GPU-a"].total(), 3000.0);
         assert_eq!(c.host_energy_joules[&HostPowerSource::Rapl].total(), 1000.0);
@@ -566,7 +690,10 @@ mod tests {
         let mut e = Engine::new(cfg(ShareKey::Equal), None);
         e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 100.0)]));
         e.ingest(tick(1.0), &report(vec![gpu("GPU-a", Some(100.0), 100.0)]));
-        let fault = || Reading::DeviceFault { device: "GPU-a".into(), message: "GPU is lost".into() };
+        let fault = || Reading::DeviceFault {
+            device: "GPU-a".into(),
+            message: "GPU is lost".into(),
+        };
         for s in 2..=10 {
             e.ingest(tick(f64::from(s)), &report(vec![fault()]));
         }
@@ -590,7 +717,10 @@ mod tests {
         let mut e = Engine::new(cfg(ShareKey::Equal), None);
         e.register_collector("nvml");
         assert!(!e.ready());
-        let failed = vec![Report { collector: "nvml", outcome: Err(SampleError::Failed("boom".into())) }];
+        let failed = vec![Report {
+            collector: "nvml",
+            outcome: Err(SampleError::Failed("boom".into())),
+        }];
         e.ingest(tick(0.0), &failed);
         e.ingest(tick(4.0), &failed);
         assert_eq!(e.counters().collector_errors["nvml"], 2);
@@ -608,7 +738,10 @@ mod tests {
         let saved = e.counters().clone();
         // Restart 100 s later, driver counter reset to a small value.
         let mut e2 = Engine::new(cfg(ShareKey::Equal), Some(saved));
-        let later = Tick { wall: t0() + Duration::seconds(104), mono: 0.0 };
+        let later = Tick {
+            wall: t0() + Duration::seconds(104),
+            mono: 0.0,
+        };
         e2.ingest(later, &report(vec![gpu("GPU-a", Some(5.0), 100.0)]));
         assert_eq!(e2.counters().gpu_energy_joules["GPU-a"].total(), 1000.0);
         assert!((e2.counters().cost[&Component::Capex].total() - 1.04).abs() < 1e-9);
@@ -618,7 +751,11 @@ mod tests {
     fn negative_price_becomes_credit_not_a_falling_counter() {
         let mut c = cfg(ShareKey::Equal);
         c.tariff = Tariff::Slots {
-            slots: vec![crate::price::Slot { start: t0(), end: t0() + Duration::hours(1), price: PricePerKwh(-0.10) }],
+            slots: vec![crate::price::Slot {
+                start: t0(),
+                end: t0() + Duration::hours(1),
+                price: PricePerKwh(-0.10),
+            }],
             fallback: PricePerKwh(0.2),
         };
         c.fixed = FixedCosts::default();
@@ -626,7 +763,11 @@ mod tests {
         e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 100.0)]));
         e.ingest(tick(4.0), &report(vec![gpu("GPU-a", Some(3.6e6), 100.0)]));
         let c = e.counters();
-        assert!(c.cost.get(&Component::Energy).is_none_or(|a| a.total() == 0.0));
+        assert!(
+            c.cost
+                .get(&Component::Energy)
+                .is_none_or(|a| a.total() == 0.0)
+        );
         assert!((c.credit[&Component::Energy].total() - 0.15).abs() < 1e-12);
     }
 

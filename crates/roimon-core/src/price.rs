@@ -130,7 +130,12 @@ impl Tariff {
                     return;
                 }
             }
-            out.push(Segment { start, end, price, fallback });
+            out.push(Segment {
+                start,
+                end,
+                price,
+                fallback,
+            });
         };
         match self {
             Tariff::Static(p) => push(from, to, (*p, false)),
@@ -202,7 +207,13 @@ mod tests {
             tz: chrono_tz::Europe::Berlin,
             rules: vec![TouRule {
                 name: "peak".into(),
-                days: vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri],
+                days: vec![
+                    Weekday::Mon,
+                    Weekday::Tue,
+                    Weekday::Wed,
+                    Weekday::Thu,
+                    Weekday::Fri,
+                ],
                 from_hour: 8,
                 to_hour: 20,
                 price: PricePerKwh(0.30),
@@ -226,7 +237,11 @@ mod tests {
     fn interval_across_boundary_is_split_in_proportion() {
         let t = peak_offpeak();
         // 05:30..06:30 UTC on a Monday: half off-peak, half peak. 1 kWh.
-        let c = t.cost(Joules(3_600_000.0), utc(2026, 6, 1, 5, 30), utc(2026, 6, 1, 6, 30));
+        let c = t.cost(
+            Joules(3_600_000.0),
+            utc(2026, 6, 1, 5, 30),
+            utc(2026, 6, 1, 6, 30),
+        );
         assert!((c.0 - 0.20).abs() < 1e-12, "{c:?}");
         let segs = t.segments(utc(2026, 6, 1, 5, 30), utc(2026, 6, 1, 6, 30));
         assert_eq!(segs.len(), 2);
@@ -259,31 +274,70 @@ mod tests {
             default_price: PricePerKwh(1.0),
         });
         // 2026-03-29 (spring forward): local day = 23 h.
-        let from = chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 3, 29, 0, 0, 0).unwrap().with_timezone(&Utc);
-        let to = chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 3, 30, 0, 0, 0).unwrap().with_timezone(&Utc);
+        let from = chrono_tz::Europe::Berlin
+            .with_ymd_and_hms(2026, 3, 29, 0, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        let to = chrono_tz::Europe::Berlin
+            .with_ymd_and_hms(2026, 3, 30, 0, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!((to - from).num_hours(), 23);
         let segs = night.segments(from, to);
         let secs: i64 = segs.iter().map(|s| (s.end - s.start).num_seconds()).sum();
         assert_eq!(secs, 23 * 3600);
         // 2026-10-25 (fall back): 25 h.
-        let from = chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 10, 25, 0, 0, 0).unwrap().with_timezone(&Utc);
-        let to = chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 10, 26, 0, 0, 0).unwrap().with_timezone(&Utc);
-        assert_eq!(night.segments(from, to).iter().map(|s| (s.end - s.start).num_seconds()).sum::<i64>(), 25 * 3600);
+        let from = chrono_tz::Europe::Berlin
+            .with_ymd_and_hms(2026, 10, 25, 0, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        let to = chrono_tz::Europe::Berlin
+            .with_ymd_and_hms(2026, 10, 26, 0, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            night
+                .segments(from, to)
+                .iter()
+                .map(|s| (s.end - s.start).num_seconds())
+                .sum::<i64>(),
+            25 * 3600
+        );
     }
 
     #[test]
     fn slots_with_hole_use_fallback() {
         let t = Tariff::Slots {
             slots: vec![
-                Slot { start: utc(2026, 1, 1, 0, 0), end: utc(2026, 1, 1, 1, 0), price: PricePerKwh(0.2) },
-                Slot { start: utc(2026, 1, 1, 2, 0), end: utc(2026, 1, 1, 3, 0), price: PricePerKwh(-0.05) },
+                Slot {
+                    start: utc(2026, 1, 1, 0, 0),
+                    end: utc(2026, 1, 1, 1, 0),
+                    price: PricePerKwh(0.2),
+                },
+                Slot {
+                    start: utc(2026, 1, 1, 2, 0),
+                    end: utc(2026, 1, 1, 3, 0),
+                    price: PricePerKwh(-0.05),
+                },
             ],
             fallback: PricePerKwh(0.3),
         };
         let segs = t.segments(utc(2025, 12, 31, 23, 30), utc(2026, 1, 1, 3, 30));
         let prices: Vec<(f64, bool)> = segs.iter().map(|s| (s.price.0, s.fallback)).collect();
-        assert_eq!(prices, vec![(0.3, true), (0.2, false), (0.3, true), (-0.05, false), (0.3, true)]);
-        assert_eq!(t.price_at(utc(2026, 1, 1, 2, 30)), (PricePerKwh(-0.05), false));
+        assert_eq!(
+            prices,
+            vec![
+                (0.3, true),
+                (0.2, false),
+                (0.3, true),
+                (-0.05, false),
+                (0.3, true)
+            ]
+        );
+        assert_eq!(
+            t.price_at(utc(2026, 1, 1, 2, 30)),
+            (PricePerKwh(-0.05), false)
+        );
         assert_eq!(t.price_at(utc(2026, 1, 1, 1, 30)), (PricePerKwh(0.3), true));
     }
 

@@ -30,7 +30,9 @@ pub struct GpuReading {
 }
 
 /// Where the host's power figure comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum HostPowerSource {
     /// RAPL powercap energy counters.

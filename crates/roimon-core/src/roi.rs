@@ -103,7 +103,10 @@ fn weighted(
 ) -> Result<f64, RoiError> {
     for (k, v) in values {
         if !v.is_finite() {
-            return Err(RoiError::NotFinite { scenario: scenario.into(), indicator: k.clone() });
+            return Err(RoiError::NotFinite {
+                scenario: scenario.into(),
+                indicator: k.clone(),
+            });
         }
     }
     let Some(weights) = weights else {
@@ -111,21 +114,30 @@ fn weighted(
     };
     for k in values.keys() {
         if !weights.contains_key(k) {
-            return Err(RoiError::Unweighted { scenario: scenario.into(), kind, indicator: k.clone() });
+            return Err(RoiError::Unweighted {
+                scenario: scenario.into(),
+                kind,
+                indicator: k.clone(),
+            });
         }
     }
     let mut sum = 0.0;
     for (k, w) in weights {
-        let v = values
-            .get(k)
-            .ok_or_else(|| RoiError::Missing { scenario: scenario.into(), kind, indicator: k.clone() })?;
+        let v = values.get(k).ok_or_else(|| RoiError::Missing {
+            scenario: scenario.into(),
+            kind,
+            indicator: k.clone(),
+        })?;
         sum += w * v;
     }
     Ok(sum)
 }
 
 /// Evaluate and rank scenarios.
-pub fn evaluate(weights: &Weights, scenarios: &[Scenario]) -> Result<Vec<ScenarioResult>, RoiError> {
+pub fn evaluate(
+    weights: &Weights,
+    scenarios: &[Scenario],
+) -> Result<Vec<ScenarioResult>, RoiError> {
     if scenarios.is_empty() {
         return Err(RoiError::Empty);
     }
@@ -133,17 +145,26 @@ pub fn evaluate(weights: &Weights, scenarios: &[Scenario]) -> Result<Vec<Scenari
     for s in scenarios {
         for (k, v) in &s.cost {
             if *v < 0.0 {
-                return Err(RoiError::NegativeCost { scenario: s.name.clone(), indicator: k.clone(), value: *v });
+                return Err(RoiError::NegativeCost {
+                    scenario: s.name.clone(),
+                    indicator: k.clone(),
+                    value: *v,
+                });
             }
         }
         let p = weighted(&s.name, "benefit", &s.benefit, Some(&weights.benefit))?;
         let c = weighted(&s.name, "cost", &s.cost, weights.cost.as_ref())?;
         if c == 0.0 {
-            return Err(RoiError::ZeroCost { scenario: s.name.clone() });
+            return Err(RoiError::ZeroCost {
+                scenario: s.name.clone(),
+            });
         }
         if let Some(v) = s.value {
             if !v.is_finite() {
-                return Err(RoiError::NotFinite { scenario: s.name.clone(), indicator: "value".into() });
+                return Err(RoiError::NotFinite {
+                    scenario: s.name.clone(),
+                    indicator: "value".into(),
+                });
             }
         }
         out.push(ScenarioResult {
@@ -156,7 +177,11 @@ pub fn evaluate(weights: &Weights, scenarios: &[Scenario]) -> Result<Vec<Scenari
         });
     }
     let mut order: Vec<usize> = (0..out.len()).collect();
-    order.sort_by(|a, b| out[*b].weighted_efficiency.total_cmp(&out[*a].weighted_efficiency));
+    order.sort_by(|a, b| {
+        out[*b]
+            .weighted_efficiency
+            .total_cmp(&out[*a].weighted_efficiency)
+    });
     for (rank, i) in order.into_iter().enumerate() {
         out[i].rank = rank + 1;
     }
@@ -173,8 +198,18 @@ mod tests {
 
     fn doc_weights() -> Weights {
         Weights {
-            benefit: m(&[("precision", 0.3), ("coverage", 0.2), ("satisfaction", 0.25), ("growth", 0.25)]),
-            cost: Some(m(&[("server", 0.3), ("maintenance", 0.2), ("energy", 0.25), ("staff", 0.25)])),
+            benefit: m(&[
+                ("precision", 0.3),
+                ("coverage", 0.2),
+                ("satisfaction", 0.25),
+                ("growth", 0.25),
+            ]),
+            cost: Some(m(&[
+                ("server", 0.3),
+                ("maintenance", 0.2),
+                ("energy", 0.25),
+                ("staff", 0.25),
+            ])),
         }
     }
 
@@ -182,14 +217,34 @@ mod tests {
     fn worked_examples_of_the_domain() {
         let s42 = Scenario {
             name: "4.2".into(),
-            benefit: m(&[("precision", 0.95), ("coverage", 0.85), ("satisfaction", 0.9), ("growth", 0.8)]),
-            cost: m(&[("server", 500.0), ("maintenance", 100.0), ("energy", 50.0), ("staff", 5000.0)]),
+            benefit: m(&[
+                ("precision", 0.95),
+                ("coverage", 0.85),
+                ("satisfaction", 0.9),
+                ("growth", 0.8),
+            ]),
+            cost: m(&[
+                ("server", 500.0),
+                ("maintenance", 100.0),
+                ("energy", 50.0),
+                ("staff", 5000.0),
+            ]),
             value: None,
         };
         let s43 = Scenario {
             name: "4.3".into(),
-            benefit: m(&[("precision", 0.98), ("coverage", 0.9), ("satisfaction", 0.92), ("growth", 0.85)]),
-            cost: m(&[("server", 1000.0), ("maintenance", 100.0), ("energy", 50.0), ("staff", 5000.0)]),
+            benefit: m(&[
+                ("precision", 0.98),
+                ("coverage", 0.9),
+                ("satisfaction", 0.92),
+                ("growth", 0.85),
+            ]),
+            cost: m(&[
+                ("server", 1000.0),
+                ("maintenance", 100.0),
+                ("energy", 50.0),
+                ("staff", 5000.0),
+            ]),
             value: Some(2000.0),
         };
         let r = evaluate(&doc_weights(), &[s42, s43]).unwrap();
@@ -208,8 +263,19 @@ mod tests {
     fn errors_name_the_indicator() {
         let mut s = Scenario {
             name: "x".into(),
-            benefit: m(&[("precision", 1.0), ("coverage", 1.0), ("satisfaction", 1.0), ("growth", 1.0), ("luck", 1.0)]),
-            cost: m(&[("server", 1.0), ("maintenance", 1.0), ("energy", 1.0), ("staff", 1.0)]),
+            benefit: m(&[
+                ("precision", 1.0),
+                ("coverage", 1.0),
+                ("satisfaction", 1.0),
+                ("growth", 1.0),
+                ("luck", 1.0),
+            ]),
+            cost: m(&[
+                ("server", 1.0),
+                ("maintenance", 1.0),
+                ("energy", 1.0),
+                ("staff", 1.0),
+            ]),
             value: None,
         };
         let e = evaluate(&doc_weights(), std::slice::from_ref(&s)).unwrap_err();
@@ -217,18 +283,40 @@ mod tests {
         s.benefit.remove("luck");
         s.benefit.remove("growth");
         let e = evaluate(&doc_weights(), std::slice::from_ref(&s)).unwrap_err();
-        assert!(e.to_string().contains("weight `growth` has no indicator"), "{e}");
+        assert!(
+            e.to_string().contains("weight `growth` has no indicator"),
+            "{e}"
+        );
         s.benefit.insert("growth".into(), 1.0);
         s.cost.insert("server".into(), -1.0);
-        assert!(matches!(evaluate(&doc_weights(), std::slice::from_ref(&s)), Err(RoiError::NegativeCost { .. })));
-        s.cost = m(&[("server", 0.0), ("maintenance", 0.0), ("energy", 0.0), ("staff", 0.0)]);
-        assert!(matches!(evaluate(&doc_weights(), &[s]), Err(RoiError::ZeroCost { .. })));
+        assert!(matches!(
+            evaluate(&doc_weights(), std::slice::from_ref(&s)),
+            Err(RoiError::NegativeCost { .. })
+        ));
+        s.cost = m(&[
+            ("server", 0.0),
+            ("maintenance", 0.0),
+            ("energy", 0.0),
+            ("staff", 0.0),
+        ]);
+        assert!(matches!(
+            evaluate(&doc_weights(), &[s]),
+            Err(RoiError::ZeroCost { .. })
+        ));
     }
 
     #[test]
     fn cost_weights_default_to_one() {
-        let w = Weights { benefit: m(&[("a", 1.0)]), cost: None };
-        let s = Scenario { name: "s".into(), benefit: m(&[("a", 0.5)]), cost: m(&[("x", 10.0), ("y", 30.0)]), value: Some(60.0) };
+        let w = Weights {
+            benefit: m(&[("a", 1.0)]),
+            cost: None,
+        };
+        let s = Scenario {
+            name: "s".into(),
+            benefit: m(&[("a", 0.5)]),
+            cost: m(&[("x", 10.0), ("y", 30.0)]),
+            value: Some(60.0),
+        };
         let r = evaluate(&w, &[s]).unwrap();
         assert_eq!(r[0].cost, 40.0);
         assert_eq!(r[0].roi, Some(0.5));

@@ -82,7 +82,10 @@ pub struct Accumulator {
 impl Accumulator {
     /// Start from a known total (a resumed checkpoint).
     pub fn from_total(total: f64) -> Self {
-        Self { sum: total, comp: 0.0 }
+        Self {
+            sum: total,
+            comp: 0.0,
+        }
     }
     /// Add a non-negative increment. Negative or non-finite values are refused
     /// (counters never go backwards); returns whether it was added.

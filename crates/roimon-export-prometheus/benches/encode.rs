@@ -37,8 +37,14 @@ fn snapshot(n: u32) -> Snapshot {
             })
             .collect();
         e.ingest(
-            Tick { wall: t0 + chrono::Duration::seconds(i64::from(t)), mono: f64::from(t) },
-            &[Report { collector: "nvml", outcome: Ok(readings) }],
+            Tick {
+                wall: t0 + chrono::Duration::seconds(i64::from(t)),
+                mono: f64::from(t),
+            },
+            &[Report {
+                collector: "nvml",
+                outcome: Ok(readings),
+            }],
         );
     }
     e.snapshot()
@@ -46,10 +52,15 @@ fn snapshot(n: u32) -> Snapshot {
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("metrics_encode");
-    let p = ProcessInfo { version: "bench".into(), ..Default::default() };
+    let p = ProcessInfo {
+        version: "bench".into(),
+        ..Default::default()
+    };
     for n in [8u32, 1024] {
         let s = snapshot(n);
-        g.bench_with_input(BenchmarkId::new("gpus", n), &s, |b, s| b.iter(|| encode(black_box(s), &p)));
+        g.bench_with_input(BenchmarkId::new("gpus", n), &s, |b, s| {
+            b.iter(|| encode(black_box(s), &p))
+        });
     }
     g.finish();
 }

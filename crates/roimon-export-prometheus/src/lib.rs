@@ -82,12 +82,21 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         "GPU energy observed by roimon in joules (NVML energy counter deltas, or power integrated).",
     );
     let mut util = Family::gauge("roimon_gpu_utilization_ratio", "GPU utilisation, 0..1.");
-    let mut mem = Family::gauge("roimon_gpu_memory_used_bytes", "GPU memory in use in bytes.");
+    let mut mem = Family::gauge(
+        "roimon_gpu_memory_used_bytes",
+        "GPU memory in use in bytes.",
+    );
     let mut mem_total = Family::gauge("roimon_gpu_memory_total_bytes", "GPU memory in bytes.");
-    let mut temp = Family::gauge("roimon_gpu_temperature_celsius", "GPU core temperature in degrees Celsius.");
-    let mut limit = Family::gauge("roimon_gpu_power_limit_watts", "Enforced GPU power limit in watts.");
+    let mut temp = Family::gauge(
+        "roimon_gpu_temperature_celsius",
+        "GPU core temperature in degrees Celsius.",
+    );
+    let mut limit = Family::gauge(
+        "roimon_gpu_power_limit_watts",
+        "Enforced GPU power limit in watts.",
+    );
     let mut resets = Family::counter(
-        "roimon_gpu_energy_counter_resets_total",
+        "roimon_gpu_energy_resets_total",
         "Times the GPU's energy counter went backwards (driver reload).",
     );
     let mut idx_buf = String::new();
@@ -97,7 +106,13 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         idx_buf.push_str(&r.index.to_string());
         let id: [(&str, &str); 2] = [("gpu", &idx_buf), ("gpu_uuid", uuid)];
         info.push(
-            &[("gpu", &idx_buf), ("gpu_uuid", uuid), ("model", &r.name), ("team", &g.owner.team), ("workload", &g.owner.workload)],
+            &[
+                ("gpu", &idx_buf),
+                ("gpu_uuid", uuid),
+                ("model", &r.name),
+                ("team", &g.owner.team),
+                ("workload", &g.owner.workload),
+            ],
             1.0,
         );
         if g.present {
@@ -108,21 +123,42 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
             temp.push_opt(&id, r.temperature_celsius);
             limit.push_opt(&id, r.power_limit.map(|w| w.0));
         }
-        let e = s.counters.gpu_energy_joules.get(uuid).map_or(0.0, |a| a.total());
+        let e = s
+            .counters
+            .gpu_energy_joules
+            .get(uuid)
+            .map_or(0.0, |a| a.total());
         energy.push(&id, e);
-        resets.push(&[("gpu_uuid", uuid)], s.counters.counter_resets.get(uuid).copied().unwrap_or(0) as f64);
+        resets.push(
+            &[("gpu_uuid", uuid)],
+            s.counters.counter_resets.get(uuid).copied().unwrap_or(0) as f64,
+        );
     }
-    out.extend([info, power, energy, util, mem, mem_total, temp, limit, resets]);
+    out.extend([
+        info, power, energy, util, mem, mem_total, temp, limit, resets,
+    ]);
 
-    let mut cpu = Family::gauge("roimon_host_cpu_utilization_ratio", "Host CPU utilisation, 0..1.");
-    let mut hmem = Family::gauge("roimon_host_memory_used_bytes", "Host memory in use in bytes.");
-    let mut hpower = Family::gauge("roimon_host_power_watts", "Host power in watts, by source (rapl, model, bmc).");
+    let mut cpu = Family::gauge(
+        "roimon_host_cpu_utilization_ratio",
+        "Host CPU utilisation, 0..1.",
+    );
+    let mut hmem = Family::gauge(
+        "roimon_host_memory_used_bytes",
+        "Host memory in use in bytes.",
+    );
+    let mut hpower = Family::gauge(
+        "roimon_host_power_watts",
+        "Host power in watts, by source (rapl, model, bmc).",
+    );
     if let Some(h) = &s.host {
         cpu.push_opt(&[], h.cpu_utilization);
         hmem.push_opt(&[], h.memory_used_bytes.map(|b| b as f64));
         hpower.push_opt(&[("source", h.source.as_str())], h.power.map(|w| w.0));
     }
-    let mut henergy = Family::counter("roimon_host_energy_joules_total", "Host energy observed by roimon in joules, by source.");
+    let mut henergy = Family::counter(
+        "roimon_host_energy_joules_total",
+        "Host energy observed by roimon in joules, by source.",
+    );
     for (src, acc) in &s.counters.host_energy_joules {
         henergy.push(&[("source", src.as_str())], acc.total());
     }
@@ -133,9 +169,15 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         "Facility energy in joules: (GPU + host energy) x PUE.",
     );
     fe.push(&[], s.counters.facility_energy_joules.total());
-    let mut fp = Family::gauge("roimon_facility_power_watts", "Facility power over the last interval in watts.");
+    let mut fp = Family::gauge(
+        "roimon_facility_power_watts",
+        "Facility power over the last interval in watts.",
+    );
     fp.push(&[], s.facility_power_watts);
-    let mut pue = Family::gauge("roimon_facility_pue", "Power usage effectiveness applied to IT energy.");
+    let mut pue = Family::gauge(
+        "roimon_facility_pue",
+        "Power usage effectiveness applied to IT energy.",
+    );
     pue.push(&[], s.pue);
     out.extend([fe, fp, pue]);
 
@@ -143,8 +185,14 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         "roimon_electricity_price_per_kwh",
         "Electricity price in force, currency major units per kWh.",
     );
-    price.push(&[("currency", currency), ("source", &s.price.source)], s.price.price_per_kwh);
-    let mut age = Family::gauge("roimon_electricity_price_age_seconds", "Age of the price in force in seconds.");
+    price.push(
+        &[("currency", currency), ("source", &s.price.source)],
+        s.price.price_per_kwh,
+    );
+    let mut age = Family::gauge(
+        "roimon_electricity_price_age_seconds",
+        "Age of the price in force in seconds.",
+    );
     age.push(&[("source", &s.price.source)], p.price_age_seconds);
     out.extend([price, age]);
 
@@ -184,16 +232,28 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
             "Money received for energy drawn at negative prices, currency major units; net cost = cost - credit.",
         );
         for (c, acc) in &s.counters.credit {
-            credit.push(&[("component", c.as_str()), ("currency", currency)], acc.total());
+            credit.push(
+                &[("component", c.as_str()), ("currency", currency)],
+                acc.total(),
+            );
         }
         out.push(credit);
     }
 
-    let mut up = Family::gauge("roimon_collector_up", "1 when the collector's last sample succeeded.");
-    let mut errs = Family::counter("roimon_collector_errors_total", "Failed samples (or failed devices) by collector.");
+    let mut up = Family::gauge(
+        "roimon_collector_up",
+        "1 when the collector's last sample succeeded.",
+    );
+    let mut errs = Family::counter(
+        "roimon_collector_errors_total",
+        "Failed samples (or failed devices) by collector.",
+    );
     for (name, h) in &s.collectors {
         up.push(&[("collector", name)], if h.up { 1.0 } else { 0.0 });
-        errs.push(&[("collector", name)], s.counters.collector_errors.get(name).copied().unwrap_or(0) as f64);
+        errs.push(
+            &[("collector", name)],
+            s.counters.collector_errors.get(name).copied().unwrap_or(0) as f64,
+        );
     }
     out.extend([up, errs]);
 
@@ -202,7 +262,11 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         "Seconds with no usable reading, by GPU UUID (host for the host); not filled in.",
     );
     for uuid in s.gpus.keys() {
-        let v = s.counters.unaccounted_seconds.get(uuid).map_or(0.0, |a| a.total());
+        let v = s
+            .counters
+            .unaccounted_seconds
+            .get(uuid)
+            .map_or(0.0, |a| a.total());
         un.push(&[("gpu_uuid", uuid)], v);
     }
     for (k, acc) in &s.counters.unaccounted_seconds {
@@ -212,11 +276,17 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
     }
     out.push(un);
 
-    let mut ck = Family::counter("roimon_checkpoint_errors_total", "Failed writes of the state checkpoint.");
+    let mut ck = Family::counter(
+        "roimon_checkpoint_errors_total",
+        "Failed writes of the state checkpoint.",
+    );
     ck.push(&[], p.checkpoint_errors as f64);
     out.push(ck);
 
-    out.into_iter().map(|f| f.0).filter(|f| !f.get_metric().is_empty()).collect()
+    out.into_iter()
+        .map(|f| f.0)
+        .filter(|f| !f.get_metric().is_empty())
+        .collect()
 }
 
 /// The Prometheus text exposition (format 0.0.4) of a snapshot.

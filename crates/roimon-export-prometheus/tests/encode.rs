@@ -7,13 +7,23 @@ use roimon_export_prometheus::{ProcessInfo, encode};
 
 fn snapshot() -> Snapshot {
     let mut owners = std::collections::HashMap::new();
-    owners.insert("GPU-a".to_string(), Owner { team: "search".into(), workload: "llm".into() });
+    owners.insert(
+        "GPU-a".to_string(),
+        Owner {
+            team: "search".into(),
+            workload: "llm".into(),
+        },
+    );
     let cfg = EngineConfig {
         currency: "EUR".into(),
         pue: 1.5,
         tariff: Tariff::Static(PricePerKwh(0.2)),
         price_source: "static".into(),
-        fixed: FixedCosts { capex_per_sec: 0.01, maintenance_per_sec: 0.0, staff_per_sec: 0.0 },
+        fixed: FixedCosts {
+            capex_per_sec: 0.01,
+            maintenance_per_sec: 0.0,
+            staff_per_sec: 0.0,
+        },
         share_key: ShareKey::Equal,
         owners,
         max_gap: Seconds(5.0),
@@ -47,11 +57,23 @@ fn snapshot() -> Snapshot {
     };
     for (t, gj, hj) in [(0, 0.0, 0.0), (2, 2400.0, 1200.0)] {
         e.ingest(
-            Tick { wall: t0 + chrono::Duration::seconds(t), mono: t as f64 },
+            Tick {
+                wall: t0 + chrono::Duration::seconds(t),
+                mono: t as f64,
+            },
             &[
-                Report { collector: "nvml", outcome: Ok(vec![gpu(gj)]) },
-                Report { collector: "host", outcome: Err(SampleError::Failed("x".into())) },
-                Report { collector: "host", outcome: Ok(vec![host(hj)]) },
+                Report {
+                    collector: "nvml",
+                    outcome: Ok(vec![gpu(gj)]),
+                },
+                Report {
+                    collector: "host",
+                    outcome: Err(SampleError::Failed("x".into())),
+                },
+                Report {
+                    collector: "host",
+                    outcome: Ok(vec![host(hj)]),
+                },
             ],
         );
     }
@@ -60,7 +82,14 @@ fn snapshot() -> Snapshot {
 
 #[test]
 fn exact_lines() {
-    let text = String::from_utf8(encode(&snapshot(), &ProcessInfo { version: "1.2.3".into(), ..Default::default() })).unwrap();
+    let text = String::from_utf8(encode(
+        &snapshot(),
+        &ProcessInfo {
+            version: "1.2.3".into(),
+            ..Default::default()
+        },
+    ))
+    .unwrap();
     let expect = [
         "roimon_build_info{version=\"1.2.3\"} 1",
         "roimon_gpu_info{gpu=\"0\",gpu_uuid=\"GPU-a\",model=\"NVIDIA H100 80GB HBM3\",team=\"search\",workload=\"llm\"} 1",
@@ -84,7 +113,10 @@ fn exact_lines() {
         "# TYPE roimon_gpu_power_watts gauge",
     ];
     for line in expect {
-        assert!(text.lines().any(|l| l == line), "missing line {line:?} in:\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing line {line:?} in:\n{text}"
+        );
     }
     // 5400 J of facility energy at 0.2 EUR/kWh.
     let energy: f64 = text
