@@ -1,0 +1,306 @@
+//! roimon's GPU collector: reads power, the driver's energy counter,
+//! utilisation, memory, temperature and the enforced power limit of every GPU
+//! through NVML (via `nvml-wrapper`), and turns them into core readings.
+//!
+//! Failure model: NVML missing at start is [`SampleError::Unavailable`]; a field a
+//! GPU does not support is `None`; a GPU whose calls fail becomes a
+//! [`Reading::DeviceFault`] for that interval and is retried next time without
+//! disturbing the others; only an unreadable device count fails the whole sample.
+
+use std::path::Path;
+
+use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
+use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::{Device, Nvml};
+use roimon_core::{Collector, GpuReading, Joules, Reading, SampleError, Watts};
+use tracing::{debug, info, warn};
+
+/// The library NVML is loaded from when no path is given (found by the dynamic loader).
+pub const DEFAULT_LIBRARY: &str = "libnvidia-ml.so.1";
+
+/// Collects one [`Reading::Gpu`] (or [`Reading::DeviceFault`]) per GPU from NVML.
+#[derive(Debug)]
+pub struct NvmlCollector {
+    nvml: Nvml,
+    driver_version: String,
+    device_count: u32,
+    last_count: u32,
+    gpus: Vec<GpuState>,
+}
+
+/// What is remembered about the GPU at one NVML index between samples.
+#[derive(Debug, Default)]
+struct GpuState {
+    /// `(uuid, name)`, read once and reused.
+    identity: Option<(String, String)>,
+    /// Re-read the identity at the next successful handle (after a fault the
+    /// index may hold a different GPU, e.g. after a driver reload).
+    recheck_identity: bool,
+    /// Consecutive failed samples; `None` while healthy.
+    failing: Option<u64>,
+    /// Fields already logged as unsupported (bit per [`Field`]).
+    unsupported_logged: u8,
+}
+
+/// The optional per-sample fields, for "not supported" bookkeeping and messages.
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    Power,
+    Energy,
+    Utilization,
+    Memory,
+    Temperature,
+    PowerLimit,
+}
+
+impl Field {
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+    /// The NVML function behind the field (what operators search for).
+    fn call(self) -> &'static str {
+        match self {
+            Self::Power => "nvmlDeviceGetPowerUsage",
+            Self::Energy => "nvmlDeviceGetTotalEnergyConsumption",
+            Self::Utilization => "nvmlDeviceGetUtilizationRates",
+            Self::Memory => "nvmlDeviceGetMemoryInfo_v2",
+            Self::Temperature => "nvmlDeviceGetTemperature",
+            Self::PowerLimit => "nvmlDeviceGetEnforcedPowerLimit",
+        }
+    }
+}
+
+/// Why one GPU could not be read this interval.
+#[derive(Debug)]
+struct Fault {
+    call: &'static str,
+    error: NvmlError,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.call, self.error)
+    }
+}
+
+fn fault(call: &'static str) -> impl FnOnce(NvmlError) -> Fault {
+    move |error| Fault { call, error }
+}
+
+/// Errors meaning "this GPU or driver cannot give this field": the field is absent,
+/// not the GPU broken. A symbol missing from an older driver (e.g.
+/// `nvmlDeviceGetMemoryInfo_v2` before R510) counts as unsupported too.
+fn is_unsupported(e: &NvmlError) -> bool {
+    matches!(
+        e,
+        NvmlError::NotSupported | NvmlError::FunctionNotFound | NvmlError::FailedToLoadSymbol(_)
+    )
+}
+
+impl NvmlCollector {
+    /// Loads NVML from `library` (an absolute path, or a name for the dynamic
+    /// loader), or from [`DEFAULT_LIBRARY`] when `None`, and initialises it.
+    ///
+    /// # Errors
+    /// [`SampleError::Unavailable`] when the library cannot be loaded or no
+    /// NVIDIA driver is running; [`SampleError::Failed`] for any other
+    /// initialisation failure (no permission, a library that is not NVML, an
+    /// unreadable device count).
+    pub fn open(library: Option<&Path>) -> Result<Self, SampleError> {
+        let mut builder = Nvml::builder();
+        if let Some(path) = library {
+            builder.lib_path(path.as_os_str());
+        }
+        let shown = library.map_or_else(|| DEFAULT_LIBRARY.into(), |p| p.display().to_string());
+        let nvml = builder.init().map_err(|e| match e {
+            NvmlError::LibloadingError(_)
+            | NvmlError::LibraryNotFound
+            | NvmlError::DriverNotLoaded => {
+                SampleError::Unavailable(format!("NVML from {shown}: {e}"))
+            }
+            e => SampleError::Failed(format!("NVML init from {shown}: {e}")),
+        })?;
+        let driver_version = nvml.sys_driver_version().unwrap_or_else(|e| {
+            debug!(error = %e, "nvml: cannot read the driver version");
+            "unknown".to_owned()
+        });
+        let device_count = nvml
+            .device_count()
+            .map_err(|e| SampleError::Failed(format!("nvmlDeviceGetCount_v2: {e}")))?;
+        Ok(Self {
+            nvml,
+            driver_version,
+            device_count,
+            last_count: device_count,
+            gpus: Vec::new(),
+        })
+    }
+
+    /// The driver version NVML reported at open (`"unknown"` if it did not say).
+    pub fn driver_version(&self) -> &str {
+        &self.driver_version
+    }
+
+    /// The number of GPUs NVML reported at open.
+    pub fn device_count(&self) -> u32 {
+        self.device_count
+    }
+}
+
+/// Reads one GPU. The handle is fetched every time (it borrows `nvml`); the
+/// identity is cached in `state`.
+fn read_gpu(nvml: &Nvml, index: u32, state: &mut GpuState) -> Result<GpuReading, Fault> {
+    let device = nvml
+        .device_by_index(index)
+        .map_err(fault("nvmlDeviceGetHandleByIndex_v2"))?;
+    let (uuid, name) = match state.identity.take() {
+        Some(identity) if !state.recheck_identity => identity,
+        previous => {
+            let uuid = device.uuid().map_err(fault("nvmlDeviceGetUUID"));
+            let name = device.name().map_err(fault("nvmlDeviceGetName"));
+            let (uuid, name) = match (uuid, name) {
+                (Ok(uuid), Ok(name)) => (uuid, name),
+                (Err(f), _) | (_, Err(f)) => {
+                    state.identity = previous;
+                    return Err(f);
+                }
+            };
+            if let Some((old, _)) = previous.filter(|(old, _)| *old != uuid) {
+                info!(index, old = %old, new = %uuid, "nvml: a different GPU is now at this index");
+                state.unsupported_logged = 0;
+            }
+            state.recheck_identity = false;
+            (uuid, name)
+        }
+    };
+
+    let reading = read_fields(&device, index, &uuid, &name, &mut state.unsupported_logged);
+    state.identity = Some((uuid, name));
+    reading
+}
+
+/// Reads the per-sample fields of one GPU; `logged` remembers which fields were
+/// already logged as unsupported.
+fn read_fields(
+    device: &Device<'_>,
+    index: u32,
+    uuid: &str,
+    name: &str,
+    logged: &mut u8,
+) -> Result<GpuReading, Fault> {
+    let mut get = |field, result| optional(field, result, uuid, logged);
+    let power = get(Field::Power, device.power_usage().map(u64::from))?;
+    let energy = get(Field::Energy, device.total_energy_consumption())?;
+    let utilization = get(
+        Field::Utilization,
+        device.utilization_rates().map(|u| u64::from(u.gpu)),
+    )?;
+    let temperature = get(
+        Field::Temperature,
+        device.temperature(TemperatureSensor::Gpu).map(u64::from),
+    )?;
+    let power_limit = get(
+        Field::PowerLimit,
+        device.enforced_power_limit().map(u64::from),
+    )?;
+    let memory = optional(
+        Field::Memory,
+        device.memory_info().map(|m| (m.used, m.total)),
+        uuid,
+        logged,
+    )?;
+    Ok(GpuReading {
+        index,
+        uuid: uuid.to_owned(),
+        name: name.to_owned(),
+        power: power.map(milliwatts),
+        energy_counter: energy.map(Joules::from_millijoules),
+        utilization: utilization.map(|pct| pct.min(100) as f64 / 100.0),
+        memory_used_bytes: memory.map(|(used, _)| used),
+        memory_total_bytes: memory.map(|(_, total)| total),
+        temperature_celsius: temperature.map(|c| c as f64),
+        power_limit: power_limit.map(milliwatts),
+    })
+}
+
+/// NVML reports power in `u32` milliwatts; it travels as `u64` through [`optional`].
+fn milliwatts(mw: u64) -> Watts {
+    Watts::from_milliwatts(u32::try_from(mw).unwrap_or(u32::MAX))
+}
+
+/// `Some` on success, `None` (logged once per GPU and field at debug) when
+/// unsupported, a [`Fault`] otherwise.
+fn optional<T>(
+    field: Field,
+    result: Result<T, NvmlError>,
+    uuid: &str,
+    logged: &mut u8,
+) -> Result<Option<T>, Fault> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_unsupported(&e) => {
+            if *logged & field.bit() == 0 {
+                *logged |= field.bit();
+                debug!(gpu = %uuid, call = field.call(), error = %e, "nvml: not supported; reported as absent");
+            }
+            Ok(None)
+        }
+        Err(error) => Err(Fault {
+            call: field.call(),
+            error,
+        }),
+    }
+}
+
+impl Collector for NvmlCollector {
+    fn name(&self) -> &'static str {
+        "nvml"
+    }
+
+    fn sample(&mut self, out: &mut Vec<Reading>) -> Result<(), SampleError> {
+        let count = self
+            .nvml
+            .device_count()
+            .map_err(|e| SampleError::Failed(format!("nvmlDeviceGetCount_v2: {e}")))?;
+        if count != self.last_count {
+            info!(
+                before = self.last_count,
+                now = count,
+                "nvml: the number of GPUs changed"
+            );
+            self.last_count = count;
+        }
+        if self.gpus.len() < count as usize {
+            self.gpus.resize_with(count as usize, GpuState::default);
+        }
+        for (index, state) in (0..count).zip(self.gpus.iter_mut()) {
+            match read_gpu(&self.nvml, index, state) {
+                Ok(reading) => {
+                    if let Some(failed) = state.failing.take() {
+                        info!(gpu = %reading.uuid, index, failed_samples = failed, "nvml: GPU readable again");
+                    }
+                    out.push(Reading::Gpu(reading));
+                }
+                Err(f) => {
+                    let device = state
+                        .identity
+                        .as_ref()
+                        .map_or_else(|| format!("index {index}"), |(uuid, _)| uuid.clone());
+                    match &mut state.failing {
+                        Some(n) => *n += 1,
+                        None => {
+                            warn!(gpu = %device, index, error = %f, "nvml: GPU read failed; retrying every interval, logging again on recovery");
+                            state.failing = Some(1);
+                        }
+                    }
+                    state.recheck_identity = true;
+                    out.push(Reading::DeviceFault {
+                        device,
+                        message: f.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
