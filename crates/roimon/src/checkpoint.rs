@@ -31,7 +31,9 @@ pub enum LoadError {
     },
     /// Checkpoints exist but none is readable: refusing to start from zero,
     /// which would make every counter go backwards.
-    #[error("no readable checkpoint in {dir}: {detail}; move the files aside to start from zero deliberately")]
+    #[error(
+        "no readable checkpoint in {dir}: {detail}; move the files aside to start from zero deliberately"
+    )]
     Corrupt {
         /// The directory.
         dir: PathBuf,
@@ -43,7 +45,10 @@ pub enum LoadError {
 impl Checkpoint {
     /// A store in `dir` (created if missing).
     pub fn open(dir: &Path) -> Result<Self, LoadError> {
-        fs::create_dir_all(dir).map_err(|source| LoadError::Dir { dir: dir.into(), source })?;
+        fs::create_dir_all(dir).map_err(|source| LoadError::Dir {
+            dir: dir.into(),
+            source,
+        })?;
         Ok(Self { dir: dir.into() })
     }
 
@@ -74,7 +79,10 @@ impl Checkpoint {
         if errors.is_empty() {
             Ok(None)
         } else {
-            Err(LoadError::Corrupt { dir: self.dir.clone(), detail: errors.join("; ") })
+            Err(LoadError::Corrupt {
+                dir: self.dir.clone(),
+                detail: errors.join("; "),
+            })
         }
     }
 
@@ -107,15 +115,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cp = Checkpoint::open(dir.path()).unwrap();
         assert!(cp.load().unwrap().is_none());
-        let mut c = Counters { currency: "EUR".into(), ..Default::default() };
+        let mut c = Counters {
+            currency: "EUR".into(),
+            ..Default::default()
+        };
         c.facility_energy_joules = Accumulator::from_total(42.5);
         cp.save(&c).unwrap();
         c.facility_energy_joules = Accumulator::from_total(50.0);
         cp.save(&c).unwrap();
-        assert_eq!(cp.load().unwrap().unwrap().facility_energy_joules.total(), 50.0);
+        assert_eq!(
+            cp.load().unwrap().unwrap().facility_energy_joules.total(),
+            50.0
+        );
         // A torn current file falls back to the previous checkpoint.
         fs::write(dir.path().join(FILE), b"{\"facility_energy_jou").unwrap();
-        assert_eq!(cp.load().unwrap().unwrap().facility_energy_joules.total(), 42.5);
+        assert_eq!(
+            cp.load().unwrap().unwrap().facility_energy_joules.total(),
+            42.5
+        );
         // Nothing readable at all is an error, not a silent restart from zero.
         fs::write(dir.path().join(PREV), b"garbage").unwrap();
         assert!(matches!(cp.load(), Err(LoadError::Corrupt { .. })));

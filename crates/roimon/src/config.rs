@@ -4,7 +4,9 @@
 //! validated `EngineConfig`.
 
 use chrono::Weekday;
-use roimon_core::{EngineConfig, FixedCosts, Owner, PricePerKwh, Seconds, ShareKey, Tariff, TimeOfUse, TouRule};
+use roimon_core::{
+    EngineConfig, FixedCosts, Owner, PricePerKwh, Seconds, ShareKey, Tariff, TimeOfUse, TouRule,
+};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -59,7 +61,10 @@ pub struct Sampling {
 }
 impl Default for Sampling {
     fn default() -> Self {
-        Self { interval_secs: 1.0, max_gap_intervals: 5.0 }
+        Self {
+            interval_secs: 1.0,
+            max_gap_intervals: 5.0,
+        }
     }
 }
 
@@ -264,7 +269,9 @@ pub struct Server {
 }
 impl Default for Server {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9464".into() }
+        Self {
+            listen: "127.0.0.1:9464".into(),
+        }
     }
 }
 
@@ -279,7 +286,10 @@ pub struct State {
 }
 impl Default for State {
     fn default() -> Self {
-        Self { dir: PathBuf::from("roimon-state"), checkpoint_interval_secs: 5.0 }
+        Self {
+            dir: PathBuf::from("roimon-state"),
+            checkpoint_interval_secs: 5.0,
+        }
     }
 }
 
@@ -305,7 +315,10 @@ pub struct Log {
 }
 impl Default for Log {
     fn default() -> Self {
-        Self { format: LogFormat::Text, level: "info".into() }
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
@@ -337,7 +350,11 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn line_of(src: &str, offset: usize) -> usize {
-    src[..offset.min(src.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    src[..offset.min(src.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
 }
 
 /// Find the line of a dotted key path like `price.schedule[1].to_hour` by
@@ -348,7 +365,10 @@ pub fn locate(src: &str, path: &str) -> Option<usize> {
         None => (String::new(), path.to_string()),
     };
     // Split "price.schedule[1]" into table "price.schedule" and index 1.
-    let (table, index) = match table_path.strip_suffix(']').and_then(|t| t.rsplit_once('[')) {
+    let (table, index) = match table_path
+        .strip_suffix(']')
+        .and_then(|t| t.rsplit_once('['))
+    {
         Some((t, i)) => (t.to_string(), i.parse::<usize>().ok()),
         None => (table_path.clone(), None),
     };
@@ -404,11 +424,19 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(src: &str, file: &str) -> Resu
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.inner();
-        let mut key = if path == "." { None } else { Some(path.clone()) };
+        let mut key = if path == "." {
+            None
+        } else {
+            Some(path.clone())
+        };
         let message = inner.message().trim().to_string();
         // For an unknown field, name the field itself.
         if let Some(rest) = message.strip_prefix("unknown field `") {
-            if let Some(field) = rest.split('`').next() {
+            if let Some(field) = rest
+                .split('`')
+                .next()
+                .filter(|f| !path.ends_with(&format!(".{f}")) && path != *f)
+            {
                 key = Some(match &key {
                     Some(k) => format!("{k}.{field}"),
                     None => field.to_string(),
@@ -419,7 +447,12 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(src: &str, file: &str) -> Resu
             .span()
             .map(|s| line_of(src, s.start))
             .or_else(|| key.as_deref().and_then(|k| locate(src, k)));
-        ConfigError { file: file.into(), line, key, message }
+        ConfigError {
+            file: file.into(),
+            line,
+            key,
+            message,
+        }
     })
 }
 
@@ -463,48 +496,93 @@ impl Config {
         let err = |k: &str, m: String| Err((k.to_string(), m));
         let s = &self.sampling;
         if !(s.interval_secs.is_finite() && s.interval_secs >= 0.05 && s.interval_secs <= 3600.0) {
-            return err("sampling.interval_secs", format!("must be between 0.05 and 3600 seconds, got {}", s.interval_secs));
+            return err(
+                "sampling.interval_secs",
+                format!(
+                    "must be between 0.05 and 3600 seconds, got {}",
+                    s.interval_secs
+                ),
+            );
         }
         if !(s.max_gap_intervals.is_finite() && s.max_gap_intervals >= 1.5) {
-            return err("sampling.max_gap_intervals", format!("must be at least 1.5, got {}", s.max_gap_intervals));
+            return err(
+                "sampling.max_gap_intervals",
+                format!("must be at least 1.5, got {}", s.max_gap_intervals),
+            );
         }
         if !(self.facility.pue.is_finite() && (1.0..=5.0).contains(&self.facility.pue)) {
-            return err("facility.pue", format!("must be between 1.0 and 5.0, got {}", self.facility.pue));
+            return err(
+                "facility.pue",
+                format!("must be between 1.0 and 5.0, got {}", self.facility.pue),
+            );
         }
         let h = &self.host;
         if !(h.idle_watts.is_finite() && h.idle_watts >= 0.0) {
-            return err("host.idle_watts", format!("must be ≥ 0, got {}", h.idle_watts));
+            return err(
+                "host.idle_watts",
+                format!("must be ≥ 0, got {}", h.idle_watts),
+            );
         }
         if !(h.max_watts.is_finite() && h.max_watts >= h.idle_watts) {
-            return err("host.max_watts", format!("must be ≥ host.idle_watts ({}), got {}", h.idle_watts, h.max_watts));
+            return err(
+                "host.max_watts",
+                format!(
+                    "must be ≥ host.idle_watts ({}), got {}",
+                    h.idle_watts, h.max_watts
+                ),
+            );
         }
         let p = &self.price;
         if p.currency.len() != 3 || !p.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return err("price.currency", format!("must be an ISO 4217 code like \"EUR\", got {:?}", p.currency));
+            return err(
+                "price.currency",
+                format!(
+                    "must be an ISO 4217 code like \"EUR\", got {:?}",
+                    p.currency
+                ),
+            );
         }
         if !(p.price_per_kwh.is_finite() && p.price_per_kwh >= 0.0 && p.price_per_kwh < 100.0) {
-            return err("price.price_per_kwh", format!("must be between 0 and 100 per kWh, got {}", p.price_per_kwh));
+            return err(
+                "price.price_per_kwh",
+                format!("must be between 0 and 100 per kWh, got {}", p.price_per_kwh),
+            );
         }
         if p.timezone.parse::<chrono_tz::Tz>().is_err() {
-            return err("price.timezone", format!("unknown IANA time zone {:?}", p.timezone));
+            return err(
+                "price.timezone",
+                format!("unknown IANA time zone {:?}", p.timezone),
+            );
         }
         if p.source == PriceSource::Schedule && p.schedule.is_empty() {
-            return err("price.schedule", "source = \"schedule\" needs at least one [[price.schedule]] rule".into());
+            return err(
+                "price.schedule",
+                "source = \"schedule\" needs at least one [[price.schedule]] rule".into(),
+            );
         }
         for (i, r) in p.schedule.iter().enumerate() {
             let k = |f: &str| format!("price.schedule[{i}].{f}");
             if r.from_hour > 23 {
-                return err(&k("from_hour"), format!("must be 0..=23, got {}", r.from_hour));
+                return err(
+                    &k("from_hour"),
+                    format!("must be 0..=23, got {}", r.from_hour),
+                );
             }
             if r.to_hour > 24 {
                 return err(&k("to_hour"), format!("must be 0..=24, got {}", r.to_hour));
             }
             if !(r.price_per_kwh.is_finite() && r.price_per_kwh >= 0.0 && r.price_per_kwh < 100.0) {
-                return err(&k("price_per_kwh"), format!("must be between 0 and 100 per kWh, got {}", r.price_per_kwh));
+                return err(
+                    &k("price_per_kwh"),
+                    format!("must be between 0 and 100 per kWh, got {}", r.price_per_kwh),
+                );
             }
             for d in &r.days {
                 if parse_weekday(d).is_none() {
-                    return err(&k("days"), format!("unknown weekday {d:?} (use mon, tue, wed, thu, fri, sat, sun)"));
+                    return err(
+                        &k("days"),
+                        format!("unknown weekday {d:?} (use mon, tue, wed, thu, fri, sat, sun)"),
+                    );
                 }
             }
         }
@@ -516,32 +594,61 @@ impl Config {
             ("staff_per_month", c.staff_per_month),
         ] {
             if !(v.is_finite() && v >= 0.0) {
-                return err(&format!("costs.{name}"), format!("must be a non-negative amount, got {v}"));
+                return err(
+                    &format!("costs.{name}"),
+                    format!("must be a non-negative amount, got {v}"),
+                );
             }
         }
         if c.residual > c.purchase {
-            return err("costs.residual", format!("must not exceed costs.purchase ({})", c.purchase));
+            return err(
+                "costs.residual",
+                format!("must not exceed costs.purchase ({})", c.purchase),
+            );
         }
         if !(c.depreciation_years.is_finite() && c.depreciation_years > 0.0) {
-            return err("costs.depreciation_years", format!("must be > 0, got {}", c.depreciation_years));
+            return err(
+                "costs.depreciation_years",
+                format!("must be > 0, got {}", c.depreciation_years),
+            );
         }
         if self.server.listen.parse::<SocketAddr>().is_err() {
-            return err("server.listen", format!("not an address like 127.0.0.1:9464: {:?}", self.server.listen));
+            return err(
+                "server.listen",
+                format!(
+                    "not an address like 127.0.0.1:9464: {:?}",
+                    self.server.listen
+                ),
+            );
         }
-        if !(self.state.checkpoint_interval_secs.is_finite() && self.state.checkpoint_interval_secs >= 0.1) {
-            return err("state.checkpoint_interval_secs", format!("must be ≥ 0.1, got {}", self.state.checkpoint_interval_secs));
+        if !(self.state.checkpoint_interval_secs.is_finite()
+            && self.state.checkpoint_interval_secs >= 0.1)
+        {
+            return err(
+                "state.checkpoint_interval_secs",
+                format!("must be ≥ 0.1, got {}", self.state.checkpoint_interval_secs),
+            );
         }
         let mut seen = HashMap::new();
         for (i, o) in self.gpu.owners.iter().enumerate() {
             if o.gpu_uuid.trim().is_empty() {
-                return err(&format!("gpu.owners[{i}].gpu_uuid"), "must not be empty".into());
+                return err(
+                    &format!("gpu.owners[{i}].gpu_uuid"),
+                    "must not be empty".into(),
+                );
             }
             if let Some(j) = seen.insert(o.gpu_uuid.clone(), i) {
-                return err(&format!("gpu.owners[{i}].gpu_uuid"), format!("{} is already owned by gpu.owners[{j}]", o.gpu_uuid));
+                return err(
+                    &format!("gpu.owners[{i}].gpu_uuid"),
+                    format!("{} is already owned by gpu.owners[{j}]", o.gpu_uuid),
+                );
             }
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return err("log.level", format!("not a valid filter: {:?}", self.log.level));
+            return err(
+                "log.level",
+                format!("not a valid filter: {:?}", self.log.level),
+            );
         }
         Ok(())
     }
@@ -573,13 +680,27 @@ impl Config {
             pue: self.facility.pue,
             tariff,
             price_source: p.source.label().into(),
-            fixed: FixedCosts::new(c.purchase, c.residual, c.depreciation_years, c.maintenance_per_year, c.staff_per_month),
+            fixed: FixedCosts::new(
+                c.purchase,
+                c.residual,
+                c.depreciation_years,
+                c.maintenance_per_year,
+                c.staff_per_month,
+            ),
             share_key: c.share_key,
             owners: self
                 .gpu
                 .owners
                 .iter()
-                .map(|o| (o.gpu_uuid.clone(), Owner { team: o.team.clone(), workload: o.workload.clone() }))
+                .map(|o| {
+                    (
+                        o.gpu_uuid.clone(),
+                        Owner {
+                            team: o.team.clone(),
+                            workload: o.workload.clone(),
+                        },
+                    )
+                })
                 .collect(),
             max_gap: Seconds(self.sampling.interval_secs * self.sampling.max_gap_intervals),
         }
@@ -612,7 +733,10 @@ mod tests {
 
     #[test]
     fn example_config_is_valid() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/roimon.example.toml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/roimon.example.toml"
+        );
         let c = Config::load(Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.price.source, PriceSource::Schedule);
         assert!(!c.gpu.owners.is_empty());
@@ -627,7 +751,10 @@ mod tests {
         assert_eq!(e.file, "x.toml");
         assert_eq!(e.key.as_deref(), Some("facility.peu"), "{e}");
         assert_eq!(e.line, Some(6), "{e}");
-        assert!(e.to_string().starts_with("x.toml:6: key `facility.peu`"), "{e}");
+        assert!(
+            e.to_string().starts_with("x.toml:6: key `facility.peu`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -642,10 +769,18 @@ mod tests {
     fn semantic_error_names_line_and_key() {
         let src = "[facility]\n\npue = 0.5\n";
         let e = Config::parse(src, "z.toml").unwrap_err();
-        assert_eq!((e.key.as_deref(), e.line), (Some("facility.pue"), Some(3)), "{e}");
+        assert_eq!(
+            (e.key.as_deref(), e.line),
+            (Some("facility.pue"), Some(3)),
+            "{e}"
+        );
         let src = "[price]\nsource = \"schedule\"\n[[price.schedule]]\nfrom_hour = 8\nto_hour = 20\nprice_per_kwh = 0.3\n[[price.schedule]]\nfrom_hour = 30\nto_hour = 2\nprice_per_kwh = 0.1\n";
         let e = Config::parse(src, "z.toml").unwrap_err();
-        assert_eq!((e.key.as_deref(), e.line), (Some("price.schedule[1].from_hour"), Some(8)), "{e}");
+        assert_eq!(
+            (e.key.as_deref(), e.line),
+            (Some("price.schedule[1].from_hour"), Some(8)),
+            "{e}"
+        );
     }
 
     #[test]
@@ -658,6 +793,10 @@ mod tests {
     fn duplicate_owner_is_refused() {
         let src = "[[gpu.owners]]\ngpu_uuid = \"GPU-1\"\nteam = \"a\"\n[[gpu.owners]]\ngpu_uuid = \"GPU-1\"\nteam = \"b\"\n";
         let e = Config::parse(src, "o.toml").unwrap_err();
-        assert_eq!((e.key.as_deref(), e.line), (Some("gpu.owners[1].gpu_uuid"), Some(5)), "{e}");
+        assert_eq!(
+            (e.key.as_deref(), e.line),
+            (Some("gpu.owners[1].gpu_uuid"), Some(5)),
+            "{e}"
+        );
     }
 }

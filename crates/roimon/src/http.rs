@@ -84,28 +84,58 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     if st.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "waiting for every enabled collector to report once\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for every enabled collector to report once\n",
+        )
+            .into_response()
     }
 }
 
 /// The summary document (see the README's API section).
 pub fn summary_json(s: &Snapshot) -> serde_json::Value {
     let c = &s.counters;
-    let cost: serde_json::Map<String, serde_json::Value> =
-        Component::ALL.iter().map(|k| (k.as_str().to_string(), c.cost.get(k).map_or(0.0, |a| a.total()).into())).collect();
-    let cost_total: f64 = Component::ALL.iter().map(|k| c.cost.get(k).map_or(0.0, |a| a.total())).sum();
-    let credit_total: f64 = c.credit.values().map(|a| a.total()).sum();
+    let cost: serde_json::Map<String, serde_json::Value> = Component::ALL
+        .iter()
+        .map(|k| {
+            (
+                k.as_str().to_string(),
+                c.cost.get(k).map_or(0.0, |a| a.total()).into(),
+            )
+        })
+        .collect();
+    let cost_total: f64 = Component::ALL
+        .iter()
+        .map(|k| c.cost.get(k).map_or(0.0, |a| a.total()))
+        .sum::<f64>()
+        + 0.0;
+    // `+ 0.0` turns the empty sum's -0.0 into 0.0 for JSON readers.
+    let credit_total: f64 = c.credit.values().map(|a| a.total()).sum::<f64>() + 0.0;
     let rate: serde_json::Map<String, serde_json::Value> = Component::ALL
         .iter()
-        .map(|k| (k.as_str().to_string(), (s.cost_rate_per_sec.get(k).copied().unwrap_or(0.0) * 3600.0).into()))
+        .map(|k| {
+            (
+                k.as_str().to_string(),
+                (s.cost_rate_per_sec.get(k).copied().unwrap_or(0.0) * 3600.0).into(),
+            )
+        })
         .collect();
-    let rate_total: f64 = s.cost_rate_per_sec.values().sum::<f64>() * 3600.0;
-    let gpu_power: f64 = s.gpus.values().filter(|g| g.present).filter_map(|g| g.reading.power.map(|w| w.0)).sum();
+    let rate_total: f64 = s.cost_rate_per_sec.values().sum::<f64>() * 3600.0 + 0.0;
+    let gpu_power: f64 = s
+        .gpus
+        .values()
+        .filter(|g| g.present)
+        .filter_map(|g| g.reading.power.map(|w| w.0))
+        .sum::<f64>()
+        + 0.0;
     let gpus: Vec<serde_json::Value> = s
         .gpus
         .iter()
         .map(|(uuid, g)| {
-            let cost: f64 = c.gpu_cost.get(uuid).map_or(0.0, |m| m.values().map(|a| a.total()).sum());
+            let cost: f64 = c
+                .gpu_cost
+                .get(uuid)
+                .map_or(0.0, |m| m.values().map(|a| a.total()).sum());
             serde_json::json!({
                 "gpu": g.reading.index,
                 "gpu_uuid": uuid,
@@ -154,7 +184,9 @@ async fn summary(State(st): State<Arc<AppState>>) -> Response {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
@@ -169,7 +201,9 @@ async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
             esc(&g.reading.name),
             esc(&g.owner.team),
             esc(&g.owner.workload),
-            g.reading.power.map_or("-".into(), |w| format!("{:.1} W", w.0)),
+            g.reading
+                .power
+                .map_or("-".into(), |w| format!("{:.1} W", w.0)),
         ));
     }
     Html(format!(

@@ -22,7 +22,12 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// roimon: what a GPU node costs and what it returns, from measurements.
 #[derive(Debug, Parser)]
-#[command(name = "roimon", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "roimon",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -105,10 +110,18 @@ fn load_config(args: &RunArgs) -> Result<Config, ConfigError> {
         Some(p) => Config::load(p)?,
         None => Config::builtin(),
     };
-    let flag = |key: &str, message: String| ConfigError { file: "command line".into(), line: None, key: Some(key.into()), message };
+    let flag = |key: &str, message: String| ConfigError {
+        file: "command line".into(),
+        line: None,
+        key: Some(key.into()),
+        message,
+    };
     if let Some(l) = &args.listen {
         if l.parse::<std::net::SocketAddr>().is_err() {
-            return Err(flag("--listen", format!("not an address like 127.0.0.1:9464: {l:?}")));
+            return Err(flag(
+                "--listen",
+                format!("not an address like 127.0.0.1:9464: {l:?}"),
+            ));
         }
         cfg.server.listen = l.clone();
     }
@@ -122,7 +135,12 @@ fn load_config(args: &RunArgs) -> Result<Config, ConfigError> {
         cfg.log.format = match f.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
-            other => return Err(flag("--log-format", format!("must be text or json, got {other:?}"))),
+            other => {
+                return Err(flag(
+                    "--log-format",
+                    format!("must be text or json, got {other:?}"),
+                ));
+            }
         };
     }
     Ok(cfg)
@@ -131,7 +149,9 @@ fn load_config(args: &RunArgs) -> Result<Config, ConfigError> {
 fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cfg.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -144,8 +164,13 @@ fn collectors(cfg: &Config) -> Vec<Supervised> {
         GpuSource::None => {}
         GpuSource::Simulated => {
             let n = cfg.gpu.simulated_count.unwrap_or(4);
-            tracing::warn!(gpus = n, "gpu.source = \"simulated\": reporting SIMULATED GPUs, not measurements");
-            let open: Opener = Box::new(move || Ok(Box::new(simulated::SimulatedGpus::new(n)) as Box<dyn Collector>));
+            tracing::warn!(
+                gpus = n,
+                "gpu.source = \"simulated\": reporting SIMULATED GPUs, not measurements"
+            );
+            let open: Opener = Box::new(move || {
+                Ok(Box::new(simulated::SimulatedGpus::new(n)) as Box<dyn Collector>)
+            });
             out.push(Supervised::new("nvml", open, false));
         }
         source @ (GpuSource::Auto | GpuSource::Nvml) => {
@@ -168,7 +193,9 @@ fn collectors(cfg: &Config) -> Vec<Supervised> {
             idle_watts: cfg.host.idle_watts,
             max_watts: cfg.host.max_watts,
         };
-        let open: Opener = Box::new(move || Ok(Box::new(roimon_collect_host::HostCollector::new(hc.clone())) as Box<dyn Collector>));
+        let open: Opener = Box::new(move || {
+            Ok(Box::new(roimon_collect_host::HostCollector::new(hc.clone())) as Box<dyn Collector>)
+        });
         out.push(Supervised::new("host", open, false));
     }
     out
@@ -210,7 +237,10 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
     let state = Arc::new(http::AppState::new(engine.snapshot(), VERSION));
     let listen: std::net::SocketAddr = cfg.server.listen.parse().context("server.listen")?;
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(listen))
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -233,7 +263,9 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
 
     let app = http::router(state);
     let served = rt.block_on(async move {
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
     });
     tracing::info!("shutting down: flushing and checkpointing");
     let _ = stop_tx.send(());
@@ -260,4 +292,3 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
     }
 }
-

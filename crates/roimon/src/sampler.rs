@@ -31,7 +31,10 @@ pub struct Supervised {
 
 impl std::fmt::Debug for Supervised {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Supervised").field("name", &self.name).field("open", &self.inner.is_some()).finish()
+        f.debug_struct("Supervised")
+            .field("name", &self.name)
+            .field("open", &self.inner.is_some())
+            .finish()
     }
 }
 
@@ -79,10 +82,14 @@ impl Supervised {
                                 self.said_unavailable = true;
                             }
                         }
-                        _ => tracing::warn!(collector = self.name, error = %e, retry_in_secs = self.backoff.as_secs(), "collector could not start"),
+                        _ => {
+                            tracing::warn!(collector = self.name, error = %e, retry_in_secs = self.backoff.as_secs(), "collector could not start")
+                        }
                     }
                     return Err(match e {
-                        SampleError::Unavailable(m) if !self.quiet_unavailable => SampleError::Failed(m),
+                        SampleError::Unavailable(m) if !self.quiet_unavailable => {
+                            SampleError::Failed(m)
+                        }
                         other => other,
                     });
                 }
@@ -135,7 +142,9 @@ pub struct Sampler {
 
 impl std::fmt::Debug for Sampler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sampler").field("collectors", &self.collectors).finish()
+        f.debug_struct("Sampler")
+            .field("collectors", &self.collectors)
+            .finish()
     }
 }
 
@@ -145,11 +154,18 @@ impl Sampler {
         let reports: Vec<Report> = self
             .collectors
             .iter_mut()
-            .map(|c| Report { collector: c.name(), outcome: c.sample(now) })
+            .map(|c| Report {
+                collector: c.name(),
+                outcome: c.sample(now),
+            })
             .collect();
-        let tick = Tick { wall: Utc::now(), mono: origin.elapsed().as_secs_f64() };
+        let tick = Tick {
+            wall: Utc::now(),
+            mono: origin.elapsed().as_secs_f64(),
+        };
         self.engine.ingest(tick, &reports);
-        self.state.publish(self.engine.snapshot(), self.engine.ready());
+        self.state
+            .publish(self.engine.snapshot(), self.engine.ready());
     }
 
     fn save(&self) {

@@ -36,17 +36,28 @@ pub fn evaluate_file(path: &Path) -> Result<Vec<ScenarioResult>, ConfigError> {
     let src = read_file(path)?;
     let file = path.display().to_string();
     let f: File = parse_toml(&src, &file)?;
-    let weights = Weights { benefit: f.weights.benefit, cost: f.weights.cost };
+    let weights = Weights {
+        benefit: f.weights.benefit,
+        cost: f.weights.cost,
+    };
     let scenarios: Vec<Scenario> = f
         .scenario
         .into_iter()
-        .map(|s| Scenario { name: s.name, benefit: s.benefit, cost: s.cost, value: s.value })
+        .map(|s| Scenario {
+            name: s.name,
+            benefit: s.benefit,
+            cost: s.cost,
+            value: s.value,
+        })
         .collect();
     roi::evaluate(&weights, &scenarios).map_err(|e| {
         let key = match &e {
-            RoiError::Unweighted { kind, indicator, .. } | RoiError::Missing { kind, indicator, .. } => {
-                Some(format!("{kind}.{indicator}"))
+            RoiError::Unweighted {
+                kind, indicator, ..
             }
+            | RoiError::Missing {
+                kind, indicator, ..
+            } => Some(format!("{kind}.{indicator}")),
             RoiError::NegativeCost { indicator, .. } => Some(format!("cost.{indicator}")),
             _ => None,
         };
@@ -56,7 +67,9 @@ pub fn evaluate_file(path: &Path) -> Result<Vec<ScenarioResult>, ConfigError> {
             | RoiError::Missing { scenario, .. }
             | RoiError::NegativeCost { scenario, .. }
             | RoiError::ZeroCost { scenario }
-            | RoiError::NotFinite { scenario, .. } => scenarios.iter().position(|s| &s.name == scenario),
+            | RoiError::NotFinite { scenario, .. } => {
+                scenarios.iter().position(|s| &s.name == scenario)
+            }
             RoiError::Empty => None,
         };
         let line = scenario_idx.and_then(|i| locate(&src, &format!("scenario[{i}].name")));

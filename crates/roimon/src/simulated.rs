@@ -15,7 +15,11 @@ pub struct SimulatedGpus {
 impl SimulatedGpus {
     /// `count` simulated GPUs.
     pub fn new(count: u32) -> Self {
-        Self { start: Instant::now(), last: None, energy: vec![0.0; count as usize] }
+        Self {
+            start: Instant::now(),
+            last: None,
+            energy: vec![0.0; count as usize],
+        }
     }
 
     fn power(i: usize, t: f64) -> f64 {
