@@ -1,0 +1,7 @@
+//! One module per publisher. Every parser takes the response body (and the
+//! few request facts it needs to choose among what the body holds) and returns
+//! [`Parsed`](crate::Parsed): raw slots in the publisher's own unit. Unit
+//! conversion, validation and adders happen once, in
+//! [`normalise`](crate::normalise).
+
+pub mod util;

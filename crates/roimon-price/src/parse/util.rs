@@ -1,0 +1,88 @@
+//! Helpers shared by the parsers: time stamps in the publishers' many
+//! spellings, and slot ends inferred from the spacing of starts.
+
+use crate::schedule::{PriceError, RawSlot};
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+
+/// Parse an RFC 3339 time stamp with an offset, or one without seconds
+/// (`2024-09-01T22:00Z`, as ENTSO-E writes them), or a naive one taken as UTC.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, PriceError> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    // "2024-09-01T22:00Z" (no seconds).
+    if let Some(body) = s.strip_suffix('Z') {
+        for fmt in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S%.f"] {
+            if let Ok(n) = NaiveDateTime::parse_from_str(body, fmt) {
+                return Ok(n.and_utc());
+            }
+        }
+    }
+    if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M%:z") {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Ok(n.and_utc());
+        }
+    }
+    Err(PriceError::Parse(format!("not a time stamp: {s:?}")))
+}
+
+/// Milliseconds since the epoch to UTC.
+pub fn from_epoch_ms(ms: i64) -> Result<DateTime<Utc>, PriceError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| PriceError::Parse(format!("epoch milliseconds out of range: {ms}")))
+}
+
+/// Give slots known only by their start an end: the next start, and for the
+/// last one the spacing before it (or `default` when there is only one).
+/// Input must be sorted by start.
+pub fn ends_from_starts(starts: &[(DateTime<Utc>, f64)], default: TimeDelta) -> Vec<RawSlot> {
+    let mut out = Vec::with_capacity(starts.len());
+    for (i, &(start, value)) in starts.iter().enumerate() {
+        let end = match starts.get(i + 1) {
+            Some(&(next, _)) => next,
+            None if i > 0 => start + (start - starts[i - 1].0),
+            None => start + default,
+        };
+        out.push(RawSlot { start, end, value });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_spellings() {
+        let want = DateTime::parse_from_rfc3339("2024-09-01T22:00:00Z").unwrap();
+        for s in [
+            "2024-09-01T22:00Z",
+            "2024-09-01T22:00:00Z",
+            "2024-09-02T00:00:00.000+02:00",
+            "2024-09-02T00:00+02:00",
+            "2024-09-01T22:00:00",
+        ] {
+            assert_eq!(parse_time(s).unwrap(), want, "{s}");
+        }
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn ends_follow_spacing() {
+        let t = parse_time("2025-01-01T00:00Z").unwrap();
+        let q = TimeDelta::minutes(15);
+        let s = ends_from_starts(&[(t, 1.0), (t + q, 2.0)], TimeDelta::hours(1));
+        assert_eq!(s[0].end, t + q);
+        assert_eq!(s[1].end, t + q + q);
+        let one = ends_from_starts(&[(t, 1.0)], TimeDelta::hours(1));
+        assert_eq!(one[0].end, t + TimeDelta::hours(1));
+    }
+}

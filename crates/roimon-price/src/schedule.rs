@@ -1,0 +1,424 @@
+//! The normalised form every source is turned into: `[start, end)` UTC slots
+//! with a price per kWh in one currency's major unit, validated, with the
+//! configured adders and VAT applied and recorded beside the market price.
+
+use chrono::{DateTime, Utc};
+use roimon_core::{PricePerKwh, Slot};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The unit a publisher states its values in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// Major currency unit per MWh (markets: EUR/MWh).
+    PerMwh,
+    /// Major currency unit per kWh (retail: EUR/kWh).
+    PerKwh,
+    /// Minor unit (cent, penny, øre) per kWh.
+    MinorPerKwh,
+    /// Grams CO2-equivalent per kWh (carbon intensity; not a price).
+    GramsPerKwh,
+}
+
+impl Unit {
+    /// Convert a value in this unit to major units (or grams) per kWh.
+    pub fn to_per_kwh(self, v: f64) -> f64 {
+        match self {
+            Unit::PerMwh => v / 1000.0,
+            Unit::PerKwh | Unit::GramsPerKwh => v,
+            Unit::MinorPerKwh => v / 100.0,
+        }
+    }
+}
+
+impl FromStr for Unit {
+    type Err = PriceError;
+    /// `EUR/MWh`, `MWh`, `EUR/kWh`, `kWh`, `ct/kWh`, `p/kWh`, `öre/kWh`, `g/kWh`.
+    fn from_str(s: &str) -> Result<Self, PriceError> {
+        let l = s.trim().to_ascii_lowercase();
+        let (num, den) = l.split_once('/').unwrap_or(("", l.as_str()));
+        let num = num.trim();
+        match den.trim() {
+            "mwh" if !is_minor(num) => Ok(Unit::PerMwh),
+            "kwh" if num == "g" || num == "gco2" || num == "gco2eq" => Ok(Unit::GramsPerKwh),
+            "kwh" if is_minor(num) => Ok(Unit::MinorPerKwh),
+            "kwh" => Ok(Unit::PerKwh),
+            _ => Err(PriceError::Invalid(format!(
+                "unknown unit {s:?} (expected e.g. EUR/MWh, EUR/kWh, ct/kWh, p/kWh)"
+            ))),
+        }
+    }
+}
+
+fn is_minor(num: &str) -> bool {
+    matches!(
+        num,
+        "ct" | "c" | "cent" | "cents" | "p" | "pence" | "öre" | "ore" | "øre" | "gr" | "rp"
+    )
+}
+
+/// One slot as the publisher gave it, before unit conversion.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawSlot {
+    /// Inclusive start, UTC.
+    pub start: DateTime<Utc>,
+    /// Exclusive end, UTC.
+    pub end: DateTime<Utc>,
+    /// Value in the publisher's unit.
+    pub value: f64,
+}
+
+/// What a parser returns: raw slots, their unit, and the currency the body
+/// states (None when the body does not say; the configured one is then used).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    /// ISO currency code stated by the body, if any.
+    pub currency: Option<String>,
+    /// Unit of every value.
+    pub unit: Unit,
+    /// Slots, in any order.
+    pub slots: Vec<RawSlot>,
+}
+
+/// Why a response could not be turned into a schedule.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PriceError {
+    /// The body is not what the publisher's format says it is.
+    #[error("response does not parse: {0}")]
+    Parse(String),
+    /// The publisher answered that it has no data (not yet published, or
+    /// none for that area/window).
+    #[error("no data: {0}")]
+    NoData(String),
+    /// It parsed, but the values cannot be trusted (NaN, absurd, overlapping,
+    /// wrong currency or unit).
+    #[error("rejected: {0}")]
+    Invalid(String),
+}
+
+/// Adders per kWh (grid fees, taxes) and VAT, applied as
+/// `(market + Σ adders) × (1 + vat)`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Adjustments {
+    /// Named adders in currency per kWh, applied in this order.
+    pub adders: Vec<(String, f64)>,
+    /// VAT as a fraction (0.19 = 19 %).
+    pub vat: f64,
+}
+
+impl Adjustments {
+    /// The price paid for a market price.
+    pub fn apply(&self, market: f64) -> f64 {
+        let with_adders = self.adders.iter().fold(market, |p, (_, a)| p + a);
+        with_adders * (1.0 + self.vat)
+    }
+}
+
+/// One normalised slot: the market price and the price paid.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PriceSlot {
+    /// Inclusive start, UTC.
+    pub start: DateTime<Utc>,
+    /// Exclusive end, UTC.
+    pub end: DateTime<Utc>,
+    /// Market (or source) price per kWh before adders and VAT.
+    pub market_per_kwh: f64,
+    /// Price paid per kWh: `(market + adders) × (1 + vat)`.
+    pub price_per_kwh: f64,
+}
+
+/// A validated schedule: sorted, non-overlapping slots in one currency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// ISO currency code.
+    pub currency: String,
+    /// Sorted by start; never overlapping; gaps allowed.
+    pub slots: Vec<PriceSlot>,
+    /// The adders and VAT that turned market prices into paid prices.
+    pub adjustments: Adjustments,
+}
+
+impl Schedule {
+    /// The slots in the core's form (price paid), for the engine's tariff.
+    pub fn core_slots(&self) -> Vec<Slot> {
+        self.slots
+            .iter()
+            .map(|s| Slot {
+                start: s.start,
+                end: s.end,
+                price: PricePerKwh(s.price_per_kwh),
+            })
+            .collect()
+    }
+
+    /// The end of the last slot, if any.
+    pub fn end(&self) -> Option<DateTime<Utc>> {
+        self.slots.last().map(|s| s.end)
+    }
+
+    /// Merge a newer schedule in: its slots replace every old slot they
+    /// overlap; old slots outside it are kept (history stays priced). Slots
+    /// ending before `keep_after` are dropped to bound memory.
+    pub fn merge(&mut self, newer: Schedule, keep_after: DateTime<Utc>) {
+        let (Some(first), Some(last)) = (newer.slots.first(), newer.slots.last()) else {
+            return;
+        };
+        let (lo, hi) = (first.start, last.end);
+        let mut slots: Vec<PriceSlot> = self
+            .slots
+            .iter()
+            .copied()
+            .filter(|s| s.end > keep_after && (s.end <= lo || s.start >= hi))
+            .collect();
+        slots.extend(newer.slots);
+        slots.sort_by_key(|s| s.start);
+        self.slots = slots;
+        self.currency = newer.currency;
+        self.adjustments = newer.adjustments;
+    }
+
+    /// Slots overlapping `[from, to)`.
+    pub fn window(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<PriceSlot> {
+        self.slots
+            .iter()
+            .filter(|s| s.end > from && s.start < to)
+            .copied()
+            .collect()
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in &self.slots {
+            writeln!(
+                f,
+                "{}  {}  {:>10.5} {}/kWh",
+                s.start.format("%Y-%m-%dT%H:%MZ"),
+                s.end.format("%Y-%m-%dT%H:%MZ"),
+                s.price_per_kwh,
+                self.currency
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The largest believable |price| per kWh in a currency's major unit, when
+/// the currency is known: market caps are about 4 EUR/kWh (EPEX +4000 EUR/MWh),
+/// so a larger figure means a unit or parsing mistake.
+pub fn default_bound(currency: &str) -> Option<f64> {
+    match currency.to_ascii_uppercase().as_str() {
+        "EUR" | "GBP" | "USD" | "CHF" | "AUD" | "CAD" | "NZD" => Some(10.0),
+        "SEK" | "NOK" | "DKK" | "PLN" | "RON" | "BGN" => Some(150.0),
+        "CZK" => Some(300.0),
+        "HUF" => Some(5000.0),
+        _ => None,
+    }
+}
+
+/// Turn parsed slots into a validated schedule in `currency`.
+///
+/// Rejects: a stated currency other than `currency`; a non-finite value; a
+/// price whose magnitude exceeds `bound` per kWh (or [`default_bound`]);
+/// `end <= start`; overlapping slots; an empty result (that is
+/// [`PriceError::NoData`]). Exact duplicates (same start, end and value) are
+/// collapsed; everything else that overlaps is an error.
+pub fn normalise(
+    parsed: Parsed,
+    currency: &str,
+    adjustments: &Adjustments,
+    bound: Option<f64>,
+) -> Result<Schedule, PriceError> {
+    if let Some(stated) = &parsed.currency {
+        if !stated.eq_ignore_ascii_case(currency) {
+            return Err(PriceError::Invalid(format!(
+                "the source states currency {stated}, the config says {currency}"
+            )));
+        }
+    }
+    if parsed.unit == Unit::GramsPerKwh {
+        return Err(PriceError::Invalid(
+            "carbon intensity (g/kWh) is not a price".into(),
+        ));
+    }
+    let bound = bound.or_else(|| default_bound(currency));
+    let mut raw = parsed.slots;
+    if raw.is_empty() {
+        return Err(PriceError::NoData(
+            "the response holds no price slots".into(),
+        ));
+    }
+    raw.sort_by(|a, b| a.start.cmp(&b.start).then(a.end.cmp(&b.end)));
+    raw.dedup_by(|b, a| a.start == b.start && a.end == b.end && a.value == b.value);
+    let mut slots = Vec::with_capacity(raw.len());
+    for (i, r) in raw.iter().enumerate() {
+        if r.end <= r.start {
+            return Err(PriceError::Invalid(format!(
+                "slot {} ends at or before it starts ({})",
+                r.start, r.end
+            )));
+        }
+        if !r.value.is_finite() {
+            return Err(PriceError::Invalid(format!(
+                "slot {}: price is not a number ({})",
+                r.start, r.value
+            )));
+        }
+        let market = parsed.unit.to_per_kwh(r.value);
+        if let Some(b) = bound {
+            if market.abs() > b {
+                return Err(PriceError::Invalid(format!(
+                    "slot {}: {market} {currency}/kWh is beyond ±{b} {currency}/kWh; wrong unit or currency?",
+                    r.start
+                )));
+            }
+        }
+        if i > 0 && raw[i - 1].end > r.start {
+            return Err(PriceError::Invalid(format!(
+                "slots overlap: [{}, {}) and [{}, {})",
+                raw[i - 1].start,
+                raw[i - 1].end,
+                r.start,
+                r.end
+            )));
+        }
+        slots.push(PriceSlot {
+            start: r.start,
+            end: r.end,
+            market_per_kwh: market,
+            price_per_kwh: adjustments.apply(market),
+        });
+    }
+    Ok(Schedule {
+        currency: currency.to_ascii_uppercase(),
+        slots,
+        adjustments: adjustments.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    fn t(h: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 - 1_700_000_000 % 3600, 0).unwrap()
+            + TimeDelta::hours(h)
+    }
+
+    fn parsed(unit: Unit, v: &[(i64, i64, f64)]) -> Parsed {
+        Parsed {
+            currency: Some("EUR".into()),
+            unit,
+            slots: v
+                .iter()
+                .map(|&(a, b, value)| RawSlot {
+                    start: t(a),
+                    end: t(b),
+                    value,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn units_convert_to_major_per_kwh() {
+        assert_eq!(Unit::PerMwh.to_per_kwh(81.02), 0.08102);
+        assert_eq!(Unit::MinorPerKwh.to_per_kwh(25.0), 0.25);
+        assert_eq!("EUR/MWh".parse::<Unit>().unwrap(), Unit::PerMwh);
+        assert_eq!("Eur/MWh".parse::<Unit>().unwrap(), Unit::PerMwh);
+        assert_eq!("ct/kWh".parse::<Unit>().unwrap(), Unit::MinorPerKwh);
+        assert_eq!("p/kWh".parse::<Unit>().unwrap(), Unit::MinorPerKwh);
+        assert_eq!("SEK/kWh".parse::<Unit>().unwrap(), Unit::PerKwh);
+        assert_eq!("g/kWh".parse::<Unit>().unwrap(), Unit::GramsPerKwh);
+        assert!("EUR/GJ".parse::<Unit>().is_err());
+    }
+
+    #[test]
+    fn adders_then_vat() {
+        let adj = Adjustments {
+            adders: vec![("grid".into(), 0.08), ("tax".into(), 0.02)],
+            vat: 0.19,
+        };
+        let s = normalise(
+            parsed(Unit::PerMwh, &[(0, 1, 100.0), (1, 2, -50.0)]),
+            "EUR",
+            &adj,
+            None,
+        )
+        .unwrap();
+        assert!((s.slots[0].price_per_kwh - (0.1 + 0.1) * 1.19).abs() < 1e-12);
+        assert_eq!(s.slots[1].market_per_kwh, -0.05);
+        assert!((s.slots[1].price_per_kwh - 0.05 * 1.19).abs() < 1e-12);
+        assert_eq!(s.adjustments, adj);
+    }
+
+    #[test]
+    fn rejects_what_cannot_be_trusted() {
+        let none = Adjustments::default();
+        let bad = |p: Parsed| normalise(p, "EUR", &none, None).unwrap_err();
+        assert!(matches!(
+            bad(parsed(Unit::PerMwh, &[(0, 1, f64::NAN)])),
+            PriceError::Invalid(_)
+        ));
+        assert!(matches!(
+            bad(parsed(Unit::PerKwh, &[(0, 1, 80.0)])),
+            PriceError::Invalid(_)
+        ));
+        assert!(matches!(
+            bad(parsed(Unit::PerMwh, &[(0, 2, 1.0), (1, 3, 1.0)])),
+            PriceError::Invalid(_)
+        ));
+        assert!(matches!(
+            bad(parsed(Unit::PerMwh, &[(1, 1, 1.0)])),
+            PriceError::Invalid(_)
+        ));
+        assert!(matches!(
+            bad(parsed(Unit::PerMwh, &[])),
+            PriceError::NoData(_)
+        ));
+        let mut sek = parsed(Unit::PerMwh, &[(0, 1, 1.0)]);
+        sek.currency = Some("SEK".into());
+        let e = bad(sek);
+        assert!(e.to_string().contains("SEK"), "{e}");
+        // Exact duplicates collapse; negative prices stay.
+        let s = normalise(
+            parsed(Unit::PerMwh, &[(1, 2, -5.0), (0, 1, 3.0), (1, 2, -5.0)]),
+            "EUR",
+            &none,
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.slots.len(), 2);
+        assert_eq!(s.slots[1].price_per_kwh, -0.005);
+    }
+
+    #[test]
+    fn merge_replaces_overlap_and_keeps_history() {
+        let none = Adjustments::default();
+        let mut old = normalise(
+            parsed(Unit::PerMwh, &[(0, 1, 1.0), (1, 2, 2.0), (2, 3, 3.0)]),
+            "EUR",
+            &none,
+            None,
+        )
+        .unwrap();
+        let new = normalise(
+            parsed(Unit::PerMwh, &[(2, 3, 30.0), (3, 4, 40.0)]),
+            "EUR",
+            &none,
+            None,
+        )
+        .unwrap();
+        old.merge(new, t(1));
+        let v: Vec<f64> = old
+            .slots
+            .iter()
+            .map(|s| s.market_per_kwh * 1000.0)
+            .collect();
+        assert_eq!(v, vec![2.0, 30.0, 40.0]);
+        assert_eq!(old.end(), Some(t(4)));
+    }
+}
