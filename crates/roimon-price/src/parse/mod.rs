@@ -5,3 +5,12 @@
 //! [`normalise`](crate::normalise).
 
 pub mod util;
+pub mod awattar;
+pub mod carbon;
+pub mod csv;
+pub mod energidataservice;
+pub mod entsoe;
+pub mod generic;
+pub mod nordpool;
+pub mod octopus;
+pub mod tibber;

@@ -1,0 +1,1 @@
+//! Parser: aWATTar market data (JSON, EUR/MWh, epoch milliseconds).

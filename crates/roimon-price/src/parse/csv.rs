@@ -1,0 +1,1 @@
+//! Parser: CSV price sheet (a contract's prices).

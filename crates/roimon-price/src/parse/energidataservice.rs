@@ -1,0 +1,1 @@
+//! Parser: Energi Data Service DayAheadPrices (Denmark).

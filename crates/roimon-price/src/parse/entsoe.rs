@@ -1,0 +1,1 @@
+//! Parser: ENTSO-E Transparency Platform day-ahead prices (A44 XML).

@@ -1,0 +1,1 @@
+//! Parser: Generic HTTP JSON with a small field mapping.

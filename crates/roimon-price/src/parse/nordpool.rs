@@ -1,0 +1,1 @@
+//! Parser: Nord Pool data portal day-ahead prices (JSON).

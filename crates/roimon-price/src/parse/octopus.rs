@@ -1,0 +1,1 @@
+//! Parser: Octopus Energy Agile unit rates (JSON, pence/kWh, paginated).

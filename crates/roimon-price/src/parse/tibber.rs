@@ -1,0 +1,1 @@
+//! Parser: Tibber GraphQL price info (consumer prices incl. taxes).
