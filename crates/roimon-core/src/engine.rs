@@ -4,12 +4,12 @@
 
 use crate::cost::{Component, FixedCosts, ShareKey, shares};
 use crate::energy::EnergyMeter;
-use crate::price::Tariff;
+use crate::price::{Basis, Tariff};
 use crate::reading::{GpuReading, HostPowerSource, HostReading, Reading, SampleError};
 use crate::units::{Accumulator, Joules, Money, Seconds};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The `gpu_uuid` that carries costs when the node has no GPU at all.
 pub const NO_GPU: &str = "none";
@@ -147,6 +147,13 @@ pub struct PriceView {
     pub source: String,
     /// Whether the fallback is in force.
     pub fallback: bool,
+    /// What the price rests on (source, fallback, last_known).
+    pub basis: Basis,
+    /// Seconds since the schedule in force was fetched; 0 for prices that
+    /// come from the configuration (static, time-of-use).
+    pub age_seconds: f64,
+    /// End of the last slot the schedule knows, for fetched schedules.
+    pub known_until: Option<DateTime<Utc>>,
 }
 
 /// Everything exporters need, detached from the engine.
@@ -186,6 +193,7 @@ pub struct Engine {
     rates: BTreeMap<Component, f64>,
     facility_power: f64,
     collectors: BTreeMap<String, CollectorHealth>,
+    price_fetched_at: Option<DateTime<Utc>>,
 }
 
 impl Engine {
@@ -203,6 +211,38 @@ impl Engine {
             rates: BTreeMap::new(),
             facility_power: 0.0,
             collectors: BTreeMap::new(),
+            price_fetched_at: None,
+        }
+    }
+
+    /// Put a new price schedule in force from the next tick on; `fetched_at`
+    /// is when its data was obtained (None for configured prices).
+    /// Energy already booked keeps the price it was booked at.
+    pub fn set_tariff(&mut self, tariff: Tariff, fetched_at: Option<DateTime<Utc>>) {
+        self.cfg.tariff = tariff;
+        self.price_fetched_at = fetched_at;
+    }
+
+    /// Record the outcome of an outside source that is not a sampled
+    /// collector (the price feed): health and error count. It does not gate
+    /// readiness: costing goes on at the fallback without it.
+    pub fn note_source(&mut self, name: &str, ok: bool) {
+        let h = self
+            .collectors
+            .entry(name.to_string())
+            .or_insert(CollectorHealth {
+                up: false,
+                reported: true,
+                unavailable: false,
+            });
+        h.up = ok;
+        h.reported = true;
+        if !ok {
+            *self
+                .counters
+                .collector_errors
+                .entry(name.to_string())
+                .or_default() += 1;
         }
     }
 
@@ -249,7 +289,7 @@ impl Engine {
         let dt = prev.map_or(0.0, |p| (tick.mono - p.mono).max(0.0));
         let mut added: BTreeMap<Component, f64> = BTreeMap::new();
         let mut facility_joules = 0.0;
-        let mut seen: Vec<String> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         let mut gpu_energy_this_tick: BTreeMap<String, f64> = BTreeMap::new();
         let mut host_energy: Option<(Joules, DateTime<Utc>)> = None;
 
@@ -282,7 +322,7 @@ impl Engine {
                     for r in readings {
                         match r {
                             Reading::Gpu(g) => {
-                                seen.push(g.uuid.clone());
+                                seen.insert(g.uuid.clone());
                                 let (e, money) = self.ingest_gpu(tick, g);
                                 *added.entry(Component::Energy).or_default() += money;
                                 gpu_energy_this_tick.insert(g.uuid.clone(), e.0);
@@ -506,10 +546,15 @@ impl Engine {
     /// A detached view of everything, for exporters.
     pub fn snapshot(&self) -> Snapshot {
         let at = self.last.map(|t| t.wall);
-        let (price, fallback) = self
-            .cfg
-            .tariff
-            .price_at(at.unwrap_or_else(|| self.counters.last_wall.unwrap_or_default()));
+        let now = at.unwrap_or_else(|| self.counters.last_wall.unwrap_or_default());
+        let (price, basis) = self.cfg.tariff.price_basis_at(now);
+        let known_until = match &self.cfg.tariff {
+            Tariff::Slots { slots, .. } => slots.last().map(|s| s.end),
+            _ => None,
+        };
+        let age_seconds = self.price_fetched_at.map_or(0.0, |f| {
+            ((now - f).num_milliseconds() as f64 / 1000.0).max(0.0)
+        });
         let gpus = self
             .gpus
             .iter()
@@ -539,7 +584,10 @@ impl Engine {
                 price_per_kwh: price.0,
                 currency: self.cfg.currency.clone(),
                 source: self.cfg.price_source.clone(),
-                fallback,
+                fallback: basis != Basis::Source,
+                basis,
+                age_seconds,
+                known_until,
             },
             counters: self.counters.clone(),
             cost_owners,
@@ -757,6 +805,7 @@ mod tests {
                 price: PricePerKwh(-0.10),
             }],
             fallback: PricePerKwh(0.2),
+            last_known: false,
         };
         c.fixed = FixedCosts::default();
         let mut e = Engine::new(c, None);
@@ -769,6 +818,54 @@ mod tests {
                 .is_none_or(|a| a.total() == 0.0)
         );
         assert!((c.credit[&Component::Energy].total() - 0.15).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_new_schedule_prices_from_the_next_tick_and_the_snapshot_says_what_it_rests_on() {
+        let mut c = cfg(ShareKey::Equal);
+        c.fixed = FixedCosts::default();
+        c.pue = 1.0;
+        c.max_gap = Seconds(100.0);
+        let mut e = Engine::new(c, None);
+        e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 360_000.0)]));
+        // 1 kWh at the static 0.20.
+        e.ingest(
+            tick(10.0),
+            &report(vec![gpu("GPU-a", Some(3.6e6), 360_000.0)]),
+        );
+        // A fetched schedule: 0.50 for the first 20 s after t0, nothing after.
+        e.set_tariff(
+            Tariff::Slots {
+                slots: vec![crate::price::Slot {
+                    start: t0(),
+                    end: t0() + Duration::seconds(20),
+                    price: PricePerKwh(0.50),
+                }],
+                fallback: PricePerKwh(0.30),
+                last_known: false,
+            },
+            Some(t0() - Duration::seconds(100)),
+        );
+        e.note_source("price", true);
+        // 10 s..30 s: 1 kWh, half in the slot (0.50), half after it (fallback 0.30).
+        e.ingest(
+            tick(30.0),
+            &report(vec![gpu("GPU-a", Some(7.2e6), 360_000.0)]),
+        );
+        let energy = e.counters().cost[&Component::Energy].total();
+        assert!((energy - (0.20 + 0.25 + 0.15)).abs() < 1e-12, "{energy}");
+        let snap = e.snapshot();
+        assert_eq!(snap.price.basis, Basis::Fallback);
+        assert!(snap.price.fallback);
+        assert_eq!(snap.price.price_per_kwh, 0.30);
+        assert_eq!(snap.price.age_seconds, 130.0);
+        assert_eq!(snap.price.known_until, Some(t0() + Duration::seconds(20)));
+        // A failing feed counts errors without blocking readiness.
+        e.note_source("price", false);
+        e.note_source("price", false);
+        assert_eq!(e.counters().collector_errors["price"], 2);
+        assert!(!e.snapshot().collectors["price"].up);
+        assert!(e.ready());
     }
 
     #[derive(Debug, Clone)]

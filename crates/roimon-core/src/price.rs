@@ -79,9 +79,36 @@ pub enum Tariff {
     Slots {
         /// Sorted, non-overlapping slots.
         slots: Vec<Slot>,
-        /// Price where no slot covers the time.
+        /// Price where no slot covers the time (and, with `last_known`, no
+        /// earlier slot exists).
         fallback: PricePerKwh,
+        /// Where no slot covers the time, keep the price of the last slot
+        /// before it instead of the fallback.
+        last_known: bool,
     },
+}
+
+/// What the price in force rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// The source covers the time (static and time-of-use always do).
+    Source,
+    /// No slot covers it: the configured fallback price.
+    Fallback,
+    /// No slot covers it: the price of the last slot before it.
+    LastKnown,
+}
+
+impl Basis {
+    /// Lowercase label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Basis::Source => "source",
+            Basis::Fallback => "fallback",
+            Basis::LastKnown => "last_known",
+        }
+    }
 }
 
 /// A piece of an interval with the price in force on it.
@@ -97,6 +124,20 @@ pub struct Segment {
     pub fallback: bool,
 }
 
+/// The price in a gap before `slots[i]`: the last known slot's price when
+/// asked for and one exists, else the fallback.
+fn gap_price(
+    slots: &[Slot],
+    i: usize,
+    fallback: PricePerKwh,
+    last_known: bool,
+) -> (PricePerKwh, Basis) {
+    match (last_known, i.checked_sub(1).and_then(|j| slots.get(j))) {
+        (true, Some(prev)) => (prev.price, Basis::LastKnown),
+        _ => (fallback, Basis::Fallback),
+    }
+}
+
 /// Every real time-zone offset is a multiple of 15 minutes, so local hour
 /// boundaries always fall on this UTC grid.
 const GRID_MINUTES: i64 = 15;
@@ -104,14 +145,24 @@ const GRID_MINUTES: i64 = 15;
 impl Tariff {
     /// Price in force at `t`, and whether it is a fallback.
     pub fn price_at(&self, t: DateTime<Utc>) -> (PricePerKwh, bool) {
+        let (p, basis) = self.price_basis_at(t);
+        (p, basis != Basis::Source)
+    }
+
+    /// Price in force at `t` and what it rests on.
+    pub fn price_basis_at(&self, t: DateTime<Utc>) -> (PricePerKwh, Basis) {
         match self {
-            Tariff::Static(p) => (*p, false),
-            Tariff::TimeOfUse(tou) => (tou.price_at(t), false),
-            Tariff::Slots { slots, fallback } => {
+            Tariff::Static(p) => (*p, Basis::Source),
+            Tariff::TimeOfUse(tou) => (tou.price_at(t), Basis::Source),
+            Tariff::Slots {
+                slots,
+                fallback,
+                last_known,
+            } => {
                 let i = slots.partition_point(|s| s.end <= t);
                 match slots.get(i) {
-                    Some(s) if s.start <= t => (s.price, false),
-                    _ => (*fallback, true),
+                    Some(s) if s.start <= t => (s.price, Basis::Source),
+                    _ => gap_price(slots, i, *fallback, *last_known),
                 }
             }
         }
@@ -148,7 +199,15 @@ impl Tariff {
                     t = next;
                 }
             }
-            Tariff::Slots { slots, fallback } => {
+            Tariff::Slots {
+                slots,
+                fallback,
+                last_known,
+            } => {
+                let gap = |i: usize| {
+                    let (p, _) = gap_price(slots, i, *fallback, *last_known);
+                    (p, true)
+                };
                 let mut t = from;
                 let mut i = slots.partition_point(|s| s.end <= from);
                 while t < to {
@@ -161,11 +220,11 @@ impl Tariff {
                         }
                         Some(s) => {
                             let end = s.start.min(to);
-                            push(t, end, (*fallback, true));
+                            push(t, end, gap(i));
                             t = end;
                         }
                         None => {
-                            push(t, to, (*fallback, true));
+                            push(t, to, gap(i));
                             t = to;
                         }
                     }
@@ -321,6 +380,7 @@ mod tests {
                 },
             ],
             fallback: PricePerKwh(0.3),
+            last_known: false,
         };
         let segs = t.segments(utc(2025, 12, 31, 23, 30), utc(2026, 1, 1, 3, 30));
         let prices: Vec<(f64, bool)> = segs.iter().map(|s| (s.price.0, s.fallback)).collect();
@@ -341,7 +401,96 @@ mod tests {
         assert_eq!(t.price_at(utc(2026, 1, 1, 1, 30)), (PricePerKwh(0.3), true));
     }
 
+    #[test]
+    fn last_known_policy_keeps_the_previous_slot_price() {
+        let slot = |h0, h1, p| Slot {
+            start: utc(2026, 1, 1, h0, 0),
+            end: utc(2026, 1, 1, h1, 0),
+            price: PricePerKwh(p),
+        };
+        let t = Tariff::Slots {
+            slots: vec![slot(1, 2, 0.2), slot(3, 4, -0.05)],
+            fallback: PricePerKwh(0.3),
+            last_known: true,
+        };
+        // Before any slot: nothing is known, the fallback applies.
+        assert_eq!(
+            t.price_basis_at(utc(2026, 1, 1, 0, 30)),
+            (PricePerKwh(0.3), Basis::Fallback)
+        );
+        assert_eq!(
+            t.price_basis_at(utc(2026, 1, 1, 2, 30)),
+            (PricePerKwh(0.2), Basis::LastKnown)
+        );
+        assert_eq!(
+            t.price_basis_at(utc(2026, 1, 1, 9, 0)),
+            (PricePerKwh(-0.05), Basis::LastKnown)
+        );
+        assert_eq!(
+            t.price_basis_at(utc(2026, 1, 1, 3, 0)),
+            (PricePerKwh(-0.05), Basis::Source)
+        );
+        // 1 kWh over 00:00..05:00 evenly: 0.2 kWh at each hour's price.
+        let c = t
+            .cost(Joules(3.6e6), utc(2026, 1, 1, 0, 0), utc(2026, 1, 1, 5, 0))
+            .0;
+        let want = 0.2 * (0.3 + 0.2 + 0.2 - 0.05 - 0.05);
+        assert!((c - want).abs() < 1e-12, "{c} vs {want}");
+    }
+
+    /// A random slot layout: boundaries (minutes from 2026-03-29T00:00Z,
+    /// across the spring DST change) with gaps, prices incl. negative ones.
+    fn layout() -> impl Strategy<Value = (Vec<Slot>, bool)> {
+        (
+            prop::collection::vec((1i64..240, 0i64..3, -0.5f64..2.0), 1..40),
+            any::<bool>(),
+        )
+            .prop_map(|(v, last_known)| {
+                let mut t = utc(2026, 3, 29, 0, 0);
+                let mut slots = Vec::new();
+                for (len, gap, price) in v {
+                    t += Duration::minutes(gap * 15);
+                    let end = t + Duration::minutes(len);
+                    slots.push(Slot {
+                        start: t,
+                        end,
+                        price: PricePerKwh(price),
+                    });
+                    t = end;
+                }
+                (slots, last_known)
+            })
+    }
+
     proptest! {
+        #[test]
+        fn any_layout_prices_energy_as_the_integral_of_power_times_price(
+            (slots, last_known) in layout(),
+            cuts in prop::collection::vec(1i64..4_000, 1..30),
+            watts in prop::collection::vec(0.0f64..3000.0, 30),
+        ) {
+            // Piecewise-constant power over consecutive sampling intervals.
+            let fallback = PricePerKwh(0.25);
+            let t = Tariff::Slots { slots: slots.clone(), fallback, last_known };
+            let mut from = utc(2026, 3, 28, 23, 0);
+            let mut priced = 0.0;
+            let mut integral = 0.0;
+            for (k, c) in cuts.iter().enumerate() {
+                let to = from + Duration::seconds(*c);
+                let w = watts[k];
+                priced += t.cost(Joules(w * *c as f64), from, to).0;
+                // Reference: integrate second by second with price_at.
+                let mut s = from;
+                while s < to {
+                    integral += w * t.price_at(s).0.0 / 3.6e6;
+                    s += Duration::seconds(1);
+                }
+                from = to;
+            }
+            prop_assert!((priced - integral).abs() <= 1e-9 * integral.abs().max(1.0),
+                "priced {} vs integral {}", priced, integral);
+        }
+
         #[test]
         fn split_energy_sums_to_whole(start_min in 0i64..20_000, len_s in 1i64..200_000, kwh in 0.0f64..1000.0) {
             let t = peak_offpeak();

@@ -14,8 +14,6 @@ pub struct ProcessInfo {
     pub version: String,
     /// Failed checkpoint writes since start.
     pub checkpoint_errors: u64,
-    /// Age of the price in force, seconds (0 for static prices).
-    pub price_age_seconds: f64,
 }
 
 struct Family(MetricFamily);
@@ -186,15 +184,27 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         "Electricity price in force, currency major units per kWh.",
     );
     price.push(
-        &[("currency", currency), ("source", &s.price.source)],
+        &[
+            ("basis", s.price.basis.label()),
+            ("currency", currency),
+            ("source", &s.price.source),
+        ],
         s.price.price_per_kwh,
     );
     let mut age = Family::gauge(
         "roimon_electricity_price_age_seconds",
-        "Age of the price in force in seconds.",
+        "Seconds since the price schedule in force was fetched; 0 for configured prices.",
     );
-    age.push(&[("source", &s.price.source)], p.price_age_seconds);
+    age.push(&[("source", &s.price.source)], s.price.age_seconds);
     out.extend([price, age]);
+    if let Some(until) = s.price.known_until {
+        let mut known = Family::gauge(
+            "roimon_electricity_price_known_until_timestamp_seconds",
+            "End of the last price slot the fetched schedule holds, Unix seconds.",
+        );
+        known.push(&[("source", &s.price.source)], until.timestamp() as f64);
+        out.push(known);
+    }
 
     let mut cost = Family::counter(
         "roimon_cost_total",

@@ -101,7 +101,7 @@ fn exact_lines() {
         "roimon_host_energy_joules_total{source=\"rapl\"} 1200",
         "roimon_facility_energy_joules_total 5400",
         "roimon_facility_pue 1.5",
-        "roimon_electricity_price_per_kwh{currency=\"EUR\",source=\"static\"} 0.2",
+        "roimon_electricity_price_per_kwh{basis=\"source\",currency=\"EUR\",source=\"static\"} 0.2",
         "roimon_electricity_price_age_seconds{source=\"static\"} 0",
         "roimon_cost_total{component=\"capex\",currency=\"EUR\"} 0.02",
         "roimon_cost_total{component=\"staff\",currency=\"EUR\"} 0",

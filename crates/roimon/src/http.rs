@@ -59,7 +59,6 @@ impl AppState {
         ProcessInfo {
             version: self.version.clone(),
             checkpoint_errors: self.checkpoint_errors.load(Ordering::Relaxed),
-            price_age_seconds: 0.0,
         }
     }
 }

@@ -144,7 +144,7 @@ fn daemon_measures_prices_exports_and_resumes() {
     assert_eq!(
         value(
             &m,
-            "roimon_electricity_price_per_kwh{currency=\"EUR\",source=\"static\"}"
+            "roimon_electricity_price_per_kwh{basis=\"source\",currency=\"EUR\",source=\"static\"}"
         ),
         Some(0.30)
     );
