@@ -6,5 +6,6 @@ pub mod parse;
 pub mod schedule;
 
 pub use schedule::{
-    Adjustments, Parsed, PriceError, PriceSlot, RawSlot, Schedule, Unit, normalise,
+    Adjustments, CARBON_UNIT, Parsed, PriceError, PriceSlot, RawSlot, Schedule, Unit, normalise,
+    normalise_carbon,
 };

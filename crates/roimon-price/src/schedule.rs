@@ -298,6 +298,38 @@ pub fn normalise(
     })
 }
 
+/// The unit label of a carbon-intensity schedule's `currency` field.
+pub const CARBON_UNIT: &str = "gCO2e";
+
+/// Turn parsed carbon-intensity slots (grams CO2e per kWh) into a validated
+/// schedule (`currency` = [`CARBON_UNIT`], price fields hold g/kWh). Rejects
+/// a unit other than g/kWh, values outside 0..=3000 g/kWh (coal is about
+/// 1000), NaN, and overlaps, like [`normalise`].
+pub fn normalise_carbon(parsed: Parsed) -> Result<Schedule, PriceError> {
+    if parsed.unit != Unit::GramsPerKwh {
+        return Err(PriceError::Invalid(format!(
+            "carbon intensity must be in g/kWh, got {:?}",
+            parsed.unit
+        )));
+    }
+    for r in &parsed.slots {
+        if r.value.is_finite() && !(0.0..=3000.0).contains(&r.value) {
+            return Err(PriceError::Invalid(format!(
+                "slot {}: {} g/kWh is not a believable grid intensity",
+                r.start, r.value
+            )));
+        }
+    }
+    let as_price = Parsed {
+        currency: None,
+        unit: Unit::PerKwh,
+        slots: parsed.slots,
+    };
+    let mut s = normalise(as_price, CARBON_UNIT, &Adjustments::default(), Some(3000.0))?;
+    s.currency = CARBON_UNIT.to_string();
+    Ok(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,6 +425,31 @@ mod tests {
         .unwrap();
         assert_eq!(s.slots.len(), 2);
         assert_eq!(s.slots[1].price_per_kwh, -0.005);
+    }
+
+    #[test]
+    fn carbon_is_validated_like_prices() {
+        let mut p = parsed(Unit::GramsPerKwh, &[(1, 2, 450.0), (0, 1, 300.0)]);
+        p.currency = None;
+        let s = normalise_carbon(p.clone()).unwrap();
+        assert_eq!(s.currency, CARBON_UNIT);
+        assert_eq!(s.slots[0].price_per_kwh, 300.0);
+        assert_eq!(s.slots[1].price_per_kwh, 450.0);
+        p.slots[0].value = 12_000.0;
+        assert!(matches!(
+            normalise_carbon(p.clone()),
+            Err(PriceError::Invalid(_))
+        ));
+        p.slots[0].value = -1.0;
+        assert!(matches!(
+            normalise_carbon(p.clone()),
+            Err(PriceError::Invalid(_))
+        ));
+        p.unit = Unit::PerMwh;
+        assert!(matches!(normalise_carbon(p), Err(PriceError::Invalid(_))));
+        // And a carbon series is never taken for a price.
+        let g = parsed(Unit::GramsPerKwh, &[(0, 1, 300.0)]);
+        assert!(normalise(g, "EUR", &Adjustments::default(), None).is_err());
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! conversion, validation and adders happen once, in
 //! [`normalise`](crate::normalise).
 
-pub mod util;
 pub mod awattar;
 pub mod carbon;
 pub mod csv;
@@ -14,3 +13,4 @@ pub mod generic;
 pub mod nordpool;
 pub mod octopus;
 pub mod tibber;
+pub mod util;

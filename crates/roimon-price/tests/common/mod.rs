@@ -15,14 +15,18 @@ pub fn recorded(name: &str) -> Option<String> {
         return None;
     };
     let path = PathBuf::from(dir).join("prices").join(name);
-    Some(
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("ROIMON_FIXTURES is set but {} is unreadable: {e}", path.display())),
-    )
+    Some(std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "ROIMON_FIXTURES is set but {} is unreadable: {e}",
+            path.display()
+        )
+    }))
 }
 
 /// One of our own fixtures, written in the publisher's documented format.
 pub fn own(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
