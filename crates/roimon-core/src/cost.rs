@@ -20,11 +20,19 @@ pub enum Component {
     Maintenance,
     /// Staff.
     Staff,
+    /// Emissions × carbon price (zero unless a carbon price is configured).
+    Carbon,
 }
 
 impl Component {
     /// Every component, in label order.
-    pub const ALL: [Component; 4] = [Self::Energy, Self::Capex, Self::Maintenance, Self::Staff];
+    pub const ALL: [Component; 5] = [
+        Self::Energy,
+        Self::Capex,
+        Self::Maintenance,
+        Self::Staff,
+        Self::Carbon,
+    ];
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,6 +40,7 @@ impl Component {
             Self::Capex => "capex",
             Self::Maintenance => "maintenance",
             Self::Staff => "staff",
+            Self::Carbon => "carbon",
         }
     }
 }

@@ -94,6 +94,37 @@ pub struct Counters {
     pub collector_errors: BTreeMap<String, u64>,
     /// Driver reloads seen (energy counter went backwards), by GPU UUID.
     pub counter_resets: BTreeMap<String, u64>,
+    /// Emissions of the facility energy, grams CO2e.
+    pub emissions_grams: Accumulator,
+    /// Emissions by GPU UUID (sums to `emissions_grams`), grams CO2e.
+    pub gpu_emissions_grams: BTreeMap<String, Accumulator>,
+}
+
+/// Grid carbon intensity and an optional carbon price.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Carbon {
+    /// Intensity over time, grams CO2e per kWh, in the tariff's form (a
+    /// "price" of grams per kWh): split across slots exactly like money.
+    pub intensity: Tariff,
+    /// Currency per tonne CO2e; 0 = emissions are not priced.
+    pub price_per_tonne: f64,
+    /// The `source` label.
+    pub source: String,
+    /// When the intensity data was fetched (None for a configured figure).
+    pub fetched_at: Option<DateTime<Utc>>,
+}
+
+/// The carbon intensity in force, as exporters see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CarbonView {
+    /// Grams CO2e per kWh in force.
+    pub grams_per_kwh: f64,
+    /// What it rests on.
+    pub basis: Basis,
+    /// Source label.
+    pub source: String,
+    /// Seconds since the data was fetched (0 for configured).
+    pub age_seconds: f64,
 }
 
 /// One collector's result for a tick.
@@ -179,6 +210,8 @@ pub struct Snapshot {
     pub facility_power_watts: f64,
     /// Collector health.
     pub collectors: BTreeMap<String, CollectorHealth>,
+    /// Grid carbon intensity in force, when carbon is configured.
+    pub carbon: Option<CarbonView>,
 }
 
 /// The accounting engine.
@@ -194,6 +227,7 @@ pub struct Engine {
     facility_power: f64,
     collectors: BTreeMap<String, CollectorHealth>,
     price_fetched_at: Option<DateTime<Utc>>,
+    carbon: Option<Carbon>,
 }
 
 impl Engine {
@@ -212,7 +246,44 @@ impl Engine {
             facility_power: 0.0,
             collectors: BTreeMap::new(),
             price_fetched_at: None,
+            carbon: None,
         }
+    }
+
+    /// Put grid carbon intensity (and its price) in force from the next tick.
+    pub fn set_carbon(&mut self, carbon: Option<Carbon>) {
+        self.carbon = carbon;
+    }
+
+    /// Emissions of facility energy `fe` drawn over `[from, to)`, split over
+    /// GPU rows by `split` (weights summing to 1); books the carbon cost and
+    /// returns it.
+    fn emit(
+        &mut self,
+        split: &[(&str, f64)],
+        fe: Joules,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> f64 {
+        let Some(c) = &self.carbon else {
+            return 0.0;
+        };
+        let grams = c.intensity.cost(fe, from, to).0;
+        let per_tonne = c.price_per_tonne;
+        if !(grams.is_finite() && grams > 0.0) {
+            return 0.0;
+        }
+        self.counters.emissions_grams.add(grams);
+        let money = grams / 1e6 * per_tonne;
+        for (u, w) in split {
+            self.counters
+                .gpu_emissions_grams
+                .entry((*u).to_string())
+                .or_default()
+                .add(grams * w);
+            self.book(u, Component::Carbon, money * w);
+        }
+        money
     }
 
     /// Put a new price schedule in force from the next tick on; `fetched_at`
@@ -323,8 +394,9 @@ impl Engine {
                         match r {
                             Reading::Gpu(g) => {
                                 seen.insert(g.uuid.clone());
-                                let (e, money) = self.ingest_gpu(tick, g);
+                                let (e, money, carbon) = self.ingest_gpu(tick, g);
                                 *added.entry(Component::Energy).or_default() += money;
+                                *added.entry(Component::Carbon).or_default() += carbon;
                                 gpu_energy_this_tick.insert(g.uuid.clone(), e.0);
                                 facility_joules += e.0 * self.cfg.pue;
                             }
@@ -393,6 +465,13 @@ impl Engine {
             for (u, s) in sharers.iter().zip(&share) {
                 self.book(u, Component::Energy, money.0 * s);
             }
+            let split: Vec<(&str, f64)> = sharers
+                .iter()
+                .map(String::as_str)
+                .zip(share.iter().copied())
+                .collect();
+            let carbon = self.emit(&split, fe, from, tick.wall);
+            *added.entry(Component::Carbon).or_default() += carbon;
         }
 
         // Fixed costs accrue with time, whether or not any device answered.
@@ -466,8 +545,9 @@ impl Engine {
         tick.wall - Duration::nanoseconds((back * 1e9) as i64)
     }
 
-    /// Book one GPU's reading; returns the energy added and its cost.
-    fn ingest_gpu(&mut self, tick: Tick, g: &GpuReading) -> (Joules, f64) {
+    /// Book one GPU's reading; returns the energy added, its energy cost and
+    /// its carbon cost.
+    fn ingest_gpu(&mut self, tick: Tick, g: &GpuReading) -> (Joules, f64, f64) {
         let max_gap = self.cfg.max_gap;
         let st = self.gpus.entry(g.uuid.clone()).or_insert_with(|| GpuState {
             meter: EnergyMeter::default(),
@@ -511,13 +591,19 @@ impl Engine {
                     .tariff
                     .cost(facility, Self::wall_at(tick, d.from_mono), tick.wall);
             self.book(&g.uuid, Component::Energy, money.0);
-            (d.energy, money.0)
+            let carbon = self.emit(
+                &[(g.uuid.as_str(), 1.0)],
+                facility,
+                Self::wall_at(tick, d.from_mono),
+                tick.wall,
+            );
+            (d.energy, money.0, carbon)
         } else {
             self.counters
                 .gpu_energy_joules
                 .entry(g.uuid.clone())
                 .or_default();
-            (d.energy, 0.0)
+            (d.energy, 0.0, 0.0)
         }
     }
 
@@ -594,6 +680,17 @@ impl Engine {
             cost_rate_per_sec: self.rates.clone(),
             facility_power_watts: self.facility_power,
             collectors: self.collectors.clone(),
+            carbon: self.carbon.as_ref().map(|c| {
+                let (g, basis) = c.intensity.price_basis_at(now);
+                CarbonView {
+                    grams_per_kwh: g.0,
+                    basis,
+                    source: c.source.clone(),
+                    age_seconds: c.fetched_at.map_or(0.0, |f| {
+                        ((now - f).num_milliseconds() as f64 / 1000.0).max(0.0)
+                    }),
+                }
+            }),
         }
     }
 }
@@ -866,6 +963,75 @@ mod tests {
         assert_eq!(e.counters().collector_errors["price"], 2);
         assert!(!e.snapshot().collectors["price"].up);
         assert!(e.ready());
+    }
+
+    #[test]
+    fn emissions_follow_facility_energy_and_are_attributed_like_cost() {
+        let mut c = cfg(ShareKey::Energy);
+        c.fixed = FixedCosts::default();
+        c.max_gap = Seconds(100.0);
+        let mut e = Engine::new(c, None);
+        // 300 g/kWh for the first 10 s, then 600 g/kWh; 50 EUR per tonne.
+        e.set_carbon(Some(Carbon {
+            intensity: Tariff::Slots {
+                slots: vec![
+                    crate::price::Slot {
+                        start: t0(),
+                        end: t0() + Duration::seconds(10),
+                        price: PricePerKwh(300.0),
+                    },
+                    crate::price::Slot {
+                        start: t0() + Duration::seconds(10),
+                        end: t0() + Duration::hours(1),
+                        price: PricePerKwh(600.0),
+                    },
+                ],
+                fallback: PricePerKwh(0.0),
+                last_known: true,
+            },
+            price_per_tonne: 50.0,
+            source: "test".into(),
+            fetched_at: Some(t0()),
+        }));
+        e.ingest(
+            tick(0.0),
+            &report(vec![
+                gpu("GPU-a", Some(0.0), 1e5),
+                gpu("GPU-b", Some(0.0), 1e5),
+                host(0.0),
+            ]),
+        );
+        // 20 s: GPU-a 2.4e6 J, GPU-b 1.2e6 J, host 0.4e6 J; × PUE 1.5 = 6e6 J
+        // facility = 5/3 kWh, half at 300 g and half at 600 g → 750 g.
+        e.ingest(
+            tick(20.0),
+            &report(vec![
+                gpu("GPU-a", Some(2.4e6), 1e5),
+                gpu("GPU-b", Some(1.2e6), 1e5),
+                host(0.4e6),
+            ]),
+        );
+        let k = e.counters();
+        let total = k.emissions_grams.total();
+        assert!((total - 750.0).abs() < 1e-9, "{total}");
+        let by_gpu: f64 = k.gpu_emissions_grams.values().map(|a| a.total()).sum();
+        assert!((by_gpu - total).abs() < 1e-9);
+        // GPU-a: its own 3.6e6 J facility + 2/3 of the host's 0.6e6 J = 4e6 J = 500 g.
+        assert!((k.gpu_emissions_grams["GPU-a"].total() - 500.0).abs() < 1e-9);
+        // Carbon cost: 750 g × 50 EUR/t = 0.0375 EUR, on the node and the rows.
+        let carbon = k.cost[&Component::Carbon].total();
+        assert!((carbon - 0.0375).abs() < 1e-12, "{carbon}");
+        let rows: f64 = k
+            .gpu_cost
+            .values()
+            .filter_map(|m| m.get(&Component::Carbon))
+            .map(|a| a.total())
+            .sum();
+        assert!((rows - carbon).abs() < 1e-12);
+        let v = e.snapshot().carbon.unwrap();
+        assert_eq!(v.grams_per_kwh, 600.0);
+        assert_eq!(v.basis, Basis::Source);
+        assert_eq!(v.age_seconds, 20.0);
     }
 
     #[derive(Debug, Clone)]

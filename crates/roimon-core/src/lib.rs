@@ -11,7 +11,9 @@ pub mod roi;
 pub mod units;
 
 pub use cost::{Component, FixedCosts, ShareKey};
-pub use engine::{Counters, Engine, EngineConfig, Owner, Report, Snapshot, Tick};
+pub use engine::{
+    Carbon, CarbonView, Counters, Engine, EngineConfig, Owner, Report, Snapshot, Tick,
+};
 pub use price::{Basis, Slot, Tariff, TimeOfUse, TouRule};
 pub use reading::{Collector, GpuReading, HostPowerSource, HostReading, Reading, SampleError};
 pub use units::{Joules, Money, PricePerKwh, Seconds, Watts};

@@ -250,6 +250,46 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         out.push(credit);
     }
 
+    if s.carbon.is_some() || s.counters.emissions_grams.total() > 0.0 {
+        if let Some(c) = &s.carbon {
+            let mut g = Family::gauge(
+                "roimon_grid_carbon_intensity_grams_per_kwh",
+                "Grid carbon intensity in force, grams CO2e per kWh; basis says whether a slot covers now.",
+            );
+            g.push(
+                &[("basis", c.basis.label()), ("source", &c.source)],
+                c.grams_per_kwh,
+            );
+            let mut age = Family::gauge(
+                "roimon_grid_carbon_intensity_age_seconds",
+                "Seconds since the carbon intensity in force was fetched; 0 for a configured figure.",
+            );
+            age.push(&[("source", &c.source)], c.age_seconds);
+            out.extend([g, age]);
+        }
+        let mut em = Family::counter(
+            "roimon_emissions_grams_total",
+            "Emissions of the facility energy (IT energy x PUE x grid intensity), grams CO2e.",
+        );
+        em.push(&[], s.counters.emissions_grams.total());
+        let mut gem = Family::counter(
+            "roimon_gpu_emissions_grams_total",
+            "Emissions attributed to a GPU and its owner, grams CO2e; sums to roimon_emissions_grams_total.",
+        );
+        for (uuid, acc) in &s.counters.gpu_emissions_grams {
+            let owner = s.cost_owners.get(uuid).unwrap_or(&unallocated);
+            gem.push(
+                &[
+                    ("gpu_uuid", uuid),
+                    ("team", &owner.team),
+                    ("workload", &owner.workload),
+                ],
+                acc.total(),
+            );
+        }
+        out.extend([em, gem]);
+    }
+
     let mut up = Family::gauge(
         "roimon_collector_up",
         "1 when the collector's last sample succeeded.",

@@ -6,6 +6,10 @@ use roimon_core::*;
 use roimon_export_prometheus::{ProcessInfo, encode};
 
 fn snapshot() -> Snapshot {
+    snapshot_with(None)
+}
+
+fn snapshot_with(carbon: Option<Carbon>) -> Snapshot {
     let mut owners = std::collections::HashMap::new();
     owners.insert(
         "GPU-a".to_string(),
@@ -29,6 +33,7 @@ fn snapshot() -> Snapshot {
         max_gap: Seconds(5.0),
     };
     let mut e = Engine::new(cfg, None);
+    e.set_carbon(carbon);
     e.register_collector("nvml");
     e.register_collector("host");
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
@@ -137,4 +142,55 @@ fn no_gpu_fields_missing_are_not_exported() {
     let text = String::from_utf8(encode(&s, &ProcessInfo::default())).unwrap();
     assert!(!text.contains("roimon_gpu_temperature_celsius{"), "{text}");
     assert!(text.contains("roimon_gpu_power_limit_watts{gpu=\"0\",gpu_uuid=\"GPU-a\"} 700"));
+}
+
+#[test]
+fn carbon_lines() {
+    let carbon = Carbon {
+        intensity: Tariff::Static(PricePerKwh(400.0)),
+        price_per_tonne: 100.0,
+        source: "electricitymaps".into(),
+        fetched_at: None,
+    };
+    let text = String::from_utf8(encode(
+        &snapshot_with(Some(carbon)),
+        &ProcessInfo::default(),
+    ))
+    .unwrap();
+    // Facility energy: (2400 + 1200) J × 1.5 = 5400 J = 1.5e-3 kWh → 0.6 g.
+    for (series, want) in [
+        (
+            "roimon_grid_carbon_intensity_grams_per_kwh{basis=\"source\",source=\"electricitymaps\"}",
+            400.0,
+        ),
+        (
+            "roimon_grid_carbon_intensity_age_seconds{source=\"electricitymaps\"}",
+            0.0,
+        ),
+        ("roimon_emissions_grams_total", 0.6),
+        (
+            "roimon_gpu_emissions_grams_total{gpu_uuid=\"GPU-a\",team=\"search\",workload=\"llm\"}",
+            0.6,
+        ),
+        // 0.6 g × 100 EUR/t.
+        (
+            "roimon_cost_total{component=\"carbon\",currency=\"EUR\"}",
+            0.00006,
+        ),
+    ] {
+        let got: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("missing {series}\n{text}"))
+            .parse()
+            .unwrap();
+        assert!(
+            (got - want).abs() <= 1e-12 * want.max(1.0),
+            "{series} = {got}, want {want}"
+        );
+    }
+    // Without carbon configured there is no intensity and no emissions family.
+    let plain = String::from_utf8(encode(&snapshot(), &ProcessInfo::default())).unwrap();
+    assert!(!plain.contains("roimon_grid_carbon_intensity"));
+    assert!(!plain.contains("roimon_emissions_grams_total"));
 }

@@ -35,6 +35,9 @@ pub struct Config {
     /// Electricity price.
     #[serde(default)]
     pub price: Price,
+    /// Grid carbon intensity.
+    #[serde(default)]
+    pub carbon: CarbonCfg,
     /// Non-energy costs.
     #[serde(default)]
     pub costs: Costs,
@@ -175,30 +178,117 @@ pub enum PriceSource {
     Static,
     /// Time-of-use rules.
     Schedule,
+    /// ENTSO-E Transparency Platform day-ahead prices (A44).
+    Entsoe,
+    /// Nord Pool data portal day-ahead prices.
+    Nordpool,
+    /// aWATTar market data (DE/AT).
+    Awattar,
+    /// Tibber consumer prices (GraphQL; taxes included).
+    Tibber,
+    /// Octopus Energy Agile unit rates (GB).
+    Octopus,
+    /// Energi Data Service day-ahead prices (DK).
+    Energidataservice,
+    /// Any HTTP JSON, through `[price.mapping]`.
+    Json,
+    /// A CSV price sheet on disk.
+    Csv,
 }
 impl PriceSource {
-    fn label(self) -> &'static str {
+    /// The `source` label.
+    pub fn label(self) -> &'static str {
         match self {
             Self::Static => "static",
             Self::Schedule => "schedule",
+            Self::Entsoe => "entsoe",
+            Self::Nordpool => "nordpool",
+            Self::Awattar => "awattar",
+            Self::Tibber => "tibber",
+            Self::Octopus => "octopus",
+            Self::Energidataservice => "energidataservice",
+            Self::Json => "json",
+            Self::Csv => "csv",
         }
     }
+
+    /// Whether prices come from outside (fetched), not from the config.
+    pub fn is_fetched(self) -> bool {
+        !matches!(self, Self::Static | Self::Schedule)
+    }
+}
+
+/// `[price] fallback`: what prices energy when no fetched slot covers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FallbackPolicy {
+    /// The configured `price_per_kwh`.
+    #[default]
+    Price,
+    /// The last slot's price before the gap (the fallback price before any).
+    LastKnown,
 }
 
 /// `[price]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Price {
-    /// static | schedule
+    /// static | schedule | entsoe | nordpool | awattar | tibber | octopus |
+    /// energidataservice | json | csv
     pub source: PriceSource,
     /// ISO 4217 code.
     pub currency: String,
-    /// static: the price; schedule: the price when no rule matches.
+    /// static: the price; schedule: the price when no rule matches; fetched
+    /// sources: the fallback.
     pub price_per_kwh: f64,
+    /// What prices energy when no fetched slot covers it.
+    pub fallback: FallbackPolicy,
     /// IANA time zone of the schedule's rules.
     pub timezone: String,
     /// Time-of-use rules, first match wins.
     pub schedule: Vec<PriceRule>,
+    /// HTTP sources: the API address (each source has its public default).
+    pub base_url: Option<String>,
+    /// entsoe: bidding zone EIC code; nordpool: delivery area; energidataservice: price area.
+    pub area: Option<String>,
+    /// Name of an environment variable holding the API token.
+    pub token_env: Option<String>,
+    /// A file holding the API token (first line).
+    pub token_file: Option<PathBuf>,
+    /// Seconds between refreshes once tomorrow is known.
+    pub refresh_secs: f64,
+    /// Timeout of one HTTP request, seconds (connect + headers + body).
+    pub timeout_secs: f64,
+    /// Retries of one request after the first try.
+    pub retries: u32,
+    /// First wait before a retry, seconds; doubles per retry (with jitter).
+    pub retry_initial_secs: f64,
+    /// Longest wait between retries (and longest `Retry-After` honoured), seconds.
+    pub retry_max_secs: f64,
+    /// Days after today to fetch (day-ahead markets publish tomorrow around midday).
+    pub days_ahead: u32,
+    /// Adders per kWh on top of the market price, in order.
+    pub adders: Vec<Adder>,
+    /// VAT as a fraction, applied after the adders.
+    pub vat: f64,
+    /// Reject a fetched price beyond ± this per kWh (default by currency).
+    pub max_abs_price_per_kwh: Option<f64>,
+    /// tibber: which home of the account (0-based).
+    pub home: usize,
+    /// octopus: product code, e.g. `AGILE-24-10-01`.
+    pub product: Option<String>,
+    /// octopus: region letter A..P (the GSP group).
+    pub region: Option<String>,
+    /// octopus: use `value_inc_vat` (true) or `value_exc_vat`.
+    pub include_vat: bool,
+    /// json: the URL; `{start}` and `{end}` are replaced by RFC 3339 UTC times.
+    pub url: Option<String>,
+    /// json: where the slots are in the body.
+    pub mapping: Option<roimon_price::parse::generic::Mapping>,
+    /// csv: the price sheet.
+    pub path: Option<PathBuf>,
+    /// csv: unit of the price column (default `<currency>/kWh`).
+    pub unit: Option<String>,
 }
 impl Default for Price {
     fn default() -> Self {
@@ -206,10 +296,184 @@ impl Default for Price {
             source: PriceSource::Static,
             currency: "EUR".into(),
             price_per_kwh: 0.25,
+            fallback: FallbackPolicy::Price,
             timezone: "UTC".into(),
             schedule: Vec::new(),
+            base_url: None,
+            area: None,
+            token_env: None,
+            token_file: None,
+            refresh_secs: 3600.0,
+            timeout_secs: 10.0,
+            retries: 3,
+            retry_initial_secs: 1.0,
+            retry_max_secs: 300.0,
+            days_ahead: 1,
+            adders: Vec::new(),
+            vat: 0.0,
+            max_abs_price_per_kwh: None,
+            home: 0,
+            product: None,
+            region: None,
+            include_vat: true,
+            url: None,
+            mapping: None,
+            path: None,
+            unit: None,
         }
     }
+}
+
+/// `[carbon] source`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CarbonSource {
+    /// No emissions accounting.
+    #[default]
+    None,
+    /// One configured intensity (`grams_per_kwh`).
+    Static,
+    /// Electricity Maps v3 (`auth-token`), by `zone`.
+    Electricitymaps,
+    /// UK Carbon Intensity API: national, or regional by `region_id` or `postcode`.
+    Uk,
+}
+impl CarbonSource {
+    /// The `source` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Static => "static",
+            Self::Electricitymaps => "electricitymaps",
+            Self::Uk => "uk",
+        }
+    }
+}
+
+/// `[carbon]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CarbonCfg {
+    /// none | static | electricitymaps | uk
+    pub source: CarbonSource,
+    /// static: the intensity; fetched: the fallback before any data (g CO2e/kWh).
+    pub grams_per_kwh: Option<f64>,
+    /// Carbon price per tonne CO2e in `price.currency`; > 0 adds the `carbon` cost component.
+    pub price_per_tonne: f64,
+    /// The API address (each source has its public default).
+    pub base_url: Option<String>,
+    /// electricitymaps: the zone (`DE`, `FR`, `US-CAL-CISO`, …).
+    pub zone: Option<String>,
+    /// uk: regional intensity by region id (1..17).
+    pub region_id: Option<u32>,
+    /// uk: regional intensity by outward postcode (`BH1`).
+    pub postcode: Option<String>,
+    /// Environment variable holding the API token.
+    pub token_env: Option<String>,
+    /// File holding the API token.
+    pub token_file: Option<PathBuf>,
+    /// Seconds between refreshes.
+    pub refresh_secs: f64,
+    /// Timeout of one request, seconds.
+    pub timeout_secs: f64,
+    /// Retries of one request.
+    pub retries: u32,
+    /// First retry wait, seconds (doubles, with jitter).
+    pub retry_initial_secs: f64,
+    /// Longest retry wait, seconds.
+    pub retry_max_secs: f64,
+}
+impl Default for CarbonCfg {
+    fn default() -> Self {
+        Self {
+            source: CarbonSource::None,
+            grams_per_kwh: None,
+            price_per_tonne: 0.0,
+            base_url: None,
+            zone: None,
+            region_id: None,
+            postcode: None,
+            token_env: None,
+            token_file: None,
+            refresh_secs: 900.0,
+            timeout_secs: 10.0,
+            retries: 3,
+            retry_initial_secs: 1.0,
+            retry_max_secs: 300.0,
+        }
+    }
+}
+
+fn check_carbon(c: &CarbonCfg) -> Option<(String, String)> {
+    let bad = |k: &str, m: String| Some((format!("carbon.{k}"), m));
+    if c.source == CarbonSource::None {
+        return None;
+    }
+    match c.grams_per_kwh {
+        None => {
+            return bad(
+                "grams_per_kwh",
+                "needed: the intensity (static) or the fallback before any data arrives".into(),
+            );
+        }
+        Some(g) if !(g.is_finite() && (0.0..=3000.0).contains(&g)) => {
+            return bad("grams_per_kwh", format!("must be 0..=3000 g/kWh, got {g}"));
+        }
+        _ => {}
+    }
+    if !(c.price_per_tonne.is_finite() && c.price_per_tonne >= 0.0) {
+        return bad(
+            "price_per_tonne",
+            format!("must be ≥ 0, got {}", c.price_per_tonne),
+        );
+    }
+    for (k, v) in [
+        ("refresh_secs", c.refresh_secs),
+        ("timeout_secs", c.timeout_secs),
+        ("retry_initial_secs", c.retry_initial_secs),
+        ("retry_max_secs", c.retry_max_secs),
+    ] {
+        if !(v.is_finite() && v >= 0.01) {
+            return bad(k, format!("must be ≥ 0.01 seconds, got {v}"));
+        }
+    }
+    if let Some(u) = &c.base_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return bad(
+                "base_url",
+                format!("must start with http:// or https://, got {u:?}"),
+            );
+        }
+    }
+    if c.token_env.is_some() && c.token_file.is_some() {
+        return bad(
+            "token_file",
+            "give token_env or token_file, not both".into(),
+        );
+    }
+    match c.source {
+        CarbonSource::Electricitymaps if c.zone.is_none() => {
+            bad("zone", "source = \"electricitymaps\" needs `zone`".into())
+        }
+        CarbonSource::Electricitymaps if c.token_env.is_none() && c.token_file.is_none() => bad(
+            "token_env",
+            "source = \"electricitymaps\" needs `token_env` or `token_file`".into(),
+        ),
+        CarbonSource::Uk if c.region_id.is_some() && c.postcode.is_some() => {
+            bad("postcode", "give region_id or postcode, not both".into())
+        }
+        _ => None,
+    }
+}
+
+/// `[[price.adders]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Adder {
+    /// What it is (`grid_fee`, `electricity_tax`).
+    pub name: String,
+    /// Currency per kWh.
+    pub per_kwh: f64,
 }
 
 /// `[[price.schedule]]`
@@ -554,6 +818,12 @@ impl Config {
                 format!("unknown IANA time zone {:?}", p.timezone),
             );
         }
+        if let Some((key, msg)) = check_fetched_price(p) {
+            return err(&key, msg);
+        }
+        if let Some((key, msg)) = check_carbon(&self.carbon) {
+            return err(&key, msg);
+        }
         if p.source == PriceSource::Schedule && p.schedule.is_empty() {
             return err(
                 "price.schedule",
@@ -673,6 +943,13 @@ impl Config {
                     .collect(),
                 default_price: PricePerKwh(p.price_per_kwh),
             }),
+            // Fetched sources start on the fallback until a schedule arrives
+            // (from the state dir or the network).
+            _ => Tariff::Slots {
+                slots: Vec::new(),
+                fallback: PricePerKwh(p.price_per_kwh),
+                last_known: p.fallback == FallbackPolicy::LastKnown,
+            },
         };
         let c = &self.costs;
         EngineConfig {
@@ -704,6 +981,99 @@ impl Config {
                 .collect(),
             max_gap: Seconds(self.sampling.interval_secs * self.sampling.max_gap_intervals),
         }
+    }
+}
+
+/// Checks of the keys that fetched sources need; `(key, message)` on error.
+fn check_fetched_price(p: &Price) -> Option<(String, String)> {
+    let bad = |k: &str, m: String| Some((format!("price.{k}"), m));
+    let need = |k: &str, v: bool| {
+        (!v).then(|| {
+            (
+                format!("price.{k}"),
+                format!("source = \"{}\" needs `{k}`", p.source.label()),
+            )
+        })
+    };
+    for (k, v) in [
+        ("refresh_secs", p.refresh_secs),
+        ("timeout_secs", p.timeout_secs),
+        ("retry_max_secs", p.retry_max_secs),
+        ("retry_initial_secs", p.retry_initial_secs),
+    ] {
+        if !(v.is_finite() && v >= 0.01) {
+            return bad(k, format!("must be ≥ 0.01 seconds, got {v}"));
+        }
+    }
+    if !(p.vat.is_finite() && (0.0..1.0).contains(&p.vat)) {
+        return bad(
+            "vat",
+            format!(
+                "must be a fraction 0 ≤ vat < 1 (0.19 = 19 %), got {}",
+                p.vat
+            ),
+        );
+    }
+    for (i, a) in p.adders.iter().enumerate() {
+        if !a.per_kwh.is_finite() || a.per_kwh.abs() > 100.0 {
+            return bad(
+                &format!("adders[{i}].per_kwh"),
+                format!("must be a finite amount per kWh, got {}", a.per_kwh),
+            );
+        }
+    }
+    if let Some(b) = p.max_abs_price_per_kwh {
+        if !(b.is_finite() && b > 0.0) {
+            return bad("max_abs_price_per_kwh", format!("must be > 0, got {b}"));
+        }
+    }
+    if let Some(u) = &p.base_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return bad(
+                "base_url",
+                format!("must start with http:// or https://, got {u:?}"),
+            );
+        }
+    }
+    if p.token_env.is_some() && p.token_file.is_some() {
+        return bad(
+            "token_file",
+            "give token_env or token_file, not both".into(),
+        );
+    }
+    let has_token = p.token_env.is_some() || p.token_file.is_some();
+    match p.source {
+        PriceSource::Static | PriceSource::Schedule => None,
+        PriceSource::Entsoe => {
+            need("area", p.area.is_some()).or_else(|| need("token_env", has_token))
+        }
+        PriceSource::Nordpool | PriceSource::Energidataservice => need("area", p.area.is_some()),
+        PriceSource::Tibber => need("token_env", has_token),
+        PriceSource::Awattar => None,
+        PriceSource::Octopus => {
+            need("product", p.product.is_some()).or_else(|| match p.region.as_deref() {
+                Some(r)
+                    if r.len() == 1 && ('A'..='P').contains(&r.chars().next().unwrap_or('?')) =>
+                {
+                    None
+                }
+                Some(r) => bad(
+                    "region",
+                    format!("must be one letter A..P (GSP group), got {r:?}"),
+                ),
+                None => need("region", false),
+            })
+        }
+        PriceSource::Json => need("url", p.url.is_some()).or_else(|| match &p.mapping {
+            None => need("mapping", false),
+            Some(m) => m.check().err().map(|e| ("price.mapping".to_string(), e)),
+        }),
+        PriceSource::Csv => need("path", p.path.is_some()).or_else(|| {
+            p.unit
+                .as_deref()
+                .and_then(|u| u.parse::<roimon_price::Unit>().err())
+                .map(|e| ("price.unit".to_string(), e.to_string()))
+        }),
     }
 }
 
@@ -742,6 +1112,103 @@ mod tests {
         assert!(!c.gpu.owners.is_empty());
         let e = c.engine_config();
         assert!(matches!(e.tariff, Tariff::TimeOfUse(_)));
+    }
+
+    #[test]
+    fn every_price_source_example_in_the_readme_is_valid() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("## Price sources")
+            .expect("README has a Price sources section");
+        let section = &readme[start..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+        let mut seen = Vec::new();
+        for block in section.split("```toml\n").skip(1) {
+            let toml = block.split("```").next().unwrap();
+            let c = Config::parse(toml, "README.md").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+            assert!(c.price.source.is_fetched(), "{toml}");
+            seen.push(c.price.source.label());
+        }
+        for want in [
+            "entsoe",
+            "nordpool",
+            "awattar",
+            "tibber",
+            "octopus",
+            "energidataservice",
+            "json",
+            "csv",
+        ] {
+            assert!(seen.contains(&want), "README lacks an example for {want}");
+        }
+    }
+
+    #[test]
+    fn live_sources_name_the_key_they_miss() {
+        let cases = [
+            (
+                "[price]\nsource = \"entsoe\"\ntoken_env = \"T\"\n",
+                "price.area",
+            ),
+            (
+                "[price]\nsource = \"entsoe\"\narea = \"X\"\n",
+                "price.token_env",
+            ),
+            (
+                "[price]\nsource = \"octopus\"\nproduct = \"AGILE-24-10-01\"\nregion = \"Z\"\n",
+                "price.region",
+            ),
+            (
+                "[price]\nsource = \"json\"\nurl = \"http://x\"\n",
+                "price.mapping",
+            ),
+            ("[price]\nsource = \"awattar\"\nvat = 19\n", "price.vat"),
+            (
+                "[price]\nsource = \"awattar\"\nbase_url = \"ftp://x\"\n",
+                "price.base_url",
+            ),
+            (
+                "[price]\nsource = \"csv\"\npath = \"/x.csv\"\nunit = \"EUR/GJ\"\n",
+                "price.unit",
+            ),
+        ];
+        for (src, key) in cases {
+            let e = Config::parse(src, "p.toml").unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{src}: {e}");
+            assert!(e.line.is_some(), "{e}");
+        }
+    }
+
+    #[test]
+    fn carbon_keys_are_checked() {
+        let ok = Config::parse(
+            "[carbon]\nsource = \"uk\"\npostcode = \"BH1\"\ngrams_per_kwh = 200.0\nprice_per_tonne = 80.0\n",
+            "c.toml",
+        )
+        .unwrap();
+        assert_eq!(ok.carbon.source, CarbonSource::Uk);
+        for (src, key) in [
+            ("[carbon]\nsource = \"uk\"\n", "carbon.grams_per_kwh"),
+            (
+                "[carbon]\nsource = \"static\"\ngrams_per_kwh = 9000.0\n",
+                "carbon.grams_per_kwh",
+            ),
+            (
+                "[carbon]\nsource = \"electricitymaps\"\ngrams_per_kwh = 300.0\ntoken_env = \"T\"\n",
+                "carbon.zone",
+            ),
+            (
+                "[carbon]\nsource = \"electricitymaps\"\ngrams_per_kwh = 300.0\nzone = \"DE\"\n",
+                "carbon.token_env",
+            ),
+            (
+                "[carbon]\nsource = \"static\"\ngrams_per_kwh = 300.0\nprice_per_tonne = -1.0\n",
+                "carbon.price_per_tonne",
+            ),
+        ] {
+            let e = Config::parse(src, "c.toml").unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{src}: {e}");
+        }
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! engine, sampler thread, checkpoint and HTTP listener. Exit codes: 0 ok,
 //! 2 usage or config error, 1 runtime failure.
 
+mod carbon_feed;
 mod checkpoint;
 mod config;
 mod http;
+mod price_feed;
+mod prices_cmd;
 mod sampler;
 mod scenario;
 mod simulated;
@@ -43,6 +46,23 @@ enum Command {
     CheckConfig {
         /// The file.
         file: PathBuf,
+    },
+    /// Fetch the configured price source once and print the normalised
+    /// schedule (start, end, price per kWh, currency). Exit 1 when the source
+    /// has no data for the window.
+    Prices {
+        /// Configuration file (default: the built-in configuration).
+        #[arg(long, env = "ROIMON_CONFIG")]
+        config: Option<PathBuf>,
+        /// Print JSON: an array of {"start", "end", "price_per_kwh", "currency"}.
+        #[arg(long)]
+        json: bool,
+        /// Window start: RFC 3339 or YYYY-MM-DD (UTC); default: today 00:00 UTC.
+        #[arg(long)]
+        from: Option<String>,
+        /// Window end: RFC 3339 or YYYY-MM-DD (UTC); default: the end of the last day ahead.
+        #[arg(long)]
+        to: Option<String>,
     },
     /// One-shot ROI of a scenario file (weighted model and financial ROI).
     Roi {
@@ -95,12 +115,18 @@ fn main() -> ExitCode {
             }
             Err(e) => config_error(&e),
         },
+        Some(Command::Prices {
+            config,
+            json,
+            from,
+            to,
+        }) => prices_cmd::main(config.as_deref(), json, from.as_deref(), to.as_deref()),
         Some(Command::Run(args)) => run(args),
         None => run(cli.run),
     }
 }
 
-fn config_error(e: &ConfigError) -> ExitCode {
+pub(crate) fn config_error(e: &ConfigError) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(2)
 }
@@ -246,8 +272,34 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr().context("listener address")?;
 
+    let mut engine = engine;
+    if cfg.carbon.source != config::CarbonSource::None {
+        engine.set_carbon(Some(carbon_feed::engine_carbon(&cfg.carbon, None, None)));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    if cfg.price.source.is_fetched() {
+        rt.spawn(price_feed::run(
+            cfg.price.clone(),
+            cfg.state.dir.clone(),
+            Duration::from_secs_f64(cfg.price.retry_initial_secs),
+            tx.clone(),
+        ));
+    }
+    if matches!(
+        cfg.carbon.source,
+        config::CarbonSource::Electricitymaps | config::CarbonSource::Uk
+    ) {
+        rt.spawn(carbon_feed::run(
+            cfg.carbon.clone(),
+            cfg.state.dir.clone(),
+            tx.clone(),
+        ));
+    }
+    drop(tx);
+    let price_updates = Some(rx);
     let sampler = Sampler {
         engine,
+        price_updates,
         collectors: collectors(&cfg),
         interval: Duration::from_secs_f64(cfg.sampling.interval_secs),
         checkpoint_every: Duration::from_secs_f64(cfg.state.checkpoint_interval_secs),

@@ -138,6 +138,8 @@ pub struct Sampler {
     pub checkpoint: Checkpoint,
     /// Where snapshots go.
     pub state: Arc<AppState>,
+    /// New price schedules and fetch outcomes from the price feed.
+    pub price_updates: Option<Receiver<crate::price_feed::Update>>,
 }
 
 impl std::fmt::Debug for Sampler {
@@ -149,7 +151,24 @@ impl std::fmt::Debug for Sampler {
 }
 
 impl Sampler {
+    /// Put what the price feed sent in force before accounting the interval:
+    /// a schedule is indexed by time, so the interval is priced by the slots
+    /// it actually overlaps.
+    fn take_price_updates(&mut self) {
+        let Some(rx) = &self.price_updates else {
+            return;
+        };
+        while let Ok(u) = rx.try_recv() {
+            match u {
+                crate::price_feed::Update::Tariff(t, at) => self.engine.set_tariff(t, Some(at)),
+                crate::price_feed::Update::Outcome(name, ok) => self.engine.note_source(name, ok),
+                crate::price_feed::Update::Carbon(c) => self.engine.set_carbon(Some(c)),
+            }
+        }
+    }
+
     fn tick(&mut self, origin: Instant) {
+        self.take_price_updates();
         let now = Instant::now();
         let reports: Vec<Report> = self
             .collectors

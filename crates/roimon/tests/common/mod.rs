@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod mock;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -23,6 +25,11 @@ pub struct Daemon {
 impl Daemon {
     /// Start `roimon run --config CONFIG` with extra args; wait for its listen address.
     pub fn start(config: &Path, extra: &[&str]) -> Daemon {
+        Self::start_env(config, extra, &[])
+    }
+
+    /// Like `start`, with extra environment variables.
+    pub fn start_env(config: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(BIN)
             .arg("run")
             .arg("--config")
@@ -31,6 +38,7 @@ impl Daemon {
             .arg("json")
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,0 +1,202 @@
+//! The grid carbon-intensity feed: Electricity Maps or the UK Carbon
+//! Intensity API, with the same fetch discipline as prices (timeouts, retries,
+//! `Retry-After`, redacted tokens, a kept copy in the state dir). Intensity
+//! turns facility energy into emissions, and, with a carbon price, into the
+//! `carbon` cost component.
+
+use crate::config::{CarbonCfg, CarbonSource};
+use crate::price_feed::{
+    Auth, FetchError, Http, Req, RetryPolicy, Secret, Store, Stored, Update, base_url,
+};
+use chrono::{DateTime, Duration as TimeDelta, Utc};
+use roimon_core::{Carbon, PricePerKwh, Tariff};
+use roimon_price::parse::carbon;
+use roimon_price::{Adjustments, CARBON_UNIT, Schedule, normalise_carbon};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The engine's view of a schedule (or of none yet: the fallback).
+pub fn engine_carbon(cfg: &CarbonCfg, s: Option<&Schedule>, at: Option<DateTime<Utc>>) -> Carbon {
+    let fallback = PricePerKwh(cfg.grams_per_kwh.unwrap_or(0.0));
+    let intensity = match (cfg.source, s) {
+        (CarbonSource::Static, _) => Tariff::Static(fallback),
+        (_, s) => Tariff::Slots {
+            slots: s.map(Schedule::core_slots).unwrap_or_default(),
+            fallback,
+            // Grid intensity changes slowly: carry the last figure forward.
+            last_known: true,
+        },
+    };
+    Carbon {
+        intensity,
+        price_per_tonne: cfg.price_per_tonne,
+        source: cfg.source.label().to_string(),
+        fetched_at: at,
+    }
+}
+
+/// Fetches one carbon source.
+#[derive(Debug)]
+pub struct CarbonFetcher {
+    http: Http,
+    cfg: CarbonCfg,
+}
+
+impl CarbonFetcher {
+    /// A fetcher for a fetched carbon source.
+    pub fn new(cfg: &CarbonCfg) -> Result<Self, FetchError> {
+        let token = Secret::load(
+            "carbon",
+            cfg.token_env.as_deref(),
+            cfg.token_file.as_deref(),
+        )
+        .map_err(FetchError::Local)?;
+        let retry = RetryPolicy {
+            retries: cfg.retries,
+            initial: Duration::from_secs_f64(cfg.retry_initial_secs),
+            max: Duration::from_secs_f64(cfg.retry_max_secs),
+        };
+        Ok(Self {
+            http: Http::new(
+                Duration::from_secs_f64(cfg.timeout_secs),
+                retry,
+                token,
+                Auth::Header("auth-token"),
+            )?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// Fetch recent and current intensity around `now`.
+    pub async fn fetch(&self, now: DateTime<Utc>) -> Result<Schedule, FetchError> {
+        let parsed = match self.cfg.source {
+            CarbonSource::None | CarbonSource::Static => {
+                return Err(FetchError::Local(
+                    "this carbon source is not fetched".into(),
+                ));
+            }
+            CarbonSource::Electricitymaps => {
+                let base = base_url(
+                    self.cfg.base_url.as_deref(),
+                    "https://api.electricitymap.org",
+                );
+                let zone = self.cfg.zone.clone().unwrap_or_default();
+                let history = self
+                    .http
+                    .fetch_text(&Req::Get(format!(
+                        "{base}/v3/carbon-intensity/history?zone={zone}"
+                    )))
+                    .await?;
+                let latest = self
+                    .http
+                    .fetch_text(&Req::Get(format!(
+                        "{base}/v3/carbon-intensity/latest?zone={zone}"
+                    )))
+                    .await?;
+                let mut h = carbon::electricitymaps(&history)?;
+                let l = carbon::electricitymaps(&latest)?;
+                // The latest figure wins over the history's last hour.
+                if let Some(first) = l.slots.iter().map(|s| s.start).min() {
+                    h.slots.retain(|s| s.end <= first);
+                }
+                h.slots.extend(l.slots);
+                h
+            }
+            CarbonSource::Uk => {
+                let base = base_url(
+                    self.cfg.base_url.as_deref(),
+                    "https://api.carbonintensity.org.uk",
+                );
+                let from = (now - TimeDelta::hours(1)).format("%Y-%m-%dT%H:%MZ");
+                let url = match (&self.cfg.region_id, &self.cfg.postcode) {
+                    (Some(id), _) => {
+                        format!("{base}/regional/intensity/{from}/fw24h/regionid/{id}")
+                    }
+                    (None, Some(pc)) => {
+                        format!("{base}/regional/intensity/{from}/fw24h/postcode/{pc}")
+                    }
+                    (None, None) => format!("{base}/intensity/{from}/fw24h"),
+                };
+                let body = self.http.fetch_text(&Req::Get(url)).await?;
+                carbon::uk(&body)?
+            }
+        };
+        Ok(normalise_carbon(parsed)?)
+    }
+}
+
+/// Run the carbon feed until the runtime stops.
+pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender<Update>) {
+    let label = cfg.source.label();
+    let store = Store::named(&state_dir, "carbon.json");
+    let fetcher = match CarbonFetcher::new(&cfg) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(source = label, error = %e, "carbon feed cannot start; using the fallback intensity");
+            let _ = tx.send(Update::Outcome("carbon", false));
+            return;
+        }
+    };
+    let mut kept = store.load(label, CARBON_UNIT, &Adjustments::default());
+    if let Some(k) = &kept {
+        let _ = tx.send(Update::Carbon(engine_carbon(
+            &cfg,
+            Some(&k.schedule),
+            Some(k.fetched_at),
+        )));
+    }
+    let refresh = Duration::from_secs_f64(cfg.refresh_secs);
+    let mut failures: u32 = 0;
+    let mut jitter_policy = RetryPolicy {
+        retries: 0,
+        initial: Duration::from_secs_f64(cfg.retry_initial_secs).min(refresh),
+        max: refresh,
+    };
+    loop {
+        let now = Utc::now();
+        let wait = match fetcher.fetch(now).await {
+            Ok(new) => {
+                failures = 0;
+                let merged = match kept.take() {
+                    Some(mut k) => {
+                        k.schedule.merge(new, now - TimeDelta::days(7));
+                        k.fetched_at = now;
+                        k
+                    }
+                    None => Stored {
+                        source: label.to_string(),
+                        fetched_at: now,
+                        schedule: new,
+                    },
+                };
+                if let Err(e) = store.save(&merged) {
+                    tracing::warn!(error = %e, "cannot keep the carbon schedule in the state dir");
+                }
+                tracing::info!(
+                    source = label,
+                    slots = merged.schedule.slots.len(),
+                    "carbon intensity fetched"
+                );
+                let _ = tx.send(Update::Carbon(engine_carbon(
+                    &cfg,
+                    Some(&merged.schedule),
+                    Some(now),
+                )));
+                let _ = tx.send(Update::Outcome("carbon", true));
+                kept = Some(merged);
+                refresh
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let _ = tx.send(Update::Outcome("carbon", false));
+                jitter_policy.max = refresh;
+                let wait = jitter_policy
+                    .backoff_once(failures - 1)
+                    .max(e.retry_after().unwrap_or_default());
+                tracing::warn!(source = label, error = %e, failures, next_try_s = wait.as_secs(), "carbon fetch failed; the last intensity (or the fallback) stays in force");
+                wait
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}

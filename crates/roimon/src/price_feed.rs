@@ -1,0 +1,833 @@
+//! The live price feed: fetch the configured publisher over HTTP (timeouts,
+//! retries with exponential backoff and jitter, `Retry-After`), normalise with
+//! `roimon-price`, keep the schedule in the state dir so a restart without
+//! network still prices, and hand each new schedule to the sampler. Secrets
+//! come from `token_env`/`token_file` and never reach a log line.
+
+use crate::config::{FallbackPolicy, Price, PriceSource};
+use chrono::{DateTime, Datelike, Duration as TimeDelta, NaiveDate, TimeZone, Utc};
+use roimon_core::{PricePerKwh, Tariff};
+use roimon_price::parse::{
+    awattar, csv, energidataservice, entsoe, generic, nordpool, octopus, tibber,
+};
+use roimon_price::{Adjustments, Parsed, PriceError, Schedule, Unit, normalise};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Largest response body accepted.
+const MAX_BODY: usize = 32 << 20;
+/// Most pages followed for a paginated source (Octopus).
+const MAX_PAGES: usize = 20;
+/// How long fetched history is kept in the schedule.
+const KEEP_HISTORY_DAYS: i64 = 7;
+
+/// An API token. Its `Debug` and `Display` never show it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+impl Secret {
+    /// Read the token named by `token_env` or `token_file` of config
+    /// section `section` (named in error messages).
+    pub fn load(
+        section: &str,
+        token_env: Option<&str>,
+        token_file: Option<&Path>,
+    ) -> Result<Option<Secret>, String> {
+        if let Some(var) = token_env {
+            return match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Some(Secret(v.trim().to_string()))),
+                Ok(_) => Err(format!(
+                    "{section}.token_env: environment variable {var} is empty"
+                )),
+                Err(_) => Err(format!(
+                    "{section}.token_env: environment variable {var} is not set"
+                )),
+            };
+        }
+        if let Some(path) = token_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                format!("{section}.token_file: cannot read {}: {e}", path.display())
+            })?;
+            let first = text.lines().next().unwrap_or("").trim().to_string();
+            if first.is_empty() {
+                return Err(format!("{section}.token_file: {} is empty", path.display()));
+            }
+            return Ok(Some(Secret(first)));
+        }
+        Ok(None)
+    }
+
+    /// The token text, for building a request. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a fetch failed. Its text is safe to log: secrets are redacted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FetchError {
+    /// The publisher has no data for the window.
+    NoData(String),
+    /// The body was fetched but rejected.
+    Rejected(String),
+    /// HTTP or transport failure after all retries, with the server's last
+    /// `Retry-After` (the next fetch must not come sooner).
+    Http(String, Option<Duration>),
+    /// A local problem (token, file).
+    Local(String),
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::NoData(m) => write!(f, "no data: {m}"),
+            FetchError::Rejected(m) => write!(f, "rejected: {m}"),
+            FetchError::Http(m, _) => write!(f, "HTTP: {m}"),
+            FetchError::Local(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl From<PriceError> for FetchError {
+    fn from(e: PriceError) -> Self {
+        match e {
+            PriceError::NoData(m) => FetchError::NoData(m),
+            other => FetchError::Rejected(other.to_string()),
+        }
+    }
+}
+
+/// A small xorshift generator for retry jitter (no cryptographic use).
+#[derive(Debug)]
+struct Jitter(u64);
+
+impl Jitter {
+    fn new() -> Self {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Jitter((t ^ u64::from(std::process::id()).rotate_left(32)) | 1)
+    }
+    /// Uniform in [0, 1).
+    fn next(&mut self) -> f64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Retry timing.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Retries after the first try.
+    pub retries: u32,
+    /// First backoff.
+    pub initial: Duration,
+    /// Longest wait (also caps `Retry-After`).
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    /// Backoff before retry `attempt` (0-based): exponential, with "equal
+    /// jitter" (half fixed, half random) so many nodes do not retry in step.
+    fn backoff(&self, attempt: u32, jitter: &mut Jitter) -> Duration {
+        let exp = self.initial.as_secs_f64() * 2f64.powi(attempt.min(30) as i32);
+        let d = exp.min(self.max.as_secs_f64());
+        Duration::from_secs_f64(d / 2.0 + d / 2.0 * jitter.next())
+    }
+}
+
+impl FetchError {
+    /// The wait the server asked for, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FetchError::Http(_, hint) => *hint,
+            _ => None,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// One backoff with fresh jitter.
+    pub fn backoff_once(&self, attempt: u32) -> Duration {
+        self.backoff(attempt, &mut Jitter::new())
+    }
+}
+
+/// `Retry-After`: delta seconds or an HTTP date.
+fn retry_after(h: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// How a token travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Not by the client (or inside the URL, built by the caller).
+    None,
+    /// `Authorization: Bearer …`.
+    Bearer,
+    /// In a named header (`auth-token` for Electricity Maps).
+    Header(&'static str),
+}
+
+/// An HTTP client with the fetch discipline every outside source shares:
+/// timeouts, bounded bodies, retries with jittered backoff, `Retry-After`,
+/// and redaction of the token from every error text.
+#[derive(Debug)]
+pub struct Http {
+    client: reqwest::Client,
+    token: Option<Secret>,
+    auth: Auth,
+    retry: RetryPolicy,
+    jitter: Mutex<Jitter>,
+}
+
+/// The request of one try.
+#[derive(Debug, Clone)]
+pub enum Req {
+    /// GET this URL.
+    Get(String),
+    /// POST this JSON body to this URL.
+    PostJson(String, String),
+}
+
+impl Http {
+    /// A client with this per-request timeout and retry policy.
+    pub fn new(
+        timeout: Duration,
+        retry: RetryPolicy,
+        token: Option<Secret>,
+        auth: Auth,
+    ) -> Result<Self, FetchError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("roimon/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| FetchError::Local(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            token,
+            auth,
+            retry,
+            jitter: Mutex::new(Jitter::new()),
+        })
+    }
+
+    /// The token, if any.
+    pub fn token(&self) -> Option<&Secret> {
+        self.token.as_ref()
+    }
+
+    /// `s` with every occurrence of the token replaced.
+    pub fn redact(&self, s: &str) -> String {
+        match &self.token {
+            Some(Secret(t)) if !t.is_empty() => s.replace(t.as_str(), "[REDACTED]"),
+            _ => s.to_string(),
+        }
+    }
+
+    fn sleep_for(&self, attempt: u32) -> Duration {
+        let mut j = self.jitter.lock().unwrap_or_else(|e| e.into_inner());
+        self.retry.backoff(attempt, &mut j)
+    }
+
+    /// One request with retries. 429 and 503 honour `Retry-After`; other 5xx
+    /// and transport errors back off; other 4xx fail at once (retrying a bad
+    /// token does not help).
+    pub async fn fetch_text(&self, req: &Req) -> Result<String, FetchError> {
+        let mut last = String::new();
+        let mut last_hint: Option<Duration> = None;
+        for attempt in 0..=self.retry.retries {
+            last_hint = None;
+            let mut b = match req {
+                Req::Get(u) => self.client.get(u),
+                Req::PostJson(u, body) => self
+                    .client
+                    .post(u)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone()),
+            };
+            if let Some(Secret(t)) = &self.token {
+                match self.auth {
+                    Auth::None => {}
+                    Auth::Bearer => b = b.bearer_auth(t),
+                    Auth::Header(name) => b = b.header(name, t.as_str()),
+                }
+            }
+            let wait = match b.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    if status.is_success() {
+                        if resp.content_length().is_some_and(|l| l as usize > MAX_BODY) {
+                            return Err(FetchError::Rejected(format!(
+                                "response body larger than {MAX_BODY} bytes"
+                            )));
+                        }
+                        match resp.bytes().await {
+                            Ok(body) if body.len() > MAX_BODY => {
+                                return Err(FetchError::Rejected(format!(
+                                    "response body larger than {MAX_BODY} bytes"
+                                )));
+                            }
+                            Ok(body) => {
+                                return String::from_utf8(body.to_vec()).map_err(|_| {
+                                    FetchError::Rejected("response body is not UTF-8".into())
+                                });
+                            }
+                            Err(e) => {
+                                last = format!("reading the body: {}", e.without_url());
+                                self.sleep_for(attempt)
+                            }
+                        }
+                    } else {
+                        let hinted = retry_after(resp.headers(), Utc::now());
+                        let text = resp.text().await.unwrap_or_default();
+                        let snippet: String = text.chars().take(200).collect();
+                        last = self.redact(&format!("status {status}: {}", snippet.trim()));
+                        if status.as_u16() == 429 || status.as_u16() == 503 {
+                            last_hint = hinted.map(|d| d.min(self.retry.max));
+                            hinted
+                                .map(|d| d.min(self.retry.max))
+                                .unwrap_or_else(|| self.sleep_for(attempt))
+                        } else if status.is_server_error() {
+                            self.sleep_for(attempt)
+                        } else {
+                            return Err(FetchError::Http(last, None));
+                        }
+                    }
+                }
+                Err(e) => {
+                    let kind = if e.is_timeout() {
+                        "timed out"
+                    } else if e.is_connect() {
+                        "cannot connect"
+                    } else {
+                        "request failed"
+                    };
+                    last = self.redact(&format!("{kind}: {}", e.without_url()));
+                    self.sleep_for(attempt)
+                }
+            };
+            if attempt < self.retry.retries {
+                tracing::debug!(attempt, wait_s = wait.as_secs_f64(), error = %last, "price request failed; retrying");
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Err(FetchError::Http(
+            format!("{last} (after {} tries)", self.retry.retries + 1),
+            last_hint,
+        ))
+    }
+}
+
+/// Fetches one configured price source.
+#[derive(Debug)]
+pub struct Fetcher {
+    http: Http,
+    cfg: Price,
+}
+
+impl Fetcher {
+    /// A fetcher for `cfg` (a fetched source). Fails on an unreadable token.
+    pub fn new(cfg: &Price, retry_initial: Duration) -> Result<Self, FetchError> {
+        let token = Secret::load("price", cfg.token_env.as_deref(), cfg.token_file.as_deref())
+            .map_err(FetchError::Local)?;
+        let auth = match cfg.source {
+            PriceSource::Tibber | PriceSource::Json => Auth::Bearer,
+            _ => Auth::None,
+        };
+        let retry = RetryPolicy {
+            retries: cfg.retries,
+            initial: retry_initial,
+            max: Duration::from_secs_f64(cfg.retry_max_secs),
+        };
+        Ok(Self {
+            http: Http::new(
+                Duration::from_secs_f64(cfg.timeout_secs),
+                retry,
+                token,
+                auth,
+            )?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    fn base(&self, default: &str) -> String {
+        base_url(self.cfg.base_url.as_deref(), default)
+    }
+
+    async fn fetch_text(&self, req: &Req) -> Result<String, FetchError> {
+        self.http.fetch_text(req).await
+    }
+
+    fn redact(&self, s: &str) -> String {
+        self.http.redact(s)
+    }
+
+    fn adjustments(&self) -> Adjustments {
+        Adjustments {
+            adders: self
+                .cfg
+                .adders
+                .iter()
+                .map(|a| (a.name.clone(), a.per_kwh))
+                .collect(),
+            vat: self.cfg.vat,
+        }
+    }
+
+    /// Fetch and normalise the prices for `[from, to)` (sources that publish
+    /// fixed windows, like Tibber, return theirs).
+    pub async fn fetch(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Schedule, FetchError> {
+        let parsed = self.fetch_parsed(from, to).await?;
+        let sched = normalise(
+            parsed,
+            &self.cfg.currency,
+            &self.adjustments(),
+            self.cfg.max_abs_price_per_kwh,
+        )?;
+        Ok(sched)
+    }
+
+    async fn fetch_parsed(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Parsed, FetchError> {
+        let area = self.cfg.area.clone().unwrap_or_default();
+        let cur = self.cfg.currency.clone();
+        match self.cfg.source {
+            PriceSource::Static | PriceSource::Schedule => Err(FetchError::Local(
+                "static and schedule prices are not fetched".into(),
+            )),
+            PriceSource::Entsoe => {
+                let token = self.http.token().map(Secret::expose).unwrap_or("");
+                let f = |t: DateTime<Utc>| t.format("%Y%m%d%H%M").to_string();
+                let url = format!(
+                    "{}/api?securityToken={token}&documentType=A44&in_Domain={area}&out_Domain={area}&periodStart={}&periodEnd={}",
+                    self.base("https://web-api.tp.entsoe.eu"),
+                    f(from),
+                    f(to)
+                );
+                let body = self.fetch_text(&Req::Get(url)).await?;
+                Ok(entsoe::parse(&body).map_err(|e| self.redact_price(e))?)
+            }
+            PriceSource::Nordpool => {
+                // One request per delivery day (CET), each may be unpublished.
+                let mut all: Option<Parsed> = None;
+                let mut no_data = Vec::new();
+                for day in cet_days(from, to) {
+                    let url = format!(
+                        "{}/api/DayAheadPriceIndices?date={day}&market=DayAhead&indexNames={area}&currency={cur}&resolutionInMinutes=15",
+                        self.base("https://dataportal-api.nordpoolgroup.com")
+                    );
+                    let body = self.fetch_text(&Req::Get(url)).await?;
+                    match nordpool::parse(&body, &area) {
+                        Ok(p) => extend(&mut all, p),
+                        Err(PriceError::NoData(m)) => no_data.push(format!("{day}: {m}")),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                all.ok_or_else(|| FetchError::NoData(no_data.join("; ")))
+            }
+            PriceSource::Awattar => {
+                let url = format!(
+                    "{}/v1/marketdata?start={}&end={}",
+                    self.base("https://api.awattar.de"),
+                    from.timestamp_millis(),
+                    to.timestamp_millis()
+                );
+                let body = self.fetch_text(&Req::Get(url)).await?;
+                Ok(awattar::parse(&body)?)
+            }
+            PriceSource::Tibber => {
+                let q = "{ viewer { homes { currentSubscription { priceInfo { today { total energy tax startsAt currency } tomorrow { total energy tax startsAt currency } } } } } }";
+                let body = serde_json::json!({ "query": q }).to_string();
+                let url = format!("{}/v1-beta/gql", self.base("https://api.tibber.com"));
+                let text = self.fetch_text(&Req::PostJson(url, body)).await?;
+                Ok(tibber::parse(&text, self.cfg.home).map_err(|e| self.redact_price(e))?)
+            }
+            PriceSource::Octopus => {
+                let product = self.cfg.product.clone().unwrap_or_default();
+                let region = self.cfg.region.clone().unwrap_or_default();
+                let f = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%MZ").to_string();
+                let mut url = format!(
+                    "{}/v1/products/{product}/electricity-tariffs/E-1R-{product}-{region}/standard-unit-rates/?period_from={}&period_to={}",
+                    self.base("https://api.octopus.energy"),
+                    f(from),
+                    f(to)
+                );
+                let mut all: Option<Parsed> = None;
+                for _ in 0..MAX_PAGES {
+                    let body = self.fetch_text(&Req::Get(url.clone())).await?;
+                    let (p, next) = octopus::parse_page(&body, self.cfg.include_vat)?;
+                    extend(&mut all, p);
+                    match next {
+                        Some(n) => url = n,
+                        None => break,
+                    }
+                }
+                all.ok_or_else(|| FetchError::NoData("no unit rates".into()))
+            }
+            PriceSource::Energidataservice => {
+                let f = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M").to_string();
+                let url = format!(
+                    "{}/dataset/DayAheadPrices?start={}&end={}&timezone=UTC&limit=10000&filter=%7B%22PriceArea%22:%5B%22{area}%22%5D%7D",
+                    self.base("https://api.energidataservice.dk"),
+                    f(from),
+                    f(to)
+                );
+                let body = self.fetch_text(&Req::Get(url)).await?;
+                Ok(energidataservice::parse(&body, &area, &cur)?)
+            }
+            PriceSource::Json => {
+                let url = self
+                    .cfg
+                    .url
+                    .clone()
+                    .unwrap_or_default()
+                    .replace(
+                        "{start}",
+                        &from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    )
+                    .replace(
+                        "{end}",
+                        &to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    );
+                let Some(m) = &self.cfg.mapping else {
+                    return Err(FetchError::Local("price.mapping is missing".into()));
+                };
+                let body = self.fetch_text(&Req::Get(url)).await?;
+                Ok(generic::parse(&body, m)?)
+            }
+            PriceSource::Csv => {
+                let path = self.cfg.path.clone().unwrap_or_default();
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| FetchError::Local(format!("{}: {e}", path.display())))?;
+                let unit: Unit = self
+                    .cfg
+                    .unit
+                    .clone()
+                    .unwrap_or_else(|| format!("{cur}/kWh"))
+                    .parse()
+                    .map_err(|e: PriceError| FetchError::Local(e.to_string()))?;
+                csv::parse(&text, unit, Some(&cur))
+                    .map_err(|e| FetchError::Rejected(format!("{}: {e}", path.display())))
+            }
+        }
+    }
+
+    fn redact_price(&self, e: PriceError) -> PriceError {
+        match e {
+            PriceError::Parse(m) => PriceError::Parse(self.redact(&m)),
+            PriceError::NoData(m) => PriceError::NoData(self.redact(&m)),
+            PriceError::Invalid(m) => PriceError::Invalid(self.redact(&m)),
+        }
+    }
+}
+
+/// The configured base URL or the publisher's default, without a trailing `/`.
+pub fn base_url(configured: Option<&str>, default: &str) -> String {
+    configured
+        .unwrap_or(default)
+        .trim_end_matches('/')
+        .to_string()
+}
+
+fn extend(all: &mut Option<Parsed>, p: Parsed) {
+    match all {
+        Some(a) => a.slots.extend(p.slots),
+        None => *all = Some(p),
+    }
+}
+
+/// The delivery days (in CET/CEST, as Nord Pool counts them) that `[from, to)` touches.
+fn cet_days(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<NaiveDate> {
+    let tz = chrono_tz::Europe::Oslo;
+    let first = from.with_timezone(&tz).date_naive();
+    let last = (to - TimeDelta::seconds(1)).with_timezone(&tz).date_naive();
+    let mut out = Vec::new();
+    let mut d = first;
+    while d <= last && out.len() < 31 {
+        out.push(d);
+        d = d.succ_opt().unwrap_or(d);
+    }
+    out
+}
+
+/// The window a refresh asks for: from the start of yesterday (UTC) to the
+/// end of the last day ahead, so a restart after downtime refills history.
+pub fn window(now: DateTime<Utc>, days_ahead: u32) -> (DateTime<Utc>, DateTime<Utc>) {
+    let today = Utc
+        .with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0)
+        .single()
+        .unwrap_or(now);
+    (
+        today - TimeDelta::days(1),
+        today + TimeDelta::days(i64::from(days_ahead) + 1),
+    )
+}
+
+/// The schedule as kept in the state dir.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stored {
+    /// The `source` label it came from.
+    pub source: String,
+    /// When its newest part was fetched.
+    pub fetched_at: DateTime<Utc>,
+    /// The schedule.
+    pub schedule: Schedule,
+}
+
+/// `prices.json` in the state dir: written atomically (tmp, fsync, rename).
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+}
+
+impl Store {
+    /// The store in `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            path: dir.join("prices.json"),
+        }
+    }
+
+    /// Load a kept schedule for this source and currency, with the current
+    /// adders and VAT applied again to the recorded market prices.
+    pub fn load(&self, source: &str, currency: &str, adj: &Adjustments) -> Option<Stored> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let mut s: Stored = match serde_json::from_str(&text) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(file = %self.path.display(), error = %e, "kept price schedule is unreadable; ignoring it");
+                return None;
+            }
+        };
+        if s.source != source || !s.schedule.currency.eq_ignore_ascii_case(currency) {
+            tracing::info!(file = %self.path.display(), kept = %s.source, "kept price schedule is for another source or currency; ignoring it");
+            return None;
+        }
+        for slot in &mut s.schedule.slots {
+            slot.price_per_kwh = adj.apply(slot.market_per_kwh);
+        }
+        s.schedule.adjustments = adj.clone();
+        Some(s)
+    }
+
+    /// The store of another schedule kind (carbon) under `file` in `dir`.
+    pub fn named(dir: &Path, file: &str) -> Self {
+        Self {
+            path: dir.join(file),
+        }
+    }
+
+    /// Write atomically.
+    pub fn save(&self, s: &Stored) -> std::io::Result<()> {
+        use std::io::Write;
+        let tmp = self.path.with_extension("json.tmp");
+        let body = serde_json::to_vec(s).map_err(std::io::Error::other)?;
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the feed tells the sampler.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// A new schedule to put in force, fetched at that time.
+    Tariff(Tariff, DateTime<Utc>),
+    /// The outcome of a fetch by the named feed (`price`, `carbon`), for
+    /// health and error counting.
+    Outcome(&'static str, bool),
+    /// New grid carbon intensity to put in force.
+    Carbon(roimon_core::Carbon),
+}
+
+/// The tariff for a schedule under the configured fallback policy.
+pub fn tariff(cfg: &Price, s: &Schedule) -> Tariff {
+    Tariff::Slots {
+        slots: s.core_slots(),
+        fallback: PricePerKwh(cfg.price_per_kwh),
+        last_known: cfg.fallback == FallbackPolicy::LastKnown,
+    }
+}
+
+/// Run the feed until the runtime stops: load the kept schedule, then fetch
+/// and refresh forever. Failures are logged (redacted), reported, and retried
+/// with a growing, jittered delay; the last good schedule stays in force.
+pub async fn run(
+    cfg: Price,
+    state_dir: PathBuf,
+    retry_initial: Duration,
+    tx: std::sync::mpsc::Sender<Update>,
+) {
+    let store = Store::new(&state_dir);
+    let label = cfg.source.label();
+    let fetcher = match Fetcher::new(&cfg, retry_initial) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(source = label, error = %e, "price feed cannot start; costing at the fallback price");
+            let _ = tx.send(Update::Outcome("price", false));
+            return;
+        }
+    };
+    let adj = fetcher.adjustments();
+    let mut kept = store.load(label, &cfg.currency, &adj);
+    if let Some(k) = &kept {
+        tracing::info!(source = label, slots = k.schedule.slots.len(), fetched_at = %k.fetched_at, "pricing from the kept schedule until the next fetch");
+        let _ = tx.send(Update::Tariff(tariff(&cfg, &k.schedule), k.fetched_at));
+    }
+    let refresh = Duration::from_secs_f64(cfg.refresh_secs);
+    let mut failures: u32 = 0;
+    let mut jitter = Jitter::new();
+    loop {
+        let now = Utc::now();
+        let (from, to) = window(now, cfg.days_ahead);
+        let wait = match fetcher.fetch(from, to).await {
+            Ok(new) => {
+                failures = 0;
+                let n = new.slots.len();
+                let merged = match kept.take() {
+                    Some(mut k) => {
+                        k.schedule
+                            .merge(new, now - TimeDelta::days(KEEP_HISTORY_DAYS));
+                        k.fetched_at = now;
+                        k
+                    }
+                    None => Stored {
+                        source: label.to_string(),
+                        fetched_at: now,
+                        schedule: new,
+                    },
+                };
+                if let Err(e) = store.save(&merged) {
+                    tracing::warn!(error = %e, "cannot keep the price schedule in the state dir");
+                }
+                let until = merged.schedule.end();
+                tracing::info!(source = label, slots = n, known_until = ?until, "price schedule fetched");
+                let _ = tx.send(Update::Tariff(tariff(&cfg, &merged.schedule), now));
+                let _ = tx.send(Update::Outcome("price", true));
+                kept = Some(merged);
+                // Tomorrow not yet published: look again sooner.
+                if until.is_some_and(|u| u >= to - TimeDelta::hours(1)) {
+                    refresh
+                } else {
+                    refresh.min(Duration::from_secs(900))
+                }
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let _ = tx.send(Update::Outcome("price", false));
+                let policy = RetryPolicy {
+                    retries: 0,
+                    initial: retry_initial.max(Duration::from_secs(1)).min(refresh),
+                    max: refresh,
+                };
+                let wait = policy
+                    .backoff(failures - 1, &mut jitter)
+                    .max(e.retry_after().unwrap_or_default());
+                tracing::warn!(source = label, error = %e, failures, next_try_s = wait.as_secs(), "price fetch failed; the last good schedule (or the fallback) stays in force");
+                wait
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let p = RetryPolicy {
+            retries: 5,
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+        };
+        let mut j = Jitter(42);
+        for attempt in 0..8 {
+            let d = p.backoff(attempt, &mut j).as_secs_f64();
+            let full = (2f64.powi(attempt as i32)).min(10.0);
+            assert!(
+                d >= full / 2.0 && d <= full,
+                "attempt {attempt}: {d} vs {full}"
+            );
+        }
+        let a: Vec<f64> = (0..5).map(|_| p.backoff(3, &mut j).as_secs_f64()).collect();
+        assert!(a.windows(2).any(|w| w[0] != w[1]), "no jitter: {a:?}");
+    }
+
+    #[test]
+    fn retry_after_seconds_and_date() {
+        let mut h = reqwest::header::HeaderMap::new();
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
+        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "Sun, 29 Nov 2026 12:00:30 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn window_covers_yesterday_to_the_last_day_ahead() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 15, 30, 0).unwrap();
+        let (a, b) = window(now, 1);
+        assert_eq!(a, Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap());
+        assert_eq!(b, Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn nord_pool_days_are_cet_days() {
+        let from = Utc.with_ymd_and_hms(2025, 10, 25, 22, 0, 0).unwrap();
+        let to = Utc.with_ymd_and_hms(2025, 10, 26, 23, 0, 0).unwrap();
+        assert_eq!(
+            cet_days(from, to),
+            vec![NaiveDate::from_ymd_opt(2025, 10, 26).unwrap()]
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_show() {
+        let s = Secret("hunter2".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

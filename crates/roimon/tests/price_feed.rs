@@ -1,0 +1,430 @@
+//! The live price feed end to end: the real daemon against a scripted local
+//! price server that fails in every way a publisher does (500, 429 with
+//! Retry-After, garbage, a stalled body, a token echoed back). Costing must go
+//! on throughout, at the fallback, and the schedule must survive a restart
+//! without network. Also `roimon prices` against recorded real responses.
+
+mod common;
+
+use common::mock::{Mock, Step};
+use common::{BIN, Daemon, value};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// An aWATTar body: hourly slots from 3 h ago to 27 h ahead at `eur_mwh`.
+fn awattar_body(eur_mwh: f64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let h = 3_600_000;
+    let first = now - now % h - 3 * h;
+    let data: Vec<String> = (0..30)
+        .map(|i| {
+            format!(
+                "{{\"start_timestamp\":{},\"end_timestamp\":{},\"marketprice\":{eur_mwh},\"unit\":\"Eur/MWh\"}}",
+                first + i * h,
+                first + (i + 1) * h
+            )
+        })
+        .collect();
+    format!(
+        "{{\"object\":\"list\",\"data\":[{}],\"url\":\"/de/v1/marketdata\"}}",
+        data.join(",")
+    )
+}
+
+fn config(dir: &Path, price: &str) -> std::path::PathBuf {
+    let cfg = format!(
+        "[sampling]\ninterval_secs = 0.2\n[gpu]\nsource = \"none\"\n[host]\npower = \"model\"\nidle_watts = 360.0\nmax_watts = 360.0\nrapl_root = \"{}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[state]\ndir = \"{}\"\ncheckpoint_interval_secs = 0.5\n{price}",
+        dir.join("no-rapl").display(),
+        dir.join("state").display()
+    );
+    let path = dir.join("roimon.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+const FALLBACK: &str =
+    "roimon_electricity_price_per_kwh{basis=\"fallback\",currency=\"EUR\",source=\"awattar\"}";
+const LIVE: &str =
+    "roimon_electricity_price_per_kwh{basis=\"source\",currency=\"EUR\",source=\"awattar\"}";
+const ENERGY_COST: &str = "roimon_cost_total{component=\"energy\",currency=\"EUR\"}";
+const PRICE_ERRORS: &str = "roimon_collector_errors_total{collector=\"price\"}";
+
+#[test]
+fn failing_publisher_never_stops_costing_and_the_schedule_survives_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mock = Mock::start(vec![
+        Step::Status(500, "{\"error\":\"boom\"}".into(), None),
+        Step::Status(429, "slow down".into(), Some("1".into())),
+        Step::Ok("<html>not json".into()),
+        Step::StallBody(Duration::from_secs(4)),
+        Step::Status(503, "maintenance".into(), None),
+        Step::Ok(awattar_body(200.0)),
+    ]);
+    // Hold the good answer back until the failures have been observed.
+    let good = mock.clone();
+    let price = format!(
+        "[price]\nsource = \"awattar\"\ncurrency = \"EUR\"\nprice_per_kwh = 0.5\nbase_url = \"{}\"\ntimeout_secs = 1.0\nretries = 1\nretry_initial_secs = 0.05\nretry_max_secs = 5.0\nrefresh_secs = 30.0\n",
+        mock.url
+    );
+    let config = config(tmp.path(), &price);
+    let d = Daemon::start(&config, &[]);
+
+    // While the publisher fails: errors are counted, the fallback prices
+    // energy, and the cost keeps rising.
+    let m = d.wait_metrics("a price failure on the fallback", |m| {
+        value(m, PRICE_ERRORS).unwrap_or(0.0) >= 1.0 && value(m, FALLBACK) == Some(0.5)
+    });
+    assert_eq!(
+        value(&m, "roimon_collector_up{collector=\"price\"}"),
+        Some(0.0)
+    );
+    let c0 = value(&m, ENERGY_COST).unwrap_or(0.0);
+    d.wait_metrics("energy cost rising on the fallback", |m| {
+        value(m, ENERGY_COST).unwrap_or(0.0) > c0
+    });
+
+    // Then the good schedule arrives and prices at 0.2 EUR/kWh.
+    let m = d.wait_metrics("the fetched price in force", |m| {
+        value(m, LIVE) == Some(0.2)
+    });
+    assert!(value(&m, FALLBACK).is_none(), "one basis at a time");
+    assert!(
+        value(
+            &m,
+            "roimon_electricity_price_age_seconds{source=\"awattar\"}"
+        )
+        .unwrap()
+            < 10.0
+    );
+    assert!(
+        value(
+            &m,
+            "roimon_electricity_price_known_until_timestamp_seconds{source=\"awattar\"}"
+        )
+        .unwrap()
+            > (chrono::Utc::now().timestamp() + 20 * 3600) as f64
+    );
+    assert_eq!(
+        value(&m, "roimon_collector_up{collector=\"price\"}"),
+        Some(1.0)
+    );
+    // Every failure kind was tried before the success: 500, 429, garbage,
+    // stall (timeout), 503, then 200.
+    let seen = good.seen.lock().unwrap().clone();
+    assert!(seen.len() >= 6, "{} requests", seen.len());
+    assert!(
+        seen[0].line.starts_with("GET /v1/marketdata?start="),
+        "{}",
+        seen[0].line
+    );
+    // Retry-After: 1 on the 429 was honoured before the next try.
+    let gap = seen[2].at - seen[1].at;
+    assert!(
+        gap >= Duration::from_millis(950),
+        "Retry-After ignored: {gap:?}"
+    );
+    // Garbage and the stalled body were failures, counted.
+    assert!(value(&m, PRICE_ERRORS).unwrap() >= 3.0);
+    // Cost stayed between the fetched and the fallback price for all energy.
+    let kwh = value(&m, "roimon_facility_energy_joules_total").unwrap() / 3.6e6;
+    let cost = value(&m, ENERGY_COST).unwrap();
+    assert!(
+        cost >= kwh * 0.2 * 0.999 && cost <= kwh * 0.5 * 1.001,
+        "{cost} for {kwh} kWh"
+    );
+
+    // The schedule is kept in the state dir.
+    let kept = tmp.path().join("state/prices.json");
+    assert!(kept.exists());
+    let (status, _) = d.stop("TERM");
+    assert_eq!(status.code(), Some(0));
+
+    // Restart with the publisher down for good: the kept schedule prices.
+    mock.set(vec![Step::Status(500, "down".into(), None)]);
+    let d = Daemon::start(&config, &[]);
+    let m = d.wait_metrics("kept schedule in force", |m| {
+        value(m, LIVE) == Some(0.2) && value(m, PRICE_ERRORS).unwrap_or(0.0) >= 1.0
+    });
+    assert!(value(&m, FALLBACK).is_none());
+    let (status, _) = d.stop("TERM");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn tokens_never_reach_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = "sekrit-token-6f1e2d";
+    // ENTSO-E puts the token in the query string; the server echoes it back.
+    let mock = Mock::start(vec![Step::Echo(401)]);
+    let price = format!(
+        "[price]\nsource = \"entsoe\"\narea = \"10YNL----------L\"\ntoken_env = \"ROIMON_TEST_ENTSOE_TOKEN\"\ncurrency = \"EUR\"\nprice_per_kwh = 0.3\nbase_url = \"{}\"\ntimeout_secs = 1.0\nretries = 0\nretry_initial_secs = 0.05\n",
+        mock.url
+    );
+    let config = config(tmp.path(), &price);
+    let out = Command::new(BIN)
+        .args(["prices", "--config"])
+        .arg(&config)
+        .env("ROIMON_TEST_ENTSOE_TOKEN", token)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let seen = mock.seen.lock().unwrap().clone();
+    assert!(
+        seen[0].line.contains(token),
+        "the token was sent: {}",
+        seen[0].line
+    );
+    assert!(err.contains("401"), "{err}");
+    assert!(err.contains("[REDACTED]"), "{err}");
+    assert!(!err.contains(token), "token leaked: {err}");
+
+    // The daemon's log too.
+    let d = Daemon::start_env(&config, &[], &[("ROIMON_TEST_ENTSOE_TOKEN", token)]);
+    d.wait_metrics("a price failure", |m| {
+        value(m, PRICE_ERRORS).unwrap_or(0.0) >= 1.0
+    });
+    let (_, log) = d.stop("TERM");
+    let log = log.join("\n");
+    assert!(log.contains("price fetch failed"), "{log}");
+    assert!(!log.contains(token), "token leaked into the log: {log}");
+}
+
+fn fixture(name: &str) -> Option<String> {
+    let Some(dir) = std::env::var_os("ROIMON_FIXTURES") else {
+        eprintln!("SKIP {name}: ROIMON_FIXTURES is unset (.ci/run sets it to ../shared/fixtures)");
+        return None;
+    };
+    Some(std::fs::read_to_string(Path::new(&dir).join("prices").join(name)).unwrap())
+}
+
+#[test]
+fn prices_command_prints_the_real_entsoe_day_and_fails_clearly_without_data() {
+    let Some(day) = fixture("entsoe-a44-nl-2024-09-02-pt60m.xml") else {
+        return;
+    };
+    let Some(ack) = fixture("entsoe-acknowledgement-no-matching-data.xml") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mock = Mock::start(vec![Step::Ok(day)]);
+    let price = format!(
+        "[price]\nsource = \"entsoe\"\narea = \"10YNL----------L\"\ntoken_file = \"{}\"\ncurrency = \"EUR\"\nprice_per_kwh = 0.3\nbase_url = \"{}\"\nvat = 0.21\n[[price.adders]]\nname = \"energy_tax\"\nper_kwh = 0.1\n",
+        tmp.path().join("token").display(),
+        mock.url
+    );
+    std::fs::write(tmp.path().join("token"), "file-token\n").unwrap();
+    let config = config(tmp.path(), &price);
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args([
+            "prices",
+            "--json",
+            "--from",
+            "2024-09-01T22:00:00Z",
+            "--to",
+            "2024-09-02T22:00:00Z",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 24);
+    assert_eq!(rows[0]["start"], "2024-09-01T22:00:00Z");
+    assert_eq!(rows[0]["end"], "2024-09-01T23:00:00Z");
+    assert_eq!(rows[23]["end"], "2024-09-02T22:00:00Z");
+    assert_eq!(rows[0]["currency"], "EUR");
+    // Market prices 81.02..255.53 EUR/MWh, plus 0.10 EUR/kWh tax, plus 21 % VAT.
+    let prices: Vec<f64> = rows
+        .iter()
+        .map(|r| r["price_per_kwh"].as_f64().unwrap())
+        .collect();
+    let min = prices.iter().cloned().fold(f64::MAX, f64::min);
+    let max = prices.iter().cloned().fold(f64::MIN, f64::max);
+    assert!((min - (0.08102 + 0.1) * 1.21).abs() < 1e-9, "{min}");
+    assert!((max - (0.25553 + 0.1) * 1.21).abs() < 1e-9, "{max}");
+    let seen = mock.seen.lock().unwrap().clone();
+    assert!(
+        seen[0].line.contains("documentType=A44")
+            && seen[0].line.contains("in_Domain=10YNL----------L")
+            && seen[0].line.contains("periodStart=202409012200")
+            && seen[0].line.contains("periodEnd=202409022200"),
+        "{}",
+        seen[0].line
+    );
+
+    // The "no matching data" acknowledgement (HTTP 200): exit 1, plainly said.
+    mock.set(vec![Step::Ok(ack)]);
+    let out = Command::new(BIN)
+        .args([
+            "prices",
+            "--from",
+            "2024-09-01",
+            "--to",
+            "2024-09-02",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no prices") && err.contains("No matching data"),
+        "{err}"
+    );
+}
+
+fn half_hours_uk(g: u32) -> String {
+    let now = chrono::Utc::now();
+    let start =
+        now - chrono::Duration::seconds(now.timestamp() % 1800) - chrono::Duration::hours(1);
+    let slots: Vec<String> = (0..50)
+        .map(|i| {
+            let a = start + chrono::Duration::minutes(30 * i);
+            let b = a + chrono::Duration::minutes(30);
+            format!(
+                "{{\"from\":\"{}\",\"to\":\"{}\",\"intensity\":{{\"forecast\":{g},\"index\":\"moderate\"}},\"generationmix\":[{{\"fuel\":\"gas\",\"perc\":40.0}}]}}",
+                a.format("%Y-%m-%dT%H:%MZ"),
+                b.format("%Y-%m-%dT%H:%MZ")
+            )
+        })
+        .collect();
+    format!(
+        "{{\"data\":{{\"regionid\":11,\"dnoregion\":\"SSE South\",\"shortname\":\"South England\",\"postcode\":\"BH1\",\"data\":[{}]}}}}",
+        slots.join(",")
+    )
+}
+
+#[test]
+fn uk_carbon_intensity_turns_energy_into_emissions_and_carbon_cost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mock = Mock::start(vec![
+        Step::Status(503, "busy".into(), Some("0".into())),
+        Step::Ok(half_hours_uk(200)),
+    ]);
+    let extra = format!(
+        "[price]\nprice_per_kwh = 0.2\n[carbon]\nsource = \"uk\"\npostcode = \"BH1\"\ngrams_per_kwh = 500.0\nprice_per_tonne = 100.0\nbase_url = \"{}\"\nretries = 2\nretry_initial_secs = 0.05\n",
+        mock.url
+    );
+    let config = config(tmp.path(), &extra);
+    let d = Daemon::start(&config, &[]);
+    let live = "roimon_grid_carbon_intensity_grams_per_kwh{basis=\"source\",source=\"uk\"}";
+    let m = d.wait_metrics("UK intensity in force and emissions counted", |m| {
+        value(m, live) == Some(200.0)
+            && value(m, "roimon_emissions_grams_total").unwrap_or(0.0) > 0.0
+    });
+    let seen = mock.seen.lock().unwrap().clone();
+    assert!(
+        seen[0].line.contains("/regional/intensity/")
+            && seen[0].line.contains("/fw24h/postcode/BH1"),
+        "{}",
+        seen[0].line
+    );
+    // The 503 was retried within one fetch: no error counted.
+    assert_eq!(
+        value(&m, "roimon_collector_errors_total{collector=\"carbon\"}"),
+        Some(0.0)
+    );
+    // Emissions lie between the fallback and the live intensity for all energy
+    // (the fallback priced the first ticks), and the carbon cost is emissions
+    // × 100 EUR/t, attributed in full to the node's (GPU-less) row.
+    let kwh = value(&m, "roimon_facility_energy_joules_total").unwrap() / 3.6e6;
+    let grams = value(&m, "roimon_emissions_grams_total").unwrap();
+    assert!(
+        grams >= kwh * 200.0 * 0.999 && grams <= kwh * 500.0 * 1.001,
+        "{grams} g for {kwh} kWh"
+    );
+    let carbon = value(
+        &m,
+        "roimon_cost_total{component=\"carbon\",currency=\"EUR\"}",
+    )
+    .unwrap();
+    assert!(
+        (carbon - grams / 1e6 * 100.0).abs() <= 1e-9 * carbon.max(1e-12),
+        "{carbon}"
+    );
+    assert!(
+        (value(&m, "roimon_gpu_emissions_grams_total{gpu_uuid=\"none\",team=\"unallocated\",workload=\"unallocated\"}")
+            .unwrap()
+            - grams)
+            .abs()
+            < 1e-9 * grams
+    );
+    common::promtool_check_metrics(&m);
+    let (status, _) = d.stop("TERM");
+    assert_eq!(status.code(), Some(0));
+    assert!(tmp.path().join("state/carbon.json").exists());
+}
+
+#[test]
+fn electricity_maps_token_goes_in_the_auth_token_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    let now = chrono::Utc::now();
+    let hour = now - chrono::Duration::seconds(now.timestamp() % 3600);
+    let history: Vec<String> = (1..24)
+        .rev()
+        .map(|h| {
+            format!(
+                "{{\"zone\":\"DE\",\"carbonIntensity\":450,\"datetime\":\"{}\",\"isEstimated\":false,\"estimationMethod\":null}}",
+                (hour - chrono::Duration::hours(h)).format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            )
+        })
+        .collect();
+    let history = format!("{{\"zone\":\"DE\",\"history\":[{}]}}", history.join(","));
+    let latest = format!(
+        "{{\"zone\":\"DE\",\"carbonIntensity\":380,\"datetime\":\"{}\",\"updatedAt\":\"{}\",\"createdAt\":\"{}\",\"emissionFactorType\":\"lifecycle\",\"isEstimated\":true,\"estimationMethod\":\"TIME_SLICER_AVERAGE\"}}",
+        hour.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        hour.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        hour.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+    );
+    let mock = Mock::start(vec![Step::Ok(history), Step::Ok(latest)]);
+    let extra = format!(
+        "[carbon]\nsource = \"electricitymaps\"\nzone = \"DE\"\ntoken_env = \"ROIMON_TEST_EM_TOKEN\"\ngrams_per_kwh = 500.0\nbase_url = \"{}\"\n",
+        mock.url
+    );
+    let config = config(tmp.path(), &extra);
+    let d = Daemon::start_env(&config, &[], &[("ROIMON_TEST_EM_TOKEN", "em-token-77")]);
+    d.wait_metrics("Electricity Maps intensity in force", |m| {
+        value(
+            m,
+            "roimon_grid_carbon_intensity_grams_per_kwh{basis=\"source\",source=\"electricitymaps\"}",
+        ) == Some(380.0)
+    });
+    let seen = mock.seen.lock().unwrap().clone();
+    assert!(
+        seen[0]
+            .line
+            .contains("/v3/carbon-intensity/history?zone=DE"),
+        "{}",
+        seen[0].line
+    );
+    assert!(
+        seen[1].line.contains("/v3/carbon-intensity/latest?zone=DE"),
+        "{}",
+        seen[1].line
+    );
+    for s in &seen[..2] {
+        assert!(
+            s.headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case("auth-token: em-token-77")),
+            "{:?}",
+            s.headers
+        );
+    }
+    let (_, log) = d.stop("TERM");
+    assert!(!log.join("\n").contains("em-token-77"));
+}
