@@ -1114,17 +1114,25 @@ mod tests {
         assert!(matches!(e.tariff, Tariff::TimeOfUse(_)));
     }
 
-    #[test]
-    fn every_price_source_example_in_the_readme_is_valid() {
-        let readme = include_str!("../../../README.md");
+    /// The ```toml blocks of one README section.
+    fn readme_blocks(heading: &str) -> Vec<&'static str> {
+        let readme: &'static str = include_str!("../../../README.md");
         let start = readme
-            .find("## Price sources")
-            .expect("README has a Price sources section");
+            .find(heading)
+            .unwrap_or_else(|| panic!("README has no {heading} section"));
         let section = &readme[start..];
         let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+        section
+            .split("```toml\n")
+            .skip(1)
+            .map(|b| b.split("```").next().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn every_price_source_example_in_the_readme_is_valid() {
         let mut seen = Vec::new();
-        for block in section.split("```toml\n").skip(1) {
-            let toml = block.split("```").next().unwrap();
+        for toml in readme_blocks("## Price sources") {
             let c = Config::parse(toml, "README.md").unwrap_or_else(|e| panic!("{e}\n{toml}"));
             assert!(c.price.source.is_fetched(), "{toml}");
             seen.push(c.price.source.label());
@@ -1141,6 +1149,17 @@ mod tests {
         ] {
             assert!(seen.contains(&want), "README lacks an example for {want}");
         }
+        let carbon: Vec<&str> = readme_blocks("## Grid carbon")
+            .into_iter()
+            .map(|toml| {
+                Config::parse(toml, "README.md")
+                    .unwrap_or_else(|e| panic!("{e}\n{toml}"))
+                    .carbon
+                    .source
+                    .label()
+            })
+            .collect();
+        assert_eq!(carbon, ["electricitymaps", "uk"]);
     }
 
     #[test]

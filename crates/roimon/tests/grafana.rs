@@ -35,6 +35,11 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_facility_pue",
     "roimon_electricity_price_per_kwh",
     "roimon_electricity_price_age_seconds",
+    "roimon_electricity_price_known_until_timestamp_seconds",
+    "roimon_grid_carbon_intensity_grams_per_kwh",
+    "roimon_grid_carbon_intensity_age_seconds",
+    "roimon_emissions_grams_total",
+    "roimon_gpu_emissions_grams_total",
     "roimon_cost_total",
     "roimon_gpu_cost_total",
     "roimon_credit_total",
@@ -72,6 +77,8 @@ const UNITS: &[&str] = &[
     "short",
     "suffix:/h",
     "suffix:/kWh",
+    "suffix:gCO2e/kWh",
+    "suffix:kgCO2e/h",
 ];
 
 /// Where the dashboard provider and docker-compose put the dashboards.
