@@ -6,7 +6,7 @@
 
 use crate::config::{CarbonCfg, CarbonSource};
 use crate::price_feed::{
-    Auth, FetchError, Http, Req, RetryPolicy, Secret, Store, Stored, Update, base_url,
+    Auth, FetchError, Http, Req, RetryPolicy, Secret, Store, Update, base_url,
 };
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use roimon_core::{Carbon, PricePerKwh, Tariff};
@@ -157,21 +157,7 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
         let wait = match fetcher.fetch(now).await {
             Ok(new) => {
                 failures = 0;
-                let merged = match kept.take() {
-                    Some(mut k) => {
-                        k.schedule.merge(new, now - TimeDelta::days(7));
-                        k.fetched_at = now;
-                        k
-                    }
-                    None => Stored {
-                        source: label.to_string(),
-                        fetched_at: now,
-                        schedule: new,
-                    },
-                };
-                if let Err(e) = store.save(&merged) {
-                    tracing::warn!(error = %e, "cannot keep the carbon schedule in the state dir");
-                }
+                let merged = store.absorb(kept.take(), new, label, now);
                 tracing::info!(
                     source = label,
                     slots = merged.schedule.slots.len(),
@@ -184,7 +170,7 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
                 )));
                 let _ = tx.send(Update::Outcome("carbon", true));
                 kept = Some(merged);
-                refresh
+                crate::price_feed::spread(refresh)
             }
             Err(e) => {
                 failures = failures.saturating_add(1);

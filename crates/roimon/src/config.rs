@@ -404,6 +404,45 @@ impl Default for CarbonCfg {
     }
 }
 
+/// The keys every fetched source shares: `[refresh, timeout, retry_initial,
+/// retry_max]` seconds, `base_url`, and token_env/token_file exclusivity.
+fn check_fetch_keys(
+    section: &str,
+    secs: [f64; 4],
+    base_url: Option<&str>,
+    both_tokens: bool,
+) -> Option<(String, String)> {
+    let keys = [
+        "refresh_secs",
+        "timeout_secs",
+        "retry_initial_secs",
+        "retry_max_secs",
+    ];
+    for (k, v) in keys.iter().zip(secs) {
+        if !(v.is_finite() && v >= 0.01) {
+            return Some((
+                format!("{section}.{k}"),
+                format!("must be ≥ 0.01 seconds, got {v}"),
+            ));
+        }
+    }
+    if let Some(u) = base_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Some((
+                format!("{section}.base_url"),
+                format!("must start with http:// or https://, got {u:?}"),
+            ));
+        }
+    }
+    if both_tokens {
+        return Some((
+            format!("{section}.token_file"),
+            "give token_env or token_file, not both".into(),
+        ));
+    }
+    None
+}
+
 fn check_carbon(c: &CarbonCfg) -> Option<(String, String)> {
     let bad = |k: &str, m: String| Some((format!("carbon.{k}"), m));
     if c.source == CarbonSource::None {
@@ -427,29 +466,18 @@ fn check_carbon(c: &CarbonCfg) -> Option<(String, String)> {
             format!("must be ≥ 0, got {}", c.price_per_tonne),
         );
     }
-    for (k, v) in [
-        ("refresh_secs", c.refresh_secs),
-        ("timeout_secs", c.timeout_secs),
-        ("retry_initial_secs", c.retry_initial_secs),
-        ("retry_max_secs", c.retry_max_secs),
-    ] {
-        if !(v.is_finite() && v >= 0.01) {
-            return bad(k, format!("must be ≥ 0.01 seconds, got {v}"));
-        }
-    }
-    if let Some(u) = &c.base_url {
-        if !(u.starts_with("http://") || u.starts_with("https://")) {
-            return bad(
-                "base_url",
-                format!("must start with http:// or https://, got {u:?}"),
-            );
-        }
-    }
-    if c.token_env.is_some() && c.token_file.is_some() {
-        return bad(
-            "token_file",
-            "give token_env or token_file, not both".into(),
-        );
+    if let Some(e) = check_fetch_keys(
+        "carbon",
+        [
+            c.refresh_secs,
+            c.timeout_secs,
+            c.retry_initial_secs,
+            c.retry_max_secs,
+        ],
+        c.base_url.as_deref(),
+        c.token_env.is_some() && c.token_file.is_some(),
+    ) {
+        return Some(e);
     }
     match c.source {
         CarbonSource::Electricitymaps if c.zone.is_none() => {
@@ -995,16 +1023,6 @@ fn check_fetched_price(p: &Price) -> Option<(String, String)> {
             )
         })
     };
-    for (k, v) in [
-        ("refresh_secs", p.refresh_secs),
-        ("timeout_secs", p.timeout_secs),
-        ("retry_max_secs", p.retry_max_secs),
-        ("retry_initial_secs", p.retry_initial_secs),
-    ] {
-        if !(v.is_finite() && v >= 0.01) {
-            return bad(k, format!("must be ≥ 0.01 seconds, got {v}"));
-        }
-    }
     if !(p.vat.is_finite() && (0.0..1.0).contains(&p.vat)) {
         return bad(
             "vat",
@@ -1027,19 +1045,18 @@ fn check_fetched_price(p: &Price) -> Option<(String, String)> {
             return bad("max_abs_price_per_kwh", format!("must be > 0, got {b}"));
         }
     }
-    if let Some(u) = &p.base_url {
-        if !(u.starts_with("http://") || u.starts_with("https://")) {
-            return bad(
-                "base_url",
-                format!("must start with http:// or https://, got {u:?}"),
-            );
-        }
-    }
-    if p.token_env.is_some() && p.token_file.is_some() {
-        return bad(
-            "token_file",
-            "give token_env or token_file, not both".into(),
-        );
+    if let Some(e) = check_fetch_keys(
+        "price",
+        [
+            p.refresh_secs,
+            p.timeout_secs,
+            p.retry_initial_secs,
+            p.retry_max_secs,
+        ],
+        p.base_url.as_deref(),
+        p.token_env.is_some() && p.token_file.is_some(),
+    ) {
+        return Some(e);
     }
     let has_token = p.token_env.is_some() || p.token_file.is_some();
     match p.source {

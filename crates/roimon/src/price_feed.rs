@@ -166,6 +166,12 @@ impl RetryPolicy {
     }
 }
 
+/// `d` spread by ±10 % so that thousands of nodes started together do not
+/// refresh in step.
+pub fn spread(d: Duration) -> Duration {
+    Duration::from_secs_f64(d.as_secs_f64() * (0.9 + 0.2 * Jitter::new().next()))
+}
+
 /// `Retry-After`: delta seconds or an HTTP date.
 fn retry_after(h: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
@@ -493,9 +499,14 @@ impl Fetcher {
                 all.ok_or_else(|| FetchError::NoData("no unit rates".into()))
             }
             PriceSource::Energidataservice => {
-                let f = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M").to_string();
+                // The API reads start and end in Danish local time.
+                let f = |t: DateTime<Utc>| {
+                    t.with_timezone(&chrono_tz::Europe::Copenhagen)
+                        .format("%Y-%m-%dT%H:%M")
+                        .to_string()
+                };
                 let url = format!(
-                    "{}/dataset/DayAheadPrices?start={}&end={}&timezone=UTC&limit=10000&filter=%7B%22PriceArea%22:%5B%22{area}%22%5D%7D",
+                    "{}/dataset/DayAheadPrices?start={}&end={}&limit=10000&filter=%7B%22PriceArea%22:%5B%22{area}%22%5D%7D",
                     self.base("https://api.energidataservice.dk"),
                     f(from),
                     f(to)
@@ -645,6 +656,34 @@ impl Store {
         }
     }
 
+    /// Merge a fresh schedule into the kept one (history older than a week
+    /// is dropped) and keep the result; a failed write is logged, not fatal.
+    pub fn absorb(
+        &self,
+        kept: Option<Stored>,
+        new: Schedule,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Stored {
+        let merged = match kept {
+            Some(mut k) => {
+                k.schedule
+                    .merge(new, now - TimeDelta::days(KEEP_HISTORY_DAYS));
+                k.fetched_at = now;
+                k
+            }
+            None => Stored {
+                source: source.to_string(),
+                fetched_at: now,
+                schedule: new,
+            },
+        };
+        if let Err(e) = self.save(&merged) {
+            tracing::warn!(file = %self.path.display(), error = %e, "cannot keep the fetched schedule in the state dir");
+        }
+        merged
+    }
+
     /// Write atomically.
     pub fn save(&self, s: &Stored) -> std::io::Result<()> {
         use std::io::Write;
@@ -721,33 +760,18 @@ pub async fn run(
             Ok(new) => {
                 failures = 0;
                 let n = new.slots.len();
-                let merged = match kept.take() {
-                    Some(mut k) => {
-                        k.schedule
-                            .merge(new, now - TimeDelta::days(KEEP_HISTORY_DAYS));
-                        k.fetched_at = now;
-                        k
-                    }
-                    None => Stored {
-                        source: label.to_string(),
-                        fetched_at: now,
-                        schedule: new,
-                    },
-                };
-                if let Err(e) = store.save(&merged) {
-                    tracing::warn!(error = %e, "cannot keep the price schedule in the state dir");
-                }
+                let merged = store.absorb(kept.take(), new, label, now);
                 let until = merged.schedule.end();
                 tracing::info!(source = label, slots = n, known_until = ?until, "price schedule fetched");
                 let _ = tx.send(Update::Tariff(tariff(&cfg, &merged.schedule), now));
                 let _ = tx.send(Update::Outcome("price", true));
                 kept = Some(merged);
                 // Tomorrow not yet published: look again sooner.
-                if until.is_some_and(|u| u >= to - TimeDelta::hours(1)) {
+                spread(if until.is_some_and(|u| u >= to - TimeDelta::hours(1)) {
                     refresh
                 } else {
                     refresh.min(Duration::from_secs(900))
-                }
+                })
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
