@@ -158,20 +158,33 @@ impl Schedule {
         self.slots.last().map(|s| s.end)
     }
 
-    /// Merge a newer schedule in: its slots replace every old slot they
-    /// overlap; old slots outside it are kept (history stays priced). Slots
-    /// ending before `keep_after` are dropped to bound memory.
+    /// Merge a newer schedule in: where a new slot covers time, it replaces
+    /// what was known (an old slot straddling it is clipped to the part the
+    /// new one leaves); where the new schedule has no slot (before, after, or
+    /// in a gap), the old slots stay. Slots ending at or before `keep_after`
+    /// are dropped to bound memory.
     pub fn merge(&mut self, newer: Schedule, keep_after: DateTime<Utc>) {
-        let (Some(first), Some(last)) = (newer.slots.first(), newer.slots.last()) else {
+        if newer.slots.is_empty() {
             return;
-        };
-        let (lo, hi) = (first.start, last.end);
-        let mut slots: Vec<PriceSlot> = self
-            .slots
-            .iter()
-            .copied()
-            .filter(|s| s.end > keep_after && (s.end <= lo || s.start >= hi))
-            .collect();
+        }
+        let mut slots: Vec<PriceSlot> = Vec::with_capacity(self.slots.len() + newer.slots.len());
+        for old in self.slots.iter().filter(|s| s.end > keep_after) {
+            // Subtract every new slot from this old one (new slots are sorted
+            // and disjoint), keeping the pieces left over.
+            let mut rest = Some(*old);
+            for n in newer
+                .slots
+                .iter()
+                .filter(|n| n.end > old.start && n.start < old.end)
+            {
+                let Some(r) = rest else { break };
+                if n.start > r.start {
+                    slots.push(PriceSlot { end: n.start, ..r });
+                }
+                rest = (n.end < r.end).then_some(PriceSlot { start: n.end, ..r });
+            }
+            slots.extend(rest);
+        }
         slots.extend(newer.slots);
         slots.sort_by_key(|s| s.start);
         self.slots = slots;
@@ -450,6 +463,38 @@ mod tests {
         // And a carbon series is never taken for a price.
         let g = parsed(Unit::GramsPerKwh, &[(0, 1, 300.0)]);
         assert!(normalise(g, "EUR", &Adjustments::default(), None).is_err());
+    }
+
+    #[test]
+    fn merge_clips_straddling_slots_and_keeps_old_data_in_new_gaps() {
+        let none = Adjustments::default();
+        let mut old = normalise(parsed(Unit::PerMwh, &[(0, 6, 1.0)]), "EUR", &none, None).unwrap();
+        // New data for hours 1..2 and 4..5 only.
+        let new = normalise(
+            parsed(Unit::PerMwh, &[(1, 2, 10.0), (4, 5, 40.0)]),
+            "EUR",
+            &none,
+            None,
+        )
+        .unwrap();
+        old.merge(new, t(-10));
+        let got: Vec<(DateTime<Utc>, DateTime<Utc>, f64)> = old
+            .slots
+            .iter()
+            .map(|s| (s.start, s.end, (s.market_per_kwh * 1000.0).round()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (t(0), t(1), 1.0),
+                (t(1), t(2), 10.0),
+                (t(2), t(4), 1.0),
+                (t(4), t(5), 40.0),
+                (t(5), t(6), 1.0),
+            ]
+        );
+        // Still a valid schedule: sorted and disjoint.
+        assert!(old.slots.windows(2).all(|w| w[0].end <= w[1].start));
     }
 
     #[test]

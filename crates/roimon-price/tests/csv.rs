@@ -144,3 +144,11 @@ fn a_broken_row_in_the_sheet_is_reported_by_its_line() {
     );
     assert_eq!(n, 19);
 }
+
+#[test]
+fn a_time_stamp_beyond_year_9999_is_an_error_not_a_panic() {
+    let text = "start,price\n2026-01-01T00:00:00,1\n+262142-12-31T00:00:00,2\n";
+    let e =
+        roimon_price::parse::csv::parse(text, roimon_price::Unit::PerKwh, Some("EUR")).unwrap_err();
+    assert!(e.to_string().contains("262142"), "{e}");
+}

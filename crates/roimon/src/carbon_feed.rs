@@ -6,7 +6,7 @@
 
 use crate::config::{CarbonCfg, CarbonSource};
 use crate::price_feed::{
-    Auth, FetchError, Http, Req, RetryPolicy, Secret, Store, Update, base_url,
+    Auth, FetchError, Http, Req, RetryPolicy, Secret, Store, Update, base_url, blocking,
 };
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use roimon_core::{Carbon, PricePerKwh, Tariff};
@@ -67,14 +67,19 @@ impl CarbonFetcher {
         })
     }
 
-    /// Fetch recent and current intensity around `now`.
+    /// Fetch recent and current intensity around `now`; error texts are
+    /// scrubbed of the token.
     pub async fn fetch(&self, now: DateTime<Utc>) -> Result<Schedule, FetchError> {
-        let parsed = match self.cfg.source {
-            CarbonSource::None | CarbonSource::Static => {
-                return Err(FetchError::Local(
-                    "this carbon source is not fetched".into(),
-                ));
-            }
+        self.fetch_raw(now)
+            .await
+            .map_err(|e| self.http.redact_error(e))
+    }
+
+    async fn fetch_raw(&self, now: DateTime<Utc>) -> Result<Schedule, FetchError> {
+        match self.cfg.source {
+            CarbonSource::None | CarbonSource::Static => Err(FetchError::Local(
+                "this carbon source is not fetched".into(),
+            )),
             CarbonSource::Electricitymaps => {
                 let base = base_url(
                     self.cfg.base_url.as_deref(),
@@ -93,14 +98,17 @@ impl CarbonFetcher {
                         "{base}/v3/carbon-intensity/latest?zone={zone}"
                     )))
                     .await?;
-                let mut h = carbon::electricitymaps(&history)?;
-                let l = carbon::electricitymaps(&latest)?;
-                // The latest figure wins over the history's last hour.
-                if let Some(first) = l.slots.iter().map(|s| s.start).min() {
-                    h.slots.retain(|s| s.end <= first);
-                }
-                h.slots.extend(l.slots);
-                h
+                blocking(move || {
+                    let mut h = carbon::electricitymaps(&history)?;
+                    let l = carbon::electricitymaps(&latest)?;
+                    // The latest figure wins over the history's last hour.
+                    if let Some(first) = l.slots.iter().map(|s| s.start).min() {
+                        h.slots.retain(|s| s.end <= first);
+                    }
+                    h.slots.extend(l.slots);
+                    Ok(normalise_carbon(h)?)
+                })
+                .await
             }
             CarbonSource::Uk => {
                 let base = base_url(
@@ -118,26 +126,42 @@ impl CarbonFetcher {
                     (None, None) => format!("{base}/intensity/{from}/fw24h"),
                 };
                 let body = self.http.fetch_text(&Req::Get(url)).await?;
-                carbon::uk(&body)?
+                blocking(move || Ok(normalise_carbon(carbon::uk(&body)?)?)).await
             }
-        };
-        Ok(normalise_carbon(parsed)?)
+        }
     }
 }
 
-/// Run the carbon feed until the runtime stops.
+/// What identifies a carbon series; a kept one from another is not loaded.
+fn identity(cfg: &CarbonCfg) -> String {
+    format!(
+        "{}|{:?}|{:?}|{:?}",
+        cfg.source.label(),
+        cfg.zone,
+        cfg.region_id,
+        cfg.postcode
+    )
+}
+
+/// Run the carbon feed until the runtime stops: like the price feed, each
+/// fetch is its own task, failures are counted and retried with jittered
+/// backoff (honouring `Retry-After`), and the last intensity stays in force.
 pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender<Update>) {
     let label = cfg.source.label();
+    let id = identity(&cfg);
     let store = Store::named(&state_dir, "carbon.json");
-    let fetcher = match CarbonFetcher::new(&cfg) {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(source = label, error = %e, "carbon feed cannot start; using the fallback intensity");
-            let _ = tx.send(Update::Outcome("carbon", false));
-            return;
-        }
+    let refresh = Duration::from_secs_f64(cfg.refresh_secs);
+    let policy = RetryPolicy {
+        retries: 0,
+        initial: Duration::from_secs_f64(cfg.retry_initial_secs).min(refresh),
+        max: refresh,
     };
-    let mut kept = store.load(label, CARBON_UNIT, &Adjustments::default());
+    let mut kept = {
+        let (store, id) = (store.clone(), id.clone());
+        blocking(move || Ok(store.load(label, &id, CARBON_UNIT, &Adjustments::default())))
+            .await
+            .unwrap_or(None)
+    };
     if let Some(k) = &kept {
         let _ = tx.send(Update::Carbon(engine_carbon(
             &cfg,
@@ -145,19 +169,41 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
             Some(k.fetched_at),
         )));
     }
-    let refresh = Duration::from_secs_f64(cfg.refresh_secs);
     let mut failures: u32 = 0;
-    let mut jitter_policy = RetryPolicy {
-        retries: 0,
-        initial: Duration::from_secs_f64(cfg.retry_initial_secs).min(refresh),
-        max: refresh,
+    let fetcher = loop {
+        match CarbonFetcher::new(&cfg) {
+            Ok(f) => break std::sync::Arc::new(f),
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let _ = tx.send(Update::Outcome("carbon", false));
+                let wait = policy.backoff_once(failures - 1);
+                tracing::error!(source = label, error = %e, next_try_s = wait.as_secs(), "carbon feed cannot start; using the kept or fallback intensity");
+                tokio::time::sleep(wait).await;
+            }
+        }
     };
+    failures = 0;
     loop {
         let now = Utc::now();
-        let wait = match fetcher.fetch(now).await {
+        let f = fetcher.clone();
+        let fetched = tokio::spawn(async move { f.fetch(now).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(FetchError::Rejected(format!(
+                    "internal error in the fetch: {e}"
+                )))
+            });
+        let wait = match fetched {
             Ok(new) => {
                 failures = 0;
-                let merged = store.absorb(kept.take(), new, label, now);
+                let (st, idc, k) = (store.clone(), id.clone(), kept.take());
+                let merged = match blocking(move || Ok(st.absorb(k, new, label, &idc, now))).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::error!(error = %e, "merging the carbon schedule failed");
+                        continue;
+                    }
+                };
                 tracing::info!(
                     source = label,
                     slots = merged.schedule.slots.len(),
@@ -175,8 +221,7 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
             Err(e) => {
                 failures = failures.saturating_add(1);
                 let _ = tx.send(Update::Outcome("carbon", false));
-                jitter_policy.max = refresh;
-                let wait = jitter_policy
+                let wait = policy
                     .backoff_once(failures - 1)
                     .max(e.retry_after().unwrap_or_default());
                 tracing::warn!(source = label, error = %e, failures, next_try_s = wait.as_secs(), "carbon fetch failed; the last intensity (or the fallback) stays in force");

@@ -412,17 +412,18 @@ fn check_fetch_keys(
     base_url: Option<&str>,
     both_tokens: bool,
 ) -> Option<(String, String)> {
+    // Upper bounds keep typos from becoming endless waits (or overflows).
     let keys = [
-        "refresh_secs",
-        "timeout_secs",
-        "retry_initial_secs",
-        "retry_max_secs",
+        ("refresh_secs", 86_400.0),
+        ("timeout_secs", 3_600.0),
+        ("retry_initial_secs", 3_600.0),
+        ("retry_max_secs", 86_400.0),
     ];
-    for (k, v) in keys.iter().zip(secs) {
-        if !(v.is_finite() && v >= 0.01) {
+    for ((k, max), v) in keys.iter().zip(secs) {
+        if !(v.is_finite() && v >= 0.01 && v <= *max) {
             return Some((
                 format!("{section}.{k}"),
-                format!("must be ≥ 0.01 seconds, got {v}"),
+                format!("must be between 0.01 and {max} seconds, got {v}"),
             ));
         }
     }
@@ -459,6 +460,9 @@ fn check_carbon(c: &CarbonCfg) -> Option<(String, String)> {
             return bad("grams_per_kwh", format!("must be 0..=3000 g/kWh, got {g}"));
         }
         _ => {}
+    }
+    if c.retries > 10 {
+        return bad("retries", format!("must be at most 10, got {}", c.retries));
     }
     if !(c.price_per_tonne.is_finite() && c.price_per_tonne >= 0.0) {
         return bad(
@@ -1023,6 +1027,27 @@ fn check_fetched_price(p: &Price) -> Option<(String, String)> {
             )
         })
     };
+    if p.retries > 10 {
+        return bad("retries", format!("must be at most 10, got {}", p.retries));
+    }
+    if p.days_ahead > 7 {
+        return bad(
+            "days_ahead",
+            format!("must be at most 7, got {}", p.days_ahead),
+        );
+    }
+    if p.source.is_fetched()
+        && p.max_abs_price_per_kwh.is_none()
+        && roimon_price::schedule::default_bound(&p.currency).is_none()
+    {
+        return bad(
+            "max_abs_price_per_kwh",
+            format!(
+                "there is no built-in plausibility bound for {}: set the largest believable price per kWh",
+                p.currency
+            ),
+        );
+    }
     if !(p.vat.is_finite() && (0.0..1.0).contains(&p.vat)) {
         return bad(
             "vat",
@@ -1199,6 +1224,22 @@ mod tests {
                 "price.mapping",
             ),
             ("[price]\nsource = \"awattar\"\nvat = 19\n", "price.vat"),
+            (
+                "[price]\nsource = \"awattar\"\nrefresh_secs = 1e20\n",
+                "price.refresh_secs",
+            ),
+            (
+                "[price]\nsource = \"awattar\"\nretries = 1000\n",
+                "price.retries",
+            ),
+            (
+                "[price]\nsource = \"awattar\"\ndays_ahead = 400\n",
+                "price.days_ahead",
+            ),
+            (
+                "[price]\nsource = \"json\"\ncurrency = \"JPY\"\nurl = \"http://x\"\n",
+                "price.max_abs_price_per_kwh",
+            ),
             (
                 "[price]\nsource = \"awattar\"\nbase_url = \"ftp://x\"\n",
                 "price.base_url",

@@ -276,6 +276,12 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
     if cfg.carbon.source != config::CarbonSource::None {
         engine.set_carbon(Some(carbon_feed::engine_carbon(&cfg.carbon, None, None)));
     }
+    if cfg.price.source.is_fetched() {
+        // Until a schedule arrives, the age of "the data in force" is the
+        // time since start: a fresh node without network shows a growing age.
+        let initial = engine.config().tariff.clone();
+        engine.set_tariff(initial, Some(chrono::Utc::now()));
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     if cfg.price.source.is_fetched() {
         rt.spawn(price_feed::run(

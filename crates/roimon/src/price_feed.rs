@@ -19,6 +19,30 @@ use std::time::Duration;
 
 /// Largest response body accepted.
 const MAX_BODY: usize = 32 << 20;
+/// Longest `Retry-After` believed (a day); longer is taken as a day.
+const MAX_HINT: Duration = Duration::from_secs(86_400);
+
+/// A body read up to a limit.
+enum Capped {
+    Whole(Vec<u8>),
+    Over,
+}
+
+/// Read a body chunk by chunk, giving up as soon as it passes `limit`
+/// (chunked bodies have no Content-Length to check first).
+async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Capped, reqwest::Error> {
+    if resp.content_length().is_some_and(|l| l > limit as u64) {
+        return Ok(Capped::Over);
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if out.len() + chunk.len() > limit {
+            return Ok(Capped::Over);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Capped::Whole(out))
+}
 /// Most pages followed for a paginated source (Octopus).
 const MAX_PAGES: usize = 20;
 /// How long fetched history is kept in the schedule.
@@ -227,6 +251,23 @@ impl Http {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("roimon/", env!("CARGO_PKG_VERSION")))
+            // Follow redirects only on the same scheme, host and port: a
+            // token in a custom header would otherwise travel to any host.
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                let first = attempt.previous().first();
+                let same = first.is_some_and(|f| {
+                    f.scheme() == attempt.url().scheme()
+                        && f.host_str() == attempt.url().host_str()
+                        && f.port_or_known_default() == attempt.url().port_or_known_default()
+                });
+                if attempt.previous().len() > 5 {
+                    attempt.error("too many redirects")
+                } else if same {
+                    attempt.follow()
+                } else {
+                    attempt.error("redirect to another origin refused")
+                }
+            }))
             .build()
             .map_err(|e| FetchError::Local(format!("HTTP client: {e}")))?;
         Ok(Self {
@@ -243,11 +284,24 @@ impl Http {
         self.token.as_ref()
     }
 
-    /// `s` with every occurrence of the token replaced.
+    /// `s` with every occurrence of the token (as is, and URL-encoded)
+    /// replaced.
     pub fn redact(&self, s: &str) -> String {
         match &self.token {
-            Some(Secret(t)) if !t.is_empty() => s.replace(t.as_str(), "[REDACTED]"),
+            Some(Secret(t)) if !t.is_empty() => s
+                .replace(t.as_str(), "[REDACTED]")
+                .replace(&url_encode(t), "[REDACTED]"),
             _ => s.to_string(),
+        }
+    }
+
+    /// Redact every text an error carries.
+    pub fn redact_error(&self, e: FetchError) -> FetchError {
+        match e {
+            FetchError::NoData(m) => FetchError::NoData(self.redact(&m)),
+            FetchError::Rejected(m) => FetchError::Rejected(self.redact(&m)),
+            FetchError::Http(m, h) => FetchError::Http(self.redact(&m), h),
+            FetchError::Local(m) => FetchError::Local(self.redact(&m)),
         }
     }
 
@@ -256,14 +310,15 @@ impl Http {
         self.retry.backoff(attempt, &mut j)
     }
 
-    /// One request with retries. 429 and 503 honour `Retry-After`; other 5xx
-    /// and transport errors back off; other 4xx fail at once (retrying a bad
-    /// token does not help).
+    /// One request with retries. 429 and 503 honour `Retry-After` (a wait
+    /// longer than `retry_max` ends this fetch and is handed to the caller,
+    /// so the next fetch does not come sooner); other 5xx and transport
+    /// errors back off; other 4xx fail at once (retrying a bad token does not
+    /// help). Bodies are read chunk by chunk and refused past [`MAX_BODY`].
     pub async fn fetch_text(&self, req: &Req) -> Result<String, FetchError> {
         let mut last = String::new();
-        let mut last_hint: Option<Duration> = None;
+        let mut hint: Option<Duration> = None;
         for attempt in 0..=self.retry.retries {
-            last_hint = None;
             let mut b = match req {
                 Req::Get(u) => self.client.get(u),
                 Req::PostJson(u, body) => self
@@ -280,45 +335,44 @@ impl Http {
                 }
             }
             let wait = match b.send().await {
+                Ok(resp) if resp.status().is_success() => match read_capped(resp, MAX_BODY).await {
+                    Ok(Capped::Whole(body)) => {
+                        return String::from_utf8(body).map_err(|_| {
+                            FetchError::Rejected("response body is not UTF-8".into())
+                        });
+                    }
+                    Ok(Capped::Over) => {
+                        return Err(FetchError::Rejected(format!(
+                            "response body larger than {MAX_BODY} bytes"
+                        )));
+                    }
+                    Err(e) => {
+                        last = self.redact(&format!("reading the body: {}", e.without_url()));
+                        self.sleep_for(attempt)
+                    }
+                },
                 Ok(resp) => {
                     let status = resp.status();
-                    if status.is_success() {
-                        if resp.content_length().is_some_and(|l| l as usize > MAX_BODY) {
-                            return Err(FetchError::Rejected(format!(
-                                "response body larger than {MAX_BODY} bytes"
-                            )));
+                    let hinted = retry_after(resp.headers(), Utc::now()).map(|d| d.min(MAX_HINT));
+                    let text = match read_capped(resp, 4096).await {
+                        Ok(Capped::Whole(b)) => String::from_utf8_lossy(&b).into_owned(),
+                        _ => String::new(),
+                    };
+                    // Redact before cutting, so no part of a token survives.
+                    let text = self.redact(&text);
+                    let snippet: String = text.trim().chars().take(200).collect();
+                    last = format!("status {status}: {snippet}");
+                    if status.as_u16() == 429 || status.as_u16() == 503 {
+                        hint = hint.max(hinted);
+                        match hinted {
+                            Some(d) if d > self.retry.max => break,
+                            Some(d) => d,
+                            None => self.sleep_for(attempt),
                         }
-                        match resp.bytes().await {
-                            Ok(body) if body.len() > MAX_BODY => {
-                                return Err(FetchError::Rejected(format!(
-                                    "response body larger than {MAX_BODY} bytes"
-                                )));
-                            }
-                            Ok(body) => {
-                                return String::from_utf8(body.to_vec()).map_err(|_| {
-                                    FetchError::Rejected("response body is not UTF-8".into())
-                                });
-                            }
-                            Err(e) => {
-                                last = format!("reading the body: {}", e.without_url());
-                                self.sleep_for(attempt)
-                            }
-                        }
+                    } else if status.is_server_error() {
+                        self.sleep_for(attempt)
                     } else {
-                        let hinted = retry_after(resp.headers(), Utc::now());
-                        let text = resp.text().await.unwrap_or_default();
-                        let snippet: String = text.chars().take(200).collect();
-                        last = self.redact(&format!("status {status}: {}", snippet.trim()));
-                        if status.as_u16() == 429 || status.as_u16() == 503 {
-                            last_hint = hinted.map(|d| d.min(self.retry.max));
-                            hinted
-                                .map(|d| d.min(self.retry.max))
-                                .unwrap_or_else(|| self.sleep_for(attempt))
-                        } else if status.is_server_error() {
-                            self.sleep_for(attempt)
-                        } else {
-                            return Err(FetchError::Http(last, None));
-                        }
+                        return Err(FetchError::Http(last, None));
                     }
                 }
                 Err(e) => {
@@ -326,6 +380,8 @@ impl Http {
                         "timed out"
                     } else if e.is_connect() {
                         "cannot connect"
+                    } else if e.is_redirect() {
+                        "refused a redirect to another host"
                     } else {
                         "request failed"
                     };
@@ -334,13 +390,13 @@ impl Http {
                 }
             };
             if attempt < self.retry.retries {
-                tracing::debug!(attempt, wait_s = wait.as_secs_f64(), error = %last, "price request failed; retrying");
+                tracing::debug!(attempt, wait_s = wait.as_secs_f64(), error = %last, "request failed; retrying");
                 tokio::time::sleep(wait).await;
             }
         }
         Err(FetchError::Http(
             format!("{last} (after {} tries)", self.retry.retries + 1),
-            last_hint,
+            hint,
         ))
     }
 }
@@ -381,41 +437,29 @@ impl Fetcher {
         base_url(self.cfg.base_url.as_deref(), default)
     }
 
-    async fn fetch_text(&self, req: &Req) -> Result<String, FetchError> {
-        self.http.fetch_text(req).await
-    }
-
-    fn redact(&self, s: &str) -> String {
-        self.http.redact(s)
-    }
-
-    fn adjustments(&self) -> Adjustments {
-        Adjustments {
-            adders: self
-                .cfg
-                .adders
-                .iter()
-                .map(|a| (a.name.clone(), a.per_kwh))
-                .collect(),
-            vat: self.cfg.vat,
-        }
-    }
-
     /// Fetch and normalise the prices for `[from, to)` (sources that publish
-    /// fixed windows, like Tibber, return theirs).
+    /// fixed windows, like Tibber, return theirs). Every error text is
+    /// scrubbed of the token; parsing runs off the async thread.
     pub async fn fetch(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Schedule, FetchError> {
-        let parsed = self.fetch_parsed(from, to).await?;
-        let sched = normalise(
-            parsed,
-            &self.cfg.currency,
-            &self.adjustments(),
-            self.cfg.max_abs_price_per_kwh,
-        )?;
-        Ok(sched)
+        let res = async {
+            let parsed = self.fetch_parsed(from, to).await?;
+            let (cur, adj, bound) = (
+                self.cfg.currency.clone(),
+                adjustments(&self.cfg),
+                self.cfg.max_abs_price_per_kwh,
+            );
+            blocking(move || normalise(parsed, &cur, &adj, bound).map_err(FetchError::from)).await
+        }
+        .await;
+        res.map_err(|e| self.http.redact_error(e))
+    }
+
+    async fn get(&self, url: String) -> Result<String, FetchError> {
+        self.http.fetch_text(&Req::Get(url)).await
     }
 
     async fn fetch_parsed(
@@ -430,7 +474,7 @@ impl Fetcher {
                 "static and schedule prices are not fetched".into(),
             )),
             PriceSource::Entsoe => {
-                let token = self.http.token().map(Secret::expose).unwrap_or("");
+                let token = url_encode(self.http.token().map(Secret::expose).unwrap_or(""));
                 let f = |t: DateTime<Utc>| t.format("%Y%m%d%H%M").to_string();
                 let url = format!(
                     "{}/api?securityToken={token}&documentType=A44&in_Domain={area}&out_Domain={area}&periodStart={}&periodEnd={}",
@@ -438,8 +482,8 @@ impl Fetcher {
                     f(from),
                     f(to)
                 );
-                let body = self.fetch_text(&Req::Get(url)).await?;
-                Ok(entsoe::parse(&body).map_err(|e| self.redact_price(e))?)
+                let body = self.get(url).await?;
+                parse_off_thread(move || entsoe::parse(&body)).await
             }
             PriceSource::Nordpool => {
                 // One request per delivery day (CET), each may be unpublished.
@@ -450,11 +494,12 @@ impl Fetcher {
                         "{}/api/DayAheadPriceIndices?date={day}&market=DayAhead&indexNames={area}&currency={cur}&resolutionInMinutes=15",
                         self.base("https://dataportal-api.nordpoolgroup.com")
                     );
-                    let body = self.fetch_text(&Req::Get(url)).await?;
-                    match nordpool::parse(&body, &area) {
+                    let body = self.get(url).await?;
+                    let a = area.clone();
+                    match parse_off_thread(move || nordpool::parse(&body, &a)).await {
                         Ok(p) => extend(&mut all, p),
-                        Err(PriceError::NoData(m)) => no_data.push(format!("{day}: {m}")),
-                        Err(e) => return Err(e.into()),
+                        Err(FetchError::NoData(m)) => no_data.push(format!("{day}: {m}")),
+                        Err(e) => return Err(e),
                     }
                 }
                 all.ok_or_else(|| FetchError::NoData(no_data.join("; ")))
@@ -466,33 +511,47 @@ impl Fetcher {
                     from.timestamp_millis(),
                     to.timestamp_millis()
                 );
-                let body = self.fetch_text(&Req::Get(url)).await?;
-                Ok(awattar::parse(&body)?)
+                let body = self.get(url).await?;
+                parse_off_thread(move || awattar::parse(&body)).await
             }
             PriceSource::Tibber => {
                 let q = "{ viewer { homes { currentSubscription { priceInfo { today { total energy tax startsAt currency } tomorrow { total energy tax startsAt currency } } } } } }";
                 let body = serde_json::json!({ "query": q }).to_string();
                 let url = format!("{}/v1-beta/gql", self.base("https://api.tibber.com"));
-                let text = self.fetch_text(&Req::PostJson(url, body)).await?;
-                Ok(tibber::parse(&text, self.cfg.home).map_err(|e| self.redact_price(e))?)
+                let text = self.http.fetch_text(&Req::PostJson(url, body)).await?;
+                let home = self.cfg.home;
+                parse_off_thread(move || tibber::parse(&text, home)).await
             }
             PriceSource::Octopus => {
                 let product = self.cfg.product.clone().unwrap_or_default();
                 let region = self.cfg.region.clone().unwrap_or_default();
                 let f = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%MZ").to_string();
+                let base = self.base("https://api.octopus.energy");
                 let mut url = format!(
-                    "{}/v1/products/{product}/electricity-tariffs/E-1R-{product}-{region}/standard-unit-rates/?period_from={}&period_to={}",
-                    self.base("https://api.octopus.energy"),
+                    "{base}/v1/products/{product}/electricity-tariffs/E-1R-{product}-{region}/standard-unit-rates/?period_from={}&period_to={}",
                     f(from),
                     f(to)
                 );
                 let mut all: Option<Parsed> = None;
-                for _ in 0..MAX_PAGES {
-                    let body = self.fetch_text(&Req::Get(url.clone())).await?;
-                    let (p, next) = octopus::parse_page(&body, self.cfg.include_vat)?;
+                for page in 0..MAX_PAGES {
+                    let body = match self.get(url.clone()).await {
+                        Ok(b) => b,
+                        // Pages are newest first: keep what was read.
+                        Err(e) if all.is_some() => {
+                            tracing::warn!(page, error = %self.http.redact(&e.to_string()), "Octopus: a later page failed; using the pages read");
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let vat = self.cfg.include_vat;
+                    let (p, next) =
+                        blocking(move || octopus::parse_page(&body, vat).map_err(FetchError::from))
+                            .await?;
                     extend(&mut all, p);
                     match next {
-                        Some(n) => url = n,
+                        // Follow `next` through the configured base URL (a
+                        // proxy in an air-gapped site), keeping its path and query.
+                        Some(n) => url = rebase(&n, &base),
                         None => break,
                     }
                 }
@@ -511,8 +570,8 @@ impl Fetcher {
                     f(from),
                     f(to)
                 );
-                let body = self.fetch_text(&Req::Get(url)).await?;
-                Ok(energidataservice::parse(&body, &area, &cur)?)
+                let body = self.get(url).await?;
+                parse_off_thread(move || energidataservice::parse(&body, &area, &cur)).await
             }
             PriceSource::Json => {
                 let url = self
@@ -528,16 +587,14 @@ impl Fetcher {
                         "{end}",
                         &to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     );
-                let Some(m) = &self.cfg.mapping else {
+                let Some(m) = self.cfg.mapping.clone() else {
                     return Err(FetchError::Local("price.mapping is missing".into()));
                 };
-                let body = self.fetch_text(&Req::Get(url)).await?;
-                Ok(generic::parse(&body, m)?)
+                let body = self.get(url).await?;
+                parse_off_thread(move || generic::parse(&body, &m)).await
             }
             PriceSource::Csv => {
                 let path = self.cfg.path.clone().unwrap_or_default();
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| FetchError::Local(format!("{}: {e}", path.display())))?;
                 let unit: Unit = self
                     .cfg
                     .unit
@@ -545,19 +602,91 @@ impl Fetcher {
                     .unwrap_or_else(|| format!("{cur}/kWh"))
                     .parse()
                     .map_err(|e: PriceError| FetchError::Local(e.to_string()))?;
-                csv::parse(&text, unit, Some(&cur))
-                    .map_err(|e| FetchError::Rejected(format!("{}: {e}", path.display())))
+                blocking(move || {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| FetchError::Local(format!("{}: {e}", path.display())))?;
+                    csv::parse(&text, unit, Some(&cur))
+                        .map_err(|e| FetchError::Rejected(format!("{}: {e}", path.display())))
+                })
+                .await
             }
         }
     }
+}
 
-    fn redact_price(&self, e: PriceError) -> PriceError {
-        match e {
-            PriceError::Parse(m) => PriceError::Parse(self.redact(&m)),
-            PriceError::NoData(m) => PriceError::NoData(self.redact(&m)),
-            PriceError::Invalid(m) => PriceError::Invalid(self.redact(&m)),
+/// The adders and VAT of a price config.
+pub fn adjustments(cfg: &Price) -> Adjustments {
+    Adjustments {
+        adders: cfg
+            .adders
+            .iter()
+            .map(|a| (a.name.clone(), a.per_kwh))
+            .collect(),
+        vat: cfg.vat,
+    }
+}
+
+/// What identifies a fetched price series: a kept schedule from another
+/// identity (another area, product, home, URL…) is not loaded.
+pub fn identity(cfg: &Price) -> String {
+    format!(
+        "{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}|{}|{}",
+        cfg.source.label(),
+        cfg.currency,
+        cfg.area.as_deref().unwrap_or(""),
+        cfg.product.as_deref().unwrap_or(""),
+        cfg.region.as_deref().unwrap_or(""),
+        cfg.home,
+        cfg.include_vat,
+        cfg.url,
+        cfg.mapping,
+        cfg.path
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        cfg.unit.as_deref().unwrap_or(""),
+    )
+}
+
+/// Run blocking work (file I/O, fsync, parsing a large body) off the async
+/// thread that also serves `/metrics`. A panic inside becomes an error.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FetchError> + Send + 'static,
+) -> Result<T, FetchError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(FetchError::Rejected(format!(
+            "internal error while parsing: {e}"
+        )))
+    })
+}
+
+async fn parse_off_thread(
+    f: impl FnOnce() -> Result<Parsed, PriceError> + Send + 'static,
+) -> Result<Parsed, FetchError> {
+    blocking(move || f().map_err(FetchError::from)).await
+}
+
+/// `next` (an absolute URL from the publisher) moved onto `base`: its path
+/// and query kept.
+fn rebase(next: &str, base: &str) -> String {
+    let rest = next
+        .split_once("://")
+        .and_then(|(_, r)| r.find('/').map(|i| &r[i..]))
+        .unwrap_or(next);
+    format!("{base}{rest}")
+}
+
+/// Percent-encode everything but unreserved characters (RFC 3986).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
         }
     }
+    out
 }
 
 /// The configured base URL or the publisher's default, without a trailing `/`.
@@ -579,7 +708,8 @@ fn extend(all: &mut Option<Parsed>, p: Parsed) {
 fn cet_days(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<NaiveDate> {
     let tz = chrono_tz::Europe::Oslo;
     let first = from.with_timezone(&tz).date_naive();
-    let last = (to - TimeDelta::seconds(1)).with_timezone(&tz).date_naive();
+    // A window ending at midnight UTC ends on the day before in CET/CEST.
+    let last = (to - TimeDelta::hours(3)).with_timezone(&tz).date_naive();
     let mut out = Vec::new();
     let mut d = first;
     while d <= last && out.len() < 31 {
@@ -607,6 +737,9 @@ pub fn window(now: DateTime<Utc>, days_ahead: u32) -> (DateTime<Utc>, DateTime<U
 pub struct Stored {
     /// The `source` label it came from.
     pub source: String,
+    /// What identifies the series (area, product, URL…); see [`identity`].
+    #[serde(default)]
+    pub identity: String,
     /// When its newest part was fetched.
     pub fetched_at: DateTime<Utc>,
     /// The schedule.
@@ -629,7 +762,13 @@ impl Store {
 
     /// Load a kept schedule for this source and currency, with the current
     /// adders and VAT applied again to the recorded market prices.
-    pub fn load(&self, source: &str, currency: &str, adj: &Adjustments) -> Option<Stored> {
+    pub fn load(
+        &self,
+        source: &str,
+        identity: &str,
+        currency: &str,
+        adj: &Adjustments,
+    ) -> Option<Stored> {
         let text = std::fs::read_to_string(&self.path).ok()?;
         let mut s: Stored = match serde_json::from_str(&text) {
             Ok(s) => s,
@@ -638,7 +777,10 @@ impl Store {
                 return None;
             }
         };
-        if s.source != source || !s.schedule.currency.eq_ignore_ascii_case(currency) {
+        if s.source != source
+            || s.identity != identity
+            || !s.schedule.currency.eq_ignore_ascii_case(currency)
+        {
             tracing::info!(file = %self.path.display(), kept = %s.source, "kept price schedule is for another source or currency; ignoring it");
             return None;
         }
@@ -663,6 +805,7 @@ impl Store {
         kept: Option<Stored>,
         new: Schedule,
         source: &str,
+        identity: &str,
         now: DateTime<Utc>,
     ) -> Stored {
         let merged = match kept {
@@ -674,6 +817,7 @@ impl Store {
             }
             None => Stored {
                 source: source.to_string(),
+                identity: identity.to_string(),
                 fetched_at: now,
                 schedule: new,
             },
@@ -726,8 +870,10 @@ pub fn tariff(cfg: &Price, s: &Schedule) -> Tariff {
 }
 
 /// Run the feed until the runtime stops: load the kept schedule, then fetch
-/// and refresh forever. Failures are logged (redacted), reported, and retried
-/// with a growing, jittered delay; the last good schedule stays in force.
+/// and refresh forever. Failures (a missing token included) are logged
+/// (redacted), reported, and retried with a growing, jittered delay that
+/// honours `Retry-After`; the last good schedule stays in force. Each fetch
+/// runs as its own task, so even a panic is one failed fetch, not a dead feed.
 pub async fn run(
     cfg: Price,
     state_dir: PathBuf,
@@ -736,38 +882,75 @@ pub async fn run(
 ) {
     let store = Store::new(&state_dir);
     let label = cfg.source.label();
-    let fetcher = match Fetcher::new(&cfg, retry_initial) {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(source = label, error = %e, "price feed cannot start; costing at the fallback price");
-            let _ = tx.send(Update::Outcome("price", false));
-            return;
-        }
+    let id = identity(&cfg);
+    let refresh = Duration::from_secs_f64(cfg.refresh_secs);
+    let policy = RetryPolicy {
+        retries: 0,
+        initial: retry_initial.max(Duration::from_millis(10)).min(refresh),
+        max: refresh,
     };
-    let adj = fetcher.adjustments();
-    let mut kept = store.load(label, &cfg.currency, &adj);
+    let mut kept = {
+        let (store, id, adj, cur) = (
+            store.clone(),
+            id.clone(),
+            adjustments(&cfg),
+            cfg.currency.clone(),
+        );
+        blocking(move || Ok(store.load(label, &id, &cur, &adj)))
+            .await
+            .unwrap_or(None)
+    };
     if let Some(k) = &kept {
         tracing::info!(source = label, slots = k.schedule.slots.len(), fetched_at = %k.fetched_at, "pricing from the kept schedule until the next fetch");
         let _ = tx.send(Update::Tariff(tariff(&cfg, &k.schedule), k.fetched_at));
     }
-    let refresh = Duration::from_secs_f64(cfg.refresh_secs);
     let mut failures: u32 = 0;
     let mut jitter = Jitter::new();
+    let fetcher = loop {
+        match Fetcher::new(&cfg, retry_initial) {
+            Ok(f) => break std::sync::Arc::new(f),
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let _ = tx.send(Update::Outcome("price", false));
+                let wait = policy.backoff(failures - 1, &mut jitter);
+                tracing::error!(source = label, error = %e, next_try_s = wait.as_secs(), "price feed cannot start; pricing at the kept schedule or the fallback");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    };
+    failures = 0;
     loop {
         let now = Utc::now();
         let (from, to) = window(now, cfg.days_ahead);
-        let wait = match fetcher.fetch(from, to).await {
+        let f = fetcher.clone();
+        let fetched = tokio::spawn(async move { f.fetch(from, to).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(FetchError::Rejected(format!(
+                    "internal error in the fetch: {e}"
+                )))
+            });
+        let wait = match fetched {
             Ok(new) => {
                 failures = 0;
                 let n = new.slots.len();
-                let merged = store.absorb(kept.take(), new, label, now);
+                let (st, idc) = (store.clone(), id.clone());
+                let k = kept.take();
+                let merged = match blocking(move || Ok(st.absorb(k, new, label, &idc, now))).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::error!(error = %e, "merging the fetched schedule failed");
+                        continue;
+                    }
+                };
                 let until = merged.schedule.end();
                 tracing::info!(source = label, slots = n, known_until = ?until, "price schedule fetched");
                 let _ = tx.send(Update::Tariff(tariff(&cfg, &merged.schedule), now));
                 let _ = tx.send(Update::Outcome("price", true));
                 kept = Some(merged);
-                // Tomorrow not yet published: look again sooner.
-                spread(if until.is_some_and(|u| u >= to - TimeDelta::hours(1)) {
+                // Tomorrow not yet published (the schedule ends within 12 h):
+                // look again every 15 minutes until it is.
+                spread(if until.is_some_and(|u| u >= now + TimeDelta::hours(12)) {
                     refresh
                 } else {
                     refresh.min(Duration::from_secs(900))
@@ -776,11 +959,6 @@ pub async fn run(
             Err(e) => {
                 failures = failures.saturating_add(1);
                 let _ = tx.send(Update::Outcome("price", false));
-                let policy = RetryPolicy {
-                    retries: 0,
-                    initial: retry_initial.max(Duration::from_secs(1)).min(refresh),
-                    max: refresh,
-                };
                 let wait = policy
                     .backoff(failures - 1, &mut jitter)
                     .max(e.retry_after().unwrap_or_default());
@@ -846,6 +1024,70 @@ mod tests {
         assert_eq!(
             cet_days(from, to),
             vec![NaiveDate::from_ymd_opt(2025, 10, 26).unwrap()]
+        );
+    }
+
+    #[test]
+    fn a_kept_schedule_of_another_series_is_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
+        let sched = Schedule {
+            currency: "EUR".into(),
+            slots: vec![roimon_price::PriceSlot {
+                start: now,
+                end: now + TimeDelta::hours(1),
+                market_per_kwh: 0.1,
+                price_per_kwh: 0.1,
+            }],
+            adjustments: Adjustments::default(),
+        };
+        let kept = store.absorb(None, sched, "entsoe", "entsoe|EUR|NL", now);
+        assert_eq!(kept.schedule.slots.len(), 1);
+        let adj = Adjustments {
+            adders: vec![("tax".into(), 0.1)],
+            vat: 0.2,
+        };
+        // Same series: loaded, with today's adders and VAT re-applied.
+        let same = store.load("entsoe", "entsoe|EUR|NL", "EUR", &adj).unwrap();
+        assert!((same.schedule.slots[0].price_per_kwh - 0.24).abs() < 1e-12);
+        // Another area, source or currency: not loaded.
+        assert!(store.load("entsoe", "entsoe|EUR|BE", "EUR", &adj).is_none());
+        assert!(
+            store
+                .load("nordpool", "entsoe|EUR|NL", "EUR", &adj)
+                .is_none()
+        );
+        assert!(store.load("entsoe", "entsoe|EUR|NL", "SEK", &adj).is_none());
+    }
+
+    #[test]
+    fn next_pages_are_fetched_through_the_configured_base() {
+        assert_eq!(
+            rebase(
+                "https://api.octopus.energy/v1/products/P/x/?page=2&period_from=a",
+                "http://proxy:8080"
+            ),
+            "http://proxy:8080/v1/products/P/x/?page=2&period_from=a"
+        );
+    }
+
+    #[test]
+    fn tokens_are_redacted_raw_and_url_encoded() {
+        let http = Http::new(
+            Duration::from_secs(1),
+            RetryPolicy {
+                retries: 0,
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(1),
+            },
+            Some(Secret("a b/c".into())),
+            Auth::None,
+        )
+        .unwrap();
+        assert_eq!(
+            http.redact("x a b/c y a%20b%2Fc z"),
+            "x [REDACTED] y [REDACTED] z"
         );
     }
 

@@ -69,6 +69,11 @@ pub fn main(config: Option<&Path>, json: bool, from: Option<&str>, to: Option<&s
                 );
                 return ExitCode::from(1);
             }
+            Err(FetchError::Local(m)) => {
+                // A token that cannot be read is a configuration problem.
+                eprintln!("error: {m}");
+                return ExitCode::from(2);
+            }
             Err(e) => {
                 eprintln!("error: {}: {e}", cfg.price.source.label());
                 return ExitCode::from(1);
@@ -148,7 +153,16 @@ fn fetch(
         Duration::from_secs_f64(cfg.price.retry_initial_secs),
     )?;
     let sched = rt.block_on(fetcher.fetch(from, to))?;
-    let slots = sched.window(from, to);
+    // Clip to the window, as static and time-of-use output is.
+    let slots: Vec<PriceSlot> = sched
+        .window(from, to)
+        .into_iter()
+        .map(|s| PriceSlot {
+            start: s.start.max(from),
+            end: s.end.min(to),
+            ..s
+        })
+        .collect();
     if slots.is_empty() {
         return Err(FetchError::NoData(format!(
             "the source answered with {} slots, none in the window",

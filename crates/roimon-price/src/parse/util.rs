@@ -2,11 +2,33 @@
 //! spellings, and slot ends inferred from the spacing of starts.
 
 use crate::schedule::{PriceError, RawSlot};
-use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, TimeDelta, Utc};
+
+/// Years a price or intensity slot may fall in. Anything outside is a broken
+/// or hostile response, and refusing it keeps every later `time + duration`
+/// far from chrono's overflow.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
+
+fn in_range(t: DateTime<Utc>, shown: &str) -> Result<DateTime<Utc>, PriceError> {
+    if YEARS.contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(PriceError::Parse(format!(
+            "time stamp {shown:?} is outside the years {}..={}",
+            YEARS.start(),
+            YEARS.end()
+        )))
+    }
+}
 
 /// Parse an RFC 3339 time stamp with an offset, or one without seconds
-/// (`2024-09-01T22:00Z`, as ENTSO-E writes them), or a naive one taken as UTC.
+/// (`2024-09-01T22:00Z`, as ENTSO-E writes them), or a naive one taken as
+/// UTC; years outside [`YEARS`] are refused.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, PriceError> {
+    in_range(parse_any_time(s)?, s)
+}
+
+fn parse_any_time(s: &str) -> Result<DateTime<Utc>, PriceError> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
@@ -36,8 +58,9 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, PriceError> {
 
 /// Milliseconds since the epoch to UTC.
 pub fn from_epoch_ms(ms: i64) -> Result<DateTime<Utc>, PriceError> {
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| PriceError::Parse(format!("epoch milliseconds out of range: {ms}")))
+    let t = DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| PriceError::Parse(format!("epoch milliseconds out of range: {ms}")))?;
+    in_range(t, &ms.to_string())
 }
 
 /// Give slots known only by their start an end: the next start, and for the
@@ -73,6 +96,10 @@ mod tests {
             assert_eq!(parse_time(s).unwrap(), want, "{s}");
         }
         assert!(parse_time("yesterday").is_err());
+        // Far-future or ancient stamps would overflow `time + duration` later.
+        assert!(parse_time("+262142-12-31T00:00:00").is_err());
+        assert!(parse_time("0001-01-01T00:00:00Z").is_err());
+        assert!(from_epoch_ms(i64::MAX / 4).is_err());
     }
 
     #[test]

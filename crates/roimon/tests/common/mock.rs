@@ -21,8 +21,13 @@ pub enum Step {
     /// Hold the request this long before answering with the next step's answer.
     Delay(Duration, Box<Step>),
     /// This status, with the request line and headers echoed in the body
-    /// (a careless server that repeats the token back).
-    Echo(u16),
+    /// after this many bytes of padding (a careless server that repeats the
+    /// token back, wherever it falls in the body).
+    Echo(u16, usize),
+    /// 200 with a chunked body of this many bytes (no Content-Length).
+    Chunked(usize),
+    /// 302 to this location.
+    Redirect(String),
 }
 
 /// A request as the server saw it.
@@ -121,12 +126,17 @@ fn serve(stream: TcpStream, script: &Mutex<Vec<Step>>, seen: &Mutex<Vec<Seen>>) 
         at: std::time::Instant::now(),
     });
     let step = match step {
-        Step::Echo(code) => {
+        Step::Echo(code, pad) => {
             let s = seen.lock().unwrap();
             let last = s.last().unwrap();
             Step::Status(
                 code,
-                format!("{} {}", last.line, last.headers.join(" ")),
+                format!(
+                    "{}{} {}",
+                    "x".repeat(pad),
+                    last.line,
+                    last.headers.join(" ")
+                ),
                 None,
             )
         }
@@ -147,7 +157,32 @@ fn answer(mut stream: TcpStream, step: Step) {
             let _ = stream.flush();
             std::thread::sleep(d);
         }
-        Step::Echo(code) => respond(&mut stream, code, "", None),
+        Step::Echo(code, _) => respond(&mut stream, code, "", None),
+        Step::Chunked(n) => {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            );
+            let chunk = vec![b' '; 1 << 20];
+            let mut sent = 0;
+            while sent < n {
+                let len = chunk.len().min(n - sent);
+                if write!(stream, "{len:x}\r\n").is_err()
+                    || stream.write_all(&chunk[..len]).is_err()
+                    || stream.write_all(b"\r\n").is_err()
+                {
+                    return;
+                }
+                sent += len;
+            }
+            let _ = stream.write_all(b"0\r\n\r\n");
+        }
+        Step::Redirect(to) => {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
         Step::Delay(d, next) => {
             std::thread::sleep(d);
             answer(stream, *next);
