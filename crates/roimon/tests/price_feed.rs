@@ -484,3 +484,174 @@ fn an_endless_chunked_body_is_refused_and_a_redirect_to_another_host_is_not_foll
         seen[0].headers
     );
 }
+
+fn own_fixture(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../roimon-price/tests/data")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// `roimon prices --json` for one source against the mock; the rows.
+fn prices_json(
+    price_toml: &str,
+    from: &str,
+    to: &str,
+    env: &[(&str, &str)],
+) -> Vec<serde_json::Value> {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["prices", "--json", "--from", from, "--to", to, "--config"])
+        .arg(config(tmp.path(), price_toml))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{price_toml}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn price_range(rows: &[serde_json::Value]) -> (f64, f64) {
+    rows.iter()
+        .map(|r| r["price_per_kwh"].as_f64().unwrap())
+        .fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p), hi.max(p)))
+}
+
+#[test]
+fn prices_command_reads_every_listed_source_through_its_real_request() {
+    let (Some(np), Some(aw), Some(tb)) = (
+        fixture("nordpool-dayaheadpriceindices-fi-2025-05-07-60min.json"),
+        fixture("awattar-marketdata-de-2023-10-26-default-window.json"),
+        fixture("tibber-priceinfo-hourly-2025-01-04.json"),
+    ) else {
+        return;
+    };
+
+    // Nord Pool: one request per CET delivery day, EUR/MWh → EUR/kWh.
+    let m = Mock::start(vec![Step::Ok(np)]);
+    let rows = prices_json(
+        &format!(
+            "[price]\nsource = \"nordpool\"\narea = \"FI\"\ncurrency = \"EUR\"\nbase_url = \"{}\"\n",
+            m.url
+        ),
+        "2025-05-06T22:00:00Z",
+        "2025-05-07T22:00:00Z",
+        &[],
+    );
+    assert_eq!(rows.len(), 24);
+    assert_eq!(price_range(&rows), (0.01259, 0.15878));
+    let line = m.seen.lock().unwrap()[0].line.clone();
+    assert!(
+        line.contains(
+            "/api/DayAheadPriceIndices?date=2025-05-07&market=DayAhead&indexNames=FI&currency=EUR"
+        ),
+        "{line}"
+    );
+    assert_eq!(m.count(), 1, "only the one CET day of the window");
+
+    // aWATTar: epoch milliseconds in the query.
+    let m = Mock::start(vec![Step::Ok(aw)]);
+    let rows = prices_json(
+        &format!(
+            "[price]\nsource = \"awattar\"\ncurrency = \"EUR\"\nbase_url = \"{}\"\n",
+            m.url
+        ),
+        "2023-10-26T09:00:00Z",
+        "2023-10-26T22:00:00Z",
+        &[],
+    );
+    assert_eq!(rows.len(), 13);
+    assert_eq!(rows[0]["price_per_kwh"], 0.14);
+    assert!(
+        m.seen.lock().unwrap()[0]
+            .line
+            .contains("/v1/marketdata?start=1698310800000&end=1698357600000")
+    );
+
+    // Tibber: a GraphQL POST with the bearer token; taxes are included.
+    let m = Mock::start(vec![Step::Ok(tb)]);
+    let rows = prices_json(
+        &format!(
+            "[price]\nsource = \"tibber\"\ncurrency = \"EUR\"\ntoken_env = \"ROIMON_TEST_TIBBER\"\nbase_url = \"{}\"\n",
+            m.url
+        ),
+        "2025-01-03T23:00:00Z",
+        "2025-01-04T23:00:00Z",
+        &[("ROIMON_TEST_TIBBER", "tibber-t")],
+    );
+    assert_eq!(rows.len(), 24);
+    assert_eq!(price_range(&rows), (0.2819, 0.3545));
+    let seen = m.seen.lock().unwrap()[0].clone();
+    assert!(seen.line.starts_with("POST /v1-beta/gql"), "{}", seen.line);
+    assert!(seen.body.contains("priceInfo"), "{}", seen.body);
+    assert!(
+        seen.headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case("authorization: Bearer tibber-t"))
+    );
+
+    // Octopus: two pages, the second fetched through the configured base;
+    // pence → pounds, VAT included.
+    let m = Mock::start(vec![
+        Step::Ok(own_fixture("octopus-agile-page1.json")),
+        Step::Ok(own_fixture("octopus-agile-page2.json")),
+    ]);
+    let rows = prices_json(
+        &format!(
+            "[price]\nsource = \"octopus\"\ncurrency = \"GBP\"\nproduct = \"AGILE-24-10-01\"\nregion = \"H\"\nbase_url = \"{}\"\n",
+            m.url
+        ),
+        "2025-05-12T17:00:00Z",
+        "2025-05-13T23:00:00Z",
+        &[],
+    );
+    assert_eq!(rows.len(), 60);
+    assert!(
+        rows.windows(2).all(|w| w[0]["end"] == w[1]["start"]),
+        "contiguous half-hours"
+    );
+    assert!(
+        price_range(&rows).0 < 0.0,
+        "Agile's negative prices are kept"
+    );
+    let seen = m.seen.lock().unwrap().clone();
+    assert!(seen[0].line.contains("/v1/products/AGILE-24-10-01/electricity-tariffs/E-1R-AGILE-24-10-01-H/standard-unit-rates/?period_from=2025-05-12T17:00Z"), "{}", seen[0].line);
+    assert!(
+        seen[1].line.starts_with("GET /v1/products/AGILE-24-10-01/")
+            && seen[1].line.contains("page=2"),
+        "{}",
+        seen[1].line
+    );
+
+    // Energi Data Service: DK1 only, 15-minute slots, DKK column.
+    let m = Mock::start(vec![Step::Ok(own_fixture(
+        "energidataservice-dk1-2025-10-01-15min.json",
+    ))]);
+    let rows = prices_json(
+        &format!(
+            "[price]\nsource = \"energidataservice\"\narea = \"DK1\"\ncurrency = \"DKK\"\nbase_url = \"{}\"\n",
+            m.url
+        ),
+        "2025-09-30T22:00:00Z",
+        "2025-10-01T22:00:00Z",
+        &[],
+    );
+    assert_eq!(rows.len(), 96);
+    assert_eq!(rows[0]["start"], "2025-09-30T22:00:00Z");
+    assert_eq!(rows[0]["end"], "2025-09-30T22:15:00Z");
+    assert!((rows[0]["price_per_kwh"].as_f64().unwrap() - 0.683367216).abs() < 1e-12);
+    let line = m.seen.lock().unwrap()[0].line.clone();
+    // The window in Danish local time, the area in the filter.
+    assert!(
+        line.contains("start=2025-10-01T00:00&end=2025-10-02T00:00"),
+        "{line}"
+    );
+    assert!(line.contains("PriceArea%22:%5B%22DK1"), "{line}");
+}
