@@ -655,3 +655,50 @@ fn prices_command_reads_every_listed_source_through_its_real_request() {
     );
     assert!(line.contains("PriceArea%22:%5B%22DK1"), "{line}");
 }
+
+#[test]
+fn prices_command_reads_a_csv_sheet_and_a_mapped_json_api() {
+    // The contract sheet: a local week across the autumn DST change = 169 h.
+    let sheet =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../roimon-price/tests/data/contract-2026.csv");
+    let rows = prices_json(
+        &format!(
+            "[price]\nsource = \"csv\"\ncurrency = \"EUR\"\npath = \"{}\"\n[[price.adders]]\nname = \"grid_fee\"\nper_kwh = 0.05\n",
+            sheet.display()
+        ),
+        "2026-10-18T22:00:00Z",
+        "2026-10-25T23:00:00Z",
+        &[],
+    );
+    let hours: i64 = rows
+        .iter()
+        .map(|r| {
+            let t = |k: &str| chrono::DateTime::parse_from_rfc3339(r[k].as_str().unwrap()).unwrap();
+            (t("end") - t("start")).num_minutes()
+        })
+        .sum::<i64>()
+        / 60;
+    assert_eq!(hours, 169);
+    assert_eq!(rows[0]["price_per_kwh"], 0.1874 + 0.05);
+
+    // A utility not listed: its JSON mapped by config, epoch seconds, ct/kWh.
+    let body = "{\"result\":{\"rates\":[{\"from\":1767225600,\"cents\":\"31.5\"},{\"from\":1767229200,\"cents\":-2}]}}";
+    let m = Mock::start(vec![Step::Ok(body.into())]);
+    let rows = prices_json(
+        &format!(
+            "[price]\nsource = \"json\"\ncurrency = \"EUR\"\nurl = \"{}/rates?from={{start}}&to={{end}}\"\n[price.mapping]\nitems = \"result.rates\"\nstart = \"from\"\nduration_secs = 3600\nprice = \"cents\"\nunit = \"ct/kWh\"\ntime_format = \"epoch_s\"\n",
+            m.url
+        ),
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T02:00:00Z",
+        &[],
+    );
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["price_per_kwh"], 0.315);
+    assert_eq!(rows[1]["price_per_kwh"], -0.02);
+    let line = m.seen.lock().unwrap()[0].line.clone();
+    assert!(
+        line.contains("/rates?from=2026-01-01T00:00:00Z&to=2026-01-01T02:00:00Z"),
+        "{line}"
+    );
+}
