@@ -189,26 +189,40 @@ fn read_fields(
     logged: &mut u8,
 ) -> Result<GpuReading, Fault> {
     let mut get = |field, result| optional(field, result, uuid, logged);
+    // Power and energy are what roimon accounts: their failure faults the GPU.
     let power = get(Field::Power, device.power_usage().map(u64::from))?;
     let energy = get(Field::Energy, device.total_energy_consumption())?;
-    let utilization = get(
+    // The other fields are context: a failure there (NoPermission, Unknown)
+    // leaves that field empty for this sample rather than voiding the GPU's
+    // energy.
+    let mut extra = |field, result| {
+        optional(field, result, uuid, logged).unwrap_or_else(|f| {
+            debug!(uuid, fault = ?f, "nvml: a secondary field failed; left empty this sample");
+            None
+        })
+    };
+    let utilization = extra(
         Field::Utilization,
         device.utilization_rates().map(|u| u64::from(u.gpu)),
-    )?;
-    let temperature = get(
+    );
+    let temperature = extra(
         Field::Temperature,
         device.temperature(TemperatureSensor::Gpu).map(u64::from),
-    )?;
-    let power_limit = get(
+    );
+    let power_limit = extra(
         Field::PowerLimit,
         device.enforced_power_limit().map(u64::from),
-    )?;
+    );
     let memory = optional(
         Field::Memory,
         device.memory_info().map(|m| (m.used, m.total)),
         uuid,
         logged,
-    )?;
+    )
+    .unwrap_or_else(|f| {
+        debug!(uuid, fault = ?f, "nvml: memory info failed; left empty this sample");
+        None
+    });
     Ok(GpuReading {
         index,
         uuid: uuid.to_owned(),

@@ -30,23 +30,31 @@ pub fn rapl_delta(prev_uj: u64, cur_uj: u64, max_range_uj: u64) -> u64 {
     }
 }
 
-/// `Some((prefix index, N))` for `intel-rapl:N` / `amd-rapl:N`, `None` for
-/// anything else, including subzones `intel-rapl:N:M`.
-fn top_level_key(file_name: &str) -> Option<(usize, u64)> {
+/// `Some((prefix index, N, 0))` for `intel-rapl:N` / `amd-rapl:N`,
+/// `Some((prefix index, N, M + 1))` for a subzone `intel-rapl:N:M`, `None`
+/// for anything else.
+fn zone_key(file_name: &str) -> Option<(usize, u64, u64)> {
     ZONE_PREFIXES.iter().enumerate().find_map(|(k, prefix)| {
         let rest = file_name.strip_prefix(prefix)?;
-        if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+        let num = |t: &str| {
+            (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| t.parse::<u64>().ok())
+                .flatten()
+        };
+        match rest.split_once(':') {
+            None => Some((k, num(rest)?, 0)),
+            Some((n, m)) => Some((k, num(n)?, num(m)?.checked_add(1)?)),
         }
-        rest.parse().ok().map(|n| (k, n))
     })
 }
 
-/// The top-level RAPL *package* zones directly under `root` (normally
-/// `/sys/class/powercap`): entries named `intel-rapl:N` or `amd-rapl:N`
-/// (not subzones `intel-rapl:N:M`, which are parts of a package and would
-/// double-count) whose `name` file starts with `package` (so `psys` and
-/// similar platform domains are left out). Sorted by prefix, then `N`.
+/// The RAPL zones to sum under `root` (normally `/sys/class/powercap`): the
+/// top-level *package* zones `intel-rapl:N` / `amd-rapl:N` whose `name`
+/// starts with `package` (so `psys` and similar platform domains are left
+/// out), plus the `dram` subzones `intel-rapl:N:M` (on servers memory is not
+/// part of the package figure). Other subzones (`core`, `uncore`) are parts
+/// of a package and would double-count. Sorted by prefix, `N`, then `M`.
+/// RAPL is CPU and memory only, not the whole box's wall power.
 ///
 /// Only the world-readable `name` file is opened; whether `energy_uj` is
 /// readable is not checked here. A missing or unreadable `root` yields an
@@ -55,19 +63,23 @@ pub fn rapl_zones(root: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(root) else {
         return Vec::new();
     };
-    let mut found: Vec<((usize, u64), PathBuf)> = entries
+    let mut found: Vec<((usize, u64), u64, PathBuf)> = entries
         .flatten()
         .filter_map(|entry| {
-            let key = top_level_key(entry.file_name().to_str()?)?;
+            let key = zone_key(entry.file_name().to_str()?)?;
             let path = entry.path();
             let name = fs::read_to_string(path.join("name")).ok()?;
-            name.trim_start()
-                .starts_with("package")
-                .then_some((key, path))
+            let name = name.trim();
+            let wanted = if key.2 == 0 {
+                name.starts_with("package")
+            } else {
+                name == "dram"
+            };
+            wanted.then_some(((key.0, key.1), key.2, path))
         })
         .collect();
     found.sort();
-    found.into_iter().map(|(_, path)| path).collect()
+    found.into_iter().map(|(_, _, path)| path).collect()
 }
 
 /// One package zone being followed.
@@ -246,19 +258,21 @@ mod tests {
     }
 
     #[test]
-    fn top_level_key_accepts_only_top_level_zones() {
-        assert_eq!(top_level_key("intel-rapl:0"), Some((0, 0)));
-        assert_eq!(top_level_key("intel-rapl:12"), Some((0, 12)));
-        assert_eq!(top_level_key("amd-rapl:1"), Some((1, 1)));
+    fn zone_key_reads_zones_and_subzones() {
+        assert_eq!(zone_key("intel-rapl:0"), Some((0, 0, 0)));
+        assert_eq!(zone_key("intel-rapl:12"), Some((0, 12, 0)));
+        assert_eq!(zone_key("amd-rapl:1"), Some((1, 1, 0)));
+        assert_eq!(zone_key("intel-rapl:0:2"), Some((0, 0, 3)));
         for no in [
             "intel-rapl",
             "intel-rapl:",
-            "intel-rapl:0:0",
+            "intel-rapl:0:",
+            "intel-rapl:0:0:1",
             "intel-rapl-mmio:0",
             "intel-rapl:x",
             "dtpm",
         ] {
-            assert_eq!(top_level_key(no), None, "{no}");
+            assert_eq!(zone_key(no), None, "{no}");
         }
     }
 

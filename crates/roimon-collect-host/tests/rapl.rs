@@ -15,12 +15,16 @@ fn rapl_zones_lists_only_top_level_package_zones_in_order() {
     let root = dir.path();
     two_package_tree(root);
     zone(root, "intel-rapl:10", "package-10", 0, MAX_RANGE);
+    // Server memory is its own subzone, not part of the package: counted.
+    zone(root, "intel-rapl:1:1", "dram", 0, MAX_RANGE);
     let zones = rapl_zones(root);
     assert_eq!(
         zones,
         vec![
             root.join("intel-rapl:0"),
             root.join("intel-rapl:1"),
+            root.join("intel-rapl:1:0"),
+            root.join("intel-rapl:1:1"),
             root.join("intel-rapl:10")
         ]
     );
@@ -55,16 +59,18 @@ fn auto_picks_rapl_and_sums_exactly_the_package_deltas() {
     assert_eq!(h.energy_counter, Some(Joules(0.0)));
     assert_eq!(h.power.map(|p| p.0), Some(0.0));
 
-    // Packages advance by 1.5 J and 2.25 J; the subzones, psys and MMIO
-    // duplicate advance by far more and must not be counted.
+    // Packages advance by 1.5 J and 2.25 J; core/uncore subzones, psys and
+    // the MMIO duplicate advance by far more and must not be counted.
     set_energy(root, "intel-rapl:0", 1_000_000 + 1_500_000);
     set_energy(root, "intel-rapl:1", 5_000_000 + 2_250_000);
     set_energy(root, "intel-rapl:0:0", 700_000 + 90_000_000);
     set_energy(root, "intel-rapl:0:1", 300_000 + 90_000_000);
+    // DRAM advances by 0.25 J and is counted.
+    set_energy(root, "intel-rapl:1:0", 2_000_000 + 250_000);
     set_energy(root, "intel-rapl:2", 9_000_000 + 90_000_000);
     set_energy(root, "intel-rapl-mmio:0", 1_000_000 + 90_000_000);
     let h = sample_host(&mut c).unwrap();
-    assert_eq!(h.energy_counter, Some(Joules(3.75)));
+    assert_eq!(h.energy_counter, Some(Joules(4.0)));
     // Its exact value is checked against the clock in the next test.
     let p = h.power.expect("power from the counter delta").0;
     assert!(p.is_finite() && p > 0.0, "{p}");
@@ -73,7 +79,7 @@ fn auto_picks_rapl_and_sums_exactly_the_package_deltas() {
     // And once more: the counter is cumulative.
     set_energy(root, "intel-rapl:0", 2_500_000 + 250_000);
     let h = sample_host(&mut c).unwrap();
-    assert_eq!(h.energy_counter, Some(Joules(4.0)));
+    assert_eq!(h.energy_counter, Some(Joules(4.25)));
 }
 
 #[test]

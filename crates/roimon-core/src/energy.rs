@@ -83,6 +83,8 @@ impl EnergyMeter {
                         if let Some(e) = trapezoid {
                             out.energy = Joules(e);
                             out.method = Method::Trapezoid;
+                        } else {
+                            out.unaccounted = Seconds(dt);
                         }
                     }
                     _ => {

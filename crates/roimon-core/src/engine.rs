@@ -482,6 +482,22 @@ impl Engine {
             (None, Some(w)) if tick.wall > w => (tick.wall - w).num_milliseconds() as f64 / 1000.0,
             _ => 0.0,
         };
+        if prev.is_none() && fixed_dt > 0.0 {
+            // The downtime had no readings: visible as unaccounted time for
+            // every device the state knows, not silently skipped.
+            let mut devices: Vec<String> =
+                self.counters.gpu_energy_joules.keys().cloned().collect();
+            if !self.counters.host_energy_joules.is_empty() {
+                devices.push("host".into());
+            }
+            for d in devices {
+                self.counters
+                    .unaccounted_seconds
+                    .entry(d)
+                    .or_default()
+                    .add(fixed_dt);
+            }
+        }
         if fixed_dt > 0.0 {
             for (c, rate) in self.cfg.fixed.rates() {
                 let money = rate * fixed_dt;
@@ -890,6 +906,8 @@ mod tests {
         e2.ingest(later, &report(vec![gpu("GPU-a", Some(5.0), 100.0)]));
         assert_eq!(e2.counters().gpu_energy_joules["GPU-a"].total(), 1000.0);
         assert!((e2.counters().cost[&Component::Capex].total() - 1.04).abs() < 1e-9);
+        // The 100 s of downtime are visible as unaccounted time for the GPU.
+        assert!((e2.counters().unaccounted_seconds["GPU-a"].total() - 100.0).abs() < 1e-9);
     }
 
     #[test]

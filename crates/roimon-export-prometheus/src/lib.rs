@@ -300,6 +300,15 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
     );
     for (name, h) in &s.collectors {
         up.push(&[("collector", name)], if h.up { 1.0 } else { 0.0 });
+    }
+    // Every collector ever counted keeps its error series (a counter never
+    // disappears, e.g. right after a restart before the collector reports).
+    let names: std::collections::BTreeSet<&String> = s
+        .collectors
+        .keys()
+        .chain(s.counters.collector_errors.keys())
+        .collect();
+    for name in names {
         errs.push(
             &[("collector", name)],
             s.counters.collector_errors.get(name).copied().unwrap_or(0) as f64,

@@ -64,6 +64,14 @@ impl Checkpoint {
             let path = self.dir.join(name);
             match fs::read(&path) {
                 Ok(bytes) => match serde_json::from_slice::<Counters>(&bytes) {
+                    // Valid JSON is not enough: `{}` would resume every
+                    // counter at zero. A real checkpoint has both.
+                    Ok(c) if c.currency.is_empty() || c.last_wall.is_none() => {
+                        errors.push(format!(
+                            "{}: not a roimon checkpoint (no currency or last_wall)",
+                            path.display()
+                        ))
+                    }
                     Ok(c) => {
                         if !errors.is_empty() {
                             tracing::warn!(path = %path.display(), errors = ?errors, "resumed from the previous checkpoint");
@@ -95,9 +103,17 @@ impl Checkpoint {
             f.write_all(&bytes)?;
             f.sync_all()?;
         }
+        // Keep the current file as .prev by a hard link, then replace the
+        // current one atomically: there is never a moment without it.
         let cur = self.dir.join(FILE);
+        let prev = self.dir.join(PREV);
         if cur.exists() {
-            fs::rename(&cur, self.dir.join(PREV))?;
+            match fs::remove_file(&prev) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            fs::hard_link(&cur, &prev)?;
         }
         fs::rename(&tmp, &cur)?;
         File::open(&self.dir)?.sync_all()?;
@@ -111,12 +127,29 @@ mod tests {
     use roimon_core::units::Accumulator;
 
     #[test]
+    fn an_empty_object_is_not_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoint::open(dir.path()).unwrap();
+        std::fs::write(dir.path().join(FILE), "{}").unwrap();
+        assert!(matches!(cp.load(), Err(LoadError::Corrupt { .. })));
+        // With a good .prev, that one is resumed instead.
+        let good = Counters {
+            currency: "EUR".into(),
+            last_wall: Some(chrono::Utc::now()),
+            ..Default::default()
+        };
+        std::fs::write(dir.path().join(PREV), serde_json::to_vec(&good).unwrap()).unwrap();
+        assert_eq!(cp.load().unwrap().unwrap().currency, "EUR");
+    }
+
+    #[test]
     fn roundtrip_and_fallback_to_previous() {
         let dir = tempfile::tempdir().unwrap();
         let cp = Checkpoint::open(dir.path()).unwrap();
         assert!(cp.load().unwrap().is_none());
         let mut c = Counters {
             currency: "EUR".into(),
+            last_wall: Some(chrono::Utc::now()),
             ..Default::default()
         };
         c.facility_energy_joules = Accumulator::from_total(42.5);

@@ -924,12 +924,18 @@ impl Config {
             );
         }
         if !(self.state.checkpoint_interval_secs.is_finite()
-            && self.state.checkpoint_interval_secs >= 0.1)
+            && (0.1..=300.0).contains(&self.state.checkpoint_interval_secs))
         {
             return err(
                 "state.checkpoint_interval_secs",
-                format!("must be ≥ 0.1, got {}", self.state.checkpoint_interval_secs),
+                format!(
+                    "must be between 0.1 and 300 seconds (counters on /metrics lag it), got {}",
+                    self.state.checkpoint_interval_secs
+                ),
             );
+        }
+        if self.gpu.simulated_count.is_some_and(|n| n > 4096) {
+            return err("gpu.simulated_count", "must be at most 4096".into());
         }
         let mut seen = HashMap::new();
         for (i, o) in self.gpu.owners.iter().enumerate() {

@@ -259,7 +259,13 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
         }
         tracing::info!(dir = %cfg.state.dir.display(), "resumed counters from checkpoint");
     }
-    let engine = Engine::new(engine_cfg, resumed);
+    let mut engine = Engine::new(engine_cfg, resumed);
+    // Declared before the first snapshot, so the first scrape already lists
+    // every collector (and its error counter).
+    let supervised = collectors(&cfg);
+    for c in &supervised {
+        engine.register_collector(c.name());
+    }
     let state = Arc::new(http::AppState::new(engine.snapshot(), VERSION));
     let listen: std::net::SocketAddr = cfg.server.listen.parse().context("server.listen")?;
 
@@ -272,7 +278,6 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr().context("listener address")?;
 
-    let mut engine = engine;
     if cfg.carbon.source != config::CarbonSource::None {
         engine.set_carbon(Some(carbon_feed::engine_carbon(&cfg.carbon, None, None)));
     }
@@ -304,9 +309,11 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
     drop(tx);
     let price_updates = Some(rx);
     let sampler = Sampler {
+        saved: engine.counters().clone(),
+        save_ok: true,
         engine,
         price_updates,
-        collectors: collectors(&cfg),
+        collectors: supervised,
         interval: Duration::from_secs_f64(cfg.sampling.interval_secs),
         checkpoint_every: Duration::from_secs_f64(cfg.state.checkpoint_interval_secs),
         checkpoint,
@@ -320,13 +327,30 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(listen = %bound, version = VERSION, state_dir = %cfg.state.dir.display(), "roimon running");
 
     let app = http::router(state);
+    // On SIGTERM/SIGINT the sampler is told to stop at once (last sample,
+    // checkpoint), while HTTP drains; a client that holds its connection open
+    // gets at most DRAIN to finish, so systemd's stop timeout is never hit.
+    const DRAIN: Duration = Duration::from_secs(5);
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    let notify = signalled.clone();
     let served = rt.block_on(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: flushing and checkpointing");
+            let _ = stop_tx.send(());
+            notify.notify_one();
+        });
+        tokio::select! {
+            r = server => r,
+            () = async {
+                signalled.notified().await;
+                tokio::time::sleep(DRAIN).await;
+            } => {
+                tracing::warn!(drain_secs = DRAIN.as_secs(), "HTTP clients still connected; closing them");
+                Ok(())
+            }
+        }
     });
-    tracing::info!("shutting down: flushing and checkpointing");
-    let _ = stop_tx.send(());
     let joined = sampler_thread.join();
     served.context("HTTP server")?;
     if joined.is_err() {

@@ -24,6 +24,8 @@ pub struct Supervised {
     next_open: Instant,
     backoff: Duration,
     failing: bool,
+    /// Consecutive failed samples of an open collector.
+    streak: u32,
     /// `auto` sources: "not on this machine" is said once, at info.
     quiet_unavailable: bool,
     said_unavailable: bool,
@@ -39,6 +41,8 @@ impl std::fmt::Debug for Supervised {
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Consecutive failed samples after which a collector is re-opened.
+const REOPEN_AFTER: u32 = 30;
 
 impl Supervised {
     /// Supervise a collector named `name`.
@@ -50,6 +54,7 @@ impl Supervised {
             next_open: Instant::now(),
             backoff: Duration::from_secs(1),
             failing: false,
+            streak: 0,
             quiet_unavailable,
             said_unavailable: false,
         }
@@ -60,11 +65,21 @@ impl Supervised {
         self.name
     }
 
-    fn sample(&mut self, now: Instant) -> Result<Vec<roimon_core::Reading>, SampleError> {
+    /// Schedule the next open after a failure, doubling the backoff.
+    fn back_off(&mut self, now: Instant) -> Duration {
+        let wait = self.backoff;
+        self.next_open = now + wait;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        wait
+    }
+
+    /// One sample; `None` between re-open attempts (no report: the
+    /// collector's health stays as its last attempt left it, so a collector
+    /// that never worked is never counted ready, and no error is invented).
+    fn sample(&mut self, now: Instant) -> Option<Result<Vec<roimon_core::Reading>, SampleError>> {
         if self.inner.is_none() {
             if now < self.next_open {
-                // Between attempts: down, but no new error (each attempt counted one).
-                return Err(SampleError::Unavailable("waiting to retry".into()));
+                return None;
             }
             match (self.open)() {
                 Ok(c) => {
@@ -73,8 +88,7 @@ impl Supervised {
                     self.backoff = Duration::from_secs(1);
                 }
                 Err(e) => {
-                    self.next_open = now + self.backoff;
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    let wait = self.back_off(now);
                     match &e {
                         SampleError::Unavailable(m) if self.quiet_unavailable => {
                             if !self.said_unavailable {
@@ -83,20 +97,20 @@ impl Supervised {
                             }
                         }
                         _ => {
-                            tracing::warn!(collector = self.name, error = %e, retry_in_secs = self.backoff.as_secs(), "collector could not start")
+                            tracing::warn!(collector = self.name, error = %e, retry_in_secs = wait.as_secs(), "collector could not start")
                         }
                     }
-                    return Err(match e {
+                    return Some(Err(match e {
                         SampleError::Unavailable(m) if !self.quiet_unavailable => {
                             SampleError::Failed(m)
                         }
                         other => other,
-                    });
+                    }));
                 }
             }
         }
         let Some(c) = self.inner.as_mut() else {
-            return Err(SampleError::Failed("collector not open".into()));
+            return Some(Err(SampleError::Failed("collector not open".into())));
         };
         let mut out = Vec::new();
         let res = catch_unwind(AssertUnwindSafe(|| c.sample(&mut out)));
@@ -105,10 +119,28 @@ impl Supervised {
             Err(_) => {
                 // A panicking collector is dropped and re-opened with backoff.
                 self.inner = None;
-                self.next_open = now + self.backoff;
+                self.back_off(now);
                 Err(SampleError::Failed("collector panicked".into()))
             }
         };
+        // A collector that keeps failing once open (a handle gone bad) is
+        // dropped and opened afresh, with backoff.
+        if res.is_err() {
+            self.streak += 1;
+            if self.streak >= REOPEN_AFTER && self.inner.is_some() {
+                tracing::warn!(
+                    collector = self.name,
+                    failures = self.streak,
+                    "collector keeps failing; re-opening it"
+                );
+                self.inner = None;
+                self.back_off(now);
+                self.streak = 0;
+            }
+        } else {
+            self.streak = 0;
+            self.backoff = Duration::from_secs(1);
+        }
         match &res {
             Ok(()) if self.failing => {
                 tracing::info!(collector = self.name, "collector recovered");
@@ -120,7 +152,7 @@ impl Supervised {
             }
             _ => {}
         }
-        res.map(|()| out)
+        Some(res.map(|()| out))
     }
 }
 
@@ -140,6 +172,10 @@ pub struct Sampler {
     pub state: Arc<AppState>,
     /// New price schedules and fetch outcomes from the price feed.
     pub price_updates: Option<Receiver<crate::price_feed::Update>>,
+    /// The counters as last written to disk (what is published).
+    pub saved: roimon_core::Counters,
+    /// Whether the last checkpoint write succeeded.
+    pub save_ok: bool,
 }
 
 impl std::fmt::Debug for Sampler {
@@ -167,15 +203,31 @@ impl Sampler {
         }
     }
 
+    /// Publish a snapshot whose counters are the last ones safely on disk:
+    /// what Prometheus scrapes can never be ahead of what a restart after a
+    /// crash resumes, so no counter is ever seen going backwards. Gauges
+    /// (power, price, health) are live.
+    fn publish(&self) {
+        let mut snap = self.engine.snapshot();
+        // With a broken state dir there is nothing to resume from anyway:
+        // show live counters (roimon_checkpoint_errors_total says why).
+        if self.save_ok {
+            snap.counters = self.saved.clone();
+        }
+        self.state.publish(snap, self.engine.ready());
+    }
+
     fn tick(&mut self, origin: Instant) {
         self.take_price_updates();
         let now = Instant::now();
         let reports: Vec<Report> = self
             .collectors
             .iter_mut()
-            .map(|c| Report {
-                collector: c.name(),
-                outcome: c.sample(now),
+            .filter_map(|c| {
+                c.sample(now).map(|outcome| Report {
+                    collector: c.name(),
+                    outcome,
+                })
             })
             .collect();
         let tick = Tick {
@@ -183,14 +235,19 @@ impl Sampler {
             mono: origin.elapsed().as_secs_f64(),
         };
         self.engine.ingest(tick, &reports);
-        self.state
-            .publish(self.engine.snapshot(), self.engine.ready());
     }
 
-    fn save(&self) {
-        if let Err(e) = self.checkpoint.save(self.engine.counters()) {
-            self.state.checkpoint_failed();
-            tracing::error!(dir = %self.checkpoint.dir().display(), error = %e, "checkpoint failed; counters are kept in memory and retried");
+    fn save(&mut self) {
+        match self.checkpoint.save(self.engine.counters()) {
+            Ok(()) => {
+                self.saved = self.engine.counters().clone();
+                self.save_ok = true;
+            }
+            Err(e) => {
+                self.save_ok = false;
+                self.state.checkpoint_failed();
+                tracing::error!(dir = %self.checkpoint.dir().display(), error = %e, "checkpoint failed; counters are kept in memory and retried");
+            }
         }
     }
 
@@ -200,15 +257,17 @@ impl Sampler {
         for c in &self.collectors {
             self.engine.register_collector(c.name());
         }
+        self.saved = self.engine.counters().clone();
         let origin = Instant::now();
         let mut next = origin;
-        let mut next_checkpoint = origin + self.checkpoint_every;
+        let mut next_checkpoint = origin;
         loop {
             self.tick(origin);
             if Instant::now() >= next_checkpoint {
                 self.save();
                 next_checkpoint = Instant::now() + self.checkpoint_every;
             }
+            self.publish();
             next += self.interval;
             let now = Instant::now();
             if next < now {
@@ -223,6 +282,7 @@ impl Sampler {
         // Flush: account the partial interval up to now, then checkpoint.
         self.tick(origin);
         self.save();
+        self.publish();
         tracing::info!(dir = %self.checkpoint.dir().display(), "final checkpoint written");
         self.engine
     }

@@ -275,7 +275,7 @@ fn auto_without_nvml_runs_without_gpus() {
         .iter()
         .filter(|l| l.contains("not available on this machine"))
         .count();
-    assert!(said <= 1, "said more than once: {log:?}");
+    assert_eq!(said, 1, "said once, not never and not repeatedly: {log:?}");
 }
 
 #[test]
@@ -368,4 +368,66 @@ fn roi_scenario_reproduces_the_worked_examples() {
         err.contains("`b` has no weight") && err.contains(":5:"),
         "{err}"
     );
+}
+
+#[test]
+fn a_crash_never_shows_counters_going_backwards_and_a_broken_collector_is_not_ready() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "[sampling]\ninterval_secs = 0.2\n[gpu]\nsource = \"nvml\"\nnvml_library = \"{}\"\n[host]\npower = \"model\"\nrapl_root = \"{}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[state]\ndir = \"{}\"\ncheckpoint_interval_secs = 1.0\n",
+        tmp.path().join("no-such-libnvidia-ml.so.1").display(),
+        tmp.path().join("none").display(),
+        tmp.path().join("state").display()
+    );
+    let path = tmp.path().join("c.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let mut d = Daemon::start(&path, &[]);
+    // NVML was required and never worked: not ready, down, errors counted.
+    let m = d.wait_metrics("energy checkpointed and an NVML error counted", |m| {
+        value(m, "roimon_host_energy_joules_total{source=\"model\"}").unwrap_or(0.0) > 0.0
+            && value(m, "roimon_collector_errors_total{collector=\"nvml\"}").unwrap_or(0.0) >= 1.0
+    });
+    assert_eq!(
+        value(&m, "roimon_collector_up{collector=\"nvml\"}"),
+        Some(0.0)
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            d.get("/readyz").0,
+            503,
+            "a collector that never worked is not ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Let more energy accrue past the checkpoint, scrape, then crash hard.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let before = d.metrics();
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    drop(d);
+
+    let d = Daemon::start(&path, &[]);
+    let after = d.metrics();
+    let mut checked = 0;
+    for line in before.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, v)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let name = series.split('{').next().unwrap();
+        // Per-process counters restart with the process by design.
+        if !name.ends_with("_total") || name == "roimon_checkpoint_errors_total" {
+            continue;
+        }
+        let was: f64 = v.parse().unwrap();
+        let now =
+            value(&after, series).unwrap_or_else(|| panic!("{series} missing after the crash"));
+        assert!(
+            now >= was,
+            "{series} went backwards across a crash: {was} -> {now}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} counters compared");
+    let (status, _) = d.stop("TERM");
+    assert_eq!(status.code(), Some(0));
 }

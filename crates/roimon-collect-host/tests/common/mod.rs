@@ -25,7 +25,7 @@ pub fn set_energy(root: &Path, dir: &str, energy_uj: u64) {
     fs::write(root.join(dir).join("energy_uj"), format!("{energy_uj}\n")).unwrap();
 }
 
-/// Two packages, their core and dram subzones (as /sys/class/powercap lists
+/// Two packages, core/uncore subzones (not counted) and a dram subzone (counted) (as /sys/class/powercap lists
 /// them, side by side with the packages), a psys domain, an MMIO duplicate of
 /// package 0 and the `intel-rapl` control-type directory: only the two
 /// packages may be summed.
@@ -33,7 +33,9 @@ pub fn two_package_tree(root: &Path) {
     zone(root, "intel-rapl:0", "package-0", 1_000_000, MAX_RANGE);
     zone(root, "intel-rapl:1", "package-1", 5_000_000, MAX_RANGE);
     zone(root, "intel-rapl:0:0", "core", 700_000, MAX_RANGE);
-    zone(root, "intel-rapl:0:1", "dram", 300_000, 65_712_999_613);
+    zone(root, "intel-rapl:0:1", "uncore", 300_000, 65_712_999_613);
+    // Server memory: its own subzone, not inside the package figure; counted.
+    zone(root, "intel-rapl:1:0", "dram", 2_000_000, 65_712_999_613);
     zone(root, "intel-rapl:2", "psys", 9_000_000, MAX_RANGE);
     zone(root, "intel-rapl-mmio:0", "package-0", 1_000_000, MAX_RANGE);
     fs::create_dir_all(root.join("intel-rapl")).unwrap();

@@ -20,6 +20,8 @@ pub struct Daemon {
     pub child: Child,
     pub addr: String,
     pub log: mpsc::Receiver<String>,
+    /// Log lines read while waiting for the start.
+    pub early: Vec<String>,
 }
 
 impl Daemon {
@@ -60,10 +62,12 @@ impl Daemon {
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                         if v["fields"]["message"] == "roimon running" {
                             let addr = v["fields"]["listen"].as_str().unwrap().to_string();
+                            seen.push(line);
                             return Daemon {
                                 child,
                                 addr,
                                 log: rx,
+                                early: seen,
                             };
                         }
                     }
@@ -119,7 +123,8 @@ impl Daemon {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
-                let log: Vec<String> = self.log.try_iter().collect();
+                let mut log = std::mem::take(&mut self.early);
+                log.extend(self.log.try_iter());
                 return (st, log);
             }
             if Instant::now() > deadline {
