@@ -90,6 +90,16 @@ pub enum RoiError {
         /// Indicator.
         indicator: String,
     },
+    /// A weight is negative or not a number.
+    #[error("{kind} weight `{indicator}` must be a finite number ≥ 0, got {value}")]
+    BadWeight {
+        /// benefit or cost.
+        kind: &'static str,
+        /// Indicator.
+        indicator: String,
+        /// Value.
+        value: f64,
+    },
     /// No scenarios.
     #[error("no [[scenario]] to evaluate")]
     Empty,
@@ -112,6 +122,13 @@ fn weighted(
     let Some(weights) = weights else {
         return Ok(values.values().sum());
     };
+    if let Some((k, w)) = weights.iter().find(|(_, w)| !(w.is_finite() && **w >= 0.0)) {
+        return Err(RoiError::BadWeight {
+            kind,
+            indicator: k.clone(),
+            value: *w,
+        });
+    }
     for k in values.keys() {
         if !weights.contains_key(k) {
             return Err(RoiError::Unweighted {
@@ -257,6 +274,21 @@ mod tests {
         assert_eq!((r[0].rank, r[1].rank), (1, 2));
         assert_eq!(r[0].roi, None);
         assert!((r[1].roi.unwrap() - (2000.0 - 1582.5) / 1582.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn negative_or_nan_weights_are_refused() {
+        let mut w = BTreeMap::new();
+        w.insert("energy".to_string(), -1.0);
+        let mut v = BTreeMap::new();
+        v.insert("energy".to_string(), 5.0);
+        let e = weighted("s", "cost", &v, Some(&w)).unwrap_err();
+        assert!(e.to_string().contains("cost weight `energy`"), "{e}");
+        w.insert("energy".to_string(), f64::NAN);
+        assert!(matches!(
+            weighted("s", "cost", &v, Some(&w)),
+            Err(RoiError::BadWeight { .. })
+        ));
     }
 
     #[test]

@@ -19,17 +19,28 @@ pub struct AppState {
     ready: AtomicBool,
     checkpoint_errors: AtomicU64,
     version: String,
+    last_publish: std::sync::Mutex<std::time::Instant>,
+    stale_after: std::time::Duration,
 }
 
 impl AppState {
-    /// Start with an initial snapshot.
-    pub fn new(initial: Snapshot, version: &str) -> Self {
+    /// Start with an initial snapshot; `/healthz` fails once no snapshot
+    /// has been published for `stale_after` (the sampler has stalled or died).
+    pub fn new(initial: Snapshot, version: &str, stale_after: std::time::Duration) -> Self {
         Self {
             snapshot: RwLock::new(Arc::new(initial)),
             ready: AtomicBool::new(false),
             checkpoint_errors: AtomicU64::new(0),
             version: version.into(),
+            last_publish: std::sync::Mutex::new(std::time::Instant::now()),
+            stale_after,
         }
+    }
+
+    /// Whether the sampler published recently enough.
+    pub fn live(&self) -> bool {
+        let last = *self.last_publish.lock().unwrap_or_else(|e| e.into_inner());
+        last.elapsed() <= self.stale_after
     }
 
     /// Replace the snapshot (called once per tick).
@@ -40,6 +51,7 @@ impl AppState {
             Err(poisoned) => *poisoned.into_inner() = s,
         }
         self.ready.store(ready, Ordering::Release);
+        *self.last_publish.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
     }
 
     /// Count a failed checkpoint.
@@ -63,11 +75,22 @@ impl AppState {
     }
 }
 
+async fn healthz(State(st): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    if st.live() {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sampler stalled: no snapshot published recently\n",
+        )
+    }
+}
+
 /// The router.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/summary", get(summary))
         .route("/", get(index))

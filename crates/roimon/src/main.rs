@@ -266,7 +266,10 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
     for c in &supervised {
         engine.register_collector(c.name());
     }
-    let state = Arc::new(http::AppState::new(engine.snapshot(), VERSION));
+    // A sampler that has not published for 10 intervals (at least 30 s) is
+    // stalled or dead: /healthz says so.
+    let stale_after = Duration::from_secs_f64((cfg.sampling.interval_secs * 10.0).max(30.0));
+    let state = Arc::new(http::AppState::new(engine.snapshot(), VERSION, stale_after));
     let listen: std::net::SocketAddr = cfg.server.listen.parse().context("server.listen")?;
 
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -70,8 +70,19 @@ pub fn evaluate_file(path: &Path) -> Result<Vec<ScenarioResult>, ConfigError> {
             | RoiError::NotFinite { scenario, .. } => {
                 scenarios.iter().position(|s| &s.name == scenario)
             }
-            RoiError::Empty => None,
+            RoiError::BadWeight { .. } | RoiError::Empty => None,
         };
+        if let RoiError::BadWeight {
+            kind, indicator, ..
+        } = &e
+        {
+            return ConfigError {
+                file: file.clone(),
+                line: locate(&src, &format!("weights.{kind}")),
+                key: Some(format!("weights.{kind}.{indicator}")),
+                message: e.to_string(),
+            };
+        }
         let line = scenario_idx.and_then(|i| locate(&src, &format!("scenario[{i}].name")));
         ConfigError {
             file: file.clone(),
