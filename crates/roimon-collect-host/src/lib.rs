@@ -209,7 +209,9 @@ impl HostCollector {
                 }
                 Err(why) => {
                     self.reason.clone_from(&why);
-                    Err(SampleError::Unavailable(why))
+                    // `power = "rapl"` was asked for explicitly: an unreadable
+                    // counter is an error (counted, not ready), not "absent".
+                    Err(SampleError::Failed(why))
                 }
             },
             PowerState::Rapl(st) if st.stale => {

@@ -1,5 +1,5 @@
-//! Without RAPL: the Auto fallback to the linear CPU model, Rapl mode being
-//! Unavailable, and the CPU/memory figures every host reading carries.
+//! Without RAPL: the Auto fallback to the linear CPU model, Rapl mode failing
+//! (counted as an error), and the CPU/memory figures every host reading carries.
 
 mod common;
 
@@ -60,13 +60,13 @@ fn auto_on_an_empty_root_falls_back_to_the_model() {
 }
 
 #[test]
-fn rapl_mode_on_a_nonexistent_root_is_unavailable() {
+fn rapl_mode_on_a_nonexistent_root_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = HostCollector::new(config(&dir.path().join("nope"), HostPowerMode::Rapl));
     assert_eq!(c.power_source(), None);
     for _ in 0..2 {
         match sample_err(&mut c) {
-            SampleError::Unavailable(m) => assert!(m.contains("nope"), "{m}"),
+            SampleError::Failed(m) => assert!(m.contains("nope"), "{m}"),
             other => panic!("{other:?}"),
         }
     }
