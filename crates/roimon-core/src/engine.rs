@@ -446,10 +446,15 @@ impl Engine {
         }
 
         // Who shares the host's energy and the fixed costs.
-        let sharers: Vec<String> = if self.gpus.is_empty() {
-            vec![NO_GPU.to_string()]
-        } else {
+        // Before the GPU collector has reported (boot, NVML not up yet), the
+        // GPUs the state already knows keep their share; `none` is for nodes
+        // that have never shown a GPU.
+        let sharers: Vec<String> = if !self.gpus.is_empty() {
             self.gpus.keys().cloned().collect()
+        } else if !self.counters.gpu_energy_joules.is_empty() {
+            self.counters.gpu_energy_joules.keys().cloned().collect()
+        } else {
+            vec![NO_GPU.to_string()]
         };
         let weights: Vec<f64> = sharers
             .iter()
@@ -908,6 +913,23 @@ mod tests {
         assert!((e2.counters().cost[&Component::Capex].total() - 1.04).abs() < 1e-9);
         // The 100 s of downtime are visible as unaccounted time for the GPU.
         assert!((e2.counters().unaccounted_seconds["GPU-a"].total() - 100.0).abs() < 1e-9);
+
+        // A restart where NVML has not come up yet: the known GPU keeps the
+        // fixed costs, nothing lands on the `none` row.
+        let saved = e2.counters().clone();
+        let mut e3 = Engine::new(cfg(ShareKey::Equal), Some(saved));
+        e3.ingest(
+            Tick {
+                wall: t0() + Duration::seconds(110),
+                mono: 0.0,
+            },
+            &[Report {
+                collector: "nvml",
+                outcome: Err(SampleError::Failed("not yet".into())),
+            }],
+        );
+        assert!(!e3.counters().gpu_cost.contains_key(NO_GPU));
+        assert!((e3.counters().gpu_cost["GPU-a"][&Component::Capex].total() - 1.10).abs() < 1e-9);
     }
 
     #[test]
