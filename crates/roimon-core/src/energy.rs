@@ -5,6 +5,11 @@
 use crate::units::{Joules, Seconds, Watts};
 use serde::{Deserialize, Serialize};
 
+/// A counter delta implying more than this over its interval is not energy
+/// but a bogus reading or a reset read as a wrap (one GPU draws about 1 kW, a
+/// RAPL domain less); it is treated like a counter reset.
+pub const MAX_PLAUSIBLE_WATTS: f64 = 20_000.0;
+
 /// What one sample added.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct EnergyDelta {
@@ -72,13 +77,14 @@ impl EnergyMeter {
                     _ => None,
                 };
                 match (prev.1, counter) {
-                    (Some(a), Some(b)) if b >= a => {
+                    (Some(a), Some(b)) if b >= a && (b - a) / dt <= MAX_PLAUSIBLE_WATTS => {
                         out.energy = Joules(b - a);
                         out.method = Method::Counter;
                     }
                     (Some(_), Some(_)) => {
-                        // Counter went backwards: the driver reloaded. Never a
-                        // negative delta; price this interval from power instead.
+                        // Counter went backwards (the driver reloaded) or jumped
+                        // by more than any device draws (a bogus reading): never
+                        // booked; price this interval from power instead.
                         out.counter_reset = true;
                         if let Some(e) = trapezoid {
                             out.energy = Joules(e);
@@ -130,6 +136,30 @@ mod tests {
         assert_eq!(d.energy, Joules(100.0));
         assert_eq!(d.method, Method::Counter);
         assert_eq!(d.from_mono, 0.0);
+    }
+
+    #[test]
+    fn an_implausible_jump_is_a_reset_not_energy() {
+        let mut m = EnergyMeter::default();
+        m.update(0.0, Some(Joules(0.0)), Some(Watts(300.0)), Seconds(5.0));
+        // 262 kJ in one second (a RAPL reset read as a wrap): not energy.
+        let d = m.update(
+            1.0,
+            Some(Joules(262_000.0)),
+            Some(Watts(300.0)),
+            Seconds(5.0),
+        );
+        assert!(d.counter_reset);
+        assert_eq!(d.energy, Joules(300.0));
+        // The next honest delta counts again.
+        let d = m.update(
+            2.0,
+            Some(Joules(262_300.0)),
+            Some(Watts(300.0)),
+            Seconds(5.0),
+        );
+        assert_eq!(d.energy, Joules(300.0));
+        assert!(!d.counter_reset);
     }
 
     #[test]

@@ -945,9 +945,13 @@ mod tests {
             last_known: false,
         };
         c.fixed = FixedCosts::default();
+        c.max_gap = Seconds(1000.0);
         let mut e = Engine::new(c, None);
         e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 100.0)]));
-        e.ingest(tick(4.0), &report(vec![gpu("GPU-a", Some(3.6e6), 100.0)]));
+        e.ingest(
+            tick(400.0),
+            &report(vec![gpu("GPU-a", Some(3.6e6), 9000.0)]),
+        );
         let c = e.counters();
         assert!(
             c.cost
@@ -962,20 +966,20 @@ mod tests {
         let mut c = cfg(ShareKey::Equal);
         c.fixed = FixedCosts::default();
         c.pue = 1.0;
-        c.max_gap = Seconds(100.0);
+        c.max_gap = Seconds(10_000.0);
         let mut e = Engine::new(c, None);
-        e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 360_000.0)]));
+        e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 3600.0)]));
         // 1 kWh at the static 0.20.
         e.ingest(
-            tick(10.0),
-            &report(vec![gpu("GPU-a", Some(3.6e6), 360_000.0)]),
+            tick(1000.0),
+            &report(vec![gpu("GPU-a", Some(3.6e6), 3600.0)]),
         );
         // A fetched schedule: 0.50 for the first 20 s after t0, nothing after.
         e.set_tariff(
             Tariff::Slots {
                 slots: vec![crate::price::Slot {
                     start: t0(),
-                    end: t0() + Duration::seconds(20),
+                    end: t0() + Duration::seconds(2000),
                     price: PricePerKwh(0.50),
                 }],
                 fallback: PricePerKwh(0.30),
@@ -984,10 +988,10 @@ mod tests {
             Some(t0() - Duration::seconds(100)),
         );
         e.note_source("price", true);
-        // 10 s..30 s: 1 kWh, half in the slot (0.50), half after it (fallback 0.30).
+        // 1000 s..3000 s: 1 kWh, half in the slot (0.50), half after it (fallback 0.30).
         e.ingest(
-            tick(30.0),
-            &report(vec![gpu("GPU-a", Some(7.2e6), 360_000.0)]),
+            tick(3000.0),
+            &report(vec![gpu("GPU-a", Some(7.2e6), 3600.0)]),
         );
         let energy = e.counters().cost[&Component::Energy].total();
         assert!((energy - (0.20 + 0.25 + 0.15)).abs() < 1e-12, "{energy}");
@@ -995,8 +999,8 @@ mod tests {
         assert_eq!(snap.price.basis, Basis::Fallback);
         assert!(snap.price.fallback);
         assert_eq!(snap.price.price_per_kwh, 0.30);
-        assert_eq!(snap.price.age_seconds, 130.0);
-        assert_eq!(snap.price.known_until, Some(t0() + Duration::seconds(20)));
+        assert_eq!(snap.price.age_seconds, 3100.0);
+        assert_eq!(snap.price.known_until, Some(t0() + Duration::seconds(2000)));
         // A failing feed counts errors without blocking readiness.
         e.note_source("price", false);
         e.note_source("price", false);
@@ -1009,19 +1013,19 @@ mod tests {
     fn emissions_follow_facility_energy_and_are_attributed_like_cost() {
         let mut c = cfg(ShareKey::Energy);
         c.fixed = FixedCosts::default();
-        c.max_gap = Seconds(100.0);
+        c.max_gap = Seconds(10_000.0);
         let mut e = Engine::new(c, None);
-        // 300 g/kWh for the first 10 s, then 600 g/kWh; 50 EUR per tonne.
+        // 300 g/kWh for the first 1000 s, then 600 g/kWh; 50 EUR per tonne.
         e.set_carbon(Some(Carbon {
             intensity: Tariff::Slots {
                 slots: vec![
                     crate::price::Slot {
                         start: t0(),
-                        end: t0() + Duration::seconds(10),
+                        end: t0() + Duration::seconds(1000),
                         price: PricePerKwh(300.0),
                     },
                     crate::price::Slot {
-                        start: t0() + Duration::seconds(10),
+                        start: t0() + Duration::seconds(1000),
                         end: t0() + Duration::hours(1),
                         price: PricePerKwh(600.0),
                     },
@@ -1041,10 +1045,10 @@ mod tests {
                 host(0.0),
             ]),
         );
-        // 20 s: GPU-a 2.4e6 J, GPU-b 1.2e6 J, host 0.4e6 J; × PUE 1.5 = 6e6 J
+        // 2000 s: GPU-a 2.4e6 J, GPU-b 1.2e6 J, host 0.4e6 J; × PUE 1.5 = 6e6 J
         // facility = 5/3 kWh, half at 300 g and half at 600 g → 750 g.
         e.ingest(
-            tick(20.0),
+            tick(2000.0),
             &report(vec![
                 gpu("GPU-a", Some(2.4e6), 1e5),
                 gpu("GPU-b", Some(1.2e6), 1e5),
@@ -1071,7 +1075,7 @@ mod tests {
         let v = e.snapshot().carbon.unwrap();
         assert_eq!(v.grams_per_kwh, 600.0);
         assert_eq!(v.basis, Basis::Source);
-        assert_eq!(v.age_seconds, 20.0);
+        assert_eq!(v.age_seconds, 2000.0);
     }
 
     #[derive(Debug, Clone)]
