@@ -6,7 +6,8 @@
 
 use crate::config::{CarbonCfg, CarbonSource};
 use crate::price_feed::{
-    Auth, FetchError, Http, Req, RetryPolicy, Secret, Store, Update, base_url, blocking,
+    Auth, FetchError, Http, Req, RetryPolicy, Secret, Store, Update, absorb_kept, base_url,
+    blocking, isolated,
 };
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use roimon_core::{Carbon, PricePerKwh, Tariff};
@@ -186,24 +187,11 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
     loop {
         let now = Utc::now();
         let f = fetcher.clone();
-        let fetched = tokio::spawn(async move { f.fetch(now).await })
-            .await
-            .unwrap_or_else(|e| {
-                Err(FetchError::Rejected(format!(
-                    "internal error in the fetch: {e}"
-                )))
-            });
+        let fetched = isolated(async move { f.fetch(now).await }).await;
         let wait = match fetched {
             Ok(new) => {
                 failures = 0;
-                let (st, idc, k) = (store.clone(), id.clone(), kept.take());
-                let merged = match blocking(move || Ok(st.absorb(k, new, label, &idc, now))).await {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::error!(error = %e, "merging the carbon schedule failed");
-                        continue;
-                    }
-                };
+                let merged = absorb_kept(&store, kept.take(), new, label, &id, now).await;
                 tracing::info!(
                     source = label,
                     slots = merged.schedule.slots.len(),

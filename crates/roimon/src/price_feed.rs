@@ -648,6 +648,43 @@ pub fn identity(cfg: &Price) -> String {
     )
 }
 
+/// Run a fetch as its own task, so that even a panic inside is one failed
+/// fetch and not a dead feed.
+pub async fn isolated<T: Send + 'static>(
+    fut: impl std::future::Future<Output = Result<T, FetchError>> + Send + 'static,
+) -> Result<T, FetchError> {
+    tokio::spawn(fut).await.unwrap_or_else(|e| {
+        Err(FetchError::Rejected(format!(
+            "internal error in the fetch: {e}"
+        )))
+    })
+}
+
+/// Merge a fresh schedule into the kept one and write it, off the async
+/// thread. Should that task die, the fresh schedule alone stands.
+pub async fn absorb_kept(
+    store: &Store,
+    kept: Option<Stored>,
+    new: Schedule,
+    source: &'static str,
+    identity: &str,
+    now: DateTime<Utc>,
+) -> Stored {
+    let fresh = new.clone();
+    let (st, id) = (store.clone(), identity.to_string());
+    blocking(move || Ok(st.absorb(kept, new, source, &id, now)))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "merging the fetched schedule failed; using the fresh one alone");
+            Stored {
+                source: source.to_string(),
+                identity: identity.to_string(),
+                fetched_at: now,
+                schedule: fresh,
+            }
+        })
+}
+
 /// Run blocking work (file I/O, fsync, parsing a large body) off the async
 /// thread that also serves `/metrics`. A panic inside becomes an error.
 pub async fn blocking<T: Send + 'static>(
@@ -923,26 +960,12 @@ pub async fn run(
         let now = Utc::now();
         let (from, to) = window(now, cfg.days_ahead);
         let f = fetcher.clone();
-        let fetched = tokio::spawn(async move { f.fetch(from, to).await })
-            .await
-            .unwrap_or_else(|e| {
-                Err(FetchError::Rejected(format!(
-                    "internal error in the fetch: {e}"
-                )))
-            });
+        let fetched = isolated(async move { f.fetch(from, to).await }).await;
         let wait = match fetched {
             Ok(new) => {
                 failures = 0;
                 let n = new.slots.len();
-                let (st, idc) = (store.clone(), id.clone());
-                let k = kept.take();
-                let merged = match blocking(move || Ok(st.absorb(k, new, label, &idc, now))).await {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::error!(error = %e, "merging the fetched schedule failed");
-                        continue;
-                    }
-                };
+                let merged = absorb_kept(&store, kept.take(), new, label, &id, now).await;
                 let until = merged.schedule.end();
                 tracing::info!(source = label, slots = n, known_until = ?until, "price schedule fetched");
                 let _ = tx.send(Update::Tariff(tariff(&cfg, &merged.schedule), now));
