@@ -652,6 +652,12 @@ impl Engine {
 
     /// A detached view of everything, for exporters.
     pub fn snapshot(&self) -> Snapshot {
+        self.snapshot_with(self.counters.clone())
+    }
+
+    /// A snapshot carrying `counters` instead of the live ones (the daemon
+    /// publishes the last checkpointed counters).
+    pub fn snapshot_with(&self, counters: Counters) -> Snapshot {
         let at = self.last.map(|t| t.wall);
         let now = at.unwrap_or_else(|| self.counters.last_wall.unwrap_or_default());
         let (price, basis) = self.cfg.tariff.price_basis_at(now);
@@ -696,7 +702,7 @@ impl Engine {
                 age_seconds,
                 known_until,
             },
-            counters: self.counters.clone(),
+            counters,
             cost_owners,
             cost_rate_per_sec: self.rates.clone(),
             facility_power_watts: self.facility_power,

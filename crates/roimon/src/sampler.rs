@@ -208,12 +208,13 @@ impl Sampler {
     /// crash resumes, so no counter is ever seen going backwards. Gauges
     /// (power, price, health) are live.
     fn publish(&self) {
-        let mut snap = self.engine.snapshot();
         // With a broken state dir there is nothing to resume from anyway:
         // show live counters (roimon_checkpoint_errors_total says why).
-        if self.save_ok {
-            snap.counters = self.saved.clone();
-        }
+        let snap = if self.save_ok {
+            self.engine.snapshot_with(self.saved.clone())
+        } else {
+            self.engine.snapshot()
+        };
         self.state.publish(snap, self.engine.ready());
     }
 
