@@ -18,6 +18,9 @@
 //               driver reload). The value present at nvmlInit is taken as
 //               the current generation (no reset).
 //   fail-count  present: nvmlDeviceGetCount_v2 returns NVML_ERROR_UNKNOWN.
+//   hang-<i>    present: every call for GPU i blocks until the file is
+//               removed (a GPU fallen off the bus hanging the driver); the
+//               library lock is held meanwhile, as NVML's own would be.
 //
 // Energy counter (mJ): the driver is taken to have been loaded at clock 0
 // with a counter of BASE_MJ, so energy = BASE_MJ + power_mw * now_s
@@ -153,6 +156,9 @@ static nvmlReturn_t enter_device(nvmlDevice_t device, struct fake_gpu **gpu) {
     if (g_refcount == 0) return NVML_ERROR_UNINITIALIZED;
     if (device < g_gpus || device >= g_gpus + g_count) return NVML_ERROR_INVALID_ARGUMENT;
     unsigned int index = (unsigned int)(device - g_gpus);
+    char hang[32];
+    snprintf(hang, sizeof hang, "hang-%u", index);
+    while (control_exists(hang)) usleep(20000);
     if (is_lost(index)) return NVML_ERROR_GPU_IS_LOST;
     *gpu = device;
     return NVML_SUCCESS;

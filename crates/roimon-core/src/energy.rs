@@ -56,7 +56,11 @@ impl EnergyMeter {
         max_gap: Seconds,
     ) -> EnergyDelta {
         let counter = counter.map(|c| c.0).filter(|c| c.is_finite() && *c >= 0.0);
-        let power = power.map(|p| p.0).filter(|p| p.is_finite() && *p >= 0.0);
+        // A power beyond any device (e.g. derived from a counter reset read
+        // as a wrap) is as bogus as the counter jump: never integrated.
+        let power = power
+            .map(|p| p.0)
+            .filter(|p| p.is_finite() && *p >= 0.0 && *p <= MAX_PLAUSIBLE_WATTS);
         let prev = (self.last_mono, self.last_counter, self.last_power);
         let mut out = EnergyDelta {
             from_mono: mono,

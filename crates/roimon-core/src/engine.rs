@@ -66,12 +66,98 @@ pub struct EngineConfig {
     pub max_gap: Seconds,
 }
 
+/// Whose money a row holds: a GPU (or `none`) and the owner it had when the
+/// money accrued. An owner change starts a new row; the old one stays.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RowKey {
+    /// GPU UUID (`none` on a node without GPUs).
+    pub gpu_uuid: String,
+    /// Team at accrual.
+    pub team: String,
+    /// Workload at accrual.
+    pub workload: String,
+}
+
+impl RowKey {
+    /// The row of `uuid` under `owner`.
+    pub fn new(uuid: &str, owner: &Owner) -> Self {
+        Self {
+            gpu_uuid: uuid.to_string(),
+            team: owner.team.clone(),
+            workload: owner.workload.clone(),
+        }
+    }
+
+    /// The owner part.
+    pub fn owner(&self) -> Owner {
+        Owner {
+            team: self.team.clone(),
+            workload: self.workload.clone(),
+        }
+    }
+}
+
+/// What one (GPU, owner) row has accrued. Every attributed figure lives
+/// here, so the rows always add up to the node totals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Row {
+    /// Cost by component.
+    pub cost: BTreeMap<Component, Accumulator>,
+    /// Credits (energy drawn at negative prices) by component.
+    pub credit: BTreeMap<Component, Accumulator>,
+    /// Emissions, grams CO2e.
+    pub emissions_grams: Accumulator,
+    /// Facility energy attributed to the row (own energy and its share of
+    /// the host's, × PUE), J.
+    pub facility_energy_joules: Accumulator,
+}
+
+impl Row {
+    /// Total cost over every component.
+    pub fn cost_total(&self) -> f64 {
+        self.cost.values().map(Accumulator::total).sum::<f64>() + 0.0
+    }
+
+    /// Total credit over every component.
+    pub fn credit_total(&self) -> f64 {
+        self.credit.values().map(Accumulator::total).sum::<f64>() + 0.0
+    }
+}
+
+/// Rows are stored as a list of `[key, row]` pairs: JSON object keys must be
+/// strings, and a joined string key could be ambiguous.
+mod rows_serde {
+    use super::{Row, RowKey};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<RowKey, Row>, s: S) -> Result<S::Ok, S::Error> {
+        let v: Vec<(&RowKey, &Row)> = m.iter().collect();
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<RowKey, Row>, D::Error> {
+        let v: Vec<(RowKey, Row)> = Vec::deserialize(d)?;
+        let n = v.len();
+        let m: BTreeMap<RowKey, Row> = v.into_iter().collect();
+        if m.len() != n {
+            return Err(serde::de::Error::custom(
+                "rows: the same (gpu_uuid, team, workload) twice",
+            ));
+        }
+        Ok(m)
+    }
+}
+
 /// The counters that survive restarts. Totals since the state began.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Counters {
     /// Currency of every money counter.
     pub currency: String,
+    /// When the state began (the first tick ever accounted).
+    pub created: Option<DateTime<Utc>>,
     /// Wall time of the last tick accounted.
     pub last_wall: Option<DateTime<Utc>>,
     /// GPU energy by UUID, J.
@@ -82,22 +168,184 @@ pub struct Counters {
     pub facility_energy_joules: Accumulator,
     /// Node cost by component.
     pub cost: BTreeMap<Component, Accumulator>,
-    /// Cost by GPU UUID and component (sums to `cost`).
-    pub gpu_cost: BTreeMap<String, BTreeMap<Component, Accumulator>>,
+    /// Attributed money, energy and emissions by (GPU, owner at accrual);
+    /// sums to `cost`, `credit`, `emissions_grams` and
+    /// `facility_energy_joules`.
+    #[serde(with = "rows_serde")]
+    pub rows: BTreeMap<RowKey, Row>,
     /// Credits (money received for energy at negative prices) by component.
     pub credit: BTreeMap<Component, Accumulator>,
-    /// Credits by GPU UUID and component (sums to `credit`).
-    pub gpu_credit: BTreeMap<String, BTreeMap<Component, Accumulator>>,
     /// Seconds without a usable reading, by GPU UUID (`host` for the host).
     pub unaccounted_seconds: BTreeMap<String, Accumulator>,
     /// Failures by collector.
     pub collector_errors: BTreeMap<String, u64>,
     /// Driver reloads seen (energy counter went backwards), by GPU UUID.
     pub counter_resets: BTreeMap<String, u64>,
+    /// Host energy counter resets (a RAPL counter read as a wrap that is
+    /// not one), by host power source.
+    pub host_counter_resets: BTreeMap<HostPowerSource, u64>,
+    /// Failed checkpoint writes since the state began.
+    pub checkpoint_errors: u64,
     /// Emissions of the facility energy, grams CO2e.
     pub emissions_grams: Accumulator,
-    /// Emissions by GPU UUID (sums to `emissions_grams`), grams CO2e.
+    /// Before owner-keyed rows: cost by GPU UUID (read from old checkpoints
+    /// only, then moved into `rows` by [`Counters::migrate_legacy`]).
+    #[serde(skip_serializing)]
+    pub gpu_cost: BTreeMap<String, BTreeMap<Component, Accumulator>>,
+    /// Before owner-keyed rows: credit by GPU UUID (read only).
+    #[serde(skip_serializing)]
+    pub gpu_credit: BTreeMap<String, BTreeMap<Component, Accumulator>>,
+    /// Before owner-keyed rows: emissions by GPU UUID (read only).
+    #[serde(skip_serializing)]
     pub gpu_emissions_grams: BTreeMap<String, Accumulator>,
+}
+
+/// Why a checkpoint cannot be resumed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct InvalidCounters {
+    /// The offending field (a JSON path).
+    pub field: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl Counters {
+    /// Move money kept per GPU UUID by checkpoints written before rows were
+    /// keyed by owner into rows keyed by the owner `owner_of` names now
+    /// (the configuration at upgrade time). Returns how many rows it made;
+    /// 0 when there was nothing to migrate. Nothing is lost or duplicated:
+    /// the node totals are untouched and the rows receive exactly the old
+    /// per-GPU figures.
+    pub fn migrate_legacy(&mut self, owner_of: impl Fn(&str) -> Owner) -> usize {
+        let mut made = 0;
+        let cost = std::mem::take(&mut self.gpu_cost);
+        let credit = std::mem::take(&mut self.gpu_credit);
+        let emissions = std::mem::take(&mut self.gpu_emissions_grams);
+        let uuids: std::collections::BTreeSet<String> = cost
+            .keys()
+            .chain(credit.keys())
+            .chain(emissions.keys())
+            .cloned()
+            .collect();
+        for uuid in uuids {
+            let key = RowKey::new(&uuid, &owner_of(&uuid));
+            let row = self.rows.entry(key).or_default();
+            made += 1;
+            for (c, a) in cost.get(&uuid).into_iter().flatten() {
+                row.cost.entry(*c).or_default().add(a.total());
+            }
+            for (c, a) in credit.get(&uuid).into_iter().flatten() {
+                row.credit.entry(*c).or_default().add(a.total());
+            }
+            if let Some(a) = emissions.get(&uuid) {
+                row.emissions_grams.add(a.total());
+            }
+            // Facility energy was not kept per GPU before: the GPU's own
+            // energy × PUE is not recoverable (PUE may have changed), so the
+            // attributed energy starts at the upgrade.
+        }
+        made
+    }
+
+    /// Refuse counters that cannot be true: negative or non-finite totals, a
+    /// last tick in the future (beyond `now` plus a minute of clock skew) or
+    /// before the state began.
+    pub fn validate(&self, now: DateTime<Utc>) -> Result<(), InvalidCounters> {
+        let bad = |field: String, v: f64| -> Result<(), InvalidCounters> {
+            if !v.is_finite() {
+                return Err(InvalidCounters {
+                    field,
+                    problem: format!("{v} is not a finite number"),
+                });
+            }
+            if v < 0.0 {
+                return Err(InvalidCounters {
+                    field,
+                    problem: format!("{v} is negative; counters never go below zero"),
+                });
+            }
+            Ok(())
+        };
+        for (k, a) in &self.gpu_energy_joules {
+            bad(format!("gpu_energy_joules.{k}"), a.total())?;
+        }
+        for (k, a) in &self.host_energy_joules {
+            bad(format!("host_energy_joules.{}", k.as_str()), a.total())?;
+        }
+        bad(
+            "facility_energy_joules".into(),
+            self.facility_energy_joules.total(),
+        )?;
+        bad("emissions_grams".into(), self.emissions_grams.total())?;
+        for (c, a) in &self.cost {
+            bad(format!("cost.{}", c.as_str()), a.total())?;
+        }
+        for (c, a) in &self.credit {
+            bad(format!("credit.{}", c.as_str()), a.total())?;
+        }
+        for (k, a) in &self.unaccounted_seconds {
+            bad(format!("unaccounted_seconds.{k}"), a.total())?;
+        }
+        for (k, r) in &self.rows {
+            let at = format!("rows[{}/{}/{}]", k.gpu_uuid, k.team, k.workload);
+            for (c, a) in &r.cost {
+                bad(format!("{at}.cost.{}", c.as_str()), a.total())?;
+            }
+            for (c, a) in &r.credit {
+                bad(format!("{at}.credit.{}", c.as_str()), a.total())?;
+            }
+            bad(format!("{at}.emissions_grams"), r.emissions_grams.total())?;
+            bad(
+                format!("{at}.facility_energy_joules"),
+                r.facility_energy_joules.total(),
+            )?;
+        }
+        for (k, m) in &self.gpu_cost {
+            for (c, a) in m {
+                bad(format!("gpu_cost.{k}.{}", c.as_str()), a.total())?;
+            }
+        }
+        if let Some(w) = self.last_wall {
+            // roimon did not exist before 2020: an older time stamp is a
+            // broken clock or a forged file, and would book decades of
+            // fixed costs in one tick.
+            let floor = DateTime::<Utc>::from_timestamp(1_577_836_800, 0).unwrap_or_default();
+            if w < floor {
+                return Err(InvalidCounters {
+                    field: "last_wall".into(),
+                    problem: format!(
+                        "{w} is before 2020-01-01; a clock that was wrong when it was written, or a forged file"
+                    ),
+                });
+            }
+            if w > now + Duration::seconds(60) {
+                return Err(InvalidCounters {
+                    field: "last_wall".into(),
+                    problem: format!(
+                        "{w} is in the future (now {now}); a clock that was wrong when it was written, or a forged file"
+                    ),
+                });
+            }
+            if let Some(c) = self.created {
+                if w < c {
+                    return Err(InvalidCounters {
+                        field: "last_wall".into(),
+                        problem: format!("{w} is before the state was created ({c})"),
+                    });
+                }
+            }
+        }
+        if let Some(c) = self.created {
+            if c > now + Duration::seconds(60) {
+                return Err(InvalidCounters {
+                    field: "created".into(),
+                    problem: format!("{c} is in the future (now {now})"),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Grid carbon intensity and an optional carbon price.
@@ -200,10 +448,8 @@ pub struct Snapshot {
     pub pue: f64,
     /// Price in force.
     pub price: PriceView,
-    /// Totals.
+    /// Totals (attributed rows included).
     pub counters: Counters,
-    /// Owners of the cost rows (incl. `none` when there is no GPU).
-    pub cost_owners: BTreeMap<String, Owner>,
     /// Cost per second in the last interval, by component.
     pub cost_rate_per_sec: BTreeMap<Component, f64>,
     /// Facility power in the last interval, W.
@@ -228,6 +474,7 @@ pub struct Engine {
     collectors: BTreeMap<String, CollectorHealth>,
     price_fetched_at: Option<DateTime<Utc>>,
     carbon: Option<Carbon>,
+    downtime: Option<f64>,
 }
 
 impl Engine {
@@ -247,6 +494,7 @@ impl Engine {
             collectors: BTreeMap::new(),
             price_fetched_at: None,
             carbon: None,
+            downtime: None,
         }
     }
 
@@ -276,11 +524,7 @@ impl Engine {
         self.counters.emissions_grams.add(grams);
         let money = grams / 1e6 * per_tonne;
         for (u, w) in split {
-            self.counters
-                .gpu_emissions_grams
-                .entry((*u).to_string())
-                .or_default()
-                .add(grams * w);
+            self.row(u).emissions_grams.add(grams * w);
             self.book(u, Component::Carbon, money * w);
         }
         money
@@ -317,6 +561,12 @@ impl Engine {
         }
     }
 
+    /// Count a failed checkpoint write (kept in the counters, so the count
+    /// survives restarts once a later write succeeds).
+    pub fn note_checkpoint_error(&mut self) {
+        self.counters.checkpoint_errors += 1;
+    }
+
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
@@ -345,7 +595,8 @@ impl Engine {
             .all(|c| c.reported || c.unavailable)
     }
 
-    fn owner_of(&self, uuid: &str) -> Owner {
+    /// The owner the configuration gives `uuid` now.
+    pub fn owner_of(&self, uuid: &str) -> Owner {
         self.cfg
             .owners
             .get(uuid)
@@ -353,16 +604,40 @@ impl Engine {
             .unwrap_or_else(Owner::unallocated)
     }
 
+    /// The row of `uuid` under its current owner (created at zero).
+    fn row(&mut self, uuid: &str) -> &mut Row {
+        let key = RowKey::new(uuid, &self.owner_of(uuid));
+        let row = self.counters.rows.entry(key).or_default();
+        // Every component exists from the row's start (at 0), so a
+        // series never appears mid-way with a value.
+        for c in Component::ALL {
+            row.cost.entry(c).or_default();
+        }
+        row.credit.entry(Component::Energy).or_default();
+        row
+    }
+
+    /// Seconds of downtime the first tick after a restart booked (fixed
+    /// costs accrue while roimon is stopped), taken once.
+    pub fn take_downtime(&mut self) -> Option<f64> {
+        self.downtime.take()
+    }
+
     /// Account one tick: every collector's outcome for the interval since the
     /// previous tick.
     pub fn ingest(&mut self, tick: Tick, reports: &[Report]) {
         let prev = self.last;
         let dt = prev.map_or(0.0, |p| (tick.mono - p.mono).max(0.0));
-        let mut added: BTreeMap<Component, f64> = BTreeMap::new();
         let mut facility_joules = 0.0;
         let mut seen: HashSet<String> = HashSet::new();
         let mut gpu_energy_this_tick: BTreeMap<String, f64> = BTreeMap::new();
-        let mut host_energy: Option<(Joules, DateTime<Utc>)> = None;
+        let mut host_energy: Option<(Joules, DateTime<Utc>, f64)> = None;
+        // Rates over the span each device's energy covers (after a short
+        // collector failure one reading covers several ticks): W and money/s.
+        let mut power_w = 0.0;
+        let mut energy_rate: BTreeMap<Component, f64> = BTreeMap::new();
+        // The host gauges show this tick's reading or nothing.
+        self.host = None;
 
         for report in reports {
             let health = self
@@ -394,9 +669,14 @@ impl Engine {
                         match r {
                             Reading::Gpu(g) => {
                                 seen.insert(g.uuid.clone());
-                                let (e, money, carbon) = self.ingest_gpu(tick, g);
-                                *added.entry(Component::Energy).or_default() += money;
-                                *added.entry(Component::Carbon).or_default() += carbon;
+                                let (e, money, carbon, span) = self.ingest_gpu(tick, g);
+                                if span > 0.0 {
+                                    power_w += e.0 * self.cfg.pue / span;
+                                    *energy_rate.entry(Component::Energy).or_default() +=
+                                        money / span;
+                                    *energy_rate.entry(Component::Carbon).or_default() +=
+                                        carbon / span;
+                                }
                                 gpu_energy_this_tick.insert(g.uuid.clone(), e.0);
                                 facility_joules += e.0 * self.cfg.pue;
                             }
@@ -462,12 +742,16 @@ impl Engine {
             .collect();
         let share = shares(self.cfg.share_key, &weights);
 
-        if let Some((e, from)) = host_energy {
+        if let Some((e, from, span)) = host_energy {
             let fe = Joules(e.0 * self.cfg.pue);
             facility_joules += fe.0;
             let money = self.cfg.tariff.cost(fe, from, tick.wall);
-            *added.entry(Component::Energy).or_default() += money.0;
+            if span > 0.0 {
+                power_w += fe.0 / span;
+                *energy_rate.entry(Component::Energy).or_default() += money.0 / span;
+            }
             for (u, s) in sharers.iter().zip(&share) {
+                self.row(u).facility_energy_joules.add(fe.0 * s);
                 self.book(u, Component::Energy, money.0 * s);
             }
             let split: Vec<(&str, f64)> = sharers
@@ -476,7 +760,9 @@ impl Engine {
                 .zip(share.iter().copied())
                 .collect();
             let carbon = self.emit(&split, fe, from, tick.wall);
-            *added.entry(Component::Carbon).or_default() += carbon;
+            if span > 0.0 {
+                *energy_rate.entry(Component::Carbon).or_default() += carbon / span;
+            }
         }
 
         // Fixed costs accrue with time, whether or not any device answered.
@@ -488,6 +774,7 @@ impl Engine {
             _ => 0.0,
         };
         if prev.is_none() && fixed_dt > 0.0 {
+            self.downtime = Some(fixed_dt);
             // The downtime had no readings: visible as unaccounted time for
             // every device the state knows, not silently skipped.
             let mut devices: Vec<String> =
@@ -509,7 +796,6 @@ impl Engine {
                 if money <= 0.0 {
                     continue;
                 }
-                *added.entry(c).or_default() += money;
                 for (u, s) in sharers.iter().zip(&share) {
                     self.book(u, c, money * s);
                 }
@@ -520,12 +806,25 @@ impl Engine {
             self.counters.facility_energy_joules.add(facility_joules);
         }
         if dt > 0.0 {
+            // Energy-driven components at the rate of the span their energy
+            // covers; fixed costs at their configured rate.
+            let fixed: BTreeMap<Component, f64> = self.cfg.fixed.rates().into_iter().collect();
             self.rates = Component::ALL
                 .iter()
-                .map(|c| (*c, added.get(c).copied().unwrap_or(0.0) / dt))
+                .map(|c| {
+                    let r = energy_rate.get(c).copied().unwrap_or(0.0)
+                        + fixed.get(c).copied().unwrap_or(0.0).max(0.0);
+                    (*c, r)
+                })
                 .collect();
-            self.facility_power = facility_joules / dt;
+            self.facility_power = power_w;
         }
+        // Every sharer has its row from the first tick (at 0), so the first
+        // scrape already shows every attributed series.
+        for u in &sharers {
+            self.row(u);
+        }
+        self.counters.created.get_or_insert(tick.wall);
         self.counters.last_wall = Some(tick.wall);
         self.last = Some(tick);
     }
@@ -538,22 +837,10 @@ impl Engine {
             return;
         }
         if money > 0.0 {
-            self.counters
-                .gpu_cost
-                .entry(uuid.to_string())
-                .or_default()
-                .entry(c)
-                .or_default()
-                .add(money);
+            self.row(uuid).cost.entry(c).or_default().add(money);
             self.counters.cost.entry(c).or_default().add(money);
         } else {
-            self.counters
-                .gpu_credit
-                .entry(uuid.to_string())
-                .or_default()
-                .entry(c)
-                .or_default()
-                .add(-money);
+            self.row(uuid).credit.entry(c).or_default().add(-money);
             self.counters.credit.entry(c).or_default().add(-money);
         }
     }
@@ -566,9 +853,9 @@ impl Engine {
         tick.wall - Duration::nanoseconds((back * 1e9) as i64)
     }
 
-    /// Book one GPU's reading; returns the energy added, its energy cost and
-    /// its carbon cost.
-    fn ingest_gpu(&mut self, tick: Tick, g: &GpuReading) -> (Joules, f64, f64) {
+    /// Book one GPU's reading; returns the energy added, its energy cost, its
+    /// carbon cost and the seconds the energy covers.
+    fn ingest_gpu(&mut self, tick: Tick, g: &GpuReading) -> (Joules, f64, f64, f64) {
         let max_gap = self.cfg.max_gap;
         let st = self.gpus.entry(g.uuid.clone()).or_insert_with(|| GpuState {
             meter: EnergyMeter::default(),
@@ -607,6 +894,7 @@ impl Engine {
                 .or_default()
                 .add(d.energy.0);
             let facility = Joules(d.energy.0 * self.cfg.pue);
+            self.row(&g.uuid).facility_energy_joules.add(facility.0);
             let money: Money =
                 self.cfg
                     .tariff
@@ -618,22 +906,30 @@ impl Engine {
                 Self::wall_at(tick, d.from_mono),
                 tick.wall,
             );
-            (d.energy, money.0, carbon)
+            (d.energy, money.0, carbon, tick.mono - d.from_mono)
         } else {
             self.counters
                 .gpu_energy_joules
                 .entry(g.uuid.clone())
                 .or_default();
-            (d.energy, 0.0, 0.0)
+            (d.energy, 0.0, 0.0, 0.0)
         }
     }
 
-    /// Book the host's reading; returns its energy and the interval start.
-    fn ingest_host(&mut self, tick: Tick, h: &HostReading) -> (Joules, DateTime<Utc>) {
+    /// Book the host's reading; returns its energy, the interval start and
+    /// the seconds the energy covers.
+    fn ingest_host(&mut self, tick: Tick, h: &HostReading) -> (Joules, DateTime<Utc>, f64) {
         let d = self
             .host_meter
             .update(tick.mono, h.energy_counter, h.power, self.cfg.max_gap);
         self.host = Some(h.clone());
+        if d.counter_reset {
+            *self
+                .counters
+                .host_counter_resets
+                .entry(h.source)
+                .or_default() += 1;
+        }
         if d.unaccounted.0 > 0.0 {
             self.counters
                 .unaccounted_seconds
@@ -647,7 +943,11 @@ impl Engine {
             .entry(h.source)
             .or_default();
         acc.add(d.energy.0);
-        (d.energy, Self::wall_at(tick, d.from_mono))
+        (
+            d.energy,
+            Self::wall_at(tick, d.from_mono),
+            tick.mono - d.from_mono,
+        )
     }
 
     /// A detached view of everything, for exporters.
@@ -682,12 +982,6 @@ impl Engine {
                 )
             })
             .collect();
-        let cost_owners = self
-            .counters
-            .gpu_cost
-            .keys()
-            .map(|u| (u.clone(), self.owner_of(u)))
-            .collect();
         Snapshot {
             at,
             gpus,
@@ -703,7 +997,6 @@ impl Engine {
                 known_until,
             },
             counters,
-            cost_owners,
             cost_rate_per_sec: self.rates.clone(),
             facility_power_watts: self.facility_power,
             collectors: self.collectors.clone(),
@@ -798,6 +1091,14 @@ mod tests {
         }]
     }
 
+    /// The one row of `uuid` (tests that do not change owners).
+    fn only_row<'a>(c: &'a Counters, uuid: &str) -> &'a Row {
+        let mut it = c.rows.iter().filter(|(k, _)| k.gpu_uuid == uuid);
+        let (_, r) = it.next().expect("a row for the GPU");
+        assert!(it.next().is_none(), "one row per GPU without owner changes");
+        r
+    }
+
     fn total(m: &BTreeMap<Component, Accumulator>) -> f64 {
         m.values().map(|a| a.total()).sum()
     }
@@ -831,12 +1132,12 @@ mod tests {
         assert!((c.cost[&Component::Energy].total() - energy_cost).abs() < 1e-15);
         assert!((c.cost[&Component::Capex].total() - 0.04).abs() < 1e-12);
         // By energy: GPU-a gets 3/4 of the host share and of fixed costs.
-        let a = &c.gpu_cost["GPU-a"];
+        let a = &only_row(c, "GPU-a").cost;
         let a_energy = (3000.0 * 1.5 + 0.75 * 1000.0 * 1.5) / 3.6e6 * 0.20;
         assert!((a[&Component::Energy].total() - a_energy).abs() < 1e-15);
         assert!((a[&Component::Capex].total() - 0.03).abs() < 1e-12);
         // Attribution sums to the node total.
-        let gpus: f64 = c.gpu_cost.values().map(total).sum();
+        let gpus: f64 = c.rows.values().map(|r| total(&r.cost)).sum();
         assert!((gpus - total(&c.cost)).abs() < 1e-12);
         // Owners: configured and unallocated.
         let s = e.snapshot();
@@ -852,9 +1153,9 @@ mod tests {
         e.ingest(tick(0.0), &report(vec![host(0.0)]));
         e.ingest(tick(2.0), &report(vec![host(200.0)]));
         let c = e.counters();
-        assert_eq!(c.gpu_cost.keys().collect::<Vec<_>>(), vec![NO_GPU]);
-        assert!((total(&c.gpu_cost[NO_GPU]) - total(&c.cost)).abs() < 1e-15);
-        assert_eq!(e.snapshot().cost_owners[NO_GPU], Owner::unallocated());
+        let keys: Vec<_> = c.rows.keys().collect();
+        assert_eq!(keys, vec![&RowKey::new(NO_GPU, &Owner::unallocated())]);
+        assert!((total(&only_row(c, NO_GPU).cost) - total(&c.cost)).abs() < 1e-15);
     }
 
     #[test]
@@ -934,8 +1235,10 @@ mod tests {
                 outcome: Err(SampleError::Failed("not yet".into())),
             }],
         );
-        assert!(!e3.counters().gpu_cost.contains_key(NO_GPU));
-        assert!((e3.counters().gpu_cost["GPU-a"][&Component::Capex].total() - 1.10).abs() < 1e-9);
+        assert!(!e3.counters().rows.keys().any(|k| k.gpu_uuid == NO_GPU));
+        assert!(
+            (only_row(e3.counters(), "GPU-a").cost[&Component::Capex].total() - 1.10).abs() < 1e-9
+        );
     }
 
     #[test]
@@ -1064,17 +1367,17 @@ mod tests {
         let k = e.counters();
         let total = k.emissions_grams.total();
         assert!((total - 750.0).abs() < 1e-9, "{total}");
-        let by_gpu: f64 = k.gpu_emissions_grams.values().map(|a| a.total()).sum();
+        let by_gpu: f64 = k.rows.values().map(|r| r.emissions_grams.total()).sum();
         assert!((by_gpu - total).abs() < 1e-9);
         // GPU-a: its own 3.6e6 J facility + 2/3 of the host's 0.6e6 J = 4e6 J = 500 g.
-        assert!((k.gpu_emissions_grams["GPU-a"].total() - 500.0).abs() < 1e-9);
+        assert!((only_row(k, "GPU-a").emissions_grams.total() - 500.0).abs() < 1e-9);
         // Carbon cost: 750 g × 50 EUR/t = 0.0375 EUR, on the node and the rows.
         let carbon = k.cost[&Component::Carbon].total();
         assert!((carbon - 0.0375).abs() < 1e-12, "{carbon}");
         let rows: f64 = k
-            .gpu_cost
+            .rows
             .values()
-            .filter_map(|m| m.get(&Component::Carbon))
+            .filter_map(|r| r.cost.get(&Component::Carbon))
             .map(|a| a.total())
             .sum();
         assert!((rows - carbon).abs() < 1e-12);
@@ -1082,6 +1385,372 @@ mod tests {
         assert_eq!(v.grams_per_kwh, 600.0);
         assert_eq!(v.basis, Basis::Source);
         assert_eq!(v.age_seconds, 2000.0);
+    }
+
+    fn with_owner(mut c: EngineConfig, uuid: &str, team: &str) -> EngineConfig {
+        c.owners.insert(
+            uuid.to_string(),
+            Owner {
+                team: team.into(),
+                workload: "w".into(),
+            },
+        );
+        c
+    }
+
+    /// Σ over rows of every attributed figure equals the node's.
+    fn assert_rows_add_up(c: &Counters) {
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-12);
+        for comp in Component::ALL {
+            let node = c.cost.get(&comp).map_or(0.0, Accumulator::total);
+            let rows: f64 = c
+                .rows
+                .values()
+                .filter_map(|r| r.cost.get(&comp))
+                .map(Accumulator::total)
+                .sum();
+            assert!(close(node, rows), "{comp:?}: node {node} rows {rows}");
+            let node = c.credit.get(&comp).map_or(0.0, Accumulator::total);
+            let rows: f64 = c
+                .rows
+                .values()
+                .filter_map(|r| r.credit.get(&comp))
+                .map(Accumulator::total)
+                .sum();
+            assert!(
+                close(node, rows),
+                "credit {comp:?}: node {node} rows {rows}"
+            );
+        }
+        let rows: f64 = c
+            .rows
+            .values()
+            .map(|r| r.facility_energy_joules.total())
+            .sum();
+        assert!(close(c.facility_energy_joules.total(), rows));
+    }
+
+    #[test]
+    fn an_owner_change_starts_a_new_row_and_the_old_one_stops_growing() {
+        let base = cfg(ShareKey::Equal);
+        let mut e = Engine::new(with_owner(base.clone(), "GPU-a", "vision"), None);
+        e.ingest(
+            tick(0.0),
+            &report(vec![gpu("GPU-a", Some(0.0), 100.0), host(0.0)]),
+        );
+        e.ingest(
+            tick(4.0),
+            &report(vec![gpu("GPU-a", Some(400.0), 100.0), host(400.0)]),
+        );
+        let saved = e.counters().clone();
+        let vision = RowKey::new(
+            "GPU-a",
+            &Owner {
+                team: "vision".into(),
+                workload: "w".into(),
+            },
+        );
+        let before = saved.rows[&vision].clone();
+        assert!(before.cost_total() > 0.0);
+        assert_rows_add_up(&saved);
+
+        // Restart 10 s later with the GPU moved to `nlp`.
+        let mut e2 = Engine::new(with_owner(base, "GPU-a", "nlp"), Some(saved));
+        let t = |s: f64| Tick {
+            wall: t0() + Duration::milliseconds((s * 1000.0) as i64),
+            mono: s - 14.0,
+        };
+        e2.ingest(
+            t(14.0),
+            &report(vec![gpu("GPU-a", Some(500.0), 100.0), host(500.0)]),
+        );
+        e2.ingest(
+            t(16.0),
+            &report(vec![gpu("GPU-a", Some(700.0), 100.0), host(700.0)]),
+        );
+        let c = e2.counters();
+        // The old row did not move; the new one holds everything since.
+        assert_eq!(c.rows[&vision], before);
+        let nlp = RowKey::new(
+            "GPU-a",
+            &Owner {
+                team: "nlp".into(),
+                workload: "w".into(),
+            },
+        );
+        // Downtime (10 s) and 2 s running: 12 s of capex at 0.01/s.
+        assert!((c.rows[&nlp].cost[&Component::Capex].total() - 0.12).abs() < 1e-12);
+        // 200 J GPU + 200 J host, × PUE 1.5, at 0.20/kWh.
+        let energy = 400.0 * 1.5 / 3.6e6 * 0.20;
+        assert!((c.rows[&nlp].cost[&Component::Energy].total() - energy).abs() < 1e-15);
+        assert!((c.rows[&nlp].facility_energy_joules.total() - 600.0).abs() < 1e-9);
+        assert_rows_add_up(c);
+        assert_eq!(e2.take_downtime(), Some(10.0));
+        assert_eq!(e2.take_downtime(), None);
+    }
+
+    #[test]
+    fn a_new_row_exists_with_every_component_at_zero_from_the_first_tick() {
+        let mut c = cfg(ShareKey::Equal);
+        c.fixed = FixedCosts::default();
+        let mut e = Engine::new(c, None);
+        e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 100.0)]));
+        let row = only_row(e.counters(), "GPU-a");
+        for comp in Component::ALL {
+            assert_eq!(row.cost[&comp].total(), 0.0);
+        }
+        assert_eq!(row.credit[&Component::Energy].total(), 0.0);
+    }
+
+    #[test]
+    fn legacy_checkpoints_move_to_the_owner_configured_at_upgrade_once() {
+        // A checkpoint as written before rows were keyed by owner.
+        let legacy = r#"{"currency":"EUR","last_wall":"2026-03-02T12:00:00Z",
+            "cost":{"energy":{"sum":3.0},"capex":{"sum":2.0}},
+            "gpu_cost":{"GPU-a":{"energy":{"sum":1.0},"capex":{"sum":1.5}},"GPU-b":{"energy":{"sum":2.0},"capex":{"sum":0.5}}},
+            "credit":{"energy":{"sum":0.25}},
+            "gpu_credit":{"GPU-b":{"energy":{"sum":0.25}}},
+            "emissions_grams":{"sum":9.0},
+            "gpu_emissions_grams":{"GPU-a":{"sum":4.0},"GPU-b":{"sum":5.0}}}"#;
+        let mut c: Counters = serde_json::from_str(legacy).unwrap();
+        let cfg = cfg(ShareKey::Equal);
+        let owner_of = |u: &str| {
+            cfg.owners
+                .get(u)
+                .cloned()
+                .unwrap_or_else(Owner::unallocated)
+        };
+        assert_eq!(c.migrate_legacy(owner_of), 2);
+        let a = &c.rows[&RowKey::new(
+            "GPU-a",
+            &Owner {
+                team: "search".into(),
+                workload: "llm".into(),
+            },
+        )];
+        assert_eq!(a.cost[&Component::Capex].total(), 1.5);
+        assert_eq!(a.emissions_grams.total(), 4.0);
+        let b = &c.rows[&RowKey::new("GPU-b", &Owner::unallocated())];
+        assert_eq!(b.credit[&Component::Energy].total(), 0.25);
+        assert_eq!(b.cost_total(), 2.5);
+        // Node totals untouched; rows add up to them.
+        assert_eq!(c.cost[&Component::Energy].total(), 3.0);
+        let rows: f64 = c.rows.values().map(Row::cost_total).sum();
+        assert_eq!(rows, 5.0);
+        // Written back without the legacy maps: a second load migrates nothing.
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(!json.contains("gpu_cost"), "{json}");
+        let mut again: Counters = serde_json::from_str(&json).unwrap();
+        assert_eq!(again.migrate_legacy(owner_of), 0);
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn impossible_checkpoints_are_refused_naming_the_field() {
+        let now = t0();
+        let ok = Counters {
+            currency: "EUR".into(),
+            last_wall: Some(now - Duration::hours(1)),
+            created: Some(now - Duration::days(3)),
+            ..Default::default()
+        };
+        assert_eq!(ok.validate(now), Ok(()));
+        let mut c = ok.clone();
+        c.last_wall = Some(DateTime::<Utc>::from_timestamp(0, 0).unwrap());
+        assert_eq!(c.validate(now).unwrap_err().field, "last_wall");
+        let mut c = ok.clone();
+        c.last_wall = Some(now + Duration::days(2));
+        assert!(c.validate(now).unwrap_err().problem.contains("future"));
+        let mut c = ok.clone();
+        c.last_wall = Some(now - Duration::days(4));
+        assert!(
+            c.validate(now)
+                .unwrap_err()
+                .problem
+                .contains("before the state was created")
+        );
+        let mut c = ok.clone();
+        c.cost
+            .insert(Component::Capex, Accumulator::from_total(-1.0));
+        assert_eq!(c.validate(now).unwrap_err().field, "cost.capex");
+        let mut c = ok.clone();
+        c.facility_energy_joules = Accumulator::from_total(f64::INFINITY);
+        assert_eq!(c.validate(now).unwrap_err().field, "facility_energy_joules");
+        let mut c = ok;
+        let mut row = Row::default();
+        row.cost
+            .insert(Component::Energy, Accumulator::from_total(f64::NAN));
+        c.rows
+            .insert(RowKey::new("GPU-x", &Owner::unallocated()), row);
+        assert_eq!(
+            c.validate(now).unwrap_err().field,
+            "rows[GPU-x/unallocated/unallocated].cost.energy"
+        );
+    }
+
+    #[test]
+    fn power_and_rates_after_a_short_failure_cover_the_span_not_one_tick() {
+        let mut c = cfg(ShareKey::Equal);
+        c.max_gap = Seconds(10.0);
+        let mut e = Engine::new(c, None);
+        e.ingest(
+            tick(0.0),
+            &report(vec![gpu("GPU-a", Some(0.0), 100.0), host(0.0)]),
+        );
+        e.ingest(
+            tick(1.0),
+            &report(vec![gpu("GPU-a", Some(100.0), 100.0), host(100.0)]),
+        );
+        let failed = vec![Report {
+            collector: "nvml",
+            outcome: Err(SampleError::Failed("timeout".into())),
+        }];
+        e.ingest(tick(2.0), &failed);
+        e.ingest(tick(3.0), &failed);
+        // Back at 4 s: 300 J over the 3 s since the last reading (100 W).
+        e.ingest(
+            tick(4.0),
+            &report(vec![gpu("GPU-a", Some(400.0), 100.0), host(400.0)]),
+        );
+        let s = e.snapshot();
+        // (100 W GPU + 100 W host) × PUE 1.5, not 3 s of energy over 1 s.
+        assert!(
+            (s.facility_power_watts - 300.0).abs() < 1e-9,
+            "{}",
+            s.facility_power_watts
+        );
+        let energy_rate = 300.0 / 3.6e6 * 0.20;
+        assert!((s.cost_rate_per_sec[&Component::Energy] - energy_rate).abs() < 1e-15);
+        assert!((s.cost_rate_per_sec[&Component::Capex] - 0.01).abs() < 1e-15);
+    }
+
+    #[test]
+    fn host_gauges_clear_while_the_host_collector_fails() {
+        let mut e = Engine::new(cfg(ShareKey::Equal), None);
+        let host_report = |r: Result<Vec<Reading>, SampleError>| {
+            vec![Report {
+                collector: "host",
+                outcome: r,
+            }]
+        };
+        e.ingest(tick(0.0), &host_report(Ok(vec![host(0.0)])));
+        assert!(e.snapshot().host.is_some());
+        e.ingest(
+            tick(1.0),
+            &host_report(Err(SampleError::Failed("sysfs gone".into()))),
+        );
+        assert_eq!(e.snapshot().host, None);
+        e.ingest(tick(2.0), &host_report(Ok(vec![host(100.0)])));
+        assert!(e.snapshot().host.is_some());
+    }
+
+    #[test]
+    fn a_host_counter_reset_is_counted_and_its_derived_power_is_not_booked() {
+        let mut c = cfg(ShareKey::Equal);
+        c.fixed = FixedCosts::default();
+        let mut e = Engine::new(c, None);
+        let rapl = |counter: f64, watts: f64| {
+            Reading::Host(HostReading {
+                cpu_utilization: Some(0.25),
+                memory_used_bytes: Some(1 << 30),
+                source: HostPowerSource::Rapl,
+                power: Some(Watts(watts)),
+                energy_counter: Some(Joules(counter)),
+            })
+        };
+        let hr = |r: Reading| {
+            vec![Report {
+                collector: "host",
+                outcome: Ok(vec![r]),
+            }]
+        };
+        e.ingest(tick(0.0), &hr(rapl(1000.0, 100.0)));
+        e.ingest(tick(1.0), &hr(rapl(1100.0, 100.0)));
+        // A reset read as a wrap: the collector derives ~131 kW from it.
+        e.ingest(tick(2.0), &hr(rapl(131_072.0 + 1100.0, 131_072.0)));
+        let c = e.counters();
+        assert_eq!(c.host_counter_resets[&HostPowerSource::Rapl], 1);
+        assert_eq!(c.host_energy_joules[&HostPowerSource::Rapl].total(), 100.0);
+        assert!((c.unaccounted_seconds["host"].total() - 1.0).abs() < 1e-12);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Life {
+        Run {
+            dt: f64,
+            watts: f64,
+        },
+        /// Stop for `down` seconds and restart with GPU-a owned by `team`,
+        /// GPU-b present or not, and a price that may be negative.
+        Restart {
+            down: f64,
+            team: u8,
+            b_present: bool,
+        },
+        NegativePrice,
+    }
+
+    fn life() -> impl Strategy<Value = Life> {
+        prop_oneof![
+            6 => (0.1f64..3.0, 0.0f64..2000.0).prop_map(|(dt, watts)| Life::Run { dt, watts }),
+            2 => (0.0f64..100.0, 0u8..3, any::<bool>()).prop_map(|(down, team, b_present)| Life::Restart { down, team, b_present }),
+            1 => Just(Life::NegativePrice),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn owners_changing_across_restarts_keep_every_interval_adding_up(steps in proptest::collection::vec(life(), 1..40)) {
+            let teams = ["vision", "nlp", "unallocated"];
+            let mk = |team: usize, negative: bool| {
+                let mut c = cfg(ShareKey::Energy);
+                if team < 2 { c = with_owner(c, "GPU-a", teams[team]); } else { c.owners.remove("GPU-a"); }
+                if negative { c.tariff = Tariff::Static(PricePerKwh(-0.05)); }
+                c
+            };
+            let (mut team, mut negative, mut b_present) = (0usize, false, true);
+            let mut e = Engine::new(mk(team, negative), None);
+            let (mut wall, mut mono, mut counter, mut host_j) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+            let at = |wall: f64, mono: f64| Tick { wall: t0() + Duration::microseconds((wall * 1e6) as i64), mono };
+            let readings = |counter: f64, host_j: f64, b: bool, watts: f64| {
+                let mut v = vec![gpu("GPU-a", Some(counter), watts), host(host_j)];
+                if b { v.push(gpu("GPU-b", None, watts / 2.0)); }
+                v
+            };
+            e.ingest(at(wall, mono), &report(readings(counter, host_j, b_present, 100.0)));
+            let mut prev = e.counters().clone();
+            for s in steps {
+                match s {
+                    Life::Run { dt, watts } => {
+                        wall += dt; mono += dt; counter += watts * dt; host_j += 50.0 * dt;
+                        e.ingest(at(wall, mono), &report(readings(counter, host_j, b_present, watts)));
+                    }
+                    Life::Restart { down, team: t, b_present: b } => {
+                        team = usize::from(t); b_present = b;
+                        wall += down; mono = 0.0; counter += 10.0 * down;
+                        e = Engine::new(mk(team, negative), Some(e.counters().clone()));
+                        e.ingest(at(wall, mono), &report(readings(counter, host_j, b_present, 100.0)));
+                    }
+                    Life::NegativePrice => {
+                        negative = !negative;
+                        e = Engine::new(mk(team, negative), Some(e.counters().clone()));
+                    }
+                }
+                let c = e.counters();
+                assert_rows_add_up(c);
+                // Over this interval: Σ_rows Δ == Δ node, and no row shrank.
+                let node_d: f64 = Component::ALL.iter().map(|k| c.cost.get(k).map_or(0.0, Accumulator::total) - prev.cost.get(k).map_or(0.0, Accumulator::total)).sum();
+                let rows_d: f64 = c.rows.iter().map(|(k, r)| r.cost_total() - prev.rows.get(k).map_or(0.0, Row::cost_total)).sum();
+                prop_assert!((node_d - rows_d).abs() <= 1e-9 * node_d.abs().max(1e-9), "node {node_d} rows {rows_d}");
+                for (k, r) in &prev.rows {
+                    prop_assert!(c.rows[k].cost_total() >= r.cost_total());
+                    // Rows of owners not in force do not move.
+                    let current = k.team == teams[team] || k.gpu_uuid != "GPU-a";
+                    if !current { prop_assert_eq!(&c.rows[k], r); }
+                }
+                prev = c.clone();
+            }
+        }
     }
 
     #[derive(Debug, Clone)]
@@ -1132,7 +1801,7 @@ mod tests {
                 for (k, v) in &c.unaccounted_seconds { prop_assert!(v.total() >= prev.unaccounted_seconds.get(k).map_or(0.0, |a| a.total())); }
                 // Unaccounted time never exceeds elapsed time.
                 for v in c.unaccounted_seconds.values() { prop_assert!(v.total() <= t + 1e-9); }
-                let gpus: f64 = c.gpu_cost.values().map(total).sum();
+                let gpus: f64 = c.rows.values().map(|r| total(&r.cost)).sum();
                 prop_assert!((gpus - total(&c.cost)).abs() <= 1e-9 * total(&c.cost).max(1.0));
                 prev = c.clone();
             }

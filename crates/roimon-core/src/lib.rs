@@ -12,7 +12,8 @@ pub mod units;
 
 pub use cost::{Component, FixedCosts, ShareKey};
 pub use engine::{
-    Carbon, CarbonView, Counters, Engine, EngineConfig, Owner, Report, Snapshot, Tick,
+    Carbon, CarbonView, Counters, Engine, EngineConfig, InvalidCounters, Owner, Report, Row,
+    RowKey, Snapshot, Tick,
 };
 pub use price::{Basis, Slot, Tariff, TimeOfUse, TouRule};
 pub use reading::{Collector, GpuReading, HostPowerSource, HostReading, Reading, SampleError};

@@ -54,7 +54,6 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("metrics_encode");
     let p = ProcessInfo {
         version: "bench".into(),
-        ..Default::default()
     };
     for n in [8u32, 1024] {
         let s = snapshot(n);

@@ -4,17 +4,18 @@
 
 use prometheus::Encoder;
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use roimon_core::Component;
 use roimon_core::engine::{NO_GPU, Snapshot};
-use roimon_core::{Component, Owner};
 
 /// Facts about the process that are not in the snapshot.
 #[derive(Debug, Clone, Default)]
 pub struct ProcessInfo {
     /// roimon's version.
     pub version: String,
-    /// Failed checkpoint writes since start.
-    pub checkpoint_errors: u64,
 }
+
+/// The key of the host in `unaccounted_seconds`.
+const HOST: &str = "host";
 
 struct Family(MetricFamily);
 
@@ -97,6 +98,10 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         "roimon_gpu_energy_resets_total",
         "Times the GPU's energy counter went backwards (driver reload).",
     );
+    let mut gpu_up = Family::gauge(
+        "roimon_gpu_up",
+        "1 when the GPU answered in the last sample, 0 when it is lost (fell off the bus, NVML error).",
+    );
     let mut idx_buf = String::new();
     for (uuid, g) in &s.gpus {
         let r = &g.reading;
@@ -128,12 +133,13 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
             .map_or(0.0, |a| a.total());
         energy.push(&id, e);
         resets.push(
-            &[("gpu_uuid", uuid)],
+            &id,
             s.counters.counter_resets.get(uuid).copied().unwrap_or(0) as f64,
         );
+        gpu_up.push(&id, if g.present { 1.0 } else { 0.0 });
     }
     out.extend([
-        info, power, energy, util, mem, mem_total, temp, limit, resets,
+        info, power, energy, util, mem, mem_total, temp, limit, resets, gpu_up,
     ]);
 
     let mut cpu = Family::gauge(
@@ -146,7 +152,7 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
     );
     let mut hpower = Family::gauge(
         "roimon_host_power_watts",
-        "Host power in watts, by source (rapl, model, bmc).",
+        "Host power in watts, by source (rapl, model).",
     );
     if let Some(h) = &s.host {
         cpu.push_opt(&[], h.cpu_utilization);
@@ -160,7 +166,34 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
     for (src, acc) in &s.counters.host_energy_joules {
         henergy.push(&[("source", src.as_str())], acc.total());
     }
-    out.extend([cpu, hmem, hpower, henergy]);
+    let mut hresets = Family::counter(
+        "roimon_host_energy_resets_total",
+        "Times the host energy counter reset (a jump no host draws, e.g. a RAPL reset read as a wrap), by source.",
+    );
+    for src in s.counters.host_energy_joules.keys() {
+        hresets.push(
+            &[("source", src.as_str())],
+            s.counters
+                .host_counter_resets
+                .get(src)
+                .copied()
+                .unwrap_or(0) as f64,
+        );
+    }
+    let mut hun = Family::counter(
+        "roimon_host_unaccounted_seconds_total",
+        "Seconds with no usable host energy reading; not filled in.",
+    );
+    if s.host.is_some() || s.counters.unaccounted_seconds.contains_key(HOST) {
+        hun.push(
+            &[],
+            s.counters
+                .unaccounted_seconds
+                .get(HOST)
+                .map_or(0.0, |a| a.total()),
+        );
+    }
+    out.extend([cpu, hmem, hpower, henergy, hresets, hun]);
 
     let mut fe = Family::counter(
         "roimon_facility_energy_joules_total",
@@ -217,38 +250,73 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
     out.push(cost);
     let mut gcost = Family::counter(
         "roimon_gpu_cost_total",
-        "Cost attributed to a GPU and its owner, currency major units; sums to roimon_cost_total.",
+        "Cost attributed to a GPU and the owner it had when the cost accrued, currency major units; sums to roimon_cost_total.",
     );
-    let unallocated = Owner::unallocated();
-    for (uuid, by) in &s.counters.gpu_cost {
-        let owner = s.cost_owners.get(uuid).unwrap_or(&unallocated);
-        for (c, acc) in by {
+    let mut gcredit = Family::counter(
+        "roimon_gpu_credit_total",
+        "Credit (energy drawn at negative prices) attributed to a GPU and the owner it had when it accrued; sums to roimon_credit_total.",
+    );
+    let mut genergy = Family::counter(
+        "roimon_gpu_facility_energy_joules_total",
+        "Facility energy attributed to a GPU and the owner it had (own energy and its share of the host's, x PUE), joules; sums to roimon_facility_energy_joules_total.",
+    );
+    for (key, row) in &s.counters.rows {
+        let who = [
+            ("gpu_uuid", key.gpu_uuid.as_str()),
+            ("team", key.team.as_str()),
+            ("workload", key.workload.as_str()),
+        ];
+        for (c, acc) in &row.cost {
             gcost.push(
                 &[
-                    ("gpu_uuid", uuid),
-                    ("team", &owner.team),
-                    ("workload", &owner.workload),
+                    who[0],
+                    who[1],
+                    who[2],
                     ("component", c.as_str()),
                     ("currency", currency),
                 ],
                 acc.total(),
             );
         }
+        for (c, acc) in &row.credit {
+            gcredit.push(
+                &[
+                    who[0],
+                    who[1],
+                    who[2],
+                    ("component", c.as_str()),
+                    ("currency", currency),
+                ],
+                acc.total(),
+            );
+        }
+        genergy.push(&who, row.facility_energy_joules.total());
     }
     out.push(gcost);
-    if !s.counters.credit.is_empty() {
-        let mut credit = Family::counter(
-            "roimon_credit_total",
-            "Money received for energy drawn at negative prices, currency major units; net cost = cost - credit.",
-        );
-        for (c, acc) in &s.counters.credit {
+    // Node credit exists from the start (at 0) for energy, like its rows.
+    let mut credit = Family::counter(
+        "roimon_credit_total",
+        "Money received for energy drawn at negative prices, currency major units; net cost = cost - credit.",
+    );
+    credit.push(
+        &[
+            ("component", Component::Energy.as_str()),
+            ("currency", currency),
+        ],
+        s.counters
+            .credit
+            .get(&Component::Energy)
+            .map_or(0.0, |a| a.total()),
+    );
+    for (c, acc) in &s.counters.credit {
+        if *c != Component::Energy {
             credit.push(
                 &[("component", c.as_str()), ("currency", currency)],
                 acc.total(),
             );
         }
-        out.push(credit);
     }
+    out.extend([credit, gcredit, genergy]);
 
     if s.carbon.is_some() || s.counters.emissions_grams.total() > 0.0 {
         if let Some(c) = &s.carbon {
@@ -276,15 +344,14 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
             "roimon_gpu_emissions_grams_total",
             "Emissions attributed to a GPU and its owner, grams CO2e; sums to roimon_emissions_grams_total.",
         );
-        for (uuid, acc) in &s.counters.gpu_emissions_grams {
-            let owner = s.cost_owners.get(uuid).unwrap_or(&unallocated);
+        for (key, row) in &s.counters.rows {
             gem.push(
                 &[
-                    ("gpu_uuid", uuid),
-                    ("team", &owner.team),
-                    ("workload", &owner.workload),
+                    ("gpu_uuid", &key.gpu_uuid),
+                    ("team", &key.team),
+                    ("workload", &key.workload),
                 ],
-                acc.total(),
+                row.emissions_grams.total(),
             );
         }
         out.extend([em, gem]);
@@ -318,7 +385,7 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
 
     let mut un = Family::counter(
         "roimon_unaccounted_seconds_total",
-        "Seconds with no usable reading, by GPU UUID (host for the host); not filled in.",
+        "Seconds with no usable GPU reading, by GPU UUID; not filled in (the host has roimon_host_unaccounted_seconds_total).",
     );
     for uuid in s.gpus.keys() {
         let v = s
@@ -329,7 +396,7 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         un.push(&[("gpu_uuid", uuid)], v);
     }
     for (k, acc) in &s.counters.unaccounted_seconds {
-        if !s.gpus.contains_key(k) && k != NO_GPU {
+        if !s.gpus.contains_key(k) && k != NO_GPU && k != HOST {
             un.push(&[("gpu_uuid", k)], acc.total());
         }
     }
@@ -337,9 +404,9 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
 
     let mut ck = Family::counter(
         "roimon_checkpoint_errors_total",
-        "Failed writes of the state checkpoint.",
+        "Failed writes of the state checkpoint since the state began.",
     );
-    ck.push(&[], p.checkpoint_errors as f64);
+    ck.push(&[], s.counters.checkpoint_errors as f64);
     out.push(ck);
 
     out.into_iter()

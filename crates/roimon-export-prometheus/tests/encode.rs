@@ -91,7 +91,6 @@ fn exact_lines() {
         &snapshot(),
         &ProcessInfo {
             version: "1.2.3".into(),
-            ..Default::default()
         },
     ))
     .unwrap();
@@ -193,4 +192,101 @@ fn carbon_lines() {
     let plain = String::from_utf8(encode(&snapshot(), &ProcessInfo::default())).unwrap();
     assert!(!plain.contains("roimon_grid_carbon_intensity"));
     assert!(!plain.contains("roimon_emissions_grams_total"));
+}
+
+/// The whole exposition of a known snapshot, compared with a checked-in
+/// golden file (regenerate with `UPDATE_GOLDEN=1` and review the diff): any
+/// renamed metric, label, help text, unit or ordering shows up here.
+#[test]
+fn whole_exposition_matches_the_golden_file() {
+    let mut s = snapshot();
+    s.counters.checkpoint_errors = 3;
+    let text = String::from_utf8(encode(
+        &s,
+        &ProcessInfo {
+            version: "1.2.3".into(),
+        },
+    ))
+    .unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/node.prom");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).expect("golden file (UPDATE_GOLDEN=1 writes it)");
+    if text != want {
+        let diff: Vec<String> = want
+            .lines()
+            .zip(text.lines())
+            .filter(|(a, b)| a != b)
+            .take(5)
+            .map(|(a, b)| format!("- {a}\n+ {b}"))
+            .collect();
+        panic!(
+            "exposition differs from {} ({} vs {} lines):\n{}",
+            path.display(),
+            want.lines().count(),
+            text.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+/// A GPU that stops answering keeps its identity, counters and cost rows,
+/// loses its live gauges, and shows `roimon_gpu_up 0`.
+#[test]
+fn a_lost_gpu_keeps_counters_and_drops_live_gauges() {
+    let mut s = snapshot();
+    s.gpus.get_mut("GPU-a").unwrap().present = false;
+    let text = String::from_utf8(encode(&s, &ProcessInfo::default())).unwrap();
+    for gone in [
+        "roimon_gpu_power_watts{",
+        "roimon_gpu_utilization_ratio{",
+        "roimon_gpu_memory_used_bytes{",
+        "roimon_gpu_temperature_celsius{",
+    ] {
+        assert!(
+            !text.contains(gone),
+            "{gone} exported for a lost GPU:\n{text}"
+        );
+    }
+    for kept in [
+        "roimon_gpu_up{gpu=\"0\",gpu_uuid=\"GPU-a\"} 0",
+        "roimon_gpu_energy_joules_total{gpu=\"0\",gpu_uuid=\"GPU-a\"} 2400",
+        "roimon_gpu_info{gpu=\"0\",gpu_uuid=\"GPU-a\",model=\"NVIDIA H100 80GB HBM3\",team=\"search\",workload=\"llm\"} 1",
+        "roimon_gpu_cost_total{gpu_uuid=\"GPU-a\",team=\"search\",workload=\"llm\",component=\"capex\",currency=\"EUR\"} 0.02",
+    ] {
+        assert!(text.lines().any(|l| l == kept), "missing {kept:?}:\n{text}");
+    }
+    let present = String::from_utf8(encode(&snapshot(), &ProcessInfo::default())).unwrap();
+    assert!(
+        present
+            .lines()
+            .any(|l| l == "roimon_gpu_up{gpu=\"0\",gpu_uuid=\"GPU-a\"} 1")
+    );
+}
+
+/// Money is exported by the owner it accrued under: a past owner's row stays
+/// beside the current one, and the rows add up to the node total.
+#[test]
+fn past_owners_keep_their_rows() {
+    let mut s = snapshot();
+    let mut past = roimon_core::Row::default();
+    past.cost.insert(
+        Component::Capex,
+        roimon_core::units::Accumulator::from_total(5.0),
+    );
+    s.counters.rows.insert(
+        RowKey {
+            gpu_uuid: "GPU-a".into(),
+            team: "vision".into(),
+            workload: "train".into(),
+        },
+        past,
+    );
+    let text = String::from_utf8(encode(&s, &ProcessInfo::default())).unwrap();
+    assert!(text.lines().any(|l| l
+        == "roimon_gpu_cost_total{gpu_uuid=\"GPU-a\",team=\"vision\",workload=\"train\",component=\"capex\",currency=\"EUR\"} 5"));
+    assert!(text.lines().any(|l| l
+        == "roimon_gpu_cost_total{gpu_uuid=\"GPU-a\",team=\"search\",workload=\"llm\",component=\"capex\",currency=\"EUR\"} 0.02"));
 }

@@ -248,6 +248,20 @@ impl FakeNvml {
         }
     }
 
+    /// Makes every call for GPU `index` block until `set_hung(index, false)`
+    /// (a GPU fallen off the bus hanging the driver), or releases it.
+    ///
+    /// # Panics
+    /// If the control file cannot be written or removed.
+    pub fn set_hung(&self, index: u32, hung: bool) {
+        let name = format!("hang-{index}");
+        if hung {
+            self.control_write(&name, "");
+        } else {
+            self.control_remove(&name);
+        }
+    }
+
     /// Simulates a driver reload for GPU `index`: its energy counter restarts
     /// from 0 at the next read (the time of that read is the reset moment).
     ///

@@ -1,7 +1,10 @@
 //! Crash-safe persistence of the counters: write to a temporary file, fsync,
 //! keep the previous checkpoint, rename into place, fsync the directory. A
 //! restart resumes from the newest readable checkpoint so counters never go
-//! backwards.
+//! backwards. The state dir is held with an exclusive `flock` on `lock` (one
+//! daemon per state dir); a dir deleted while running is recreated (and
+//! re-locked) by the next save; a checkpoint is validated before it is
+//! resumed.
 
 use roimon_core::Counters;
 use std::fs::{self, File};
@@ -11,11 +14,61 @@ use std::path::{Path, PathBuf};
 const FILE: &str = "counters.json";
 const PREV: &str = "counters.json.prev";
 const TMP: &str = "counters.json.tmp";
+const LOCK: &str = "lock";
 
-/// The checkpoint store in a state directory.
-#[derive(Debug, Clone)]
+/// The checkpoint store in a state directory, holding its lock.
+#[derive(Debug)]
 pub struct Checkpoint {
     dir: PathBuf,
+    lock: std::sync::Mutex<File>,
+}
+
+/// Take the exclusive lock of `dir` (its `lock` file) and write our PID in
+/// it; when another process holds it, say which.
+fn take_lock(dir: &Path) -> Result<File, LoadError> {
+    let path = dir.join(LOCK);
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|source| LoadError::Dir {
+            dir: dir.into(),
+            source,
+        })?;
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            return Err(LoadError::Locked {
+                dir: dir.into(),
+                holder: if holder.is_empty() {
+                    "another process".into()
+                } else {
+                    format!("process {holder}")
+                },
+            });
+        }
+        Err(e) => {
+            return Err(LoadError::Dir {
+                dir: dir.into(),
+                source: e.into(),
+            });
+        }
+    }
+    let pid = std::process::id().to_string();
+    let written = f
+        .set_len(0)
+        .and_then(|()| std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0)))
+        .and_then(|_| f.write_all(pid.as_bytes()))
+        .and_then(|()| f.sync_all());
+    written.map_err(|source| LoadError::Dir {
+        dir: dir.into(),
+        source,
+    })?;
+    Ok(f)
 }
 
 /// Why the state could not be loaded.
@@ -28,6 +81,16 @@ pub enum LoadError {
         dir: PathBuf,
         /// Cause.
         source: std::io::Error,
+    },
+    /// Another daemon holds the state dir.
+    #[error(
+        "state dir {dir} is in use by {holder} (lock file {dir}/lock); one roimon per state dir"
+    )]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+        /// Who holds it, as far as the lock file says.
+        holder: String,
     },
     /// Checkpoints exist but none is readable: refusing to start from zero,
     /// which would make every counter go backwards.
@@ -43,13 +106,17 @@ pub enum LoadError {
 }
 
 impl Checkpoint {
-    /// A store in `dir` (created if missing).
+    /// A store in `dir` (created if missing), locked for this process.
     pub fn open(dir: &Path) -> Result<Self, LoadError> {
         fs::create_dir_all(dir).map_err(|source| LoadError::Dir {
             dir: dir.into(),
             source,
         })?;
-        Ok(Self { dir: dir.into() })
+        let lock = take_lock(dir)?;
+        Ok(Self {
+            dir: dir.into(),
+            lock: std::sync::Mutex::new(lock),
+        })
     }
 
     /// The directory.
@@ -72,12 +139,18 @@ impl Checkpoint {
                             path.display()
                         ))
                     }
-                    Ok(c) => {
-                        if !errors.is_empty() {
-                            tracing::warn!(path = %path.display(), errors = ?errors, "resumed from the previous checkpoint");
+                    // Numbers that cannot be true (negative, NaN, a last
+                    // tick in the future or before 2020) are refused like
+                    // a bad config: resuming them would book nonsense.
+                    Ok(c) => match c.validate(chrono::Utc::now()) {
+                        Err(e) => errors.push(format!("{}: {e}", path.display())),
+                        Ok(()) => {
+                            if !errors.is_empty() {
+                                tracing::warn!(path = %path.display(), errors = ?errors, "resumed from the previous checkpoint");
+                            }
+                            return Ok(Some(c));
                         }
-                        return Ok(Some(c));
-                    }
+                    },
                     Err(e) => errors.push(format!("{}: {e}", path.display())),
                 },
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -94,8 +167,15 @@ impl Checkpoint {
         }
     }
 
-    /// Persist `counters` atomically.
+    /// Persist `counters` atomically. A state dir deleted while running is
+    /// recreated (and locked again) first.
     pub fn save(&self, counters: &Counters) -> std::io::Result<()> {
+        if !self.dir.join(LOCK).exists() {
+            fs::create_dir_all(&self.dir)?;
+            let lock = take_lock(&self.dir).map_err(std::io::Error::other)?;
+            *self.lock.lock().unwrap_or_else(|e| e.into_inner()) = lock;
+            tracing::warn!(dir = %self.dir.display(), "state dir was removed while running; recreated it");
+        }
         let tmp = self.dir.join(TMP);
         let bytes = serde_json::to_vec(counters).map_err(std::io::Error::other)?;
         {

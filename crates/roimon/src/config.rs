@@ -61,13 +61,26 @@ pub struct Sampling {
     /// An interval longer than this many sampling intervals is a gap: counted
     /// in `roimon_unaccounted_seconds_total`, not filled in.
     pub max_gap_intervals: f64,
+    /// How long one collector's sample may take before it is reported down
+    /// for that tick (a GPU fallen off the bus can block NVML); the other
+    /// collectors go on. Default: 0.8 × `interval_secs`.
+    pub collector_timeout_secs: Option<f64>,
 }
 impl Default for Sampling {
     fn default() -> Self {
         Self {
             interval_secs: 1.0,
             max_gap_intervals: 5.0,
+            collector_timeout_secs: None,
         }
+    }
+}
+
+impl Sampling {
+    /// The per-sample deadline of each collector.
+    pub fn collector_timeout(&self) -> f64 {
+        self.collector_timeout_secs
+            .unwrap_or(self.interval_secs * 0.8)
     }
 }
 
@@ -579,12 +592,16 @@ pub struct State {
     pub dir: PathBuf,
     /// Seconds between checkpoints.
     pub checkpoint_interval_secs: f64,
+    /// A downtime (roimon stopped) longer than this is still booked (fixed
+    /// costs accrue while stopped) but logged as a WARN naming the span.
+    pub max_downtime_secs: f64,
 }
 impl Default for State {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("roimon-state"),
             checkpoint_interval_secs: 5.0,
+            max_downtime_secs: 86_400.0,
         }
     }
 }
@@ -752,14 +769,54 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(src: &str, file: &str) -> Resu
     })
 }
 
-/// Read a file for [`parse_toml`]-style parsing.
+/// Largest configuration (or scenario) file read: a config is a few KB; a
+/// mistaken path to a log or a device must not be read into memory.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Read a file for [`parse_toml`]-style parsing, at most
+/// [`MAX_CONFIG_BYTES`].
 pub fn read_file(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError {
+    use std::io::Read;
+    let fail = |message: String| ConfigError {
         file: path.display().to_string(),
         line: None,
         key: None,
-        message: format!("cannot read: {e}"),
-    })
+        message,
+    };
+    let f = std::fs::File::open(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let mut buf = Vec::new();
+    f.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    if buf.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(fail(format!(
+            "larger than {} KiB: not a configuration file",
+            MAX_CONFIG_BYTES >> 10
+        )));
+    }
+    String::from_utf8(buf).map_err(|e| fail(format!("not UTF-8: {e}")))
+}
+
+/// Whether `filter` is a usable log filter: comma-separated directives, each
+/// a level (`info`) or `target=level`. `EnvFilter` alone accepts a bare word
+/// such as `verbose` as a target name, which silently logs nothing.
+pub fn check_log_level(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    if filter.trim().is_empty() {
+        return Err("must not be empty (e.g. \"info\")".into());
+    }
+    for d in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = d.rsplit_once('=').map_or(d, |(_, l)| l);
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{d:?} does not end in a level ({}): nothing would be logged",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map(|_| ())
+        .map_err(|e| format!("not a valid filter: {e}"))
 }
 
 impl Config {
@@ -952,10 +1009,60 @@ impl Config {
                 );
             }
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        if let Err(m) = check_log_level(&self.log.level) {
+            return err("log.level", format!("{:?}: {m}", self.log.level));
+        }
+        if self.state.dir.as_os_str().is_empty() {
             return err(
-                "log.level",
-                format!("not a valid filter: {:?}", self.log.level),
+                "state.dir",
+                "must not be empty (counters would be written to the working directory)".into(),
+            );
+        }
+        if !(self.state.max_downtime_secs.is_finite() && self.state.max_downtime_secs >= 0.0) {
+            return err(
+                "state.max_downtime_secs",
+                format!("must be ≥ 0 seconds, got {}", self.state.max_downtime_secs),
+            );
+        }
+        if let Some(t) = s.collector_timeout_secs {
+            if !(t.is_finite() && t >= 0.01 && t <= s.interval_secs * 10.0) {
+                return err(
+                    "sampling.collector_timeout_secs",
+                    format!(
+                        "must be between 0.01 s and 10 × sampling.interval_secs ({} s), got {t}",
+                        s.interval_secs * 10.0
+                    ),
+                );
+            }
+        }
+        // Derived figures must be usable numbers: a huge purchase over a
+        // tiny depreciation period overflows to infinity, and an infinite
+        // increment is refused by every counter (booking silently stops).
+        let fixed = FixedCosts::new(
+            c.purchase,
+            c.residual,
+            c.depreciation_years,
+            c.maintenance_per_year,
+            c.staff_per_month,
+        );
+        for (key, v) in [
+            ("costs.purchase", fixed.capex_per_sec),
+            ("costs.maintenance_per_year", fixed.maintenance_per_sec),
+            ("costs.staff_per_month", fixed.staff_per_sec),
+        ] {
+            // 1e6 per second is 3e13 a year: far beyond any node.
+            if !(v.is_finite() && v <= 1e6) {
+                return err(
+                    key,
+                    format!("gives {v} per second, beyond any node (at most 1e6 per second)"),
+                );
+            }
+        }
+        // A node draws at most a few tens of kW; more cannot be energy.
+        if h.max_watts > 100_000.0 {
+            return err(
+                "host.max_watts",
+                format!("must be at most 100000 W, got {}", h.max_watts),
             );
         }
         Ok(())

@@ -15,9 +15,12 @@ use std::sync::{Arc, RwLock};
 /// State shared between the sampler (writer) and the handlers (readers).
 #[derive(Debug)]
 pub struct AppState {
-    snapshot: RwLock<Arc<Snapshot>>,
+    snapshot: RwLock<(u64, Arc<Snapshot>)>,
+    /// Highest snapshot generation a `/metrics` response has carried.
+    served: AtomicU64,
     ready: AtomicBool,
-    checkpoint_errors: AtomicU64,
+    /// Why `/readyz` fails although collectors reported (checkpoints failing).
+    not_ready: std::sync::Mutex<Option<String>>,
     version: String,
     last_publish: std::sync::Mutex<std::time::Instant>,
     stale_after: std::time::Duration,
@@ -28,9 +31,10 @@ impl AppState {
     /// has been published for `stale_after` (the sampler has stalled or died).
     pub fn new(initial: Snapshot, version: &str, stale_after: std::time::Duration) -> Self {
         Self {
-            snapshot: RwLock::new(Arc::new(initial)),
+            snapshot: RwLock::new((0, Arc::new(initial))),
+            served: AtomicU64::new(0),
             ready: AtomicBool::new(false),
-            checkpoint_errors: AtomicU64::new(0),
+            not_ready: std::sync::Mutex::new(None),
             version: version.into(),
             last_publish: std::sync::Mutex::new(std::time::Instant::now()),
             stale_after,
@@ -43,34 +47,51 @@ impl AppState {
         last.elapsed() <= self.stale_after
     }
 
-    /// Replace the snapshot (called once per tick).
-    pub fn publish(&self, s: Snapshot, ready: bool) {
+    /// Replace the snapshot (called once per tick); returns its generation.
+    pub fn publish(&self, s: Snapshot, ready: bool) -> u64 {
         let s = Arc::new(s);
-        match self.snapshot.write() {
-            Ok(mut g) => *g = s,
-            Err(poisoned) => *poisoned.into_inner() = s,
-        }
+        let mut g = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        let generation = g.0 + 1;
+        *g = (generation, s);
+        drop(g);
         self.ready.store(ready, Ordering::Release);
         *self.last_publish.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
+        generation
     }
 
-    /// Count a failed checkpoint.
-    pub fn checkpoint_failed(&self) {
-        self.checkpoint_errors.fetch_add(1, Ordering::Relaxed);
+    /// Checkpoints are being written.
+    pub fn checkpoint_ok(&self) {
+        *self.not_ready.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// A checkpoint failed (`streak` in a row); past the threshold
+    /// (`unready`) `/readyz` fails saying why.
+    pub fn checkpoint_failed(&self, streak: u32, unready: bool, why: &str) {
+        if unready {
+            *self.not_ready.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(format!("checkpoint failing ({streak} in a row): {why}"));
+        }
     }
 
     /// The latest snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        match self.snapshot.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.snapshot_gen().1
+    }
+
+    /// The latest snapshot and its generation.
+    pub fn snapshot_gen(&self) -> (u64, Arc<Snapshot>) {
+        let g = self.snapshot.read().unwrap_or_else(|e| e.into_inner());
+        (g.0, g.1.clone())
+    }
+
+    /// Highest generation a `/metrics` response has carried.
+    pub fn served_generation(&self) -> u64 {
+        self.served.load(Ordering::Acquire)
     }
 
     fn process(&self) -> ProcessInfo {
         ProcessInfo {
             version: self.version.clone(),
-            checkpoint_errors: self.checkpoint_errors.load(Ordering::Relaxed),
         }
     }
 }
@@ -98,11 +119,21 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
-    let body = encode(&st.snapshot(), &st.process());
+    let (generation, snap) = st.snapshot_gen();
+    let body = encode(&snap, &st.process());
+    st.served.fetch_max(generation, Ordering::AcqRel);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    let failing = st
+        .not_ready
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(why) = failing {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response();
+    }
     if st.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ready\n").into_response()
     } else {
@@ -150,14 +181,51 @@ pub fn summary_json(s: &Snapshot) -> serde_json::Value {
         .filter_map(|g| g.reading.power.map(|w| w.0))
         .sum::<f64>()
         + 0.0;
+    // Every row that carries money: current and past owners, GPUs present
+    // or gone. They add up to the totals.
+    let rows: Vec<serde_json::Value> = c
+        .rows
+        .iter()
+        .map(|(k, r)| {
+            let by: serde_json::Map<String, serde_json::Value> = Component::ALL
+                .iter()
+                .map(|comp| {
+                    (
+                        comp.as_str().to_string(),
+                        r.cost.get(comp).map_or(0.0, |a| a.total()).into(),
+                    )
+                })
+                .collect();
+            let current = s
+                .gpus
+                .get(&k.gpu_uuid)
+                .is_some_and(|g| g.owner.team == k.team && g.owner.workload == k.workload)
+                || (k.gpu_uuid == roimon_core::engine::NO_GPU && s.gpus.is_empty());
+            serde_json::json!({
+                "gpu_uuid": k.gpu_uuid,
+                "team": k.team,
+                "workload": k.workload,
+                "current": current,
+                "present": s.gpus.get(&k.gpu_uuid).is_some_and(|g| g.present),
+                "cost": { "by_component": by, "total": r.cost_total() },
+                "credit": r.credit_total(),
+                "facility_energy_joules": r.facility_energy_joules.total(),
+                "emissions_grams": r.emissions_grams.total(),
+            })
+        })
+        .collect();
     let gpus: Vec<serde_json::Value> = s
         .gpus
         .iter()
         .map(|(uuid, g)| {
+            // The GPU's lifetime cost, over every owner it has had.
             let cost: f64 = c
-                .gpu_cost
-                .get(uuid)
-                .map_or(0.0, |m| m.values().map(|a| a.total()).sum());
+                .rows
+                .iter()
+                .filter(|(k, _)| &k.gpu_uuid == uuid)
+                .map(|(_, r)| r.cost_total())
+                .sum::<f64>()
+                + 0.0;
             serde_json::json!({
                 "gpu": g.reading.index,
                 "gpu_uuid": uuid,
@@ -169,6 +237,7 @@ pub fn summary_json(s: &Snapshot) -> serde_json::Value {
                 "utilization_ratio": g.reading.utilization,
                 "energy_joules": c.gpu_energy_joules.get(uuid).map_or(0.0, |a| a.total()),
                 "cost": cost,
+                "up": g.present,
                 "unaccounted_seconds": c.unaccounted_seconds.get(uuid).map_or(0.0, |a| a.total()),
             })
         })
@@ -196,6 +265,7 @@ pub fn summary_json(s: &Snapshot) -> serde_json::Value {
             "facility_energy_kwh": c.facility_energy_joules.total() / 3.6e6,
         },
         "gpus": gpus,
+        "rows": rows,
         "collectors": s.collectors,
         "roi": { "windows": serde_json::Value::Null, "note": "value sources are not configured in this version" },
     })

@@ -10,12 +10,13 @@ mod price_feed;
 mod prices_cmd;
 mod sampler;
 mod scenario;
+mod sdnotify;
 mod simulated;
 
 use clap::{Args, Parser, Subcommand};
 use config::{Config, ConfigError, GpuSource, HostPower, LogFormat};
 use roimon_core::{Collector, Engine};
-use sampler::{Opener, Sampler, Supervised};
+use sampler::{Absent, Opener, Sampler, Supervised};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -197,7 +198,7 @@ fn collectors(cfg: &Config) -> Vec<Supervised> {
             let open: Opener = Box::new(move || {
                 Ok(Box::new(simulated::SimulatedGpus::new(n)) as Box<dyn Collector>)
             });
-            out.push(Supervised::new("nvml", open, false));
+            out.push(Supervised::new("nvml", open, Absent::Error));
         }
         source @ (GpuSource::Auto | GpuSource::Nvml) => {
             let lib = cfg.gpu.nvml_library.clone();
@@ -205,7 +206,14 @@ fn collectors(cfg: &Config) -> Vec<Supervised> {
                 let c = roimon_collect_gpu::NvmlCollector::open(lib.as_deref())?;
                 Ok(Box::new(c) as Box<dyn Collector>)
             });
-            out.push(Supervised::new("nvml", open, source == GpuSource::Auto));
+            // `auto` says "no NVML here" once at INFO, but not when a library
+            // was named explicitly: failing to load that is a WARN.
+            let absent = match (source, &cfg.gpu.nvml_library) {
+                (GpuSource::Auto, None) => Absent::Info,
+                (GpuSource::Auto, Some(_)) => Absent::Warn,
+                _ => Absent::Error,
+            };
+            out.push(Supervised::new("nvml", open, absent));
         }
     }
     if cfg.host.enabled {
@@ -222,7 +230,7 @@ fn collectors(cfg: &Config) -> Vec<Supervised> {
         let open: Opener = Box::new(move || {
             Ok(Box::new(roimon_collect_host::HostCollector::new(hc.clone())) as Box<dyn Collector>)
         });
-        out.push(Supervised::new("host", open, false));
+        out.push(Supervised::new("host", open, Absent::Error));
     }
     out
 }
@@ -246,8 +254,23 @@ fn run(args: RunArgs) -> ExitCode {
 fn run_daemon(cfg: Config) -> anyhow::Result<()> {
     use anyhow::Context;
     let checkpoint = checkpoint::Checkpoint::open(&cfg.state.dir)?;
-    let resumed = checkpoint.load()?;
+    let mut resumed = checkpoint.load()?;
     let engine_cfg = cfg.engine_config();
+    if let Some(r) = &mut resumed {
+        let owners = engine_cfg.owners.clone();
+        let moved = r.migrate_legacy(|u| {
+            owners
+                .get(u)
+                .cloned()
+                .unwrap_or_else(roimon_core::Owner::unallocated)
+        });
+        if moved > 0 {
+            tracing::info!(
+                rows = moved,
+                "checkpoint from before owner-keyed attribution: each GPU's history so far is kept under the owner the configuration names now (once; later owner changes start new rows)"
+            );
+        }
+    }
     if let Some(r) = &resumed {
         if !r.currency.is_empty() && r.currency != engine_cfg.currency {
             anyhow::bail!(
@@ -312,20 +335,32 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
     drop(tx);
     let price_updates = Some(rx);
     let sampler = Sampler {
-        saved: engine.counters().clone(),
-        save_ok: true,
         engine,
         price_updates,
         collectors: supervised,
         interval: Duration::from_secs_f64(cfg.sampling.interval_secs),
+        collector_timeout: Duration::from_secs_f64(cfg.sampling.collector_timeout()),
         checkpoint_every: Duration::from_secs_f64(cfg.state.checkpoint_interval_secs),
         checkpoint,
         state: state.clone(),
+        max_downtime: Duration::from_secs_f64(cfg.state.max_downtime_secs),
+        notify: sdnotify::Notifier::from_env(),
     };
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    // The sampler ending on its own (a panic in the loop) stops the daemon:
+    // serving stale numbers for ever would be worse than a restart.
+    let fatal = Arc::new(tokio::sync::Notify::new());
+    let fatal_tx = fatal.clone();
     let sampler_thread = std::thread::Builder::new()
         .name("roimon-sampler".into())
-        .spawn(move || sampler.run(stop_rx))
+        .spawn(move || {
+            let r = sampler.run(stop_rx);
+            if let Err(e) = &r {
+                tracing::error!(error = %e, "sampler stopped");
+            }
+            fatal_tx.notify_one();
+            r
+        })
         .context("starting the sampler thread")?;
     tracing::info!(listen = %bound, version = VERSION, state_dir = %cfg.state.dir.display(), "roimon running");
 
@@ -338,8 +373,10 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
     let notify = signalled.clone();
     let served = rt.block_on(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: flushing and checkpointing");
+            tokio::select! {
+                () = shutdown_signal() => tracing::info!("shutting down: flushing and checkpointing"),
+                () = fatal.notified() => tracing::error!("the sampler stopped; shutting down"),
+            }
             let _ = stop_tx.send(());
             notify.notify_one();
         });
@@ -356,10 +393,11 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
     });
     let joined = sampler_thread.join();
     served.context("HTTP server")?;
-    if joined.is_err() {
-        anyhow::bail!("the sampler thread panicked; the last checkpoint stands");
+    match joined {
+        Err(_) => anyhow::bail!("the sampler thread panicked; the last checkpoint stands"),
+        Ok(Err(e)) => anyhow::bail!("{e}"),
+        Ok(Ok(_)) => Ok(()),
     }
-    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -2,19 +2,35 @@
 //! per interval (deadline-based, no drift), isolates failures (errors and
 //! panics become log lines and metrics), re-opens collectors that could not
 //! start with exponential backoff, feeds the engine, publishes snapshots and
-//! checkpoints the counters.
+//! checkpoints the counters. Each collector runs on its own thread with a
+//! per-sample deadline, so one hung call (a GPU fallen off the bus blocking
+//! NVML) cannot stop host sampling, prices, checkpoints or publishing; a
+//! panic in the loop itself ends the daemon with an error instead of leaving
+//! a zombie serving stale numbers.
 
 use crate::checkpoint::Checkpoint;
 use crate::http::AppState;
 use chrono::Utc;
-use roimon_core::{Collector, Engine, Report, SampleError, Tick};
+use roimon_core::{Collector, Counters, Engine, Reading, Report, Row, RowKey, SampleError, Tick};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// Opens a collector; called again (with backoff) while it fails.
 pub type Opener = Box<dyn FnMut() -> Result<Box<dyn Collector>, SampleError> + Send>;
+
+/// How a collector that is not present on the machine is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absent {
+    /// An error: counted, retried, not ready (`source = "nvml"`).
+    Error,
+    /// Normal (`auto` without an explicit library): said once at INFO.
+    Info,
+    /// Suspicious (`auto` with an explicit library that does not load):
+    /// said once at WARN; not an error, so the node still runs and is ready.
+    Warn,
+}
 
 /// A collector with its opener, health streak and retry schedule.
 pub struct Supervised {
@@ -26,8 +42,8 @@ pub struct Supervised {
     failing: bool,
     /// Consecutive failed samples of an open collector.
     streak: u32,
-    /// `auto` sources: "not on this machine" is said once, at info.
-    quiet_unavailable: bool,
+    /// How "not on this machine" is treated.
+    absent: Absent,
     said_unavailable: bool,
 }
 
@@ -46,7 +62,7 @@ const REOPEN_AFTER: u32 = 30;
 
 impl Supervised {
     /// Supervise a collector named `name`.
-    pub fn new(name: &'static str, open: Opener, quiet_unavailable: bool) -> Self {
+    pub fn new(name: &'static str, open: Opener, absent: Absent) -> Self {
         Self {
             name,
             open,
@@ -55,7 +71,7 @@ impl Supervised {
             backoff: Duration::from_secs(1),
             failing: false,
             streak: 0,
-            quiet_unavailable,
+            absent,
             said_unavailable: false,
         }
     }
@@ -90,9 +106,13 @@ impl Supervised {
                 Err(e) => {
                     let wait = self.back_off(now);
                     match &e {
-                        SampleError::Unavailable(m) if self.quiet_unavailable => {
+                        SampleError::Unavailable(m) if self.absent != Absent::Error => {
                             if !self.said_unavailable {
-                                tracing::info!(collector = self.name, reason = %m, "not available on this machine; running without it");
+                                if self.absent == Absent::Warn {
+                                    tracing::warn!(collector = self.name, reason = %m, "not available on this machine although a library was named; running without it");
+                                } else {
+                                    tracing::info!(collector = self.name, reason = %m, "not available on this machine; running without it");
+                                }
                                 self.said_unavailable = true;
                             }
                         }
@@ -101,7 +121,7 @@ impl Supervised {
                         }
                     }
                     return Some(Err(match e {
-                        SampleError::Unavailable(m) if !self.quiet_unavailable => {
+                        SampleError::Unavailable(m) if self.absent == Absent::Error => {
                             SampleError::Failed(m)
                         }
                         other => other,
@@ -156,6 +176,52 @@ impl Supervised {
     }
 }
 
+/// What one sample returned (`None`: between re-open attempts).
+type Outcome = Option<Result<Vec<Reading>, SampleError>>;
+
+/// A supervised collector on its own thread. The sampler asks; the answer
+/// comes back over a channel with the request's sequence number, so an
+/// answer that arrives after its deadline is recognised and discarded.
+struct Worker {
+    name: &'static str,
+    ask: mpsc::Sender<(u64, Instant)>,
+    answers: Receiver<(u64, Outcome)>,
+    /// The request in flight, if any.
+    pending: Option<u64>,
+    /// When the current blocked streak began (logged once per streak).
+    blocked_since: Option<Instant>,
+}
+
+impl Worker {
+    fn spawn(mut s: Supervised) -> std::io::Result<Worker> {
+        let name = s.name();
+        let (ask, asks) = mpsc::channel::<(u64, Instant)>();
+        let (answer, answers) = mpsc::channel::<(u64, Outcome)>();
+        std::thread::Builder::new()
+            .name(format!("roimon-{name}"))
+            .spawn(move || {
+                while let Ok((seq, now)) = asks.recv() {
+                    if answer.send((seq, s.sample(now))).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Worker {
+            name,
+            ask,
+            answers,
+            pending: None,
+            blocked_since: None,
+        })
+    }
+}
+
+/// How long rows that appeared since the last release are shown at 0
+/// waiting for a scrape, at most (a node nobody scrapes must not freeze).
+const HOLD_MAX: Duration = Duration::from_secs(120);
+/// Consecutive failed checkpoints after which `/readyz` says not ready.
+const UNREADY_AFTER_FAILURES: u32 = 3;
+
 /// What the loop needs.
 pub struct Sampler {
     /// The engine (owned by the loop).
@@ -164,6 +230,8 @@ pub struct Sampler {
     pub collectors: Vec<Supervised>,
     /// Sampling interval.
     pub interval: Duration,
+    /// How long one collector's sample may take.
+    pub collector_timeout: Duration,
     /// Checkpoint interval.
     pub checkpoint_every: Duration,
     /// Where counters go.
@@ -172,10 +240,10 @@ pub struct Sampler {
     pub state: Arc<AppState>,
     /// New price schedules and fetch outcomes from the price feed.
     pub price_updates: Option<Receiver<crate::price_feed::Update>>,
-    /// The counters as last written to disk (what is published).
-    pub saved: roimon_core::Counters,
-    /// Whether the last checkpoint write succeeded.
-    pub save_ok: bool,
+    /// Downtime longer than this is logged as a WARN when booked.
+    pub max_downtime: Duration,
+    /// The systemd notification socket, when run under `Type=notify`.
+    pub notify: Option<crate::sdnotify::Notifier>,
 }
 
 impl std::fmt::Debug for Sampler {
@@ -186,105 +254,323 @@ impl std::fmt::Debug for Sampler {
     }
 }
 
-impl Sampler {
+/// The loop's running state.
+struct Running {
+    s: Sampler,
+    workers: Vec<Worker>,
+    seq: u64,
+    /// The counters as last written to disk.
+    saved: Counters,
+    /// The counters on show: `saved`, or an older `saved` with new rows at
+    /// 0 while a scrape has not yet seen them.
+    published: Counters,
+    /// (generation whose scrape releases the hold, since when).
+    hold: Option<(u64, Instant)>,
+    /// Consecutive failed checkpoint writes.
+    save_streak: u32,
+    said_ready: bool,
+    first_tick_done: bool,
+    #[cfg(test)]
+    panic_at_tick: Option<u64>,
+}
+
+/// A zeroed copy of `row` (same components, every figure 0).
+fn zero_like(row: &Row) -> Row {
+    Row {
+        cost: row.cost.keys().map(|c| (*c, Default::default())).collect(),
+        credit: row
+            .credit
+            .keys()
+            .map(|c| (*c, Default::default()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+impl Running {
     /// Put what the price feed sent in force before accounting the interval:
     /// a schedule is indexed by time, so the interval is priced by the slots
     /// it actually overlaps.
     fn take_price_updates(&mut self) {
-        let Some(rx) = &self.price_updates else {
+        let Some(rx) = &self.s.price_updates else {
             return;
         };
         while let Ok(u) = rx.try_recv() {
             match u {
-                crate::price_feed::Update::Tariff(t, at) => self.engine.set_tariff(t, Some(at)),
-                crate::price_feed::Update::Outcome(name, ok) => self.engine.note_source(name, ok),
-                crate::price_feed::Update::Carbon(c) => self.engine.set_carbon(Some(c)),
+                crate::price_feed::Update::Tariff(t, at) => self.s.engine.set_tariff(t, Some(at)),
+                crate::price_feed::Update::Outcome(name, ok) => self.s.engine.note_source(name, ok),
+                crate::price_feed::Update::Carbon(c) => self.s.engine.set_carbon(Some(c)),
             }
         }
     }
 
-    /// Publish a snapshot whose counters are the last ones safely on disk:
-    /// what Prometheus scrapes can never be ahead of what a restart after a
-    /// crash resumes, so no counter is ever seen going backwards. Gauges
-    /// (power, price, health) are live.
-    fn publish(&self) {
-        // With a broken state dir there is nothing to resume from anyway:
-        // show live counters (roimon_checkpoint_errors_total says why).
-        let snap = if self.save_ok {
-            self.engine.snapshot_with(self.saved.clone())
-        } else {
-            self.engine.snapshot()
-        };
-        self.state.publish(snap, self.engine.ready());
+    /// Ask every idle collector for a sample and collect the answers until
+    /// the deadline. A collector still busy at the deadline is reported
+    /// failed for this tick (its devices' time becomes unaccounted); the
+    /// others are accounted as usual.
+    fn collect(&mut self) -> Vec<Report> {
+        self.seq += 1;
+        let seq = self.seq;
+        let now = Instant::now();
+        for w in &mut self.workers {
+            if w.pending.is_none() && w.ask.send((seq, now)).is_ok() {
+                w.pending = Some(seq);
+            }
+        }
+        let deadline = now + self.s.collector_timeout;
+        let mut reports = Vec::with_capacity(self.workers.len());
+        for w in &mut self.workers {
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match w.answers.recv_timeout(left) {
+                    Ok((got, outcome)) => {
+                        w.pending = None;
+                        if got != seq {
+                            // The late answer of a call that had blocked:
+                            // stale, discarded; ask afresh for this tick.
+                            if w.ask.send((seq, Instant::now())).is_ok() {
+                                w.pending = Some(seq);
+                            }
+                            continue;
+                        }
+                        if let Some(since) = w.blocked_since.take() {
+                            tracing::info!(
+                                collector = w.name,
+                                blocked_secs = since.elapsed().as_secs_f64(),
+                                "collector answers again"
+                            );
+                        }
+                        if let Some(outcome) = outcome {
+                            reports.push(Report {
+                                collector: w.name,
+                                outcome,
+                            });
+                        }
+                        break;
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        if w.blocked_since.is_none() {
+                            w.blocked_since = Some(now);
+                            tracing::error!(
+                                collector = w.name,
+                                timeout_secs = self.s.collector_timeout.as_secs_f64(),
+                                "collector did not answer in time (a blocked driver call?); reported down, the rest of the node keeps accounting"
+                            );
+                        }
+                        reports.push(Report {
+                            collector: w.name,
+                            outcome: Err(SampleError::Failed(format!(
+                                "no answer within {:.2} s",
+                                self.s.collector_timeout.as_secs_f64()
+                            ))),
+                        });
+                        break;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        reports.push(Report {
+                            collector: w.name,
+                            outcome: Err(SampleError::Failed("collector thread ended".into())),
+                        });
+                        break;
+                    }
+                }
+            }
+        }
+        reports
     }
 
     fn tick(&mut self, origin: Instant) {
         self.take_price_updates();
-        let now = Instant::now();
-        let reports: Vec<Report> = self
-            .collectors
-            .iter_mut()
-            .filter_map(|c| {
-                c.sample(now).map(|outcome| Report {
-                    collector: c.name(),
-                    outcome,
-                })
-            })
-            .collect();
+        let reports = self.collect();
         let tick = Tick {
             wall: Utc::now(),
             mono: origin.elapsed().as_secs_f64(),
         };
-        self.engine.ingest(tick, &reports);
+        #[cfg(test)]
+        if self.panic_at_tick == Some(self.seq) {
+            panic!("injected panic at tick {}", self.seq);
+        }
+        self.s.engine.ingest(tick, &reports);
+        if !self.first_tick_done {
+            self.first_tick_done = true;
+            if let Some(down) = self.s.engine.take_downtime() {
+                let from = tick.wall - chrono::Duration::milliseconds((down * 1000.0) as i64);
+                if down > self.s.max_downtime.as_secs_f64() {
+                    tracing::warn!(from = %from, to = %tick.wall, downtime_secs = down, limit_secs = self.s.max_downtime.as_secs_f64(), "roimon was stopped longer than state.max_downtime_secs; fixed costs for the whole span are booked and its energy is unaccounted");
+                } else {
+                    tracing::info!(from = %from, to = %tick.wall, downtime_secs = down, "booked fixed costs for the time roimon was stopped");
+                }
+            }
+        }
     }
 
-    fn save(&mut self) {
-        match self.checkpoint.save(self.engine.counters()) {
+    /// Write a checkpoint; on failure keep the last good one on show.
+    fn save(&mut self) -> Result<(), String> {
+        match self.s.checkpoint.save(self.s.engine.counters()) {
             Ok(()) => {
-                self.saved = self.engine.counters().clone();
-                self.save_ok = true;
+                self.saved = self.s.engine.counters().clone();
+                if self.save_streak > 0 {
+                    tracing::info!(dir = %self.s.checkpoint.dir().display(), failures = self.save_streak, "checkpoint written again");
+                }
+                self.save_streak = 0;
+                self.s.state.checkpoint_ok();
+                Ok(())
             }
             Err(e) => {
-                self.save_ok = false;
-                self.state.checkpoint_failed();
-                tracing::error!(dir = %self.checkpoint.dir().display(), error = %e, "checkpoint failed; counters are kept in memory and retried");
+                self.save_streak += 1;
+                self.s.engine.note_checkpoint_error();
+                let why = format!("{}: {e}", self.s.checkpoint.dir().display());
+                if self.save_streak == 1 {
+                    tracing::error!(dir = %self.s.checkpoint.dir().display(), error = %e, "checkpoint failed; /metrics keeps showing the last counters on disk, retrying every checkpoint interval");
+                }
+                self.s.state.checkpoint_failed(
+                    self.save_streak,
+                    self.save_streak >= UNREADY_AFTER_FAILURES,
+                    &why,
+                );
+                Err(why)
             }
         }
     }
 
-    /// Run until `stop` receives a message or its sender is dropped; then take
-    /// a last sample, checkpoint, and return the engine.
-    pub fn run(mut self, stop: Receiver<()>) -> Engine {
-        for c in &self.collectors {
-            self.engine.register_collector(c.name());
+    /// Publish a snapshot whose counters are the last ones safely on disk
+    /// (never live ones, not even while writes fail): what Prometheus scrapes
+    /// can never be ahead of what a restart resumes. Rows that are new since
+    /// the last release are first shown at 0, with the node totals they were
+    /// not yet part of, until a scrape has seen them (or `HOLD_MAX` passed),
+    /// so `increase()` sees every attributed series start at 0 and the rows
+    /// add up to the node over every scrape interval. Gauges are live.
+    fn publish(&mut self) {
+        let served = self.s.state.served_generation();
+        let new: Vec<(RowKey, Row)> = self
+            .saved
+            .rows
+            .iter()
+            .filter(|(k, _)| !self.published.rows.contains_key(*k))
+            .map(|(k, r)| (k.clone(), zero_like(r)))
+            .collect();
+        let release = match self.hold {
+            Some((generation, since)) => served >= generation || since.elapsed() >= HOLD_MAX,
+            None => true,
+        };
+        let mut announce = false;
+        if !new.is_empty() {
+            self.published.rows.extend(new);
+            announce = true;
+        } else if release {
+            self.hold = None;
+            self.published = self.saved.clone();
         }
-        self.saved = self.engine.counters().clone();
+        let mut counters = self.published.clone();
+        // The error count is live: failures are what has not reached disk.
+        counters.checkpoint_errors = self.s.engine.counters().checkpoint_errors;
+        let snap = self.s.engine.snapshot_with(counters);
+        let ready = self.s.engine.ready();
+        let generation = self.s.state.publish(snap, ready);
+        if announce {
+            self.hold = Some((generation, Instant::now()));
+        }
+        if let Some(n) = &self.s.notify {
+            if !self.said_ready {
+                n.send("READY=1\nSTATUS=sampling");
+                self.said_ready = true;
+            }
+            n.send("WATCHDOG=1");
+        }
+    }
+
+    /// One iteration: sample, account, maybe checkpoint, publish.
+    fn step(&mut self, origin: Instant, checkpoint_due: bool) {
+        self.tick(origin);
+        if checkpoint_due {
+            let _ = self.save();
+        }
+        self.publish();
+    }
+}
+
+impl Sampler {
+    /// Run until `stop` receives a message or its sender is dropped; then take
+    /// a last sample and checkpoint. Returns the engine, or why the daemon
+    /// must exit with an error: the final checkpoint failed, or the loop
+    /// itself panicked (a zombie serving stale numbers would be worse than a
+    /// restart).
+    pub fn run(self, stop: Receiver<()>) -> Result<Engine, String> {
+        self.run_inner(stop, None)
+    }
+
+    fn run_inner(
+        mut self,
+        stop: Receiver<()>,
+        #[allow(unused_variables)] panic_at_tick: Option<u64>,
+    ) -> Result<Engine, String> {
+        let mut workers = Vec::new();
+        for c in std::mem::take(&mut self.collectors) {
+            self.engine.register_collector(c.name());
+            let name = c.name();
+            workers.push(
+                Worker::spawn(c)
+                    .map_err(|e| format!("cannot start the {name} collector thread: {e}"))?,
+            );
+        }
+        let saved = self.engine.counters().clone();
+        let mut r = Running {
+            published: saved.clone(),
+            saved,
+            s: self,
+            workers,
+            seq: 0,
+            hold: None,
+            save_streak: 0,
+            said_ready: false,
+            first_tick_done: false,
+            #[cfg(test)]
+            panic_at_tick,
+        };
         let origin = Instant::now();
         let mut next = origin;
         let mut next_checkpoint = origin;
         loop {
-            self.tick(origin);
-            if Instant::now() >= next_checkpoint {
-                self.save();
-                next_checkpoint = Instant::now() + self.checkpoint_every;
+            let due = Instant::now() >= next_checkpoint;
+            if catch_unwind(AssertUnwindSafe(|| r.step(origin, due))).is_err() {
+                return Err("the sampling loop panicked; exiting so the service manager restarts roimon from the last checkpoint".into());
             }
-            self.publish();
-            next += self.interval;
+            if due {
+                next_checkpoint = Instant::now() + r.s.checkpoint_every;
+            }
+            next += r.s.interval;
             let now = Instant::now();
             if next < now {
                 // Overran (slow collector or suspended process): skip, don't burst.
-                next = now + self.interval;
+                next = now + r.s.interval;
             }
             match stop.recv_timeout(next - now) {
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+        if let Some(n) = &r.s.notify {
+            n.send("STOPPING=1");
+        }
         // Flush: account the partial interval up to now, then checkpoint.
-        self.tick(origin);
-        self.save();
-        self.publish();
-        tracing::info!(dir = %self.checkpoint.dir().display(), "final checkpoint written");
-        self.engine
+        let last = catch_unwind(AssertUnwindSafe(|| {
+            r.tick(origin);
+            let saved = r.save();
+            r.publish();
+            saved
+        }));
+        match last {
+            Ok(Ok(())) => {
+                tracing::info!(dir = %r.s.checkpoint.dir().display(), "final checkpoint written");
+                Ok(r.s.engine)
+            }
+            Ok(Err(why)) => Err(format!(
+                "final checkpoint failed: {why}; a restart resumes from the last checkpoint on disk"
+            )),
+            Err(_) => Err(
+                "the final sample panicked; a restart resumes from the last checkpoint on disk"
+                    .into(),
+            ),
+        }
     }
 }
