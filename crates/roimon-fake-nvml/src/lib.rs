@@ -179,6 +179,7 @@ impl FakeNvml {
             if name == "clock"
                 || name == "fail-count"
                 || name.starts_with("lost-")
+                || name.starts_with("hang-")
                 || name.starts_with("reset-")
             {
                 fs::remove_file(dir.join(&*name))?;

@@ -84,6 +84,11 @@ impl AppState {
         (g.0, g.1.clone())
     }
 
+    /// A `/metrics` response carried snapshot `generation`.
+    pub fn note_served(&self, generation: u64) {
+        self.served.fetch_max(generation, Ordering::AcqRel);
+    }
+
     /// Highest generation a `/metrics` response has carried.
     pub fn served_generation(&self) -> u64 {
         self.served.load(Ordering::Acquire)
@@ -121,7 +126,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let (generation, snap) = st.snapshot_gen();
     let body = encode(&snap, &st.process());
-    st.served.fetch_max(generation, Ordering::AcqRel);
+    st.note_served(generation);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 

@@ -574,3 +574,177 @@ impl Sampler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roimon_core::{EngineConfig, FixedCosts, PricePerKwh, Seconds, ShareKey, Tariff};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn engine() -> Engine {
+        Engine::new(
+            EngineConfig {
+                currency: "EUR".into(),
+                pue: 1.0,
+                tariff: Tariff::Static(PricePerKwh(0.2)),
+                price_source: "static".into(),
+                fixed: FixedCosts {
+                    capex_per_sec: 1.0,
+                    ..Default::default()
+                },
+                share_key: ShareKey::Equal,
+                owners: Default::default(),
+                max_gap: Seconds(5.0),
+            },
+            None,
+        )
+    }
+
+    fn sampler(
+        dir: &std::path::Path,
+        collectors: Vec<Supervised>,
+        timeout: Duration,
+    ) -> (Sampler, Arc<AppState>) {
+        let e = engine();
+        let state = Arc::new(AppState::new(e.snapshot(), "test", Duration::from_secs(30)));
+        let s = Sampler {
+            engine: e,
+            collectors,
+            interval: Duration::from_millis(20),
+            collector_timeout: timeout,
+            checkpoint_every: Duration::from_millis(20),
+            checkpoint: Checkpoint::open(dir).unwrap(),
+            state: state.clone(),
+            price_updates: None,
+            max_downtime: Duration::from_secs(60),
+            notify: None,
+        };
+        (s, state)
+    }
+
+    /// A collector that panics, fails or blocks on demand.
+    struct Scripted {
+        calls: Arc<AtomicU32>,
+        script: fn(u32) -> Result<(), SampleError>,
+    }
+    impl std::fmt::Debug for Scripted {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Scripted")
+        }
+    }
+    impl Collector for Scripted {
+        fn name(&self) -> &'static str {
+            "scripted"
+        }
+        fn sample(&mut self, _out: &mut Vec<Reading>) -> Result<(), SampleError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            (self.script)(n)
+        }
+    }
+
+    fn supervised(
+        calls: Arc<AtomicU32>,
+        opens: Arc<AtomicU32>,
+        script: fn(u32) -> Result<(), SampleError>,
+    ) -> Supervised {
+        let open: Opener = Box::new(move || {
+            opens.fetch_add(1, Ordering::SeqCst);
+            Ok(Box::new(Scripted {
+                calls: calls.clone(),
+                script,
+            }) as Box<dyn Collector>)
+        });
+        Supervised::new("scripted", open, Absent::Error)
+    }
+
+    #[test]
+    fn a_panicking_collector_is_isolated_and_reopened_after_its_backoff() {
+        let (calls, opens) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let mut s = supervised(calls.clone(), opens.clone(), |n| {
+            if n == 0 { panic!("driver bug") } else { Ok(()) }
+        });
+        let t0 = Instant::now();
+        let r = s.sample(t0).expect("a report");
+        assert!(matches!(r, Err(SampleError::Failed(m)) if m.contains("panicked")));
+        assert_eq!(opens.load(Ordering::SeqCst), 1);
+        // Within the 1 s backoff: no report and no re-open.
+        assert!(s.sample(t0 + Duration::from_millis(900)).is_none());
+        assert_eq!(opens.load(Ordering::SeqCst), 1);
+        // After it: re-opened, and it works.
+        assert!(matches!(
+            s.sample(t0 + Duration::from_millis(1001)),
+            Some(Ok(_))
+        ));
+        assert_eq!(opens.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_collector_that_keeps_failing_is_reopened_with_doubling_backoff() {
+        let (calls, opens) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let mut s = supervised(calls.clone(), opens.clone(), |_| {
+            Err(SampleError::Failed("handle gone bad".into()))
+        });
+        let t0 = Instant::now();
+        for i in 0..REOPEN_AFTER {
+            assert!(matches!(
+                s.sample(t0 + Duration::from_millis(u64::from(i))),
+                Some(Err(_))
+            ));
+        }
+        // The 30th failure dropped the handle: the next open waits 1 s, then 2 s.
+        assert_eq!(opens.load(Ordering::SeqCst), 1);
+        let t1 = t0 + Duration::from_millis(u64::from(REOPEN_AFTER));
+        assert!(s.sample(t1 + Duration::from_millis(500)).is_none());
+        assert!(s.sample(t1 + Duration::from_millis(1000)).is_some());
+        assert_eq!(opens.load(Ordering::SeqCst), 2);
+        assert_eq!(s.back_off(t1), Duration::from_secs(1));
+        assert_eq!(s.back_off(t1), Duration::from_secs(2));
+        assert_eq!(s.back_off(t1), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn a_blocked_collector_is_reported_down_and_the_loop_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (calls, opens) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let blocking = supervised(calls.clone(), opens, |n| {
+            if n == 1 {
+                std::thread::sleep(Duration::from_millis(400));
+            }
+            Ok(())
+        });
+        let (s, state) = sampler(dir.path(), vec![blocking], Duration::from_millis(50));
+        let (tx, rx) = mpsc::channel();
+        let h = std::thread::spawn(move || s.run(rx));
+        // A scraper: new rows are shown at 0 until one has seen them.
+        let scrape = || {
+            let (g, snap) = state.snapshot_gen();
+            state.note_served(g);
+            snap
+        };
+        for _ in 0..15 {
+            scrape();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // While the second sample blocks, ticks go on and checkpoints land.
+        let snap = scrape();
+        assert!(!snap.collectors["scripted"].up);
+        assert!(snap.counters.collector_errors["scripted"] >= 2);
+        assert!(snap.counters.cost[&roimon_core::Component::Capex].total() > 0.05);
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(
+            state.snapshot().collectors["scripted"].up,
+            "back once the call returns"
+        );
+        tx.send(()).unwrap();
+        assert!(h.join().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_panic_in_the_loop_ends_it_with_an_error_not_a_zombie() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = sampler(dir.path(), vec![], Duration::from_millis(50));
+        let (_tx, rx) = mpsc::channel();
+        let r = s.run_inner(rx, Some(3));
+        assert!(r.unwrap_err().contains("panicked"));
+    }
+}
