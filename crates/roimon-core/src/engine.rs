@@ -458,6 +458,10 @@ pub struct Snapshot {
     pub collectors: BTreeMap<String, CollectorHealth>,
     /// Grid carbon intensity in force, when carbon is configured.
     pub carbon: Option<CarbonView>,
+    /// Configured owner UUIDs that match no GPU NVML has reported (typos,
+    /// case changes, placeholders: their GPUs' cost goes to `unallocated`).
+    /// Empty until a GPU has been seen.
+    pub unmatched_owners: Vec<String>,
 }
 
 /// The accounting engine.
@@ -1000,6 +1004,19 @@ impl Engine {
             cost_rate_per_sec: self.rates.clone(),
             facility_power_watts: self.facility_power,
             collectors: self.collectors.clone(),
+            unmatched_owners: if self.gpus.is_empty() {
+                Vec::new()
+            } else {
+                let mut v: Vec<String> = self
+                    .cfg
+                    .owners
+                    .keys()
+                    .filter(|u| !self.gpus.contains_key(*u))
+                    .cloned()
+                    .collect();
+                v.sort();
+                v
+            },
             carbon: self.carbon.as_ref().map(|c| {
                 let (g, basis) = c.intensity.price_basis_at(now);
                 CarbonView {
@@ -1672,6 +1689,16 @@ mod tests {
         assert_eq!(c.host_counter_resets[&HostPowerSource::Rapl], 1);
         assert_eq!(c.host_energy_joules[&HostPowerSource::Rapl].total(), 100.0);
         assert!((c.unaccounted_seconds["host"].total() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn owners_that_match_no_gpu_are_listed_once_gpus_are_seen() {
+        let mut c = cfg(ShareKey::Equal);
+        c.owners.insert("gpu-A".into(), Owner::unallocated());
+        let mut e = Engine::new(c, None);
+        assert!(e.snapshot().unmatched_owners.is_empty(), "nothing seen yet");
+        e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 1.0)]));
+        assert_eq!(e.snapshot().unmatched_owners, vec!["gpu-A".to_string()]);
     }
 
     #[derive(Debug, Clone)]

@@ -138,8 +138,15 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         );
         gpu_up.push(&id, if g.present { 1.0 } else { 0.0 });
     }
+    let mut unmatched = Family::gauge(
+        "roimon_gpu_owner_unmatched",
+        "1 for each configured gpu.owners UUID that matches no GPU NVML reports (a typo or placeholder: that cost goes to unallocated).",
+    );
+    for u in &s.unmatched_owners {
+        unmatched.push(&[("gpu_uuid", u)], 1.0);
+    }
     out.extend([
-        info, power, energy, util, mem, mem_total, temp, limit, resets, gpu_up,
+        info, power, energy, util, mem, mem_total, temp, limit, resets, gpu_up, unmatched,
     ]);
 
     let mut cpu = Family::gauge(

@@ -270,6 +270,8 @@ struct Running {
     save_streak: u32,
     said_ready: bool,
     first_tick_done: bool,
+    /// Owner UUIDs last warned about as matching no GPU.
+    warned_unmatched: Vec<String>,
     #[cfg(test)]
     panic_at_tick: Option<u64>,
 }
@@ -465,6 +467,13 @@ impl Running {
         // The error count is live: failures are what has not reached disk.
         counters.checkpoint_errors = self.s.engine.counters().checkpoint_errors;
         let snap = self.s.engine.snapshot_with(counters);
+        if snap.unmatched_owners != self.warned_unmatched {
+            if !snap.unmatched_owners.is_empty() {
+                let seen: Vec<&String> = snap.gpus.keys().collect();
+                tracing::warn!(unmatched = ?snap.unmatched_owners, gpus = ?seen, "gpu.owners names GPUs this node does not have (UUIDs are case-sensitive); their cost goes to unallocated");
+            }
+            self.warned_unmatched = snap.unmatched_owners.clone();
+        }
         let ready = self.s.engine.ready();
         let generation = self.s.state.publish(snap, ready);
         if announce {
@@ -524,6 +533,7 @@ impl Sampler {
             save_streak: 0,
             said_ready: false,
             first_tick_done: false,
+            warned_unmatched: Vec::new(),
             #[cfg(test)]
             panic_at_tick,
         };

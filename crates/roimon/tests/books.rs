@@ -573,3 +573,28 @@ fn misconfiguration_is_loud() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a configuration file"));
 }
+
+#[test]
+fn an_owner_uuid_that_matches_no_gpu_is_a_warning_and_a_gauge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = FakeNvml::new(&gpus(1)).unwrap();
+    let typo = G0.to_lowercase();
+    let cfg = config(
+        tmp.path(),
+        &fake.library(),
+        &tmp.path().join("state"),
+        &[(&typo, "vision")],
+        "",
+    );
+    let d = Daemon::start(&cfg, &[]);
+    d.wait_metrics("unmatched owner gauge", |m| {
+        value(
+            m,
+            &format!("roimon_gpu_owner_unmatched{{gpu_uuid=\"{typo}\"}}"),
+        ) == Some(1.0)
+    });
+    let (_, log) = d.stop("TERM");
+    let warned: Vec<&String> = log.iter().filter(|l| l.contains("does not have")).collect();
+    assert_eq!(warned.len(), 1, "{log:?}");
+    assert!(warned[0].contains("WARN") && warned[0].contains(&typo));
+}

@@ -47,6 +47,12 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_collector_errors_total",
     "roimon_unaccounted_seconds_total",
     "roimon_checkpoint_errors_total",
+    "roimon_gpu_up",
+    "roimon_gpu_owner_unmatched",
+    "roimon_gpu_credit_total",
+    "roimon_gpu_facility_energy_joules_total",
+    "roimon_host_unaccounted_seconds_total",
+    "roimon_host_energy_resets_total",
 ];
 
 /// What Grafana's variables become for the check. Any other `$variable` in a
@@ -776,4 +782,32 @@ fn provisioning_points_at_the_dashboards() {
             "deploy/docker-compose.yml does not mount the {what} ({mount})"
         );
     }
+}
+
+/// A panel for a feature that is not configured must say so, not show a
+/// bare "No data": every panel has a description and a no-data text.
+#[test]
+fn every_panel_has_a_description_and_a_no_data_text() {
+    let mut missing = Vec::new();
+    for (path, d) in dashboards() {
+        for p in all_panels(&d) {
+            if p["type"] == "row" {
+                continue;
+            }
+            let title = p["title"].as_str().unwrap_or("?");
+            if p["description"]
+                .as_str()
+                .is_none_or(|s| s.trim().is_empty())
+            {
+                missing.push(format!("{}: {title}: no description", path.display()));
+            }
+            if p["fieldConfig"]["defaults"]["noValue"]
+                .as_str()
+                .is_none_or(|s| s.trim().len() < 10)
+            {
+                missing.push(format!("{}: {title}: no no-data text", path.display()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
 }
