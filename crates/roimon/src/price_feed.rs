@@ -47,6 +47,10 @@ async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Capped
 const MAX_PAGES: usize = 20;
 /// How long fetched history is kept in the schedule.
 const KEEP_HISTORY_DAYS: i64 = 7;
+/// How far past the end of the window a fetch asks for a slot is believed: a
+/// day, for publishers that answer in whole days of their own time zone.
+/// With `days_ahead` at most 7, nothing beyond nine days from now is kept.
+const AHEAD_SLACK_DAYS: i64 = 1;
 
 /// An API token. Its `Debug` and `Display` never show it.
 #[derive(Clone)]
@@ -769,6 +773,74 @@ pub fn window(now: DateTime<Utc>, days_ahead: u32) -> (DateTime<Utc>, DateTime<U
     )
 }
 
+/// The span of time a schedule may hold at `now`, when fetches ask for
+/// windows ending at `window_end`: the kept history before, a day past the
+/// window after. A slot outside it cannot price anything soon (1970), or is
+/// no market's price yet (9999) and would claim the schedule is known for
+/// ever; it is dropped.
+pub fn kept_range(now: DateTime<Utc>, window_end: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    (
+        now - TimeDelta::days(KEEP_HISTORY_DAYS),
+        window_end.max(now) + TimeDelta::days(AHEAD_SLACK_DAYS),
+    )
+}
+
+/// Bound a fetched schedule to [`kept_range`]: slots wholly outside it are
+/// dropped, slots straddling an edge are clipped. A fetch left without a slot
+/// in its window `[from, to)` is a failure, not a success: it would neither
+/// price the window nor say when the schedule ends. Returns the outcome and
+/// how many slots were dropped (counted whether the fetch succeeds or not).
+pub fn usable(
+    mut s: Schedule,
+    now: DateTime<Utc>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> (Result<Schedule, FetchError>, usize) {
+    let total = s.slots.len();
+    let (lo, hi) = kept_range(now, to);
+    let dropped = s.retain_within(lo, hi);
+    if s.slots.iter().any(|x| x.end > from && x.start < to) {
+        return (Ok(s), dropped);
+    }
+    let f = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let why = format!(
+        "none of the {total} slots fetched is in the window {} .. {} ({dropped} outside {} .. {} dropped)",
+        f(from),
+        f(to),
+        f(lo),
+        f(hi)
+    );
+    let e = if dropped == total {
+        FetchError::Rejected(why)
+    } else {
+        FetchError::NoData(why)
+    };
+    (Err(e), dropped)
+}
+
+/// Bound a fetch's outcome with [`usable`] for its window, logging the slots
+/// dropped and adding them to `dropped_total`; `what` names the feed.
+pub fn bound_fetched(
+    fetched: Result<Schedule, FetchError>,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    now: DateTime<Utc>,
+    label: &str,
+    what: &str,
+    dropped_total: &mut u64,
+) -> Result<Schedule, FetchError> {
+    let (res, dropped) = usable(fetched?, now, window.0, window.1);
+    if dropped > 0 {
+        *dropped_total = dropped_total.saturating_add(dropped as u64);
+        tracing::warn!(
+            source = label,
+            dropped,
+            dropped_total = *dropped_total,
+            "fetched {what} slots outside the time a schedule may cover were dropped"
+        );
+    }
+    res
+}
+
 /// The schedule as kept in the state dir.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stored {
@@ -798,13 +870,17 @@ impl Store {
     }
 
     /// Load a kept schedule for this source and currency, with the current
-    /// adders and VAT applied again to the recorded market prices.
+    /// adders and VAT applied again to the recorded market prices, and pruned
+    /// to `range` (see [`kept_range`]): slots a schedule kept by an older
+    /// version, or edited by hand, holds outside it are dropped and logged. A
+    /// schedule out of order, or with nothing left, is not loaded.
     pub fn load(
         &self,
         source: &str,
         identity: &str,
         currency: &str,
         adj: &Adjustments,
+        range: (DateTime<Utc>, DateTime<Utc>),
     ) -> Option<Stored> {
         let text = std::fs::read_to_string(&self.path).ok()?;
         let mut s: Stored = match serde_json::from_str(&text) {
@@ -819,6 +895,18 @@ impl Store {
             || !s.schedule.currency.eq_ignore_ascii_case(currency)
         {
             tracing::info!(file = %self.path.display(), kept = %s.source, "kept price schedule is for another source or currency; ignoring it");
+            return None;
+        }
+        if !s.schedule.is_ordered() {
+            tracing::warn!(file = %self.path.display(), "kept schedule has overlapping or unsorted slots; ignoring it");
+            return None;
+        }
+        let dropped = s.schedule.retain_within(range.0, range.1);
+        if dropped > 0 {
+            tracing::warn!(file = %self.path.display(), source, dropped, from = %range.0, until = %range.1, "kept schedule held slots outside the time it may cover; dropped them");
+        }
+        if s.schedule.slots.is_empty() {
+            tracing::info!(file = %self.path.display(), "kept schedule has no slot left to price with; ignoring it");
             return None;
         }
         for slot in &mut s.schedule.slots {
@@ -933,7 +1021,9 @@ pub async fn run(
             adjustments(&cfg),
             cfg.currency.clone(),
         );
-        blocking(move || Ok(store.load(label, &id, &cur, &adj)))
+        let now = Utc::now();
+        let range = kept_range(now, window(now, cfg.days_ahead).1);
+        blocking(move || Ok(store.load(label, &id, &cur, &adj, range)))
             .await
             .unwrap_or(None)
     };
@@ -956,11 +1046,13 @@ pub async fn run(
         }
     };
     failures = 0;
+    let mut dropped_total: u64 = 0;
     loop {
         let now = Utc::now();
         let (from, to) = window(now, cfg.days_ahead);
         let f = fetcher.clone();
         let fetched = isolated(async move { f.fetch(from, to).await }).await;
+        let fetched = bound_fetched(fetched, (from, to), now, label, "price", &mut dropped_total);
         let wait = match fetched {
             Ok(new) => {
                 failures = 0;
@@ -1067,21 +1159,32 @@ mod tests {
         };
         let kept = store.absorb(None, sched, "entsoe", "entsoe|EUR|NL", now);
         assert_eq!(kept.schedule.slots.len(), 1);
+        let range = kept_range(now, window(now, 1).1);
         let adj = Adjustments {
             adders: vec![("tax".into(), 0.1)],
             vat: 0.2,
         };
         // Same series: loaded, with today's adders and VAT re-applied.
-        let same = store.load("entsoe", "entsoe|EUR|NL", "EUR", &adj).unwrap();
+        let same = store
+            .load("entsoe", "entsoe|EUR|NL", "EUR", &adj, range)
+            .unwrap();
         assert!((same.schedule.slots[0].price_per_kwh - 0.24).abs() < 1e-12);
         // Another area, source or currency: not loaded.
-        assert!(store.load("entsoe", "entsoe|EUR|BE", "EUR", &adj).is_none());
         assert!(
             store
-                .load("nordpool", "entsoe|EUR|NL", "EUR", &adj)
+                .load("entsoe", "entsoe|EUR|BE", "EUR", &adj, range)
                 .is_none()
         );
-        assert!(store.load("entsoe", "entsoe|EUR|NL", "SEK", &adj).is_none());
+        assert!(
+            store
+                .load("nordpool", "entsoe|EUR|NL", "EUR", &adj, range)
+                .is_none()
+        );
+        assert!(
+            store
+                .load("entsoe", "entsoe|EUR|NL", "SEK", &adj, range)
+                .is_none()
+        );
     }
 
     #[test]
@@ -1118,5 +1221,116 @@ mod tests {
     fn secrets_do_not_show() {
         let s = Secret("hunter2".into());
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+    fn slot(start: DateTime<Utc>, hours: i64, market: f64) -> roimon_price::PriceSlot {
+        roimon_price::PriceSlot {
+            start,
+            end: start + TimeDelta::hours(hours),
+            market_per_kwh: market,
+            price_per_kwh: market,
+        }
+    }
+
+    fn eur(slots: Vec<roimon_price::PriceSlot>) -> Schedule {
+        Schedule {
+            currency: "EUR".into(),
+            slots,
+            adjustments: Adjustments::default(),
+        }
+    }
+
+    #[test]
+    fn a_fetch_of_only_far_future_or_ancient_slots_is_a_failure() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
+        let (from, to) = window(now, 1);
+        let y9999 = Utc.with_ymd_and_hms(9999, 1, 1, 0, 0, 0).unwrap();
+        let y1970 = Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap();
+        for far in [y9999, y1970] {
+            let s = eur((0..24)
+                .map(|h| slot(far + TimeDelta::hours(h), 1, 0.1))
+                .collect());
+            let (res, dropped) = usable(s, now, from, to);
+            assert_eq!(dropped, 24);
+            let e = res.unwrap_err();
+            assert!(matches!(e, FetchError::Rejected(_)), "{e}");
+            assert!(e.to_string().contains("24 outside"), "{e}");
+        }
+        // Slots inside the kept history but none in the window: no data.
+        let old = eur(vec![slot(now - TimeDelta::days(5), 1, 0.1)]);
+        assert!(matches!(
+            usable(old, now, from, to),
+            (Err(FetchError::NoData(_)), 0)
+        ));
+    }
+
+    #[test]
+    fn known_until_comes_from_usable_slots_only() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
+        let (from, to) = window(now, 1);
+        let y9999 = Utc.with_ymd_and_hms(9999, 1, 1, 0, 0, 0).unwrap();
+        let y1970 = Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap();
+        let s = eur(vec![
+            slot(y1970, 1, 0.1),
+            slot(from, 24, 0.2),
+            slot(from + TimeDelta::days(1), 24, 0.3),
+            // Straddles the end of what may be kept: clipped, not dropped.
+            slot(to, 72, 0.4),
+            slot(y9999, 1, 0.5),
+        ]);
+        let (s, dropped) = usable(s, now, from, to);
+        assert_eq!(dropped, 2);
+        let s = s.unwrap();
+        assert_eq!(s.slots.len(), 3);
+        assert_eq!(s.end(), Some(to + TimeDelta::days(AHEAD_SLACK_DAYS)));
+        // And a merge into a kept schedule ends there too.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let kept = store.absorb(None, s, "awattar", "a", now);
+        assert_eq!(
+            kept.schedule.end(),
+            Some(to + TimeDelta::days(AHEAD_SLACK_DAYS))
+        );
+    }
+
+    #[test]
+    fn a_kept_schedule_is_pruned_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
+        let range = kept_range(now, window(now, 1).1);
+        let y9999 = Utc.with_ymd_and_hms(9999, 1, 1, 0, 0, 0).unwrap();
+        let y1970 = Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap();
+        // As an older version kept it: a year-9999 slot pinning the end.
+        let stored = Stored {
+            source: "awattar".into(),
+            identity: "a".into(),
+            fetched_at: now,
+            schedule: eur(vec![
+                slot(y1970, 1, 0.1),
+                slot(now, 1, 0.2),
+                slot(y9999, 1, 0.3),
+            ]),
+        };
+        store.save(&stored).unwrap();
+        let adj = Adjustments::default();
+        let got = store.load("awattar", "a", "EUR", &adj, range).unwrap();
+        assert_eq!(got.schedule.slots, vec![slot(now, 1, 0.2)]);
+        // Nothing usable left: not loaded at all.
+        let only_far = Stored {
+            schedule: eur(vec![slot(y9999, 1, 0.3)]),
+            ..stored.clone()
+        };
+        store.save(&only_far).unwrap();
+        assert!(store.load("awattar", "a", "EUR", &adj, range).is_none());
+        // Overlapping slots (a hand-edited file): not trusted.
+        let overlapping = Stored {
+            schedule: eur(vec![
+                slot(now, 2, 0.1),
+                slot(now + TimeDelta::hours(1), 1, 0.2),
+            ]),
+            ..stored
+        };
+        store.save(&overlapping).unwrap();
+        assert!(store.load("awattar", "a", "EUR", &adj, range).is_none());
     }
 }
