@@ -288,13 +288,13 @@ impl Http {
         self.token.as_ref()
     }
 
-    /// `s` with every occurrence of the token (as is, and URL-encoded)
-    /// replaced.
+    /// `s` with every occurrence of the token replaced: as is, in any letter
+    /// case, with any of its bytes percent-encoded (either hex case, a space
+    /// as `+`), and base64-encoded (standard or URL-safe alphabet, at any
+    /// offset inside a longer base64 text, as in a `Basic` credential).
     pub fn redact(&self, s: &str) -> String {
         match &self.token {
-            Some(Secret(t)) if !t.is_empty() => s
-                .replace(t.as_str(), "[REDACTED]")
-                .replace(&url_encode(t), "[REDACTED]"),
+            Some(Secret(t)) if !t.is_empty() => redact_token(s, t),
             _ => s.to_string(),
         }
     }
@@ -715,6 +715,112 @@ fn rebase(next: &str, base: &str) -> String {
         .and_then(|(_, r)| r.find('/').map(|i| &r[i..]))
         .unwrap_or(next);
     format!("{base}{rest}")
+}
+
+/// `s` with every spelling of `token` that [`Http::redact`] lists replaced by
+/// `[REDACTED]`.
+fn redact_token(s: &str, token: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut spans = spelled_spans(bytes, token.as_bytes());
+    for core in base64_cores(token.as_bytes()) {
+        spans.extend(spelled_spans(bytes, core.as_bytes()));
+    }
+    if spans.is_empty() {
+        return s.to_string();
+    }
+    spans.sort_unstable();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    for (a, b) in spans {
+        if b <= at {
+            continue;
+        }
+        if a >= at {
+            out.extend_from_slice(&bytes[at..a]);
+            out.extend_from_slice(b"[REDACTED]");
+        }
+        at = b;
+    }
+    out.extend_from_slice(&bytes[at..]);
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The byte spans of `s` that spell `pat`: each byte of `pat` as itself in
+/// any ASCII case, or percent-encoded (hex in either case), or a space as `+`.
+fn spelled_spans(s: &[u8], pat: &[u8]) -> Vec<(usize, usize)> {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut spans = Vec::new();
+    if pat.is_empty() {
+        return spans;
+    }
+    let mut i = 0;
+    while i < s.len() {
+        let mut j = i;
+        let matched = pat.iter().all(|&want| {
+            let Some(&c) = s.get(j) else { return false };
+            if c.eq_ignore_ascii_case(&want) || (want == b' ' && c == b'+') {
+                j += 1;
+                return true;
+            }
+            if c == b'%' {
+                if let (Some(h), Some(l)) = (
+                    s.get(j + 1).copied().and_then(hex),
+                    s.get(j + 2).copied().and_then(hex),
+                ) {
+                    if (h << 4 | l).eq_ignore_ascii_case(&want) {
+                        j += 3;
+                        return true;
+                    }
+                }
+            }
+            false
+        });
+        if matched {
+            spans.push((i, j));
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    spans
+}
+
+/// The parts of the base64 form of `token` that are the same wherever the
+/// token falls in a longer encoded text (three byte offsets, two alphabets),
+/// for tokens long enough that these parts cannot be mistaken for anything
+/// else.
+fn base64_cores(token: &[u8]) -> Vec<String> {
+    const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const MIN_CORE: usize = 8;
+    let mut cores: Vec<String> = Vec::new();
+    for offset in 0..3usize {
+        let mut data = vec![0u8; offset];
+        data.extend_from_slice(token);
+        let mut enc = String::with_capacity(data.len() * 4 / 3 + 4);
+        for chunk in data.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (k, &b)| n | u32::from(b) << (16 - 8 * k));
+            for k in 0..=chunk.len() {
+                enc.push(STD[(n >> (18 - 6 * k) & 63) as usize] as char);
+            }
+        }
+        // Characters that mix in the offset's bytes, or the bits after the
+        // token, depend on what surrounds it: keep only the rest.
+        let first = (8 * offset).div_ceil(6);
+        let last = 8 * data.len() / 6;
+        if last >= first + MIN_CORE {
+            let core = enc[first..last].to_string();
+            let url_safe = core.replace('+', "-").replace('/', "_");
+            for c in [core, url_safe] {
+                if !cores.contains(&c) {
+                    cores.push(c);
+                }
+            }
+        }
+    }
+    cores
 }
 
 /// Percent-encode everything but unreserved characters (RFC 3986).
@@ -1332,5 +1438,71 @@ mod tests {
         };
         store.save(&overlapping).unwrap();
         assert!(store.load("awattar", "a", "EUR", &adj, range).is_none());
+    }
+
+    fn http_with(token: &str, timeout: Duration) -> Http {
+        Http::new(
+            timeout,
+            RetryPolicy {
+                retries: 0,
+                initial: Duration::from_millis(10),
+                max: Duration::from_millis(10),
+            },
+            Some(Secret(token.into())),
+            Auth::None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn tokens_are_redacted_in_any_case_encoding_and_base64() {
+        // An ENTSO-E token is a UUID; servers echo it in other cases.
+        let t = "3f2a9c1e-5b7d-4e8f-a0b1-c2d3e4f5a6b7";
+        let http = http_with(t, Duration::from_secs(1));
+        let upper = t.to_ascii_uppercase();
+        let pct_upper: String = t.bytes().map(|b| format!("%{b:02X}")).collect();
+        let pct_lower = pct_upper.to_ascii_lowercase();
+        let mixed = t.replace('-', "%2d").to_ascii_uppercase();
+        for variant in [t.to_string(), upper, pct_upper, pct_lower, mixed] {
+            let got = http.redact(&format!("token={variant}&x=1"));
+            assert_eq!(got, "token=[REDACTED]&x=1", "{variant}");
+        }
+        // Base64, alone and inside a `Basic` credential at every offset.
+        for prefix in ["", "u:", "us:", "use:"] {
+            let b64 = base64(format!("{prefix}{t}").as_bytes());
+            let got = http.redact(&format!("Authorization: Basic {b64}"));
+            assert!(!got.contains(&b64[8..b64.len() - 8]), "{prefix}: {got}");
+            assert!(got.contains("[REDACTED]"), "{prefix}: {got}");
+        }
+        // A token with characters base64 and URLs treat specially.
+        let odd = "k+y/?é~ ab=";
+        let http = http_with(odd, Duration::from_secs(1));
+        assert_eq!(http.redact("a k+y%2F%3F%C3%A9~+AB%3D b"), "a [REDACTED] b");
+        assert_eq!(http.redact("a K%2By/?é%7E%20aB= b"), "a [REDACTED] b");
+        // Other text is left alone.
+        assert_eq!(
+            http.redact("nothing here: 3f2a-9c1e"),
+            "nothing here: 3f2a-9c1e"
+        );
+    }
+
+    /// Standard base64 with padding, for the tests.
+    fn base64(data: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for c in data.chunks(3) {
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (k, &b)| n | u32::from(b) << (16 - 8 * k));
+            for k in 0..4 {
+                out.push(if k <= c.len() {
+                    A[(n >> (18 - 6 * k) & 63) as usize] as char
+                } else {
+                    '='
+                });
+            }
+        }
+        out
     }
 }
