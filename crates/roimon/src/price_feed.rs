@@ -19,6 +19,8 @@ use std::time::Duration;
 
 /// Largest response body accepted.
 const MAX_BODY: usize = 32 << 20;
+/// Longest wait for a connection to open (less if the request's timeout is).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest `Retry-After` believed (a day); longer is taken as a day.
 const MAX_HINT: Duration = Duration::from_secs(86_400);
 
@@ -230,6 +232,7 @@ pub struct Http {
     token: Option<Secret>,
     auth: Auth,
     retry: RetryPolicy,
+    timeout: Duration,
     jitter: Mutex<Jitter>,
 }
 
@@ -253,7 +256,7 @@ impl Http {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .connect_timeout(timeout.min(CONNECT_TIMEOUT))
             .user_agent(concat!("roimon/", env!("CARGO_PKG_VERSION")))
             // Follow redirects only on the same scheme, host and port: a
             // token in a custom header would otherwise travel to any host.
@@ -279,6 +282,7 @@ impl Http {
             token,
             auth,
             retry,
+            timeout,
             jitter: Mutex::new(Jitter::new()),
         })
     }
@@ -351,7 +355,10 @@ impl Http {
                         )));
                     }
                     Err(e) => {
-                        last = self.redact(&format!("reading the body: {}", e.without_url()));
+                        last = self.redact(&format!(
+                            "reading the body: {}",
+                            transport_error(&e, self.timeout)
+                        ));
                         self.sleep_for(attempt)
                     }
                 },
@@ -380,16 +387,7 @@ impl Http {
                     }
                 }
                 Err(e) => {
-                    let kind = if e.is_timeout() {
-                        "timed out"
-                    } else if e.is_connect() {
-                        "cannot connect"
-                    } else if e.is_redirect() {
-                        "refused a redirect to another host"
-                    } else {
-                        "request failed"
-                    };
-                    last = self.redact(&format!("{kind}: {}", e.without_url()));
+                    last = self.redact(&transport_error(&e, self.timeout));
                     self.sleep_for(attempt)
                 }
             };
@@ -402,6 +400,116 @@ impl Http {
             format!("{last} (after {} tries)", self.retry.retries + 1),
             hint,
         ))
+    }
+}
+
+/// Why a request got no HTTP answer, as found in an error's source chain.
+#[derive(Debug, Clone, PartialEq)]
+enum Cause {
+    /// The host name did not resolve.
+    Dns,
+    /// Nothing listens on that port (or a firewall said no).
+    Refused,
+    /// The peer closed or reset the connection.
+    Closed,
+    /// No answer within the timeout.
+    Timeout,
+    /// The TLS handshake or session failed, with rustls' reason.
+    Tls(String),
+    /// Something else, with the innermost error's text.
+    Other(String),
+}
+
+/// Walk `e` and its sources (an `io::Error` is looked into too: std's
+/// `source` skips the error it wraps) for the first cause an operator can
+/// act on.
+fn cause_of(e: &(dyn std::error::Error + 'static)) -> Cause {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut innermost = e.to_string();
+    while let Some(err) = next {
+        innermost = err.to_string();
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Cause::Tls(tls.to_string());
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Cause::Tls(tls.to_string());
+            }
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return Cause::Refused,
+                std::io::ErrorKind::TimedOut => return Cause::Timeout,
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof => return Cause::Closed,
+                _ => {}
+            }
+        }
+        let text = innermost.to_ascii_lowercase();
+        if text.starts_with("dns error")
+            || text.contains("failed to lookup address")
+            || text.contains("name or service not known")
+        {
+            return Cause::Dns;
+        }
+        if text.contains("timed out") {
+            return Cause::Timeout;
+        }
+        if text.contains("connection closed") || text.contains("incomplete message") {
+            return Cause::Closed;
+        }
+        next = err.source().or_else(|| {
+            err.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|i| i as &(dyn std::error::Error + 'static))
+        });
+    }
+    Cause::Other(innermost)
+}
+
+/// A request error in words an operator can act on: the host and port (never
+/// the URL: its query may carry a token) and the cause (DNS, refused, closed,
+/// TLS, timeout).
+fn transport_error(e: &reqwest::Error, timeout: Duration) -> String {
+    let host = e
+        .url()
+        .and_then(|u| {
+            let h = u.host_str()?;
+            Some(match u.port_or_known_default() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            })
+        })
+        .unwrap_or_else(|| "the server".into());
+    if e.is_redirect() {
+        let why = std::error::Error::source(e).map_or_else(|| "refused".into(), |s| s.to_string());
+        return format!("{host}: redirect not followed ({why})");
+    }
+    // Not `e` itself: its text holds the whole URL.
+    let cause = match std::error::Error::source(e) {
+        _ if e.is_timeout() => Cause::Timeout,
+        Some(inner) => cause_of(inner),
+        None if e.is_connect() => Cause::Other("cannot connect".into()),
+        None => Cause::Other("no answer".into()),
+    };
+    match cause {
+        Cause::Dns => format!("cannot resolve {host} (DNS lookup failed)"),
+        Cause::Refused => format!("cannot connect to {host}: connection refused"),
+        Cause::Closed => format!("{host} closed the connection"),
+        Cause::Timeout => {
+            // Connecting has its own, shorter limit (see `Http::new`).
+            let limit = if e.is_connect() {
+                timeout.min(CONNECT_TIMEOUT)
+            } else {
+                timeout
+            };
+            format!(
+                "{host} did not answer within {} s (timed out)",
+                limit.as_secs_f64()
+            )
+        }
+        Cause::Tls(m) => format!("TLS with {host} failed: {m}"),
+        Cause::Other(m) => format!("request to {host} failed: {m}"),
     }
 }
 
@@ -1504,5 +1612,122 @@ mod tests {
             }
         }
         out
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_names_the_host_and_the_cause_not_the_url() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let http = http_with("tok-123456", Duration::from_secs(2));
+        let url = format!("http://127.0.0.1:{port}/api?securityToken=tok-123456&area=NL");
+        let started = std::time::Instant::now();
+        let e = http.fetch_text(&Req::Get(url)).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let m = e.to_string();
+        assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}");
+        assert!(m.contains("connection refused"), "{m}");
+        assert!(
+            !m.contains("/api") && !m.contains("securityToken") && !m.contains("tok-"),
+            "{m}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_a_timeout_naming_the_host() {
+        // Connections complete in the kernel's backlog; nothing is ever read
+        // or answered.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let http = http_with("tok-123456", Duration::from_millis(300));
+        let url = format!("http://127.0.0.1:{port}/v1/marketdata?token=tok-123456");
+        let started = std::time::Instant::now();
+        let e = http.fetch_text(&Req::Get(url)).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let m = e.to_string();
+        assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}");
+        assert!(m.contains("timed out"), "{m}");
+        assert!(!m.contains("marketdata") && !m.contains("tok-"), "{m}");
+        drop(l);
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_server_on_an_https_url_is_a_tls_failure() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            if let Ok((mut c, _)) = l.accept() {
+                c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = c.read(&mut buf);
+                let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let http = http_with("tok-123456", Duration::from_secs(2));
+        let e = http
+            .fetch_text(&Req::Get(format!(
+                "https://127.0.0.1:{port}/x?t=tok-123456"
+            )))
+            .await
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains(&format!("TLS with 127.0.0.1:{port} failed")),
+            "{m}"
+        );
+        assert!(!m.contains("tok-"), "{m}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn causes_are_found_down_the_source_chain() {
+        #[derive(Debug)]
+        struct Wrap(
+            &'static str,
+            Option<Box<dyn std::error::Error + Send + Sync>>,
+        );
+        impl fmt::Display for Wrap {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Wrap {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let io = |k| Some(Box::new(std::io::Error::from(k)) as _);
+        let dns = Wrap(
+            "client error (Connect)",
+            Some(Box::new(Wrap(
+                "dns error",
+                Some(Box::new(std::io::Error::other(
+                    "failed to lookup address information",
+                ))),
+            ))),
+        );
+        assert_eq!(cause_of(&dns), Cause::Dns);
+        let refused = Wrap(
+            "tcp connect error",
+            io(std::io::ErrorKind::ConnectionRefused),
+        );
+        assert_eq!(cause_of(&refused), Cause::Refused);
+        let reset = Wrap("x", io(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(cause_of(&reset), Cause::Closed);
+        // rustls inside an io::Error, whose `source` skips it.
+        let tls = Wrap(
+            "x",
+            Some(Box::new(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::General("bad cert".into()),
+            ))),
+        );
+        assert!(matches!(cause_of(&tls), Cause::Tls(m) if m.contains("bad cert")));
+        assert_eq!(
+            cause_of(&Wrap("outer", Some(Box::new(Wrap("inner", None))))),
+            Cause::Other("inner".into())
+        );
     }
 }
