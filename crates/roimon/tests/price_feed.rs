@@ -229,10 +229,16 @@ fn prices_command_rejects_one_second_slots_and_oversized_fetches() {
     let hour_ms = 3_600_000;
     let today = now_ms - now_ms % (24 * hour_ms);
     for (body, expected) in [
-        // One-second slots, as a broken publisher once sent 259 000 of.
+        // One-second slots.
         (
             awattar_slots(today, 1000, 2000, 90.0),
             "shorter than the 300 s",
+        ),
+        // The 25 MB body of three days of one-second slots a broken
+        // publisher once sent: refused on its count, before any sorting.
+        (
+            awattar_slots(today, 1000, 259_200, 90.0),
+            "holds 259200 slots, more than the 10000",
         ),
         // More slots than one fetch may hold, each a plausible hour.
         (
