@@ -6,6 +6,6 @@ pub mod parse;
 pub mod schedule;
 
 pub use schedule::{
-    Adjustments, CARBON_UNIT, Parsed, PriceError, PriceSlot, RawSlot, Schedule, Unit, normalise,
-    normalise_carbon,
+    Adjustments, CARBON_UNIT, MAX_SLOTS, MIN_SLOT_SECS, Parsed, PriceError, PriceSlot, RawSlot,
+    Schedule, Unit, normalise, normalise_carbon,
 };

@@ -161,24 +161,33 @@ impl Schedule {
     /// Merge a newer schedule in: where a new slot covers time, it replaces
     /// what was known (an old slot straddling it is clipped to the part the
     /// new one leaves); where the new schedule has no slot (before, after, or
-    /// in a gap), the old slots stay. Slots ending at or before `keep_after`
-    /// are dropped to bound memory.
+    /// in a gap), the old slots stay. Old slots, or the pieces of them left
+    /// over, ending at or before `keep_after` are dropped to bound memory
+    /// (so merging the same newer schedule twice changes nothing).
+    ///
+    /// Both schedules must be sorted and non-overlapping (what [`normalise`]
+    /// returns, and what a merge leaves). One sweep over both, then a sort:
+    /// O((old + new) log(old + new)), however the two interleave.
     pub fn merge(&mut self, newer: Schedule, keep_after: DateTime<Utc>) {
         if newer.slots.is_empty() {
             return;
         }
-        let mut slots: Vec<PriceSlot> = Vec::with_capacity(self.slots.len() + newer.slots.len());
+        let new = &newer.slots;
+        let mut slots: Vec<PriceSlot> = Vec::with_capacity(self.slots.len() + new.len());
+        // `first` is the first new slot that may still overlap an old one:
+        // old slots come in start order and are disjoint, so a new slot that
+        // ends at or before one old slot's start ends before every later one.
+        let mut first = 0;
         for old in self.slots.iter().filter(|s| s.end > keep_after) {
-            // Subtract every new slot from this old one (new slots are sorted
-            // and disjoint), keeping the pieces left over.
+            while first < new.len() && new[first].end <= old.start {
+                first += 1;
+            }
+            // Subtract every new slot overlapping this old one, keeping the
+            // pieces left over.
             let mut rest = Some(*old);
-            for n in newer
-                .slots
-                .iter()
-                .filter(|n| n.end > old.start && n.start < old.end)
-            {
+            for n in new[first..].iter().take_while(|n| n.start < old.end) {
                 let Some(r) = rest else { break };
-                if n.start > r.start {
+                if n.start > r.start && n.start > keep_after {
                     slots.push(PriceSlot { end: n.start, ..r });
                 }
                 rest = (n.end < r.end).then_some(PriceSlot { start: n.end, ..r });
@@ -190,6 +199,28 @@ impl Schedule {
         self.slots = slots;
         self.currency = newer.currency;
         self.adjustments = newer.adjustments;
+    }
+
+    /// Keep only what lies in `[from, until)`: a slot wholly outside it is
+    /// dropped, one straddling an edge is clipped to it. Returns how many
+    /// slots were dropped. This is how a schedule is bounded in time: history
+    /// older than what is kept, and "prices" for years no market has
+    /// published yet, never reach the tariff.
+    pub fn retain_within(&mut self, from: DateTime<Utc>, until: DateTime<Utc>) -> usize {
+        let before = self.slots.len();
+        self.slots.retain(|s| s.end > from && s.start < until);
+        for s in &mut self.slots {
+            s.start = s.start.max(from);
+            s.end = s.end.min(until);
+        }
+        before - self.slots.len()
+    }
+
+    /// Whether the slots are sorted by start and none overlaps another (a
+    /// schedule read back from disk is checked before it is trusted).
+    pub fn is_ordered(&self) -> bool {
+        self.slots.iter().all(|s| s.start < s.end)
+            && self.slots.windows(2).all(|w| w[0].end <= w[1].start)
     }
 
     /// Slots overlapping `[from, to)`.
@@ -231,11 +262,26 @@ pub fn default_bound(currency: &str) -> Option<f64> {
     }
 }
 
+/// The shortest slot a publisher is believed: five minutes, the shortest
+/// settlement period of any market in operation (the Australian NEM, the
+/// real-time markets of the US ISOs). Anything shorter is a mistake in the
+/// time unit or in the body, not a price, and a schedule of one-second slots
+/// would cost a merge and the state file 300 times what five-minute ones do.
+pub const MIN_SLOT_SECS: i64 = 300;
+
+/// The most slots believed from one fetch: a fetch covers at most nine days
+/// (yesterday to seven days ahead), which is 2 592 five-minute slots; 10 000
+/// also matches the page size the largest publisher (Energi Data Service) is
+/// asked for. More is a broken or hostile publisher, rejected before any
+/// sorting or merging is done.
+pub const MAX_SLOTS: usize = 10_000;
+
 /// Turn parsed slots into a validated schedule in `currency`.
 ///
-/// Rejects: a stated currency other than `currency`; a non-finite value; a
-/// price whose magnitude exceeds `bound` per kWh (or [`default_bound`]);
-/// `end <= start`; overlapping slots; an empty result (that is
+/// Rejects: a stated currency other than `currency`; more than [`MAX_SLOTS`]
+/// slots; a non-finite value; a price whose magnitude exceeds `bound` per kWh
+/// (or [`default_bound`]); `end <= start`; a slot shorter than
+/// [`MIN_SLOT_SECS`]; overlapping slots; an empty result (that is
 /// [`PriceError::NoData`]). Exact duplicates (same start, end and value) are
 /// collapsed; everything else that overlaps is an error.
 pub fn normalise(
@@ -263,6 +309,12 @@ pub fn normalise(
             "the response holds no price slots".into(),
         ));
     }
+    if raw.len() > MAX_SLOTS {
+        return Err(PriceError::Invalid(format!(
+            "the response holds {} slots, more than the {MAX_SLOTS} believed from one fetch",
+            raw.len()
+        )));
+    }
     raw.sort_by(|a, b| a.start.cmp(&b.start).then(a.end.cmp(&b.end)));
     raw.dedup_by(|b, a| a.start == b.start && a.end == b.end && a.value == b.value);
     let mut slots = Vec::with_capacity(raw.len());
@@ -271,6 +323,13 @@ pub fn normalise(
             return Err(PriceError::Invalid(format!(
                 "slot {} ends at or before it starts ({})",
                 r.start, r.end
+            )));
+        }
+        if (r.end - r.start).num_seconds() < MIN_SLOT_SECS {
+            return Err(PriceError::Invalid(format!(
+                "slot {} lasts {} s, shorter than the {MIN_SLOT_SECS} s of the shortest market",
+                r.start,
+                (r.end - r.start).num_seconds()
             )));
         }
         if !r.value.is_finite() {
@@ -522,5 +581,119 @@ mod tests {
             .collect();
         assert_eq!(v, vec![2.0, 30.0, 40.0]);
         assert_eq!(old.end(), Some(t(4)));
+    }
+
+    fn seconds(slots: &[(i64, i64)]) -> Parsed {
+        let t0 = t(0);
+        Parsed {
+            currency: None,
+            unit: Unit::PerMwh,
+            slots: slots
+                .iter()
+                .map(|&(a, b)| RawSlot {
+                    start: t0 + TimeDelta::seconds(a),
+                    end: t0 + TimeDelta::seconds(b),
+                    value: 50.0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn slots_shorter_than_five_minutes_are_rejected_and_five_minutes_are_not() {
+        let none = Adjustments::default();
+        let five: Vec<(i64, i64)> = (0..12).map(|i| (i * 300, (i + 1) * 300)).collect();
+        assert_eq!(
+            normalise(seconds(&five), "EUR", &none, None)
+                .unwrap()
+                .slots
+                .len(),
+            12
+        );
+        let e = normalise(seconds(&[(0, 300), (300, 599)]), "EUR", &none, None).unwrap_err();
+        assert!(matches!(e, PriceError::Invalid(_)), "{e}");
+        assert!(e.to_string().contains("299 s"), "{e}");
+        // One-second slots, as a broken aWATTar body had.
+        let ones: Vec<(i64, i64)> = (0..600).map(|i| (i, i + 1)).collect();
+        assert!(matches!(
+            normalise(seconds(&ones), "EUR", &none, None),
+            Err(PriceError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn more_slots_than_one_fetch_can_hold_are_rejected_before_sorting() {
+        let none = Adjustments::default();
+        let hours =
+            |n: i64| -> Vec<(i64, i64)> { (0..n).map(|i| (i * 3600, (i + 1) * 3600)).collect() };
+        let ok = normalise(seconds(&hours(MAX_SLOTS as i64)), "EUR", &none, None).unwrap();
+        assert_eq!(ok.slots.len(), MAX_SLOTS);
+        let e = normalise(seconds(&hours(MAX_SLOTS as i64 + 1)), "EUR", &none, None).unwrap_err();
+        assert!(matches!(e, PriceError::Invalid(_)), "{e}");
+        assert!(e.to_string().contains("10001 slots"), "{e}");
+    }
+
+    #[test]
+    fn retain_within_drops_what_is_outside_and_clips_what_straddles() {
+        let none = Adjustments::default();
+        let mut s = normalise(
+            parsed(
+                Unit::PerMwh,
+                &[
+                    (-200, -100, 1.0),
+                    (-1, 1, 2.0),
+                    (2, 3, 3.0),
+                    (9, 11, 4.0),
+                    (50, 60, 5.0),
+                ],
+            ),
+            "EUR",
+            &none,
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.retain_within(t(0), t(10)), 2);
+        let got: Vec<(DateTime<Utc>, DateTime<Utc>)> =
+            s.slots.iter().map(|x| (x.start, x.end)).collect();
+        assert_eq!(got, vec![(t(0), t(1)), (t(2), t(3)), (t(9), t(10))]);
+        assert!(s.is_ordered());
+        assert_eq!(s.end(), Some(t(10)));
+        assert_eq!(s.retain_within(t(20), t(30)), 3);
+        assert_eq!(s.end(), None);
+    }
+
+    #[test]
+    fn merging_large_interleaved_schedules_is_not_quadratic() {
+        // 100 000 old and 100 000 new slots: a merge that compares every old
+        // slot with every new one does 1e10 steps (minutes); a sweep does
+        // 2e5 (well under a second, even unoptimised).
+        let n = 100_000i64;
+        let make = |offset: i64, value: f64| Schedule {
+            currency: "EUR".into(),
+            slots: (0..n)
+                .map(|i| PriceSlot {
+                    start: t(0) + TimeDelta::seconds(offset + i * 600),
+                    end: t(0) + TimeDelta::seconds(offset + i * 600 + 300),
+                    market_per_kwh: value,
+                    price_per_kwh: value,
+                })
+                .collect(),
+            adjustments: Adjustments::default(),
+        };
+        let (old, new) = (make(0, 1.0), make(150, 2.0));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut merged = old;
+            merged.merge(new, t(-1));
+            let _ = tx.send(merged);
+        });
+        let merged = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("merging 100 000 into 100 000 slots took over 20 s");
+        // Each old slot keeps its first half; every new slot is whole.
+        assert_eq!(merged.slots.len(), 2 * n as usize);
+        assert!(merged.is_ordered());
+        assert_eq!(merged.slots[0].end, t(0) + TimeDelta::seconds(150));
+        assert_eq!(merged.slots[1].price_per_kwh, 2.0);
     }
 }

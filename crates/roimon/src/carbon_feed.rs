@@ -7,7 +7,7 @@
 use crate::config::{CarbonCfg, CarbonSource};
 use crate::price_feed::{
     Auth, FetchError, Http, Req, RetryPolicy, Secret, Store, Update, absorb_kept, base_url,
-    blocking, isolated,
+    blocking, bound_fetched, isolated, kept_range,
 };
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use roimon_core::{Carbon, PricePerKwh, Tariff};
@@ -133,6 +133,13 @@ impl CarbonFetcher {
     }
 }
 
+/// The time a carbon fetch is about: the day before and after `now` (the
+/// Electricity Maps history is the past 24 hours, the UK forecast the next
+/// 24). A fetch with no slot in it is a failure.
+fn window(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    (now - TimeDelta::days(1), now + TimeDelta::days(1))
+}
+
 /// What identifies a carbon series; a kept one from another is not loaded.
 fn identity(cfg: &CarbonCfg) -> String {
     format!(
@@ -159,7 +166,9 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
     };
     let mut kept = {
         let (store, id) = (store.clone(), id.clone());
-        blocking(move || Ok(store.load(label, &id, CARBON_UNIT, &Adjustments::default())))
+        let now = Utc::now();
+        let range = kept_range(now, window(now).1);
+        blocking(move || Ok(store.load(label, &id, CARBON_UNIT, &Adjustments::default(), range)))
             .await
             .unwrap_or(None)
     };
@@ -184,10 +193,20 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
         }
     };
     failures = 0;
+    let mut dropped_total: u64 = 0;
     loop {
         let now = Utc::now();
+        let (from, to) = window(now);
         let f = fetcher.clone();
         let fetched = isolated(async move { f.fetch(now).await }).await;
+        let fetched = bound_fetched(
+            fetched,
+            (from, to),
+            now,
+            label,
+            "carbon",
+            &mut dropped_total,
+        );
         let wait = match fetched {
             Ok(new) => {
                 failures = 0;

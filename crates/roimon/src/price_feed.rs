@@ -19,6 +19,8 @@ use std::time::Duration;
 
 /// Largest response body accepted.
 const MAX_BODY: usize = 32 << 20;
+/// Longest wait for a connection to open (less if the request's timeout is).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest `Retry-After` believed (a day); longer is taken as a day.
 const MAX_HINT: Duration = Duration::from_secs(86_400);
 
@@ -47,6 +49,10 @@ async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Capped
 const MAX_PAGES: usize = 20;
 /// How long fetched history is kept in the schedule.
 const KEEP_HISTORY_DAYS: i64 = 7;
+/// How far past the end of the window a fetch asks for a slot is believed: a
+/// day, for publishers that answer in whole days of their own time zone.
+/// With `days_ahead` at most 7, nothing beyond nine days from now is kept.
+const AHEAD_SLACK_DAYS: i64 = 1;
 
 /// An API token. Its `Debug` and `Display` never show it.
 #[derive(Clone)]
@@ -226,6 +232,7 @@ pub struct Http {
     token: Option<Secret>,
     auth: Auth,
     retry: RetryPolicy,
+    timeout: Duration,
     jitter: Mutex<Jitter>,
 }
 
@@ -249,7 +256,7 @@ impl Http {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .connect_timeout(timeout.min(CONNECT_TIMEOUT))
             .user_agent(concat!("roimon/", env!("CARGO_PKG_VERSION")))
             // Follow redirects only on the same scheme, host and port: a
             // token in a custom header would otherwise travel to any host.
@@ -275,6 +282,7 @@ impl Http {
             token,
             auth,
             retry,
+            timeout,
             jitter: Mutex::new(Jitter::new()),
         })
     }
@@ -284,13 +292,13 @@ impl Http {
         self.token.as_ref()
     }
 
-    /// `s` with every occurrence of the token (as is, and URL-encoded)
-    /// replaced.
+    /// `s` with every occurrence of the token replaced: as is, in any letter
+    /// case, with any of its bytes percent-encoded (either hex case, a space
+    /// as `+`), and base64-encoded (standard or URL-safe alphabet, at any
+    /// offset inside a longer base64 text, as in a `Basic` credential).
     pub fn redact(&self, s: &str) -> String {
         match &self.token {
-            Some(Secret(t)) if !t.is_empty() => s
-                .replace(t.as_str(), "[REDACTED]")
-                .replace(&url_encode(t), "[REDACTED]"),
+            Some(Secret(t)) if !t.is_empty() => redact_token(s, t),
             _ => s.to_string(),
         }
     }
@@ -347,7 +355,10 @@ impl Http {
                         )));
                     }
                     Err(e) => {
-                        last = self.redact(&format!("reading the body: {}", e.without_url()));
+                        last = self.redact(&format!(
+                            "reading the body: {}",
+                            transport_error(&e, self.timeout)
+                        ));
                         self.sleep_for(attempt)
                     }
                 },
@@ -376,16 +387,7 @@ impl Http {
                     }
                 }
                 Err(e) => {
-                    let kind = if e.is_timeout() {
-                        "timed out"
-                    } else if e.is_connect() {
-                        "cannot connect"
-                    } else if e.is_redirect() {
-                        "refused a redirect to another host"
-                    } else {
-                        "request failed"
-                    };
-                    last = self.redact(&format!("{kind}: {}", e.without_url()));
+                    last = self.redact(&transport_error(&e, self.timeout));
                     self.sleep_for(attempt)
                 }
             };
@@ -398,6 +400,116 @@ impl Http {
             format!("{last} (after {} tries)", self.retry.retries + 1),
             hint,
         ))
+    }
+}
+
+/// Why a request got no HTTP answer, as found in an error's source chain.
+#[derive(Debug, Clone, PartialEq)]
+enum Cause {
+    /// The host name did not resolve.
+    Dns,
+    /// Nothing listens on that port (or a firewall said no).
+    Refused,
+    /// The peer closed or reset the connection.
+    Closed,
+    /// No answer within the timeout.
+    Timeout,
+    /// The TLS handshake or session failed, with rustls' reason.
+    Tls(String),
+    /// Something else, with the innermost error's text.
+    Other(String),
+}
+
+/// Walk `e` and its sources (an `io::Error` is looked into too: std's
+/// `source` skips the error it wraps) for the first cause an operator can
+/// act on.
+fn cause_of(e: &(dyn std::error::Error + 'static)) -> Cause {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut innermost = e.to_string();
+    while let Some(err) = next {
+        innermost = err.to_string();
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Cause::Tls(tls.to_string());
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Cause::Tls(tls.to_string());
+            }
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return Cause::Refused,
+                std::io::ErrorKind::TimedOut => return Cause::Timeout,
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof => return Cause::Closed,
+                _ => {}
+            }
+        }
+        let text = innermost.to_ascii_lowercase();
+        if text.starts_with("dns error")
+            || text.contains("failed to lookup address")
+            || text.contains("name or service not known")
+        {
+            return Cause::Dns;
+        }
+        if text.contains("timed out") {
+            return Cause::Timeout;
+        }
+        if text.contains("connection closed") || text.contains("incomplete message") {
+            return Cause::Closed;
+        }
+        next = err.source().or_else(|| {
+            err.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|i| i as &(dyn std::error::Error + 'static))
+        });
+    }
+    Cause::Other(innermost)
+}
+
+/// A request error in words an operator can act on: the host and port (never
+/// the URL: its query may carry a token) and the cause (DNS, refused, closed,
+/// TLS, timeout).
+fn transport_error(e: &reqwest::Error, timeout: Duration) -> String {
+    let host = e
+        .url()
+        .and_then(|u| {
+            let h = u.host_str()?;
+            Some(match u.port_or_known_default() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            })
+        })
+        .unwrap_or_else(|| "the server".into());
+    if e.is_redirect() {
+        let why = std::error::Error::source(e).map_or_else(|| "refused".into(), |s| s.to_string());
+        return format!("{host}: redirect not followed ({why})");
+    }
+    // Not `e` itself: its text holds the whole URL.
+    let cause = match std::error::Error::source(e) {
+        _ if e.is_timeout() => Cause::Timeout,
+        Some(inner) => cause_of(inner),
+        None if e.is_connect() => Cause::Other("cannot connect".into()),
+        None => Cause::Other("no answer".into()),
+    };
+    match cause {
+        Cause::Dns => format!("cannot resolve {host} (DNS lookup failed)"),
+        Cause::Refused => format!("cannot connect to {host}: connection refused"),
+        Cause::Closed => format!("{host} closed the connection"),
+        Cause::Timeout => {
+            // Connecting has its own, shorter limit (see `Http::new`).
+            let limit = if e.is_connect() {
+                timeout.min(CONNECT_TIMEOUT)
+            } else {
+                timeout
+            };
+            format!(
+                "{host} did not answer within {} s (timed out)",
+                limit.as_secs_f64()
+            )
+        }
+        Cause::Tls(m) => format!("TLS with {host} failed: {m}"),
+        Cause::Other(m) => format!("request to {host} failed: {m}"),
     }
 }
 
@@ -713,6 +825,112 @@ fn rebase(next: &str, base: &str) -> String {
     format!("{base}{rest}")
 }
 
+/// `s` with every spelling of `token` that [`Http::redact`] lists replaced by
+/// `[REDACTED]`.
+fn redact_token(s: &str, token: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut spans = spelled_spans(bytes, token.as_bytes());
+    for core in base64_cores(token.as_bytes()) {
+        spans.extend(spelled_spans(bytes, core.as_bytes()));
+    }
+    if spans.is_empty() {
+        return s.to_string();
+    }
+    spans.sort_unstable();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    for (a, b) in spans {
+        if b <= at {
+            continue;
+        }
+        if a >= at {
+            out.extend_from_slice(&bytes[at..a]);
+            out.extend_from_slice(b"[REDACTED]");
+        }
+        at = b;
+    }
+    out.extend_from_slice(&bytes[at..]);
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The byte spans of `s` that spell `pat`: each byte of `pat` as itself in
+/// any ASCII case, or percent-encoded (hex in either case), or a space as `+`.
+fn spelled_spans(s: &[u8], pat: &[u8]) -> Vec<(usize, usize)> {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut spans = Vec::new();
+    if pat.is_empty() {
+        return spans;
+    }
+    let mut i = 0;
+    while i < s.len() {
+        let mut j = i;
+        let matched = pat.iter().all(|&want| {
+            let Some(&c) = s.get(j) else { return false };
+            if c.eq_ignore_ascii_case(&want) || (want == b' ' && c == b'+') {
+                j += 1;
+                return true;
+            }
+            if c == b'%' {
+                if let (Some(h), Some(l)) = (
+                    s.get(j + 1).copied().and_then(hex),
+                    s.get(j + 2).copied().and_then(hex),
+                ) {
+                    if (h << 4 | l).eq_ignore_ascii_case(&want) {
+                        j += 3;
+                        return true;
+                    }
+                }
+            }
+            false
+        });
+        if matched {
+            spans.push((i, j));
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    spans
+}
+
+/// The parts of the base64 form of `token` that are the same wherever the
+/// token falls in a longer encoded text (three byte offsets, two alphabets),
+/// for tokens long enough that these parts cannot be mistaken for anything
+/// else.
+fn base64_cores(token: &[u8]) -> Vec<String> {
+    const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const MIN_CORE: usize = 8;
+    let mut cores: Vec<String> = Vec::new();
+    for offset in 0..3usize {
+        let mut data = vec![0u8; offset];
+        data.extend_from_slice(token);
+        let mut enc = String::with_capacity(data.len() * 4 / 3 + 4);
+        for chunk in data.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (k, &b)| n | u32::from(b) << (16 - 8 * k));
+            for k in 0..=chunk.len() {
+                enc.push(STD[(n >> (18 - 6 * k) & 63) as usize] as char);
+            }
+        }
+        // Characters that mix in the offset's bytes, or the bits after the
+        // token, depend on what surrounds it: keep only the rest.
+        let first = (8 * offset).div_ceil(6);
+        let last = 8 * data.len() / 6;
+        if last >= first + MIN_CORE {
+            let core = enc[first..last].to_string();
+            let url_safe = core.replace('+', "-").replace('/', "_");
+            for c in [core, url_safe] {
+                if !cores.contains(&c) {
+                    cores.push(c);
+                }
+            }
+        }
+    }
+    cores
+}
+
 /// Percent-encode everything but unreserved characters (RFC 3986).
 pub fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -769,6 +987,74 @@ pub fn window(now: DateTime<Utc>, days_ahead: u32) -> (DateTime<Utc>, DateTime<U
     )
 }
 
+/// The span of time a schedule may hold at `now`, when fetches ask for
+/// windows ending at `window_end`: the kept history before, a day past the
+/// window after. A slot outside it cannot price anything soon (1970), or is
+/// no market's price yet (9999) and would claim the schedule is known for
+/// ever; it is dropped.
+pub fn kept_range(now: DateTime<Utc>, window_end: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    (
+        now - TimeDelta::days(KEEP_HISTORY_DAYS),
+        window_end.max(now) + TimeDelta::days(AHEAD_SLACK_DAYS),
+    )
+}
+
+/// Bound a fetched schedule to [`kept_range`]: slots wholly outside it are
+/// dropped, slots straddling an edge are clipped. A fetch left without a slot
+/// in its window `[from, to)` is a failure, not a success: it would neither
+/// price the window nor say when the schedule ends. Returns the outcome and
+/// how many slots were dropped (counted whether the fetch succeeds or not).
+pub fn usable(
+    mut s: Schedule,
+    now: DateTime<Utc>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> (Result<Schedule, FetchError>, usize) {
+    let total = s.slots.len();
+    let (lo, hi) = kept_range(now, to);
+    let dropped = s.retain_within(lo, hi);
+    if s.slots.iter().any(|x| x.end > from && x.start < to) {
+        return (Ok(s), dropped);
+    }
+    let f = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let why = format!(
+        "none of the {total} slots fetched is in the window {} .. {} ({dropped} outside {} .. {} dropped)",
+        f(from),
+        f(to),
+        f(lo),
+        f(hi)
+    );
+    let e = if dropped == total {
+        FetchError::Rejected(why)
+    } else {
+        FetchError::NoData(why)
+    };
+    (Err(e), dropped)
+}
+
+/// Bound a fetch's outcome with [`usable`] for its window, logging the slots
+/// dropped and adding them to `dropped_total`; `what` names the feed.
+pub fn bound_fetched(
+    fetched: Result<Schedule, FetchError>,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    now: DateTime<Utc>,
+    label: &str,
+    what: &str,
+    dropped_total: &mut u64,
+) -> Result<Schedule, FetchError> {
+    let (res, dropped) = usable(fetched?, now, window.0, window.1);
+    if dropped > 0 {
+        *dropped_total = dropped_total.saturating_add(dropped as u64);
+        tracing::warn!(
+            source = label,
+            dropped,
+            dropped_total = *dropped_total,
+            "fetched {what} slots outside the time a schedule may cover were dropped"
+        );
+    }
+    res
+}
+
 /// The schedule as kept in the state dir.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stored {
@@ -798,13 +1084,17 @@ impl Store {
     }
 
     /// Load a kept schedule for this source and currency, with the current
-    /// adders and VAT applied again to the recorded market prices.
+    /// adders and VAT applied again to the recorded market prices, and pruned
+    /// to `range` (see [`kept_range`]): slots a schedule kept by an older
+    /// version, or edited by hand, holds outside it are dropped and logged. A
+    /// schedule out of order, or with nothing left, is not loaded.
     pub fn load(
         &self,
         source: &str,
         identity: &str,
         currency: &str,
         adj: &Adjustments,
+        range: (DateTime<Utc>, DateTime<Utc>),
     ) -> Option<Stored> {
         let text = std::fs::read_to_string(&self.path).ok()?;
         let mut s: Stored = match serde_json::from_str(&text) {
@@ -819,6 +1109,18 @@ impl Store {
             || !s.schedule.currency.eq_ignore_ascii_case(currency)
         {
             tracing::info!(file = %self.path.display(), kept = %s.source, "kept price schedule is for another source or currency; ignoring it");
+            return None;
+        }
+        if !s.schedule.is_ordered() {
+            tracing::warn!(file = %self.path.display(), "kept schedule has overlapping or unsorted slots; ignoring it");
+            return None;
+        }
+        let dropped = s.schedule.retain_within(range.0, range.1);
+        if dropped > 0 {
+            tracing::warn!(file = %self.path.display(), source, dropped, from = %range.0, until = %range.1, "kept schedule held slots outside the time it may cover; dropped them");
+        }
+        if s.schedule.slots.is_empty() {
+            tracing::info!(file = %self.path.display(), "kept schedule has no slot left to price with; ignoring it");
             return None;
         }
         for slot in &mut s.schedule.slots {
@@ -933,7 +1235,9 @@ pub async fn run(
             adjustments(&cfg),
             cfg.currency.clone(),
         );
-        blocking(move || Ok(store.load(label, &id, &cur, &adj)))
+        let now = Utc::now();
+        let range = kept_range(now, window(now, cfg.days_ahead).1);
+        blocking(move || Ok(store.load(label, &id, &cur, &adj, range)))
             .await
             .unwrap_or(None)
     };
@@ -956,11 +1260,13 @@ pub async fn run(
         }
     };
     failures = 0;
+    let mut dropped_total: u64 = 0;
     loop {
         let now = Utc::now();
         let (from, to) = window(now, cfg.days_ahead);
         let f = fetcher.clone();
         let fetched = isolated(async move { f.fetch(from, to).await }).await;
+        let fetched = bound_fetched(fetched, (from, to), now, label, "price", &mut dropped_total);
         let wait = match fetched {
             Ok(new) => {
                 failures = 0;
@@ -1067,21 +1373,32 @@ mod tests {
         };
         let kept = store.absorb(None, sched, "entsoe", "entsoe|EUR|NL", now);
         assert_eq!(kept.schedule.slots.len(), 1);
+        let range = kept_range(now, window(now, 1).1);
         let adj = Adjustments {
             adders: vec![("tax".into(), 0.1)],
             vat: 0.2,
         };
         // Same series: loaded, with today's adders and VAT re-applied.
-        let same = store.load("entsoe", "entsoe|EUR|NL", "EUR", &adj).unwrap();
+        let same = store
+            .load("entsoe", "entsoe|EUR|NL", "EUR", &adj, range)
+            .unwrap();
         assert!((same.schedule.slots[0].price_per_kwh - 0.24).abs() < 1e-12);
         // Another area, source or currency: not loaded.
-        assert!(store.load("entsoe", "entsoe|EUR|BE", "EUR", &adj).is_none());
         assert!(
             store
-                .load("nordpool", "entsoe|EUR|NL", "EUR", &adj)
+                .load("entsoe", "entsoe|EUR|BE", "EUR", &adj, range)
                 .is_none()
         );
-        assert!(store.load("entsoe", "entsoe|EUR|NL", "SEK", &adj).is_none());
+        assert!(
+            store
+                .load("nordpool", "entsoe|EUR|NL", "EUR", &adj, range)
+                .is_none()
+        );
+        assert!(
+            store
+                .load("entsoe", "entsoe|EUR|NL", "SEK", &adj, range)
+                .is_none()
+        );
     }
 
     #[test]
@@ -1118,5 +1435,299 @@ mod tests {
     fn secrets_do_not_show() {
         let s = Secret("hunter2".into());
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+    fn slot(start: DateTime<Utc>, hours: i64, market: f64) -> roimon_price::PriceSlot {
+        roimon_price::PriceSlot {
+            start,
+            end: start + TimeDelta::hours(hours),
+            market_per_kwh: market,
+            price_per_kwh: market,
+        }
+    }
+
+    fn eur(slots: Vec<roimon_price::PriceSlot>) -> Schedule {
+        Schedule {
+            currency: "EUR".into(),
+            slots,
+            adjustments: Adjustments::default(),
+        }
+    }
+
+    #[test]
+    fn a_fetch_of_only_far_future_or_ancient_slots_is_a_failure() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
+        let (from, to) = window(now, 1);
+        let y9999 = Utc.with_ymd_and_hms(9999, 1, 1, 0, 0, 0).unwrap();
+        let y1970 = Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap();
+        for far in [y9999, y1970] {
+            let s = eur((0..24)
+                .map(|h| slot(far + TimeDelta::hours(h), 1, 0.1))
+                .collect());
+            let (res, dropped) = usable(s, now, from, to);
+            assert_eq!(dropped, 24);
+            let e = res.unwrap_err();
+            assert!(matches!(e, FetchError::Rejected(_)), "{e}");
+            assert!(e.to_string().contains("24 outside"), "{e}");
+        }
+        // Slots inside the kept history but none in the window: no data.
+        let old = eur(vec![slot(now - TimeDelta::days(5), 1, 0.1)]);
+        assert!(matches!(
+            usable(old, now, from, to),
+            (Err(FetchError::NoData(_)), 0)
+        ));
+    }
+
+    #[test]
+    fn known_until_comes_from_usable_slots_only() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
+        let (from, to) = window(now, 1);
+        let y9999 = Utc.with_ymd_and_hms(9999, 1, 1, 0, 0, 0).unwrap();
+        let y1970 = Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap();
+        let s = eur(vec![
+            slot(y1970, 1, 0.1),
+            slot(from, 24, 0.2),
+            slot(from + TimeDelta::days(1), 24, 0.3),
+            // Straddles the end of what may be kept: clipped, not dropped.
+            slot(to, 72, 0.4),
+            slot(y9999, 1, 0.5),
+        ]);
+        let (s, dropped) = usable(s, now, from, to);
+        assert_eq!(dropped, 2);
+        let s = s.unwrap();
+        assert_eq!(s.slots.len(), 3);
+        assert_eq!(s.end(), Some(to + TimeDelta::days(AHEAD_SLACK_DAYS)));
+        // And a merge into a kept schedule ends there too.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let kept = store.absorb(None, s, "awattar", "a", now);
+        assert_eq!(
+            kept.schedule.end(),
+            Some(to + TimeDelta::days(AHEAD_SLACK_DAYS))
+        );
+    }
+
+    #[test]
+    fn a_kept_schedule_is_pruned_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
+        let range = kept_range(now, window(now, 1).1);
+        let y9999 = Utc.with_ymd_and_hms(9999, 1, 1, 0, 0, 0).unwrap();
+        let y1970 = Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap();
+        // As an older version kept it: a year-9999 slot pinning the end.
+        let stored = Stored {
+            source: "awattar".into(),
+            identity: "a".into(),
+            fetched_at: now,
+            schedule: eur(vec![
+                slot(y1970, 1, 0.1),
+                slot(now, 1, 0.2),
+                slot(y9999, 1, 0.3),
+            ]),
+        };
+        store.save(&stored).unwrap();
+        let adj = Adjustments::default();
+        let got = store.load("awattar", "a", "EUR", &adj, range).unwrap();
+        assert_eq!(got.schedule.slots, vec![slot(now, 1, 0.2)]);
+        // Nothing usable left: not loaded at all.
+        let only_far = Stored {
+            schedule: eur(vec![slot(y9999, 1, 0.3)]),
+            ..stored.clone()
+        };
+        store.save(&only_far).unwrap();
+        assert!(store.load("awattar", "a", "EUR", &adj, range).is_none());
+        // Overlapping slots (a hand-edited file): not trusted.
+        let overlapping = Stored {
+            schedule: eur(vec![
+                slot(now, 2, 0.1),
+                slot(now + TimeDelta::hours(1), 1, 0.2),
+            ]),
+            ..stored
+        };
+        store.save(&overlapping).unwrap();
+        assert!(store.load("awattar", "a", "EUR", &adj, range).is_none());
+    }
+
+    fn http_with(token: &str, timeout: Duration) -> Http {
+        Http::new(
+            timeout,
+            RetryPolicy {
+                retries: 0,
+                initial: Duration::from_millis(10),
+                max: Duration::from_millis(10),
+            },
+            Some(Secret(token.into())),
+            Auth::None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn tokens_are_redacted_in_any_case_encoding_and_base64() {
+        // An ENTSO-E token is a UUID; servers echo it in other cases.
+        let t = "3f2a9c1e-5b7d-4e8f-a0b1-c2d3e4f5a6b7";
+        let http = http_with(t, Duration::from_secs(1));
+        let upper = t.to_ascii_uppercase();
+        let pct_upper: String = t.bytes().map(|b| format!("%{b:02X}")).collect();
+        let pct_lower = pct_upper.to_ascii_lowercase();
+        let mixed = t.replace('-', "%2d").to_ascii_uppercase();
+        for variant in [t.to_string(), upper, pct_upper, pct_lower, mixed] {
+            let got = http.redact(&format!("token={variant}&x=1"));
+            assert_eq!(got, "token=[REDACTED]&x=1", "{variant}");
+        }
+        // Base64, alone and inside a `Basic` credential at every offset.
+        for prefix in ["", "u:", "us:", "use:"] {
+            let b64 = base64(format!("{prefix}{t}").as_bytes());
+            let got = http.redact(&format!("Authorization: Basic {b64}"));
+            assert!(!got.contains(&b64[8..b64.len() - 8]), "{prefix}: {got}");
+            assert!(got.contains("[REDACTED]"), "{prefix}: {got}");
+        }
+        // A token with characters base64 and URLs treat specially.
+        let odd = "k+y/?é~ ab=";
+        let http = http_with(odd, Duration::from_secs(1));
+        assert_eq!(http.redact("a k+y%2F%3F%C3%A9~+AB%3D b"), "a [REDACTED] b");
+        assert_eq!(http.redact("a K%2By/?é%7E%20aB= b"), "a [REDACTED] b");
+        // Other text is left alone.
+        assert_eq!(
+            http.redact("nothing here: 3f2a-9c1e"),
+            "nothing here: 3f2a-9c1e"
+        );
+    }
+
+    /// Standard base64 with padding, for the tests.
+    fn base64(data: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for c in data.chunks(3) {
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (k, &b)| n | u32::from(b) << (16 - 8 * k));
+            for k in 0..4 {
+                out.push(if k <= c.len() {
+                    A[(n >> (18 - 6 * k) & 63) as usize] as char
+                } else {
+                    '='
+                });
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_names_the_host_and_the_cause_not_the_url() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let http = http_with("tok-123456", Duration::from_secs(2));
+        let url = format!("http://127.0.0.1:{port}/api?securityToken=tok-123456&area=NL");
+        let started = std::time::Instant::now();
+        let e = http.fetch_text(&Req::Get(url)).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let m = e.to_string();
+        assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}");
+        assert!(m.contains("connection refused"), "{m}");
+        assert!(
+            !m.contains("/api") && !m.contains("securityToken") && !m.contains("tok-"),
+            "{m}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_a_timeout_naming_the_host() {
+        // Connections complete in the kernel's backlog; nothing is ever read
+        // or answered.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let http = http_with("tok-123456", Duration::from_millis(300));
+        let url = format!("http://127.0.0.1:{port}/v1/marketdata?token=tok-123456");
+        let started = std::time::Instant::now();
+        let e = http.fetch_text(&Req::Get(url)).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let m = e.to_string();
+        assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}");
+        assert!(m.contains("timed out"), "{m}");
+        assert!(!m.contains("marketdata") && !m.contains("tok-"), "{m}");
+        drop(l);
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_server_on_an_https_url_is_a_tls_failure() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            if let Ok((mut c, _)) = l.accept() {
+                c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = c.read(&mut buf);
+                let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let http = http_with("tok-123456", Duration::from_secs(2));
+        let e = http
+            .fetch_text(&Req::Get(format!(
+                "https://127.0.0.1:{port}/x?t=tok-123456"
+            )))
+            .await
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains(&format!("TLS with 127.0.0.1:{port} failed")),
+            "{m}"
+        );
+        assert!(!m.contains("tok-"), "{m}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn causes_are_found_down_the_source_chain() {
+        #[derive(Debug)]
+        struct Wrap(
+            &'static str,
+            Option<Box<dyn std::error::Error + Send + Sync>>,
+        );
+        impl fmt::Display for Wrap {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Wrap {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let io = |k| Some(Box::new(std::io::Error::from(k)) as _);
+        let dns = Wrap(
+            "client error (Connect)",
+            Some(Box::new(Wrap(
+                "dns error",
+                Some(Box::new(std::io::Error::other(
+                    "failed to lookup address information",
+                ))),
+            ))),
+        );
+        assert_eq!(cause_of(&dns), Cause::Dns);
+        let refused = Wrap(
+            "tcp connect error",
+            io(std::io::ErrorKind::ConnectionRefused),
+        );
+        assert_eq!(cause_of(&refused), Cause::Refused);
+        let reset = Wrap("x", io(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(cause_of(&reset), Cause::Closed);
+        // rustls inside an io::Error, whose `source` skips it.
+        let tls = Wrap(
+            "x",
+            Some(Box::new(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::General("bad cert".into()),
+            ))),
+        );
+        assert!(matches!(cause_of(&tls), Cause::Tls(m) if m.contains("bad cert")));
+        assert_eq!(
+            cause_of(&Wrap("outer", Some(Box::new(Wrap("inner", None))))),
+            Cause::Other("inner".into())
+        );
     }
 }

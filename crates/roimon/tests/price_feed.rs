@@ -204,6 +204,121 @@ fn tokens_never_reach_the_log() {
     );
 }
 
+/// An aWATTar body of `n` slots of `step_ms` from `first_ms` at `eur_mwh`.
+fn awattar_slots(first_ms: i64, step_ms: i64, n: i64, eur_mwh: f64) -> String {
+    let data: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{{\"start_timestamp\":{},\"end_timestamp\":{},\"marketprice\":{eur_mwh},\"unit\":\"Eur/MWh\"}}",
+                first_ms + i * step_ms,
+                first_ms + (i + 1) * step_ms
+            )
+        })
+        .collect();
+    format!(
+        "{{\"object\":\"list\",\"data\":[{}],\"url\":\"/de/v1/marketdata\"}}",
+        data.join(",")
+    )
+}
+
+const Y9999_MS: i64 = 253_370_764_800_000;
+
+#[test]
+fn prices_command_rejects_one_second_slots_and_oversized_fetches() {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let hour_ms = 3_600_000;
+    let today = now_ms - now_ms % (24 * hour_ms);
+    for (body, expected) in [
+        // One-second slots.
+        (
+            awattar_slots(today, 1000, 2000, 90.0),
+            "shorter than the 300 s",
+        ),
+        // The 25 MB body of three days of one-second slots a broken
+        // publisher once sent: refused on its count, before any sorting.
+        (
+            awattar_slots(today, 1000, 259_200, 90.0),
+            "holds 259200 slots, more than the 10000",
+        ),
+        // More slots than one fetch may hold, each a plausible hour.
+        (
+            awattar_slots(today - 9000 * hour_ms, hour_ms, 10_001, 90.0),
+            "more than the 10000",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mock = Mock::start(vec![Step::Ok(body)]);
+        let price = format!(
+            "[price]\nsource = \"awattar\"\ncurrency = \"EUR\"\nbase_url = \"{}\"\nretries = 0\n",
+            mock.url
+        );
+        let out = Command::new(BIN)
+            .args(["prices", "--config"])
+            .arg(config(tmp.path(), &price))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(expected), "{err}");
+    }
+}
+
+#[test]
+fn slots_far_from_now_are_dropped_and_a_fetch_of_only_those_is_a_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let hour_ms = 3_600_000;
+    let this_hour = now_ms - now_ms % hour_ms;
+    // Good hourly slots around now, then the same body with a year-9999 and
+    // a 1970 slot added.
+    let good = awattar_slots(this_hour - 3 * hour_ms, hour_ms, 30, 200.0);
+    let mixed = good.replace(
+        "\"data\":[",
+        &format!(
+            "\"data\":[{{\"start_timestamp\":{Y9999_MS},\"end_timestamp\":{},\"marketprice\":1.0,\"unit\":\"Eur/MWh\"}},{{\"start_timestamp\":0,\"end_timestamp\":{hour_ms},\"marketprice\":1.0,\"unit\":\"Eur/MWh\"}},",
+            Y9999_MS + hour_ms
+        ),
+    );
+    let mock = Mock::start(vec![
+        Step::Ok(awattar_slots(Y9999_MS, hour_ms, 48, 100.0)),
+        Step::Ok(awattar_slots(0, hour_ms, 48, 100.0)),
+        // Held back, so the failures are seen before it arrives.
+        Step::Delay(Duration::from_secs(2), Box::new(Step::Ok(mixed))),
+    ]);
+    let price = format!(
+        "[price]\nsource = \"awattar\"\ncurrency = \"EUR\"\nprice_per_kwh = 0.5\nbase_url = \"{}\"\ntimeout_secs = 5.0\nretries = 0\nretry_initial_secs = 0.05\nretry_max_secs = 5.0\nrefresh_secs = 30.0\n",
+        mock.url
+    );
+    let config = config(tmp.path(), &price);
+    let d = Daemon::start(&config, &[]);
+    // Only year-9999 slots, then only 1970 slots: two failed fetches, the
+    // fallback in force, nothing kept.
+    let m = d.wait_metrics("two failed fetches on the fallback", |m| {
+        value(m, PRICE_ERRORS).unwrap_or(0.0) >= 2.0 && value(m, FALLBACK) == Some(0.5)
+    });
+    assert!(value(&m, LIVE).is_none());
+    // Then the mixed body: the good slots price, the far ones are dropped,
+    // and the schedule is known until tomorrow, not until 9999.
+    let m = d.wait_metrics("the usable slots in force", |m| value(m, LIVE) == Some(0.2));
+    let until = value(
+        &m,
+        "roimon_electricity_price_known_until_timestamp_seconds{source=\"awattar\"}",
+    )
+    .unwrap();
+    assert_eq!(until as i64 * 1000, this_hour + 27 * hour_ms);
+    let kept = std::fs::read_to_string(tmp.path().join("state/prices.json")).unwrap();
+    assert!(!kept.contains("9999-") && !kept.contains("1970-"), "{kept}");
+    let (status, log) = d.stop("TERM");
+    assert_eq!(status.code(), Some(0));
+    let log = log.join("\n");
+    assert!(
+        log.contains("none of the 48 slots fetched is in the window"),
+        "{log}"
+    );
+    // Every dropped slot is counted: 48 + 48 + 2.
+    assert!(log.contains("\"dropped\":2,\"dropped_total\":98"), "{log}");
+}
+
 fn fixture(name: &str) -> Option<String> {
     let Some(dir) = std::env::var_os("ROIMON_FIXTURES") else {
         eprintln!("SKIP {name}: ROIMON_FIXTURES is unset (.ci/run sets it to ../shared/fixtures)");
