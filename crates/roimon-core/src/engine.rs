@@ -186,6 +186,9 @@ pub struct Counters {
     pub host_counter_resets: BTreeMap<HostPowerSource, u64>,
     /// Failed checkpoint writes since the state began.
     pub checkpoint_errors: u64,
+    /// Fetched price or carbon slots dropped for lying outside the time a
+    /// schedule may cover, by feed (`price`, `carbon`).
+    pub slots_dropped: BTreeMap<String, u64>,
     /// Emissions of the facility energy, grams CO2e.
     pub emissions_grams: Accumulator,
     /// Before owner-keyed rows: cost by GPU UUID (read from old checkpoints
@@ -563,6 +566,15 @@ impl Engine {
                 .entry(name.to_string())
                 .or_default() += 1;
         }
+    }
+
+    /// Count fetched slots the feed `name` dropped (far past or future).
+    pub fn note_dropped(&mut self, name: &str, n: u64) {
+        *self
+            .counters
+            .slots_dropped
+            .entry(name.to_string())
+            .or_default() += n;
     }
 
     /// Count a failed checkpoint write (kept in the counters, so the count

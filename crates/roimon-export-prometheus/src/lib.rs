@@ -388,7 +388,24 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
             s.counters.collector_errors.get(name).copied().unwrap_or(0) as f64,
         );
     }
-    out.extend([up, errs]);
+    let mut dropped = Family::counter(
+        "roimon_feed_slots_dropped_total",
+        "Fetched price or carbon slots dropped for lying outside the time a schedule may cover (older than the kept week, or more than a day past the fetch window), by feed.",
+    );
+    let feeds: std::collections::BTreeSet<&str> = s
+        .collectors
+        .keys()
+        .map(String::as_str)
+        .filter(|n| *n == "price" || *n == "carbon")
+        .chain(s.counters.slots_dropped.keys().map(String::as_str))
+        .collect();
+    for feed in feeds {
+        dropped.push(
+            &[("collector", feed)],
+            s.counters.slots_dropped.get(feed).copied().unwrap_or(0) as f64,
+        );
+    }
+    out.extend([up, errs, dropped]);
 
     let mut un = Family::counter(
         "roimon_unaccounted_seconds_total",

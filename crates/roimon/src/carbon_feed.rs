@@ -199,6 +199,7 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
         let (from, to) = window(now);
         let f = fetcher.clone();
         let fetched = isolated(async move { f.fetch(now).await }).await;
+        let before = dropped_total;
         let fetched = bound_fetched(
             fetched,
             (from, to),
@@ -207,6 +208,9 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
             "carbon",
             &mut dropped_total,
         );
+        if dropped_total > before {
+            let _ = tx.send(Update::Dropped("carbon", dropped_total - before));
+        }
         let wait = match fetched {
             Ok(new) => {
                 failures = 0;

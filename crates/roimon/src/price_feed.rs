@@ -1197,6 +1197,9 @@ pub enum Update {
     Outcome(&'static str, bool),
     /// New grid carbon intensity to put in force.
     Carbon(roimon_core::Carbon),
+    /// Fetched slots the named feed dropped for lying outside the time a
+    /// schedule may cover.
+    Dropped(&'static str, u64),
 }
 
 /// The tariff for a schedule under the configured fallback policy.
@@ -1266,7 +1269,11 @@ pub async fn run(
         let (from, to) = window(now, cfg.days_ahead);
         let f = fetcher.clone();
         let fetched = isolated(async move { f.fetch(from, to).await }).await;
+        let before = dropped_total;
         let fetched = bound_fetched(fetched, (from, to), now, label, "price", &mut dropped_total);
+        if dropped_total > before {
+            let _ = tx.send(Update::Dropped("price", dropped_total - before));
+        }
         let wait = match fetched {
             Ok(new) => {
                 failures = 0;

@@ -302,6 +302,7 @@ impl Running {
                 crate::price_feed::Update::Tariff(t, at) => self.s.engine.set_tariff(t, Some(at)),
                 crate::price_feed::Update::Outcome(name, ok) => self.s.engine.note_source(name, ok),
                 crate::price_feed::Update::Carbon(c) => self.s.engine.set_carbon(Some(c)),
+                crate::price_feed::Update::Dropped(name, n) => self.s.engine.note_dropped(name, n),
             }
         }
     }

@@ -53,6 +53,7 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_gpu_facility_energy_joules_total",
     "roimon_host_unaccounted_seconds_total",
     "roimon_host_energy_resets_total",
+    "roimon_feed_slots_dropped_total",
 ];
 
 /// What Grafana's variables become for the check. Any other `$variable` in a

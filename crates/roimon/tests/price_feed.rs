@@ -308,6 +308,10 @@ fn slots_far_from_now_are_dropped_and_a_fetch_of_only_those_is_a_failure() {
     assert_eq!(until as i64 * 1000, this_hour + 27 * hour_ms);
     let kept = std::fs::read_to_string(tmp.path().join("state/prices.json")).unwrap();
     assert!(!kept.contains("9999-") && !kept.contains("1970-"), "{kept}");
+    // Every dropped slot is counted in a metric too: 48 + 48 + 2.
+    d.wait_metrics("dropped slots counted", |m| {
+        value(m, "roimon_feed_slots_dropped_total{collector=\"price\"}") == Some(98.0)
+    });
     let (status, log) = d.stop("TERM");
     assert_eq!(status.code(), Some(0));
     let log = log.join("\n");
