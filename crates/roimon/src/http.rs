@@ -21,6 +21,7 @@ pub struct AppState {
     version: String,
     last_publish: std::sync::Mutex<std::time::Instant>,
     stale_after: std::time::Duration,
+    http: crate::serve::Stats,
 }
 
 impl AppState {
@@ -34,6 +35,7 @@ impl AppState {
             version: version.into(),
             last_publish: std::sync::Mutex::new(std::time::Instant::now()),
             stale_after,
+            http: crate::serve::Stats::default(),
         }
     }
 
@@ -67,6 +69,11 @@ impl AppState {
         }
     }
 
+    /// The HTTP connection counters.
+    pub fn http_stats(&self) -> &crate::serve::Stats {
+        &self.http
+    }
+
     fn process(&self) -> ProcessInfo {
         ProcessInfo {
             version: self.version.clone(),
@@ -98,7 +105,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
-    let body = encode(&st.snapshot(), &st.process());
+    let mut body = encode(&st.snapshot(), &st.process());
+    body.extend_from_slice(st.http.render().as_bytes());
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
