@@ -74,7 +74,7 @@ fn checkpoint_stamp(state: &Path) -> (SystemTime, Vec<u8>) {
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
-    TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+    TcpStream::connect_timeout(&addr, Duration::from_secs(10))
         .expect("connect: the daemon stopped accepting connections")
 }
 
@@ -119,17 +119,16 @@ fn idle_and_slowloris_connections_do_not_blind_the_daemon() {
 
     // 2,000 idle connections: connect and say nothing.
     let t0 = Instant::now();
-    // In parallel: loopback SYNs are now and then dropped and retried after
-    // 1 s (with or without roimon's limits), which would serialise badly.
-    let idle: Vec<TcpStream> = std::thread::scope(|sc| {
-        let workers: Vec<_> = (0..10)
-            .map(|_| sc.spawn(move || (0..IDLE / 10).map(|_| connect(addr)).collect::<Vec<_>>()))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap())
-            .collect()
-    });
+    // Paced: a client can connect faster than a debug build accepts, and
+    // past the listen backlog the kernel drops SYNs (retried after 1 s, 3 s).
+    let idle: Vec<TcpStream> = (0..IDLE)
+        .map(|i| {
+            if i % 64 == 63 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            connect(addr)
+        })
+        .collect();
     let opened_idle = t0.elapsed();
     // 200 slowloris clients: half send a large partial header at once (each
     // used to cost ~400 KB of buffer), half a small one; all then trickle
@@ -137,6 +136,9 @@ fn idle_and_slowloris_connections_do_not_blind_the_daemon() {
     let pad = "a".repeat(300 * 1024);
     let slow: Vec<TcpStream> = (0..SLOWLORIS)
         .map(|i| {
+            if i % 64 == 63 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let mut s = connect(addr);
             s.set_nonblocking(true).unwrap();
             let head = if i % 2 == 0 {
@@ -232,8 +234,9 @@ fn idle_and_slowloris_connections_do_not_blind_the_daemon() {
         IDLE + SLOWLORIS,
         stamps.len() - 1
     );
+    // Measured: about +9 MiB with the limits, +45 MiB without them.
     assert!(
-        peak < baseline + 64 * MIB,
+        peak < baseline + 32 * MIB,
         "RSS rose from {baseline} KiB to {peak} KiB"
     );
     assert!(
@@ -244,4 +247,117 @@ fn idle_and_slowloris_connections_do_not_blind_the_daemon() {
     assert_eq!(value(&m, "roimon_http_connections"), Some(1.0), "{m}");
     let (status, _) = d.stop("TERM");
     assert_eq!(status.code(), Some(0));
+}
+
+/// Read one response off a keep-alive connection: (status, whole text).
+fn read_response(mut s: &TcpStream) -> (u16, String) {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).expect("read response");
+        assert!(n > 0, "closed before a full response");
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+                return (status, text);
+            }
+        }
+    }
+}
+
+#[test]
+fn each_limit_holds_on_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "[sampling]\ninterval_secs = 0.2\n[gpu]\nsource = \"none\"\n[host]\npower = \"model\"\nrapl_root = \"{}\"\n\
+         [server]\nlisten = \"127.0.0.1:0\"\nmax_connections = 4\nheader_read_timeout_secs = 2.0\nidle_timeout_secs = 1.5\n\
+         [state]\ndir = \"{}\"\n",
+        tmp.path().join("no-rapl").display(),
+        tmp.path().join("state").display()
+    );
+    let path = tmp.path().join("c.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let d = Daemon::start(&path, &[]);
+    let addr: SocketAddr = d.addr.parse().unwrap();
+
+    // Keep-alive works, and an idle keep-alive connection is closed after
+    // idle_timeout_secs.
+    let ka = connect(addr);
+    (&ka)
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&ka).0, 200);
+    (&ka)
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&ka).0, 200, "keep-alive reuse");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!closed_by_peer(&ka), "closed before the idle timeout");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(closed_by_peer(&ka), "idle keep-alive connection still open");
+
+    // A header larger than the 16 KiB buffer is refused, not buffered.
+    let big = connect(addr);
+    let pad = "a".repeat(32 * 1024);
+    let _ =
+        (&big).write_all(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Pad: {pad}\r\n\r\n").as_bytes());
+    let mut head = [0u8; 12];
+    big.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    (&big).read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 431");
+
+    // At the cap, the connection waiting longest makes room for a scrape.
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let s = connect(addr);
+            std::thread::sleep(Duration::from_millis(20));
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let (m, took) = timed_scrape(&d.addr);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        closed_by_peer(&held[0]),
+        "the oldest idle connection was kept"
+    );
+    assert!(
+        !closed_by_peer(&held[3]),
+        "the newest idle connection was closed"
+    );
+    // The cap, plus at most the one being closed to make room.
+    let open = value(&m, "roimon_http_connections").unwrap();
+    assert!((4.0..=5.0).contains(&open), "{m}");
+    let m = d.metrics();
+    for reason in ["evicted", "idle_timeout"] {
+        let n = value(
+            &m,
+            &format!("roimon_http_connections_dropped_total{{reason=\"{reason}\"}}"),
+        )
+        .unwrap_or(0.0);
+        assert!(n >= 1.0, "{reason}: {m}");
+    }
+
+    // Stopping does not wait for idle connections: they are closed at once.
+    let t = Instant::now();
+    let (status, _) = d.stop("TERM");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "stop took {:?} with idle connections open",
+        t.elapsed()
+    );
+    drop(held);
 }
