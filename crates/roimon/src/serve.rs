@@ -134,7 +134,7 @@ pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
     })
 }
 
-/// Why a connection task ended.
+/// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Accepted; no request yet.
@@ -553,6 +553,74 @@ mod tests {
             let w = exposure_warning(a.parse().unwrap()).expect(a);
             assert!(w.contains("without TLS or authentication"), "{w}");
         }
+    }
+
+    fn slot(phase: Phase, age_ms: u64) -> Arc<Slot> {
+        Arc::new(Slot {
+            state: Mutex::new(SlotState {
+                phase,
+                since: Instant::now() - Duration::from_millis(age_ms),
+                first_byte: None,
+                evicting: false,
+            }),
+            changed: Notify::new(),
+        })
+    }
+
+    #[test]
+    fn at_the_cap_the_oldest_idle_connection_makes_room() {
+        let r = Registry::default();
+        assert!(matches!(r.admit(2), Admit::Yes));
+        let busy = slot(Phase::Busy, 900);
+        let old = slot(Phase::Fresh, 500);
+        let young = slot(Phase::Idle, 100);
+        r.lock().insert(1, busy);
+        r.lock().insert(2, young.clone());
+        r.lock().insert(3, old.clone());
+        // Never a busy connection, however old; the oldest of the others.
+        match r.admit(3) {
+            Admit::Evict(v) => assert!(Arc::ptr_eq(&v, &old)),
+            _ => panic!("expected an eviction"),
+        }
+        // One already being closed is not picked twice.
+        match r.admit(3) {
+            Admit::Evict(v) => assert!(Arc::ptr_eq(&v, &young)),
+            _ => panic!("expected an eviction"),
+        }
+        // Every other connection busy or closing: refused.
+        assert!(matches!(r.admit(3), Admit::Refuse));
+    }
+
+    #[test]
+    fn slots_being_closed_cap_the_overshoot() {
+        let r = Registry::default();
+        for id in 0..4 {
+            r.lock().insert(id, slot(Phase::Idle, id));
+        }
+        // Four open, cap two: twice the cap while evictions finish, no more.
+        assert!(matches!(r.admit(2), Admit::Refuse));
+        assert!(matches!(r.admit(3), Admit::Evict(_)));
+    }
+
+    #[test]
+    fn deadlines_follow_the_phase() {
+        let l = Limits {
+            max_connections: 1,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(90),
+        };
+        let s = slot(Phase::Fresh, 0);
+        let since = s.lock().since;
+        assert_eq!(s.deadline(&l).0, since + l.header_read_timeout);
+        s.set_phase(Phase::Idle);
+        let since = s.lock().since;
+        assert_eq!(s.deadline(&l).0, since + l.idle_timeout);
+        s.saw_bytes();
+        let first = s.lock().first_byte.unwrap();
+        assert_eq!(s.deadline(&l).0, first + l.header_read_timeout);
+        s.set_phase(Phase::Busy);
+        s.saw_bytes();
+        assert_eq!(s.lock().first_byte, None, "bytes of a body are no header");
     }
 
     #[test]

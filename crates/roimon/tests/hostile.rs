@@ -245,8 +245,16 @@ fn idle_and_slowloris_connections_do_not_blind_the_daemon() {
     );
     let m = d.metrics();
     assert_eq!(value(&m, "roimon_http_connections"), Some(1.0), "{m}");
-    let (status, _) = d.stop("TERM");
+    let (status, log) = d.stop("TERM");
     assert_eq!(status.code(), Some(0));
+    // It raised its soft descriptor limit from 1,024 to the hard limit.
+    let fd = log
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "file-descriptor limit")
+        .unwrap_or_else(|| panic!("no file-descriptor limit in the log: {log:?}"));
+    assert_eq!(fd["fields"]["soft"], fd["fields"]["hard"], "{fd}");
+    assert_ne!(fd["fields"]["soft"], "1024", "{fd}");
 }
 
 /// Read one response off a keep-alive connection: (status, whole text).
