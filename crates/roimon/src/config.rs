@@ -575,11 +575,24 @@ impl Default for Costs {
 pub struct Server {
     /// Address of the one HTTP listener.
     pub listen: String,
+    /// Connections served at once; beyond it the oldest idle connection is
+    /// closed to admit the new one, or the new one is refused when every
+    /// connection is busy. Also capped by the file-descriptor limit.
+    pub max_connections: u32,
+    /// Seconds a client has to send a complete request header, counted from
+    /// the connection (first request) or from its first byte (later ones).
+    pub header_read_timeout_secs: f64,
+    /// Seconds a keep-alive connection may wait idle between requests (and
+    /// the longest a response may take to hand over).
+    pub idle_timeout_secs: f64,
 }
 impl Default for Server {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9464".into(),
+            max_connections: 512,
+            header_read_timeout_secs: 10.0,
+            idle_timeout_secs: 90.0,
         }
     }
 }
@@ -980,6 +993,34 @@ impl Config {
                 ),
             );
         }
+        if !(1..=65536).contains(&self.server.max_connections) {
+            return err(
+                "server.max_connections",
+                format!(
+                    "must be between 1 and 65536, got {}",
+                    self.server.max_connections
+                ),
+            );
+        }
+        for (key, v, max) in [
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+                300.0,
+            ),
+            (
+                "server.idle_timeout_secs",
+                self.server.idle_timeout_secs,
+                3600.0,
+            ),
+        ] {
+            if !(v.is_finite() && (0.1..=max).contains(&v)) {
+                return err(
+                    key,
+                    format!("must be between 0.1 and {max} seconds, got {v}"),
+                );
+            }
+        }
         if !(self.state.checkpoint_interval_secs.is_finite()
             && (0.1..=300.0).contains(&self.state.checkpoint_interval_secs))
         {
@@ -1315,6 +1356,42 @@ mod tests {
             })
             .collect();
         assert_eq!(carbon, ["electricitymaps", "uk"]);
+    }
+
+    #[test]
+    fn server_limits_are_bounded() {
+        let c = Config::builtin();
+        assert_eq!(c.server.max_connections, 512);
+        assert_eq!(c.server.header_read_timeout_secs, 10.0);
+        assert_eq!(c.server.idle_timeout_secs, 90.0);
+        let ok = Config::parse(
+            "[server]\nmax_connections = 4\nheader_read_timeout_secs = 0.5\nidle_timeout_secs = 2\n",
+            "s.toml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.server.max_connections, 4);
+        for (src, key) in [
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
+            (
+                "[server]\nmax_connections = 1000000\n",
+                "server.max_connections",
+            ),
+            (
+                "[server]\nheader_read_timeout_secs = 0\n",
+                "server.header_read_timeout_secs",
+            ),
+            (
+                "[server]\nheader_read_timeout_secs = nan\n",
+                "server.header_read_timeout_secs",
+            ),
+            (
+                "[server]\nidle_timeout_secs = 1e9\n",
+                "server.idle_timeout_secs",
+            ),
+        ] {
+            let e = Config::parse(src, "s.toml").unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{src}: {e}");
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub struct AppState {
     version: String,
     last_publish: std::sync::Mutex<std::time::Instant>,
     stale_after: std::time::Duration,
+    http: crate::serve::Stats,
 }
 
 impl AppState {
@@ -38,6 +39,7 @@ impl AppState {
             version: version.into(),
             last_publish: std::sync::Mutex::new(std::time::Instant::now()),
             stale_after,
+            http: crate::serve::Stats::default(),
         }
     }
 
@@ -94,6 +96,11 @@ impl AppState {
         self.served.load(Ordering::Acquire)
     }
 
+    /// The HTTP connection counters.
+    pub fn http_stats(&self) -> &crate::serve::Stats {
+        &self.http
+    }
+
     fn process(&self) -> ProcessInfo {
         ProcessInfo {
             version: self.version.clone(),
@@ -125,7 +132,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let (generation, snap) = st.snapshot_gen();
-    let body = encode(&snap, &st.process());
+    let mut body = encode(&snap, &st.process());
+    body.extend_from_slice(st.http.render().as_bytes());
     st.note_served(generation);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }

@@ -11,6 +11,7 @@ mod prices_cmd;
 mod sampler;
 mod scenario;
 mod sdnotify;
+mod serve;
 mod simulated;
 
 use clap::{Args, Parser, Subcommand};
@@ -364,7 +365,7 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
         .context("starting the sampler thread")?;
     tracing::info!(listen = %bound, version = VERSION, state_dir = %cfg.state.dir.display(), "roimon running");
 
-    let app = http::router(state);
+    let limits = serve::Limits::from(&cfg.server);
     // On SIGTERM/SIGINT the sampler is told to stop at once (last sample,
     // checkpoint), while HTTP drains; a client that holds its connection open
     // gets at most DRAIN to finish, so systemd's stop timeout is never hit.
@@ -372,7 +373,7 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
     let signalled = Arc::new(tokio::sync::Notify::new());
     let notify = signalled.clone();
     let served = rt.block_on(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let server = serve::serve(listener, state, limits, async move {
             tokio::select! {
                 () = shutdown_signal() => tracing::info!("shutting down: flushing and checkpointing"),
                 () = fatal.notified() => tracing::error!("the sampler stopped; shutting down"),
