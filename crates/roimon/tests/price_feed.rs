@@ -204,12 +204,11 @@ fn tokens_never_reach_the_log() {
     );
 }
 
+/// A recorded response, or `None` when fixture tests skip (see
+/// [`common::fixtures_dir`]).
 fn fixture(name: &str) -> Option<String> {
-    let Some(dir) = std::env::var_os("ROIMON_FIXTURES") else {
-        eprintln!("SKIP {name}: ROIMON_FIXTURES is unset (.ci/run sets it to ../shared/fixtures)");
-        return None;
-    };
-    Some(std::fs::read_to_string(Path::new(&dir).join("prices").join(name)).unwrap())
+    let path = common::fixtures_dir()?.join("prices").join(name);
+    Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
 #[test]
