@@ -145,25 +145,53 @@ mod tests {
     #[test]
     fn an_implausible_jump_is_a_reset_not_energy() {
         let mut m = EnergyMeter::default();
-        m.update(0.0, Some(Joules(0.0)), Some(Watts(300.0)), Seconds(5.0));
-        // 262 kJ in one second (a RAPL reset read as a wrap): not energy.
+        m.update(0.0, Some(Joules(0.0)), Some(Watts(200.0)), Seconds(5.0));
+        // 262 kJ in two seconds (a RAPL reset read as a wrap): not energy.
+        // Priced from power instead: (200 + 400) / 2 W over 2 s = 600 J (the
+        // left point alone would give 400 J, the right one 800 J).
         let d = m.update(
-            1.0,
+            2.0,
             Some(Joules(262_000.0)),
-            Some(Watts(300.0)),
+            Some(Watts(400.0)),
             Seconds(5.0),
         );
         assert!(d.counter_reset);
-        assert_eq!(d.energy, Joules(300.0));
-        // The next honest delta counts again.
+        assert_eq!(d.method, Method::Trapezoid);
+        assert_eq!(d.energy, Joules(600.0));
+        assert_eq!(d.from_mono, 0.0);
+        // The next honest delta counts again, measured from the reset value.
         let d = m.update(
-            2.0,
-            Some(Joules(262_300.0)),
-            Some(Watts(300.0)),
+            3.0,
+            Some(Joules(262_350.0)),
+            Some(Watts(100.0)),
             Seconds(5.0),
         );
-        assert_eq!(d.energy, Joules(300.0));
+        assert_eq!(d.energy, Joules(350.0));
+        assert_eq!(d.method, Method::Counter);
         assert!(!d.counter_reset);
+    }
+
+    #[test]
+    fn power_is_integrated_by_trapezoid_across_a_reset_and_changing_power() {
+        let mut m = EnergyMeter::default();
+        m.update(0.0, None, Some(Watts(100.0)), GAP);
+        // (100 + 300) / 2 * 2 s = 400 J.
+        let d = m.update(2.0, None, Some(Watts(300.0)), GAP);
+        assert_eq!((d.energy, d.method), (Joules(400.0), Method::Trapezoid));
+        // (300 + 0) / 2 * 1 s = 150 J.
+        let d = m.update(3.0, None, Some(Watts(0.0)), GAP);
+        assert_eq!(d.energy, Joules(150.0));
+        // The device is lost: the baseline is forgotten, the next sample
+        // starts afresh and adds nothing (not 0 W..500 W over 97 s).
+        m.reset();
+        assert_eq!(m.last_mono(), None);
+        let d = m.update(100.0, None, Some(Watts(500.0)), GAP);
+        assert_eq!((d.energy, d.method), (Joules(0.0), Method::None));
+        assert_eq!(d.unaccounted, Seconds(0.0));
+        // (500 + 700) / 2 * 4 s = 2400 J, from the new baseline.
+        let d = m.update(104.0, None, Some(Watts(700.0)), GAP);
+        assert_eq!(d.energy, Joules(2400.0));
+        assert_eq!(d.from_mono, 100.0);
     }
 
     #[test]

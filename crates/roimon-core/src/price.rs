@@ -323,45 +323,137 @@ mod tests {
         assert!(!r.matches(Weekday::Mon, 21));
     }
 
+    /// Berlin midnight of a local date, in UTC.
+    fn berlin_midnight(y: i32, mo: u32, d: u32) -> DateTime<Utc> {
+        chrono_tz::Europe::Berlin
+            .with_ymd_and_hms(y, mo, d, 0, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
     #[test]
     fn dst_days_have_23_and_25_local_hours_of_rules() {
-        // Flat price per local hour, different at 02:00 local only: count how
-        // much UTC time each local day has by pricing 1 J per second.
-        let night = Tariff::TimeOfUse(TimeOfUse {
+        // One rule for local 02:00..03:00 (0.50), 0.10 otherwise. On the
+        // spring-forward day local 02:00 never happens; on the fall-back day it
+        // happens twice. A tariff read in UTC would charge 0.50 for 02:00 UTC
+        // on both days instead.
+        let t = Tariff::TimeOfUse(TimeOfUse {
             tz: chrono_tz::Europe::Berlin,
-            rules: vec![],
-            default_price: PricePerKwh(1.0),
+            rules: vec![TouRule {
+                name: "two".into(),
+                days: vec![],
+                from_hour: 2,
+                to_hour: 3,
+                price: PricePerKwh(0.50),
+            }],
+            default_price: PricePerKwh(0.10),
         });
-        // 2026-03-29 (spring forward): local day = 23 h.
-        let from = chrono_tz::Europe::Berlin
-            .with_ymd_and_hms(2026, 3, 29, 0, 0, 0)
-            .unwrap()
-            .with_timezone(&Utc);
-        let to = chrono_tz::Europe::Berlin
-            .with_ymd_and_hms(2026, 3, 30, 0, 0, 0)
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!((to - from).num_hours(), 23);
-        let segs = night.segments(from, to);
-        let secs: i64 = segs.iter().map(|s| (s.end - s.start).num_seconds()).sum();
-        assert_eq!(secs, 23 * 3600);
-        // 2026-10-25 (fall back): 25 h.
-        let from = chrono_tz::Europe::Berlin
-            .with_ymd_and_hms(2026, 10, 25, 0, 0, 0)
-            .unwrap()
-            .with_timezone(&Utc);
-        let to = chrono_tz::Europe::Berlin
-            .with_ymd_and_hms(2026, 10, 26, 0, 0, 0)
-            .unwrap()
-            .with_timezone(&Utc);
+        let prices = |segs: &[Segment]| -> Vec<(DateTime<Utc>, DateTime<Utc>, f64)> {
+            segs.iter().map(|s| (s.start, s.end, s.price.0)).collect()
+        };
+
+        // 2026-03-29 (spring forward, 02:00 CET -> 03:00 CEST): 23 h, no 02:00.
+        let (from, to) = (berlin_midnight(2026, 3, 29), berlin_midnight(2026, 3, 30));
         assert_eq!(
-            night
-                .segments(from, to)
-                .iter()
-                .map(|s| (s.end - s.start).num_seconds())
-                .sum::<i64>(),
-            25 * 3600
+            (from, to),
+            (utc(2026, 3, 28, 23, 0), utc(2026, 3, 29, 22, 0))
         );
+        assert_eq!(prices(&t.segments(from, to)), vec![(from, to, 0.10)]);
+        // 00:59 UTC is 01:59 CET, 01:00 UTC is 03:00 CEST, 02:00 UTC is 04:00 CEST.
+        for (h, m) in [(0, 59), (1, 0), (1, 30), (2, 0), (2, 30)] {
+            assert_eq!(
+                t.price_at(utc(2026, 3, 29, h, m)).0,
+                PricePerKwh(0.10),
+                "{h}:{m}"
+            );
+        }
+        // 1 kWh per hour all day: 23 kWh at 0.10.
+        let c = t.cost(Joules(23.0 * 3.6e6), from, to).0;
+        assert!((c - 2.3).abs() < 1e-12, "{c}");
+
+        // 2026-10-25 (fall back, 03:00 CEST -> 02:00 CET): 25 h, two 02:00s:
+        // 00:00..01:00 UTC (02:00 CEST) and 01:00..02:00 UTC (02:00 CET).
+        let (from, to) = (berlin_midnight(2026, 10, 25), berlin_midnight(2026, 10, 26));
+        assert_eq!(
+            (from, to),
+            (utc(2026, 10, 24, 22, 0), utc(2026, 10, 25, 23, 0))
+        );
+        assert_eq!(
+            prices(&t.segments(from, to)),
+            vec![
+                (from, utc(2026, 10, 25, 0, 0), 0.10),
+                (utc(2026, 10, 25, 0, 0), utc(2026, 10, 25, 2, 0), 0.50),
+                (utc(2026, 10, 25, 2, 0), to, 0.10),
+            ]
+        );
+        assert_eq!(t.price_at(utc(2026, 10, 24, 23, 59)).0, PricePerKwh(0.10));
+        assert_eq!(t.price_at(utc(2026, 10, 25, 0, 0)).0, PricePerKwh(0.50));
+        assert_eq!(t.price_at(utc(2026, 10, 25, 1, 59)).0, PricePerKwh(0.50));
+        assert_eq!(t.price_at(utc(2026, 10, 25, 2, 0)).0, PricePerKwh(0.10));
+        // 1 kWh per hour all day: 23 kWh at 0.10 and 2 kWh at 0.50.
+        let c = t.cost(Joules(25.0 * 3.6e6), from, to).0;
+        assert!((c - 3.3).abs() < 1e-12, "{c}");
+    }
+
+    /// A weekday 09:00..17:00 peak (0.40, else 0.20) in `tz`.
+    fn office_hours(tz: Tz) -> Tariff {
+        Tariff::TimeOfUse(TimeOfUse {
+            tz,
+            rules: vec![TouRule {
+                name: "peak".into(),
+                days: vec![],
+                from_hour: 9,
+                to_hour: 17,
+                price: PricePerKwh(0.40),
+            }],
+            default_price: PricePerKwh(0.20),
+        })
+    }
+
+    #[test]
+    fn half_hour_offset_zone_switches_at_half_past_utc() {
+        // Asia/Kolkata is UTC+05:30: 09:00 local = 03:30 UTC, 17:00 = 11:30 UTC.
+        let t = office_hours(chrono_tz::Asia::Kolkata);
+        assert_eq!(t.price_at(utc(2026, 6, 1, 3, 29)).0, PricePerKwh(0.20));
+        assert_eq!(t.price_at(utc(2026, 6, 1, 3, 30)).0, PricePerKwh(0.40));
+        assert_eq!(t.price_at(utc(2026, 6, 1, 11, 29)).0, PricePerKwh(0.40));
+        assert_eq!(t.price_at(utc(2026, 6, 1, 11, 30)).0, PricePerKwh(0.20));
+        let segs = t.segments(utc(2026, 6, 1, 3, 0), utc(2026, 6, 1, 12, 0));
+        let got: Vec<_> = segs.iter().map(|s| (s.start, s.end, s.price.0)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (utc(2026, 6, 1, 3, 0), utc(2026, 6, 1, 3, 30), 0.20),
+                (utc(2026, 6, 1, 3, 30), utc(2026, 6, 1, 11, 30), 0.40),
+                (utc(2026, 6, 1, 11, 30), utc(2026, 6, 1, 12, 0), 0.20),
+            ]
+        );
+        // 1 kWh over 03:00..04:00 UTC: half at 0.20, half at 0.40.
+        let c = t.cost(Joules(3.6e6), utc(2026, 6, 1, 3, 0), utc(2026, 6, 1, 4, 0));
+        assert!((c.0 - 0.30).abs() < 1e-12, "{c:?}");
+    }
+
+    #[test]
+    fn three_quarter_hour_offset_zone_switches_at_quarter_past_utc() {
+        // Asia/Kathmandu is UTC+05:45: 09:00 local = 03:15 UTC, 17:00 = 11:15 UTC.
+        let t = office_hours(chrono_tz::Asia::Kathmandu);
+        assert_eq!(t.price_at(utc(2026, 6, 1, 3, 14)).0, PricePerKwh(0.20));
+        assert_eq!(t.price_at(utc(2026, 6, 1, 3, 15)).0, PricePerKwh(0.40));
+        assert_eq!(t.price_at(utc(2026, 6, 1, 11, 14)).0, PricePerKwh(0.40));
+        assert_eq!(t.price_at(utc(2026, 6, 1, 11, 15)).0, PricePerKwh(0.20));
+        let segs = t.segments(utc(2026, 6, 1, 3, 0), utc(2026, 6, 1, 12, 0));
+        let got: Vec<_> = segs.iter().map(|s| (s.start, s.end, s.price.0)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (utc(2026, 6, 1, 3, 0), utc(2026, 6, 1, 3, 15), 0.20),
+                (utc(2026, 6, 1, 3, 15), utc(2026, 6, 1, 11, 15), 0.40),
+                (utc(2026, 6, 1, 11, 15), utc(2026, 6, 1, 12, 0), 0.20),
+            ]
+        );
+        // 1 kWh over 03:00..04:00 UTC: a quarter at 0.20, three at 0.40.
+        let c = t.cost(Joules(3.6e6), utc(2026, 6, 1, 3, 0), utc(2026, 6, 1, 4, 0));
+        assert!((c.0 - 0.35).abs() < 1e-12, "{c:?}");
     }
 
     #[test]
@@ -438,6 +530,32 @@ mod tests {
         assert!((c - want).abs() < 1e-12, "{c} vs {want}");
     }
 
+    #[test]
+    fn a_working_day_is_split_into_hand_computed_shares() {
+        let t = peak_offpeak();
+        // Monday 2026-06-01, 05:30..18:45 UTC = 07:30..20:45 CEST: 0.5 h
+        // off-peak, 12 h peak, 0.75 h off-peak; 13.25 kWh drawn evenly.
+        let (from, to) = (utc(2026, 6, 1, 5, 30), utc(2026, 6, 1, 18, 45));
+        let segs = t.segments(from, to);
+        let hours: Vec<(f64, f64)> = segs
+            .iter()
+            .map(|s| ((s.end - s.start).num_seconds() as f64 / 3600.0, s.price.0))
+            .collect();
+        assert_eq!(hours, vec![(0.5, 0.10), (12.0, 0.30), (0.75, 0.10)]);
+        // 0.5 * 0.10 + 12 * 0.30 + 0.75 * 0.10 = 0.05 + 3.6 + 0.075.
+        let c = t.cost(Joules(13.25 * 3.6e6), from, to).0;
+        assert!((c - 3.725).abs() < 1e-12, "{c}");
+        // Uneven split of an interval: 10 min off-peak, 20 min peak, 600 kJ.
+        let c = t.cost(
+            Joules(600_000.0),
+            utc(2026, 6, 1, 5, 50),
+            utc(2026, 6, 1, 6, 20),
+        );
+        // 200 kJ at 0.10 + 400 kJ at 0.30 per 3.6 MJ.
+        let want = (200_000.0 * 0.10 + 400_000.0 * 0.30) / 3.6e6;
+        assert!((c.0 - want).abs() < 1e-12, "{c:?} vs {want}");
+    }
+
     /// A random slot layout: boundaries (minutes from 2026-03-29T00:00Z,
     /// across the spring DST change) with gaps, prices incl. negative ones.
     fn layout() -> impl Strategy<Value = (Vec<Slot>, bool)> {
@@ -501,13 +619,25 @@ mod tests {
             prop_assert_eq!(segs.first().unwrap().start, from);
             prop_assert_eq!(segs.last().unwrap().end, to);
             for w in segs.windows(2) { prop_assert_eq!(w[0].end, w[1].start); }
-            // Energy shares add up to the whole.
+            // The cost equals an independent count of peak and off-peak time:
+            // Berlin's hours start on whole UTC hours, so walk minute by minute.
+            let (mut peak_s, mut off_s) = (0i64, 0i64);
+            let mut m = from;
+            while m < to {
+                let next = (m + Duration::minutes(1)).min(to);
+                let local = m.with_timezone(&chrono_tz::Europe::Berlin);
+                let weekday = local.weekday().num_days_from_monday() < 5;
+                if weekday && (8..20).contains(&local.hour()) {
+                    peak_s += (next - m).num_seconds();
+                } else {
+                    off_s += (next - m).num_seconds();
+                }
+                m = next;
+            }
             let total = (to - from).num_seconds() as f64;
-            let shares: f64 = segs.iter().map(|s| kwh * (s.end - s.start).num_seconds() as f64 / total).sum();
-            prop_assert!((shares - kwh).abs() <= 1e-9 * kwh.max(1.0));
-            // And the cost is bounded by the extreme prices.
+            let want = kwh * (peak_s as f64 * 0.30 + off_s as f64 * 0.10) / total;
             let c = t.cost(Joules(kwh * 3.6e6), from, to).0;
-            prop_assert!(c >= kwh * 0.10 - 1e-9 && c <= kwh * 0.30 + 1e-9);
+            prop_assert!((c - want).abs() <= 1e-9 * want.max(1.0), "{} vs {}", c, want);
         }
 
         #[test]

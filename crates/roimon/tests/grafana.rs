@@ -13,8 +13,10 @@ use std::process::Command;
 /// Every metric name roimon exports. Source: the "Metrics" table of the outside
 /// contract (`shared/contract.md`) and the "Metrics reference" of README.md,
 /// both of which describe `crates/roimon-export-prometheus/src/lib.rs`.
-/// A dashboard may use only these; renaming a metric means changing the
-/// exporter, this list, the docs and the dashboards together.
+/// `known_metrics_are_exactly_what_the_exporter_emits` holds it equal to
+/// what the exporter writes; dashboards are checked against the exporter's
+/// output itself. Renaming a metric means changing the exporter, this list,
+/// the docs and the dashboards together.
 const KNOWN_METRICS: &[&str] = &[
     "roimon_build_info",
     "roimon_gpu_info",
@@ -234,145 +236,163 @@ fn substitute(text: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// PromQL aggregation operators: identifiers that are never metric names.
-const AGGREGATIONS: &[&str] = &[
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "group",
-    "stddev",
-    "stdvar",
-    "count",
-    "count_values",
-    "bottomk",
-    "topk",
-    "quantile",
-    "limitk",
-    "limit_ratio",
-];
-/// PromQL keywords followed by a parenthesised label list.
-const LABEL_LIST_KEYWORDS: &[&str] = &[
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-];
-/// Other PromQL keywords and literals.
-const KEYWORDS: &[&str] = &[
-    "and", "or", "unless", "atan2", "bool", "offset", "inf", "nan",
-];
-
-/// Metric names a PromQL expression selects: identifiers outside strings,
-/// label matchers and ranges that are not functions, aggregations, keywords
-/// or label lists. Not a full parser (promtool checks the syntax); enough to
-/// find every metric name.
-fn metric_names(expr: &str) -> Vec<String> {
-    let b = expr.as_bytes();
-    let mut names = Vec::new();
-    let mut i = 0;
-    // Index after the string starting at `i` (a quote).
-    let skip_string = |mut i: usize| {
-        let q = b[i];
-        i += 1;
-        while i < b.len() && b[i] != q {
-            if b[i] == b'\\' && q != b'`' {
-                i += 1;
+/// Metric names a PromQL expression selects, read from its syntax tree
+/// (`promql-parser`): the name of every vector and range selector, in the
+/// order they appear. A selector that names its metric only through a
+/// `__name__` regex, or an expression that does not parse, is an error: the
+/// check could not know which metrics it reads.
+fn metric_names(expr: &str) -> Result<Vec<String>, String> {
+    use promql_parser::label::MatchOp;
+    use promql_parser::parser::{Expr, VectorSelector};
+    fn selector(vs: &VectorSelector, out: &mut Vec<String>) -> Result<(), String> {
+        let mut names: Vec<String> = vs.name.iter().cloned().collect();
+        let all = vs
+            .matchers
+            .matchers
+            .iter()
+            .chain(vs.matchers.or_matchers.iter().flatten());
+        for m in all.filter(|m| m.name == "__name__") {
+            match m.op {
+                MatchOp::Equal => names.push(m.value.clone()),
+                _ => {
+                    return Err(format!(
+                        "{vs}: __name__ {} {:?} names no single metric",
+                        m.op, m.value
+                    ));
+                }
             }
-            i += 1;
         }
-        i + 1
-    };
-    // Index after the bracket closing the one at `i`, skipping strings.
-    let skip_group = |mut i: usize, open: u8, close: u8| {
-        let mut depth = 0;
-        while i < b.len() {
-            match b[i] {
-                b'"' | b'\'' | b'`' => {
-                    i = skip_string(i);
-                    continue;
-                }
-                c if c == open => depth += 1,
-                c if c == close => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return i + 1;
-                    }
-                }
-                _ => {}
-            }
-            i += 1;
+        names.dedup();
+        if names.is_empty() {
+            return Err(format!("{vs}: a selector without a metric name"));
         }
-        i
-    };
-    let next_non_space = |mut i: usize| {
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        b.get(i).copied().map(|c| (i, c))
-    };
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b'"' | b'\'' | b'`' => i = skip_string(i),
-            b'{' => {
-                let end = skip_group(i, b'{', b'}');
-                assert!(
-                    !expr[i..end.min(b.len())].contains("__name__"),
-                    "{expr:?}: write the metric name before the braces, not as __name__, \
-                     so the metric-name check sees it"
-                );
-                i = end;
-            }
-            b'[' => i = skip_group(i, b'[', b']'),
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
+        out.extend(names);
+        Ok(())
+    }
+    fn walk(e: &Expr, out: &mut Vec<String>) -> Result<(), String> {
+        match e {
+            Expr::Aggregate(a) => {
+                if let Some(p) = &a.param {
+                    walk(p, out)?;
                 }
+                walk(&a.expr, out)
             }
-            c if c.is_ascii_digit()
-                || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)) =>
-            {
-                // number or duration: 3.6e6, 1e+3, 0x1f, 5m, 1h30m
-                i += 1;
-                while i < b.len() {
-                    let d = b[i];
-                    let exp_sign = (d == b'+' || d == b'-') && matches!(b[i - 1], b'e' | b'E');
-                    if d.is_ascii_alphanumeric() || d == b'.' || d == b'_' || exp_sign {
-                        i += 1;
-                    } else {
-                        break;
-                    }
-                }
+            Expr::Unary(u) => walk(&u.expr, out),
+            Expr::Binary(b) => {
+                walk(&b.lhs, out)?;
+                walk(&b.rhs, out)
             }
-            c if c.is_ascii_alphabetic() || c == b'_' || c == b':' => {
-                let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':')
-                {
-                    i += 1;
-                }
-                let ident = &expr[start..i];
-                let lower = ident.to_ascii_lowercase();
-                let next = next_non_space(i);
-                if LABEL_LIST_KEYWORDS.contains(&lower.as_str()) {
-                    if let Some((j, b'(')) = next {
-                        i = skip_group(j, b'(', b')');
-                    }
-                } else if AGGREGATIONS.contains(&lower.as_str())
-                    || KEYWORDS.contains(&lower.as_str())
-                    || matches!(next, Some((_, b'(')))
-                {
-                    // aggregation, keyword or function call
-                } else {
-                    names.push(ident.to_string());
-                }
-            }
-            _ => i += 1,
+            Expr::Paren(p) => walk(&p.expr, out),
+            Expr::Subquery(q) => walk(&q.expr, out),
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) => Ok(()),
+            Expr::VectorSelector(vs) => selector(vs, out),
+            Expr::MatrixSelector(ms) => selector(&ms.vs, out),
+            Expr::Call(c) => c.args.args.iter().try_for_each(|a| walk(a, out)),
+            Expr::Extension(_) => Err("an extension node".into()),
         }
     }
-    names
+    let tree = promql_parser::parser::parse(expr).map_err(|e| format!("{expr:?}: {e}"))?;
+    let mut out = Vec::new();
+    walk(&tree, &mut out).map_err(|e| format!("{expr:?}: {e}"))?;
+    Ok(out)
+}
+
+/// The name of every metric family the exporter writes for a snapshot in
+/// which every family has a sample: GPUs with every field, host RAPL, a slot
+/// schedule with a negative price (credit, known-until), carbon, a failing
+/// collector, a checkpoint error, a dropped price slot and an owner UUID
+/// that matches no GPU.
+fn exported_metrics() -> BTreeSet<String> {
+    use chrono::{Duration, TimeZone, Utc};
+    use roimon_core::*;
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let slots = Tariff::Slots {
+        slots: vec![Slot {
+            start: t0 - Duration::hours(1),
+            end: t0 + Duration::hours(1),
+            price: PricePerKwh(-0.05),
+        }],
+        fallback: PricePerKwh(0.2),
+        last_known: false,
+    };
+    let cfg = EngineConfig {
+        currency: "EUR".into(),
+        pue: 1.5,
+        tariff: slots,
+        price_source: "entsoe".into(),
+        fixed: FixedCosts {
+            capex_per_sec: 0.01,
+            maintenance_per_sec: 0.01,
+            staff_per_sec: 0.01,
+        },
+        share_key: ShareKey::Equal,
+        // An owner UUID no GPU has: roimon_gpu_owner_unmatched.
+        owners: [("GPU-missing".to_string(), Owner::unallocated())].into(),
+        max_gap: Seconds(5.0),
+    };
+    let mut e = Engine::new(cfg, None);
+    e.set_carbon(Some(Carbon {
+        intensity: Tariff::Static(PricePerKwh(300.0)),
+        price_per_tonne: 80.0,
+        source: "static".into(),
+        fetched_at: Some(t0),
+    }));
+    e.register_collector("nvml");
+    e.register_collector("host");
+    let gpu = |j: f64| {
+        Reading::Gpu(GpuReading {
+            index: 0,
+            uuid: "GPU-a".into(),
+            name: "NVIDIA H100 80GB HBM3".into(),
+            power: Some(Watts(250.0)),
+            energy_counter: Some(Joules(j)),
+            utilization: Some(0.5),
+            memory_used_bytes: Some(1),
+            memory_total_bytes: Some(2),
+            temperature_celsius: Some(60.0),
+            power_limit: Some(Watts(700.0)),
+        })
+    };
+    let host = |j: f64| {
+        Reading::Host(HostReading {
+            cpu_utilization: Some(0.5),
+            memory_used_bytes: Some(1),
+            source: HostPowerSource::Rapl,
+            power: Some(Watts(100.0)),
+            energy_counter: Some(Joules(j)),
+        })
+    };
+    for (t, gj, hj) in [(0, 0.0, 0.0), (2, 500.0, 200.0), (3, 100.0, 300.0)] {
+        e.ingest(
+            Tick {
+                wall: t0 + Duration::seconds(t),
+                mono: t as f64,
+            },
+            &[
+                Report {
+                    collector: "nvml",
+                    outcome: Ok(vec![gpu(gj)]),
+                },
+                Report {
+                    collector: "host",
+                    outcome: Err(SampleError::Failed("x".into())),
+                },
+                Report {
+                    collector: "host",
+                    outcome: Ok(vec![host(hj)]),
+                },
+            ],
+        );
+    }
+    e.note_dropped("price", 1);
+    e.note_checkpoint_error();
+    let p = roimon_export_prometheus::ProcessInfo {
+        version: "0".into(),
+    };
+    roimon_export_prometheus::families(&e.snapshot(), &p)
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect()
 }
 
 /// The selector of `label_values(selector, label)`, or None for
@@ -590,13 +610,14 @@ fn every_datasource_is_the_datasource_variable() {
 }
 
 #[test]
-fn dashboards_use_only_known_metrics() {
+fn dashboards_use_only_metrics_the_exporter_emits() {
+    let exported = exported_metrics();
     let mut used = BTreeSet::new();
     let mut unknown = Vec::new();
     for (path, d) in dashboards() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         for q in promql_of(&name, &d) {
-            let names = metric_names(&q.text);
+            let names = metric_names(&q.text).unwrap_or_else(|e| panic!("{}: {e}", q.origin));
             assert!(
                 !names.is_empty(),
                 "{}: {:?} selects no metric",
@@ -604,7 +625,7 @@ fn dashboards_use_only_known_metrics() {
                 q.text
             );
             for m in names {
-                if !KNOWN_METRICS.contains(&m.as_str()) {
+                if !exported.contains(&m) {
                     unknown.push(format!("{}: {m} in {:?}", q.origin, q.text));
                 }
                 used.insert(m);
@@ -613,41 +634,23 @@ fn dashboards_use_only_known_metrics() {
     }
     assert!(
         unknown.is_empty(),
-        "dashboards use metrics roimon does not export (see KNOWN_METRICS):\n{}",
+        "dashboards use metrics the exporter does not emit:\n{}\nemitted: {exported:?}",
         unknown.join("\n")
     );
     assert!(used.contains("roimon_gpu_power_watts") && used.contains("roimon_cost_total"));
 }
 
 #[test]
-fn known_metrics_are_in_the_exporter_source() {
-    // KNOWN_METRICS against the code: every name appears as a string literal
-    // somewhere in crates/*/src, so the list cannot drift from what is served.
-    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                rust_files(&p, out);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                out.push(p);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    for krate in fs::read_dir(repo_root().join("crates"))
-        .expect("crates/")
-        .flatten()
-    {
-        rust_files(&krate.path().join("src"), &mut files);
-    }
-    let source: String = files.iter().map(|f| read(f)).collect();
-    let missing: Vec<_> = KNOWN_METRICS
-        .iter()
-        .filter(|m| !source.contains(&format!("\"{m}\"")))
-        .collect();
+fn known_metrics_are_exactly_what_the_exporter_emits() {
+    // KNOWN_METRICS (the documented list) against the exporter's output for a
+    // snapshot in which every family has a sample.
+    let exported = exported_metrics();
+    let known: BTreeSet<String> = KNOWN_METRICS.iter().map(|m| m.to_string()).collect();
+    let documented_only: Vec<_> = known.difference(&exported).collect();
+    let undocumented: Vec<_> = exported.difference(&known).collect();
     assert!(
-        missing.is_empty(),
-        "in KNOWN_METRICS but not a string literal in crates/*/src: {missing:?}"
+        documented_only.is_empty() && undocumented.is_empty(),
+        "KNOWN_METRICS but not emitted: {documented_only:?}; emitted but not in KNOWN_METRICS: {undocumented:?}"
     );
 }
 
@@ -719,16 +722,30 @@ fn substitute_and_metric_names_work() {
     let names = metric_names(
         r#"sum by (component, currency) (rate(roimon_cost_total{a="b}c", d=~"x"}[5m] offset 1h)) * 3.6e6
            / on (instance) group_left (team) roimon_gpu_info or vector(0) > bool 1e+3
-           and count without (gpu) (sum(roimon_gpu_power_watts)) # roimon_commented_out"#,
-    );
+           and count without (gpu) (sum(roimon_gpu_power_watts)) # roimon_commented_out
+           + max_over_time(roimon_cost_total[1h:5m]) + {__name__="roimon_credit_total"}
+           + topk(scalar(roimon_facility_pue), roimon_gpu_info)"#,
+    )
+    .unwrap();
     assert_eq!(
         names,
         [
             "roimon_cost_total",
             "roimon_gpu_info",
-            "roimon_gpu_power_watts"
+            "roimon_gpu_power_watts",
+            "roimon_cost_total",
+            "roimon_credit_total",
+            "roimon_facility_pue",
+            "roimon_gpu_info",
         ]
     );
+    // A misspelt metric is a name like any other: the emitted set catches it.
+    assert_eq!(
+        metric_names("rate(roimon_cost_totl[5m])").unwrap(),
+        ["roimon_cost_totl"]
+    );
+    assert!(metric_names(r#"{__name__=~"roimon_.*"}"#).is_err());
+    assert!(metric_names("sum(rate(roimon_cost_total[5m])").is_err());
     assert_eq!(
         label_values_selector("label_values(roimon_build_info{a=\"b\"}, instance)", "t").as_deref(),
         Some("roimon_build_info{a=\"b\"}")

@@ -323,12 +323,11 @@ fn slots_far_from_now_are_dropped_and_a_fetch_of_only_those_is_a_failure() {
     assert!(log.contains("\"dropped\":2,\"dropped_total\":98"), "{log}");
 }
 
+/// A recorded response, or `None` when fixture tests skip (see
+/// [`common::fixtures_dir`]).
 fn fixture(name: &str) -> Option<String> {
-    let Some(dir) = std::env::var_os("ROIMON_FIXTURES") else {
-        eprintln!("SKIP {name}: ROIMON_FIXTURES is unset (.ci/run sets it to ../shared/fixtures)");
-        return None;
-    };
-    Some(std::fs::read_to_string(Path::new(&dir).join("prices").join(name)).unwrap())
+    let path = common::fixtures_dir()?.join("prices").join(name);
+    Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
 #[test]

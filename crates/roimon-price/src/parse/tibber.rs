@@ -114,7 +114,13 @@ pub fn parse(json: &str, home: usize) -> Result<Parsed, PriceError> {
         })?;
 
     let mut entries: Vec<Price> = info.today.unwrap_or_default();
+    let today_len = entries.len();
     entries.extend(info.tomorrow.unwrap_or_default());
+    // Where entry `i` of `entries` sits in the response, for error texts.
+    let place = |i: usize| match i.checked_sub(today_len) {
+        None => format!("priceInfo.today[{i}]"),
+        Some(j) => format!("priceInfo.tomorrow[{j}]"),
+    };
     if entries.is_empty() {
         return Err(PriceError::NoData(
             "Tibber: today and tomorrow are both empty".into(),
@@ -123,7 +129,7 @@ pub fn parse(json: &str, home: usize) -> Result<Parsed, PriceError> {
 
     let mut currency: Option<String> = None;
     let mut starts = Vec::with_capacity(entries.len());
-    for e in &entries {
+    for (i, e) in entries.iter().enumerate() {
         if let Some(c) = e
             .currency
             .as_deref()
@@ -135,12 +141,15 @@ pub fn parse(json: &str, home: usize) -> Result<Parsed, PriceError> {
                 Some(seen) if seen.eq_ignore_ascii_case(c) => {}
                 Some(seen) => {
                     return Err(PriceError::Invalid(format!(
-                        "Tibber: entries state two currencies, {seen} and {c}"
+                        "Tibber: entries state two currencies, {seen} and {c} (at {})",
+                        place(i)
                     )));
                 }
             }
         }
-        starts.push((parse_time(&e.starts_at)?, e.total));
+        let start = parse_time(&e.starts_at)
+            .map_err(|err| PriceError::Parse(format!("Tibber: {}.startsAt: {err}", place(i))))?;
+        starts.push((start, e.total));
     }
     starts.sort_by_key(|&(t, _)| t);
     starts.dedup_by(|b, a| a.0 == b.0 && a.1 == b.1);
