@@ -248,10 +248,22 @@ impl HostCollector {
                     }
                     SampleError::Failed(e.to_string())
                 })?;
-                let delta_uj = rapl::advance(&mut st.zones, &cur);
-                st.cumulative_uj = st.cumulative_uj.saturating_add(delta_uj);
                 let dt = now.saturating_duration_since(st.last_read).as_secs_f64();
                 st.last_read = now;
+                let Some(delta_uj) = rapl::advance(&mut st.zones, &cur) else {
+                    // A counter reset: the interval's energy is unknown.
+                    // The running total restarts from 0, so the engine sees
+                    // its counter go back (counted as a host counter reset)
+                    // and, with no power either, leaves the interval
+                    // unaccounted instead of booking a bogus wrap.
+                    st.cumulative_uj = 0;
+                    return Ok(Some(PowerSample {
+                        source: HostPowerSource::Rapl,
+                        power: None,
+                        energy_counter: Some(st.counter()),
+                    }));
+                };
+                st.cumulative_uj = st.cumulative_uj.saturating_add(delta_uj);
                 Ok(Some(PowerSample {
                     source: HostPowerSource::Rapl,
                     power: (dt > 0.0).then(|| Watts(delta_uj as f64 / 1e6 / dt)),

@@ -262,3 +262,28 @@ fn rapl_mode_starts_counting_once_rapl_appears() {
         Some(Joules(0.125))
     );
 }
+
+/// A RAPL register that restarts (a package reset, a driver reload) is not
+/// read as a wrap of ~262 kJ: the running total restarts from 0 (the engine
+/// counts a host counter reset) and no power is derived for that interval.
+#[test]
+fn a_counter_reset_is_not_read_as_a_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    two_package_tree(root);
+    let mut c = HostCollector::new(config(root, HostPowerMode::Rapl));
+    sample_host(&mut c).unwrap();
+    set_energy(root, "intel-rapl:0", 1_000_000 + 3_000_000);
+    let h = sample_host(&mut c).unwrap();
+    assert_eq!(h.energy_counter, Some(Joules(3.0)));
+    // Package 0 restarts from almost zero.
+    set_energy(root, "intel-rapl:0", 10);
+    let h = sample_host(&mut c).unwrap();
+    assert_eq!(h.energy_counter, Some(Joules(0.0)), "{h:?}");
+    assert_eq!(h.power, None, "no power derived from a reset");
+    // Then measured normally again, from the new baseline.
+    set_energy(root, "intel-rapl:0", 10 + 2_000_000);
+    let h = sample_host(&mut c).unwrap();
+    assert_eq!(h.energy_counter, Some(Joules(2.0)));
+    assert!(h.power.is_some_and(|p| p.0 < 1e6));
+}

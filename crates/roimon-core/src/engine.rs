@@ -244,11 +244,49 @@ impl Counters {
             if let Some(a) = emissions.get(&uuid) {
                 row.emissions_grams.add(a.total());
             }
-            // Facility energy was not kept per GPU before: the GPU's own
-            // energy × PUE is not recoverable (PUE may have changed), so the
-            // attributed energy starts at the upgrade.
+        }
+        if made > 0 {
+            self.apportion_legacy_energy();
         }
         made
+    }
+
+    /// Facility energy was not kept per GPU before rows: share the node's
+    /// out over the rows (which then hold only pre-upgrade history) by their
+    /// energy cost, else by GPU energy, else equally, so the attributed
+    /// energy adds up to the node's from the upgrade on.
+    fn apportion_legacy_energy(&mut self) {
+        let total = self.facility_energy_joules.total();
+        let n = self.rows.len();
+        if total <= 0.0 || n == 0 {
+            return;
+        }
+        let energy_cost = |r: &Row| {
+            r.cost
+                .get(&Component::Energy)
+                .map_or(0.0, Accumulator::total)
+        };
+        let by_cost: Vec<f64> = self.rows.values().map(energy_cost).collect();
+        let by_gpu: Vec<f64> = self
+            .rows
+            .keys()
+            .map(|k| {
+                self.gpu_energy_joules
+                    .get(&k.gpu_uuid)
+                    .map_or(0.0, Accumulator::total)
+            })
+            .collect();
+        let weights = if by_cost.iter().sum::<f64>() > 0.0 {
+            by_cost
+        } else if by_gpu.iter().sum::<f64>() > 0.0 {
+            by_gpu
+        } else {
+            vec![1.0; n]
+        };
+        let sum: f64 = weights.iter().sum();
+        for (row, w) in self.rows.values_mut().zip(weights) {
+            row.facility_energy_joules.add(total * w / sum);
+        }
     }
 
     /// Refuse counters that cannot be true: negative or non-finite totals, a
@@ -309,6 +347,67 @@ impl Counters {
                 bad(format!("gpu_cost.{k}.{}", c.as_str()), a.total())?;
             }
         }
+        for (k, m) in &self.gpu_credit {
+            for (c, a) in m {
+                bad(format!("gpu_credit.{k}.{}", c.as_str()), a.total())?;
+            }
+        }
+        for (k, a) in &self.gpu_emissions_grams {
+            bad(format!("gpu_emissions_grams.{k}"), a.total())?;
+        }
+        // The rows are the node totals, split: a file where they disagree
+        // was edited or corrupted.
+        if !self.rows.is_empty() {
+            let off = |node: f64, rows: f64| {
+                (node - rows).abs() > 1e-6 * node.abs().max(rows.abs()) + 1e-9
+            };
+            let mismatch = |field: String, node: f64, rows: f64| InvalidCounters {
+                field,
+                problem: format!("the rows add up to {rows}, the node total is {node}"),
+            };
+            for c in Component::ALL {
+                let node = self.cost.get(&c).map_or(0.0, Accumulator::total);
+                let rows: f64 = self
+                    .rows
+                    .values()
+                    .filter_map(|r| r.cost.get(&c))
+                    .map(Accumulator::total)
+                    .sum();
+                if off(node, rows) {
+                    return Err(mismatch(format!("cost.{}", c.as_str()), node, rows));
+                }
+                let node = self.credit.get(&c).map_or(0.0, Accumulator::total);
+                let rows: f64 = self
+                    .rows
+                    .values()
+                    .filter_map(|r| r.credit.get(&c))
+                    .map(Accumulator::total)
+                    .sum();
+                if off(node, rows) {
+                    return Err(mismatch(format!("credit.{}", c.as_str()), node, rows));
+                }
+            }
+            let rows: f64 = self.rows.values().map(|r| r.emissions_grams.total()).sum();
+            if off(self.emissions_grams.total(), rows) {
+                return Err(mismatch(
+                    "emissions_grams".into(),
+                    self.emissions_grams.total(),
+                    rows,
+                ));
+            }
+            let rows: f64 = self
+                .rows
+                .values()
+                .map(|r| r.facility_energy_joules.total())
+                .sum();
+            if off(self.facility_energy_joules.total(), rows) {
+                return Err(mismatch(
+                    "facility_energy_joules".into(),
+                    self.facility_energy_joules.total(),
+                    rows,
+                ));
+            }
+        }
         if let Some(w) = self.last_wall {
             // roimon did not exist before 2020: an older time stamp is a
             // broken clock or a forged file, and would book decades of
@@ -326,7 +425,7 @@ impl Counters {
                 return Err(InvalidCounters {
                     field: "last_wall".into(),
                     problem: format!(
-                        "{w} is in the future (now {now}); a clock that was wrong when it was written, or a forged file"
+                        "{w} is in the future (now {now}): either this machine's clock is behind (wait for time sync, e.g. enable systemd-time-wait-sync.service) or the file was written with a wrong clock or forged"
                     ),
                 });
             }
@@ -1540,6 +1639,7 @@ mod tests {
             "credit":{"energy":{"sum":0.25}},
             "gpu_credit":{"GPU-b":{"energy":{"sum":0.25}}},
             "emissions_grams":{"sum":9.0},
+            "facility_energy_joules":{"sum":900.0},
             "gpu_emissions_grams":{"GPU-a":{"sum":4.0},"GPU-b":{"sum":5.0}}}"#;
         let mut c: Counters = serde_json::from_str(legacy).unwrap();
         let cfg = cfg(ShareKey::Equal);
@@ -1562,6 +1662,10 @@ mod tests {
         let b = &c.rows[&RowKey::new("GPU-b", &Owner::unallocated())];
         assert_eq!(b.credit[&Component::Energy].total(), 0.25);
         assert_eq!(b.cost_total(), 2.5);
+        // Facility energy was not kept per GPU: shared by energy cost (1:2).
+        assert_eq!(a.facility_energy_joules.total(), 300.0);
+        assert_eq!(b.facility_energy_joules.total(), 600.0);
+        assert_eq!(c.validate(t0() + Duration::hours(1)), Ok(()));
         // Node totals untouched; rows add up to them.
         assert_eq!(c.cost[&Component::Energy].total(), 3.0);
         let rows: f64 = c.rows.values().map(Row::cost_total).sum();
@@ -1605,6 +1709,18 @@ mod tests {
         let mut c = ok.clone();
         c.facility_energy_joules = Accumulator::from_total(f64::INFINITY);
         assert_eq!(c.validate(now).unwrap_err().field, "facility_energy_joules");
+        // Rows that do not add up to the node totals.
+        let mut c = ok.clone();
+        c.cost
+            .insert(Component::Capex, Accumulator::from_total(2.0));
+        let mut row = Row::default();
+        row.cost
+            .insert(Component::Capex, Accumulator::from_total(1.0));
+        c.rows
+            .insert(RowKey::new("GPU-y", &Owner::unallocated()), row);
+        let e = c.validate(now).unwrap_err();
+        assert_eq!(e.field, "cost.capex");
+        assert!(e.problem.contains("add up"), "{e}");
         let mut c = ok;
         let mut row = Row::default();
         row.cost
@@ -1777,6 +1893,7 @@ mod tests {
                 }
                 let c = e.counters();
                 assert_rows_add_up(c);
+                prop_assert_eq!(c.validate(t0() + Duration::days(1)), Ok(()));
                 // Over this interval: Σ_rows Δ == Δ node, and no row shrank.
                 let node_d: f64 = Component::ALL.iter().map(|k| c.cost.get(k).map_or(0.0, Accumulator::total) - prev.cost.get(k).map_or(0.0, Accumulator::total)).sum();
                 let rows_d: f64 = c.rows.iter().map(|(k, r)| r.cost_total() - prev.rows.get(k).map_or(0.0, Row::cost_total)).sum();

@@ -54,6 +54,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("metrics_encode");
     let p = ProcessInfo {
         version: "bench".into(),
+        checkpoint_failures_in_a_row: 0,
     };
     for n in [8u32, 1024] {
         let s = snapshot(n);

@@ -12,6 +12,9 @@ use roimon_core::engine::{NO_GPU, Snapshot};
 pub struct ProcessInfo {
     /// roimon's version.
     pub version: String,
+    /// Checkpoint writes that failed in a row, now (0 when the last one
+    /// succeeded). Live: the error counter only moves once a write lands.
+    pub checkpoint_failures_in_a_row: u32,
 }
 
 /// The key of the host in `unaccounted_seconds`.
@@ -428,10 +431,15 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
 
     let mut ck = Family::counter(
         "roimon_checkpoint_errors_total",
-        "Failed writes of the state checkpoint since the state began.",
+        "Failed writes of the state checkpoint since the state began, as on disk (a failure is counted once a later write lands; see roimon_checkpoint_consecutive_failures for now).",
     );
     ck.push(&[], s.counters.checkpoint_errors as f64);
-    out.push(ck);
+    let mut streak = Family::gauge(
+        "roimon_checkpoint_consecutive_failures",
+        "Checkpoint writes that failed in a row, now; 0 when the last one succeeded. Counters on /metrics stay at the last values on disk meanwhile.",
+    );
+    streak.push(&[], f64::from(p.checkpoint_failures_in_a_row));
+    out.extend([ck, streak]);
 
     out.into_iter()
         .map(|f| f.0)

@@ -91,6 +91,7 @@ fn exact_lines() {
         &snapshot(),
         &ProcessInfo {
             version: "1.2.3".into(),
+            checkpoint_failures_in_a_row: 0,
         },
     ))
     .unwrap();
@@ -205,6 +206,7 @@ fn whole_exposition_matches_the_golden_file() {
         &s,
         &ProcessInfo {
             version: "1.2.3".into(),
+            checkpoint_failures_in_a_row: 2,
         },
     ))
     .unwrap();

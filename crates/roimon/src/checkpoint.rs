@@ -119,6 +119,33 @@ impl Checkpoint {
         })
     }
 
+    /// Make sure the lock we hold is still the state dir's: a dir deleted
+    /// while running is recreated and locked again; if another process took
+    /// the new one meanwhile, that is an error of kind `ResourceBusy` (two
+    /// writers would corrupt each other's counters).
+    fn keep_lock(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let mut held = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let ours = held.metadata()?;
+        match fs::metadata(self.dir.join(LOCK)) {
+            Ok(m) if m.dev() == ours.dev() && m.ino() == ours.ino() => return Ok(()),
+            Ok(_) | Err(_) => {}
+        }
+        fs::create_dir_all(&self.dir)?;
+        match take_lock(&self.dir) {
+            Ok(f) => {
+                *held = f;
+                tracing::warn!(dir = %self.dir.display(), "state dir was removed while running; recreated it");
+                Ok(())
+            }
+            Err(e @ LoadError::Locked { .. }) => Err(std::io::Error::new(
+                std::io::ErrorKind::ResourceBusy,
+                e.to_string(),
+            )),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        }
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -170,12 +197,7 @@ impl Checkpoint {
     /// Persist `counters` atomically. A state dir deleted while running is
     /// recreated (and locked again) first.
     pub fn save(&self, counters: &Counters) -> std::io::Result<()> {
-        if !self.dir.join(LOCK).exists() {
-            fs::create_dir_all(&self.dir)?;
-            let lock = take_lock(&self.dir).map_err(std::io::Error::other)?;
-            *self.lock.lock().unwrap_or_else(|e| e.into_inner()) = lock;
-            tracing::warn!(dir = %self.dir.display(), "state dir was removed while running; recreated it");
-        }
+        self.keep_lock()?;
         let tmp = self.dir.join(TMP);
         let bytes = serde_json::to_vec(counters).map_err(std::io::Error::other)?;
         {

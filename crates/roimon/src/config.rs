@@ -80,7 +80,7 @@ impl Sampling {
     /// The per-sample deadline of each collector.
     pub fn collector_timeout(&self) -> f64 {
         self.collector_timeout_secs
-            .unwrap_or(self.interval_secs * 0.8)
+            .unwrap_or((self.interval_secs * 0.8).min(10.0))
     }
 }
 
@@ -1073,12 +1073,14 @@ impl Config {
             );
         }
         if let Some(t) = s.collector_timeout_secs {
-            if !(t.is_finite() && t >= 0.01 && t <= s.interval_secs * 10.0) {
+            // At most 10 s: a sample waited on longer would stall the loop
+            // (and the systemd watchdog) for nothing a collector should need.
+            let max = (s.interval_secs * 10.0).min(10.0);
+            if !(t.is_finite() && (0.01..=max).contains(&t)) {
                 return err(
                     "sampling.collector_timeout_secs",
                     format!(
-                        "must be between 0.01 s and 10 × sampling.interval_secs ({} s), got {t}",
-                        s.interval_secs * 10.0
+                        "must be between 0.01 s and {max} s (10 × sampling.interval_secs, at most 10 s), got {t}"
                     ),
                 );
             }

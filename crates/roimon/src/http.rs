@@ -21,6 +21,8 @@ pub struct AppState {
     ready: AtomicBool,
     /// Why `/readyz` fails although collectors reported (checkpoints failing).
     not_ready: std::sync::Mutex<Option<String>>,
+    /// Checkpoint writes failed in a row (0 when the last one succeeded).
+    checkpoint_streak: std::sync::atomic::AtomicU32,
     version: String,
     last_publish: std::sync::Mutex<std::time::Instant>,
     stale_after: std::time::Duration,
@@ -36,6 +38,7 @@ impl AppState {
             served: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             not_ready: std::sync::Mutex::new(None),
+            checkpoint_streak: std::sync::atomic::AtomicU32::new(0),
             version: version.into(),
             last_publish: std::sync::Mutex::new(std::time::Instant::now()),
             stale_after,
@@ -64,11 +67,13 @@ impl AppState {
     /// Checkpoints are being written.
     pub fn checkpoint_ok(&self) {
         *self.not_ready.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.checkpoint_streak.store(0, Ordering::Relaxed);
     }
 
     /// A checkpoint failed (`streak` in a row); past the threshold
     /// (`unready`) `/readyz` fails saying why.
     pub fn checkpoint_failed(&self, streak: u32, unready: bool, why: &str) {
+        self.checkpoint_streak.store(streak, Ordering::Relaxed);
         if unready {
             *self.not_ready.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some(format!("checkpoint failing ({streak} in a row): {why}"));
@@ -104,6 +109,7 @@ impl AppState {
     fn process(&self) -> ProcessInfo {
         ProcessInfo {
             version: self.version.clone(),
+            checkpoint_failures_in_a_row: self.checkpoint_streak.load(Ordering::Relaxed),
         }
     }
 }

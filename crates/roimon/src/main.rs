@@ -154,6 +154,12 @@ fn load_config(args: &RunArgs) -> Result<Config, ConfigError> {
         cfg.server.listen = l.clone();
     }
     if let Some(d) = &args.state_dir {
+        if d.as_os_str().is_empty() {
+            return Err(flag(
+                "--state-dir",
+                "must not be empty (counters would be written to the working directory)".into(),
+            ));
+        }
         cfg.state.dir = d.clone();
     }
     if let Some(p) = &args.nvml_library {

@@ -97,7 +97,14 @@ impl Supervised {
             if now < self.next_open {
                 return None;
             }
-            match (self.open)() {
+            // A panicking opener (a driver library that aborts its init) is
+            // a failed open, retried with backoff, not a dead thread.
+            let opened = catch_unwind(AssertUnwindSafe(|| (self.open)())).unwrap_or_else(|_| {
+                Err(SampleError::Failed(
+                    "collector panicked while opening".into(),
+                ))
+            });
+            match opened {
                 Ok(c) => {
                     tracing::info!(collector = self.name, "collector started");
                     self.inner = Some(c);
@@ -272,6 +279,8 @@ struct Running {
     first_tick_done: bool,
     /// Owner UUIDs last warned about as matching no GPU.
     warned_unmatched: Vec<String>,
+    /// Why the loop must end now with an error (the state dir was lost).
+    fatal: Option<String>,
     #[cfg(test)]
     panic_at_tick: Option<u64>,
 }
@@ -419,6 +428,14 @@ impl Running {
                 self.s.state.checkpoint_ok();
                 Ok(())
             }
+            Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy => {
+                // Another daemon took the state dir while it was gone: two
+                // writers would corrupt each other's counters. Stop.
+                self.s.engine.note_checkpoint_error();
+                tracing::error!(error = %e, "lost the state dir to another process");
+                self.fatal = Some(e.to_string());
+                Err(e.to_string())
+            }
             Err(e) => {
                 self.save_streak += 1;
                 self.s.engine.note_checkpoint_error();
@@ -464,9 +481,9 @@ impl Running {
             self.hold = None;
             self.published = self.saved.clone();
         }
-        let mut counters = self.published.clone();
-        // The error count is live: failures are what has not reached disk.
-        counters.checkpoint_errors = self.s.engine.counters().checkpoint_errors;
+        // Counters (the checkpoint error count too) as on disk; the live
+        // failure streak is a gauge (`roimon_checkpoint_consecutive_failures`).
+        let counters = self.published.clone();
         let snap = self.s.engine.snapshot_with(counters);
         if snap.unmatched_owners != self.warned_unmatched {
             if !snap.unmatched_owners.is_empty() {
@@ -486,6 +503,33 @@ impl Running {
                 self.said_ready = true;
             }
             n.send("WATCHDOG=1");
+        }
+    }
+
+    /// Wait `d` for a stop message (true: stop), telling the watchdog we are
+    /// alive at least every half of its period, so a long sampling interval
+    /// is not mistaken for a hang.
+    fn wait(&self, stop: &Receiver<()>, d: Duration) -> bool {
+        let every = self
+            .s
+            .notify
+            .as_ref()
+            .and_then(|n| n.watchdog_period())
+            .map(|p| p / 2);
+        let until = Instant::now() + d;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let chunk = every.map_or(left, |e| left.min(e));
+            match stop.recv_timeout(chunk) {
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return true,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            if let Some(n) = &self.s.notify {
+                n.send("WATCHDOG=1");
+            }
         }
     }
 
@@ -535,6 +579,7 @@ impl Sampler {
             said_ready: false,
             first_tick_done: false,
             warned_unmatched: Vec::new(),
+            fatal: None,
             #[cfg(test)]
             panic_at_tick,
         };
@@ -546,6 +591,9 @@ impl Sampler {
             if catch_unwind(AssertUnwindSafe(|| r.step(origin, due))).is_err() {
                 return Err("the sampling loop panicked; exiting so the service manager restarts roimon from the last checkpoint".into());
             }
+            if let Some(why) = r.fatal.take() {
+                return Err(why);
+            }
             if due {
                 next_checkpoint = Instant::now() + r.s.checkpoint_every;
             }
@@ -555,9 +603,8 @@ impl Sampler {
                 // Overran (slow collector or suspended process): skip, don't burst.
                 next = now + r.s.interval;
             }
-            match stop.recv_timeout(next - now) {
-                Err(RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+            if r.wait(&stop, next - now) {
+                break;
             }
         }
         if let Some(n) = &r.s.notify {

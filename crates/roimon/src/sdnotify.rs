@@ -10,6 +10,8 @@ use std::os::unix::net::UnixDatagram;
 #[derive(Debug)]
 pub struct Notifier {
     sock: UnixDatagram,
+    /// `$WATCHDOG_USEC`: the watchdog period, when systemd set one.
+    watchdog: Option<std::time::Duration>,
 }
 
 impl Notifier {
@@ -37,7 +39,17 @@ impl Notifier {
             sock.connect(path)?;
         }
         sock.set_nonblocking(true)?;
-        Ok(Notifier { sock })
+        let watchdog = std::env::var("WATCHDOG_USEC")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|us| *us > 0)
+            .map(std::time::Duration::from_micros);
+        Ok(Notifier { sock, watchdog })
+    }
+
+    /// The watchdog period systemd expects pings within, if any.
+    pub fn watchdog_period(&self) -> Option<std::time::Duration> {
+        self.watchdog
     }
 
     /// Send one message (`KEY=value` lines). Failures are not fatal: the

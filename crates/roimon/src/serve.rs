@@ -125,7 +125,14 @@ pub fn effective_max(configured: usize, fd_limit: Option<u64>) -> usize {
 /// A warning for a listener other clients than this machine's can reach:
 /// roimon has neither TLS nor authentication.
 pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
-    (!addr.ip().is_loopback()).then(|| {
+    // `::ffff:127.0.0.1` is loopback too.
+    let loopback = match addr.ip() {
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        ip => ip.is_loopback(),
+    };
+    (!loopback).then(|| {
         format!(
             "listening on {addr}, reachable from other machines, without TLS or authentication: \
              anyone who can connect reads costs and prices; bind to 127.0.0.1 behind a TLS proxy, \
@@ -546,7 +553,12 @@ mod tests {
 
     #[test]
     fn only_non_loopback_listeners_warn() {
-        for a in ["127.0.0.1:9464", "[::1]:9464", "127.0.0.2:1"] {
+        for a in [
+            "127.0.0.1:9464",
+            "[::1]:9464",
+            "127.0.0.2:1",
+            "[::ffff:127.0.0.1]:9464",
+        ] {
             assert_eq!(exposure_warning(a.parse().unwrap()), None, "{a}");
         }
         for a in ["0.0.0.0:9464", "[::]:9464", "192.0.2.7:9464"] {

@@ -313,8 +313,10 @@ fn a_failing_disk_never_shows_live_counters_and_nothing_is_lost() {
     // The disk "fails": the temporary checkpoint cannot be created.
     std::fs::create_dir(state.join("counters.json.tmp")).unwrap();
     let m = d.wait_metrics("three failed checkpoints", |m| {
-        value(m, "roimon_checkpoint_errors_total").unwrap_or(0.0) >= 3.0
+        value(m, "roimon_checkpoint_consecutive_failures").unwrap_or(0.0) >= 3.0
     });
+    // The error counter is as on disk too: it moves once a write lands.
+    assert_eq!(value(&m, "roimon_checkpoint_errors_total"), Some(0.0));
     let (status, why) = d.get("/readyz");
     assert_eq!(status, 503);
     assert!(why.contains("checkpoint failing"), "{why}");
@@ -329,8 +331,10 @@ fn a_failing_disk_never_shows_live_counters_and_nothing_is_lost() {
     );
     // The disk recovers: checkpoints resume, readiness returns.
     std::fs::remove_dir(state.join("counters.json.tmp")).unwrap();
-    let m = d.wait_metrics("checkpoints again", |m| {
+    let m = d.wait_metrics("checkpoints again, with the failures counted", |m| {
         value(m, &energy).unwrap_or(0.0) > held
+            && value(m, "roimon_checkpoint_errors_total").unwrap_or(0.0) >= 3.0
+            && value(m, "roimon_checkpoint_consecutive_failures") == Some(0.0)
     });
     wait_until("ready again", || d.get("/readyz").0 == 200);
     let errors = value(&m, "roimon_checkpoint_errors_total").unwrap();
@@ -477,15 +481,33 @@ fn a_hung_gpu_stops_neither_the_host_nor_the_books() {
         value(m, host).unwrap_or(0.0) > h0 && value(m, capex).unwrap_or(0.0) > c0 + 0.01
     });
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(
-        value(
-            &m,
-            &format!("roimon_unaccounted_seconds_total{{gpu_uuid=\"{G0}\"}}")
-        )
-        .unwrap_or(0.0)
-            > 0.0
-            || value(&m, &format!("roimon_gpu_up{{gpu=\"0\",gpu_uuid=\"{G0}\"}}")) == Some(0.0),
-        "the hung GPU's time is not accounted as energy"
+    // NVML serialises calls, so both GPUs stop answering: their time becomes
+    // unaccounted (past the 5-interval gap), not energy, and they show down.
+    let e1 = format!("roimon_gpu_energy_joules_total{{gpu=\"1\",gpu_uuid=\"{G1}\"}}");
+    let energy_before = value(&m, &e1).unwrap();
+    let m = d.wait_metrics("hung GPUs' time unaccounted", |m| {
+        [G0, G1].iter().all(|g| {
+            value(
+                m,
+                &format!("roimon_unaccounted_seconds_total{{gpu_uuid=\"{g}\"}}"),
+            )
+            .unwrap_or(0.0)
+                > 0.5
+        })
+    });
+    for (i, g) in [G0, G1].iter().enumerate() {
+        assert_eq!(
+            value(
+                &m,
+                &format!("roimon_gpu_up{{gpu=\"{i}\",gpu_uuid=\"{g}\"}}")
+            ),
+            Some(0.0)
+        );
+    }
+    assert_eq!(
+        value(&m, &e1),
+        Some(energy_before),
+        "no energy invented while hung"
     );
     assert_eq!(d.get("/healthz").0, 200);
     fake.set_hung(0, false);
@@ -597,4 +619,55 @@ fn an_owner_uuid_that_matches_no_gpu_is_a_warning_and_a_gauge() {
     let warned: Vec<&String> = log.iter().filter(|l| l.contains("does not have")).collect();
     assert_eq!(warned.len(), 1, "{log:?}");
     assert!(warned[0].contains("WARN") && warned[0].contains(&typo));
+}
+
+/// The state dir is replaced while running by one another process has
+/// locked: two writers would corrupt each other's counters, so the daemon
+/// stops with an error naming the holder instead of writing.
+#[test]
+fn a_state_dir_taken_over_by_another_process_stops_the_daemon() {
+    use std::os::fd::AsFd;
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let fake = FakeNvml::new(&gpus(1)).unwrap();
+    let cfg = config(tmp.path(), &fake.library(), &state, &[], "");
+    let mut d = Daemon::start(&cfg, &[]);
+    wait_until("first checkpoint", || state.join("counters.json").exists());
+    // Swap in a dir whose lock this test holds (retry if the daemon's save
+    // recreated the dir in between the two renames).
+    let mut held = None;
+    for attempt in 0..10 {
+        let other = tmp.path().join(format!("other-{attempt}"));
+        std::fs::create_dir(&other).unwrap();
+        let f = std::fs::File::create(other.join("lock")).unwrap();
+        rustix::fs::flock(
+            f.as_fd(),
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        )
+        .unwrap();
+        std::fs::write(other.join("lock"), "424242").unwrap();
+        std::fs::rename(&state, tmp.path().join(format!("old-{attempt}"))).unwrap();
+        if std::fs::rename(&other, &state).is_ok() {
+            held = Some(f);
+            break;
+        }
+    }
+    assert!(held.is_some(), "could not swap the state dir");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = d.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon kept running on a state dir it does not hold"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1));
+    let mut log: Vec<String> = d.early.clone();
+    log.extend(d.log.try_iter());
+    assert!(log.iter().any(|l| l.contains("process 424242")), "{log:?}");
+    // Nothing was written into the other process's dir.
+    assert!(!state.join("counters.json").exists());
 }

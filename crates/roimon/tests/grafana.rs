@@ -56,6 +56,7 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_host_unaccounted_seconds_total",
     "roimon_host_energy_resets_total",
     "roimon_feed_slots_dropped_total",
+    "roimon_checkpoint_consecutive_failures",
 ];
 
 /// What Grafana's variables become for the check. Any other `$variable` in a
@@ -388,6 +389,7 @@ fn exported_metrics() -> BTreeSet<String> {
     e.note_checkpoint_error();
     let p = roimon_export_prometheus::ProcessInfo {
         version: "0".into(),
+        checkpoint_failures_in_a_row: 0,
     };
     roimon_export_prometheus::families(&e.snapshot(), &p)
         .iter()
