@@ -273,3 +273,77 @@ mod tests {
         assert!(matches!(cp.load(), Err(LoadError::Corrupt { .. })));
     }
 }
+
+/// A checkpoint is outside input too (a disk, an operator, an older build):
+/// arbitrary bytes and mutated real checkpoints never panic the loader, and
+/// every refusal names the file.
+#[cfg(test)]
+mod survives_any_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn real() -> String {
+        let mut e = roimon_core::Engine::new(
+            roimon_core::EngineConfig {
+                currency: "EUR".into(),
+                pue: 1.2,
+                tariff: roimon_core::Tariff::Static(roimon_core::PricePerKwh(0.2)),
+                price_source: "static".into(),
+                fixed: roimon_core::FixedCosts {
+                    capex_per_sec: 0.01,
+                    ..Default::default()
+                },
+                share_key: roimon_core::ShareKey::Equal,
+                owners: Default::default(),
+                max_gap: roimon_core::Seconds(5.0),
+            },
+            None,
+        );
+        let now = chrono::Utc::now() - chrono::Duration::seconds(10);
+        for s in 0..3 {
+            e.ingest(
+                roimon_core::Tick {
+                    wall: now + chrono::Duration::seconds(s),
+                    mono: s as f64,
+                },
+                &[],
+            );
+        }
+        serde_json::to_string(e.counters()).unwrap()
+    }
+
+    fn load(bytes: &[u8]) -> Result<Option<Counters>, LoadError> {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(FILE), bytes).unwrap();
+        Checkpoint::open(dir.path()).unwrap().load()
+    }
+
+    #[test]
+    fn the_real_checkpoint_loads() {
+        assert!(load(real().as_bytes()).unwrap().is_some());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn arbitrary_bytes_64_cases(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            if let Err(e) = load(&bytes) {
+                prop_assert!(e.to_string().contains("counters.json"), "{e}");
+            }
+        }
+
+        #[test]
+        fn mutated_real_checkpoints_64_cases(at in 0usize..4096, with in any::<u8>(), cut in any::<bool>()) {
+            let mut bytes = real().into_bytes();
+            let at = at % bytes.len();
+            if cut { bytes.truncate(at) } else { bytes[at] = with }
+            match load(&bytes) {
+                Err(e) => prop_assert!(e.to_string().contains("counters.json"), "{e}"),
+                // What loads must still be a checkpoint that validates.
+                Ok(Some(c)) => prop_assert!(c.validate(chrono::Utc::now()).is_ok()),
+                Ok(None) => prop_assert!(false, "a file was there"),
+            }
+        }
+    }
+}

@@ -118,3 +118,47 @@ pub fn to_table(results: &[ScenarioResult]) -> String {
     }
     out
 }
+
+/// Scenario files are outside input: arbitrary text and mutated examples
+/// never panic, and every error names the file.
+#[cfg(test)]
+mod survives_any_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    const EXAMPLE: &str = include_str!("../../../config/scenario.example.toml");
+
+    fn run(text: &[u8]) -> Result<Vec<ScenarioResult>, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        std::fs::write(&p, text).unwrap();
+        evaluate_file(&p)
+    }
+
+    #[test]
+    fn the_example_evaluates() {
+        assert!(run(EXAMPLE.as_bytes()).is_ok());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn arbitrary_bytes_64_cases(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
+            if let Err(e) = run(&bytes) {
+                prop_assert!(e.to_string().contains("s.toml"), "{e}");
+            }
+        }
+
+        #[test]
+        fn mutated_example_64_cases(at in 0usize..4096, with in "[ -~\n]") {
+            let mut s = EXAMPLE.to_string();
+            let mut at = at % s.len();
+            while !s.is_char_boundary(at) { at -= 1; }
+            s.replace_range(at..at + s[at..].chars().next().map_or(0, char::len_utf8), &with);
+            if let Err(e) = run(s.as_bytes()) {
+                prop_assert!(e.to_string().contains("s.toml"), "{e}");
+            }
+        }
+    }
+}
