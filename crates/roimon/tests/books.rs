@@ -290,6 +290,15 @@ fn a_legacy_checkpoint_keeps_its_history_under_the_owner_configured_at_upgrade()
     );
 }
 
+/// Run the binary to completion with `args` and then `file`.
+fn roimon(args: &[&str], file: &Path) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
 fn wait_until(what: &str, f: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !f() {
@@ -407,11 +416,7 @@ fn one_daemon_per_state_dir_and_impossible_checkpoints_are_refused() {
     let fake = FakeNvml::new(&gpus(1)).unwrap();
     let cfg = config(tmp.path(), &fake.library(), &state, &[], "");
     let d = Daemon::start(&cfg, &[]);
-    let out = std::process::Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = roimon(&["run", "--config"], &cfg);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -436,11 +441,7 @@ fn one_daemon_per_state_dir_and_impossible_checkpoints_are_refused() {
         let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
         v[field] = bad;
         std::fs::write(&path, v.to_string()).unwrap();
-        let out = std::process::Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .output()
-            .unwrap();
+        let out = roimon(&["run", "--config"], &cfg);
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("last_wall"), "{err}");
@@ -448,11 +449,7 @@ fn one_daemon_per_state_dir_and_impossible_checkpoints_are_refused() {
     let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
     v["cost"]["capex"]["sum"] = (-5.0).into();
     std::fs::write(&path, v.to_string()).unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = roimon(&["run", "--config"], &cfg);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cost.capex"));
 }
@@ -568,11 +565,7 @@ fn misconfiguration_is_loud() {
     let check = |body: &str, key: &str| {
         let p = tmp.path().join("c.toml");
         std::fs::write(&p, body).unwrap();
-        let out = std::process::Command::new(BIN)
-            .arg("check-config")
-            .arg(&p)
-            .output()
-            .unwrap();
+        let out = roimon(&["check-config"], &p);
         assert_eq!(out.status.code(), Some(2), "{body}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(key), "{key} not named in {err}");
@@ -587,11 +580,7 @@ fn misconfiguration_is_loud() {
     let big = format!("# {}\n", "x".repeat(2 << 20));
     let p = tmp.path().join("big.toml");
     std::fs::write(&p, big).unwrap();
-    let out = std::process::Command::new(BIN)
-        .arg("check-config")
-        .arg(&p)
-        .output()
-        .unwrap();
+    let out = roimon(&["check-config"], &p);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a configuration file"));
 }
