@@ -125,6 +125,57 @@ impl Row {
     }
 }
 
+/// Whose value a value row holds: the owner it was produced for, and where
+/// it came from (a scrape target's name, or `push`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ValueKey {
+    /// Team.
+    pub team: String,
+    /// Workload.
+    pub workload: String,
+    /// Source label.
+    pub source: String,
+}
+
+/// Tokens and requests of one model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelCounts {
+    /// Input (prompt) tokens, cached ones included.
+    pub input_tokens: Accumulator,
+    /// Of which served from a prefix cache.
+    pub cached_input_tokens: Accumulator,
+    /// Output (generated) tokens.
+    pub output_tokens: Accumulator,
+    /// Successful requests.
+    pub requests: Accumulator,
+}
+
+/// What a value row has accrued.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ValueRow {
+    /// Money produced.
+    pub value: Accumulator,
+    /// By model.
+    pub models: BTreeMap<String, ModelCounts>,
+}
+
+/// What one scrape or push adds for one model (token and request deltas).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelDelta {
+    /// Model name (may be empty).
+    pub model: String,
+    /// Input tokens, cached included.
+    pub input_tokens: f64,
+    /// Cached input tokens.
+    pub cached_input_tokens: f64,
+    /// Output tokens.
+    pub output_tokens: f64,
+    /// Successful requests.
+    pub requests: f64,
+}
+
 /// Rows are stored as a list of `[key, row]` pairs: JSON object keys must be
 /// strings, and a joined string key could be ambiguous.
 mod rows_serde {
@@ -148,6 +199,43 @@ mod rows_serde {
         }
         Ok(m)
     }
+}
+
+/// Value rows as a list of `[key, row]` pairs, like cost rows.
+mod value_serde {
+    use super::{ValueKey, ValueRow};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<ValueKey, ValueRow>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let v: Vec<(&ValueKey, &ValueRow)> = m.iter().collect();
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<ValueKey, ValueRow>, D::Error> {
+        let v: Vec<(ValueKey, ValueRow)> = Vec::deserialize(d)?;
+        Ok(v.into_iter().collect())
+    }
+}
+
+/// A benefit indicator score of an owner (the model's Pᵢ).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kpi {
+    /// Team.
+    pub team: String,
+    /// Workload.
+    pub workload: String,
+    /// Indicator (`precision`, `coverage`, …).
+    pub indicator: String,
+    /// Score.
+    pub score: f64,
+    /// When it was pushed (None: configured).
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// The counters that survive restarts. Totals since the state began.
@@ -191,6 +279,15 @@ pub struct Counters {
     pub slots_dropped: BTreeMap<String, u64>,
     /// Emissions of the facility energy, grams CO2e.
     pub emissions_grams: Accumulator,
+    /// Value produced, node total (sums `value`).
+    pub value_total: Accumulator,
+    /// Value, tokens and requests by (owner, source).
+    #[serde(with = "value_serde")]
+    pub value: BTreeMap<ValueKey, ValueRow>,
+    /// Latest pushed benefit indicator scores.
+    pub kpis: Vec<Kpi>,
+    /// Rolling windows' boundaries and baselines.
+    pub windows: crate::window::Windows,
     /// Before owner-keyed rows: cost by GPU UUID (read from old checkpoints
     /// only, then moved into `rows` by [`Counters::migrate_legacy`]).
     #[serde(skip_serializing)]
@@ -345,6 +442,21 @@ impl Counters {
         for (k, m) in &self.gpu_cost {
             for (c, a) in m {
                 bad(format!("gpu_cost.{k}.{}", c.as_str()), a.total())?;
+            }
+        }
+        bad("value_total".into(), self.value_total.total())?;
+        for (k, r) in &self.value {
+            let at = format!("value[{}/{}/{}]", k.team, k.workload, k.source);
+            bad(format!("{at}.value"), r.value.total())?;
+            for (m, c) in &r.models {
+                for (f, a) in [
+                    ("input_tokens", &c.input_tokens),
+                    ("cached_input_tokens", &c.cached_input_tokens),
+                    ("output_tokens", &c.output_tokens),
+                    ("requests", &c.requests),
+                ] {
+                    bad(format!("{at}.models.{m}.{f}"), a.total())?;
+                }
             }
         }
         for (k, m) in &self.gpu_credit {
@@ -564,6 +676,11 @@ pub struct Snapshot {
     /// case changes, placeholders: their GPUs' cost goes to `unallocated`).
     /// Empty until a GPU has been seen.
     pub unmatched_owners: Vec<String>,
+    /// Rolling windows: value, cost, ROI, weighted efficiency, unit
+    /// economics, per owner.
+    pub windows: Vec<crate::window::WindowView>,
+    /// The node's benefit indicator scores in force.
+    pub scores: BTreeMap<String, f64>,
 }
 
 /// The accounting engine.
@@ -581,7 +698,19 @@ pub struct Engine {
     price_fetched_at: Option<DateTime<Utc>>,
     carbon: Option<Carbon>,
     downtime: Option<f64>,
+    roi_weights: crate::window::RoiWeights,
+    /// Configured (static) benefit indicator scores.
+    static_kpis: Vec<Kpi>,
 }
+
+/// The default rolling windows.
+pub const DEFAULT_WINDOWS: [(&str, i64); 5] = [
+    ("5m", 300),
+    ("1h", 3600),
+    ("24h", 86_400),
+    ("7d", 604_800),
+    ("30d", 2_592_000),
+];
 
 impl Engine {
     /// A fresh engine, optionally resuming checkpointed counters.
@@ -601,7 +730,100 @@ impl Engine {
             price_fetched_at: None,
             carbon: None,
             downtime: None,
+            roi_weights: Default::default(),
+            static_kpis: Vec::new(),
         }
+        .with_default_windows()
+    }
+
+    fn with_default_windows(mut self) -> Self {
+        if self.counters.windows.by_label.is_empty() {
+            let spec: Vec<(String, i64)> = DEFAULT_WINDOWS
+                .iter()
+                .map(|(l, s)| (l.to_string(), *s))
+                .collect();
+            self.counters.windows.configure(&spec);
+        }
+        self
+    }
+
+    /// Configure the ROI model: windows (label, seconds), weights and the
+    /// static benefit indicator scores.
+    pub fn set_roi(
+        &mut self,
+        windows: &[(String, i64)],
+        weights: crate::window::RoiWeights,
+        static_kpis: Vec<Kpi>,
+    ) {
+        self.counters.windows.configure(windows);
+        self.roi_weights = weights;
+        self.static_kpis = static_kpis;
+    }
+
+    /// Book value produced for `owners` (weights summing to 1) from
+    /// `source`: money and per-model token and request deltas. Negative or
+    /// non-finite amounts are refused (value counters never go back).
+    pub fn book_value(
+        &mut self,
+        owners: &[(Owner, f64)],
+        source: &str,
+        money: f64,
+        models: &[ModelDelta],
+    ) {
+        let money = if money.is_finite() && money > 0.0 {
+            money
+        } else {
+            0.0
+        };
+        for (o, w) in owners {
+            let key = ValueKey {
+                team: o.team.clone(),
+                workload: o.workload.clone(),
+                source: source.to_string(),
+            };
+            let row = self.counters.value.entry(key).or_default();
+            row.value.add(money * w);
+            for m in models {
+                let c = row.models.entry(m.model.clone()).or_default();
+                c.input_tokens.add(m.input_tokens * w);
+                c.cached_input_tokens.add(m.cached_input_tokens * w);
+                c.output_tokens.add(m.output_tokens * w);
+                c.requests.add(m.requests * w);
+            }
+        }
+        if !owners.is_empty() {
+            self.counters.value_total.add(money);
+        }
+    }
+
+    /// Put a pushed benefit indicator score in force (the latest wins).
+    pub fn set_kpi(&mut self, kpi: Kpi) {
+        if !kpi.score.is_finite() {
+            return;
+        }
+        self.counters.kpis.retain(|k| {
+            !(k.team == kpi.team && k.workload == kpi.workload && k.indicator == kpi.indicator)
+        });
+        self.counters.kpis.push(kpi);
+    }
+
+    /// The node's benefit indicator scores: per indicator, the mean over
+    /// owners of each owner's score (pushed wins over configured).
+    pub fn scores(&self) -> BTreeMap<String, f64> {
+        let mut latest: BTreeMap<(String, String, String), f64> = BTreeMap::new();
+        for k in self.static_kpis.iter().chain(&self.counters.kpis) {
+            latest.insert(
+                (k.indicator.clone(), k.team.clone(), k.workload.clone()),
+                k.score,
+            );
+        }
+        let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+        for ((ind, _, _), v) in latest {
+            let e = sums.entry(ind).or_default();
+            e.0 += v;
+            e.1 += 1.0;
+        }
+        sums.into_iter().map(|(k, (s, n))| (k, s / n)).collect()
     }
 
     /// Put grid carbon intensity (and its price) in force from the next tick.
@@ -942,6 +1164,10 @@ impl Engine {
         self.counters.created.get_or_insert(tick.wall);
         self.counters.last_wall = Some(tick.wall);
         self.last = Some(tick);
+        let counters = std::mem::take(&mut self.counters.windows);
+        let mut windows = counters;
+        windows.observe(tick.wall, &self.counters);
+        self.counters.windows = windows;
     }
 
     /// Book money to a GPU and to the node total, so the node total is
@@ -1115,6 +1341,15 @@ impl Engine {
             cost_rate_per_sec: self.rates.clone(),
             facility_power_watts: self.facility_power,
             collectors: self.collectors.clone(),
+            // Gauges: from the live counters and the live boundaries (a
+            // published counter may be a checkpoint behind them).
+            windows: self.counters.windows.views(
+                now,
+                &self.counters,
+                &self.roi_weights,
+                &self.scores(),
+            ),
+            scores: self.scores(),
             unmatched_owners: if self.gpus.is_empty() {
                 Vec::new()
             } else {
@@ -1827,6 +2062,91 @@ mod tests {
         assert!(e.snapshot().unmatched_owners.is_empty(), "nothing seen yet");
         e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 1.0)]));
         assert_eq!(e.snapshot().unmatched_owners, vec!["gpu-A".to_string()]);
+    }
+
+    #[test]
+    fn value_is_owned_like_cost_and_windows_set_it_against_unweighted_money() {
+        let mut c = cfg(ShareKey::Equal);
+        c.pue = 1.0;
+        c.max_gap = Seconds(1000.0);
+        c.fixed = FixedCosts {
+            capex_per_sec: 0.01,
+            ..Default::default()
+        };
+        let mut e = Engine::new(c, None);
+        e.set_roi(
+            &[("1h".into(), 3600)],
+            crate::window::RoiWeights {
+                benefit: [("precision".to_string(), 1.0)].into(),
+                cost: [(Component::Capex, 0.5)].into(),
+            },
+            vec![Kpi {
+                team: "search".into(),
+                workload: "llm".into(),
+                indicator: "precision".into(),
+                score: 0.8,
+                at: None,
+            }],
+        );
+        e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 100.0)]));
+        // Tokens and money of one scrape, half to each of two owners.
+        let (a, b) = (
+            Owner {
+                team: "search".into(),
+                workload: "llm".into(),
+            },
+            Owner::unallocated(),
+        );
+        e.book_value(
+            &[(a.clone(), 0.5), (b, 0.5)],
+            "vllm-1",
+            3.0,
+            &[ModelDelta {
+                model: "opt".into(),
+                input_tokens: 1000.0,
+                cached_input_tokens: 400.0,
+                output_tokens: 2000.0,
+                requests: 4.0,
+            }],
+        );
+        // A pushed score replaces the configured one.
+        e.set_kpi(Kpi {
+            team: "search".into(),
+            workload: "llm".into(),
+            indicator: "precision".into(),
+            score: 0.6,
+            at: Some(t0()),
+        });
+        e.ingest(
+            tick(100.0),
+            &report(vec![gpu("GPU-a", Some(36_000.0), 360.0)]),
+        );
+        let k = e.counters();
+        assert_eq!(k.value_total.total(), 3.0);
+        let row = &k.value[&ValueKey {
+            team: "search".into(),
+            workload: "llm".into(),
+            source: "vllm-1".into(),
+        }];
+        assert_eq!(row.value.total(), 1.5);
+        assert_eq!(row.models["opt"].cached_input_tokens.total(), 200.0);
+        let s = e.snapshot();
+        assert_eq!(s.scores["precision"], 0.6);
+        let w = &s.windows[0];
+        // 100 s of capex (1.0) + 36 kJ at 0.20/kWh (0.002).
+        assert!((w.cost - 1.002).abs() < 1e-12, "{}", w.cost);
+        assert_eq!(w.value, 3.0);
+        assert!((w.roi.unwrap() - (3.0 - 1.002) / 1.002).abs() < 1e-12);
+        assert_eq!(w.tokens, 3000.0);
+        assert!((w.cost_per_million_tokens.unwrap() - 1.002 / 3000.0 * 1e6).abs() < 1e-9);
+        assert_eq!(w.tokens_per_joule, Some(3000.0 / 36_000.0));
+        assert!((w.cost_per_request.unwrap() - 1.002 / 4.0).abs() < 1e-12);
+        // Weighted: P = 0.6, C = 0.5 × capex + 1 × energy.
+        assert!((w.weighted_cost - (0.5 + 0.002)).abs() < 1e-12);
+        assert!((w.weighted_efficiency.unwrap() - 0.6 / 0.502).abs() < 1e-12);
+        let search = w.owners.iter().find(|o| o.team == "search").unwrap();
+        assert_eq!(search.value, 1.5);
+        assert_eq!(k.validate(t0() + Duration::hours(1)), Ok(()));
     }
 
     #[derive(Debug, Clone)]

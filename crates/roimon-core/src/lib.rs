@@ -9,11 +9,12 @@ pub mod price;
 pub mod reading;
 pub mod roi;
 pub mod units;
+pub mod window;
 
 pub use cost::{Component, FixedCosts, ShareKey};
 pub use engine::{
-    Carbon, CarbonView, Counters, Engine, EngineConfig, InvalidCounters, Owner, Report, Row,
-    RowKey, Snapshot, Tick,
+    Carbon, CarbonView, Counters, Engine, EngineConfig, InvalidCounters, Kpi, ModelCounts,
+    ModelDelta, Owner, Report, Row, RowKey, Snapshot, Tick, ValueKey, ValueRow,
 };
 pub use price::{Basis, Slot, Tariff, TimeOfUse, TouRule};
 pub use reading::{Collector, GpuReading, HostPowerSource, HostReading, Reading, SampleError};

@@ -1,5 +1,7 @@
-//! The weighted ROI model of domain.md §1 (P/C with separate benefit and cost
-//! weights) and financial ROI (V − C)/C, for one-shot scenario evaluation.
+//! The weighted ROI model (P/C with separate benefit and cost weights) and
+//! financial ROI (V − M)/M on the unweighted money M, for one-shot scenario
+//! evaluation. Weights express importance in the score; they never change
+//! what was paid.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -33,11 +35,13 @@ pub struct ScenarioResult {
     pub name: String,
     /// P(T) = Σ w_i P_i.
     pub benefit_score: f64,
-    /// C(T) = Σ v_j C_j.
+    /// C(T) = Σ v_j C_j (weighted).
     pub cost: f64,
+    /// M(T) = Σ C_j: the money actually spent (unweighted).
+    pub money_cost: f64,
     /// P(T) / C(T).
     pub weighted_efficiency: f64,
-    /// (V − C) / C, when a value was given.
+    /// Financial ROI (V − M) / M, when a value was given.
     pub roi: Option<f64>,
     /// 1 = highest weighted efficiency.
     pub rank: usize,
@@ -184,12 +188,19 @@ pub fn evaluate(
                 });
             }
         }
+        let money: f64 = s.cost.values().sum();
+        if s.value.is_some() && money == 0.0 {
+            return Err(RoiError::ZeroCost {
+                scenario: s.name.clone(),
+            });
+        }
         out.push(ScenarioResult {
             name: s.name.clone(),
             benefit_score: p,
             cost: c,
+            money_cost: money,
             weighted_efficiency: p / c,
-            roi: s.value.map(|v| (v - c) / c),
+            roi: s.value.map(|v| (v - money) / money),
             rank: 0,
         });
     }
@@ -273,7 +284,11 @@ mod tests {
         assert!((r[1].weighted_efficiency - 5.7915e-4).abs() < 5e-9);
         assert_eq!((r[0].rank, r[1].rank), (1, 2));
         assert_eq!(r[0].roi, None);
-        assert!((r[1].roi.unwrap() - (2000.0 - 1582.5) / 1582.5).abs() < 1e-12);
+        // Financial ROI on the money actually spent, not the weighted cost:
+        // 6150 spent against 2000 earned.
+        assert_eq!(r[1].money_cost, 6150.0);
+        assert!((r[1].roi.unwrap() - (2000.0 - 6150.0) / 6150.0).abs() < 1e-12);
+        assert!((r[1].roi.unwrap() - (-0.6748)).abs() < 5e-5);
     }
 
     #[test]

@@ -367,6 +367,79 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         out.extend([em, gem]);
     }
 
+    // Value: counters that aggregate across a fleet; ratios come from
+    // recording rules (Σvalue/Σcost), never from averaging node ratios.
+    let mut value = Family::counter(
+        "roimon_value_total",
+        "Money produced (inference tokens and requests priced, or pushed revenue), currency major units, by owner and source.",
+    );
+    let mut tokens = Family::counter(
+        "roimon_tokens_total",
+        "Tokens served by owner and model; direction input (prompt, cached included) or output (generated).",
+    );
+    let mut requests = Family::counter(
+        "roimon_requests_total",
+        "Successful inference requests by owner and model.",
+    );
+    let mut by_model: std::collections::BTreeMap<(&str, &str, &str), (f64, f64, f64)> =
+        std::collections::BTreeMap::new();
+    for (k, r) in &s.counters.value {
+        value.push(
+            &[
+                ("team", &k.team),
+                ("workload", &k.workload),
+                ("source", &k.source),
+                ("currency", currency),
+            ],
+            r.value.total(),
+        );
+        for (m, c) in &r.models {
+            let e = by_model
+                .entry((k.team.as_str(), k.workload.as_str(), m.as_str()))
+                .or_default();
+            e.0 += c.input_tokens.total();
+            e.1 += c.output_tokens.total();
+            e.2 += c.requests.total();
+        }
+    }
+    for ((team, workload, model), (i, o, r)) in by_model {
+        let who = [("team", team), ("workload", workload), ("model", model)];
+        tokens.push(&[who[0], who[1], who[2], ("direction", "input")], i);
+        tokens.push(&[who[0], who[1], who[2], ("direction", "output")], o);
+        requests.push(&who, r);
+    }
+    out.extend([value, tokens, requests]);
+
+    let mut wv = Family::gauge(
+        "roimon_window_value",
+        "The node's value over the rolling window, currency major units.",
+    );
+    let mut wc = Family::gauge(
+        "roimon_window_cost",
+        "The node's money cost over the rolling window (unweighted, net of credit), currency major units.",
+    );
+    let mut wroi = Family::gauge(
+        "roimon_roi_ratio",
+        "The node's financial ROI over the window, (V - M) / M with M the unweighted money cost; absent while M is 0.",
+    );
+    let mut wbase = Family::gauge(
+        "roimon_roi_baseline_ratio",
+        "Trailing baseline of roimon_roi_ratio (an EWMA with a one-day time constant, sampled at the window's bucket boundaries).",
+    );
+    let mut weff = Family::gauge(
+        "roimon_weighted_efficiency",
+        "The node's weighted efficiency P / C over the window (benefit score per weighted currency unit); absent without scores for every weighted indicator.",
+    );
+    for w in &s.windows {
+        let l = [("window", w.window.as_str())];
+        wv.push(&[l[0], ("currency", currency)], w.value);
+        wc.push(&[l[0], ("currency", currency)], w.cost);
+        wroi.push_opt(&l, w.roi);
+        wbase.push_opt(&l, w.baseline_roi);
+        weff.push_opt(&l, w.weighted_efficiency);
+    }
+    out.extend([wv, wc, wroi, wbase, weff]);
+
     let mut up = Family::gauge(
         "roimon_collector_up",
         "1 when the collector's last sample succeeded.",

@@ -292,3 +292,110 @@ fn past_owners_keep_their_rows() {
     assert!(text.lines().any(|l| l
         == "roimon_gpu_cost_total{gpu_uuid=\"GPU-a\",team=\"search\",workload=\"llm\",component=\"capex\",currency=\"EUR\"} 0.02"));
 }
+
+/// The default series count of a typical node stays small: 8 GPUs, 4 owners
+/// (2 GPUs each), 2 inference targets serving one model each, RAPL, a static
+/// price, the five default windows. Budget: under 250 series.
+#[test]
+fn an_eight_gpu_node_with_four_owners_and_two_targets_exports_under_250_series() {
+    let teams = ["search", "vision", "nlp", "ads"];
+    let mut owners = std::collections::HashMap::new();
+    for i in 0..8u32 {
+        owners.insert(
+            format!("GPU-{i}"),
+            Owner {
+                team: teams[(i / 2) as usize].into(),
+                workload: "w".into(),
+            },
+        );
+    }
+    let cfg = EngineConfig {
+        currency: "EUR".into(),
+        pue: 1.3,
+        tariff: Tariff::Static(PricePerKwh(0.2)),
+        price_source: "static".into(),
+        fixed: FixedCosts {
+            capex_per_sec: 0.01,
+            maintenance_per_sec: 0.001,
+            staff_per_sec: 0.001,
+        },
+        share_key: ShareKey::Equal,
+        owners,
+        max_gap: Seconds(5.0),
+    };
+    let mut e = Engine::new(cfg, None);
+    e.register_collector("nvml");
+    e.register_collector("host");
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    for t in 0..3i64 {
+        let mut readings: Vec<Reading> = (0..8u32)
+            .map(|i| {
+                Reading::Gpu(GpuReading {
+                    index: i,
+                    uuid: format!("GPU-{i}"),
+                    name: "NVIDIA H100 80GB HBM3".into(),
+                    power: Some(Watts(300.0)),
+                    energy_counter: Some(Joules(300.0 * t as f64)),
+                    utilization: Some(0.5),
+                    memory_used_bytes: Some(1),
+                    memory_total_bytes: Some(2),
+                    temperature_celsius: Some(60.0),
+                    power_limit: Some(Watts(700.0)),
+                })
+            })
+            .collect();
+        readings.push(Reading::Host(HostReading {
+            cpu_utilization: Some(0.5),
+            memory_used_bytes: Some(1),
+            source: HostPowerSource::Rapl,
+            power: Some(Watts(100.0)),
+            energy_counter: Some(Joules(100.0 * t as f64)),
+        }));
+        e.ingest(
+            Tick {
+                wall: t0 + chrono::Duration::seconds(t),
+                mono: t as f64,
+            },
+            &[Report {
+                collector: "nvml",
+                outcome: Ok(readings),
+            }],
+        );
+        for (n, target) in ["vllm-a", "vllm-b"].iter().enumerate() {
+            let owners: Vec<(Owner, f64)> = teams[n * 2..n * 2 + 2]
+                .iter()
+                .map(|t| {
+                    (
+                        Owner {
+                            team: (*t).into(),
+                            workload: "w".into(),
+                        },
+                        0.5,
+                    )
+                })
+                .collect();
+            e.book_value(
+                &owners,
+                target,
+                1.0,
+                &[ModelDelta {
+                    model: format!("model-{n}"),
+                    input_tokens: 10.0,
+                    cached_input_tokens: 0.0,
+                    output_tokens: 20.0,
+                    requests: 1.0,
+                }],
+            );
+        }
+    }
+    let text = String::from_utf8(encode(&e.snapshot(), &ProcessInfo::default())).unwrap();
+    let series = text.lines().filter(|l| !l.starts_with('#')).count();
+    assert!(series < 250, "{series} series:\n{text}");
+    assert!(text.contains("roimon_value_total{team=\"search\",workload=\"w\",source=\"vllm-a\",currency=\"EUR\"} 1.5"), "{text}");
+    assert!(text.contains("roimon_tokens_total{team=\"nlp\",workload=\"w\",model=\"model-1\",direction=\"output\"} 30"), "{text}");
+    assert!(
+        text.contains("roimon_window_value{window=\"1h\",currency=\"EUR\"} "),
+        "{text}"
+    );
+    eprintln!("{series} series");
+}

@@ -233,6 +233,25 @@ pub fn summary_json(s: &Snapshot) -> serde_json::Value {
             })
         })
         .collect();
+    let value_rows: Vec<serde_json::Value> = c
+        .value
+        .iter()
+        .map(|(k, r)| {
+            serde_json::json!({
+                "team": k.team,
+                "workload": k.workload,
+                "source": k.source,
+                "value": r.value.total(),
+                "models": r.models.iter().map(|(m, mc)| serde_json::json!({
+                    "model": m,
+                    "input_tokens": mc.input_tokens.total(),
+                    "cached_input_tokens": mc.cached_input_tokens.total(),
+                    "output_tokens": mc.output_tokens.total(),
+                    "requests": mc.requests.total(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
     let gpus: Vec<serde_json::Value> = s
         .gpus
         .iter()
@@ -286,7 +305,19 @@ pub fn summary_json(s: &Snapshot) -> serde_json::Value {
         "gpus": gpus,
         "rows": rows,
         "collectors": s.collectors,
-        "roi": { "windows": serde_json::Value::Null, "note": "value sources are not configured in this version" },
+        "value": {
+            "total": c.value_total.total(),
+            "rows": value_rows,
+        },
+        "scores": s.scores,
+        "roi": {
+            "windows": s.windows,
+            "note": if c.value.is_empty() {
+                "no value source has reported yet: configure [[value.scrape]] or push to /api/v2/write"
+            } else {
+                "financial ROI = (value - money cost) / money cost over each window; weighted efficiency = P / C"
+            },
+        },
     })
 }
 
@@ -317,10 +348,41 @@ async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
                 .map_or("-".into(), |w| format!("{:.1} W", w.0)),
         ));
     }
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
+    let mut windows = String::new();
+    for w in &s.windows {
+        windows.push_str(&format!(
+            "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&w.window),
+            w.value,
+            w.cost,
+            opt(w.roi, &|r| format!("{:+.1} %", r * 100.0)),
+            opt(w.baseline_roi, &|r| format!("{:+.1} %", r * 100.0)),
+            opt(w.weighted_efficiency, &|e| format!("{e:.4e}")),
+            opt(w.cost_per_million_tokens, &|c| format!("{c:.4}")),
+        ));
+    }
+    // Cost and value per owner over the last day.
+    let mut owners = String::new();
+    if let Some(day) = s.windows.iter().find(|w| w.seconds == 86_400) {
+        for o in &day.owners {
+            owners.push_str(&format!(
+                "<tr><td>{}/{}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td></tr>",
+                esc(&o.team),
+                esc(&o.workload),
+                o.value,
+                o.cost,
+                opt(o.roi, &|r| format!("{:+.1} %", r * 100.0)),
+            ));
+        }
+    }
+    let cur = esc(&s.price.currency);
     Html(format!(
         "<!doctype html><html><head><meta charset=utf-8><title>roimon</title></head><body>\
          <h1>roimon {}</h1><p>Facility power {:.1} W · price {:.4} {}/kWh ({}) · cost rate {:.4} {}/h</p>\
-         <table border=1 cellpadding=4><tr><th>gpu</th><th>uuid</th><th>model</th><th>team/workload</th><th>power</th></tr>{}</table>\
+         <h2>ROI by window</h2><table border=1 cellpadding=4><tr><th>window</th><th>value ({cur})</th><th>cost ({cur})</th><th>ROI</th><th>baseline</th><th>weighted eff. P/C</th><th>cost per 1M tokens</th></tr>{windows}</table>\
+         <h2>Owners, last 24 h</h2><table border=1 cellpadding=4><tr><th>team/workload</th><th>value ({cur})</th><th>cost ({cur})</th><th>ROI</th></tr>{owners}</table>\
+         <h2>GPUs</h2><table border=1 cellpadding=4><tr><th>gpu</th><th>uuid</th><th>model</th><th>team/workload</th><th>power</th></tr>{}</table>\
          <p><a href=/metrics>/metrics</a> · <a href=/api/v1/summary>/api/v1/summary</a> · <a href=/healthz>/healthz</a> · <a href=/readyz>/readyz</a></p>\
          </body></html>",
         esc(&st.version),

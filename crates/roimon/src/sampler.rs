@@ -454,6 +454,7 @@ impl Running {
     }
 
     /// Publish a snapshot whose counters are the last ones safely on disk
+    /// (value rows are held like cost rows)
     /// (never live ones, not even while writes fail): what Prometheus scrapes
     /// can never be ahead of what a restart resumes. Rows that are new since
     /// the last release are first shown at 0, with the node totals they were
@@ -469,13 +470,31 @@ impl Running {
             .filter(|(k, _)| !self.published.rows.contains_key(*k))
             .map(|(k, r)| (k.clone(), zero_like(r)))
             .collect();
+        let new_value: Vec<(roimon_core::ValueKey, roimon_core::ValueRow)> = self
+            .saved
+            .value
+            .iter()
+            .filter(|(k, _)| !self.published.value.contains_key(*k))
+            .map(|(k, r)| {
+                let zero = roimon_core::ValueRow {
+                    value: Default::default(),
+                    models: r
+                        .models
+                        .keys()
+                        .map(|m| (m.clone(), Default::default()))
+                        .collect(),
+                };
+                (k.clone(), zero)
+            })
+            .collect();
         let release = match self.hold {
             Some((generation, since)) => served >= generation || since.elapsed() >= HOLD_MAX,
             None => true,
         };
         let mut announce = false;
-        if !new.is_empty() {
+        if !new.is_empty() || !new_value.is_empty() {
             self.published.rows.extend(new);
+            self.published.value.extend(new_value);
             announce = true;
         } else if release {
             self.hold = None;

@@ -1,5 +1,6 @@
-//! `roimon roi --scenario FILE`: the weighted model of domain.md §1 over a
-//! scenario file, printed as a table or as JSON.
+//! `roimon roi --scenario FILE`: the weighted model (benefit score P, weighted
+//! cost C, P/C) and financial ROI on the unweighted money over a scenario
+//! file, printed as a table or as JSON.
 
 use crate::config::{ConfigError, locate, parse_toml, read_file};
 use roimon_core::roi::{self, RoiError, Scenario, ScenarioResult, Weights};
@@ -104,16 +105,22 @@ pub fn to_json(results: &[ScenarioResult]) -> serde_json::Value {
 /// A readable table.
 pub fn to_table(results: &[ScenarioResult]) -> String {
     let mut out = format!(
-        "{:<4} {:<24} {:>12} {:>14} {:>20} {:>12}\n",
-        "rank", "scenario", "benefit P", "cost C", "weighted eff. P/C", "ROI (V-C)/C"
+        "{:<4} {:<24} {:>12} {:>14} {:>20} {:>14} {:>12}\n",
+        "rank",
+        "scenario",
+        "benefit P",
+        "weighted C",
+        "weighted eff. P/C",
+        "money M",
+        "ROI (V-M)/M"
     );
     let mut sorted: Vec<&ScenarioResult> = results.iter().collect();
     sorted.sort_by_key(|r| r.rank);
     for r in sorted {
         let roi = r.roi.map_or("-".to_string(), |v| format!("{v:.4}"));
         out.push_str(&format!(
-            "{:<4} {:<24} {:>12.4} {:>14.2} {:>20.4e} {:>12}\n",
-            r.rank, r.name, r.benefit_score, r.cost, r.weighted_efficiency, roi
+            "{:<4} {:<24} {:>12.4} {:>14.2} {:>20.4e} {:>14.2} {:>12}\n",
+            r.rank, r.name, r.benefit_score, r.cost, r.weighted_efficiency, r.money_cost, roi
         ));
     }
     out

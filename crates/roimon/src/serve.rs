@@ -141,6 +141,10 @@ pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
     })
 }
 
+/// How long a new connection waits at twice the cap for evicted ones to
+/// close before it is refused.
+const QUEUE_FOR: Duration = Duration::from_millis(500);
+
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -242,6 +246,11 @@ enum Admit {
 impl Registry {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Slot>>> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connections asked to close that have not closed yet.
+    fn closing(&self) -> usize {
+        self.lock().values().filter(|s| s.lock().evicting).count()
     }
 
     /// Whether a new connection may come in. At capacity, the connection
@@ -399,7 +408,20 @@ pub async fn serve(
             }
         };
         let stats = state.http_stats();
-        match registry.admit(max) {
+        // At twice the cap (evicted connections not yet closed) the new one
+        // waits a little for them to go (queued, up to QUEUE_FOR) before it
+        // is refused: on a starved CPU closing takes a while, and a scrape
+        // must not be refused for that.
+        let queued_since = Instant::now();
+        let admitted = loop {
+            match registry.admit(max) {
+                Admit::Refuse if registry.closing() > 0 && queued_since.elapsed() < QUEUE_FOR => {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                other => break other,
+            }
+        };
+        match admitted {
             Admit::Yes => {}
             Admit::Evict(v) => {
                 stats.evicted.fetch_add(1, Ordering::Relaxed);

@@ -348,7 +348,9 @@ fn roi_scenario_reproduces_the_worked_examples() {
     assert_eq!(s[0]["rank"], 1);
     assert!((s[1]["cost"].as_f64().unwrap() - 1582.5).abs() < 1e-9);
     assert!((s[1]["weighted_efficiency"].as_f64().unwrap() - 5.7915e-4).abs() < 5e-9);
-    assert!((s[1]["roi"].as_f64().unwrap() - 417.5 / 1582.5).abs() < 1e-12);
+    // Financial ROI on the unweighted money: 2000 earned against 6150 spent.
+    assert_eq!(s[1]["money_cost"].as_f64(), Some(6150.0));
+    assert!((s[1]["roi"].as_f64().unwrap() - (2000.0 - 6150.0) / 6150.0).abs() < 1e-12);
     // Table form.
     let out = std::process::Command::new(BIN)
         .args(["roi", "--scenario", file])

@@ -57,6 +57,14 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_host_energy_resets_total",
     "roimon_feed_slots_dropped_total",
     "roimon_checkpoint_consecutive_failures",
+    "roimon_value_total",
+    "roimon_tokens_total",
+    "roimon_requests_total",
+    "roimon_window_value",
+    "roimon_window_cost",
+    "roimon_roi_ratio",
+    "roimon_roi_baseline_ratio",
+    "roimon_weighted_efficiency",
 ];
 
 /// What Grafana's variables become for the check. Any other `$variable` in a
@@ -363,7 +371,41 @@ fn exported_metrics() -> BTreeSet<String> {
             energy_counter: Some(Joules(j)),
         })
     };
-    for (t, gj, hj) in [(0, 0.0, 0.0), (2, 500.0, 200.0), (3, 100.0, 300.0)] {
+    // Value and scores, so the ROI families have samples; the last tick is
+    // past a 5m bucket boundary, so the baseline has one too.
+    e.set_roi(
+        &[("5m".into(), 300)],
+        roimon_core::window::RoiWeights {
+            benefit: [("precision".to_string(), 1.0)].into(),
+            cost: Default::default(),
+        },
+        vec![Kpi {
+            team: "t".into(),
+            workload: "w".into(),
+            indicator: "precision".into(),
+            score: 0.9,
+            at: None,
+        }],
+    );
+    e.book_value(
+        &[(Owner::unallocated(), 1.0)],
+        "push",
+        5.0,
+        &[ModelDelta {
+            model: "m".into(),
+            input_tokens: 1.0,
+            cached_input_tokens: 0.0,
+            output_tokens: 1.0,
+            requests: 1.0,
+        }],
+    );
+    for (t, gj, hj) in [
+        (0, 0.0, 0.0),
+        (2, 500.0, 200.0),
+        (3, 100.0, 300.0),
+        (4, 150.0, 350.0),
+        (20, 1000.0, 900.0),
+    ] {
         e.ingest(
             Tick {
                 wall: t0 + Duration::seconds(t),

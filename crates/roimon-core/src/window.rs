@@ -1,0 +1,524 @@
+//! Rolling windows over the counters (5 m … 30 d): cost, value, energy,
+//! tokens and requests over each window, for the node and for each owner,
+//! with bounded memory whatever the window. Each window keeps the cumulative
+//! totals at most `BUCKETS + 2` bucket boundaries (`window / BUCKETS` apart);
+//! a window's figures are the totals now minus the totals at the latest
+//! boundary at or before `now − window`, so they are exact over the span
+//! they report (`span_secs`: between the window and one bucket more). The
+//! state is part of the checkpoint, so windows survive a restart (the
+//! downtime adds fixed cost and no value). A trailing baseline of each
+//! window's ROI (an EWMA with a one-day time constant, sampled at bucket
+//! boundaries) says whether ROI fell against its own history.
+
+use crate::cost::Component;
+use crate::engine::{Counters, Owner};
+use crate::units::Accumulator;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Boundaries per window.
+pub const BUCKETS: i64 = 30;
+/// Time constant of the ROI baseline.
+pub const BASELINE_SECS: f64 = 86_400.0;
+
+/// Cumulative totals at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Totals {
+    /// Cost by component (gross).
+    pub cost: BTreeMap<Component, f64>,
+    /// Credit (energy at negative prices).
+    pub credit: f64,
+    /// Value produced.
+    pub value: f64,
+    /// Facility energy, J.
+    pub facility_joules: f64,
+    /// Input (prompt) tokens, cached ones included.
+    pub input_tokens: f64,
+    /// Output (generated) tokens.
+    pub output_tokens: f64,
+    /// Successful requests.
+    pub requests: f64,
+    /// (owner, value, net cost) per owner.
+    pub owners: Vec<(Owner, f64, f64)>,
+}
+
+impl Totals {
+    /// The cumulative totals of `c`.
+    pub fn of(c: &Counters) -> Totals {
+        let mut owners: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
+        for (k, r) in &c.rows {
+            let e = owners
+                .entry((k.team.clone(), k.workload.clone()))
+                .or_default();
+            e.1 += r.cost_total() - r.credit_total();
+        }
+        let (mut input, mut output, mut requests) = (0.0, 0.0, 0.0);
+        for (k, r) in &c.value {
+            let e = owners
+                .entry((k.team.clone(), k.workload.clone()))
+                .or_default();
+            e.0 += r.value.total();
+            for m in r.models.values() {
+                input += m.input_tokens.total();
+                output += m.output_tokens.total();
+                requests += m.requests.total();
+            }
+        }
+        Totals {
+            cost: c.cost.iter().map(|(k, a)| (*k, a.total())).collect(),
+            credit: c.credit.values().map(Accumulator::total).sum(),
+            value: c.value_total.total(),
+            facility_joules: c.facility_energy_joules.total(),
+            input_tokens: input,
+            output_tokens: output,
+            requests,
+            owners: owners
+                .into_iter()
+                .map(|((team, workload), (v, m))| (Owner { team, workload }, v, m))
+                .collect(),
+        }
+    }
+
+    /// Money actually spent: gross cost minus credit, unweighted.
+    pub fn money(&self) -> f64 {
+        self.cost.values().sum::<f64>() - self.credit
+    }
+
+    fn minus(&self, base: &Totals) -> Totals {
+        let owner_base = |o: &Owner| {
+            base.owners
+                .iter()
+                .find(|(b, _, _)| b == o)
+                .map_or((0.0, 0.0), |(_, v, m)| (*v, *m))
+        };
+        Totals {
+            cost: self
+                .cost
+                .iter()
+                .map(|(k, v)| (*k, v - base.cost.get(k).copied().unwrap_or(0.0)))
+                .collect(),
+            credit: self.credit - base.credit,
+            value: self.value - base.value,
+            facility_joules: self.facility_joules - base.facility_joules,
+            input_tokens: self.input_tokens - base.input_tokens,
+            output_tokens: self.output_tokens - base.output_tokens,
+            requests: self.requests - base.requests,
+            owners: self
+                .owners
+                .iter()
+                .map(|(o, v, m)| {
+                    let (bv, bm) = owner_base(o);
+                    (o.clone(), v - bv, m - bm)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One window's retained boundaries and baseline.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WindowState {
+    /// Window length, seconds.
+    pub seconds: i64,
+    /// (time, cumulative totals) at bucket boundaries, oldest first.
+    pub marks: Vec<(DateTime<Utc>, Totals)>,
+    /// EWMA of the window's financial ROI (None until first defined).
+    pub baseline_roi: Option<f64>,
+}
+
+/// Every configured window, by label.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Windows {
+    /// Label (`5m`, `1h`, …) → state.
+    pub by_label: BTreeMap<String, WindowState>,
+}
+
+/// Financial ROI (V − M)/M, when money was spent.
+pub fn roi(value: f64, money: f64) -> Option<f64> {
+    (money > 0.0).then(|| (value - money) / money)
+}
+
+impl Windows {
+    /// Keep exactly the windows `spec` names (label, seconds); state of
+    /// windows that stay is kept.
+    pub fn configure(&mut self, spec: &[(String, i64)]) {
+        self.by_label
+            .retain(|l, st| spec.iter().any(|(sl, secs)| sl == l && *secs == st.seconds));
+        for (label, secs) in spec {
+            self.by_label
+                .entry(label.clone())
+                .or_insert_with(|| WindowState {
+                    seconds: *secs,
+                    ..Default::default()
+                });
+        }
+    }
+
+    /// Record the counters at `now` where a bucket boundary has passed.
+    /// O(1) amortised per call (one comparison per window; totals are
+    /// computed only when some window needs a boundary).
+    pub fn observe(&mut self, now: DateTime<Utc>, counters: &Counters) {
+        let due = self.by_label.values().any(|w| {
+            let g = Duration::seconds((w.seconds / BUCKETS).max(1));
+            w.marks.last().is_none_or(|(t, _)| now >= *t + g)
+        });
+        if !due {
+            return;
+        }
+        let totals = Totals::of(counters);
+        for w in self.by_label.values_mut() {
+            let g = (w.seconds / BUCKETS).max(1);
+            let step = Duration::seconds(g);
+            if w.marks.last().is_some_and(|(t, _)| now < *t + step) {
+                continue;
+            }
+            // The window's ROI at this boundary feeds the baseline.
+            if let Some(base) =
+                base_mark(&w.marks, now, w.seconds).filter(|_| !counters.value.is_empty())
+            {
+                let d = totals.minus(&base.1);
+                if let Some(r) = roi(d.value, d.money()) {
+                    let alpha = (g as f64 / BASELINE_SECS).min(1.0);
+                    w.baseline_roi = Some(match w.baseline_roi {
+                        Some(b) => b + alpha * (r - b),
+                        None => r,
+                    });
+                }
+            }
+            w.marks.push((now, totals.clone()));
+            // Keep one boundary at or before now − window, and no more.
+            let cut = now - Duration::seconds(w.seconds);
+            while w.marks.len() > 1 && w.marks[1].0 <= cut {
+                w.marks.remove(0);
+            }
+            let max = (BUCKETS + 2) as usize;
+            if w.marks.len() > max {
+                let extra = w.marks.len() - max;
+                w.marks.drain(..extra);
+            }
+        }
+    }
+}
+
+fn base_mark(
+    marks: &[(DateTime<Utc>, Totals)],
+    now: DateTime<Utc>,
+    seconds: i64,
+) -> Option<&(DateTime<Utc>, Totals)> {
+    let cut = now - Duration::seconds(seconds);
+    marks
+        .iter()
+        .rev()
+        .find(|(t, _)| *t <= cut)
+        .or_else(|| marks.first())
+}
+
+/// One owner over a window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OwnerWindow {
+    /// Team.
+    pub team: String,
+    /// Workload.
+    pub workload: String,
+    /// Value produced.
+    pub value: f64,
+    /// Money spent (cost minus credit).
+    pub cost: f64,
+    /// (V − M)/M.
+    pub roi: Option<f64>,
+}
+
+/// A window as exporters see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowView {
+    /// Label.
+    pub window: String,
+    /// Configured length, seconds.
+    pub seconds: i64,
+    /// The span the figures cover exactly, seconds (shorter while history
+    /// is younger than the window).
+    pub span_secs: f64,
+    /// Value produced, V.
+    pub value: f64,
+    /// Money spent, M (cost minus credit, unweighted).
+    pub cost: f64,
+    /// Cost by component.
+    pub cost_by_component: BTreeMap<Component, f64>,
+    /// Financial ROI (V − M)/M.
+    pub roi: Option<f64>,
+    /// Trailing baseline of `roi`.
+    pub baseline_roi: Option<f64>,
+    /// Benefit score P = Σ wᵢPᵢ (None without weights or scores).
+    pub benefit_score: Option<f64>,
+    /// Weighted cost C = Σ vⱼCⱼ.
+    pub weighted_cost: f64,
+    /// P / C.
+    pub weighted_efficiency: Option<f64>,
+    /// Facility energy, J.
+    pub facility_joules: f64,
+    /// Input and output tokens.
+    pub tokens: f64,
+    /// Successful requests.
+    pub requests: f64,
+    /// Money per million tokens.
+    pub cost_per_million_tokens: Option<f64>,
+    /// Tokens per joule of facility energy.
+    pub tokens_per_joule: Option<f64>,
+    /// Money per request.
+    pub cost_per_request: Option<f64>,
+    /// Per owner.
+    pub owners: Vec<OwnerWindow>,
+}
+
+/// The ROI model's weights.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RoiWeights {
+    /// Benefit indicator → weight (empty: no weighted efficiency).
+    pub benefit: BTreeMap<String, f64>,
+    /// Cost component → weight (missing: 1).
+    pub cost: BTreeMap<Component, f64>,
+}
+
+impl Windows {
+    /// Every window's figures at `now` from `counters`, with `scores` the
+    /// node's benefit indicator scores Pᵢ.
+    pub fn views(
+        &self,
+        now: DateTime<Utc>,
+        counters: &Counters,
+        weights: &RoiWeights,
+        scores: &BTreeMap<String, f64>,
+    ) -> Vec<WindowView> {
+        let totals = Totals::of(counters);
+        // Without any value source there is no return to speak of: no ROI
+        // (a node that serves nothing measured is not "losing everything").
+        let has_value = !counters.value.is_empty();
+        let roi = |v: f64, m: f64| if has_value { roi(v, m) } else { None };
+        let mut out: Vec<WindowView> = self
+            .by_label
+            .iter()
+            .map(|(label, w)| {
+                let (span, d) = match base_mark(&w.marks, now, w.seconds) {
+                    Some((t, base)) => (
+                        (now - *t).num_milliseconds() as f64 / 1000.0,
+                        totals.minus(base),
+                    ),
+                    None => (0.0, Totals::default()),
+                };
+                let money = d.money();
+                let weighted_cost: f64 = d
+                    .cost
+                    .iter()
+                    .map(|(c, v)| weights.cost.get(c).copied().unwrap_or(1.0) * v)
+                    .sum::<f64>()
+                    - d.credit * weights.cost.get(&Component::Energy).copied().unwrap_or(1.0);
+                let benefit_score = (!weights.benefit.is_empty()
+                    && weights.benefit.keys().all(|k| scores.contains_key(k)))
+                .then(|| {
+                    weights
+                        .benefit
+                        .iter()
+                        .map(|(k, w)| w * scores[k])
+                        .sum::<f64>()
+                });
+                let tokens = d.input_tokens + d.output_tokens;
+                WindowView {
+                    window: label.clone(),
+                    seconds: w.seconds,
+                    span_secs: span,
+                    value: d.value + 0.0,
+                    cost: money + 0.0,
+                    cost_by_component: d.cost.clone(),
+                    roi: roi(d.value, money),
+                    baseline_roi: w.baseline_roi,
+                    weighted_efficiency: benefit_score
+                        .filter(|_| weighted_cost > 0.0)
+                        .map(|p| p / weighted_cost),
+                    benefit_score,
+                    weighted_cost: weighted_cost + 0.0,
+                    facility_joules: d.facility_joules + 0.0,
+                    tokens: tokens + 0.0,
+                    requests: d.requests + 0.0,
+                    cost_per_million_tokens: (tokens > 0.0).then(|| money / tokens * 1e6),
+                    tokens_per_joule: (d.facility_joules > 0.0 && tokens > 0.0)
+                        .then(|| tokens / d.facility_joules),
+                    cost_per_request: (d.requests > 0.0).then(|| money / d.requests),
+                    owners: d
+                        .owners
+                        .iter()
+                        .map(|(o, v, m)| OwnerWindow {
+                            team: o.team.clone(),
+                            workload: o.workload.clone(),
+                            value: *v + 0.0,
+                            cost: *m + 0.0,
+                            roi: roi(*v, *m),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        out.sort_by_key(|v| v.seconds);
+        out
+    }
+}
+
+/// Parse a window label: `30s`, `5m`, `1h`, `24h`, `7d`, `4w`.
+pub fn parse_window(label: &str) -> Option<i64> {
+    let (num, unit) = label.split_at(label.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = num.parse().ok().filter(|n| *n > 0)?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap() + Duration::seconds(s)
+    }
+
+    fn counters(cost: f64, value: f64) -> Counters {
+        let mut c = Counters::default();
+        c.cost
+            .insert(Component::Capex, Accumulator::from_total(cost));
+        c.value_total = Accumulator::from_total(value);
+        // A value source exists (else there is no ROI to speak of).
+        c.value.insert(
+            crate::engine::ValueKey {
+                team: "t".into(),
+                workload: "w".into(),
+                source: "push".into(),
+            },
+            Default::default(),
+        );
+        c
+    }
+
+    #[test]
+    fn labels_parse() {
+        assert_eq!(parse_window("5m"), Some(300));
+        assert_eq!(parse_window("24h"), Some(86_400));
+        assert_eq!(parse_window("30d"), Some(2_592_000));
+        assert_eq!(parse_window("0m"), None);
+        assert_eq!(parse_window("5"), None);
+        assert_eq!(parse_window("m"), None);
+        assert_eq!(parse_window("5y"), None);
+    }
+
+    #[test]
+    fn a_window_is_exact_over_the_span_it_reports_and_memory_is_bounded() {
+        let mut w = Windows::default();
+        w.configure(&[("1h".into(), 3600)]);
+        // Cost 1 per second, value 2 per second, ticks every 7 s for 10 h.
+        for s in (0..36_000).step_by(7) {
+            w.observe(t(s), &counters(s as f64, 2.0 * s as f64));
+        }
+        let now = 35_994;
+        let v = &w.views(
+            t(now),
+            &counters(now as f64, 2.0 * now as f64),
+            &RoiWeights::default(),
+            &BTreeMap::new(),
+        )[0];
+        assert!(
+            v.span_secs >= 3600.0 && v.span_secs < 3600.0 + 120.0 + 7.0,
+            "{}",
+            v.span_secs
+        );
+        assert_eq!(v.cost, v.span_secs);
+        assert_eq!(v.value, 2.0 * v.span_secs);
+        assert_eq!(v.roi, Some(1.0), "{v:?}");
+        assert!(w.by_label["1h"].marks.len() <= (BUCKETS + 2) as usize);
+        // A steady ROI of 1 makes a baseline of 1.
+        assert!((w.by_label["1h"].baseline_roi.unwrap() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_young_window_reports_its_shorter_span_and_a_restart_keeps_history() {
+        let mut w = Windows::default();
+        w.configure(&[("1h".into(), 3600), ("5m".into(), 300)]);
+        w.observe(t(0), &counters(0.0, 0.0));
+        w.observe(t(600), &counters(600.0, 0.0));
+        // Round trip through JSON (the checkpoint), then 100 s of downtime
+        // whose fixed cost arrives with the first tick after the restart.
+        let json = serde_json::to_string(&w).unwrap();
+        let mut w: Windows = serde_json::from_str(&json).unwrap();
+        w.observe(t(700), &counters(700.0, 0.0));
+        // Right after the restart the 5m window reaches back to the last
+        // boundary before the downtime: it says so in its span.
+        let views = w.views(
+            t(700),
+            &counters(700.0, 0.0),
+            &RoiWeights::default(),
+            &BTreeMap::new(),
+        );
+        assert_eq!(views[0].window, "5m");
+        assert_eq!((views[0].span_secs, views[0].cost), (700.0, 700.0));
+        w.observe(t(1000), &counters(1000.0, 0.0));
+        let views = w.views(
+            t(1000),
+            &counters(1000.0, 0.0),
+            &RoiWeights::default(),
+            &BTreeMap::new(),
+        );
+        let (five, hour) = (&views[0], &views[1]);
+        assert_eq!((five.span_secs, five.cost), (300.0, 300.0));
+        // The hour is younger than an hour: its whole history.
+        assert_eq!((hour.span_secs, hour.cost), (1000.0, 1000.0));
+        // No value, money spent: ROI −1.
+        assert_eq!(hour.roi, Some(-1.0));
+    }
+
+    #[test]
+    fn weighted_efficiency_uses_weighted_cost_and_roi_unweighted_money() {
+        let mut w = Windows::default();
+        w.configure(&[("1h".into(), 3600)]);
+        let mut c0 = Counters::default();
+        c0.cost
+            .insert(Component::Energy, Accumulator::from_total(0.0));
+        c0.cost
+            .insert(Component::Staff, Accumulator::from_total(0.0));
+        w.observe(t(0), &c0);
+        let mut c1 = counters(0.0, 0.0);
+        c1.cost.clear();
+        c1.cost
+            .insert(Component::Energy, Accumulator::from_total(50.0));
+        c1.cost
+            .insert(Component::Staff, Accumulator::from_total(5000.0));
+        c1.value_total = Accumulator::from_total(2000.0);
+        let weights = RoiWeights {
+            benefit: [("precision".to_string(), 0.5), ("growth".to_string(), 0.5)].into(),
+            cost: [(Component::Energy, 0.25), (Component::Staff, 0.25)].into(),
+        };
+        let scores: BTreeMap<String, f64> =
+            [("precision".to_string(), 0.9), ("growth".to_string(), 0.7)].into();
+        let v = &w.views(t(3600), &c1, &weights, &scores)[0];
+        assert_eq!(v.benefit_score, Some(0.8));
+        assert_eq!(v.weighted_cost, 1262.5);
+        assert_eq!(v.weighted_efficiency, Some(0.8 / 1262.5));
+        assert_eq!(v.cost, 5050.0);
+        assert_eq!(v.roi, Some((2000.0 - 5050.0) / 5050.0));
+        // A missing score: no weighted efficiency, ROI unaffected.
+        let partial: BTreeMap<String, f64> = [("precision".to_string(), 0.9)].into();
+        let v = &w.views(t(3600), &c1, &weights, &partial)[0];
+        assert_eq!(v.weighted_efficiency, None);
+        assert!(v.roi.is_some());
+        // No value source at all: no ROI (not −1).
+        c1.value.clear();
+        let v = &w.views(t(3600), &c1, &weights, &scores)[0];
+        assert_eq!(v.roi, None);
+    }
+}
