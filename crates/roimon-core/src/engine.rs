@@ -286,6 +286,8 @@ pub struct Counters {
     pub value: BTreeMap<ValueKey, ValueRow>,
     /// Latest pushed benefit indicator scores.
     pub kpis: Vec<Kpi>,
+    /// Failed scrapes by value target.
+    pub target_errors: BTreeMap<String, u64>,
     /// Rolling windows' boundaries and baselines.
     pub windows: crate::window::Windows,
     /// Before owner-keyed rows: cost by GPU UUID (read from old checkpoints
@@ -681,6 +683,8 @@ pub struct Snapshot {
     pub windows: Vec<crate::window::WindowView>,
     /// The node's benefit indicator scores in force.
     pub scores: BTreeMap<String, f64>,
+    /// Value targets: whether their last scrape succeeded.
+    pub targets: BTreeMap<String, bool>,
 }
 
 /// The accounting engine.
@@ -699,6 +703,8 @@ pub struct Engine {
     carbon: Option<Carbon>,
     downtime: Option<f64>,
     roi_weights: crate::window::RoiWeights,
+    /// Value targets: whether their last scrape succeeded.
+    targets: BTreeMap<String, bool>,
     /// Configured (static) benefit indicator scores.
     static_kpis: Vec<Kpi>,
 }
@@ -731,6 +737,7 @@ impl Engine {
             carbon: None,
             downtime: None,
             roi_weights: Default::default(),
+            targets: BTreeMap::new(),
             static_kpis: Vec::new(),
         }
         .with_default_windows()
@@ -793,6 +800,29 @@ impl Engine {
         }
         if !owners.is_empty() {
             self.counters.value_total.add(money);
+        }
+    }
+
+    /// Declare a value target, so its health is shown before its first
+    /// scrape (down until it answers).
+    pub fn register_target(&mut self, name: &str) {
+        self.targets.entry(name.to_string()).or_insert(false);
+        self.counters
+            .target_errors
+            .entry(name.to_string())
+            .or_default();
+    }
+
+    /// Record a scrape of value target `name`.
+    pub fn note_target(&mut self, name: &str, ok: bool) {
+        self.targets.insert(name.to_string(), ok);
+        let errors = self
+            .counters
+            .target_errors
+            .entry(name.to_string())
+            .or_default();
+        if !ok {
+            *errors += 1;
         }
     }
 
@@ -1350,6 +1380,7 @@ impl Engine {
                 &self.scores(),
             ),
             scores: self.scores(),
+            targets: self.targets.clone(),
             unmatched_owners: if self.gpus.is_empty() {
                 Vec::new()
             } else {

@@ -408,7 +408,29 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         tokens.push(&[who[0], who[1], who[2], ("direction", "output")], o);
         requests.push(&who, r);
     }
-    out.extend([value, tokens, requests]);
+    let mut tup = Family::gauge(
+        "roimon_value_target_up",
+        "1 when the last scrape of the inference server succeeded.",
+    );
+    let mut terr = Family::counter(
+        "roimon_value_target_errors_total",
+        "Failed scrapes of the inference server (unreachable, bad status, unparsable, stale).",
+    );
+    for (t, ok) in &s.targets {
+        tup.push(&[("target", t)], if *ok { 1.0 } else { 0.0 });
+    }
+    let names: std::collections::BTreeSet<&String> = s
+        .targets
+        .keys()
+        .chain(s.counters.target_errors.keys())
+        .collect();
+    for t in names {
+        terr.push(
+            &[("target", t)],
+            s.counters.target_errors.get(t).copied().unwrap_or(0) as f64,
+        );
+    }
+    out.extend([value, tokens, requests, tup, terr]);
 
     let mut wv = Family::gauge(
         "roimon_window_value",

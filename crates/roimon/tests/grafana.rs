@@ -65,6 +65,8 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_roi_ratio",
     "roimon_roi_baseline_ratio",
     "roimon_weighted_efficiency",
+    "roimon_value_target_up",
+    "roimon_value_target_errors_total",
 ];
 
 /// What Grafana's variables become for the check. Any other `$variable` in a
@@ -387,6 +389,7 @@ fn exported_metrics() -> BTreeSet<String> {
             at: None,
         }],
     );
+    e.note_target("vllm", false);
     e.book_value(
         &[(Owner::unallocated(), 1.0)],
         "push",
