@@ -201,3 +201,31 @@ fn unreadable_tls_files_are_errors_naming_the_key() {
     .unwrap_err();
     assert!(e.to_string().starts_with("tls.client_cert:"), "{e}");
 }
+
+#[tokio::test]
+async fn a_plain_http_server_on_an_https_url_is_a_tls_failure() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        if let Ok((mut c, _)) = l.accept() {
+            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let e = client(TlsConfig::default())
+        .unwrap()
+        .send(&Request::get(format!(
+            "https://127.0.0.1:{port}/x?t=tok-123456"
+        )))
+        .await
+        .unwrap_err();
+    let m = e.to_string();
+    assert!(
+        m.contains(&format!("TLS with 127.0.0.1:{port} failed")),
+        "{m}"
+    );
+    assert!(!m.contains("tok-"), "{m}");
+    server.join().unwrap();
+}
