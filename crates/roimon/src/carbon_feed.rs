@@ -1,16 +1,17 @@
 //! The grid carbon-intensity feed: Electricity Maps or the UK Carbon
-//! Intensity API, with the same fetch discipline as prices (timeouts, retries,
-//! `Retry-After`, redacted tokens, a kept copy in the state dir). Intensity
-//! turns facility energy into emissions, and, with a carbon price, into the
-//! `carbon` cost component.
+//! Intensity API, through the same HTTP client as prices (`roimon-http`:
+//! timeouts, retries, `Retry-After`, redacted tokens) and with a kept copy in
+//! the state dir. Intensity turns facility energy into emissions, and, with a
+//! carbon price, into the `carbon` cost component.
 
 use crate::config::{CarbonCfg, CarbonSource};
 use crate::price_feed::{
-    Auth, FetchError, Http, Req, RetryPolicy, Secret, Store, Update, absorb_kept, base_url,
-    blocking, bound_fetched, isolated, kept_range,
+    FetchError, Store, Update, absorb_kept, base_url, blocking, bound_fetched, get_text,
+    http_client, isolated, kept_range, redact_error,
 };
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use roimon_core::{Carbon, PricePerKwh, Tariff};
+use roimon_http::{Auth, Client, Request, RetryPolicy, Secret, spread};
 use roimon_price::parse::carbon;
 use roimon_price::{Adjustments, CARBON_UNIT, Schedule, normalise_carbon};
 use std::path::PathBuf;
@@ -39,7 +40,8 @@ pub fn engine_carbon(cfg: &CarbonCfg, s: Option<&Schedule>, at: Option<DateTime<
 /// Fetches one carbon source.
 #[derive(Debug)]
 pub struct CarbonFetcher {
-    http: Http,
+    http: Client,
+    token: Option<Secret>,
     cfg: CarbonCfg,
 }
 
@@ -57,13 +59,13 @@ impl CarbonFetcher {
             initial: Duration::from_secs_f64(cfg.retry_initial_secs),
             max: Duration::from_secs_f64(cfg.retry_max_secs),
         };
+        let auth = token.clone().map_or(Auth::None, |value| Auth::Header {
+            name: "auth-token".into(),
+            value,
+        });
         Ok(Self {
-            http: Http::new(
-                Duration::from_secs_f64(cfg.timeout_secs),
-                retry,
-                token,
-                Auth::Header("auth-token"),
-            )?,
+            http: http_client(Duration::from_secs_f64(cfg.timeout_secs), retry, auth)?,
+            token,
             cfg: cfg.clone(),
         })
     }
@@ -73,7 +75,7 @@ impl CarbonFetcher {
     pub async fn fetch(&self, now: DateTime<Utc>) -> Result<Schedule, FetchError> {
         self.fetch_raw(now)
             .await
-            .map_err(|e| self.http.redact_error(e))
+            .map_err(|e| redact_error(self.token.as_ref(), e))
     }
 
     async fn fetch_raw(&self, now: DateTime<Utc>) -> Result<Schedule, FetchError> {
@@ -87,18 +89,16 @@ impl CarbonFetcher {
                     "https://api.electricitymap.org",
                 );
                 let zone = self.cfg.zone.clone().unwrap_or_default();
-                let history = self
-                    .http
-                    .fetch_text(&Req::Get(format!(
-                        "{base}/v3/carbon-intensity/history?zone={zone}"
-                    )))
-                    .await?;
-                let latest = self
-                    .http
-                    .fetch_text(&Req::Get(format!(
-                        "{base}/v3/carbon-intensity/latest?zone={zone}"
-                    )))
-                    .await?;
+                let history = get_text(
+                    &self.http,
+                    &Request::get(format!("{base}/v3/carbon-intensity/history?zone={zone}")),
+                )
+                .await?;
+                let latest = get_text(
+                    &self.http,
+                    &Request::get(format!("{base}/v3/carbon-intensity/latest?zone={zone}")),
+                )
+                .await?;
                 blocking(move || {
                     let mut h = carbon::electricitymaps(&history)?;
                     let l = carbon::electricitymaps(&latest)?;
@@ -126,7 +126,7 @@ impl CarbonFetcher {
                     }
                     (None, None) => format!("{base}/intensity/{from}/fw24h"),
                 };
-                let body = self.http.fetch_text(&Req::Get(url)).await?;
+                let body = get_text(&self.http, &Request::get(url)).await?;
                 blocking(move || Ok(normalise_carbon(carbon::uk(&body)?)?)).await
             }
         }
@@ -227,7 +227,7 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
                 )));
                 let _ = tx.send(Update::Outcome("carbon", true));
                 kept = Some(merged);
-                crate::price_feed::spread(refresh)
+                spread(refresh)
             }
             Err(e) => {
                 failures = failures.saturating_add(1);

@@ -1,12 +1,14 @@
-//! The live price feed: fetch the configured publisher over HTTP (timeouts,
-//! retries with exponential backoff and jitter, `Retry-After`), normalise with
-//! `roimon-price`, keep the schedule in the state dir so a restart without
-//! network still prices, and hand each new schedule to the sampler. Secrets
-//! come from `token_env`/`token_file` and never reach a log line.
+//! The live price feed: fetch the configured publisher over HTTP (through
+//! `roimon-http`: timeouts, retries with exponential backoff and jitter,
+//! `Retry-After`), normalise with `roimon-price`, keep the schedule in the
+//! state dir so a restart without network still prices, and hand each new
+//! schedule to the sampler. Secrets come from `token_env`/`token_file` and
+//! never reach a log line.
 
 use crate::config::{FallbackPolicy, Price, PriceSource};
 use chrono::{DateTime, Datelike, Duration as TimeDelta, NaiveDate, TimeZone, Utc};
 use roimon_core::{PricePerKwh, Tariff};
+use roimon_http::{Auth, Client, ClientConfig, Jitter, Request, RetryPolicy, Secret, spread};
 use roimon_price::parse::{
     awattar, csv, energidataservice, entsoe, generic, nordpool, octopus, tibber,
 };
@@ -14,37 +16,8 @@ use roimon_price::{Adjustments, Parsed, PriceError, Schedule, Unit, normalise};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
-/// Largest response body accepted.
-const MAX_BODY: usize = 32 << 20;
-/// Longest wait for a connection to open (less if the request's timeout is).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest `Retry-After` believed (a day); longer is taken as a day.
-const MAX_HINT: Duration = Duration::from_secs(86_400);
-
-/// A body read up to a limit.
-enum Capped {
-    Whole(Vec<u8>),
-    Over,
-}
-
-/// Read a body chunk by chunk, giving up as soon as it passes `limit`
-/// (chunked bodies have no Content-Length to check first).
-async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Capped, reqwest::Error> {
-    if resp.content_length().is_some_and(|l| l > limit as u64) {
-        return Ok(Capped::Over);
-    }
-    let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await? {
-        if out.len() + chunk.len() > limit {
-            return Ok(Capped::Over);
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(Capped::Whole(out))
-}
 /// Most pages followed for a paginated source (Octopus).
 const MAX_PAGES: usize = 20;
 /// How long fetched history is kept in the schedule.
@@ -53,54 +26,6 @@ const KEEP_HISTORY_DAYS: i64 = 7;
 /// day, for publishers that answer in whole days of their own time zone.
 /// With `days_ahead` at most 7, nothing beyond nine days from now is kept.
 const AHEAD_SLACK_DAYS: i64 = 1;
-
-/// An API token. Its `Debug` and `Display` never show it.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([REDACTED])")
-    }
-}
-
-impl Secret {
-    /// Read the token named by `token_env` or `token_file` of config
-    /// section `section` (named in error messages).
-    pub fn load(
-        section: &str,
-        token_env: Option<&str>,
-        token_file: Option<&Path>,
-    ) -> Result<Option<Secret>, String> {
-        if let Some(var) = token_env {
-            return match std::env::var(var) {
-                Ok(v) if !v.trim().is_empty() => Ok(Some(Secret(v.trim().to_string()))),
-                Ok(_) => Err(format!(
-                    "{section}.token_env: environment variable {var} is empty"
-                )),
-                Err(_) => Err(format!(
-                    "{section}.token_env: environment variable {var} is not set"
-                )),
-            };
-        }
-        if let Some(path) = token_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                format!("{section}.token_file: cannot read {}: {e}", path.display())
-            })?;
-            let first = text.lines().next().unwrap_or("").trim().to_string();
-            if first.is_empty() {
-                return Err(format!("{section}.token_file: {} is empty", path.display()));
-            }
-            return Ok(Some(Secret(first)));
-        }
-        Ok(None)
-    }
-
-    /// The token text, for building a request. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
 
 /// Why a fetch failed. Its text is safe to log: secrets are redacted.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,49 +61,6 @@ impl From<PriceError> for FetchError {
     }
 }
 
-/// A small xorshift generator for retry jitter (no cryptographic use).
-#[derive(Debug)]
-struct Jitter(u64);
-
-impl Jitter {
-    fn new() -> Self {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        Jitter((t ^ u64::from(std::process::id()).rotate_left(32)) | 1)
-    }
-    /// Uniform in [0, 1).
-    fn next(&mut self) -> f64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// Retry timing.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Retries after the first try.
-    pub retries: u32,
-    /// First backoff.
-    pub initial: Duration,
-    /// Longest wait (also caps `Retry-After`).
-    pub max: Duration,
-}
-
-impl RetryPolicy {
-    /// Backoff before retry `attempt` (0-based): exponential, with "equal
-    /// jitter" (half fixed, half random) so many nodes do not retry in step.
-    fn backoff(&self, attempt: u32, jitter: &mut Jitter) -> Duration {
-        let exp = self.initial.as_secs_f64() * 2f64.powi(attempt.min(30) as i32);
-        let d = exp.min(self.max.as_secs_f64());
-        Duration::from_secs_f64(d / 2.0 + d / 2.0 * jitter.next())
-    }
-}
-
 impl FetchError {
     /// The wait the server asked for, if it did.
     pub fn retry_after(&self) -> Option<Duration> {
@@ -189,334 +71,57 @@ impl FetchError {
     }
 }
 
-impl RetryPolicy {
-    /// One backoff with fresh jitter.
-    pub fn backoff_once(&self, attempt: u32) -> Duration {
-        self.backoff(attempt, &mut Jitter::new())
-    }
-}
-
-/// `d` spread by ±10 % so that thousands of nodes started together do not
-/// refresh in step.
-pub fn spread(d: Duration) -> Duration {
-    Duration::from_secs_f64(d.as_secs_f64() * (0.9 + 0.2 * Jitter::new().next()))
-}
-
-/// `Retry-After`: delta seconds or an HTTP date.
-fn retry_after(h: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
-    Some((at - now).to_std().unwrap_or(Duration::ZERO))
-}
-
-/// How a token travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
-    /// Not by the client (or inside the URL, built by the caller).
-    None,
-    /// `Authorization: Bearer …`.
-    Bearer,
-    /// In a named header (`auth-token` for Electricity Maps).
-    Header(&'static str),
-}
-
-/// An HTTP client with the fetch discipline every outside source shares:
-/// timeouts, bounded bodies, retries with jittered backoff, `Retry-After`,
-/// and redaction of the token from every error text.
-#[derive(Debug)]
-pub struct Http {
-    client: reqwest::Client,
-    token: Option<Secret>,
-    auth: Auth,
-    retry: RetryPolicy,
-    timeout: Duration,
-    jitter: Mutex<Jitter>,
-}
-
-/// The request of one try.
-#[derive(Debug, Clone)]
-pub enum Req {
-    /// GET this URL.
-    Get(String),
-    /// POST this JSON body to this URL.
-    PostJson(String, String),
-}
-
-impl Http {
-    /// A client with this per-request timeout and retry policy.
-    pub fn new(
-        timeout: Duration,
-        retry: RetryPolicy,
-        token: Option<Secret>,
-        auth: Auth,
-    ) -> Result<Self, FetchError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(CONNECT_TIMEOUT))
-            .user_agent(concat!("roimon/", env!("CARGO_PKG_VERSION")))
-            // Follow redirects only on the same scheme, host and port: a
-            // token in a custom header would otherwise travel to any host.
-            .redirect(reqwest::redirect::Policy::custom(|attempt| {
-                let first = attempt.previous().first();
-                let same = first.is_some_and(|f| {
-                    f.scheme() == attempt.url().scheme()
-                        && f.host_str() == attempt.url().host_str()
-                        && f.port_or_known_default() == attempt.url().port_or_known_default()
-                });
-                if attempt.previous().len() > 5 {
-                    attempt.error("too many redirects")
-                } else if same {
-                    attempt.follow()
-                } else {
-                    attempt.error("redirect to another origin refused")
-                }
-            }))
-            .build()
-            .map_err(|e| FetchError::Local(format!("HTTP client: {e}")))?;
-        Ok(Self {
-            client,
-            token,
-            auth,
-            retry,
-            timeout,
-            jitter: Mutex::new(Jitter::new()),
-        })
-    }
-
-    /// The token, if any.
-    pub fn token(&self) -> Option<&Secret> {
-        self.token.as_ref()
-    }
-
-    /// `s` with every occurrence of the token replaced: as is, in any letter
-    /// case, with any of its bytes percent-encoded (either hex case, a space
-    /// as `+`), and base64-encoded (standard or URL-safe alphabet, at any
-    /// offset inside a longer base64 text, as in a `Basic` credential).
-    pub fn redact(&self, s: &str) -> String {
-        match &self.token {
-            Some(Secret(t)) if !t.is_empty() => redact_token(s, t),
-            _ => s.to_string(),
-        }
-    }
-
-    /// Redact every text an error carries.
-    pub fn redact_error(&self, e: FetchError) -> FetchError {
+impl From<roimon_http::Error> for FetchError {
+    fn from(e: roimon_http::Error) -> Self {
         match e {
-            FetchError::NoData(m) => FetchError::NoData(self.redact(&m)),
-            FetchError::Rejected(m) => FetchError::Rejected(self.redact(&m)),
-            FetchError::Http(m, h) => FetchError::Http(self.redact(&m), h),
-            FetchError::Local(m) => FetchError::Local(self.redact(&m)),
+            roimon_http::Error::TooLarge { .. } => FetchError::Rejected(e.to_string()),
+            roimon_http::Error::Local(m) => FetchError::Local(m),
+            other => FetchError::Http(other.to_string(), other.retry_after()),
         }
-    }
-
-    fn sleep_for(&self, attempt: u32) -> Duration {
-        let mut j = self.jitter.lock().unwrap_or_else(|e| e.into_inner());
-        self.retry.backoff(attempt, &mut j)
-    }
-
-    /// One request with retries. 429 and 503 honour `Retry-After` (a wait
-    /// longer than `retry_max` ends this fetch and is handed to the caller,
-    /// so the next fetch does not come sooner); other 5xx and transport
-    /// errors back off; other 4xx fail at once (retrying a bad token does not
-    /// help). Bodies are read chunk by chunk and refused past [`MAX_BODY`].
-    pub async fn fetch_text(&self, req: &Req) -> Result<String, FetchError> {
-        let mut last = String::new();
-        let mut hint: Option<Duration> = None;
-        for attempt in 0..=self.retry.retries {
-            let mut b = match req {
-                Req::Get(u) => self.client.get(u),
-                Req::PostJson(u, body) => self
-                    .client
-                    .post(u)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone()),
-            };
-            if let Some(Secret(t)) = &self.token {
-                match self.auth {
-                    Auth::None => {}
-                    Auth::Bearer => b = b.bearer_auth(t),
-                    Auth::Header(name) => b = b.header(name, t.as_str()),
-                }
-            }
-            let wait = match b.send().await {
-                Ok(resp) if resp.status().is_success() => match read_capped(resp, MAX_BODY).await {
-                    Ok(Capped::Whole(body)) => {
-                        return String::from_utf8(body).map_err(|_| {
-                            FetchError::Rejected("response body is not UTF-8".into())
-                        });
-                    }
-                    Ok(Capped::Over) => {
-                        return Err(FetchError::Rejected(format!(
-                            "response body larger than {MAX_BODY} bytes"
-                        )));
-                    }
-                    Err(e) => {
-                        last = self.redact(&format!(
-                            "reading the body: {}",
-                            transport_error(&e, self.timeout)
-                        ));
-                        self.sleep_for(attempt)
-                    }
-                },
-                Ok(resp) => {
-                    let status = resp.status();
-                    let hinted = retry_after(resp.headers(), Utc::now()).map(|d| d.min(MAX_HINT));
-                    let text = match read_capped(resp, 4096).await {
-                        Ok(Capped::Whole(b)) => String::from_utf8_lossy(&b).into_owned(),
-                        _ => String::new(),
-                    };
-                    // Redact before cutting, so no part of a token survives.
-                    let text = self.redact(&text);
-                    let snippet: String = text.trim().chars().take(200).collect();
-                    last = format!("status {status}: {snippet}");
-                    if status.as_u16() == 429 || status.as_u16() == 503 {
-                        hint = hint.max(hinted);
-                        match hinted {
-                            Some(d) if d > self.retry.max => break,
-                            Some(d) => d,
-                            None => self.sleep_for(attempt),
-                        }
-                    } else if status.is_server_error() {
-                        self.sleep_for(attempt)
-                    } else {
-                        return Err(FetchError::Http(last, None));
-                    }
-                }
-                Err(e) => {
-                    last = self.redact(&transport_error(&e, self.timeout));
-                    self.sleep_for(attempt)
-                }
-            };
-            if attempt < self.retry.retries {
-                tracing::debug!(attempt, wait_s = wait.as_secs_f64(), error = %last, "request failed; retrying");
-                tokio::time::sleep(wait).await;
-            }
-        }
-        Err(FetchError::Http(
-            format!("{last} (after {} tries)", self.retry.retries + 1),
-            hint,
-        ))
     }
 }
 
-/// Why a request got no HTTP answer, as found in an error's source chain.
-#[derive(Debug, Clone, PartialEq)]
-enum Cause {
-    /// The host name did not resolve.
-    Dns,
-    /// Nothing listens on that port (or a firewall said no).
-    Refused,
-    /// The peer closed or reset the connection.
-    Closed,
-    /// No answer within the timeout.
-    Timeout,
-    /// The TLS handshake or session failed, with rustls' reason.
-    Tls(String),
-    /// Something else, with the innermost error's text.
-    Other(String),
+/// A client for one feed: this per-request timeout, retry policy and
+/// credential; the defaults of `roimon-http` for the rest.
+pub fn http_client(
+    timeout: Duration,
+    retry: RetryPolicy,
+    auth: Auth,
+) -> Result<Client, FetchError> {
+    Client::new(ClientConfig {
+        timeout,
+        retry,
+        auth,
+        ..ClientConfig::default()
+    })
+    .map_err(|e| FetchError::Local(e.to_string()))
 }
 
-/// Walk `e` and its sources (an `io::Error` is looked into too: std's
-/// `source` skips the error it wraps) for the first cause an operator can
-/// act on.
-fn cause_of(e: &(dyn std::error::Error + 'static)) -> Cause {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    let mut innermost = e.to_string();
-    while let Some(err) = next {
-        innermost = err.to_string();
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return Cause::Tls(tls.to_string());
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return Cause::Tls(tls.to_string());
-            }
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return Cause::Refused,
-                std::io::ErrorKind::TimedOut => return Cause::Timeout,
-                std::io::ErrorKind::ConnectionReset
-                | std::io::ErrorKind::ConnectionAborted
-                | std::io::ErrorKind::BrokenPipe
-                | std::io::ErrorKind::UnexpectedEof => return Cause::Closed,
-                _ => {}
-            }
-        }
-        let text = innermost.to_ascii_lowercase();
-        if text.starts_with("dns error")
-            || text.contains("failed to lookup address")
-            || text.contains("name or service not known")
-        {
-            return Cause::Dns;
-        }
-        if text.contains("timed out") {
-            return Cause::Timeout;
-        }
-        if text.contains("connection closed") || text.contains("incomplete message") {
-            return Cause::Closed;
-        }
-        next = err.source().or_else(|| {
-            err.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .map(|i| i as &(dyn std::error::Error + 'static))
-        });
-    }
-    Cause::Other(innermost)
+/// Send `req` with `http`; the body as text.
+pub async fn get_text(http: &Client, req: &Request) -> Result<String, FetchError> {
+    let resp = http.send(req).await?;
+    String::from_utf8(resp.body.to_vec())
+        .map_err(|_| FetchError::Rejected("response body is not UTF-8".into()))
 }
 
-/// A request error in words an operator can act on: the host and port (never
-/// the URL: its query may carry a token) and the cause (DNS, refused, closed,
-/// TLS, timeout).
-fn transport_error(e: &reqwest::Error, timeout: Duration) -> String {
-    let host = e
-        .url()
-        .and_then(|u| {
-            let h = u.host_str()?;
-            Some(match u.port_or_known_default() {
-                Some(p) => format!("{h}:{p}"),
-                None => h.to_string(),
-            })
-        })
-        .unwrap_or_else(|| "the server".into());
-    if e.is_redirect() {
-        let why = std::error::Error::source(e).map_or_else(|| "refused".into(), |s| s.to_string());
-        return format!("{host}: redirect not followed ({why})");
-    }
-    // Not `e` itself: its text holds the whole URL.
-    let cause = match std::error::Error::source(e) {
-        _ if e.is_timeout() => Cause::Timeout,
-        Some(inner) => cause_of(inner),
-        None if e.is_connect() => Cause::Other("cannot connect".into()),
-        None => Cause::Other("no answer".into()),
-    };
-    match cause {
-        Cause::Dns => format!("cannot resolve {host} (DNS lookup failed)"),
-        Cause::Refused => format!("cannot connect to {host}: connection refused"),
-        Cause::Closed => format!("{host} closed the connection"),
-        Cause::Timeout => {
-            // Connecting has its own, shorter limit (see `Http::new`).
-            let limit = if e.is_connect() {
-                timeout.min(CONNECT_TIMEOUT)
-            } else {
-                timeout
-            };
-            format!(
-                "{host} did not answer within {} s (timed out)",
-                limit.as_secs_f64()
-            )
-        }
-        Cause::Tls(m) => format!("TLS with {host} failed: {m}"),
-        Cause::Other(m) => format!("request to {host} failed: {m}"),
+/// Redact every text an error carries of `token` (see [`roimon_http::redact`]).
+pub fn redact_error(token: Option<&Secret>, e: FetchError) -> FetchError {
+    let r = |m: &str| roimon_http::redact(m, token);
+    match e {
+        FetchError::NoData(m) => FetchError::NoData(r(&m)),
+        FetchError::Rejected(m) => FetchError::Rejected(r(&m)),
+        FetchError::Http(m, h) => FetchError::Http(r(&m), h),
+        FetchError::Local(m) => FetchError::Local(r(&m)),
     }
 }
 
 /// Fetches one configured price source.
 #[derive(Debug)]
 pub struct Fetcher {
-    http: Http,
+    http: Client,
+    /// The token, also when it travels inside a URL the feed builds: every
+    /// error text is scrubbed of it.
+    token: Option<Secret>,
     cfg: Price,
 }
 
@@ -525,8 +130,13 @@ impl Fetcher {
     pub fn new(cfg: &Price, retry_initial: Duration) -> Result<Self, FetchError> {
         let token = Secret::load("price", cfg.token_env.as_deref(), cfg.token_file.as_deref())
             .map_err(FetchError::Local)?;
-        let auth = match cfg.source {
-            PriceSource::Tibber | PriceSource::Json => Auth::Bearer,
+        let auth = match (cfg.source, &token) {
+            (PriceSource::Tibber | PriceSource::Json, Some(t)) => Auth::Bearer(t.clone()),
+            // ENTSO-E reads it from the query, first parameter.
+            (PriceSource::Entsoe, Some(t)) => Auth::Query {
+                name: "securityToken".into(),
+                value: t.clone(),
+            },
             _ => Auth::None,
         };
         let retry = RetryPolicy {
@@ -535,12 +145,8 @@ impl Fetcher {
             max: Duration::from_secs_f64(cfg.retry_max_secs),
         };
         Ok(Self {
-            http: Http::new(
-                Duration::from_secs_f64(cfg.timeout_secs),
-                retry,
-                token,
-                auth,
-            )?,
+            http: http_client(Duration::from_secs_f64(cfg.timeout_secs), retry, auth)?,
+            token,
             cfg: cfg.clone(),
         })
     }
@@ -567,11 +173,11 @@ impl Fetcher {
             blocking(move || normalise(parsed, &cur, &adj, bound).map_err(FetchError::from)).await
         }
         .await;
-        res.map_err(|e| self.http.redact_error(e))
+        res.map_err(|e| redact_error(self.token.as_ref(), e))
     }
 
     async fn get(&self, url: String) -> Result<String, FetchError> {
-        self.http.fetch_text(&Req::Get(url)).await
+        get_text(&self.http, &Request::get(url)).await
     }
 
     async fn fetch_parsed(
@@ -586,10 +192,9 @@ impl Fetcher {
                 "static and schedule prices are not fetched".into(),
             )),
             PriceSource::Entsoe => {
-                let token = url_encode(self.http.token().map(Secret::expose).unwrap_or(""));
                 let f = |t: DateTime<Utc>| t.format("%Y%m%d%H%M").to_string();
                 let url = format!(
-                    "{}/api?securityToken={token}&documentType=A44&in_Domain={area}&out_Domain={area}&periodStart={}&periodEnd={}",
+                    "{}/api?documentType=A44&in_Domain={area}&out_Domain={area}&periodStart={}&periodEnd={}",
                     self.base("https://web-api.tp.entsoe.eu"),
                     f(from),
                     f(to)
@@ -630,7 +235,9 @@ impl Fetcher {
                 let q = "{ viewer { homes { currentSubscription { priceInfo { today { total energy tax startsAt currency } tomorrow { total energy tax startsAt currency } } } } } }";
                 let body = serde_json::json!({ "query": q }).to_string();
                 let url = format!("{}/v1-beta/gql", self.base("https://api.tibber.com"));
-                let text = self.http.fetch_text(&Req::PostJson(url, body)).await?;
+                // A read-only query: safe to send twice.
+                let req = Request::post(url, roimon_http::Body::json(body)).idempotent(true);
+                let text = get_text(&self.http, &req).await?;
                 let home = self.cfg.home;
                 parse_off_thread(move || tibber::parse(&text, home)).await
             }
@@ -650,7 +257,7 @@ impl Fetcher {
                         Ok(b) => b,
                         // Pages are newest first: keep what was read.
                         Err(e) if all.is_some() => {
-                            tracing::warn!(page, error = %self.http.redact(&e.to_string()), "Octopus: a later page failed; using the pages read");
+                            tracing::warn!(page, error = %roimon_http::redact(&e.to_string(), self.token.as_ref()), "Octopus: a later page failed; using the pages read");
                             break;
                         }
                         Err(e) => return Err(e),
@@ -823,125 +430,6 @@ fn rebase(next: &str, base: &str) -> String {
         .and_then(|(_, r)| r.find('/').map(|i| &r[i..]))
         .unwrap_or(next);
     format!("{base}{rest}")
-}
-
-/// `s` with every spelling of `token` that [`Http::redact`] lists replaced by
-/// `[REDACTED]`.
-fn redact_token(s: &str, token: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut spans = spelled_spans(bytes, token.as_bytes());
-    for core in base64_cores(token.as_bytes()) {
-        spans.extend(spelled_spans(bytes, core.as_bytes()));
-    }
-    if spans.is_empty() {
-        return s.to_string();
-    }
-    spans.sort_unstable();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    for (a, b) in spans {
-        if b <= at {
-            continue;
-        }
-        if a >= at {
-            out.extend_from_slice(&bytes[at..a]);
-            out.extend_from_slice(b"[REDACTED]");
-        }
-        at = b;
-    }
-    out.extend_from_slice(&bytes[at..]);
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-/// The byte spans of `s` that spell `pat`: each byte of `pat` as itself in
-/// any ASCII case, or percent-encoded (hex in either case), or a space as `+`.
-fn spelled_spans(s: &[u8], pat: &[u8]) -> Vec<(usize, usize)> {
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut spans = Vec::new();
-    if pat.is_empty() {
-        return spans;
-    }
-    let mut i = 0;
-    while i < s.len() {
-        let mut j = i;
-        let matched = pat.iter().all(|&want| {
-            let Some(&c) = s.get(j) else { return false };
-            if c.eq_ignore_ascii_case(&want) || (want == b' ' && c == b'+') {
-                j += 1;
-                return true;
-            }
-            if c == b'%' {
-                if let (Some(h), Some(l)) = (
-                    s.get(j + 1).copied().and_then(hex),
-                    s.get(j + 2).copied().and_then(hex),
-                ) {
-                    if (h << 4 | l).eq_ignore_ascii_case(&want) {
-                        j += 3;
-                        return true;
-                    }
-                }
-            }
-            false
-        });
-        if matched {
-            spans.push((i, j));
-            i = j;
-        } else {
-            i += 1;
-        }
-    }
-    spans
-}
-
-/// The parts of the base64 form of `token` that are the same wherever the
-/// token falls in a longer encoded text (three byte offsets, two alphabets),
-/// for tokens long enough that these parts cannot be mistaken for anything
-/// else.
-fn base64_cores(token: &[u8]) -> Vec<String> {
-    const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const MIN_CORE: usize = 8;
-    let mut cores: Vec<String> = Vec::new();
-    for offset in 0..3usize {
-        let mut data = vec![0u8; offset];
-        data.extend_from_slice(token);
-        let mut enc = String::with_capacity(data.len() * 4 / 3 + 4);
-        for chunk in data.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (k, &b)| n | u32::from(b) << (16 - 8 * k));
-            for k in 0..=chunk.len() {
-                enc.push(STD[(n >> (18 - 6 * k) & 63) as usize] as char);
-            }
-        }
-        // Characters that mix in the offset's bytes, or the bits after the
-        // token, depend on what surrounds it: keep only the rest.
-        let first = (8 * offset).div_ceil(6);
-        let last = 8 * data.len() / 6;
-        if last >= first + MIN_CORE {
-            let core = enc[first..last].to_string();
-            let url_safe = core.replace('+', "-").replace('/', "_");
-            for c in [core, url_safe] {
-                if !cores.contains(&c) {
-                    cores.push(c);
-                }
-            }
-        }
-    }
-    cores
-}
-
-/// Percent-encode everything but unreserved characters (RFC 3986).
-pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The configured base URL or the publisher's default, without a trailing `/`.
@@ -1311,41 +799,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        let p = RetryPolicy {
-            retries: 5,
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(10),
-        };
-        let mut j = Jitter(42);
-        for attempt in 0..8 {
-            let d = p.backoff(attempt, &mut j).as_secs_f64();
-            let full = (2f64.powi(attempt as i32)).min(10.0);
-            assert!(
-                d >= full / 2.0 && d <= full,
-                "attempt {attempt}: {d} vs {full}"
-            );
-        }
-        let a: Vec<f64> = (0..5).map(|_| p.backoff(3, &mut j).as_secs_f64()).collect();
-        assert!(a.windows(2).any(|w| w[0] != w[1]), "no jitter: {a:?}");
-    }
-
-    #[test]
-    fn retry_after_seconds_and_date() {
-        let mut h = reqwest::header::HeaderMap::new();
-        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
-        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
-        h.insert(
-            reqwest::header::RETRY_AFTER,
-            "Sun, 29 Nov 2026 12:00:30 GMT".parse().unwrap(),
-        );
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
-        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
-        assert_eq!(retry_after(&h, now), None);
-    }
-
-    #[test]
     fn window_covers_yesterday_to_the_last_day_ahead() {
         let now = Utc.with_ymd_and_hms(2026, 11, 29, 15, 30, 0).unwrap();
         let (a, b) = window(now, 1);
@@ -1419,30 +872,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn tokens_are_redacted_raw_and_url_encoded() {
-        let http = Http::new(
-            Duration::from_secs(1),
-            RetryPolicy {
-                retries: 0,
-                initial: Duration::from_secs(1),
-                max: Duration::from_secs(1),
-            },
-            Some(Secret("a b/c".into())),
-            Auth::None,
-        )
-        .unwrap();
-        assert_eq!(
-            http.redact("x a b/c y a%20b%2Fc z"),
-            "x [REDACTED] y [REDACTED] z"
-        );
-    }
-
-    #[test]
-    fn secrets_do_not_show() {
-        let s = Secret("hunter2".into());
-        assert!(!format!("{s:?}").contains("hunter2"));
-    }
     fn slot(start: DateTime<Utc>, hours: i64, market: f64) -> roimon_price::PriceSlot {
         roimon_price::PriceSlot {
             start,
@@ -1553,188 +982,5 @@ mod tests {
         };
         store.save(&overlapping).unwrap();
         assert!(store.load("awattar", "a", "EUR", &adj, range).is_none());
-    }
-
-    fn http_with(token: &str, timeout: Duration) -> Http {
-        Http::new(
-            timeout,
-            RetryPolicy {
-                retries: 0,
-                initial: Duration::from_millis(10),
-                max: Duration::from_millis(10),
-            },
-            Some(Secret(token.into())),
-            Auth::None,
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn tokens_are_redacted_in_any_case_encoding_and_base64() {
-        // An ENTSO-E token is a UUID; servers echo it in other cases.
-        let t = "3f2a9c1e-5b7d-4e8f-a0b1-c2d3e4f5a6b7";
-        let http = http_with(t, Duration::from_secs(1));
-        let upper = t.to_ascii_uppercase();
-        let pct_upper: String = t.bytes().map(|b| format!("%{b:02X}")).collect();
-        let pct_lower = pct_upper.to_ascii_lowercase();
-        let mixed = t.replace('-', "%2d").to_ascii_uppercase();
-        for variant in [t.to_string(), upper, pct_upper, pct_lower, mixed] {
-            let got = http.redact(&format!("token={variant}&x=1"));
-            assert_eq!(got, "token=[REDACTED]&x=1", "{variant}");
-        }
-        // Base64, alone and inside a `Basic` credential at every offset.
-        for prefix in ["", "u:", "us:", "use:"] {
-            let b64 = base64(format!("{prefix}{t}").as_bytes());
-            let got = http.redact(&format!("Authorization: Basic {b64}"));
-            assert!(!got.contains(&b64[8..b64.len() - 8]), "{prefix}: {got}");
-            assert!(got.contains("[REDACTED]"), "{prefix}: {got}");
-        }
-        // A token with characters base64 and URLs treat specially.
-        let odd = "k+y/?é~ ab=";
-        let http = http_with(odd, Duration::from_secs(1));
-        assert_eq!(http.redact("a k+y%2F%3F%C3%A9~+AB%3D b"), "a [REDACTED] b");
-        assert_eq!(http.redact("a K%2By/?é%7E%20aB= b"), "a [REDACTED] b");
-        // Other text is left alone.
-        assert_eq!(
-            http.redact("nothing here: 3f2a-9c1e"),
-            "nothing here: 3f2a-9c1e"
-        );
-    }
-
-    /// Standard base64 with padding, for the tests.
-    fn base64(data: &[u8]) -> String {
-        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for c in data.chunks(3) {
-            let n = c
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (k, &b)| n | u32::from(b) << (16 - 8 * k));
-            for k in 0..4 {
-                out.push(if k <= c.len() {
-                    A[(n >> (18 - 6 * k) & 63) as usize] as char
-                } else {
-                    '='
-                });
-            }
-        }
-        out
-    }
-
-    #[tokio::test]
-    async fn a_refused_connection_names_the_host_and_the_cause_not_the_url() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let http = http_with("tok-123456", Duration::from_secs(2));
-        let url = format!("http://127.0.0.1:{port}/api?securityToken=tok-123456&area=NL");
-        let started = std::time::Instant::now();
-        let e = http.fetch_text(&Req::Get(url)).await.unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(5));
-        let m = e.to_string();
-        assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}");
-        assert!(m.contains("connection refused"), "{m}");
-        assert!(
-            !m.contains("/api") && !m.contains("securityToken") && !m.contains("tok-"),
-            "{m}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_server_that_never_answers_is_a_timeout_naming_the_host() {
-        // Connections complete in the kernel's backlog; nothing is ever read
-        // or answered.
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let http = http_with("tok-123456", Duration::from_millis(300));
-        let url = format!("http://127.0.0.1:{port}/v1/marketdata?token=tok-123456");
-        let started = std::time::Instant::now();
-        let e = http.fetch_text(&Req::Get(url)).await.unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(5));
-        let m = e.to_string();
-        assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}");
-        assert!(m.contains("timed out"), "{m}");
-        assert!(!m.contains("marketdata") && !m.contains("tok-"), "{m}");
-        drop(l);
-    }
-
-    #[tokio::test]
-    async fn a_plain_http_server_on_an_https_url_is_a_tls_failure() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            use std::io::{Read, Write};
-            if let Ok((mut c, _)) = l.accept() {
-                c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-                let mut buf = [0u8; 1024];
-                let _ = c.read(&mut buf);
-                let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
-            }
-        });
-        let http = http_with("tok-123456", Duration::from_secs(2));
-        let e = http
-            .fetch_text(&Req::Get(format!(
-                "https://127.0.0.1:{port}/x?t=tok-123456"
-            )))
-            .await
-            .unwrap_err();
-        let m = e.to_string();
-        assert!(
-            m.contains(&format!("TLS with 127.0.0.1:{port} failed")),
-            "{m}"
-        );
-        assert!(!m.contains("tok-"), "{m}");
-        server.join().unwrap();
-    }
-
-    #[test]
-    fn causes_are_found_down_the_source_chain() {
-        #[derive(Debug)]
-        struct Wrap(
-            &'static str,
-            Option<Box<dyn std::error::Error + Send + Sync>>,
-        );
-        impl fmt::Display for Wrap {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.0)
-            }
-        }
-        impl std::error::Error for Wrap {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                self.1.as_deref().map(|e| e as _)
-            }
-        }
-        let io = |k| Some(Box::new(std::io::Error::from(k)) as _);
-        let dns = Wrap(
-            "client error (Connect)",
-            Some(Box::new(Wrap(
-                "dns error",
-                Some(Box::new(std::io::Error::other(
-                    "failed to lookup address information",
-                ))),
-            ))),
-        );
-        assert_eq!(cause_of(&dns), Cause::Dns);
-        let refused = Wrap(
-            "tcp connect error",
-            io(std::io::ErrorKind::ConnectionRefused),
-        );
-        assert_eq!(cause_of(&refused), Cause::Refused);
-        let reset = Wrap("x", io(std::io::ErrorKind::ConnectionReset));
-        assert_eq!(cause_of(&reset), Cause::Closed);
-        // rustls inside an io::Error, whose `source` skips it.
-        let tls = Wrap(
-            "x",
-            Some(Box::new(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                rustls::Error::General("bad cert".into()),
-            ))),
-        );
-        assert!(matches!(cause_of(&tls), Cause::Tls(m) if m.contains("bad cert")));
-        assert_eq!(
-            cause_of(&Wrap("outer", Some(Box::new(Wrap("inner", None))))),
-            Cause::Other("inner".into())
-        );
     }
 }

@@ -3,18 +3,39 @@
 //! line and key. Two stages: parse and check user input, then build the core's
 //! validated `EngineConfig`.
 
-use chrono::Weekday;
 use roimon_core::{
-    EngineConfig, FixedCosts, Owner, PricePerKwh, Seconds, ShareKey, Tariff, TimeOfUse, TouRule,
+    EngineConfig, FixedCosts, Owner, PricePerKwh, Seconds, Tariff, TimeOfUse, TouRule,
 };
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod carbon;
+mod costs;
+mod facility;
+mod gpu;
+mod host;
+mod log;
+mod price;
+mod sampling;
+mod server;
+mod state;
+
+pub use carbon::*;
+pub use costs::*;
+pub use facility::*;
+pub use gpu::*;
+pub use host::*;
+pub use log::*;
+pub use price::*;
+pub use sampling::*;
+pub use server::*;
+pub use state::*;
 
 /// The configuration used when no file is given: safe on any machine.
-pub const DEFAULT_CONFIG: &str = include_str!("../../../config/default.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../../../config/default.toml");
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,371 +71,6 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: Log,
-}
-
-/// `[sampling]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Sampling {
-    /// Seconds between samples.
-    pub interval_secs: f64,
-    /// An interval longer than this many sampling intervals is a gap: counted
-    /// in `roimon_unaccounted_seconds_total`, not filled in.
-    pub max_gap_intervals: f64,
-    /// How long one collector's sample may take before it is reported down
-    /// for that tick (a GPU fallen off the bus can block NVML); the other
-    /// collectors go on. Default: 0.8 × `interval_secs`.
-    pub collector_timeout_secs: Option<f64>,
-}
-impl Default for Sampling {
-    fn default() -> Self {
-        Self {
-            interval_secs: 1.0,
-            max_gap_intervals: 5.0,
-            collector_timeout_secs: None,
-        }
-    }
-}
-
-impl Sampling {
-    /// The per-sample deadline of each collector.
-    pub fn collector_timeout(&self) -> f64 {
-        self.collector_timeout_secs
-            .unwrap_or((self.interval_secs * 0.8).min(10.0))
-    }
-}
-
-/// `[gpu] source`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum GpuSource {
-    /// NVML if it loads, else no GPUs (said once in the log).
-    #[default]
-    Auto,
-    /// NVML, and failing to load it is reported as an error (retried).
-    Nvml,
-    /// No GPU collector.
-    None,
-    /// Simulated GPUs (labelled as such), for demos without hardware.
-    Simulated,
-}
-
-/// `[gpu]`
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Gpu {
-    /// auto | nvml | none | simulated
-    pub source: GpuSource,
-    /// Load NVML from this file instead of the system's `libnvidia-ml.so.1`.
-    pub nvml_library: Option<PathBuf>,
-    /// Number of simulated GPUs (source = "simulated").
-    pub simulated_count: Option<u32>,
-    /// Owners by GPU UUID.
-    pub owners: Vec<GpuOwner>,
-}
-
-/// `[[gpu.owners]]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GpuOwner {
-    /// The GPU's UUID as NVML reports it (`GPU-…`).
-    pub gpu_uuid: String,
-    /// Team.
-    pub team: String,
-    /// Workload.
-    #[serde(default = "unallocated")]
-    pub workload: String,
-}
-fn unallocated() -> String {
-    roimon_core::engine::UNALLOCATED.to_string()
-}
-
-/// `[host] power`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum HostPower {
-    /// RAPL where readable, else the linear model.
-    #[default]
-    Auto,
-    /// RAPL only.
-    Rapl,
-    /// The linear model only.
-    Model,
-}
-
-/// `[host]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Host {
-    /// Whether to collect host metrics and energy at all.
-    pub enabled: bool,
-    /// auto | rapl | model
-    pub power: HostPower,
-    /// Root of the powercap tree.
-    pub rapl_root: PathBuf,
-    /// Model: power at 0 % CPU, W.
-    pub idle_watts: f64,
-    /// Model: power at 100 % CPU, W.
-    pub max_watts: f64,
-}
-impl Default for Host {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            power: HostPower::Auto,
-            rapl_root: PathBuf::from("/sys/class/powercap"),
-            idle_watts: 100.0,
-            max_watts: 400.0,
-        }
-    }
-}
-
-/// `[facility]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Facility {
-    /// Power usage effectiveness, ≥ 1.
-    pub pue: f64,
-}
-impl Default for Facility {
-    fn default() -> Self {
-        Self { pue: 1.0 }
-    }
-}
-
-/// `[price] source`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum PriceSource {
-    /// One price.
-    #[default]
-    Static,
-    /// Time-of-use rules.
-    Schedule,
-    /// ENTSO-E Transparency Platform day-ahead prices (A44).
-    Entsoe,
-    /// Nord Pool data portal day-ahead prices.
-    Nordpool,
-    /// aWATTar market data (DE/AT).
-    Awattar,
-    /// Tibber consumer prices (GraphQL; taxes included).
-    Tibber,
-    /// Octopus Energy Agile unit rates (GB).
-    Octopus,
-    /// Energi Data Service day-ahead prices (DK).
-    Energidataservice,
-    /// Any HTTP JSON, through `[price.mapping]`.
-    Json,
-    /// A CSV price sheet on disk.
-    Csv,
-}
-impl PriceSource {
-    /// The `source` label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Static => "static",
-            Self::Schedule => "schedule",
-            Self::Entsoe => "entsoe",
-            Self::Nordpool => "nordpool",
-            Self::Awattar => "awattar",
-            Self::Tibber => "tibber",
-            Self::Octopus => "octopus",
-            Self::Energidataservice => "energidataservice",
-            Self::Json => "json",
-            Self::Csv => "csv",
-        }
-    }
-
-    /// Whether prices come from outside (fetched), not from the config.
-    pub fn is_fetched(self) -> bool {
-        !matches!(self, Self::Static | Self::Schedule)
-    }
-}
-
-/// `[price] fallback`: what prices energy when no fetched slot covers it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum FallbackPolicy {
-    /// The configured `price_per_kwh`.
-    #[default]
-    Price,
-    /// The last slot's price before the gap (the fallback price before any).
-    LastKnown,
-}
-
-/// `[price]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Price {
-    /// static | schedule | entsoe | nordpool | awattar | tibber | octopus |
-    /// energidataservice | json | csv
-    pub source: PriceSource,
-    /// ISO 4217 code.
-    pub currency: String,
-    /// static: the price; schedule: the price when no rule matches; fetched
-    /// sources: the fallback.
-    pub price_per_kwh: f64,
-    /// What prices energy when no fetched slot covers it.
-    pub fallback: FallbackPolicy,
-    /// IANA time zone of the schedule's rules.
-    pub timezone: String,
-    /// Time-of-use rules, first match wins.
-    pub schedule: Vec<PriceRule>,
-    /// HTTP sources: the API address (each source has its public default).
-    pub base_url: Option<String>,
-    /// entsoe: bidding zone EIC code; nordpool: delivery area; energidataservice: price area.
-    pub area: Option<String>,
-    /// Name of an environment variable holding the API token.
-    pub token_env: Option<String>,
-    /// A file holding the API token (first line).
-    pub token_file: Option<PathBuf>,
-    /// Seconds between refreshes once tomorrow is known.
-    pub refresh_secs: f64,
-    /// Timeout of one HTTP request, seconds (connect + headers + body).
-    pub timeout_secs: f64,
-    /// Retries of one request after the first try.
-    pub retries: u32,
-    /// First wait before a retry, seconds; doubles per retry (with jitter).
-    pub retry_initial_secs: f64,
-    /// Longest wait between retries (and longest `Retry-After` honoured), seconds.
-    pub retry_max_secs: f64,
-    /// Days after today to fetch (day-ahead markets publish tomorrow around midday).
-    pub days_ahead: u32,
-    /// Adders per kWh on top of the market price, in order.
-    pub adders: Vec<Adder>,
-    /// VAT as a fraction, applied after the adders.
-    pub vat: f64,
-    /// Reject a fetched price beyond ± this per kWh (default by currency).
-    pub max_abs_price_per_kwh: Option<f64>,
-    /// tibber: which home of the account (0-based).
-    pub home: usize,
-    /// octopus: product code, e.g. `AGILE-24-10-01`.
-    pub product: Option<String>,
-    /// octopus: region letter A..P (the GSP group).
-    pub region: Option<String>,
-    /// octopus: use `value_inc_vat` (true) or `value_exc_vat`.
-    pub include_vat: bool,
-    /// json: the URL; `{start}` and `{end}` are replaced by RFC 3339 UTC times.
-    pub url: Option<String>,
-    /// json: where the slots are in the body.
-    pub mapping: Option<roimon_price::parse::generic::Mapping>,
-    /// csv: the price sheet.
-    pub path: Option<PathBuf>,
-    /// csv: unit of the price column (default `<currency>/kWh`).
-    pub unit: Option<String>,
-}
-impl Default for Price {
-    fn default() -> Self {
-        Self {
-            source: PriceSource::Static,
-            currency: "EUR".into(),
-            price_per_kwh: 0.25,
-            fallback: FallbackPolicy::Price,
-            timezone: "UTC".into(),
-            schedule: Vec::new(),
-            base_url: None,
-            area: None,
-            token_env: None,
-            token_file: None,
-            refresh_secs: 3600.0,
-            timeout_secs: 10.0,
-            retries: 3,
-            retry_initial_secs: 1.0,
-            retry_max_secs: 300.0,
-            days_ahead: 1,
-            adders: Vec::new(),
-            vat: 0.0,
-            max_abs_price_per_kwh: None,
-            home: 0,
-            product: None,
-            region: None,
-            include_vat: true,
-            url: None,
-            mapping: None,
-            path: None,
-            unit: None,
-        }
-    }
-}
-
-/// `[carbon] source`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum CarbonSource {
-    /// No emissions accounting.
-    #[default]
-    None,
-    /// One configured intensity (`grams_per_kwh`).
-    Static,
-    /// Electricity Maps v3 (`auth-token`), by `zone`.
-    Electricitymaps,
-    /// UK Carbon Intensity API: national, or regional by `region_id` or `postcode`.
-    Uk,
-}
-impl CarbonSource {
-    /// The `source` label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Static => "static",
-            Self::Electricitymaps => "electricitymaps",
-            Self::Uk => "uk",
-        }
-    }
-}
-
-/// `[carbon]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CarbonCfg {
-    /// none | static | electricitymaps | uk
-    pub source: CarbonSource,
-    /// static: the intensity; fetched: the fallback before any data (g CO2e/kWh).
-    pub grams_per_kwh: Option<f64>,
-    /// Carbon price per tonne CO2e in `price.currency`; > 0 adds the `carbon` cost component.
-    pub price_per_tonne: f64,
-    /// The API address (each source has its public default).
-    pub base_url: Option<String>,
-    /// electricitymaps: the zone (`DE`, `FR`, `US-CAL-CISO`, …).
-    pub zone: Option<String>,
-    /// uk: regional intensity by region id (1..17).
-    pub region_id: Option<u32>,
-    /// uk: regional intensity by outward postcode (`BH1`).
-    pub postcode: Option<String>,
-    /// Environment variable holding the API token.
-    pub token_env: Option<String>,
-    /// File holding the API token.
-    pub token_file: Option<PathBuf>,
-    /// Seconds between refreshes.
-    pub refresh_secs: f64,
-    /// Timeout of one request, seconds.
-    pub timeout_secs: f64,
-    /// Retries of one request.
-    pub retries: u32,
-    /// First retry wait, seconds (doubles, with jitter).
-    pub retry_initial_secs: f64,
-    /// Longest retry wait, seconds.
-    pub retry_max_secs: f64,
-}
-impl Default for CarbonCfg {
-    fn default() -> Self {
-        Self {
-            source: CarbonSource::None,
-            grams_per_kwh: None,
-            price_per_tonne: 0.0,
-            base_url: None,
-            zone: None,
-            region_id: None,
-            postcode: None,
-            token_env: None,
-            token_file: None,
-            refresh_secs: 900.0,
-            timeout_secs: 10.0,
-            retries: 3,
-            retry_initial_secs: 1.0,
-            retry_max_secs: 300.0,
-        }
-    }
 }
 
 /// The keys every fetched source shares: `[refresh, timeout, retry_initial,
@@ -455,197 +111,6 @@ fn check_fetch_keys(
         ));
     }
     None
-}
-
-fn check_carbon(c: &CarbonCfg) -> Option<(String, String)> {
-    let bad = |k: &str, m: String| Some((format!("carbon.{k}"), m));
-    if c.source == CarbonSource::None {
-        return None;
-    }
-    match c.grams_per_kwh {
-        None => {
-            return bad(
-                "grams_per_kwh",
-                "needed: the intensity (static) or the fallback before any data arrives".into(),
-            );
-        }
-        Some(g) if !(g.is_finite() && (0.0..=3000.0).contains(&g)) => {
-            return bad("grams_per_kwh", format!("must be 0..=3000 g/kWh, got {g}"));
-        }
-        _ => {}
-    }
-    if c.retries > 10 {
-        return bad("retries", format!("must be at most 10, got {}", c.retries));
-    }
-    if !(c.price_per_tonne.is_finite() && c.price_per_tonne >= 0.0) {
-        return bad(
-            "price_per_tonne",
-            format!("must be ≥ 0, got {}", c.price_per_tonne),
-        );
-    }
-    if let Some(e) = check_fetch_keys(
-        "carbon",
-        [
-            c.refresh_secs,
-            c.timeout_secs,
-            c.retry_initial_secs,
-            c.retry_max_secs,
-        ],
-        c.base_url.as_deref(),
-        c.token_env.is_some() && c.token_file.is_some(),
-    ) {
-        return Some(e);
-    }
-    match c.source {
-        CarbonSource::Electricitymaps if c.zone.is_none() => {
-            bad("zone", "source = \"electricitymaps\" needs `zone`".into())
-        }
-        CarbonSource::Electricitymaps if c.token_env.is_none() && c.token_file.is_none() => bad(
-            "token_env",
-            "source = \"electricitymaps\" needs `token_env` or `token_file`".into(),
-        ),
-        CarbonSource::Uk if c.region_id.is_some() && c.postcode.is_some() => {
-            bad("postcode", "give region_id or postcode, not both".into())
-        }
-        _ => None,
-    }
-}
-
-/// `[[price.adders]]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Adder {
-    /// What it is (`grid_fee`, `electricity_tax`).
-    pub name: String,
-    /// Currency per kWh.
-    pub per_kwh: f64,
-}
-
-/// `[[price.schedule]]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PriceRule {
-    /// A name (`peak`).
-    #[serde(default)]
-    pub name: String,
-    /// Weekdays (`mon` … `sun`); empty or absent: every day.
-    #[serde(default)]
-    pub days: Vec<String>,
-    /// First local hour covered, 0..=23.
-    pub from_hour: u32,
-    /// Local hour the rule ends at, 1..=24; ≤ from_hour wraps past midnight.
-    pub to_hour: u32,
-    /// The price.
-    pub price_per_kwh: f64,
-}
-
-/// `[costs]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Costs {
-    /// equal | energy
-    pub share_key: ShareKey,
-    /// Purchase price of the node (currency).
-    pub purchase: f64,
-    /// Residual value at the end of depreciation.
-    pub residual: f64,
-    /// Straight-line depreciation period, years.
-    pub depreciation_years: f64,
-    /// Maintenance per year.
-    pub maintenance_per_year: f64,
-    /// Staff cost per month attributed to this node.
-    pub staff_per_month: f64,
-}
-impl Default for Costs {
-    fn default() -> Self {
-        Self {
-            share_key: ShareKey::Equal,
-            purchase: 0.0,
-            residual: 0.0,
-            depreciation_years: 4.0,
-            maintenance_per_year: 0.0,
-            staff_per_month: 0.0,
-        }
-    }
-}
-
-/// `[server]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Server {
-    /// Address of the one HTTP listener.
-    pub listen: String,
-    /// Connections served at once; beyond it the oldest idle connection is
-    /// closed to admit the new one, or the new one is refused when every
-    /// connection is busy. Also capped by the file-descriptor limit.
-    pub max_connections: u32,
-    /// Seconds a client has to send a complete request header, counted from
-    /// the connection (first request) or from its first byte (later ones).
-    pub header_read_timeout_secs: f64,
-    /// Seconds a keep-alive connection may wait idle between requests (and
-    /// the longest a response may take to hand over).
-    pub idle_timeout_secs: f64,
-}
-impl Default for Server {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:9464".into(),
-            max_connections: 512,
-            header_read_timeout_secs: 10.0,
-            idle_timeout_secs: 90.0,
-        }
-    }
-}
-
-/// `[state]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct State {
-    /// Where counters are checkpointed.
-    pub dir: PathBuf,
-    /// Seconds between checkpoints.
-    pub checkpoint_interval_secs: f64,
-    /// A downtime (roimon stopped) longer than this is still booked (fixed
-    /// costs accrue while stopped) but logged as a WARN naming the span.
-    pub max_downtime_secs: f64,
-}
-impl Default for State {
-    fn default() -> Self {
-        Self {
-            dir: PathBuf::from("roimon-state"),
-            checkpoint_interval_secs: 5.0,
-            max_downtime_secs: 86_400.0,
-        }
-    }
-}
-
-/// `[log] format`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// `[log]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Log {
-    /// text | json
-    pub format: LogFormat,
-    /// An `EnvFilter` directive; `RUST_LOG` wins.
-    pub level: String,
-}
-impl Default for Log {
-    fn default() -> Self {
-        Self {
-            format: LogFormat::Text,
-            level: "info".into(),
-        }
-    }
 }
 
 /// A configuration error, naming file, line and key.
@@ -815,28 +280,6 @@ pub fn read_file(path: &Path) -> Result<String, ConfigError> {
             ..fail(format!("not UTF-8: {}", e.utf8_error()))
         }
     })
-}
-
-/// Whether `filter` is a usable log filter: comma-separated directives, each
-/// a level (`info`) or `target=level`. `EnvFilter` alone accepts a bare word
-/// such as `verbose` as a target name, which silently logs nothing.
-pub fn check_log_level(filter: &str) -> Result<(), String> {
-    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
-    if filter.trim().is_empty() {
-        return Err("must not be empty (e.g. \"info\")".into());
-    }
-    for d in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-        let level = d.rsplit_once('=').map_or(d, |(_, l)| l);
-        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
-            return Err(format!(
-                "{d:?} does not end in a level ({}): nothing would be logged",
-                LEVELS.join(", ")
-            ));
-        }
-    }
-    tracing_subscriber::EnvFilter::try_new(filter)
-        .map(|_| ())
-        .map_err(|e| format!("not a valid filter: {e}"))
 }
 
 impl Config {
@@ -1179,122 +622,6 @@ impl Config {
     }
 }
 
-/// Checks of the keys that fetched sources need; `(key, message)` on error.
-fn check_fetched_price(p: &Price) -> Option<(String, String)> {
-    let bad = |k: &str, m: String| Some((format!("price.{k}"), m));
-    let need = |k: &str, v: bool| {
-        (!v).then(|| {
-            (
-                format!("price.{k}"),
-                format!("source = \"{}\" needs `{k}`", p.source.label()),
-            )
-        })
-    };
-    if p.retries > 10 {
-        return bad("retries", format!("must be at most 10, got {}", p.retries));
-    }
-    if p.days_ahead > 7 {
-        return bad(
-            "days_ahead",
-            format!("must be at most 7, got {}", p.days_ahead),
-        );
-    }
-    if p.source.is_fetched()
-        && p.max_abs_price_per_kwh.is_none()
-        && roimon_price::schedule::default_bound(&p.currency).is_none()
-    {
-        return bad(
-            "max_abs_price_per_kwh",
-            format!(
-                "there is no built-in plausibility bound for {}: set the largest believable price per kWh",
-                p.currency
-            ),
-        );
-    }
-    if !(p.vat.is_finite() && (0.0..1.0).contains(&p.vat)) {
-        return bad(
-            "vat",
-            format!(
-                "must be a fraction 0 ≤ vat < 1 (0.19 = 19 %), got {}",
-                p.vat
-            ),
-        );
-    }
-    for (i, a) in p.adders.iter().enumerate() {
-        if !a.per_kwh.is_finite() || a.per_kwh.abs() > 100.0 {
-            return bad(
-                &format!("adders[{i}].per_kwh"),
-                format!("must be a finite amount per kWh, got {}", a.per_kwh),
-            );
-        }
-    }
-    if let Some(b) = p.max_abs_price_per_kwh {
-        if !(b.is_finite() && b > 0.0) {
-            return bad("max_abs_price_per_kwh", format!("must be > 0, got {b}"));
-        }
-    }
-    if let Some(e) = check_fetch_keys(
-        "price",
-        [
-            p.refresh_secs,
-            p.timeout_secs,
-            p.retry_initial_secs,
-            p.retry_max_secs,
-        ],
-        p.base_url.as_deref(),
-        p.token_env.is_some() && p.token_file.is_some(),
-    ) {
-        return Some(e);
-    }
-    let has_token = p.token_env.is_some() || p.token_file.is_some();
-    match p.source {
-        PriceSource::Static | PriceSource::Schedule => None,
-        PriceSource::Entsoe => {
-            need("area", p.area.is_some()).or_else(|| need("token_env", has_token))
-        }
-        PriceSource::Nordpool | PriceSource::Energidataservice => need("area", p.area.is_some()),
-        PriceSource::Tibber => need("token_env", has_token),
-        PriceSource::Awattar => None,
-        PriceSource::Octopus => {
-            need("product", p.product.is_some()).or_else(|| match p.region.as_deref() {
-                Some(r)
-                    if r.len() == 1 && ('A'..='P').contains(&r.chars().next().unwrap_or('?')) =>
-                {
-                    None
-                }
-                Some(r) => bad(
-                    "region",
-                    format!("must be one letter A..P (GSP group), got {r:?}"),
-                ),
-                None => need("region", false),
-            })
-        }
-        PriceSource::Json => need("url", p.url.is_some()).or_else(|| match &p.mapping {
-            None => need("mapping", false),
-            Some(m) => m.check().err().map(|e| ("price.mapping".to_string(), e)),
-        }),
-        PriceSource::Csv => need("path", p.path.is_some()).or_else(|| {
-            p.unit
-                .as_deref()
-                .and_then(|u| u.parse::<roimon_price::Unit>().err())
-                .map(|e| ("price.unit".to_string(), e.to_string()))
-        }),
-    }
-}
-
-fn parse_weekday(s: &str) -> Option<Weekday> {
-    match s.to_ascii_lowercase().as_str() {
-        "mon" | "monday" => Some(Weekday::Mon),
-        "tue" | "tuesday" => Some(Weekday::Tue),
-        "wed" | "wednesday" => Some(Weekday::Wed),
-        "thu" | "thursday" => Some(Weekday::Thu),
-        "fri" | "friday" => Some(Weekday::Fri),
-        "sat" | "saturday" => Some(Weekday::Sat),
-        "sun" | "sunday" => Some(Weekday::Sun),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1321,7 +648,7 @@ mod tests {
 
     /// The ```toml blocks of one README section.
     fn readme_blocks(heading: &str) -> Vec<&'static str> {
-        let readme: &'static str = include_str!("../../../README.md");
+        let readme: &'static str = include_str!("../../../../README.md");
         let start = readme
             .find(heading)
             .unwrap_or_else(|| panic!("README has no {heading} section"));
@@ -1552,7 +879,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const EXAMPLE: &str = include_str!("../../../config/roimon.example.toml");
+        const EXAMPLE: &str = include_str!("../../../../config/roimon.example.toml");
 
         fn assert_places(e: &ConfigError, file: &str) -> Result<(), TestCaseError> {
             prop_assert_eq!(&e.file, file);
