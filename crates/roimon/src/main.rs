@@ -290,6 +290,21 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
         tracing::info!(dir = %cfg.state.dir.display(), "resumed counters from checkpoint");
     }
     let mut engine = Engine::new(engine_cfg, resumed);
+    engine.set_roi(
+        &cfg.roi.window_spec(),
+        cfg.roi.weights(),
+        cfg.value
+            .kpis
+            .iter()
+            .map(|k| roimon_core::Kpi {
+                team: k.team.clone(),
+                workload: k.workload.clone(),
+                indicator: k.name.clone(),
+                score: k.value,
+                at: None,
+            })
+            .collect(),
+    );
     // Declared before the first snapshot, so the first scrape already lists
     // every collector (and its error counter).
     let supervised = collectors(&cfg);

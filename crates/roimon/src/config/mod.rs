@@ -19,9 +19,12 @@ mod gpu;
 mod host;
 mod log;
 mod price;
+mod push;
+mod roi;
 mod sampling;
 mod server;
 mod state;
+mod value;
 
 pub use carbon::*;
 pub use costs::*;
@@ -30,9 +33,12 @@ pub use gpu::*;
 pub use host::*;
 pub use log::*;
 pub use price::*;
+pub use push::*;
+pub use roi::*;
 pub use sampling::*;
 pub use server::*;
 pub use state::*;
+pub use value::*;
 
 /// The configuration used when no file is given: safe on any machine.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../../config/default.toml");
@@ -71,6 +77,15 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: Log,
+    /// Value sources.
+    #[serde(default)]
+    pub value: Value,
+    /// Pushed value.
+    #[serde(default)]
+    pub push: Push,
+    /// The ROI model.
+    #[serde(default)]
+    pub roi: Roi,
 }
 
 /// The keys every fetched source shares: `[refresh, timeout, retry_initial,
@@ -558,6 +573,17 @@ impl Config {
                 format!("must be at most 100000 W, got {}", h.max_watts),
             );
         }
+        if let Some((key, msg)) = [
+            check_value(&self.value),
+            check_push(&self.push),
+            check_roi(&self.roi),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        {
+            return err(&key, msg);
+        }
         Ok(())
     }
 
@@ -857,6 +883,64 @@ mod tests {
     fn syntax_error_names_line() {
         let e = Config::parse("[price\ncurrency = 1\n", "s.toml").unwrap_err();
         assert_eq!(e.line, Some(1), "{e}");
+    }
+
+    #[test]
+    fn value_push_and_roi_keys_are_checked() {
+        let ok = "[[value.scrape]]\nurl = \"http://127.0.0.1:8000/metrics\"\nteam = \"a\"\ninput_per_million_tokens = 0.5\n[value.scrape.models.m]\noutput_per_million_tokens = 2.0\n[roi]\nwindows = [\"1h\", \"7d\"]\ncost_weights = { energy = 0.5 }\n";
+        let c = Config::parse(ok, "v.toml").unwrap();
+        assert_eq!(c.value.scrape[0].label(), "127.0.0.1:8000");
+        assert_eq!(c.value.scrape[0].models["m"].output_per_million_tokens, 2.0);
+        assert_eq!(
+            c.roi.window_spec(),
+            vec![("1h".to_string(), 3600), ("7d".to_string(), 604_800)]
+        );
+        for (src, key) in [
+            (
+                "[[value.scrape]]\nurl = \"ftp://x\"\nteam = \"a\"\n",
+                "value.scrape[0].url",
+            ),
+            (
+                "[[value.scrape]]\nurl = \"http://x\"\nkind = \"ollama\"\nteam = \"a\"\n",
+                "value.scrape[0].kind",
+            ),
+            (
+                "[[value.scrape]]\nurl = \"http://x\"\n",
+                "value.scrape[0].team",
+            ),
+            (
+                "[[value.scrape]]\nurl = \"http://x\"\nteam = \"a\"\ngpu_uuids = [\"GPU-1\"]\n",
+                "value.scrape[0].gpu_uuids",
+            ),
+            (
+                "[[value.scrape]]\nurl = \"http://x\"\nteam = \"a\"\nper_request = -1.0\n",
+                "value.scrape[0].per_request",
+            ),
+            (
+                "[[value.scrape]]\nurl = \"http://x\"\nteam = \"a\"\n[[value.scrape]]\nurl = \"http://x/m\"\nteam = \"b\"\n",
+                "value.scrape[1].name",
+            ),
+            (
+                "[[value.kpis]]\nname = \"precision\"\nvalue = 1.5\nteam = \"a\"\n",
+                "value.kpis[0].value",
+            ),
+            ("[push]\nmax_body_bytes = 10\n", "push.max_body_bytes"),
+            ("[roi]\nwindows = [\"5y\"]\n", "roi.windows"),
+            ("[roi]\nwindows = [\"60m\", \"1h\"]\n", "roi.windows"),
+            (
+                "[roi]\ncost_weights = { gpu = 1.0 }\n",
+                "roi.cost_weights.gpu",
+            ),
+            (
+                "[roi]\nbenefit_weights = { precision = -1.0 }\n",
+                "roi.benefit_weights.precision",
+            ),
+        ] {
+            let e = Config::parse(src, "v.toml").unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{src}: {e}");
+            // Keys inside inline tables have no line of their own.
+            assert!(e.line.is_some() || key.contains("_weights."), "{src}: {e}");
+        }
     }
 
     #[test]

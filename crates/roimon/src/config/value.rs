@@ -1,0 +1,228 @@
+//! `[value]`: where the value a node produces comes from: inference servers
+//! scraped on their own `/metrics` (`[[value.scrape]]`, priced per token and
+//! per request) and static benefit indicator scores (`[[value.kpis]]`).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// `[value]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Value {
+    /// Inference servers to scrape.
+    pub scrape: Vec<ScrapeTarget>,
+    /// Static benefit indicator scores (the model's Pᵢ).
+    pub kpis: Vec<StaticKpi>,
+}
+
+/// Prices of what a server serves, in the price currency.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnitPrices {
+    /// Per million prompt tokens (cached ones included unless
+    /// `cached_input_per_million_tokens` is set).
+    pub input_per_million_tokens: f64,
+    /// Per million prompt tokens served from a prefix cache, where the
+    /// server reports them separately.
+    pub cached_input_per_million_tokens: Option<f64>,
+    /// Per million generated tokens.
+    pub output_per_million_tokens: f64,
+    /// Per successful request.
+    pub per_request: f64,
+}
+
+/// `[[value.scrape]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeTarget {
+    /// The server's own metrics URL.
+    pub url: String,
+    /// The `target`/`source` label (default: the URL's host:port).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `auto` or a server kind.
+    #[serde(default = "auto")]
+    pub kind: String,
+    /// Owner of its value …
+    #[serde(default)]
+    pub team: Option<String>,
+    /// … and workload.
+    #[serde(default)]
+    pub workload: Option<String>,
+    /// Or: the GPUs it runs on; their owners share its value equally.
+    #[serde(default)]
+    pub gpu_uuids: Vec<String>,
+    /// Seconds between scrapes.
+    #[serde(default = "fifteen")]
+    pub interval_secs: f64,
+    /// One scrape's timeout.
+    #[serde(default = "five")]
+    pub timeout_secs: f64,
+    /// A bearer token for the endpoint, from the environment …
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// … or a file.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Default prices.
+    #[serde(flatten)]
+    pub prices: UnitPrices,
+    /// Prices per model name, replacing the defaults for that model.
+    #[serde(default)]
+    pub models: BTreeMap<String, UnitPrices>,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+fn fifteen() -> f64 {
+    15.0
+}
+fn five() -> f64 {
+    5.0
+}
+
+/// `[[value.kpis]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticKpi {
+    /// Indicator name (`precision`, `coverage`, `satisfaction`, `growth`, …).
+    pub name: String,
+    /// Score.
+    pub value: f64,
+    /// Team.
+    pub team: String,
+    /// Workload.
+    #[serde(default = "unallocated")]
+    pub workload: String,
+}
+
+/// Server kinds `kind` may name.
+pub const KINDS: [&str; 8] = [
+    "auto", "vllm", "tgi", "triton", "sglang", "llamacpp", "nim", "trtllm",
+];
+
+impl ScrapeTarget {
+    /// The label naming this target.
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            let rest = self
+                .url
+                .split_once("://")
+                .map_or(self.url.as_str(), |(_, r)| r);
+            rest.split('/').next().unwrap_or(rest).to_string()
+        })
+    }
+}
+
+fn check_prices(key: &str, p: &UnitPrices) -> Option<(String, String)> {
+    for (k, v) in [
+        ("input_per_million_tokens", Some(p.input_per_million_tokens)),
+        (
+            "cached_input_per_million_tokens",
+            p.cached_input_per_million_tokens,
+        ),
+        (
+            "output_per_million_tokens",
+            Some(p.output_per_million_tokens),
+        ),
+        ("per_request", Some(p.per_request)),
+    ] {
+        if let Some(v) = v {
+            if !(v.is_finite() && (0.0..=1e9).contains(&v)) {
+                return Some((
+                    format!("{key}.{k}"),
+                    format!("must be between 0 and 1e9, got {v}"),
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Semantic checks of `[value]`: (dotted key, message).
+pub fn check_value(v: &Value) -> Option<(String, String)> {
+    let mut names = BTreeMap::new();
+    for (i, t) in v.scrape.iter().enumerate() {
+        let k = |f: &str| format!("value.scrape[{i}].{f}");
+        if !(t.url.starts_with("http://") || t.url.starts_with("https://")) {
+            return Some((
+                k("url"),
+                format!("must be an http:// or https:// URL, got {:?}", t.url),
+            ));
+        }
+        if !KINDS.contains(&t.kind.as_str()) {
+            return Some((
+                k("kind"),
+                format!("must be one of {}, got {:?}", KINDS.join(", "), t.kind),
+            ));
+        }
+        if !(t.interval_secs.is_finite() && (1.0..=3600.0).contains(&t.interval_secs)) {
+            return Some((
+                k("interval_secs"),
+                format!("must be between 1 and 3600, got {}", t.interval_secs),
+            ));
+        }
+        if !(t.timeout_secs.is_finite() && (0.1..=60.0).contains(&t.timeout_secs)) {
+            return Some((
+                k("timeout_secs"),
+                format!("must be between 0.1 and 60, got {}", t.timeout_secs),
+            ));
+        }
+        match (&t.team, t.gpu_uuids.is_empty()) {
+            (Some(_), false) => {
+                return Some((
+                    k("gpu_uuids"),
+                    "give either team/workload or gpu_uuids, not both".into(),
+                ));
+            }
+            (None, true) => {
+                return Some((
+                    k("team"),
+                    "the owner of its value: team (and workload), or gpu_uuids".into(),
+                ));
+            }
+            _ => {}
+        }
+        if t.workload.is_some() && t.team.is_none() {
+            return Some((k("workload"), "needs team".into()));
+        }
+        if t.token_env.is_some() && t.token_file.is_some() {
+            return Some((
+                k("token_file"),
+                "give token_env or token_file, not both".into(),
+            ));
+        }
+        if let Some(e) = check_prices(&format!("value.scrape[{i}]"), &t.prices) {
+            return Some(e);
+        }
+        for (m, p) in &t.models {
+            if let Some(e) = check_prices(&format!("value.scrape[{i}].models.{m}"), p) {
+                return Some(e);
+            }
+        }
+        if let Some(j) = names.insert(t.label(), i) {
+            return Some((
+                k("name"),
+                format!("{:?} is already the name of value.scrape[{j}]", t.label()),
+            ));
+        }
+    }
+    for (i, kpi) in v.kpis.iter().enumerate() {
+        if kpi.name.trim().is_empty() {
+            return Some((format!("value.kpis[{i}].name"), "must not be empty".into()));
+        }
+        if !(kpi.value.is_finite() && (0.0..=1.0).contains(&kpi.value)) {
+            return Some((
+                format!("value.kpis[{i}].value"),
+                format!("a score must be between 0 and 1, got {}", kpi.value),
+            ));
+        }
+    }
+    None
+}
+
+fn unallocated() -> String {
+    roimon_core::engine::UNALLOCATED.into()
+}
