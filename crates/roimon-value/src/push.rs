@@ -243,6 +243,9 @@ fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPo
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     tags.sort_unstable();
+    if let Some(d) = tags.windows(2).find(|d| d[0].0 == d[1].0) {
+        return Err(format!("tag `{}` twice", d[0].0));
+    }
     for &(k, v) in &tags {
         match k {
             "team" => team = Some(v.to_owned()),
@@ -347,6 +350,8 @@ fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPo
 
 /// Remembers the points applied recently so an identical point sent again
 /// (a retry) counts once. Bounded by entries and by age; lookups are O(1).
+/// Keep the age at least [`PushRules::max_past_secs`], so that every retry
+/// the push window still accepts is recognised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "DedupRepr", into = "DedupRepr")]
 pub struct Dedup {
