@@ -250,14 +250,13 @@ fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPo
         match k {
             "team" => team = Some(v.to_owned()),
             "workload" => workload = v.to_owned(),
-            "currency" if is_value => {
-                if v != rules.currency {
-                    return Err(format!(
-                        "currency `{v}` is not the configured currency `{}`",
-                        rules.currency
-                    ));
-                }
+            "currency" if is_value && v != rules.currency => {
+                return Err(format!(
+                    "currency `{v}` is not the configured currency `{}`",
+                    rules.currency
+                ));
             }
+            "currency" if is_value => {}
             "currency" => {
                 return Err(format!(
                     "`currency` tag on `{KPI_MEASUREMENT}` (scores have no currency)"
