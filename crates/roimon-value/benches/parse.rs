@@ -86,6 +86,14 @@ fn push(c: &mut Criterion) {
             apply(black_box(&body), Precision::Ns, now, &rules, &mut d).unwrap()
         })
     });
+    let text = std::str::from_utf8(&body).unwrap();
+    g.bench_function("influxdb-line-protocol parse_lines alone, 10k lines", |b| {
+        b.iter(|| {
+            influxdb_line_protocol::parse_lines(black_box(text))
+                .filter(Result::is_ok)
+                .count()
+        })
+    });
     let mut d = Dedup::new(100_000, 7 * 86_400 * 1_000_000_000);
     apply(&body, Precision::Ns, now, &rules, &mut d).unwrap();
     g.bench_function("parse+apply 10k lines, all retries", |b| {

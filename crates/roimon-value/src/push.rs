@@ -123,32 +123,53 @@ pub struct PushedPoint {
     pub key: PointKey,
 }
 
-/// A 128-bit FNV-1a digest of a point's identity; stable across versions
-/// and restarts (it is saved with [`Dedup`]).
+/// A 128-bit digest of a point's identity (two 64-bit multiply-rotate
+/// lanes over 8-byte words); fixed here, so stable across versions and
+/// restarts (it is saved with [`Dedup`]). Not for adversaries: a client can
+/// only collide its own points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PointKey(pub [u64; 2]);
 
-struct Fnv(u128);
+struct Digest(u64, u64);
 
-impl Fnv {
+impl Digest {
     fn new() -> Self {
-        Fnv(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d)
+        Digest(0x6c62_272e_07bb_0142, 0x62b8_2175_6295_c58d)
     }
+    fn word(&mut self, w: u64) {
+        self.0 = (self.0 ^ w)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+        self.1 = (self.1 ^ w.rotate_left(32))
+            .wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+            .rotate_left(31);
+    }
+    /// Bytes, then their length, so ("ab","c") != ("a","bc").
     fn bytes(&mut self, b: &[u8]) {
-        for &x in b {
-            self.0 ^= u128::from(x);
-            self.0 = self
-                .0
-                .wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B);
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.word(u64::from_le_bytes(w));
         }
-        // A separator no text contains, so ("ab","c") != ("a","bc").
-        self.0 ^= 0xff;
-        self.0 = self
-            .0
-            .wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B);
+        let rest = chunks.remainder();
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        self.word(u64::from_le_bytes(w));
+        self.word(b.len() as u64);
     }
     fn key(&self) -> PointKey {
-        PointKey([(self.0 >> 64) as u64, self.0 as u64])
+        let f = |mut x: u64| {
+            x ^= x >> 33;
+            x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+            x ^= x >> 33;
+            x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+            x ^ (x >> 33)
+        };
+        PointKey([
+            f(self.0 ^ self.1.rotate_left(17)),
+            f(self.1 ^ self.0.rotate_left(41)),
+        ])
     }
 }
 
@@ -231,7 +252,7 @@ fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPo
             ));
         }
     };
-    let mut h = Fnv::new();
+    let mut h = Digest::new();
     h.bytes(measurement.as_bytes());
     let mut team = None;
     let mut workload = String::new();
