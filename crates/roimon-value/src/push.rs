@@ -1,0 +1,504 @@
+//! Pushed value (`POST /api/v2/write`): InfluxDB v2 line protocol, read with
+//! InfluxData's own parser, into money points (`roimon_value`) and KPI
+//! score points (`roimon_kpi`). A batch is all or nothing: the whole body is
+//! checked before anything is returned, and the first bad line is named.
+//! [`Dedup`] makes a client's retry of an identical point count once.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::fmt;
+use std::str::FromStr;
+
+/// The money measurement.
+pub const VALUE_MEASUREMENT: &str = "roimon_value";
+/// The KPI score measurement.
+pub const KPI_MEASUREMENT: &str = "roimon_kpi";
+
+/// The unit of the timestamps in a body (the `precision` query parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Ns,
+    Us,
+    Ms,
+    S,
+}
+
+impl Precision {
+    /// Nanoseconds per unit.
+    pub fn nanos(self) -> i64 {
+        match self {
+            Precision::Ns => 1,
+            Precision::Us => 1_000,
+            Precision::Ms => 1_000_000,
+            Precision::S => 1_000_000_000,
+        }
+    }
+}
+
+impl FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "ns" => Precision::Ns,
+            "us" => Precision::Us,
+            "ms" => Precision::Ms,
+            "s" => Precision::S,
+            _ => return Err(format!("unknown precision `{s}` (ns, us, ms or s)")),
+        })
+    }
+}
+
+/// What a batch is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRules {
+    /// The price currency: a `currency` tag must equal it.
+    pub currency: String,
+    /// Oldest accepted timestamp, seconds before `now`.
+    pub max_past_secs: u64,
+    /// Newest accepted timestamp, seconds after `now`.
+    pub max_future_secs: u64,
+    /// Largest body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most points in one body.
+    pub max_points: usize,
+}
+
+impl PushRules {
+    /// Defaults for `currency`: 7 days back, 10 minutes ahead, 4 MiB, 50,000 points.
+    pub fn new(currency: impl Into<String>) -> Self {
+        PushRules {
+            currency: currency.into(),
+            max_past_secs: 7 * 86_400,
+            max_future_secs: 600,
+            max_body_bytes: 4 << 20,
+            max_points: 50_000,
+        }
+    }
+}
+
+/// Why a batch was refused (nothing of it is applied).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// The body is over [`PushRules::max_body_bytes`] (HTTP 413).
+    #[error("body of {len} bytes is over the {max}-byte cap")]
+    TooLarge { len: usize, max: usize },
+    /// The first bad line (1-based) and why (HTTP 400).
+    #[error("line {line}: {reason}")]
+    Line { line: usize, reason: String },
+}
+
+impl PushError {
+    /// The line named, if any.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            PushError::TooLarge { .. } => None,
+            PushError::Line { line, .. } => Some(*line),
+        }
+    }
+}
+
+/// What a point carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PointData {
+    /// `roimon_value amount=…`: money produced, in the price currency.
+    Value { amount: f64 },
+    /// `roimon_kpi name=score,…`: benefit indicator scores.
+    Kpi { scores: BTreeMap<String, f64> },
+}
+
+/// One accepted point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushedPoint {
+    pub team: String,
+    /// `""` when the point has no `workload` tag.
+    pub workload: String,
+    /// Nanoseconds since the Unix epoch (`now` when the line had none).
+    pub at_ns: i64,
+    pub data: PointData,
+    /// The 1-based line it came from.
+    pub line: usize,
+    /// Identity for [`Dedup`]: measurement, every tag, every field, time.
+    pub key: PointKey,
+}
+
+/// A 128-bit digest of a point's identity (two 64-bit multiply-rotate
+/// lanes over 8-byte words); fixed here, so stable across versions and
+/// restarts (it is saved with [`Dedup`]). Not for adversaries: a client can
+/// only collide its own points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PointKey(pub [u64; 2]);
+
+struct Digest(u64, u64);
+
+impl Digest {
+    fn new() -> Self {
+        Digest(0x6c62_272e_07bb_0142, 0x62b8_2175_6295_c58d)
+    }
+    fn word(&mut self, w: u64) {
+        self.0 = (self.0 ^ w)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+        self.1 = (self.1 ^ w.rotate_left(32))
+            .wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+            .rotate_left(31);
+    }
+    /// Bytes, then their length, so ("ab","c") != ("a","bc").
+    fn bytes(&mut self, b: &[u8]) {
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.word(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        self.word(u64::from_le_bytes(w));
+        self.word(b.len() as u64);
+    }
+    fn key(&self) -> PointKey {
+        let f = |mut x: u64| {
+            x ^= x >> 33;
+            x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+            x ^= x >> 33;
+            x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+            x ^ (x >> 33)
+        };
+        PointKey([
+            f(self.0 ^ self.1.rotate_left(17)),
+            f(self.1 ^ self.0.rotate_left(41)),
+        ])
+    }
+}
+
+/// Parse and check a whole body. Blank lines and `#` comments are skipped;
+/// a line without a timestamp is stamped `now_ns`. Any bad line refuses
+/// the batch, naming the first one.
+pub fn parse_batch(
+    body: &[u8],
+    precision: Precision,
+    now_ns: i64,
+    rules: &PushRules,
+) -> Result<Vec<PushedPoint>, PushError> {
+    if body.len() > rules.max_body_bytes {
+        return Err(PushError::TooLarge {
+            len: body.len(),
+            max: rules.max_body_bytes,
+        });
+    }
+    let text = std::str::from_utf8(body).map_err(|e| PushError::Line {
+        line: 1 + body[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count(),
+        reason: format!("not UTF-8 (byte offset {})", e.valid_up_to()),
+    })?;
+    let oldest = now_ns.saturating_sub((rules.max_past_secs as i64).saturating_mul(1_000_000_000));
+    let newest =
+        now_ns.saturating_add((rules.max_future_secs as i64).saturating_mul(1_000_000_000));
+    let window = Window {
+        precision,
+        now_ns,
+        oldest,
+        newest,
+    };
+    let mut out = Vec::new();
+    let mut line = 1;
+    for piece in influxdb_line_protocol::split_lines(text) {
+        let this = line;
+        line += 1 + piece.bytes().filter(|&b| b == b'\n').count();
+        let l = piece.strip_suffix('\r').unwrap_or(piece);
+        let t = l.trim_start();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if out.len() >= rules.max_points {
+            return Err(PushError::Line {
+                line: this,
+                reason: format!(
+                    "more than {} points in one body (the cap)",
+                    rules.max_points
+                ),
+            });
+        }
+        let p = point(t, this, &window, rules)
+            .map_err(|reason| PushError::Line { line: this, reason })?;
+        out.push(p);
+    }
+    Ok(out)
+}
+
+struct Window {
+    precision: Precision,
+    now_ns: i64,
+    oldest: i64,
+    newest: i64,
+}
+
+fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPoint, String> {
+    let parsed = influxdb_line_protocol::parse_lines(l)
+        .next()
+        .ok_or_else(|| "empty line".to_owned())?
+        .map_err(|e| format!("not line protocol: {e}"))?;
+    let measurement = parsed.series.measurement.as_str();
+    let is_value = match measurement {
+        VALUE_MEASUREMENT => true,
+        KPI_MEASUREMENT => false,
+        other => {
+            return Err(format!(
+                "measurement `{other}`: only `{VALUE_MEASUREMENT}` and `{KPI_MEASUREMENT}` are accepted"
+            ));
+        }
+    };
+    let mut h = Digest::new();
+    h.bytes(measurement.as_bytes());
+    let mut team = None;
+    let mut workload = String::new();
+    let mut tags: Vec<(&str, &str)> = parsed
+        .series
+        .tag_set
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    tags.sort_unstable();
+    if let Some(d) = tags.windows(2).find(|d| d[0].0 == d[1].0) {
+        return Err(format!("tag `{}` twice", d[0].0));
+    }
+    for &(k, v) in &tags {
+        match k {
+            "team" => team = Some(v.to_owned()),
+            "workload" => workload = v.to_owned(),
+            "currency" if is_value && v != rules.currency => {
+                return Err(format!(
+                    "currency `{v}` is not the configured currency `{}`",
+                    rules.currency
+                ));
+            }
+            "currency" if is_value => {}
+            "currency" => {
+                return Err(format!(
+                    "`currency` tag on `{KPI_MEASUREMENT}` (scores have no currency)"
+                ));
+            }
+            _ => {}
+        }
+        h.bytes(k.as_bytes());
+        h.bytes(v.as_bytes());
+    }
+    let team = team
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| "missing `team` tag".to_owned())?;
+
+    let mut fields: Vec<(&str, f64)> = Vec::with_capacity(parsed.field_set.len());
+    for (k, v) in &parsed.field_set {
+        use influxdb_line_protocol::FieldValue as F;
+        let x = match v {
+            F::F64(x) => *x,
+            F::I64(x) => *x as f64,
+            F::U64(x) => *x as f64,
+            F::String(_) | F::Boolean(_) => {
+                return Err(format!("field `{}` is not a number", k.as_str()));
+            }
+        };
+        if !x.is_finite() {
+            return Err(format!(
+                "field `{}` is {x}, not a finite number",
+                k.as_str()
+            ));
+        }
+        fields.push((k.as_str(), x));
+    }
+    fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    if let Some(d) = fields.windows(2).find(|d| d[0].0 == d[1].0) {
+        return Err(format!("field `{}` twice", d[0].0));
+    }
+    for &(k, x) in &fields {
+        h.bytes(k.as_bytes());
+        h.bytes(&x.to_bits().to_le_bytes());
+    }
+
+    let at_ns = match parsed.timestamp {
+        None => w.now_ns,
+        Some(t) => t
+            .checked_mul(w.precision.nanos())
+            .ok_or_else(|| format!("timestamp {t} overflows in precision {:?}", w.precision))?,
+    };
+    if at_ns < w.oldest || at_ns > w.newest {
+        let secs = (at_ns as i128 - w.now_ns as i128) / 1_000_000_000;
+        return Err(format!(
+            "timestamp {} is {} s from now, outside the accepted window ({} s back, {} s ahead); is `precision` right?",
+            parsed.timestamp.unwrap_or_default(),
+            secs,
+            rules.max_past_secs,
+            rules.max_future_secs
+        ));
+    }
+    h.bytes(&at_ns.to_le_bytes());
+
+    let data = if is_value {
+        let [(name, amount)] = fields[..] else {
+            return Err(format!(
+                "`{VALUE_MEASUREMENT}` takes exactly one field, `amount`"
+            ));
+        };
+        if name != "amount" {
+            return Err(format!(
+                "field `{name}`: `{VALUE_MEASUREMENT}` takes exactly one field, `amount`"
+            ));
+        }
+        if amount < 0.0 {
+            return Err(format!("amount {amount} is negative"));
+        }
+        PointData::Value { amount }
+    } else {
+        PointData::Kpi {
+            scores: fields.iter().map(|&(k, x)| (k.to_owned(), x)).collect(),
+        }
+    };
+    Ok(PushedPoint {
+        team,
+        workload,
+        at_ns,
+        data,
+        line,
+        key: h.key(),
+    })
+}
+
+/// Remembers the points applied recently so an identical point sent again
+/// (a retry) counts once. Bounded by entries and by age; lookups are O(1).
+/// Keep the age at least [`PushRules::max_past_secs`], so that every retry
+/// the push window still accepts is recognised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "DedupRepr", into = "DedupRepr")]
+pub struct Dedup {
+    max_entries: usize,
+    max_age_ns: i64,
+    /// Keys in the order applied, with when (ns) they were applied.
+    order: VecDeque<(PointKey, i64)>,
+    set: HashSet<PointKey>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DedupRepr {
+    max_entries: usize,
+    max_age_ns: i64,
+    entries: Vec<(PointKey, i64)>,
+}
+
+impl From<DedupRepr> for Dedup {
+    fn from(r: DedupRepr) -> Self {
+        let mut d = Dedup::new(r.max_entries, r.max_age_ns);
+        for (k, at) in r.entries {
+            d.remember(k, at);
+        }
+        d
+    }
+}
+
+impl From<Dedup> for DedupRepr {
+    fn from(d: Dedup) -> Self {
+        DedupRepr {
+            max_entries: d.max_entries,
+            max_age_ns: d.max_age_ns,
+            entries: d.order.into_iter().collect(),
+        }
+    }
+}
+
+/// The outcome of applying a batch.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Applied {
+    /// Points seen for the first time, in body order.
+    pub points: Vec<PushedPoint>,
+    /// Points dropped as already applied.
+    pub duplicates: usize,
+}
+
+impl Dedup {
+    /// Remember at most `max_entries` points for at most `max_age_ns`.
+    pub fn new(max_entries: usize, max_age_ns: i64) -> Self {
+        Dedup {
+            max_entries,
+            max_age_ns,
+            order: VecDeque::new(),
+            set: HashSet::new(),
+        }
+    }
+
+    /// Points remembered now.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Whether `key` was applied within the window.
+    pub fn contains(&self, key: &PointKey) -> bool {
+        self.set.contains(key)
+    }
+
+    fn expire(&mut self, now_ns: i64) {
+        let oldest = now_ns.saturating_sub(self.max_age_ns);
+        while let Some(&(k, at)) = self.order.front() {
+            if at >= oldest && self.order.len() <= self.max_entries {
+                break;
+            }
+            self.order.pop_front();
+            self.set.remove(&k);
+        }
+    }
+
+    fn remember(&mut self, key: PointKey, now_ns: i64) -> bool {
+        if self.max_entries == 0 || !self.set.insert(key) {
+            return self.max_entries == 0;
+        }
+        self.order.push_back((key, now_ns));
+        if self.order.len() > self.max_entries
+            && let Some((k, _)) = self.order.pop_front()
+        {
+            self.set.remove(&k);
+        }
+        true
+    }
+
+    /// Keep the points not applied before (nor earlier in `points`) and
+    /// remember them.
+    pub fn admit(&mut self, points: Vec<PushedPoint>, now_ns: i64) -> Applied {
+        self.expire(now_ns);
+        let mut out = Applied::default();
+        for p in points {
+            if self.remember(p.key, now_ns) {
+                out.points.push(p);
+            } else {
+                out.duplicates += 1;
+            }
+        }
+        out
+    }
+}
+
+/// Parse and check a whole body, then drop what `dedup` has seen: either
+/// the error of the first bad line (and `dedup` untouched) or the new points.
+pub fn apply(
+    body: &[u8],
+    precision: Precision,
+    now_ns: i64,
+    rules: &PushRules,
+    dedup: &mut Dedup,
+) -> Result<Applied, PushError> {
+    let points = parse_batch(body, precision, now_ns, rules)?;
+    Ok(dedup.admit(points, now_ns))
+}
+
+impl fmt::Display for PointKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}{:016x}", self.0[0], self.0[1])
+    }
+}
