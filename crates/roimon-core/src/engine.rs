@@ -288,6 +288,11 @@ pub struct Counters {
     pub kpis: Vec<Kpi>,
     /// Failed scrapes by value target.
     pub target_errors: BTreeMap<String, u64>,
+    /// State of the daemon's value sources (a target's last counters, the
+    /// push dedup window), opaque here, kept with the counters so that
+    /// value booked and the state it was computed from are checkpointed as
+    /// one: no value counted twice or lost across a crash.
+    pub extensions: BTreeMap<String, String>,
     /// Rolling windows' boundaries and baselines.
     pub windows: crate::window::Windows,
     /// Before owner-keyed rows: cost by GPU UUID (read from old checkpoints
@@ -801,6 +806,16 @@ impl Engine {
         if !owners.is_empty() {
             self.counters.value_total.add(money);
         }
+    }
+
+    /// Opaque state kept with the counters (see `Counters::extensions`).
+    pub fn extension(&self, key: &str) -> Option<&str> {
+        self.counters.extensions.get(key).map(String::as_str)
+    }
+
+    /// Replace opaque state kept with the counters.
+    pub fn set_extension(&mut self, key: &str, value: String) {
+        self.counters.extensions.insert(key.to_string(), value);
     }
 
     /// Declare a value target, so its health is shown before its first

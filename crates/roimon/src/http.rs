@@ -27,6 +27,8 @@ pub struct AppState {
     last_publish: std::sync::Mutex<std::time::Instant>,
     stale_after: std::time::Duration,
     http: crate::serve::Stats,
+    /// The push endpoint, once configured.
+    push: std::sync::OnceLock<crate::push::Push>,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
             last_publish: std::sync::Mutex::new(std::time::Instant::now()),
             stale_after,
             http: crate::serve::Stats::default(),
+            push: std::sync::OnceLock::new(),
         }
     }
 
@@ -101,6 +104,16 @@ impl AppState {
         self.served.load(Ordering::Acquire)
     }
 
+    /// Configure the push endpoint (once).
+    pub fn set_push(&self, p: crate::push::Push) {
+        let _ = self.push.set(p);
+    }
+
+    /// The push endpoint, when configured.
+    pub fn push(&self) -> Option<&crate::push::Push> {
+        self.push.get()
+    }
+
     /// The HTTP connection counters.
     pub fn http_stats(&self) -> &crate::serve::Stats {
         &self.http
@@ -127,7 +140,17 @@ async fn healthz(State(st): State<Arc<AppState>>) -> (StatusCode, &'static str) 
 
 /// The router.
 pub fn router(state: Arc<AppState>) -> Router {
+    // The raw body may be gzip; the decoded size is checked in the handler.
+    let push_limit = state
+        .push()
+        .map_or(8 << 20, |p| p.rules.max_body_bytes)
+        .saturating_add(1024);
     Router::new()
+        .route(
+            "/api/v2/write",
+            axum::routing::post(crate::push::write)
+                .layer(axum::extract::DefaultBodyLimit::max(push_limit)),
+        )
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -140,6 +163,9 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let (generation, snap) = st.snapshot_gen();
     let mut body = encode(&snap, &st.process());
     body.extend_from_slice(st.http.render().as_bytes());
+    if let Some(p) = st.push() {
+        body.extend_from_slice(p.stats.render().as_bytes());
+    }
     st.note_served(generation);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }

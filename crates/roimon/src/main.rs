@@ -8,11 +8,13 @@ mod config;
 mod http;
 mod price_feed;
 mod prices_cmd;
+mod push;
 mod sampler;
 mod scenario;
 mod sdnotify;
 mod serve;
 mod simulated;
+mod value_feed;
 
 use clap::{Args, Parser, Subcommand};
 use config::{Config, ConfigError, GpuSource, HostPower, LogFormat};
@@ -354,6 +356,33 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
             tx.clone(),
         ));
     }
+    // Value: inference servers scraped, and pushes on /api/v2/write.
+    for t in &cfg.value.scrape {
+        let label = t.label();
+        engine.register_target(&label);
+        let state = engine
+            .extension(&value_feed::state_key(&label))
+            .map(String::from);
+        rt.spawn(value_feed::run(t.clone(), state, tx.clone()));
+    }
+    let push_token = roimon_http::Secret::load(
+        "push",
+        cfg.push.token_env.as_deref(),
+        cfg.push.token_file.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    state.set_push(push::Push {
+        token: push_token,
+        rules: roimon_value::PushRules {
+            currency: engine.config().currency.clone(),
+            max_past_secs: cfg.push.max_age_secs as u64,
+            max_future_secs: cfg.push.max_future_secs as u64,
+            max_body_bytes: cfg.push.max_body_bytes as usize,
+            max_points: 1_000_000,
+        },
+        tx: std::sync::Mutex::new(tx.clone()),
+        stats: Default::default(),
+    });
     drop(tx);
     let price_updates = Some(rx);
     let sampler = Sampler {
@@ -367,6 +396,10 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
         state: state.clone(),
         max_downtime: Duration::from_secs_f64(cfg.state.max_downtime_secs),
         notify: sdnotify::Notifier::from_env(),
+        push_dedup: (
+            cfg.push.dedup_max_points,
+            (cfg.push.dedup_window_secs * 1e9) as i64,
+        ),
     };
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     // The sampler ending on its own (a panic in the loop) stops the daemon:

@@ -676,7 +676,7 @@ impl Store {
 }
 
 /// What the feed tells the sampler.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Update {
     /// A new schedule to put in force, fetched at that time.
     Tariff(Tariff, DateTime<Utc>),
@@ -688,6 +688,13 @@ pub enum Update {
     /// Fetched slots the named feed dropped for lying outside the time a
     /// schedule may cover.
     Dropped(&'static str, u64),
+    /// What a value target's scrape produced.
+    Value(crate::value_feed::ValueUpdate),
+    /// Whether a value target's scrape succeeded.
+    Target(String, bool),
+    /// A pushed batch to apply (deduplicated, booked, checkpointed); the
+    /// reply says how many points counted and how many were duplicates.
+    Push(crate::push::Job),
 }
 
 /// The tariff for a schedule under the configured fallback policy.

@@ -251,6 +251,8 @@ pub struct Sampler {
     pub max_downtime: Duration,
     /// The systemd notification socket, when run under `Type=notify`.
     pub notify: Option<crate::sdnotify::Notifier>,
+    /// Push dedup window: (most points, longest age in ns).
+    pub push_dedup: (usize, i64),
 }
 
 impl std::fmt::Debug for Sampler {
@@ -303,17 +305,66 @@ impl Running {
     /// a schedule is indexed by time, so the interval is priced by the slots
     /// it actually overlaps.
     fn take_price_updates(&mut self) {
-        let Some(rx) = &self.s.price_updates else {
-            return;
-        };
-        while let Ok(u) = rx.try_recv() {
+        loop {
+            let Some(u) = self
+                .s
+                .price_updates
+                .as_ref()
+                .and_then(|rx| rx.try_recv().ok())
+            else {
+                return;
+            };
             match u {
                 crate::price_feed::Update::Tariff(t, at) => self.s.engine.set_tariff(t, Some(at)),
                 crate::price_feed::Update::Outcome(name, ok) => self.s.engine.note_source(name, ok),
                 crate::price_feed::Update::Carbon(c) => self.s.engine.set_carbon(Some(c)),
                 crate::price_feed::Update::Dropped(name, n) => self.s.engine.note_dropped(name, n),
+                crate::price_feed::Update::Target(name, ok) => self.s.engine.note_target(&name, ok),
+                crate::price_feed::Update::Value(v) => self.book_value(v),
+                crate::price_feed::Update::Push(job) => self.apply_push(job),
             }
         }
+    }
+
+    /// Book a value target's scrape to its owners, with the counter state
+    /// it was computed from (one checkpoint holds both).
+    fn book_value(&mut self, v: crate::value_feed::ValueUpdate) {
+        let owners: Vec<(roimon_core::Owner, f64)> = match &v.owners {
+            crate::value_feed::OwnerSpec::Owner(o) => vec![(o.clone(), 1.0)],
+            crate::value_feed::OwnerSpec::Gpus(uuids) => {
+                let share = 1.0 / uuids.len().max(1) as f64;
+                uuids
+                    .iter()
+                    .map(|u| (self.s.engine.owner_of(u), share))
+                    .collect()
+            }
+        };
+        self.s
+            .engine
+            .book_value(&owners, &v.target, v.money, &v.models);
+        self.s
+            .engine
+            .set_extension(&crate::value_feed::state_key(&v.target), v.state);
+    }
+
+    /// Apply a pushed batch: duplicates dropped, the rest booked, and a
+    /// checkpoint written before the client hears 204.
+    fn apply_push(&mut self, job: crate::push::Job) {
+        let (max_points, max_age_ns) = self.s.push_dedup;
+        let mut dedup: roimon_value::Dedup = self
+            .s
+            .engine
+            .extension(crate::push::DEDUP_KEY)
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_else(|| roimon_value::Dedup::new(max_points, max_age_ns));
+        let (n, dups) = crate::push::apply(&mut self.s.engine, &mut dedup, job.points, job.now_ns);
+        if let Ok(j) = serde_json::to_string(&dedup) {
+            self.s.engine.set_extension(crate::push::DEDUP_KEY, j);
+        }
+        let saved = if n > 0 { self.save() } else { Ok(()) };
+        let _ = job.reply.send(saved.map(|()| (n, dups)).map_err(|e| {
+            format!("the batch is counted but could not be written to disk ({e}); retry it (it counts once)")
+        }));
     }
 
     /// Ask every idle collector for a sample and collect the answers until
@@ -695,6 +746,7 @@ mod tests {
             price_updates: None,
             max_downtime: Duration::from_secs(60),
             notify: None,
+            push_dedup: (1000, 86_400_000_000_000),
         };
         (s, state)
     }

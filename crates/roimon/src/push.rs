@@ -1,0 +1,261 @@
+//! `POST /api/v2/write`: value and benefit scores pushed in as InfluxDB v2
+//! line protocol (so Telegraf and the InfluxDB client libraries work as
+//! they are). The handler checks the token, the size (gzip bodies decoded
+//! within the cap) and every line; a batch with one bad line writes nothing
+//! (400 naming the line). A good batch goes to the sampler, which drops the
+//! points it has already counted (a client's retry), books the rest, and
+//! checkpoints before the 204, so an acknowledged point survives a crash and
+//! a retried one counts once.
+
+use crate::http::AppState;
+use crate::price_feed::Update;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use roimon_http::Secret;
+use roimon_value::{Dedup, PointData, Precision, PushRules, PushedPoint};
+use std::collections::HashMap;
+use std::io::Read;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where the push dedup window is kept with the counters.
+pub const DEDUP_KEY: &str = "push.dedup";
+
+/// A batch for the sampler to apply.
+#[derive(Debug)]
+pub struct Job {
+    /// The points, validated.
+    pub points: Vec<PushedPoint>,
+    /// Now, ns since the epoch.
+    pub now_ns: i64,
+    /// (points counted, duplicates dropped), or why it could not be kept.
+    pub reply: tokio::sync::oneshot::Sender<Result<(usize, usize), String>>,
+}
+
+/// Counters of the push endpoint.
+#[derive(Debug, Default)]
+pub struct Stats {
+    accepted: AtomicU64,
+    duplicates: AtomicU64,
+    rejected: AtomicU64,
+    unauthorized: AtomicU64,
+}
+
+impl Stats {
+    /// The endpoint's series, Prometheus text.
+    pub fn render(&self) -> String {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "# HELP roimon_push_points_total Points received on /api/v2/write: accepted (booked) or duplicate (already counted, e.g. a client's retry).\n\
+             # TYPE roimon_push_points_total counter\n\
+             roimon_push_points_total{{result=\"accepted\"}} {}\n\
+             roimon_push_points_total{{result=\"duplicate\"}} {}\n\
+             # HELP roimon_push_rejected_total Requests to /api/v2/write refused: a bad line (400, nothing written), too large (413) or without the token (401).\n\
+             # TYPE roimon_push_rejected_total counter\n\
+             roimon_push_rejected_total{{reason=\"bad_request\"}} {}\n\
+             roimon_push_rejected_total{{reason=\"unauthorized\"}} {}\n",
+            l(&self.accepted),
+            l(&self.duplicates),
+            l(&self.rejected),
+            l(&self.unauthorized),
+        )
+    }
+}
+
+/// The endpoint's configuration and its way to the sampler.
+#[derive(Debug)]
+pub struct Push {
+    /// Required token, if configured.
+    pub token: Option<Secret>,
+    /// Validation rules.
+    pub rules: PushRules,
+    /// To the sampler.
+    pub tx: Mutex<std::sync::mpsc::Sender<Update>>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+fn json_error(code: StatusCode, message: &str, line: Option<usize>) -> Response {
+    (
+        code,
+        axum::Json(serde_json::json!({
+            "code": match code {
+                StatusCode::BAD_REQUEST => "invalid",
+                StatusCode::UNAUTHORIZED => "unauthorized",
+                StatusCode::PAYLOAD_TOO_LARGE => "request too large",
+                _ => "unavailable",
+            },
+            "message": message,
+            "line": line,
+        })),
+    )
+        .into_response()
+}
+
+/// The handler.
+pub async fn write(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let Some(p) = st.push() else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "push is not ready", None);
+    };
+    if let Some(token) = &p.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Token ")
+                    .or_else(|| v.strip_prefix("Bearer "))
+            })
+            .map(str::trim);
+        if given != Some(token.expose()) {
+            p.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+            return json_error(
+                StatusCode::UNAUTHORIZED,
+                "an `Authorization: Token <token>` header with the configured push token is required",
+                None,
+            );
+        }
+    }
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let max = p.rules.max_body_bytes;
+    let body: Vec<u8> = if gzip {
+        let mut out = Vec::new();
+        let read = flate2::read::GzDecoder::new(&body[..])
+            .take(max as u64 + 1)
+            .read_to_end(&mut out);
+        if let Err(e) = read {
+            p.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                &format!("not a gzip body: {e}"),
+                None,
+            );
+        }
+        out
+    } else {
+        body.to_vec()
+    };
+    if body.len() > max {
+        p.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is larger than {max} bytes (push.max_body_bytes)"),
+            None,
+        );
+    }
+    let precision = match q.get("precision").map(String::as_str) {
+        None => Precision::Ns,
+        Some(s) => match Precision::from_str(s) {
+            Ok(p) => p,
+            Err(_) => {
+                p.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("precision must be ns, us, ms or s, got {s:?}"),
+                    None,
+                );
+            }
+        },
+    };
+    let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let points = match roimon_value::parse_batch(&body, precision, now_ns, &p.rules) {
+        Ok(points) => points,
+        Err(e) => {
+            p.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            let code = if matches!(e, roimon_value::PushError::TooLarge { .. }) {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return json_error(
+                code,
+                &format!("{e}; nothing of this batch was written"),
+                e.line(),
+            );
+        }
+    };
+    if points.is_empty() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let sent =
+        p.tx.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Update::Push(Job {
+                points,
+                now_ns,
+                reply,
+            }));
+    if sent.is_err() {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "roimon is stopping", None);
+    }
+    match tokio::time::timeout(Duration::from_secs(30), answer).await {
+        Ok(Ok(Ok((accepted, duplicates)))) => {
+            p.stats
+                .accepted
+                .fetch_add(accepted as u64, Ordering::Relaxed);
+            p.stats
+                .duplicates
+                .fetch_add(duplicates as u64, Ordering::Relaxed);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(Ok(Err(why))) => json_error(StatusCode::SERVICE_UNAVAILABLE, &why, None),
+        _ => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the batch was not applied in time; retry it (a retried point counts once)",
+            None,
+        ),
+    }
+}
+
+/// Apply a batch in the sampler: drop duplicates (the window is kept with
+/// the counters), book value and put scores in force. Returns (counted,
+/// duplicates).
+pub fn apply(
+    engine: &mut roimon_core::Engine,
+    dedup: &mut Dedup,
+    job_points: Vec<PushedPoint>,
+    now_ns: i64,
+) -> (usize, usize) {
+    let applied = dedup.admit(job_points, now_ns);
+    let n = applied.points.len();
+    for p in applied.points {
+        let owner = roimon_core::Owner {
+            team: p.team.clone(),
+            workload: if p.workload.is_empty() {
+                roimon_core::engine::UNALLOCATED.into()
+            } else {
+                p.workload.clone()
+            },
+        };
+        match p.data {
+            PointData::Value { amount } => {
+                engine.book_value(&[(owner, 1.0)], "push", amount, &[]);
+            }
+            PointData::Kpi { scores } => {
+                let at = chrono::DateTime::from_timestamp_nanos(p.at_ns);
+                for (indicator, score) in scores {
+                    engine.set_kpi(roimon_core::Kpi {
+                        team: owner.team.clone(),
+                        workload: owner.workload.clone(),
+                        indicator,
+                        score,
+                        at: Some(at),
+                    });
+                }
+            }
+        }
+    }
+    (n, applied.duplicates)
+}

@@ -1,0 +1,177 @@
+//! The value feed: scrape each inference server's own `/metrics` on its
+//! interval through the shared HTTP client, read tokens and requests per
+//! model with `roimon-value`, turn the counters into deltas (a server restart
+//! counts the new value, never a negative one), price them, and hand them to
+//! the sampler, which books them to the target's owners together with the
+//! target's counter state, so value and state are checkpointed as one. An
+//! unreachable or unreadable target is logged once per failure streak and
+//! counted; its value is not invented.
+
+use crate::config::{ScrapeTarget, UnitPrices};
+use crate::price_feed::Update;
+use roimon_core::ModelDelta;
+use roimon_http::{Auth, Client, ClientConfig, Request, RetryPolicy, Secret};
+use roimon_value::{Limits, Prices, ServerKind, TargetState};
+use std::str::FromStr;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+/// The key under which a target's counter state is kept in the checkpoint.
+pub fn state_key(target: &str) -> String {
+    format!("value.target.{target}")
+}
+
+/// Who owns a target's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnerSpec {
+    /// One owner.
+    Owner(roimon_core::Owner),
+    /// The owners of these GPUs, in equal shares.
+    Gpus(Vec<String>),
+}
+
+/// What one scrape produced, for the sampler to book.
+#[derive(Debug, Clone)]
+pub struct ValueUpdate {
+    /// The target's label.
+    pub target: String,
+    /// Its owners.
+    pub owners: OwnerSpec,
+    /// Money produced since the last scrape.
+    pub money: f64,
+    /// Tokens and requests per model since the last scrape.
+    pub models: Vec<ModelDelta>,
+    /// The target's counter state after this scrape (JSON), kept with the
+    /// counters.
+    pub state: String,
+}
+
+fn prices(p: &UnitPrices) -> Prices {
+    Prices {
+        input_per_million: p.input_per_million_tokens,
+        output_per_million: p.output_per_million_tokens,
+        cached_input_per_million: p.cached_input_per_million_tokens,
+        per_request: p.per_request,
+        per_model: Default::default(),
+    }
+}
+
+/// Scrape `t` for ever, sending what it produced on `tx`; `state` is the
+/// target's counter state from the checkpoint (JSON), if any.
+pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
+    let label = t.label();
+    let kind = ServerKind::from_str(&t.kind).unwrap_or(ServerKind::Auto);
+    let mut price = prices(&t.prices);
+    price.per_model = t
+        .models
+        .iter()
+        .map(|(m, p)| (m.clone(), prices(p)))
+        .collect();
+    let owners = match &t.team {
+        Some(team) => OwnerSpec::Owner(roimon_core::Owner {
+            team: team.clone(),
+            workload: t
+                .workload
+                .clone()
+                .unwrap_or_else(|| roimon_core::engine::UNALLOCATED.into()),
+        }),
+        None => OwnerSpec::Gpus(t.gpu_uuids.clone()),
+    };
+    let auth = match Secret::load(
+        &format!("value.scrape {label}"),
+        t.token_env.as_deref(),
+        t.token_file.as_deref(),
+    ) {
+        Ok(Some(s)) => Auth::Bearer(s),
+        Ok(None) => Auth::None,
+        Err(e) => {
+            tracing::error!(target_name = %label, error = %e, "value target cannot start; its value is not measured");
+            let _ = tx.send(Update::Target(label, false));
+            return;
+        }
+    };
+    let client = match Client::new(ClientConfig {
+        timeout: Duration::from_secs_f64(t.timeout_secs),
+        // The next interval is the retry: a scrape is not worth waiting for.
+        retry: RetryPolicy {
+            retries: 0,
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(1),
+        },
+        auth,
+        ..ClientConfig::default()
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(target_name = %label, error = %e, "value target cannot start; its value is not measured");
+            let _ = tx.send(Update::Target(label, false));
+            return;
+        }
+    };
+    let mut st: TargetState = state
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let interval = Duration::from_secs_f64(t.interval_secs);
+    let mut failing = false;
+    loop {
+        let outcome = scrape(&client, &t.url, kind, &mut st).await;
+        match outcome {
+            Ok(deltas) => {
+                if failing {
+                    tracing::info!(target_name = %label, "value target answers again");
+                    failing = false;
+                }
+                let money: f64 = deltas.iter().map(|(m, d)| price.value(m, d).0).sum();
+                let models = deltas
+                    .into_iter()
+                    .map(|(model, d)| ModelDelta {
+                        model,
+                        input_tokens: d.input_tokens,
+                        cached_input_tokens: d.cached_input_tokens,
+                        output_tokens: d.output_tokens,
+                        requests: d.requests,
+                    })
+                    .collect();
+                let state = serde_json::to_string(&st).unwrap_or_default();
+                let _ = tx.send(Update::Value(ValueUpdate {
+                    target: label.clone(),
+                    owners: owners.clone(),
+                    money,
+                    models,
+                    state,
+                }));
+                let _ = tx.send(Update::Target(label.clone(), true));
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(target_name = %label, error = %e, "value target failed; its value is not counted until it answers (said once per failure streak)");
+                    failing = true;
+                }
+                let _ = tx.send(Update::Target(label.clone(), false));
+            }
+        }
+        tokio::time::sleep(roimon_http::spread(interval)).await;
+    }
+}
+
+/// One scrape: fetch, read, and the deltas per model (empty on the
+/// baseline scrape).
+async fn scrape(
+    client: &Client,
+    url: &str,
+    kind: ServerKind,
+    st: &mut TargetState,
+) -> Result<Vec<(String, roimon_value::Delta)>, String> {
+    let resp = client
+        .send(&Request::get(url).body_limit(16 << 20))
+        .await
+        .map_err(|e| e.to_string())?;
+    let scrape = roimon_value::read_scrape(&resp.body, kind, "", Limits::default())
+        .map_err(|e| format!("cannot read {url}'s metrics: {e}"))?;
+    let update = st.observe(&scrape);
+    Ok(update
+        .deltas
+        .into_iter()
+        .filter(|(_, d)| !d.is_zero())
+        .collect())
+}

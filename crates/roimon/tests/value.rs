@@ -1,0 +1,261 @@
+//! Live value end to end: the real binary scrapes a local server that
+//! replays the recorded vLLM capture with advancing and then resetting
+//! counters, takes pushed value and scores on /api/v2/write, and the value,
+//! tokens, windows and ROI it exports are checked against hand-computed
+//! figures.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A server answering every request with the current body.
+fn serve(body: Arc<Mutex<String>>) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let b = body.lock().unwrap().clone();
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+                    b.len()
+                );
+            });
+        }
+    });
+    addr
+}
+
+/// The recorded vLLM 0.4.3 capture with its counters set.
+fn vllm(capture: &str, start: f64, prompt: f64, generated: f64, requests: f64) -> String {
+    capture
+        .replace(
+            "process_start_time_seconds 1.7181405583e+09",
+            &format!("process_start_time_seconds {start}"),
+        )
+        .replace(
+            "vllm:prompt_tokens_total{model_name=\"facebook/opt-125m\"} 5.0",
+            &format!("vllm:prompt_tokens_total{{model_name=\"facebook/opt-125m\"}} {prompt}"),
+        )
+        .replace(
+            "vllm:generation_tokens_total{model_name=\"facebook/opt-125m\"} 7.0",
+            &format!("vllm:generation_tokens_total{{model_name=\"facebook/opt-125m\"}} {generated}"),
+        )
+        .replace(
+            "vllm:request_success_total{finished_reason=\"length\",model_name=\"facebook/opt-125m\"} 1.0",
+            &format!("vllm:request_success_total{{finished_reason=\"length\",model_name=\"facebook/opt-125m\"}} {requests}"),
+        )
+}
+
+/// POST a body to the daemon; (status, response body).
+fn post(addr: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (h, b) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        h.split_whitespace().nth(1).unwrap().parse().unwrap(),
+        b.to_string(),
+    )
+}
+
+#[test]
+fn scraped_and_pushed_value_is_counted_exactly_and_sets_roi() {
+    let Some(fixtures) = fixtures_dir() else {
+        return;
+    };
+    let capture =
+        std::fs::read_to_string(fixtures.join("inference/vllm-0.4.3-v0-opt-125m.prom")).unwrap();
+    let body = Arc::new(Mutex::new(vllm(&capture, 1.0e9, 5.0, 7.0, 1.0)));
+    let target = serve(body.clone());
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        r#"
+[sampling]
+interval_secs = 0.2
+[gpu]
+source = "none"
+[host]
+power = "model"
+rapl_root = "{none}"
+[price]
+currency = "EUR"
+price_per_kwh = 0.30
+[costs]
+purchase = 315576.0
+depreciation_years = 1.0
+[server]
+listen = "127.0.0.1:0"
+[state]
+dir = "{state}"
+checkpoint_interval_secs = 0.3
+[[value.scrape]]
+url = "http://{target}/metrics"
+name = "chat"
+team = "search"
+workload = "chat"
+interval_secs = 1
+input_per_million_tokens = 1000000.0
+output_per_million_tokens = 2000000.0
+per_request = 10.0
+[push]
+token_env = "ROIMON_TEST_PUSH_TOKEN"
+[roi]
+windows = ["5m", "1h"]
+benefit_weights = {{ precision = 1.0 }}
+"#,
+        none = tmp.path().join("none").display(),
+        state = tmp.path().join("state").display(),
+    );
+    let path = tmp.path().join("c.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let d = Daemon::start_env(&path, &[], &[("ROIMON_TEST_PUSH_TOKEN", "s3cret")]);
+    let value =
+        "roimon_value_total{team=\"search\",workload=\"chat\",source=\"chat\",currency=\"EUR\"}";
+    // The first scrape is the baseline: the server's history before roimon
+    // watched is not value roimon saw.
+    d.wait_metrics("the target scraped", |m| {
+        value_of(m, "roimon_value_target_up{target=\"chat\"}") == Some(1.0)
+    });
+    let m = d.wait_metrics("the value series", |m| value_of(m, value).is_some());
+    assert_eq!(value_of(&m, value), Some(0.0), "baseline books nothing");
+
+    // 10 prompt and 20 generated tokens and 2 requests: 10 + 40 + 20 = 70.
+    *body.lock().unwrap() = vllm(&capture, 1.0e9, 15.0, 27.0, 3.0);
+    d.wait_metrics("70 booked", |m| value_of(m, value) == Some(70.0));
+    // The server restarts (new start time, counters from 0): its new counts
+    // are the delta, never a negative one: 4 + 12 + 10 = 26.
+    *body.lock().unwrap() = vllm(&capture, 1.1e9, 4.0, 6.0, 1.0);
+    let m = d.wait_metrics("96 booked", |m| value_of(m, value) == Some(96.0));
+    let tok = |dir: &str| {
+        value_of(
+            &m,
+            &format!(
+                "roimon_tokens_total{{team=\"search\",workload=\"chat\",model=\"facebook/opt-125m\",direction=\"{dir}\"}}"
+            ),
+        )
+    };
+    assert_eq!((tok("input"), tok("output")), (Some(14.0), Some(26.0)));
+    assert_eq!(
+        value_of(
+            &m,
+            "roimon_requests_total{team=\"search\",workload=\"chat\",model=\"facebook/opt-125m\"}"
+        ),
+        Some(3.0)
+    );
+
+    // Pushes: the token is required.
+    let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let line = format!("roimon_value,team=ads,workload=bid amount=12.5 {now_ns}\n");
+    assert_eq!(post(&d.addr, "/api/v2/write", &[], line.as_bytes()).0, 401);
+    let auth = [("Authorization", "Token s3cret")];
+    assert_eq!(
+        post(
+            &d.addr,
+            "/api/v2/write?org=x&bucket=y",
+            &auth,
+            line.as_bytes()
+        )
+        .0,
+        204
+    );
+    // A client's retry of the same point counts once.
+    assert_eq!(
+        post(&d.addr, "/api/v2/write", &auth, line.as_bytes()).0,
+        204
+    );
+    // A batch with a bad second line writes nothing and names the line.
+    let bad = format!(
+        "roimon_value,team=ads,workload=bid amount=100 {now_ns}\nroimon_value,team=ads amount=-3 {now_ns}\n"
+    );
+    let (status, why) = post(&d.addr, "/api/v2/write", &auth, bad.as_bytes());
+    assert_eq!(status, 400, "{why}");
+    let why: serde_json::Value = serde_json::from_str(&why).unwrap();
+    assert_eq!(why["line"], 2, "{why}");
+    // Seconds precision, and a score.
+    let kpi = format!(
+        "roimon_kpi,team=ads,workload=bid precision=0.9 {}\n",
+        now_ns / 1_000_000_000
+    );
+    assert_eq!(
+        post(&d.addr, "/api/v2/write?precision=s", &auth, kpi.as_bytes()).0,
+        204
+    );
+
+    let pushed =
+        "roimon_value_total{team=\"ads\",workload=\"bid\",source=\"push\",currency=\"EUR\"}";
+    // New series first show 0 (so increase() sees their start), then 12.5.
+    let m = d.wait_metrics("pushed value", |m| value_of(m, pushed) == Some(12.5));
+    assert_eq!(
+        value_of(&m, "roimon_push_points_total{result=\"duplicate\"}"),
+        Some(1.0)
+    );
+
+    // The windows hold all of it; ROI is (V − M)/M of the same window.
+    let wv = value_of(&m, "roimon_window_value{window=\"5m\",currency=\"EUR\"}").unwrap();
+    let wc = value_of(&m, "roimon_window_cost{window=\"5m\",currency=\"EUR\"}").unwrap();
+    assert_eq!(wv, 108.5);
+    assert!(wc > 0.0);
+    let roi = value_of(&m, "roimon_roi_ratio{window=\"5m\"}").unwrap();
+    assert!(
+        (roi - (wv - wc) / wc).abs() < 1e-9 * roi.abs().max(1.0),
+        "{roi} vs {wv} {wc}"
+    );
+    // P = 0.9 (one indicator, weight 1); C = the window's cost, weights 1.
+    let eff = value_of(&m, "roimon_weighted_efficiency{window=\"5m\"}").unwrap();
+    assert!((eff - 0.9 / wc).abs() < 1e-9 * eff, "{eff} vs {}", 0.9 / wc);
+    let (_, summary) = d.get("/api/v1/summary");
+    let s: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(s["scores"]["precision"], 0.9);
+    assert_eq!(s["value"]["total"], 108.5);
+    promtool_check_metrics(&m);
+
+    // A restart resumes value and the target's counters: nothing counted
+    // twice, nothing lost.
+    let (st, _) = d.stop("TERM");
+    assert_eq!(st.code(), Some(0));
+    *body.lock().unwrap() = vllm(&capture, 1.1e9, 5.0, 6.0, 1.0);
+    let d = Daemon::start_env(&path, &[], &[("ROIMON_TEST_PUSH_TOKEN", "s3cret")]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = d.metrics();
+        if value_of(&m, value) == Some(97.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "one more prompt token after the restart:\n{m}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (st, _) = d.stop("TERM");
+    assert_eq!(st.code(), Some(0));
+}
+
+fn value_of(m: &str, series: &str) -> Option<f64> {
+    value(m, series)
+}
