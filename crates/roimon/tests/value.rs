@@ -259,3 +259,72 @@ benefit_weights = {{ precision = 1.0 }}
 fn value_of(m: &str, series: &str) -> Option<f64> {
     value(m, series)
 }
+
+/// InfluxData's own Python client (`influxdb-client` from PyPI, installed
+/// by `.ci/run`) writes to roimon as it would to InfluxDB: token auth, gzip,
+/// its precision parameter.
+#[test]
+fn the_influxdb_python_client_pushes_value() {
+    let have = std::process::Command::new("python3")
+        .args(["-c", "import influxdb_client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        assert!(
+            std::env::var("CI").is_err(),
+            "python3 with influxdb-client is required under CI (.ci/run installs it)"
+        );
+        eprintln!("SKIP: python3 -m pip install influxdb-client to run this test");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "[gpu]\nsource = \"none\"\n[host]\npower = \"model\"\nrapl_root = \"{}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[state]\ndir = \"{}\"\ncheckpoint_interval_secs = 0.3\n[push]\ntoken_env = \"ROIMON_TEST_PUSH_TOKEN\"\n",
+        tmp.path().join("none").display(),
+        tmp.path().join("state").display()
+    );
+    let path = tmp.path().join("c.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let d = Daemon::start_env(&path, &[], &[("ROIMON_TEST_PUSH_TOKEN", "py-token")]);
+    let script = r#"
+import sys, time
+from influxdb_client import InfluxDBClient, Point, WritePrecision
+from influxdb_client.client.write_api import SYNCHRONOUS
+url, token = sys.argv[1], sys.argv[2]
+with InfluxDBClient(url=url, token=token, org="o", enable_gzip=True) as c:
+    w = c.write_api(write_options=SYNCHRONOUS)
+    now = int(time.time())
+    w.write(bucket="b", record=Point("roimon_value").tag("team", "ads").tag("workload", "bid").field("amount", 7.25).time(now, WritePrecision.S))
+    w.write(bucket="b", record="roimon_kpi,team=ads,workload=bid satisfaction=0.8 %d" % (now * 1000), write_precision=WritePrecision.MS)
+    # The same point again (a retry): counted once.
+    w.write(bucket="b", record=Point("roimon_value").tag("team", "ads").tag("workload", "bid").field("amount", 7.25).time(now, WritePrecision.S))
+    try:
+        InfluxDBClient(url=url, token="wrong", org="o").write_api(write_options=SYNCHRONOUS).write(bucket="b", record="roimon_value,team=x amount=1")
+        print("no 401")
+        sys.exit(1)
+    except Exception as e:
+        assert "401" in str(e), e
+print("ok")
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(format!("http://{}", d.addr))
+        .arg("py-token")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let series =
+        "roimon_value_total{team=\"ads\",workload=\"bid\",source=\"push\",currency=\"EUR\"}";
+    d.wait_metrics("7.25 pushed once", |m| value(m, series) == Some(7.25));
+    let (_, summary) = d.get("/api/v1/summary");
+    let s: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(s["scores"]["satisfaction"], 0.8);
+    let (st, _) = d.stop("TERM");
+    assert_eq!(st.code(), Some(0));
+}
