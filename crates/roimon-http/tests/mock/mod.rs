@@ -1,5 +1,5 @@
-//! A scripted HTTP/1.1 server on loopback for the client tests (a copy of
-//! the price-feed tests' one, keeping raw bodies and sending headers): each
+//! A scripted HTTP/1.1 server on loopback for the client tests and the
+//! daemon's price-feed tests (included there by path): each
 //! request gets the next step of a script (the last step repeats), and every
 //! request is recorded. Raw std TCP, so it can also stall mid-body.
 

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+/// The scripted HTTP server, shared with roimon-http's tests.
+#[path = "../../../roimon-http/tests/mock/mod.rs"]
 pub mod mock;
 
 use std::io::{BufRead, BufReader, Read, Write};
