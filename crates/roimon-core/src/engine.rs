@@ -841,9 +841,22 @@ impl Engine {
         }
     }
 
-    /// Put a pushed benefit indicator score in force (the latest wins).
+    /// Put a pushed benefit indicator score in force (the newest by its
+    /// time stamp wins).
     pub fn set_kpi(&mut self, kpi: Kpi) {
         if !kpi.score.is_finite() {
+            return;
+        }
+        // The newest by its own time wins: a late retry or a back-filled
+        // older score does not replace a newer one.
+        let newer_kept = self.counters.kpis.iter().any(|k| {
+            k.team == kpi.team
+                && k.workload == kpi.workload
+                && k.indicator == kpi.indicator
+                && k.at.is_some()
+                && k.at > kpi.at
+        });
+        if newer_kept {
             return;
         }
         self.counters.kpis.retain(|k| {
@@ -2162,6 +2175,15 @@ mod tests {
             indicator: "precision".into(),
             score: 0.6,
             at: Some(t0()),
+        });
+        // An older score arriving later (a back-fill, a late retry) does not
+        // replace it.
+        e.set_kpi(Kpi {
+            team: "search".into(),
+            workload: "llm".into(),
+            indicator: "precision".into(),
+            score: 0.1,
+            at: Some(t0() - Duration::hours(1)),
         });
         e.ingest(
             tick(100.0),

@@ -6,9 +6,12 @@
 //! boundary at or before `now − window`, so they are exact over the span
 //! they report (`span_secs`: between the window and one bucket more). The
 //! state is part of the checkpoint, so windows survive a restart (the
-//! downtime adds fixed cost and no value). A trailing baseline of each
-//! window's ROI (an EWMA with a one-day time constant, sampled at bucket
-//! boundaries) says whether ROI fell against its own history.
+//! downtime adds fixed cost and no value to the windows that span it; a
+//! window shorter than a gap reports the shorter span after it instead of
+//! reaching back across it). A trailing baseline of each window's ROI (an
+//! EWMA with a time constant of one day or four buckets, whichever is
+//! longer, sampled at bucket boundaries where the window covers its own
+//! length) says whether ROI fell against its own history.
 
 use crate::cost::Component;
 use crate::engine::{Counters, Owner};
@@ -162,6 +165,11 @@ impl Windows {
     /// O(1) amortised per call (one comparison per window; totals are
     /// computed only when some window needs a boundary).
     pub fn observe(&mut self, now: DateTime<Utc>, counters: &Counters) {
+        // A clock set back: marks "in the future" describe nothing that
+        // has happened yet; drop them.
+        for w in self.by_label.values_mut() {
+            w.marks.retain(|(t, _)| *t <= now);
+        }
         let due = self.by_label.values().any(|w| {
             let g = Duration::seconds((w.seconds / BUCKETS).max(1));
             w.marks.last().is_none_or(|(t, _)| now >= *t + g)
@@ -176,13 +184,16 @@ impl Windows {
             if w.marks.last().is_some_and(|(t, _)| now < *t + step) {
                 continue;
             }
-            // The window's ROI at this boundary feeds the baseline.
-            if let Some(base) =
-                base_mark(&w.marks, now, w.seconds).filter(|_| !counters.value.is_empty())
+            // The window's ROI at this boundary feeds the baseline, when
+            // the window covers about its own length.
+            if let Some(base) = base_mark(&w.marks, now, w.seconds, g)
+                .filter(|_| !counters.value.is_empty())
+                .filter(|(t, _)| (now - *t).num_seconds() <= w.seconds + g)
+                .filter(|(t, _)| (now - *t).num_seconds() >= w.seconds)
             {
                 let d = totals.minus(&base.1);
                 if let Some(r) = roi(d.value, d.money()) {
-                    let alpha = (g as f64 / BASELINE_SECS).min(1.0);
+                    let alpha = g as f64 / BASELINE_SECS.max(4.0 * g as f64);
                     w.baseline_roi = Some(match w.baseline_roi {
                         Some(b) => b + alpha * (r - b),
                         None => r,
@@ -204,17 +215,24 @@ impl Windows {
     }
 }
 
+/// The mark a window's figures start from: the latest at or before
+/// `now − window`, if it is within one bucket of it; otherwise (history
+/// younger than the window, or a gap such as roimon being stopped) the
+/// oldest mark after that, so the window reports the shorter span it
+/// really covers instead of reaching back across the gap.
 fn base_mark(
     marks: &[(DateTime<Utc>, Totals)],
     now: DateTime<Utc>,
     seconds: i64,
+    step: i64,
 ) -> Option<&(DateTime<Utc>, Totals)> {
     let cut = now - Duration::seconds(seconds);
-    marks
-        .iter()
-        .rev()
-        .find(|(t, _)| *t <= cut)
-        .or_else(|| marks.first())
+    let far = cut - Duration::seconds(step);
+    let past = marks.iter().filter(|(t, _)| *t <= now);
+    match past.clone().rev().find(|(t, _)| *t <= cut) {
+        Some(m) if m.0 >= far => Some(m),
+        found => past.clone().find(|(t, _)| *t > far).or(found),
+    }
 }
 
 /// One owner over a window.
@@ -302,7 +320,8 @@ impl Windows {
             .by_label
             .iter()
             .map(|(label, w)| {
-                let (span, d) = match base_mark(&w.marks, now, w.seconds) {
+                let g = (w.seconds / BUCKETS).max(1);
+                let (span, d) = match base_mark(&w.marks, now, w.seconds, g) {
                     Some((t, base)) => (
                         (now - *t).num_milliseconds() as f64 / 1000.0,
                         totals.minus(base),
@@ -457,8 +476,8 @@ mod tests {
         let json = serde_json::to_string(&w).unwrap();
         let mut w: Windows = serde_json::from_str(&json).unwrap();
         w.observe(t(700), &counters(700.0, 0.0));
-        // Right after the restart the 5m window reaches back to the last
-        // boundary before the downtime: it says so in its span.
+        // Right after the restart the 5m window does not reach back across
+        // the gap in its marks: it reports the shorter span after it.
         let views = w.views(
             t(700),
             &counters(700.0, 0.0),
@@ -466,7 +485,7 @@ mod tests {
             &BTreeMap::new(),
         );
         assert_eq!(views[0].window, "5m");
-        assert_eq!((views[0].span_secs, views[0].cost), (700.0, 700.0));
+        assert_eq!((views[0].span_secs, views[0].cost), (100.0, 100.0));
         w.observe(t(1000), &counters(1000.0, 0.0));
         let views = w.views(
             t(1000),
@@ -480,6 +499,30 @@ mod tests {
         assert_eq!((hour.span_secs, hour.cost), (1000.0, 1000.0));
         // No value, money spent: ROI −1.
         assert_eq!(hour.roi, Some(-1.0));
+    }
+
+    #[test]
+    fn a_clock_set_back_drops_marks_from_the_future_and_spans_stay_positive() {
+        let mut w = Windows::default();
+        w.configure(&[("5m".into(), 300)]);
+        for s in (0..1000).step_by(10) {
+            w.observe(t(s), &counters(s as f64, s as f64 * 2.0));
+        }
+        // The clock jumps back 500 s.
+        w.observe(t(490), &counters(1000.0, 2000.0));
+        assert!(w.by_label["5m"].marks.iter().all(|(m, _)| *m <= t(490)));
+        let v = &w.views(
+            t(495),
+            &counters(1005.0, 2010.0),
+            &RoiWeights::default(),
+            &BTreeMap::new(),
+        )[0];
+        assert!(
+            v.span_secs >= 0.0 && v.span_secs <= 310.0,
+            "{}",
+            v.span_secs
+        );
+        assert!(v.cost >= 0.0);
     }
 
     #[test]

@@ -444,6 +444,14 @@ impl Dedup {
         self.set.contains(key)
     }
 
+    /// Apply new limits (a changed configuration) to a window loaded from
+    /// the state: the oldest entries go first if it is now smaller.
+    pub fn set_limits(&mut self, max_entries: usize, max_age_ns: i64, now_ns: i64) {
+        self.max_entries = max_entries;
+        self.max_age_ns = max_age_ns;
+        self.expire(now_ns);
+    }
+
     fn expire(&mut self, now_ns: i64) {
         let oldest = now_ns.saturating_sub(self.max_age_ns);
         while let Some(&(k, at)) = self.order.front() {

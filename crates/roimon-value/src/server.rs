@@ -108,6 +108,46 @@ pub struct Scrape {
     pub models: BTreeMap<String, ModelCounters>,
     /// `process_start_time_seconds`, if the server exports it.
     pub process_start_time: Option<f64>,
+    /// Every series summed into `models`, by identity (metric and labels):
+    /// (model, field, value). Counter resets are found per series, as
+    /// Prometheus' `increase()` does, so one engine or model version
+    /// restarting does not make the others' history count again.
+    pub series: BTreeMap<String, (String, CounterField, f64)>,
+}
+
+/// Which figure of a model a series counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CounterField {
+    /// Prompt tokens (cached included).
+    Input,
+    /// Cached prompt tokens.
+    Cached,
+    /// Generated tokens.
+    Output,
+    /// Successful requests.
+    Requests,
+}
+
+fn series_id(s: &Sample) -> String {
+    let mut id = s.name.clone();
+    id.push('{');
+    for (k, v) in &s.labels {
+        id.push_str(k);
+        id.push('=');
+        id.push_str(v);
+        id.push(',');
+    }
+    id.push('}');
+    id
+}
+
+fn public(f: Field) -> CounterField {
+    match f {
+        Field::Input => CounterField::Input,
+        Field::Cached => CounterField::Cached,
+        Field::Output => CounterField::Output,
+        Field::Requests => CounterField::Requests,
+    }
 }
 
 impl Scrape {
@@ -324,6 +364,7 @@ pub fn extract(
     };
     let (srcs, looked_for) = sources(kind);
     let mut models: BTreeMap<String, ModelCounters> = BTreeMap::new();
+    let mut series = BTreeMap::new();
     let mut found = false;
     let mut cached_found = false;
     for source in srcs {
@@ -341,9 +382,9 @@ pub fn extract(
                 continue;
             }
             let v = check(s)?;
-            let m = models
-                .entry(model_of(s, default_model).to_owned())
-                .or_default();
+            let model = model_of(s, default_model).to_owned();
+            series.insert(series_id(s), (model.clone(), public(source.field), v));
+            let m = models.entry(model).or_default();
             add(field(m, source.field), v);
             cached_found |= matches!(source.field, Field::Cached);
         }
@@ -351,9 +392,9 @@ pub fn extract(
     if kind == ServerKind::Vllm && !cached_found {
         for s in e.samples_named(VLLM_CACHED_FALLBACK) {
             let v = check(s)?;
-            let m = models
-                .entry(model_of(s, default_model).to_owned())
-                .or_default();
+            let model = model_of(s, default_model).to_owned();
+            series.insert(series_id(s), (model.clone(), CounterField::Cached, v));
+            let m = models.entry(model).or_default();
             add(&mut m.cached_input_tokens, v);
         }
     }
@@ -368,5 +409,6 @@ pub fn extract(
         kind,
         models,
         process_start_time,
+        series,
     })
 }

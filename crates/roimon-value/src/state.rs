@@ -3,7 +3,7 @@
 //! served between two scrapes. A server restart never makes a negative
 //! delta: the counters' new values are what it served since it started.
 
-use crate::server::{ModelCounters, Scrape};
+use crate::server::{CounterField, ModelCounters, Scrape};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -76,16 +76,14 @@ pub struct TargetState {
     /// earlier value).
     #[serde(default)]
     models: BTreeMap<String, ModelCounters>,
+    /// Last value of every series (a series the last scrape lacked keeps
+    /// its earlier value, so it is not counted twice when it returns).
+    #[serde(default)]
+    series: BTreeMap<String, f64>,
 }
 
-fn pairs(c: &ModelCounters) -> [Option<f64>; 4] {
-    [
-        c.input_tokens,
-        c.cached_input_tokens,
-        c.output_tokens,
-        c.requests,
-    ]
-}
+/// Most series remembered per target.
+pub const MAX_SERIES: usize = 16 * MAX_MODELS;
 
 impl TargetState {
     /// No state yet: the next scrape is a baseline.
@@ -99,55 +97,74 @@ impl TargetState {
     }
 
     /// Feed one scrape; get what each model served since the previous one.
+    /// A series whose value went down was reset (its server part restarted):
+    /// its new value is its delta, never a negative one; the other series
+    /// count as usual. A new `process_start_time_seconds` resets them all.
     pub fn observe(&mut self, scrape: &Scrape) -> Update {
         let baseline = !self.started;
-        let restarted = !baseline && self.restarted(scrape);
-        let mut deltas = BTreeMap::new();
-        for (model, now) in &scrape.models {
-            let before = self.models.get(model);
-            let d = |now: Option<f64>, before: Option<f64>| -> f64 {
-                match (now, before) {
-                    _ if baseline => 0.0,
-                    (None, _) => 0.0,
-                    (Some(n), _) if restarted => n,
-                    (Some(n), Some(b)) => (n - b).max(0.0),
-                    // A counter that appears after the baseline started at 0.
-                    (Some(n), None) => n,
+        let new_process = !baseline
+            && matches!(
+                (self.process_start_time, scrape.process_start_time),
+                (Some(a), Some(b)) if a != b
+            );
+        let mut deltas: BTreeMap<String, Delta> = scrape
+            .models
+            .keys()
+            .map(|m| (m.clone(), Delta::default()))
+            .collect();
+        let mut any_reset = false;
+        for (id, (model, field, now)) in &scrape.series {
+            let d = if baseline {
+                0.0
+            } else if new_process {
+                *now
+            } else {
+                match self.series.get(id) {
+                    Some(before) if now >= before => now - before,
+                    Some(_) => {
+                        any_reset = true;
+                        *now
+                    }
+                    // A series that appears after the baseline started at 0.
+                    None => *now,
                 }
             };
-            let b = before.copied().unwrap_or_default();
-            deltas.insert(
-                model.clone(),
-                Delta {
-                    input_tokens: d(now.input_tokens, b.input_tokens),
-                    cached_input_tokens: d(now.cached_input_tokens, b.cached_input_tokens),
-                    output_tokens: d(now.output_tokens, b.output_tokens),
-                    requests: d(now.requests, b.requests),
-                },
-            );
+            let e = deltas.entry(model.clone()).or_default();
+            let slot = match field {
+                CounterField::Input => &mut e.input_tokens,
+                CounterField::Cached => &mut e.cached_input_tokens,
+                CounterField::Output => &mut e.output_tokens,
+                CounterField::Requests => &mut e.requests,
+            };
+            *slot += d.max(0.0);
         }
-        self.record(scrape, restarted);
+        let restarted = new_process || any_reset;
+        self.record(scrape, new_process);
+        if new_process {
+            self.series.clear();
+        }
+        for (id, (_, _, v)) in &scrape.series {
+            self.series.insert(id.clone(), *v);
+        }
+        if self.series.len() > MAX_SERIES {
+            let absent: Vec<String> = self
+                .series
+                .keys()
+                .filter(|k| !scrape.series.contains_key(*k))
+                .cloned()
+                .collect();
+            for k in absent {
+                if self.series.len() <= MAX_SERIES {
+                    break;
+                }
+                self.series.remove(&k);
+            }
+        }
         Update {
             deltas,
             baseline,
             restarted,
         }
-    }
-
-    fn restarted(&self, scrape: &Scrape) -> bool {
-        if let (Some(a), Some(b)) = (self.process_start_time, scrape.process_start_time)
-            && a != b
-        {
-            return true;
-        }
-        scrape.models.iter().any(|(model, now)| {
-            self.models.get(model).is_some_and(|before| {
-                pairs(now)
-                    .iter()
-                    .zip(pairs(before))
-                    .any(|(n, b)| matches!((n, b), (Some(n), Some(b)) if *n < b))
-            })
-        })
     }
 
     fn record(&mut self, scrape: &Scrape, restarted: bool) {

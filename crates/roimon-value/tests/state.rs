@@ -135,12 +135,48 @@ fn tgi_counter_drop_without_start_time_is_a_restart() {
     let t1 = set(&t1, "tgi_request_success ", "110");
     let u = st.observe(&scrape(&t1));
     assert_eq!(u.deltas[""], delta(38.0, 0.0, 77.0, 1.0));
-    // Only the request counter drops: still a restart, never negative.
+    // Only the request counter drops: that counter was reset, and its new
+    // value is its delta (never negative); the others count as usual.
     let t2 = set(&t1, "tgi_request_success ", "4");
     let t2 = set(&t2, "tgi_request_input_length_sum ", "800");
     let u = st.observe(&scrape(&t2));
     assert!(u.restarted);
-    assert_eq!(u.deltas[""], delta(800.0, 0.0, 3_500.0, 4.0));
+    assert_eq!(u.deltas[""], delta(100.0, 0.0, 0.0, 4.0));
+}
+
+#[test]
+fn one_engine_restarting_does_not_count_the_others_history_again() {
+    let Some(body) = common::recorded(V1) else {
+        return;
+    };
+    let t0 = String::from_utf8(body).unwrap();
+    // A second engine of the same model, as vLLM V1 with two engines shows.
+    let engine1 =
+        |v: &str| format!("vllm:prompt_tokens_total{{engine=\"1\",model_name=\"{MODEL}\"}} {v}\n");
+    // Right after engine 0's sample of the same family.
+    let with = |text: &str, v: &str| {
+        let mut out = String::new();
+        for line in text.split_inclusive('\n') {
+            out.push_str(line);
+            if line.starts_with("vllm:prompt_tokens_total{engine=\"0\"") {
+                out.push_str(&engine1(v));
+            }
+        }
+        out
+    };
+    let mut st = TargetState::new();
+    st.observe(&scrape(&with(&t0, "1000.0")));
+    // Engine 0 serves 100 more prompt tokens; engine 1 restarts and has
+    // served 10 since: 110, not engine 0's 3.6 M again.
+    let t1 = v1(&t0, "3675528.0", "3241216.0", "44995.0", "26.0");
+    let u = st.observe(&scrape(&with(&t1, "10.0")));
+    assert!(u.restarted);
+    assert_eq!(u.deltas[MODEL], delta(110.0, 0.0, 0.0, 0.0));
+    // And both go on from there.
+    let t2 = v1(&t0, "3675628.0", "3241216.0", "44995.0", "26.0");
+    let u = st.observe(&scrape(&with(&t2, "15.0")));
+    assert!(!u.restarted);
+    assert_eq!(u.deltas[MODEL], delta(105.0, 0.0, 0.0, 0.0));
 }
 
 #[test]

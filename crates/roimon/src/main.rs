@@ -378,7 +378,9 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
             max_past_secs: cfg.push.max_age_secs as u64,
             max_future_secs: cfg.push.max_future_secs as u64,
             max_body_bytes: cfg.push.max_body_bytes as usize,
-            max_points: 1_000_000,
+            // A batch never holds more points than the dedup window, so a
+            // whole retried batch is recognised.
+            max_points: cfg.push.dedup_max_points.min(1_000_000),
         },
         tx: std::sync::Mutex::new(tx.clone()),
         stats: Default::default(),

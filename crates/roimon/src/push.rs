@@ -42,6 +42,7 @@ pub struct Stats {
     accepted: AtomicU64,
     duplicates: AtomicU64,
     rejected: AtomicU64,
+    too_large: AtomicU64,
     unauthorized: AtomicU64,
 }
 
@@ -57,10 +58,12 @@ impl Stats {
              # HELP roimon_push_rejected_total Requests to /api/v2/write refused: a bad line (400, nothing written), too large (413) or without the token (401).\n\
              # TYPE roimon_push_rejected_total counter\n\
              roimon_push_rejected_total{{reason=\"bad_request\"}} {}\n\
+             roimon_push_rejected_total{{reason=\"too_large\"}} {}\n\
              roimon_push_rejected_total{{reason=\"unauthorized\"}} {}\n",
             l(&self.accepted),
             l(&self.duplicates),
             l(&self.rejected),
+            l(&self.too_large),
             l(&self.unauthorized),
         )
     }
@@ -128,32 +131,6 @@ pub async fn write(
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-    let max = p.rules.max_body_bytes;
-    let body: Vec<u8> = if gzip {
-        let mut out = Vec::new();
-        let read = flate2::read::GzDecoder::new(&body[..])
-            .take(max as u64 + 1)
-            .read_to_end(&mut out);
-        if let Err(e) = read {
-            p.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                &format!("not a gzip body: {e}"),
-                None,
-            );
-        }
-        out
-    } else {
-        body.to_vec()
-    };
-    if body.len() > max {
-        p.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        return json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("the body is larger than {max} bytes (push.max_body_bytes)"),
-            None,
-        );
-    }
     let precision = match q.get("precision").map(String::as_str) {
         None => Precision::Ns,
         Some(s) => match Precision::from_str(s) {
@@ -169,20 +146,29 @@ pub async fn write(
         },
     };
     let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-    let points = match roimon_value::parse_batch(&body, precision, now_ns, &p.rules) {
+    // Decoding and parsing a large batch is CPU work: off the async thread,
+    // so /metrics and the feeds are not held up.
+    let rules = p.rules.clone();
+    let parsed = tokio::task::spawn_blocking(move || {
+        decode_and_parse(&body, gzip, precision, now_ns, &rules)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: {e}"),
+            None,
+        ))
+    });
+    let points = match parsed {
         Ok(points) => points,
-        Err(e) => {
-            p.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            let code = if matches!(e, roimon_value::PushError::TooLarge { .. }) {
-                StatusCode::PAYLOAD_TOO_LARGE
+        Err((code, why, line)) => {
+            if code == StatusCode::PAYLOAD_TOO_LARGE {
+                p.stats.too_large.fetch_add(1, Ordering::Relaxed);
             } else {
-                StatusCode::BAD_REQUEST
-            };
-            return json_error(
-                code,
-                &format!("{e}; nothing of this batch was written"),
-                e.line(),
-            );
+                p.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            return json_error(code, &why, line);
         }
     };
     if points.is_empty() {
@@ -217,6 +203,60 @@ pub async fn write(
             None,
         ),
     }
+}
+
+type Refusal = (StatusCode, String, Option<usize>);
+
+/// Decode (gzip) within the cap and parse every line; any bad line refuses
+/// the batch.
+fn decode_and_parse(
+    body: &[u8],
+    gzip: bool,
+    precision: Precision,
+    now_ns: i64,
+    rules: &PushRules,
+) -> Result<Vec<PushedPoint>, Refusal> {
+    let max = rules.max_body_bytes;
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {max} bytes (push.max_body_bytes)"),
+            None,
+        )
+    };
+    let decoded;
+    let body = if gzip {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(body)
+            .take(max as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("not a gzip body: {e}"),
+                    None,
+                )
+            })?;
+        decoded = out;
+        &decoded[..]
+    } else {
+        body
+    };
+    if body.len() > max {
+        return Err(too_large());
+    }
+    roimon_value::parse_batch(body, precision, now_ns, rules).map_err(|e| {
+        let code = if matches!(e, roimon_value::PushError::TooLarge { .. }) {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        (
+            code,
+            format!("{e}; nothing of this batch was written"),
+            e.line(),
+        )
+    })
 }
 
 /// Apply a batch in the sampler: drop duplicates (the window is kept with

@@ -283,6 +283,10 @@ struct Running {
     warned_unmatched: Vec<String>,
     /// Why the loop must end now with an error (the state dir was lost).
     fatal: Option<String>,
+    /// The push dedup window, typed (kept in the checkpoint as JSON,
+    /// written only when it changed).
+    dedup: Option<roimon_value::Dedup>,
+    dedup_dirty: bool,
     #[cfg(test)]
     panic_at_tick: Option<u64>,
 }
@@ -351,17 +355,28 @@ impl Running {
     /// checkpoint written before the client hears 204.
     fn apply_push(&mut self, job: crate::push::Job) {
         let (max_points, max_age_ns) = self.s.push_dedup;
-        let mut dedup: roimon_value::Dedup = self
-            .s
-            .engine
-            .extension(crate::push::DEDUP_KEY)
-            .and_then(|j| serde_json::from_str(j).ok())
-            .unwrap_or_else(|| roimon_value::Dedup::new(max_points, max_age_ns));
-        let (n, dups) = crate::push::apply(&mut self.s.engine, &mut dedup, job.points, job.now_ns);
-        if let Ok(j) = serde_json::to_string(&dedup) {
-            self.s.engine.set_extension(crate::push::DEDUP_KEY, j);
-        }
-        let saved = if n > 0 { self.save() } else { Ok(()) };
+        let engine = &self.s.engine;
+        let dedup = self.dedup.get_or_insert_with(|| {
+            let mut d = engine
+                .extension(crate::push::DEDUP_KEY)
+                .and_then(|j| match serde_json::from_str::<roimon_value::Dedup>(j) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the kept push dedup window does not parse; starting an empty one (a retry of an earlier batch may count again)");
+                        None
+                    }
+                })
+                .unwrap_or_else(|| roimon_value::Dedup::new(max_points, max_age_ns));
+            // The configuration in force, not the one it was saved under.
+            d.set_limits(max_points, max_age_ns, job.now_ns);
+            d
+        });
+        let (n, dups) = crate::push::apply(&mut self.s.engine, dedup, job.points, job.now_ns);
+        self.dedup_dirty |= n > 0;
+        // Written before the 204, whether or not this batch was new: a retry
+        // of a batch whose first save failed must not be acknowledged before
+        // it is on disk.
+        let saved = self.save();
         let _ = job.reply.send(saved.map(|()| (n, dups)).map_err(|e| {
             format!("the batch is counted but could not be written to disk ({e}); retry it (it counts once)")
         }));
@@ -469,6 +484,13 @@ impl Running {
 
     /// Write a checkpoint; on failure keep the last good one on show.
     fn save(&mut self) -> Result<(), String> {
+        if self.dedup_dirty
+            && let Some(d) = &self.dedup
+            && let Ok(j) = serde_json::to_string(d)
+        {
+            self.s.engine.set_extension(crate::push::DEDUP_KEY, j);
+            self.dedup_dirty = false;
+        }
         match self.s.checkpoint.save(self.s.engine.counters()) {
             Ok(()) => {
                 self.saved = self.s.engine.counters().clone();
@@ -650,6 +672,8 @@ impl Sampler {
             first_tick_done: false,
             warned_unmatched: Vec::new(),
             fatal: None,
+            dedup: None,
+            dedup_dirty: false,
             #[cfg(test)]
             panic_at_tick,
         };

@@ -166,8 +166,15 @@ async fn scrape(
         .send(&Request::get(url).body_limit(16 << 20))
         .await
         .map_err(|e| e.to_string())?;
-    let scrape = roimon_value::read_scrape(&resp.body, kind, "", Limits::default())
-        .map_err(|e| format!("cannot read {url}'s metrics: {e}"))?;
+    // Parsing is CPU work (a big body takes milliseconds): off the async
+    // thread that also serves /metrics.
+    let body = resp.body;
+    let scrape = tokio::task::spawn_blocking(move || {
+        roimon_value::read_scrape(&body, kind, "", Limits::default())
+    })
+    .await
+    .map_err(|e| format!("internal error reading the metrics: {e}"))?
+    .map_err(|e| format!("cannot read {url}'s metrics: {e}"))?;
     let update = st.observe(&scrape);
     Ok(update
         .deltas

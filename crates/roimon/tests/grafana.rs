@@ -373,10 +373,10 @@ fn exported_metrics() -> BTreeSet<String> {
             energy_counter: Some(Joules(j)),
         })
     };
-    // Value and scores, so the ROI families have samples; the last tick is
-    // past a 5m bucket boundary, so the baseline has one too.
+    // Value and scores, so the ROI families have samples; the ticks span a
+    // whole 1m window, so the baseline has one too.
     e.set_roi(
-        &[("5m".into(), 300)],
+        &[("1m".into(), 60)],
         roimon_core::window::RoiWeights {
             benefit: [("precision".to_string(), 1.0)].into(),
             cost: Default::default(),
@@ -407,7 +407,9 @@ fn exported_metrics() -> BTreeSet<String> {
         (2, 500.0, 200.0),
         (3, 100.0, 300.0),
         (4, 150.0, 350.0),
+        (10, 500.0, 600.0),
         (20, 1000.0, 900.0),
+        (70, 3000.0, 2000.0),
     ] {
         e.ingest(
             Tick {

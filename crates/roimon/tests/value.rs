@@ -252,6 +252,16 @@ benefit_weights = {{ precision = 1.0 }}
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // A client retries its batch after roimon restarted: the dedup window
+    // was kept with the counters, so it counts once.
+    assert_eq!(
+        post(&d.addr, "/api/v2/write", &auth, line.as_bytes()).0,
+        204
+    );
+    let m = d.wait_metrics("the retry seen", |m| {
+        value_of(m, "roimon_push_points_total{result=\"duplicate\"}") == Some(1.0)
+    });
+    assert_eq!(value_of(&m, pushed), Some(12.5));
     let (st, _) = d.stop("TERM");
     assert_eq!(st.code(), Some(0));
 }

@@ -68,6 +68,15 @@ pub fn check_push(p: &Push) -> Option<(String, String)> {
             ));
         }
     }
+    if p.dedup_window_secs < p.max_age_secs {
+        return Some((
+            "push.dedup_window_secs".into(),
+            format!(
+                "must be at least push.max_age_secs ({}): a retry of a point still accepted must still be recognised, got {}",
+                p.max_age_secs, p.dedup_window_secs
+            ),
+        ));
+    }
     if !(1..=10_000_000).contains(&p.dedup_max_points) {
         return Some((
             "push.dedup_max_points".into(),
