@@ -359,6 +359,11 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
     // Value: inference servers scraped, and pushes on /api/v2/write.
     for t in &cfg.value.scrape {
         let label = t.label();
+        for u in &t.gpu_uuids {
+            if !cfg.gpu.owners.iter().any(|o| &o.gpu_uuid == u) {
+                tracing::warn!(target_name = %label, gpu_uuid = %u, "a value target names a GPU that gpu.owners does not (UUIDs are case-sensitive): its share of the value goes to unallocated");
+            }
+        }
         engine.register_target(&label);
         let state = engine
             .extension(&value_feed::state_key(&label))

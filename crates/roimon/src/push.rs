@@ -118,7 +118,7 @@ pub async fn write(
                     .or_else(|| v.strip_prefix("Bearer "))
             })
             .map(str::trim);
-        if given != Some(token.expose()) {
+        if !given.is_some_and(|g| same(g.as_bytes(), token.expose().as_bytes())) {
             p.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
             return json_error(
                 StatusCode::UNAUTHORIZED,
@@ -207,6 +207,16 @@ pub async fn write(
 
 type Refusal = (StatusCode, String, Option<usize>);
 
+/// Compare a presented token with the configured one in time that does not
+/// depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// Most distinct (team, workload) owners pushed value may create: every
+/// owner is a row, series and window entry for good.
+pub const MAX_PUSHED_OWNERS: usize = 1000;
+
 /// Decode (gzip) within the cap and parse every line; any bad line refuses
 /// the batch.
 fn decode_and_parse(
@@ -269,8 +279,24 @@ pub fn apply(
     now_ns: i64,
 ) -> (usize, usize) {
     let applied = dedup.admit(job_points, now_ns);
-    let n = applied.points.len();
+    let mut n = 0;
+    let mut owners: std::collections::BTreeSet<(String, String)> = engine
+        .counters()
+        .value
+        .keys()
+        .filter(|k| k.source == "push")
+        .map(|k| (k.team.clone(), k.workload.clone()))
+        .collect();
     for p in applied.points {
+        let key = (p.team.clone(), p.workload.clone());
+        if !owners.contains(&key) {
+            if owners.len() >= MAX_PUSHED_OWNERS {
+                tracing::warn!(team = %p.team, workload = %p.workload, max = MAX_PUSHED_OWNERS, "pushed point for a new owner refused: too many distinct pushed owners");
+                continue;
+            }
+            owners.insert(key);
+        }
+        n += 1;
         let owner = roimon_core::Owner {
             team: p.team.clone(),
             workload: if p.workload.is_empty() {
@@ -298,4 +324,47 @@ pub fn apply(
         }
     }
     (n, applied.duplicates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same(b"s3cret", b"s3cret"));
+        assert!(!same(b"s3cre", b"s3cret"));
+        assert!(!same(b"s3creT", b"s3cret"));
+        assert!(!same(b"", b"x"));
+    }
+
+    #[test]
+    fn pushed_owners_are_capped() {
+        let mut e = roimon_core::Engine::new(
+            roimon_core::EngineConfig {
+                currency: "EUR".into(),
+                pue: 1.0,
+                tariff: roimon_core::Tariff::Static(roimon_core::PricePerKwh(0.2)),
+                price_source: "static".into(),
+                fixed: Default::default(),
+                share_key: Default::default(),
+                owners: Default::default(),
+                max_gap: roimon_core::Seconds(5.0),
+            },
+            None,
+        );
+        let now = 1_800_000_000_000_000_000i64;
+        let body: String = (0..MAX_PUSHED_OWNERS + 5)
+            .map(|i| format!("roimon_value,team=t{i},workload=w amount=1 {now}\n"))
+            .collect();
+        let mut rules = PushRules::new("EUR");
+        rules.max_points = 10_000;
+        let points =
+            roimon_value::parse_batch(body.as_bytes(), Precision::Ns, now, &rules).unwrap();
+        let mut dedup = Dedup::new(100_000, 86_400_000_000_000);
+        let (n, dups) = apply(&mut e, &mut dedup, points, now);
+        assert_eq!((n, dups), (MAX_PUSHED_OWNERS, 0));
+        assert_eq!(e.counters().value.len(), MAX_PUSHED_OWNERS);
+        assert_eq!(e.counters().value_total.total(), MAX_PUSHED_OWNERS as f64);
+    }
 }
