@@ -92,6 +92,29 @@ fn scraped_and_pushed_value_is_counted_exactly_and_sets_roi() {
         std::fs::read_to_string(fixtures.join("inference/vllm-0.4.3-v0-opt-125m.prom")).unwrap();
     let body = Arc::new(Mutex::new(vllm(&capture, 1.0e9, 5.0, 7.0, 1.0)));
     let target = serve(body.clone());
+    // A second server: the recorded TGI capture (tokens only in histogram
+    // sums, no model label, counters without _total).
+    let tgi_capture = std::fs::read_to_string(
+        fixtures.join("inference/tgi-3.3.5-openhermes-mistral-7b-subset.prom"),
+    )
+    .unwrap();
+    let tgi = |input: u64, generated: u64, ok: u64| {
+        tgi_capture
+            .replace(
+                "tgi_request_success 109\n",
+                &format!("tgi_request_success {ok}\n"),
+            )
+            .replace(
+                "tgi_request_input_length_sum 662\n",
+                &format!("tgi_request_input_length_sum {input}\n"),
+            )
+            .replace(
+                "tgi_request_generated_tokens_sum 3423\n",
+                &format!("tgi_request_generated_tokens_sum {generated}\n"),
+            )
+    };
+    let tgi_body = Arc::new(Mutex::new(tgi(662, 3423, 109)));
+    let tgi_target = serve(tgi_body.clone());
     let tmp = tempfile::tempdir().unwrap();
     let cfg = format!(
         r#"
@@ -122,6 +145,16 @@ interval_secs = 1
 input_per_million_tokens = 1000000.0
 output_per_million_tokens = 2000000.0
 per_request = 10.0
+[[value.scrape]]
+url = "http://{tgi_target}/metrics"
+name = "tgi"
+kind = "auto"
+team = "vision"
+workload = "captions"
+interval_secs = 1
+input_per_million_tokens = 1000000.0
+output_per_million_tokens = 2000000.0
+per_request = 10.0
 [push]
 token_env = "ROIMON_TEST_PUSH_TOKEN"
 [roi]
@@ -147,6 +180,14 @@ benefit_weights = {{ precision = 1.0 }}
     // 10 prompt and 20 generated tokens and 2 requests: 10 + 40 + 20 = 70.
     *body.lock().unwrap() = vllm(&capture, 1.0e9, 15.0, 27.0, 3.0);
     d.wait_metrics("70 booked", |m| value_of(m, value) == Some(70.0));
+    // TGI: 100 prompt and 200 generated tokens, 2 requests: 100 + 400 + 20.
+    let tgi_value =
+        "roimon_value_total{team=\"vision\",workload=\"captions\",source=\"tgi\",currency=\"EUR\"}";
+    d.wait_metrics("TGI baseline", |m| value_of(m, tgi_value) == Some(0.0));
+    *tgi_body.lock().unwrap() = tgi(762, 3623, 111);
+    d.wait_metrics("520 booked from TGI", |m| {
+        value_of(m, tgi_value) == Some(520.0)
+    });
     // The server restarts (new start time, counters from 0): its new counts
     // are the delta, never a negative one: 4 + 12 + 10 = 26.
     *body.lock().unwrap() = vllm(&capture, 1.1e9, 4.0, 6.0, 1.0);
@@ -218,7 +259,7 @@ benefit_weights = {{ precision = 1.0 }}
     // The windows hold all of it; ROI is (V − M)/M of the same window.
     let wv = value_of(&m, "roimon_window_value{window=\"5m\",currency=\"EUR\"}").unwrap();
     let wc = value_of(&m, "roimon_window_cost{window=\"5m\",currency=\"EUR\"}").unwrap();
-    assert_eq!(wv, 108.5);
+    assert_eq!(wv, 108.5 + 520.0);
     assert!(wc > 0.0);
     let roi = value_of(&m, "roimon_roi_ratio{window=\"5m\"}").unwrap();
     assert!(
@@ -231,7 +272,7 @@ benefit_weights = {{ precision = 1.0 }}
     let (_, summary) = d.get("/api/v1/summary");
     let s: serde_json::Value = serde_json::from_str(&summary).unwrap();
     assert_eq!(s["scores"]["precision"], 0.9);
-    assert_eq!(s["value"]["total"], 108.5);
+    assert_eq!(s["value"]["total"], 628.5);
     promtool_check_metrics(&m);
 
     // A restart resumes value and the target's counters: nothing counted
