@@ -389,6 +389,7 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
         },
         tx: std::sync::Mutex::new(tx.clone()),
         stats: Default::default(),
+        in_flight: tokio::sync::Semaphore::new(push::MAX_IN_FLIGHT),
     });
     drop(tx);
     let price_updates = Some(rx);

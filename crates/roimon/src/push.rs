@@ -44,6 +44,7 @@ pub struct Stats {
     rejected: AtomicU64,
     too_large: AtomicU64,
     unauthorized: AtomicU64,
+    busy: AtomicU64,
 }
 
 impl Stats {
@@ -59,12 +60,14 @@ impl Stats {
              # TYPE roimon_push_rejected_total counter\n\
              roimon_push_rejected_total{{reason=\"bad_request\"}} {}\n\
              roimon_push_rejected_total{{reason=\"too_large\"}} {}\n\
-             roimon_push_rejected_total{{reason=\"unauthorized\"}} {}\n",
+             roimon_push_rejected_total{{reason=\"unauthorized\"}} {}\n\
+             roimon_push_rejected_total{{reason=\"busy\"}} {}\n",
             l(&self.accepted),
             l(&self.duplicates),
             l(&self.rejected),
             l(&self.too_large),
             l(&self.unauthorized),
+            l(&self.busy),
         )
     }
 }
@@ -80,7 +83,13 @@ pub struct Push {
     pub tx: Mutex<std::sync::mpsc::Sender<Update>>,
     /// Counters.
     pub stats: Stats,
+    /// Batches being handled at once (bounded: each may hold megabytes
+    /// until the sampler has applied it).
+    pub in_flight: tokio::sync::Semaphore,
 }
+
+/// Most batches handled at once; more get 429 with `Retry-After`.
+pub const MAX_IN_FLIGHT: usize = 4;
 
 fn json_error(code: StatusCode, message: &str, line: Option<usize>) -> Response {
     (
@@ -127,6 +136,19 @@ pub async fn write(
             );
         }
     }
+    let Ok(_permit) = p.in_flight.try_acquire() else {
+        p.stats.busy.fetch_add(1, Ordering::Relaxed);
+        let mut r = json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many batches in flight; retry shortly",
+            None,
+        );
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return r;
+    };
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
