@@ -972,6 +972,16 @@ impl Engine {
         &self.counters
     }
 
+    /// A copy of the counters for publishing: without `extensions` (the
+    /// value sources' state, e.g. a push dedup window of megabytes, which
+    /// no exporter reads and which would otherwise be copied every tick).
+    pub fn counters_to_publish(&mut self) -> Counters {
+        let ext = std::mem::take(&mut self.counters.extensions);
+        let copy = self.counters.clone();
+        self.counters.extensions = ext;
+        copy
+    }
+
     /// Declare a collector, so readiness waits for it.
     pub fn register_collector(&mut self, name: &str) {
         self.collectors
@@ -1222,8 +1232,9 @@ impl Engine {
         self.counters.created.get_or_insert(tick.wall);
         self.counters.last_wall = Some(tick.wall);
         self.last = Some(tick);
-        let counters = std::mem::take(&mut self.counters.windows);
-        let mut windows = counters;
+        // The windows read the counters they are part of: take them out
+        // for the call.
+        let mut windows = std::mem::take(&mut self.counters.windows);
         windows.observe(tick.wall, &self.counters);
         self.counters.windows = windows;
     }
@@ -1357,6 +1368,7 @@ impl Engine {
     /// A snapshot carrying `counters` instead of the live ones (the daemon
     /// publishes the last checkpointed counters).
     pub fn snapshot_with(&self, counters: Counters) -> Snapshot {
+        let scores = self.scores();
         let at = self.last.map(|t| t.wall);
         let now = at.unwrap_or_else(|| self.counters.last_wall.unwrap_or_default());
         let (price, basis) = self.cfg.tariff.price_basis_at(now);
@@ -1401,13 +1413,11 @@ impl Engine {
             collectors: self.collectors.clone(),
             // Gauges: from the live counters and the live boundaries (a
             // published counter may be a checkpoint behind them).
-            windows: self.counters.windows.views(
-                now,
-                &self.counters,
-                &self.roi_weights,
-                &self.scores(),
-            ),
-            scores: self.scores(),
+            windows: self
+                .counters
+                .windows
+                .views(now, &self.counters, &self.roi_weights, &scores),
+            scores,
             targets: self.targets.clone(),
             unmatched_owners: if self.gpus.is_empty() {
                 Vec::new()

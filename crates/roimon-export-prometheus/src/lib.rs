@@ -442,11 +442,11 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
     );
     let mut wroi = Family::gauge(
         "roimon_roi_ratio",
-        "The node's financial ROI over the window, (V - M) / M with M the unweighted money cost; absent while M is 0.",
+        "The node's financial ROI over the window, (V - M) / M with M the unweighted money cost; absent without any value source or while M is 0.",
     );
     let mut wbase = Family::gauge(
         "roimon_roi_baseline_ratio",
-        "Trailing baseline of roimon_roi_ratio (an EWMA with a one-day time constant, sampled at the window's bucket boundaries).",
+        "Trailing baseline of roimon_roi_ratio (an EWMA with a time constant of one day or four buckets, whichever is longer, sampled where the window covers its own length).",
     );
     let mut weff = Family::gauge(
         "roimon_weighted_efficiency",

@@ -493,7 +493,7 @@ impl Running {
         }
         match self.s.checkpoint.save(self.s.engine.counters()) {
             Ok(()) => {
-                self.saved = self.s.engine.counters().clone();
+                self.saved = self.s.engine.counters_to_publish();
                 if self.save_streak > 0 {
                     tracing::info!(dir = %self.s.checkpoint.dir().display(), failures = self.save_streak, "checkpoint written again");
                 }
@@ -659,7 +659,7 @@ impl Sampler {
                     .map_err(|e| format!("cannot start the {name} collector thread: {e}"))?,
             );
         }
-        let saved = self.engine.counters().clone();
+        let saved = self.engine.counters_to_publish();
         let mut r = Running {
             published: saved.clone(),
             saved,

@@ -167,33 +167,33 @@ benefit_weights = {{ precision = 1.0 }}
     let path = tmp.path().join("c.toml");
     std::fs::write(&path, cfg).unwrap();
     let d = Daemon::start_env(&path, &[], &[("ROIMON_TEST_PUSH_TOKEN", "s3cret")]);
-    let value =
+    let chat =
         "roimon_value_total{team=\"search\",workload=\"chat\",source=\"chat\",currency=\"EUR\"}";
     // The first scrape is the baseline: the server's history before roimon
     // watched is not value roimon saw.
     d.wait_metrics("the target scraped", |m| {
-        value_of(m, "roimon_value_target_up{target=\"chat\"}") == Some(1.0)
+        value(m, "roimon_value_target_up{target=\"chat\"}") == Some(1.0)
     });
-    let m = d.wait_metrics("the value series", |m| value_of(m, value).is_some());
-    assert_eq!(value_of(&m, value), Some(0.0), "baseline books nothing");
+    let m = d.wait_metrics("the value series", |m| value(m, chat).is_some());
+    assert_eq!(value(&m, chat), Some(0.0), "baseline books nothing");
 
     // 10 prompt and 20 generated tokens and 2 requests: 10 + 40 + 20 = 70.
     *body.lock().unwrap() = vllm(&capture, 1.0e9, 15.0, 27.0, 3.0);
-    d.wait_metrics("70 booked", |m| value_of(m, value) == Some(70.0));
+    d.wait_metrics("70 booked", |m| value(m, chat) == Some(70.0));
     // TGI: 100 prompt and 200 generated tokens, 2 requests: 100 + 400 + 20.
     let tgi_value =
         "roimon_value_total{team=\"vision\",workload=\"captions\",source=\"tgi\",currency=\"EUR\"}";
-    d.wait_metrics("TGI baseline", |m| value_of(m, tgi_value) == Some(0.0));
+    d.wait_metrics("TGI baseline", |m| value(m, tgi_value) == Some(0.0));
     *tgi_body.lock().unwrap() = tgi(762, 3623, 111);
     d.wait_metrics("520 booked from TGI", |m| {
-        value_of(m, tgi_value) == Some(520.0)
+        value(m, tgi_value) == Some(520.0)
     });
     // The server restarts (new start time, counters from 0): its new counts
     // are the delta, never a negative one: 4 + 12 + 10 = 26.
     *body.lock().unwrap() = vllm(&capture, 1.1e9, 4.0, 6.0, 1.0);
-    let m = d.wait_metrics("96 booked", |m| value_of(m, value) == Some(96.0));
+    let m = d.wait_metrics("96 booked", |m| value(m, chat) == Some(96.0));
     let tok = |dir: &str| {
-        value_of(
+        value(
             &m,
             &format!(
                 "roimon_tokens_total{{team=\"search\",workload=\"chat\",model=\"facebook/opt-125m\",direction=\"{dir}\"}}"
@@ -202,7 +202,7 @@ benefit_weights = {{ precision = 1.0 }}
     };
     assert_eq!((tok("input"), tok("output")), (Some(14.0), Some(26.0)));
     assert_eq!(
-        value_of(
+        value(
             &m,
             "roimon_requests_total{team=\"search\",workload=\"chat\",model=\"facebook/opt-125m\"}"
         ),
@@ -250,24 +250,24 @@ benefit_weights = {{ precision = 1.0 }}
     let pushed =
         "roimon_value_total{team=\"ads\",workload=\"bid\",source=\"push\",currency=\"EUR\"}";
     // New series first show 0 (so increase() sees their start), then 12.5.
-    let m = d.wait_metrics("pushed value", |m| value_of(m, pushed) == Some(12.5));
+    let m = d.wait_metrics("pushed value", |m| value(m, pushed) == Some(12.5));
     assert_eq!(
-        value_of(&m, "roimon_push_points_total{result=\"duplicate\"}"),
+        value(&m, "roimon_push_points_total{result=\"duplicate\"}"),
         Some(1.0)
     );
 
     // The windows hold all of it; ROI is (V − M)/M of the same window.
-    let wv = value_of(&m, "roimon_window_value{window=\"5m\",currency=\"EUR\"}").unwrap();
-    let wc = value_of(&m, "roimon_window_cost{window=\"5m\",currency=\"EUR\"}").unwrap();
+    let wv = value(&m, "roimon_window_value{window=\"5m\",currency=\"EUR\"}").unwrap();
+    let wc = value(&m, "roimon_window_cost{window=\"5m\",currency=\"EUR\"}").unwrap();
     assert_eq!(wv, 108.5 + 520.0);
     assert!(wc > 0.0);
-    let roi = value_of(&m, "roimon_roi_ratio{window=\"5m\"}").unwrap();
+    let roi = value(&m, "roimon_roi_ratio{window=\"5m\"}").unwrap();
     assert!(
         (roi - (wv - wc) / wc).abs() < 1e-9 * roi.abs().max(1.0),
         "{roi} vs {wv} {wc}"
     );
     // P = 0.9 (one indicator, weight 1); C = the window's cost, weights 1.
-    let eff = value_of(&m, "roimon_weighted_efficiency{window=\"5m\"}").unwrap();
+    let eff = value(&m, "roimon_weighted_efficiency{window=\"5m\"}").unwrap();
     assert!((eff - 0.9 / wc).abs() < 1e-9 * eff, "{eff} vs {}", 0.9 / wc);
     let (_, summary) = d.get("/api/v1/summary");
     let s: serde_json::Value = serde_json::from_str(&summary).unwrap();
@@ -284,7 +284,7 @@ benefit_weights = {{ precision = 1.0 }}
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let m = d.metrics();
-        if value_of(&m, value) == Some(97.0) {
+        if value(&m, chat) == Some(97.0) {
             break;
         }
         assert!(
@@ -300,15 +300,11 @@ benefit_weights = {{ precision = 1.0 }}
         204
     );
     let m = d.wait_metrics("the retry seen", |m| {
-        value_of(m, "roimon_push_points_total{result=\"duplicate\"}") == Some(1.0)
+        value(m, "roimon_push_points_total{result=\"duplicate\"}") == Some(1.0)
     });
-    assert_eq!(value_of(&m, pushed), Some(12.5));
+    assert_eq!(value(&m, pushed), Some(12.5));
     let (st, _) = d.stop("TERM");
     assert_eq!(st.code(), Some(0));
-}
-
-fn value_of(m: &str, series: &str) -> Option<f64> {
-    value(m, series)
 }
 
 /// InfluxData's own Python client (`influxdb-client` from PyPI, installed
