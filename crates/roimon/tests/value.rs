@@ -272,6 +272,27 @@ benefit_weights = {{ precision = 1.0 }}
     let (_, summary) = d.get("/api/v1/summary");
     let s: serde_json::Value = serde_json::from_str(&summary).unwrap();
     assert_eq!(s["scores"]["precision"], 0.9);
+    // Each window carries its owners; the status page shows ROI by window
+    // and value and cost per owner over the last day.
+    let day = s["roi"]["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["window"] == "1h")
+        .unwrap();
+    let search = day["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["team"] == "search")
+        .unwrap();
+    assert_eq!(search["value"], 96.0);
+    let (status, page) = d.get("/");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("ROI by window") && page.contains("Owners, last 24 h"),
+        "{page}"
+    );
     assert_eq!(s["value"]["total"], 628.5);
     promtool_check_metrics(&m);
 
