@@ -6,6 +6,11 @@ dashboards.py).
     python3 deploy/mixin/build.py          write every generated file
     python3 deploy/mixin/build.py --check  exit 1 (with a diff) if any
                                            committed file differs
+    python3 deploy/mixin/build.py --queries
+                                           print every dashboard query as JSON
+                                           (dashboard, panel, refId, expr,
+                                           instant), for checks against a live
+                                           Prometheus
 
 Python 3.11 standard library only, so it runs wherever Prometheus tooling
 runs, without a build of the Rust workspace.
@@ -56,7 +61,35 @@ def outputs():
     return files
 
 
+def queries():
+    """Every panel query of every dashboard, panels nested in rows included."""
+    out = []
+
+    def walk(board, panels):
+        for p in panels:
+            for t in p.get("targets", []):
+                out.append(
+                    {
+                        "dashboard": board,
+                        "panel_id": p["id"],
+                        "panel": p.get("title", ""),
+                        "ref_id": t["refId"],
+                        "expr": t["expr"],
+                        "instant": bool(t.get("instant")),
+                    }
+                )
+            walk(board, p.get("panels", []))
+
+    for name, board in dashboards.ALL.items():
+        walk(name, board["panels"])
+    return out
+
+
 def main(argv):
+    if "--queries" in argv:
+        json.dump(queries(), sys.stdout, indent=1, ensure_ascii=False)
+        print()
+        return 0
     check = "--check" in argv
     stale = []
     for rel, text in outputs().items():

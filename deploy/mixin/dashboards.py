@@ -288,6 +288,9 @@ NODE = dashboard(node_panels.META, [INSTANCE], node_panels.PANELS + _node_extra(
 
 C = 'cluster=~"$cluster"'
 CT = 'cluster=~"$cluster",team=~"$team"'
+# Raw series also honour the node selection (recorded ones are per cluster).
+CI = 'cluster=~"$cluster",instance=~"$instance"'
+CIT = 'cluster=~"$cluster",instance=~"$instance",team=~"$team"'
 RULES_NOTE = (
     " Needs the mixin's recording rules (deploy/prometheus/rules/roimon-node.yml and "
     "roimon-fleet.yml) loaded in this Prometheus."
@@ -300,7 +303,7 @@ def _fleet():
     L.row("Fleet overview")
     L.add(stat("Nodes reporting", "roimon daemons scraped in the selected clusters (count of roimon_build_info).",
                "No roimon is scraped: check the scrape job (deploy/prometheus/prometheus.yml) and the $cluster selection.",
-               [target(f"count(roimon_build_info{{{C}}})", "nodes")]), 4, 4)
+               [target(f"count(roimon_build_info{{{CI}}})", "nodes")]), 4, 4)
     L.add(stat("GPUs", "GPUs the daemons report (cluster:roimon_gpus:count)." + RULES_NOTE, NO_RULES,
                [target(f"sum(cluster:roimon_gpus:count{{{C}}})", "GPUs")]), 4, 4)
     L.add(stat("Cost rate (per hour)", "Σ over nodes of every cost component, money per hour, by currency." + RULES_NOTE,
@@ -363,14 +366,14 @@ def _fleet():
                 "owner, from the raw counters.",
                 "No GPU cost: no GPU is reported (no NVML, gpu.source = \"none\") in the selected clusters.",
                 [target(f"topk(10, sum by (cluster, instance, gpu_uuid, team, workload, currency) "
-                        f"(rate(roimon_gpu_cost_total{{{CT}}}[$__rate_interval])) * 3600)", instant=True, fmt="table")],
+                        f"(rate(roimon_gpu_cost_total{{{CIT}}}[$__rate_interval])) * 3600)", instant=True, fmt="table")],
                 unit="suffix:/h", decimals=3), 12, 8)
     L.add(timeseries("Collectors down by cluster", "Collectors and feeds (nvml, host, price, carbon) whose last sample "
                      "failed, summed over the cluster's nodes. A node without NVML counts its nvml collector here." + RULES_NOTE,
                      NO_RULES, [target(f"cluster:roimon_collectors_down:sum{{{C}}}", "{{cluster}}")]), 6, 8)
     L.add(table("Collectors down (nodes)", "Each collector or feed down right now, with its node.",
                 "Every collector is up on every node.",
-                [target(f"roimon_collector_up{{{C}}} == 0", instant=True, fmt="table")]), 6, 8)
+                [target(f"roimon_collector_up{{{CI}}} == 0", instant=True, fmt="table")]), 6, 8)
     return L.panels
 
 

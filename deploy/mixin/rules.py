@@ -307,8 +307,8 @@ FINANCE_GROUPS = [
                 "RoimonBudgetNearlySpent",
                 f"team_workload:roimon_budget_spent:ratio >= {C['budget_warn_ratio']} < 1\n",
                 "15m", "warning",
-                "{{ $labels.team }}/{{ $labels.workload }} has spent {{ $value | humanizePercentage }} of its monthly budget",
-                "Team {{ $labels.team }}, workload {{ $labels.workload }} (empty: the team's budget) "
+                "{{ $labels.team }}{{ with $labels.workload }}/{{ . }}{{ end }} has spent {{ $value | humanizePercentage }} of its monthly budget",
+                "Team {{ $labels.team }}{{ with $labels.workload }}, workload {{ . }}{{ else }} (team-wide budget){{ end }} "
                 "has spent {{ $value | humanizePercentage }} of its monthly budget of "
                 + value_query('"team_workload:roimon_budget_monthly:max{team=%q,workload=%q,currency=%q}"' + OWNER_QUERY_ARGS)
                 + f" {{{{ $labels.currency }}}} (threshold {C['budget_warn_ratio'] * 100:g} %).",
@@ -321,8 +321,8 @@ FINANCE_GROUPS = [
                 "unless on (team, workload, currency)\n"
                 "  team_workload:roimon_budget_spent:ratio >= 1\n",
                 "1h", "warning",
-                "{{ $labels.team }}/{{ $labels.workload }} will overrun its monthly budget at the current rate",
-                "At its current run rate team {{ $labels.team }}, workload {{ $labels.workload }} "
+                "{{ $labels.team }}{{ with $labels.workload }}/{{ . }}{{ end }} will overrun its monthly budget at the current rate",
+                "At its current run rate, team {{ $labels.team }}{{ with $labels.workload }}, workload {{ . }}{{ else }} (team-wide budget){{ end }} "
                 "ends the month at {{ $value | humanizePercentage }} of its budget of "
                 + value_query('"team_workload:roimon_budget_monthly:max{team=%q,workload=%q,currency=%q}"' + OWNER_QUERY_ARGS)
                 + " {{ $labels.currency }}.",
@@ -333,8 +333,8 @@ FINANCE_GROUPS = [
                 "RoimonBudgetOverrun",
                 "team_workload:roimon_budget_spent:ratio >= 1\n",
                 "5m", "critical",
-                "{{ $labels.team }}/{{ $labels.workload }} has overrun its monthly budget",
-                "Team {{ $labels.team }}, workload {{ $labels.workload }} has spent "
+                "{{ $labels.team }}{{ with $labels.workload }}/{{ . }}{{ end }} has overrun its monthly budget",
+                "Team {{ $labels.team }}{{ with $labels.workload }}, workload {{ . }}{{ else }} (team-wide budget){{ end }} has spent "
                 "{{ $value | humanizePercentage }} of its monthly budget of "
                 + value_query('"team_workload:roimon_budget_monthly:max{team=%q,workload=%q,currency=%q}"' + OWNER_QUERY_ARGS)
                 + " {{ $labels.currency }}.",
