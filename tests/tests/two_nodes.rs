@@ -170,20 +170,22 @@ fn two_nodes_rules_and_an_roi_alert_driven_by_pushed_value() {
     ];
     let names = recorded_names(&rules);
     assert!(names.len() >= 10, "{names:?}");
-    let empty: Vec<&String> = wait_for(
-        "every recording rule to yield series",
-        Duration::from_secs(30),
-        Duration::from_secs(1),
-        || {
-            let empty: Vec<&String> = names
-                .iter()
-                .filter(|n| !needs_feature.iter().any(|(f, _)| f == n))
-                .filter(|n| prom.query(n).is_empty())
-                .collect();
-            empty.is_empty().then_some(empty)
-        },
-    );
-    assert!(empty.is_empty());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let empty: Vec<&String> = names
+            .iter()
+            .filter(|n| !needs_feature.iter().any(|(f, _)| f == n))
+            .filter(|n| prom.query(n).is_empty())
+            .collect();
+        if empty.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "recording rules without series after 30 s: {empty:?}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
     // Fleet ROI over 1h is positive (search and vision carry it).
     let fleet = prom.scalar(":roimon_roi:ratio1h").expect("fleet ROI");
     assert!(fleet > 0.0, "fleet ROI {fleet}\n{}", prom.log());
