@@ -6,7 +6,7 @@
 # ServiceMonitor and PrometheusRule against the prometheus-operator CRD
 # schemas, the PrometheusRule's groups pass promtool, YAML passes yamllint,
 # the Dockerfile hadolint, the compose file `docker compose config`, the
-# systemd unit `systemd-analyze verify`, the chart's roimon.toml
+# systemd unit `systemd-analyze verify` (and `security`), the chart's roimon.toml
 # `roimon check-config`.
 #
 #   scripts/check-deploy.sh --install   install the pinned tools into
@@ -81,10 +81,16 @@ echo "-- PrometheusRule groups through promtool"
 for f in "${manifests[@]}"; do
   out="$tmp/$(basename "$f" .yaml)-prometheusrule.json"
   "$venv/bin/python" - "$f" "$out" <<'PY'
-import json, sys, yaml
+import glob, json, sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") == "PrometheusRule"]
 if docs:
-    json.dump({"groups": [g for d in docs for g in d["spec"]["groups"]]}, open(sys.argv[2], "w"))
+    groups = [g for d in docs for g in d["spec"]["groups"]]
+    # The chart carries exactly the groups of deploy/prometheus/rules/.
+    want = [g for f in sorted(glob.glob("deploy/prometheus/rules/*.yml")) for g in yaml.safe_load(open(f))["groups"]]
+    key = lambda gs: sorted(json.dumps(g, sort_keys=True) for g in gs)
+    if key(groups) != key(want):
+        sys.exit(f"{sys.argv[1]}: the PrometheusRule's groups differ from deploy/prometheus/rules/*.yml")
+    json.dump({"groups": groups}, open(sys.argv[2], "w"))
 PY
   [ -f "$out" ] || continue
   promtool check rules --lint=duplicate-rules --lint-fatal "$out"
@@ -112,6 +118,11 @@ systemd-analyze verify "$unit" 2> "$tmp/verify.err" || { cat "$tmp/verify.err" >
 if [ -s "$tmp/verify.err" ]; then
   echo "systemd-analyze verify warned:" >&2; cat "$tmp/verify.err" >&2; exit 1
 fi
+
+echo "-- systemd-analyze security: the unit stays hardened (exposure at most 3.0, now 1.7)"
+systemd-analyze security --offline=yes --threshold=30 "$unit" > "$tmp/security.log" 2>&1 \
+  || { tail -25 "$tmp/security.log" >&2; exit 1; }
+tail -1 "$tmp/security.log"
 
 echo "-- the chart's roimon.toml passes roimon check-config"
 "$venv/bin/python" - deploy/helm/roimon/values.yaml "$tmp/roimon.toml" <<'PY'
