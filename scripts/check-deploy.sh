@@ -7,7 +7,7 @@
 # schemas, the PrometheusRule's groups pass promtool, YAML passes yamllint,
 # the Dockerfile hadolint, the compose file `docker compose config`, the
 # systemd unit `systemd-analyze verify` (and `security`), the chart's roimon.toml
-# `roimon check-config`, and the Grafana dashboards type-check against
+# `roimon check-config` and its command line starts the daemon, and the Grafana dashboards type-check against
 # @grafana/schema.
 #
 #   scripts/check-deploy.sh --install   install the pinned tools into
@@ -142,5 +142,15 @@ if [ -z "$roimon" ]; then
   roimon=target/debug/roimon
 fi
 "$roimon" check-config "$tmp/roimon.toml"
+
+echo "-- the chart's command line starts roimon"
+"$venv/bin/python" scripts/run-chart-command.py "$tmp/rendered/default.yaml" "$roimon"
+# The all-features rendering adds --web.config.file: run it where the binary
+# has that flag (the TLS feature), and say so where it does not.
+if "$roimon" run --help | grep -q -- '--web.config.file'; then
+  "$venv/bin/python" scripts/run-chart-command.py "$tmp/rendered/all-features.yaml" "$roimon"
+else
+  echo "NOTE: this roimon has no --web.config.file; the all-features command line is checked by schema only"
+fi
 
 echo "deploy checks passed"
