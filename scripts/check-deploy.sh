@@ -81,6 +81,9 @@ fi
 echo "-- prometheus-operator CRDs (ServiceMonitor, PrometheusRule)"
 NODE_PATH="$npmdir/node_modules" node scripts/validate-crds.mjs "${manifests[@]}"
 
+echo "-- the mixin's YAML writer: generated rule files read back as the source's data"
+"$venv/bin/python" deploy/mixin/build.py --verify-yaml
+
 echo "-- PrometheusRule groups through promtool"
 for f in "${manifests[@]}"; do
   out="$tmp/$(basename "$f" .yaml)-prometheusrule.json"
