@@ -106,6 +106,9 @@ PY
   promtool check rules --lint=duplicate-rules --lint-fatal "$out"
 done
 
+echo "-- promtool check config deploy/prometheus/prometheus.yml (and the rules it loads)"
+promtool check config deploy/prometheus/prometheus.yml
+
 echo "-- yamllint"
 "$venv/bin/yamllint" --strict -c .yamllint.yaml \
   deploy/helm/roimon/Chart.yaml deploy/helm/roimon/values.yaml deploy/helm/roimon/files \
