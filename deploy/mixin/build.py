@@ -6,6 +6,11 @@ dashboards.py).
     python3 deploy/mixin/build.py          write every generated file
     python3 deploy/mixin/build.py --check  exit 1 (with a diff) if any
                                            committed file differs
+    python3 deploy/mixin/build.py --verify-yaml
+                                           (needs PyYAML) every generated rule
+                                           file reads back as exactly the
+                                           source's data: the small YAML
+                                           writer quotes and folds correctly
     python3 deploy/mixin/build.py --queries
                                            print every dashboard query as JSON
                                            (dashboard, panel, refId, expr,
@@ -85,7 +90,31 @@ def queries():
     return out
 
 
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items() if k != "_comment"}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, str):
+        return str(obj)
+    return obj
+
+
+def verify_yaml():
+    import yaml  # PyYAML: only for this check, never for generating
+
+    for name, (header, groups) in rules.FILES.items():
+        back = yaml.safe_load(rule_file(header, groups))
+        if back != {"groups": _plain(groups)}:
+            print(f"{name}: the YAML written does not read back as the source's data", file=sys.stderr)
+            return 1
+    print(f"{len(rules.FILES)} rule files read back exactly as generated")
+    return 0
+
+
 def main(argv):
+    if "--verify-yaml" in argv:
+        return verify_yaml()
     if "--queries" in argv:
         json.dump(queries(), sys.stdout, indent=1, ensure_ascii=False)
         print()

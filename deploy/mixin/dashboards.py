@@ -22,6 +22,10 @@ LINKS = [
         "asDropdown": False,
         "includeVars": True,
         "keepTime": False,
+        "icon": "external link",
+        "targetBlank": False,
+        "tooltip": "The other roimon dashboards",
+        "url": "",
     }
 ]
 
@@ -34,7 +38,7 @@ def variable(name, label, query, hide=0):
         "datasource": DS,
         "definition": query,
         "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
-        "current": {},
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
         "hide": hide,
         "includeAll": True,
         "allValue": ".*",
@@ -52,7 +56,9 @@ DATASOURCE = {
     "label": "Data source",
     "type": "datasource",
     "query": "prometheus",
-    "current": {},
+    # The provisioned datasource (grafana/provisioning); Grafana falls back to
+    # the default Prometheus where no source has this uid.
+    "current": {"selected": False, "text": "Prometheus", "value": "prometheus"},
     "hide": 0,
     "includeAll": False,
     "multi": False,

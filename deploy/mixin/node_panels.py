@@ -26,12 +26,15 @@ META = {'title': 'roimon — node',
                            'hide': False,
                            'iconColor': 'orange',
                            'datasource': {'type': 'prometheus', 'uid': '${datasource}'},
-                           'expr': 'changes(roimon_gpu_energy_resets_total{instance=~"$instance"}[$__interval]) '
-                                   '> 0',
-                           'titleFormat': 'NVML energy counter reset',
-                           'textFormat': '{{instance}} {{gpu_uuid}}',
-                           'step': '1m',
-                           'useValueForTime': False}]}}
+                           # The Prometheus annotation query lives in `target`
+                           # (Grafana migrates a top-level expr there).
+                           'target': {'refId': 'Anno',
+                                      'expr': 'changes(roimon_gpu_energy_resets_total{instance=~"$instance"}[$__interval]) '
+                                              '> 0',
+                                      'interval': '1m',
+                                      'titleFormat': 'NVML energy counter reset',
+                                      'textFormat': '{{instance}} {{gpu_uuid}}',
+                                      'useValueForTime': False}}]}}
 
 PANELS = [{'type': 'row',
   'title': 'Overview',
