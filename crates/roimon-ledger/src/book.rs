@@ -2,8 +2,9 @@
 //! start, and the hours closed since the last write. The daemon calls
 //! [`HourBook::observe`] with the wall time before it changes any counter;
 //! when that time is in a later hour, the open hour is closed at the
-//! counters as they stand (so a tick is booked to the hour in which it
-//! ends) and the new hour starts from them. Every hour row is a difference
+//! counters as they stand (so a tick is booked wholly to the hour in which
+//! it ends; one ending exactly on the hour to the hour before) and the new
+//! hour starts from them. Every hour row is a difference
 //! of cumulative totals, so the rows add up to the counters by telescoping.
 
 use crate::figures::{Figures, Key, Priced, Totals, totals};
@@ -17,6 +18,13 @@ pub const HOUR: i64 = 3600;
 /// The start (Unix seconds) of the UTC hour holding `t`.
 pub fn hour_of(t: DateTime<Utc>) -> i64 {
     t.timestamp().div_euclid(HOUR) * HOUR
+}
+
+/// The hour an interval ending at `t` is booked to: the hour holding the
+/// instant just before `t` (an interval ending exactly on the hour lies
+/// wholly in the hour before).
+pub fn hour_of_end(t: DateTime<Utc>) -> i64 {
+    hour_of(t - chrono::Duration::nanoseconds(1))
 }
 
 /// What kind of row: an hour, the opening balance (everything counted
@@ -132,7 +140,7 @@ impl HourBook {
     /// closes the open hour if `wall` lies in a later one. A clock set back
     /// never reopens a closed hour: money keeps going to the open one.
     pub fn observe(&mut self, wall: DateTime<Utc>, counters: &Counters) {
-        let h = hour_of(wall);
+        let h = hour_of_end(wall);
         match self.state.open_hour {
             None => self.state.open_hour = Some(h),
             Some(open) if h > open => {
@@ -217,6 +225,8 @@ mod tests {
         b.observe(at(9, 59), &counters(5.0));
         assert!(b.pending().is_empty());
         b.observe(at(10, 0), &counters(7.0));
+        assert!(b.pending().is_empty(), "an interval ending at 10:00 is 09:00's");
+        b.observe(at(10, 0) + chrono::Duration::milliseconds(1), &counters(7.0));
         assert_eq!(b.pending().len(), 1);
         let closed = &b.pending()[0];
         assert_eq!(closed.hour, at(9, 0).timestamp());

@@ -13,7 +13,7 @@ pub mod report;
 mod schema;
 pub mod store;
 
-pub use book::{BookState, HourBook, HourRows, Kind, hour_of};
+pub use book::{BookState, HourBook, HourRows, Kind, hour_of, hour_of_end};
 pub use budget::Budget;
 pub use figures::{FIELDS, Figures, Key, VALUE_GPU};
 pub use report::{Dim, Format, Query, Report};
