@@ -225,8 +225,14 @@ mod tests {
         b.observe(at(9, 59), &counters(5.0));
         assert!(b.pending().is_empty());
         b.observe(at(10, 0), &counters(7.0));
-        assert!(b.pending().is_empty(), "an interval ending at 10:00 is 09:00's");
-        b.observe(at(10, 0) + chrono::Duration::milliseconds(1), &counters(7.0));
+        assert!(
+            b.pending().is_empty(),
+            "an interval ending at 10:00 is 09:00's"
+        );
+        b.observe(
+            at(10, 0) + chrono::Duration::milliseconds(1),
+            &counters(7.0),
+        );
         assert_eq!(b.pending().len(), 1);
         let closed = &b.pending()[0];
         assert_eq!(closed.hour, at(9, 0).timestamp());

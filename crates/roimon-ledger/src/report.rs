@@ -129,6 +129,8 @@ pub struct Query {
     pub by: Vec<Dim>,
     /// Zone of days and months (and of the times printed).
     pub tz: Tz,
+    /// Only this team's rows (a team's statement).
+    pub team: Option<String>,
 }
 
 /// (period start, period end, grouping values).
@@ -296,7 +298,7 @@ impl Ledger {
         }
         let sql = format!(
             "SELECT hour_start, node, gpu_uuid, team, workload, currency, {} FROM ledger \
-             WHERE hour_start >= ?1 AND hour_start < ?2",
+             WHERE hour_start >= ?1 AND hour_start < ?2 AND (?3 IS NULL OR team = ?3)",
             figures::FIELDS.join(", ")
         );
         let mut st = self
@@ -317,7 +319,7 @@ impl Ledger {
         let mut totals = Figures::default();
         let mut n = 0u64;
         let mut rows = st
-            .query(params![q.from.timestamp(), q.to.timestamp()])
+            .query(params![q.from.timestamp(), q.to.timestamp(), q.team])
             .map_err(|e| err(e.to_string()))?;
         // Month and day bounds are the same for every hour of a day: cache.
         let mut bounds_cache: BTreeMap<(i64, u8), (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();

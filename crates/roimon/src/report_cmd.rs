@@ -38,6 +38,9 @@ pub struct ReportArgs {
     /// Output: table, csv or json.
     #[arg(long, default_value = "table")]
     pub format: String,
+    /// Only this team's rows (its statement).
+    #[arg(long)]
+    pub team: Option<String>,
     /// Time zone of days, months and printed times (config: report.timezone).
     #[arg(long)]
     pub timezone: Option<String>,
@@ -57,6 +60,7 @@ pub fn query(
     to: Option<&str>,
     month: Option<&str>,
     by: &str,
+    team: Option<&str>,
     tz: Tz,
     now: DateTime<Utc>,
 ) -> Result<Query, String> {
@@ -80,7 +84,13 @@ pub fn query(
     if to <= from {
         return Err("--to must be after --from".into());
     }
-    Ok(Query { from, to, by, tz })
+    Ok(Query {
+        from,
+        to,
+        by,
+        tz,
+        team: team.map(String::from),
+    })
 }
 
 /// Run the command.
@@ -114,6 +124,7 @@ pub fn main(a: ReportArgs) -> ExitCode {
         a.to.as_deref(),
         a.month.as_deref(),
         &a.by,
+        a.team.as_deref(),
         tz,
         Utc::now(),
     ) {

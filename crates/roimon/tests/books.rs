@@ -394,7 +394,9 @@ fn a_failing_disk_never_shows_live_counters_and_nothing_is_lost() {
     // final checkpoint lands in it.
     let before_delete = value(&d.metrics(), &energy).unwrap();
     std::fs::remove_dir_all(&state).unwrap();
-    wait_until("state dir recreated", || stored_checkpoint(&state).is_some());
+    wait_until("state dir recreated", || {
+        stored_checkpoint(&state).is_some()
+    });
     let (st, log) = d.stop("TERM");
     assert_eq!(st.code(), Some(0), "{log:?}");
     assert!(log.iter().any(|l| l.contains("recreated")), "{log:?}");
@@ -459,7 +461,10 @@ fn one_daemon_per_state_dir_and_impossible_checkpoints_are_refused() {
         let out = roimon(&["run", "--config"], &cfg);
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("last_wall") && err.contains("ledger.sqlite3"), "{err}");
+        assert!(
+            err.contains("last_wall") && err.contains("ledger.sqlite3"),
+            "{err}"
+        );
     }
     let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
     v["cost"]["capex"]["sum"] = (-5.0).into();

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Daemon, http_get, value};
+use common::{Daemon, http_get, stored_checkpoint, value};
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
