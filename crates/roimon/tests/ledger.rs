@@ -254,7 +254,17 @@ fn fifty_kill_9s_leave_no_missing_duplicated_or_partial_hour() {
         .iter()
         .map(|r| r["team"].as_str().unwrap())
         .collect();
-    assert_eq!(teams.into_iter().collect::<Vec<_>>(), ["search", "vision"]);
+    // (Before NVML's first answer on a new state, the node's cost goes to
+    // `none`/unallocated.)
+    assert!(
+        teams.contains("search") && teams.contains("vision"),
+        "{teams:?}"
+    );
+    assert!(
+        teams
+            .iter()
+            .all(|t| ["search", "vision", "unallocated"].contains(t))
+    );
 }
 
 #[test]
