@@ -71,6 +71,7 @@ fn reads_every_field_of_several_gpus() {
             memory_total_bytes: Some(fake_gpu.mem_total),
             temperature_celsius: Some(f64::from(fake_gpu.temp_c)),
             power_limit: Some(Watts::from_milliwatts(fake_gpu.power_limit_mw)),
+            processes: None,
         };
         assert_eq!(gpu(reading), &expected);
     }

@@ -49,6 +49,7 @@ fn snapshot_with(carbon: Option<Carbon>) -> Snapshot {
             memory_total_bytes: Some(4096),
             temperature_celsius: Some(61.0),
             power_limit: Some(Watts(700.0)),
+            processes: None,
         })
     };
     let host = |j: f64| {
@@ -341,6 +342,7 @@ fn an_eight_gpu_node_with_four_owners_and_two_targets_exports_under_250_series()
                     memory_total_bytes: Some(2),
                     temperature_celsius: Some(60.0),
                     power_limit: Some(Watts(700.0)),
+                    processes: None,
                 })
             })
             .collect();

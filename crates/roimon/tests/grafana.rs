@@ -362,6 +362,7 @@ fn exported_metrics() -> BTreeSet<String> {
             memory_total_bytes: Some(2),
             temperature_celsius: Some(60.0),
             power_limit: Some(Watts(700.0)),
+            processes: None,
         })
     };
     let host = |j: f64| {
