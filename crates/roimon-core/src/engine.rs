@@ -295,6 +295,9 @@ pub struct Counters {
     pub host_counter_resets: BTreeMap<HostPowerSource, u64>,
     /// Failed checkpoint writes since the state began.
     pub checkpoint_errors: u64,
+    /// Processes seen on a GPU that matched no attribution rule (each
+    /// counted once, when first seen).
+    pub attribution_unmatched: u64,
     /// Fetched price or carbon slots dropped for lying outside the time a
     /// schedule may cover, by feed (`price`, `carbon`).
     pub slots_dropped: BTreeMap<String, u64>,
@@ -981,6 +984,11 @@ impl Engine {
             .or_default() += n;
     }
 
+    /// Count processes that matched no attribution rule.
+    pub fn note_unmatched(&mut self, n: u64) {
+        self.counters.attribution_unmatched += n;
+    }
+
     /// Count a failed checkpoint write (kept in the counters, so the count
     /// survives restarts once a later write succeeds).
     pub fn note_checkpoint_error(&mut self) {
@@ -1058,7 +1066,7 @@ impl Engine {
             }
         }
         let sum: f64 = merged.iter().map(|m| m.share).sum();
-        if merged.is_empty() || !(sum > 0.0) {
+        if merged.is_empty() || sum.is_nan() || sum <= 0.0 {
             self.attribution.remove(uuid);
             return;
         }

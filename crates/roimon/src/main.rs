@@ -2,6 +2,7 @@
 //! engine, sampler thread, checkpoint and HTTP listener. Exit codes: 0 ok,
 //! 2 usage or config error, 1 runtime failure.
 
+mod attribution;
 mod carbon_feed;
 mod checkpoint;
 mod config;
@@ -211,8 +212,10 @@ fn collectors(cfg: &Config) -> Vec<Supervised> {
         }
         source @ (GpuSource::Auto | GpuSource::Nvml) => {
             let lib = cfg.gpu.nvml_library.clone();
+            let processes = cfg.attribution.mode != config::AttributionMode::Static;
             let open: Opener = Box::new(move || {
-                let c = roimon_collect_gpu::NvmlCollector::open(lib.as_deref())?;
+                let mut c = roimon_collect_gpu::NvmlCollector::open(lib.as_deref())?;
+                c.set_processes(processes);
                 Ok(Box::new(c) as Box<dyn Collector>)
             });
             // `auto` says "no NVML here" once at INFO, but not when a library
@@ -393,6 +396,7 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
     });
     drop(tx);
     let price_updates = Some(rx);
+    let attribution = attribution::Attributor::new(&cfg.attribution, cfg.engine_config().owners);
     let sampler = Sampler {
         engine,
         price_updates,
@@ -408,6 +412,7 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
             cfg.push.dedup_max_points,
             (cfg.push.dedup_window_secs * 1e9) as i64,
         ),
+        attribution,
     };
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     // The sampler ending on its own (a panic in the loop) stops the daemon:

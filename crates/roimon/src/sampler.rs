@@ -253,6 +253,8 @@ pub struct Sampler {
     pub notify: Option<crate::sdnotify::Notifier>,
     /// Push dedup window: (most points, longest age in ns).
     pub push_dedup: (usize, i64),
+    /// Attribution by process (`None`: the UUID table only).
+    pub attribution: Option<crate::attribution::Attributor>,
 }
 
 impl std::fmt::Debug for Sampler {
@@ -300,6 +302,7 @@ fn zero_like(row: &Row) -> Row {
             .keys()
             .map(|c| (*c, Default::default()))
             .collect(),
+        attributed_by: row.attributed_by.clone(),
         ..Default::default()
     }
 }
@@ -467,6 +470,9 @@ impl Running {
         #[cfg(test)]
         if self.panic_at_tick == Some(self.seq) {
             panic!("injected panic at tick {}", self.seq);
+        }
+        if let Some(a) = &mut self.s.attribution {
+            a.apply(&reports, &mut self.s.engine);
         }
         self.s.engine.ingest(tick, &reports);
         if !self.first_tick_done {
@@ -771,6 +777,7 @@ mod tests {
             max_downtime: Duration::from_secs(60),
             notify: None,
             push_dedup: (1000, 86_400_000_000_000),
+            attribution: None,
         };
         (s, state)
     }

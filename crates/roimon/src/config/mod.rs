@@ -12,6 +12,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
+mod attribution;
 mod carbon;
 mod costs;
 mod facility;
@@ -26,6 +27,7 @@ mod server;
 mod state;
 mod value;
 
+pub use attribution::*;
 pub use carbon::*;
 pub use costs::*;
 pub use facility::*;
@@ -53,6 +55,9 @@ pub struct Config {
     /// GPUs.
     #[serde(default)]
     pub gpu: Gpu,
+    /// Who GPUs are attributed to: by process or by the UUID table.
+    #[serde(default)]
+    pub attribution: Attribution,
     /// The host.
     #[serde(default)]
     pub host: Host,
@@ -513,6 +518,31 @@ impl Config {
                     &format!("gpu.owners[{i}].gpu_uuid"),
                     format!("{} is already owned by gpu.owners[{j}]", o.gpu_uuid),
                 );
+            }
+        }
+        let a = &self.attribution;
+        for (i, r) in a.rules.iter().enumerate() {
+            if let Err((k, m)) = r.check() {
+                return err(&format!("attribution.rules[{i}].{k}"), m);
+            }
+        }
+        if !(1..=1_000_000).contains(&a.max_cached_processes) {
+            return err(
+                "attribution.max_cached_processes",
+                format!(
+                    "must be between 1 and 1000000, got {}",
+                    a.max_cached_processes
+                ),
+            );
+        }
+        for (k, p) in [
+            ("proc_root", &a.proc_root),
+            ("etc_root", &a.etc_root),
+            ("pods_log_root", &a.pods_log_root),
+            ("containers_log_root", &a.containers_log_root),
+        ] {
+            if p.as_os_str().is_empty() {
+                return err(&format!("attribution.{k}"), "must not be empty".into());
             }
         }
         if let Err(m) = check_log_level(&self.log.level) {
