@@ -335,8 +335,11 @@ impl Attributor {
             }
             None => tracing::debug!(pid, "attribution: process gone before it could be resolved"),
         }
-        if info.is_some() && self.cache.len() < self.max_cached {
-            // A process that is gone is not cached: its pid may come back.
+        // A pid NVML lists but /proc does not show (roimon in another pid
+        // namespace, or the process just exited) is remembered too, so it
+        // is counted unmatched once; the entry goes when the pid leaves
+        // the GPUs (see `apply`), so a reused pid is resolved afresh.
+        if self.cache.len() < self.max_cached {
             self.cache.insert(pid, r.clone());
         }
         (r, true)

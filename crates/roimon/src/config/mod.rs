@@ -974,6 +974,46 @@ mod tests {
     }
 
     #[test]
+    fn attribution_keys_are_checked() {
+        let ok = "[attribution]\nmode = \"process\"\nidle = \"idle\"\nproc_root = \"/tmp/p\"\n[[attribution.rules]]\nnamespace = \"a\"\nteam = \"t\"\n";
+        let c = Config::parse(ok, "a.toml").unwrap();
+        assert_eq!(c.attribution.mode, AttributionMode::Process);
+        assert_eq!(c.attribution.idle, IdleOwner::Idle);
+        assert_eq!(c.attribution.rules[0].workload, "unallocated");
+        assert_eq!(Config::builtin().attribution.mode, AttributionMode::Auto);
+        for (src, key, line) in [
+            ("[attribution]\nmode = \"pid\"\n", "attribution.mode", 2),
+            (
+                "[[attribution.rules]]\nteam = \"t\"\n",
+                "attribution.rules[0].team",
+                2,
+            ),
+            (
+                "[[attribution.rules]]\nunit = \"a\"\nteam = \"t\"\n[[attribution.rules]]\nteam = \"t\"\npod = \"\"\n",
+                "attribution.rules[1].pod",
+                6,
+            ),
+            (
+                "[[attribution.rules]]\nteam = \"t\"\nlabel = \"x\"\n",
+                "attribution.rules[0].label",
+                3,
+            ),
+            (
+                "[attribution]\nmax_cached_processes = 0\n",
+                "attribution.max_cached_processes",
+                2,
+            ),
+        ] {
+            let e = Config::parse(src, "a.toml").unwrap_err();
+            assert_eq!(
+                (e.key.as_deref(), e.line),
+                (Some(key), Some(line)),
+                "{src}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn duplicate_owner_is_refused() {
         let src = "[[gpu.owners]]\ngpu_uuid = \"GPU-1\"\nteam = \"a\"\n[[gpu.owners]]\ngpu_uuid = \"GPU-1\"\nteam = \"b\"\n";
         let e = Config::parse(src, "o.toml").unwrap_err();
