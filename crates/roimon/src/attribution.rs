@@ -2,11 +2,13 @@
 //! resolved to a systemd unit, a container or a Kubernetes pod through
 //! `/proc/<pid>/cgroup`, and to an owner through the ordered
 //! `[[attribution.rules]]`; what matches no rule goes to the GPU's owner of
-//! record. Every root is a parameter, so tests use fake trees.
+//! record. Every root is a parameter, so tests use fake trees. Pod labels
+//! come, where configured, from a `PodList` fetched by `pods_feed`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use roimon_core::engine::UNALLOCATED;
 use roimon_core::{BY_GPU_OWNER, Claim, Engine, GpuReading, Owner, OwnerShare, Reading, Report};
@@ -121,6 +123,79 @@ pub struct ProcInfo {
     pub pod: Option<String>,
     /// Container name.
     pub container: Option<String>,
+    /// Pod labels (from the pod list, where configured).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What the pod list says about one pod.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodMeta {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Container id (without the `containerd://` scheme) → container name.
+    pub containers: HashMap<String, String>,
+}
+
+/// Pods by UID.
+pub type PodIndex = HashMap<String, PodMeta>;
+
+/// Most pods read from one pod list (a node runs at most a few hundred).
+const MAX_PODS: usize = 10_000;
+
+/// Reads a Kubernetes `PodList` (JSON, as the kubelet's `/pods` and the API
+/// server's `/api/v1/pods` answer) into pods by UID.
+pub fn parse_pod_list(text: &str) -> Result<PodIndex, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not a JSON pod list: {e}"))?;
+    let items = v
+        .get("items")
+        .and_then(|i| i.as_array())
+        .ok_or("not a pod list: no \"items\" array")?;
+    if items.len() > MAX_PODS {
+        return Err(format!("{} pods, more than {MAX_PODS}", items.len()));
+    }
+    let mut out = PodIndex::new();
+    for item in items {
+        let meta = &item["metadata"];
+        let (Some(uid), Some(ns), Some(name)) = (
+            meta["uid"].as_str(),
+            meta["namespace"].as_str(),
+            meta["name"].as_str(),
+        ) else {
+            continue;
+        };
+        let labels = meta["labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut containers = HashMap::new();
+        for key in ["containerStatuses", "initContainerStatuses"] {
+            for c in item["status"][key].as_array().into_iter().flatten() {
+                if let (Some(n), Some(id)) = (c["name"].as_str(), c["containerID"].as_str()) {
+                    let id = id.split_once("://").map_or(id, |(_, i)| i);
+                    containers.insert(id.to_string(), n.to_string());
+                }
+            }
+        }
+        out.insert(
+            uid.to_string(),
+            PodMeta {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                labels,
+                containers,
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// `*` (any run) and `?` (any one character) glob match of the whole text.
@@ -158,6 +233,10 @@ pub fn matches(rule: &Rule, info: &ProcInfo) -> bool {
         && key(&rule.unit, info.cgroup.unit.as_deref())
         && key(&rule.user, info.user.as_deref())
         && key(&rule.cgroup, Some(info.cgroup.path.as_str()))
+        && rule
+            .labels
+            .iter()
+            .all(|(k, p)| info.labels.get(k).is_some_and(|v| glob(p, v)))
 }
 
 /// Reads what `/proc` (and the kubelet's log directories, and `passwd`) say
@@ -282,7 +361,12 @@ pub struct Attributor {
     cache: HashMap<u32, Resolved>,
     max_cached: usize,
     /// GPUs already warned about (mode = process, no process list).
-    warned: std::collections::HashSet<String>,
+    warned: HashSet<String>,
+    /// Pods by UID from the pod list (`None` until one arrives, or when
+    /// no `pods_url` is set).
+    pods: Option<Arc<PodIndex>>,
+    /// Pids already counted as unmatched (while they stay on a GPU).
+    counted: HashSet<u32>,
 }
 
 impl Attributor {
@@ -300,7 +384,40 @@ impl Attributor {
             cache: HashMap::new(),
             max_cached: cfg.max_cached_processes,
             warned: Default::default(),
+            pods: None,
+            counted: HashSet::new(),
         })
+    }
+
+    /// Put a new pod list in force: every process is resolved afresh (its
+    /// pod's labels may have changed, or it was resolved before the pod was
+    /// listed).
+    pub fn set_pods(&mut self, pods: Arc<PodIndex>) {
+        self.pods = Some(pods);
+        self.cache.clear();
+    }
+
+    /// What is known about `pid`, the pod list included.
+    fn info(&self, pid: u32) -> Option<ProcInfo> {
+        let mut info = self.resolver.resolve(pid)?;
+        let meta = info
+            .cgroup
+            .pod_uid
+            .as_ref()
+            .and_then(|uid| self.pods.as_ref()?.get(uid));
+        if let Some(m) = meta {
+            info.namespace.get_or_insert_with(|| m.namespace.clone());
+            info.pod.get_or_insert_with(|| m.name.clone());
+            if info.container.is_none() {
+                info.container = info
+                    .cgroup
+                    .container_id
+                    .as_ref()
+                    .and_then(|id| m.containers.get(id).cloned());
+            }
+            info.labels.clone_from(&m.labels);
+        }
+        Some(info)
     }
 
     fn rule_name(&self, i: usize) -> String {
@@ -319,12 +436,18 @@ impl Attributor {
         }
     }
 
-    /// Resolve `pid` (cached); returns (resolution, newly resolved).
+    /// Resolve `pid` (cached); returns (resolution, first seen unmatched).
     fn lookup(&mut self, pid: u32) -> (Resolved, bool) {
         if let Some(r) = self.cache.get(&pid) {
             return (r.clone(), false);
         }
-        let info = self.resolver.resolve(pid);
+        let r = self.resolve_uncached(pid);
+        let first_unmatched = r.rule.is_none() && self.counted.insert(pid);
+        (r, first_unmatched)
+    }
+
+    fn resolve_uncached(&mut self, pid: u32) -> Resolved {
+        let info = self.info(pid);
         let rule = info
             .as_ref()
             .and_then(|i| self.rules.iter().position(|r| matches(r, i)));
@@ -342,7 +465,7 @@ impl Attributor {
         if self.cache.len() < self.max_cached {
             self.cache.insert(pid, r.clone());
         }
-        (r, true)
+        r
     }
 
     /// The owner shares of one GPU reading; `None` when it has no process
@@ -425,6 +548,7 @@ impl Attributor {
         // reused); only when the GPU collector answered this tick.
         if any_gpu {
             self.cache.retain(|pid, _| live.contains(pid));
+            self.counted.retain(|pid| live.contains(pid));
         }
         if unmatched > 0 {
             engine.note_unmatched(unmatched);
@@ -539,7 +663,18 @@ mod tests {
             namespace: Some("vision".into()),
             pod: Some("train-7".into()),
             container: Some("trainer".into()),
+            labels: [("app".to_string(), "trainer".to_string())].into(),
         };
+        let r = Rule {
+            labels: [("app".to_string(), "train*".to_string())].into(),
+            ..rule("l")
+        };
+        assert!(matches(&r, &info));
+        let r = Rule {
+            labels: [("tier".to_string(), "*".to_string())].into(),
+            ..rule("l")
+        };
+        assert!(!matches(&r, &info), "a label the pod lacks");
         let r = Rule {
             namespace: Some("vision".into()),
             pod: Some("train-*".into()),
@@ -699,6 +834,56 @@ mod tests {
         let s = a.shares(&g, &mut unmatched).unwrap();
         assert_eq!(s[1].owner.team, "nlp");
         assert_eq!(unmatched, 1);
+    }
+
+    #[test]
+    fn a_pod_list_gives_labels_and_container_names_and_bad_lists_are_refused() {
+        let text = format!(
+            r#"{{"kind":"PodList","items":[
+              {{"metadata":{{"uid":"{UID}","namespace":"vision","name":"train-7","labels":{{"app":"trainer","n":1}}}},
+               "status":{{"containerStatuses":[{{"name":"trainer","containerID":"containerd://{CID}"}}]}}}},
+              {{"metadata":{{"name":"no-uid"}}}}]}}"#
+        );
+        let idx = parse_pod_list(&text).unwrap();
+        assert_eq!(idx.len(), 1, "an item without uid is skipped");
+        let p = &idx[UID];
+        assert_eq!(
+            (p.namespace.as_str(), p.name.as_str()),
+            ("vision", "train-7")
+        );
+        // Non-string label values are not labels.
+        assert_eq!(p.labels.len(), 1);
+        assert_eq!(p.labels["app"], "trainer");
+        assert_eq!(p.containers[CID], "trainer");
+        assert!(parse_pod_list("[]").is_err());
+        assert!(parse_pod_list("<html>").is_err());
+
+        // Labels reach the rules; a missing label does not match.
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = tree(dir.path());
+        fs::remove_dir_all(dir.path().join("pods")).unwrap();
+        cfg.rules = vec![
+            Rule {
+                labels: [
+                    ("app".to_string(), "train*".to_string()),
+                    ("x".to_string(), "*".to_string()),
+                ]
+                .into(),
+                ..rule("never")
+            },
+            Rule {
+                labels: [("app".to_string(), "train*".to_string())].into(),
+                ..rule("by-label")
+            },
+        ];
+        let mut a = Attributor::new(&cfg, HashMap::new()).unwrap();
+        // Without a pod list (and no kubelet log dir), nothing is known.
+        assert_eq!(a.lookup(10).0.rule, None);
+        a.set_pods(Arc::new(idx));
+        assert_eq!(a.lookup(10).0.rule, Some(1));
+        let info = a.info(10).unwrap();
+        assert_eq!(info.namespace.as_deref(), Some("vision"));
+        assert_eq!(info.container.as_deref(), Some("trainer"));
     }
 
     impl Rule {

@@ -7,6 +7,7 @@ mod carbon_feed;
 mod checkpoint;
 mod config;
 mod http;
+mod pods_feed;
 mod price_feed;
 mod prices_cmd;
 mod push;
@@ -358,6 +359,10 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
             cfg.state.dir.clone(),
             tx.clone(),
         ));
+    }
+    if cfg.attribution.pods_url.is_some() && cfg.attribution.mode != config::AttributionMode::Static
+    {
+        rt.spawn(pods_feed::run(cfg.attribution.clone(), tx.clone()));
     }
     // Value: inference servers scraped, and pushes on /api/v2/write.
     for t in &cfg.value.scrape {

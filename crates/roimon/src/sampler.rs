@@ -329,6 +329,11 @@ impl Running {
                 crate::price_feed::Update::Target(name, ok) => self.s.engine.note_target(&name, ok),
                 crate::price_feed::Update::Value(v) => self.book_value(v),
                 crate::price_feed::Update::Push(job) => self.apply_push(job),
+                crate::price_feed::Update::Pods(pods) => {
+                    if let Some(a) = &mut self.s.attribution {
+                        a.set_pods(pods);
+                    }
+                }
             }
         }
     }

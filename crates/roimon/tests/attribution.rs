@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::mock::{Mock, Step};
 use common::*;
 use roimon_fake_nvml::{FakeGpu, FakeNvml, FakeProcess};
 use std::collections::BTreeMap;
@@ -63,6 +64,12 @@ fn proc_tree(root: &Path) {
 /// GPUs on the fake NVML (350 W each), owners of record, no host and no
 /// fixed costs: every joule on the rows is a GPU's, × PUE 1.5.
 fn config(dir: &Path, nvml: &Path, idle: &str) -> PathBuf {
+    config_with(dir, nvml, idle, "")
+}
+
+/// `config`, with `first` (more `[attribution]` keys, and rules tried before
+/// the others) after the roots.
+fn config_with(dir: &Path, nvml: &Path, idle: &str, first: &str) -> PathBuf {
     let root = dir.join("tree");
     proc_tree(&root);
     let cfg = format!(
@@ -89,6 +96,7 @@ proc_root = "{root}/proc"
 etc_root = "{root}/etc"
 pods_log_root = "{root}/pods"
 containers_log_root = "{root}/containers"
+{first}
 
 [[attribution.rules]]
 name = "vision-training"
@@ -305,4 +313,76 @@ fn a_mig_gpu_splits_by_instance_slices_and_an_empty_instance_is_idle() {
     assert_books_add_up(&m);
     let (st, _) = d.stop("TERM");
     assert!(st.success());
+}
+
+#[test]
+fn pod_labels_from_the_pod_list_match_rules_and_the_token_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = format!(
+        r#"{{"kind":"PodList","items":[{{"metadata":{{"uid":"{POD_UID}","namespace":"vision","name":"train-7",
+            "labels":{{"app":"trainer","tier":"gpu-large"}}}},
+            "status":{{"containerStatuses":[{{"name":"trainer","containerID":"containerd://{CID}"}}]}}}}]}}"#
+    );
+    // The first answer fails: the pod list is late, the labels unknown.
+    // (The client retries once: two answers per failed fetch.)
+    let mock = Mock::start(vec![
+        Step::Status(503, "busy".into(), None),
+        Step::Status(503, "busy".into(), None),
+        Step::Ok(list),
+    ]);
+    let token = dir.path().join("sa-token");
+    fs::write(&token, "sa-secret-1\n").unwrap();
+    let fake = FakeNvml::new(&[FakeGpu::new(0)]).unwrap();
+    fake.set_processes(0, &[FakeProcess::compute(POD_PID, Some(50))]);
+    let first = format!(
+        r#"pods_url = "{}/pods"
+pods_token_file = "{}"
+pods_refresh_secs = 1
+
+[[attribution.rules]]
+name = "by-label"
+labels = {{ app = "trainer", tier = "gpu-*" }}
+team = "labelled"
+workload = "training"
+"#,
+        mock.url,
+        token.display()
+    );
+    let cfg = config_with(dir.path(), &fake.library(), "idle", &first);
+    let d = Daemon::start(&cfg, &[]);
+    let m = d.wait_metrics("the label rule", |m| {
+        row(m, G0, "labelled", "training") > 0.0
+    });
+    // Before the list arrived the namespace rule matched; afterwards only
+    // the label rule grows.
+    let (vision, labelled) = (
+        row(&m, G0, "vision", "training"),
+        row(&m, G0, "labelled", "training"),
+    );
+    assert!(vision > 0.0, "the namespace rule held until the list came");
+    let later = d.wait_metrics("more under the label rule", |l| {
+        row(l, G0, "labelled", "training") > labelled
+    });
+    assert_eq!(row(&later, G0, "vision", "training"), vision);
+    assert_books_add_up(&later);
+    assert!(
+        value(&later, "roimon_collector_errors_total{collector=\"pods\"}").unwrap_or(0.0) >= 1.0,
+        "the failed fetch is counted"
+    );
+    let seen = mock.seen.lock().unwrap().clone();
+    assert!(seen[0].line.starts_with("GET /pods "), "{:?}", seen[0].line);
+    assert!(
+        seen.iter().all(|r| r
+            .headers
+            .iter()
+            .any(|h| h == "authorization: Bearer sa-secret-1")),
+        "{:?}",
+        seen[0].headers
+    );
+    let (st, log) = d.stop("TERM");
+    assert!(st.success());
+    assert!(
+        !log.iter().any(|l| l.contains("sa-secret-1")),
+        "the token in a log line"
+    );
 }

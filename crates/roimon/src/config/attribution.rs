@@ -2,6 +2,7 @@
 //! (process → cgroup → owner, through ordered rules) or by the UUID table.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// `[attribution] mode`
@@ -47,6 +48,19 @@ pub struct Attribution {
     pub containers_log_root: PathBuf,
     /// Most processes whose resolution is remembered.
     pub max_cached_processes: usize,
+    /// A URL answering a Kubernetes `PodList` for this node (the kubelet's
+    /// `/pods`, or the API server's `/api/v1/pods?fieldSelector=spec.nodeName=…`):
+    /// the source of pod labels. Unset: labels are not known.
+    pub pods_url: Option<String>,
+    /// Bearer token for `pods_url` (a service account token; re-read at
+    /// every fetch, as projected tokens rotate).
+    pub pods_token_file: Option<PathBuf>,
+    /// CA certificates (PEM) trusted for `pods_url` besides the system's.
+    pub pods_ca_file: Option<PathBuf>,
+    /// Seconds between fetches of `pods_url`.
+    pub pods_refresh_secs: f64,
+    /// Limit for one fetch of `pods_url`, seconds.
+    pub pods_timeout_secs: f64,
     /// Ordered rules; the first that matches a process names its owner.
     pub rules: Vec<Rule>,
 }
@@ -61,6 +75,11 @@ impl Default for Attribution {
             pods_log_root: PathBuf::from("/var/log/pods"),
             containers_log_root: PathBuf::from("/var/log/containers"),
             max_cached_processes: 4096,
+            pods_url: None,
+            pods_token_file: None,
+            pods_ca_file: None,
+            pods_refresh_secs: 30.0,
+            pods_timeout_secs: 5.0,
             rules: Vec::new(),
         }
     }
@@ -91,6 +110,10 @@ pub struct Rule {
     pub user: Option<String>,
     /// The process's cgroup path.
     pub cgroup: Option<String>,
+    /// Pod labels (from `pods_url`): every label given must be present
+    /// and match.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 fn unallocated() -> String {
@@ -114,12 +137,15 @@ impl Rule {
             &self.user,
             &self.cgroup,
         ];
-        if keys.iter().all(|k| k.is_none()) {
+        if keys.iter().all(|k| k.is_none()) && self.labels.is_empty() {
             return Err((
                 "team".into(),
-                "a rule needs at least one match key (namespace, pod, container, unit, user, cgroup)"
+                "a rule needs at least one match key (namespace, pod, labels, container, unit, user, cgroup)"
                     .into(),
             ));
+        }
+        if self.labels.keys().any(|k| k.is_empty()) {
+            return Err(("labels".into(), "a label name must not be empty".into()));
         }
         for (k, v) in [
             ("namespace", &self.namespace),

@@ -535,6 +535,37 @@ impl Config {
                 ),
             );
         }
+        if let Some(u) = &a.pods_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return err(
+                    "attribution.pods_url",
+                    format!("must start with http:// or https://, got {u:?}"),
+                );
+            }
+        }
+        for (k, v, min, max) in [
+            ("pods_refresh_secs", a.pods_refresh_secs, 1.0, 86_400.0),
+            ("pods_timeout_secs", a.pods_timeout_secs, 0.1, 300.0),
+        ] {
+            if !(v.is_finite() && (min..=max).contains(&v)) {
+                return err(
+                    &format!("attribution.{k}"),
+                    format!("must be between {min} and {max} seconds, got {v}"),
+                );
+            }
+        }
+        let rules_use_labels = a.rules.iter().any(|r| !r.labels.is_empty());
+        if rules_use_labels && a.pods_url.is_none() {
+            let i = a
+                .rules
+                .iter()
+                .position(|r| !r.labels.is_empty())
+                .unwrap_or(0);
+            return err(
+                &format!("attribution.rules[{i}].labels"),
+                "pod labels come from attribution.pods_url, which is not set: without it this rule never matches".into(),
+            );
+        }
         for (k, p) in [
             ("proc_root", &a.proc_root),
             ("etc_root", &a.etc_root),
@@ -997,6 +1028,16 @@ mod tests {
                 "[[attribution.rules]]\nteam = \"t\"\nlabel = \"x\"\n",
                 "attribution.rules[0].label",
                 3,
+            ),
+            (
+                "[[attribution.rules]]\nlabels = { app = \"x\" }\nteam = \"t\"\n",
+                "attribution.rules[0].labels",
+                2,
+            ),
+            (
+                "[attribution]\npods_url = \"ftp://x\"\n",
+                "attribution.pods_url",
+                2,
             ),
             (
                 "[attribution]\nmax_cached_processes = 0\n",
