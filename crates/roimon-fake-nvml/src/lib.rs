@@ -454,6 +454,29 @@ mod tests {
         assert_eq!(fs::read_to_string(dir.join("reset-0")).unwrap(), "2\n");
         fake.set_count_failing(true);
         assert!(dir.join("fail-count").exists());
+        fake.set_processes(
+            0,
+            &[
+                FakeProcess::compute(7, Some(40)),
+                FakeProcess {
+                    graphics: true,
+                    used_bytes: 5,
+                    ..FakeProcess::compute(8, None)
+                },
+            ],
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join("procs-0")).unwrap(),
+            "7,1073741824,40,c\n8,5,-,g\n"
+        );
+        fake.set_mig(0, &[4, 3]);
+        assert_eq!(fs::read_to_string(dir.join("mig-0")).unwrap(), "4,3\n");
+        fake.set_mig_processes(0, 1, &[FakeProcess::compute(9, None)]);
+        assert!(dir.join("procs-0-1").exists());
+        fake.set_mig(0, &[]);
+        assert!(!dir.join("mig-0").exists());
+        fake.set_process_utilization_supported(0, false);
+        assert!(dir.join("no-putil-0").exists());
     }
 
     #[test]
