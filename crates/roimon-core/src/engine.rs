@@ -1114,7 +1114,12 @@ impl Engine {
     /// Spread `amount` of `uuid` over its owners now: `f` adds each part to
     /// its row. The parts sum to `amount` (the last takes the remainder).
     fn spread<T>(&mut self, uuid: &str, amount: f64, f: impl Fn(&mut Row, f64) -> T) {
-        let owners = self.owners_now(uuid);
+        // Borrowed out of the map for the loop (no copy on the hot path).
+        let taken = self.attribution.get_mut(uuid).map(std::mem::take);
+        let owners = match taken {
+            Some(v) => v,
+            None => self.owners_now(uuid),
+        };
         let n = owners.len();
         let mut left = amount;
         for (i, o) in owners.iter().enumerate() {
@@ -1126,6 +1131,9 @@ impl Engine {
             .max(0.0);
             left -= part;
             f(self.row_of(uuid, o), part);
+        }
+        if let Some(v) = self.attribution.get_mut(uuid) {
+            *v = owners;
         }
     }
 
