@@ -53,6 +53,8 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_checkpoint_errors_total",
     "roimon_gpu_up",
     "roimon_gpu_owner_unmatched",
+    "roimon_gpu_processes",
+    "roimon_attribution_unmatched_total",
     "roimon_gpu_credit_total",
     "roimon_gpu_facility_energy_joules_total",
     "roimon_host_unaccounted_seconds_total",
@@ -420,6 +422,15 @@ fn exported_metrics() -> BTreeSet<String> {
             memory_total_bytes: Some(2),
             temperature_celsius: Some(60.0),
             power_limit: Some(Watts(700.0)),
+            processes: Some(roimon_core::GpuProcesses {
+                running: vec![roimon_core::GpuProcess {
+                    pid: 4242,
+                    used_memory_bytes: Some(1),
+                    sm_utilization: Some(0.5),
+                    mig_instance: None,
+                }],
+                mig: vec![],
+            }),
         })
     };
     let host = |j: f64| {
