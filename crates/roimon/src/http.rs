@@ -29,6 +29,8 @@ pub struct AppState {
     http: crate::serve::Stats,
     /// The push endpoint, once configured.
     push: std::sync::OnceLock<crate::push::Push>,
+    /// The InfluxDB stream's figures, when it runs.
+    influx: std::sync::OnceLock<Arc<crate::influx_feed::Stats>>,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
             stale_after,
             http: crate::serve::Stats::default(),
             push: std::sync::OnceLock::new(),
+            influx: std::sync::OnceLock::new(),
         }
     }
 
@@ -114,6 +117,11 @@ impl AppState {
         self.push.get()
     }
 
+    /// Show the InfluxDB stream's figures on `/metrics` (once).
+    pub fn set_influx(&self, stats: Arc<crate::influx_feed::Stats>) {
+        let _ = self.influx.set(stats);
+    }
+
     /// The HTTP connection counters.
     pub fn http_stats(&self) -> &crate::serve::Stats {
         &self.http
@@ -123,6 +131,7 @@ impl AppState {
         ProcessInfo {
             version: self.version.clone(),
             checkpoint_failures_in_a_row: self.checkpoint_streak.load(Ordering::Relaxed),
+            influx: self.influx.get().map(|s| s.view()),
         }
     }
 }

@@ -17,6 +17,7 @@ mod costs;
 mod facility;
 mod gpu;
 mod host;
+mod influxdb;
 mod log;
 mod price;
 mod push;
@@ -31,6 +32,7 @@ pub use costs::*;
 pub use facility::*;
 pub use gpu::*;
 pub use host::*;
+pub use influxdb::*;
 pub use log::*;
 pub use price::*;
 pub use push::*;
@@ -86,6 +88,9 @@ pub struct Config {
     /// The ROI model.
     #[serde(default)]
     pub roi: Roi,
+    /// The InfluxDB v2 stream (absent: off).
+    #[serde(default)]
+    pub influxdb: Option<InfluxDb>,
 }
 
 /// The keys every fetched source shares: `[refresh, timeout, retry_initial,
@@ -577,6 +582,7 @@ impl Config {
             check_value(&self.value),
             check_push(&self.push),
             check_roi(&self.roi),
+            self.influxdb.as_ref().and_then(check_influxdb),
         ]
         .into_iter()
         .flatten()
