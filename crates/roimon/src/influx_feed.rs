@@ -27,7 +27,7 @@ const RETRY: RetryPolicy = RetryPolicy {
 /// Backoff while the server refuses the token: slow, it needs a person.
 const AUTH_RETRY: RetryPolicy = RetryPolicy {
     retries: 0,
-    initial: Duration::from_secs(10),
+    initial: Duration::from_secs(2),
     max: Duration::from_secs(300),
 };
 /// Longest `Retry-After` obeyed.
@@ -359,6 +359,8 @@ impl Writer {
     async fn send_loop(&self) {
         let mut jitter = Jitter::new();
         let mut failures = 0u32;
+        // 401/403 in a row: the slow backoff's own streak.
+        let mut auth_failures = 0u32;
         let mut auth_alarm = false;
         loop {
             let batch = {
@@ -411,6 +413,7 @@ impl Writer {
                         tracing::info!(failed_tries = failures, "influxdb writes succeed again");
                     }
                     failures = 0;
+                    auth_failures = 0;
                     auth_alarm = false;
                 }
                 Outcome::Again(why) => {
@@ -423,9 +426,11 @@ impl Writer {
                                 tracing::error!(error = %e, buffered_points = points, "influxdb refuses the token (401/403): data is kept in the buffer; check influxdb.token_env/token_file and the token's write permission on the bucket");
                                 auth_alarm = true;
                             }
-                            AUTH_RETRY.backoff(failures, &mut jitter)
+                            auth_failures = auth_failures.saturating_add(1);
+                            AUTH_RETRY.backoff(auth_failures - 1, &mut jitter)
                         }
                         Why::Throttled(after, e) => {
+                            auth_failures = 0;
                             if failures == 0 {
                                 tracing::warn!(error = %e, retry_after_s = after.map(|d| d.as_secs_f64()), "influxdb is busy; waiting as asked");
                             }
@@ -435,6 +440,7 @@ impl Writer {
                             )
                         }
                         Why::Failed(e) => {
+                            auth_failures = 0;
                             if failures == 0 {
                                 tracing::warn!(error = %e, buffered_points = points, "influxdb write failed; buffering and retrying with backoff");
                             }
