@@ -654,6 +654,125 @@ mod tests {
         assert_eq!(stored.len(), 1);
     }
 
+    /// A server that answers 204 and records each body (gunzipped).
+    fn sink() -> (String, Arc<StdMutex<Vec<String>>>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let bodies = Arc::new(StdMutex::new(Vec::new()));
+        let b2 = bodies.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(c) = c else { continue };
+                let bodies = b2.clone();
+                std::thread::spawn(move || {
+                    let mut out = c.try_clone().unwrap();
+                    let mut r = BufReader::new(c);
+                    loop {
+                        let mut len = 0;
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        loop {
+                            line.clear();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line.trim().is_empty() {
+                                break;
+                            }
+                            if let Some(v) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                len = v.trim().parse().unwrap();
+                            }
+                        }
+                        let mut raw = vec![0; len];
+                        r.read_exact(&mut raw).unwrap();
+                        let mut text = String::new();
+                        flate2::read::GzDecoder::new(&raw[..])
+                            .read_to_string(&mut text)
+                            .unwrap();
+                        bodies.lock().unwrap().push(text);
+                        out.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
+                    }
+                });
+            }
+        });
+        (url, bodies)
+    }
+
+    #[test]
+    fn ledger_hours_go_through_the_buffer_stamped_with_the_hour_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, bodies) = sink();
+        let cfg = crate::config::Config::parse(
+            &format!(
+                "[influxdb]\nurl = \"{url}\"\norg = \"o\"\nbucket = \"b\"\ninterval_secs = 0.1\n"
+            ),
+            "t",
+        )
+        .unwrap();
+        let engine = roimon_core::Engine::new(cfg.engine_config(), None);
+        let app = Arc::new(AppState::new(
+            engine.snapshot(),
+            "0",
+            Duration::from_secs(60),
+        ));
+        let h = start(cfg.influxdb.as_ref().unwrap(), dir.path(), app).unwrap();
+        let row = HourRow {
+            hour_start: 1_764_590_400,
+            node: "n1".into(),
+            gpu_uuid: "GPU-a".into(),
+            team: "search".into(),
+            workload: "chat".into(),
+            currency: "EUR".into(),
+            cost_energy: 0.5,
+            cost_total: 0.5,
+            ..Default::default()
+        };
+        // An hour sent again (a correction) is the same series and time.
+        h.send_hours(&[row.clone()]).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while h.stats.view().points_written < 1 {
+            assert!(std::time::Instant::now() < deadline, "{:?}", h.stats.view());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        h.send_hours(&[HourRow {
+            cost_energy: 0.75,
+            cost_total: 0.75,
+            ..row
+        }])
+        .unwrap();
+        while h.stats.view().points_written < 2 {
+            assert!(std::time::Instant::now() < deadline, "{:?}", h.stats.view());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let got = bodies.lock().unwrap().clone();
+        assert_eq!(got.len(), 2, "{got:?}");
+        let key = |l: &str| {
+            let (series, rest) = l.split_once(' ').unwrap();
+            (
+                series.to_string(),
+                rest.rsplit(' ').next().unwrap().to_string(),
+            )
+        };
+        assert_eq!(key(&got[0]), key(&got[1]));
+        assert_eq!(key(&got[0]).1, "1764590400000000000");
+        assert!(got[0].starts_with(
+            "roimon_ledger,currency=EUR,gpu_uuid=GPU-a,node=n1,team=search,workload=chat "
+        ));
+        assert!(got[1].contains(",cost_energy=0.75,"), "{}", got[1]);
+        let v = h.stats.view();
+        assert!(
+            v.up && v.buffer_points == 0 && v.last_success_unix.is_some(),
+            "{v:?}"
+        );
+        // The buffer lives in <state dir>/influxdb.
+        assert!(dir.path().join("influxdb").join("cursor").exists());
+    }
+
     #[test]
     fn the_write_url_escapes_org_and_bucket() {
         let cfg: crate::config::Config = crate::config::Config::parse(
