@@ -733,7 +733,7 @@ mod tests {
             ..Default::default()
         };
         // An hour sent again (a correction) is the same series and time.
-        h.send_hours(&[row.clone()]).unwrap();
+        h.send_hours(std::slice::from_ref(&row)).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while h.stats.view().points_written < 1 {
             assert!(std::time::Instant::now() < deadline, "{:?}", h.stats.view());
