@@ -87,14 +87,26 @@ pub fn sample_points(s: &Snapshot, node: &str) -> Vec<Point> {
     if let Some(h) = s.host.as_ref().and_then(|h| h.power) {
         n = n.float("host_power_watts", h.0);
     }
-    let host_j: f64 = c.host_energy_joules.values().map(Accumulator::total).sum();
-    let gpu_j: f64 = c.gpu_energy_joules.values().map(Accumulator::total).sum();
-    let gpu_w: f64 = s
+    // `+ 0.0`: an empty sum is -0.0.
+    let host_j = c
+        .host_energy_joules
+        .values()
+        .map(Accumulator::total)
+        .sum::<f64>()
+        + 0.0;
+    let gpu_j = c
+        .gpu_energy_joules
+        .values()
+        .map(Accumulator::total)
+        .sum::<f64>()
+        + 0.0;
+    let gpu_w = s
         .gpus
         .values()
         .filter_map(|g| g.reading.power)
         .map(|w| w.0)
-        .sum();
+        .sum::<f64>()
+        + 0.0;
     n = n
         .float("gpu_power_watts", gpu_w)
         .float("gpu_energy_joules_total", gpu_j)
@@ -105,7 +117,7 @@ pub fn sample_points(s: &Snapshot, node: &str) -> Vec<Point> {
         cost += v;
         n = n.float(format!("cost_{}_total", k.as_str()), v);
     }
-    let credit: f64 = c.credit.values().map(Accumulator::total).sum();
+    let credit = c.credit.values().map(Accumulator::total).sum::<f64>() + 0.0;
     n = n
         .float("cost_total", cost)
         .float("credit_total", credit)
@@ -294,6 +306,8 @@ mod tests {
             .unwrap();
         assert!(node.contains("price_per_kwh=0.2"), "{node}");
         assert!(node.contains("cost_capex_total=0.02"), "{node}");
+        // No -0.0 from empty sums (no host, no credit here).
+        assert!(!node.contains("=-0.0"), "{node}");
         // The GPU row's cost and the node's add up (one GPU).
         let field = |l: &str, k: &str| -> f64 {
             let at = l
