@@ -303,11 +303,11 @@ fn check_stored(vm: &Vm, allowed_gaps: usize) -> (usize, Vec<i64>) {
     assert!(g0.iter().all(|p| p.1 == 200.0), "{g0:?}");
     let gaps = node
         .windows(2)
-        .filter(|w| (w[1] - w[0]) as f64 > 3.0 * INTERVAL * 1000.0)
+        .filter(|w| (w[1] - w[0]) as f64 > 6.0 * INTERVAL * 1000.0)
         .count();
     assert!(
         gaps <= allowed_gaps,
-        "{gaps} gaps longer than 3 intervals in {node:?}"
+        "{gaps} gaps longer than 6 intervals (a sampler stall under load is shorter; an outage longer) in {node:?}"
     );
     (node.len() * 3, node)
 }
