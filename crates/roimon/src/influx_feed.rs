@@ -84,8 +84,9 @@ impl Stats {
     }
 }
 
-/// The running stream: its figures, and the way in for ledger hours.
-#[derive(Debug)]
+/// The running stream: its figures, and the way in for ledger hours
+/// (cheap to clone: hand one to whatever closes ledger hours).
+#[derive(Debug, Clone)]
 pub struct Handle {
     /// Counters for `/metrics`.
     pub stats: Arc<Stats>,
