@@ -312,7 +312,30 @@ impl Buffer {
                 i += 1;
                 continue;
             }
-            let mut f = File::open(self.cfg.dir.join(seg_name(seg.seq)))?;
+            let mut f = match File::open(self.cfg.dir.join(seg_name(seg.seq))) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && points == 0 => {
+                    // Deleted behind our back: its points are lost (counted);
+                    // reading goes on with the next segment.
+                    let before = if i == 0 { self.cursor.points_before } else { 0 };
+                    self.dropped_corrupt += seg.points.saturating_sub(before);
+                    self.segments.remove(i);
+                    if i == self.segments.len() {
+                        self.head = None;
+                    }
+                    if i == 0 {
+                        self.cursor = Pos {
+                            seq: self.segments.front().map_or(self.next_seq, |f| f.seq),
+                            offset: MAGIC.len() as u64,
+                            points_before: 0,
+                        };
+                        pos = self.cursor;
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(e),
+            };
             f.seek(SeekFrom::Start(pos.offset))?;
             let mut f = io::BufReader::new(f);
             while points < max_points.max(1) && pos.offset < seg.bytes {
@@ -435,6 +458,8 @@ impl Buffer {
             }
         }
         let seq = self.next_seq;
+        // The directory may have been deleted while running.
+        fs::create_dir_all(&self.cfg.dir)?;
         let path = self.cfg.dir.join(seg_name(seq));
         let mut f = OpenOptions::new()
             .create(true)
@@ -763,6 +788,31 @@ mod tests {
         assert!(b.append(&lines(0, 10), 10).is_err());
         assert_eq!(b.dropped_full(), 10);
         assert_eq!(b.points(), 0);
+    }
+
+    #[test]
+    fn a_segment_deleted_while_running_is_counted_and_reading_goes_on() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut b, _) = Buffer::open(cfg(d.path(), 1 << 20, 100)).unwrap();
+        for i in 0..10 {
+            b.append(&lines(i * 2, 2), 2).unwrap();
+        }
+        assert!(b.segments() >= 3, "{}", b.segments());
+        let first = b.peek(1).unwrap().unwrap();
+        b.ack(&first).unwrap();
+        let in_first = b.segments[0].points;
+        assert!(in_first >= 4);
+        fs::remove_file(d.path().join(seg_name(0))).unwrap();
+        let got = drain(&mut b, 100);
+        assert_eq!(got.first(), Some(&(in_first as u32)), "{got:?}");
+        assert_eq!(got.last(), Some(&19));
+        assert_eq!(b.dropped_corrupt(), in_first - 2);
+        // Even the whole directory.
+        fs::remove_dir_all(d.path()).unwrap();
+        b.append(&lines(20, 2), 2).unwrap();
+        b.append(&lines(22, 300), 300).unwrap();
+        let got = drain(&mut b, 1000);
+        assert_eq!(got.last(), Some(&321), "{got:?}");
     }
 
     #[test]

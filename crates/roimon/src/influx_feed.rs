@@ -265,6 +265,7 @@ pub fn start(cfg: &InfluxDb, state_dir: &Path, app: Arc<AppState>) -> anyhow::Re
     let (tx, rx) = tokio::sync::mpsc::channel(HOURS_QUEUE);
     let w = Writer {
         buffer: Mutex::new(buffer),
+        append_failing: AtomicBool::new(false),
         stats: stats.clone(),
         appended: tokio::sync::Notify::new(),
         client,
@@ -298,6 +299,8 @@ pub fn start(cfg: &InfluxDb, state_dir: &Path, app: Arc<AppState>) -> anyhow::Re
 
 struct Writer {
     buffer: Mutex<Buffer>,
+    /// The last append failed (logged once per streak).
+    append_failing: AtomicBool,
     stats: Arc<Stats>,
     appended: tokio::sync::Notify,
     client: Client,
@@ -322,11 +325,21 @@ impl Writer {
             return;
         }
         let mut b = self.lock();
-        if let Err(e) = b.append(&text, n as u32) {
-            self.stats
-                .dropped_unbuffered
-                .fetch_add(n as u64, Ordering::Relaxed);
-            tracing::error!(error = %e, points = n, "influxdb: cannot buffer points; dropped");
+        match b.append(&text, n as u32) {
+            Ok(()) => {
+                if self.append_failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("influxdb: buffering points works again");
+                }
+            }
+            Err(e) => {
+                self.stats
+                    .dropped_unbuffered
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                // Once per failure streak; the counter shows the rest.
+                if !self.append_failing.swap(true, Ordering::Relaxed) {
+                    tracing::error!(error = %e, points = n, "influxdb: cannot buffer points; dropped (counted as buffer_full) until the disk accepts writes again");
+                }
+            }
         }
         self.stats.buffer(&b);
         drop(b);
@@ -363,6 +376,7 @@ impl Writer {
         // 401/403 in a row: the slow backoff's own streak.
         let mut auth_failures = 0u32;
         let mut auth_alarm = false;
+        let mut read_failing = false;
         loop {
             let batch = {
                 let mut b = self.lock();
@@ -370,6 +384,10 @@ impl Writer {
                 self.stats.buffer(&b);
                 r
             };
+            if batch.is_ok() && read_failing {
+                tracing::info!("influxdb: the buffer can be read again");
+                read_failing = false;
+            }
             let batch = match batch {
                 Ok(Some(b)) => b,
                 Ok(None) => {
@@ -379,7 +397,10 @@ impl Writer {
                     continue;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "influxdb: cannot read the buffer; trying again");
+                    if !read_failing {
+                        tracing::error!(error = %e, "influxdb: cannot read the buffer; trying again with backoff");
+                        read_failing = true;
+                    }
                     tokio::time::sleep(RETRY.backoff(failures.min(5), &mut jitter)).await;
                     failures += 1;
                     continue;
