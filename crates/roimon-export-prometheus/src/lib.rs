@@ -601,7 +601,7 @@ fn influx_families(i: &InfluxStats) -> Vec<Family> {
     written.push(&[], i.points_written as f64);
     let mut dropped = Family::counter(
         "roimon_influxdb_points_dropped_total",
-        "Points that will never reach InfluxDB since roimon started, by reason: buffer_full (oldest data dropped), rejected (the server refused them: 400/422, or 413 for one point), corrupt (a torn or damaged buffer record).",
+        "Points that will never reach InfluxDB since roimon started, by reason: buffer_full (oldest data dropped), rejected (the server refused them: 400/422, or 413 for one point), corrupt (a damaged buffer record, or a segment file deleted behind roimon).",
     );
     for (reason, v) in [
         ("buffer_full", i.dropped_buffer_full),
