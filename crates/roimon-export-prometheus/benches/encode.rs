@@ -56,6 +56,7 @@ fn bench(c: &mut Criterion) {
     let p = ProcessInfo {
         version: "bench".into(),
         checkpoint_failures_in_a_row: 0,
+        ..ProcessInfo::default()
     };
     for n in [8u32, 1024] {
         let s = snapshot(n);

@@ -15,6 +15,34 @@ pub struct ProcessInfo {
     /// Checkpoint writes that failed in a row, now (0 when the last one
     /// succeeded). Live: the error counter only moves once a write lands.
     pub checkpoint_failures_in_a_row: u32,
+    /// The InfluxDB stream's figures, when it is configured.
+    pub influx: Option<InfluxStats>,
+}
+
+/// The InfluxDB stream as the exporter sees it (plain figures, filled in by
+/// the daemon).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InfluxStats {
+    /// Whether the last write attempt succeeded.
+    pub up: bool,
+    /// Bytes of the disk buffer on disk.
+    pub buffer_bytes: u64,
+    /// Points in the buffer not yet acknowledged by the server.
+    pub buffer_points: u64,
+    /// The buffer's bound, bytes.
+    pub buffer_capacity_bytes: u64,
+    /// Points the server acknowledged.
+    pub points_written: u64,
+    /// Points dropped because the buffer was full.
+    pub dropped_buffer_full: u64,
+    /// Points the server refused (400/422, or 413 for a single point).
+    pub dropped_rejected: u64,
+    /// Points lost to a torn or corrupt buffer record.
+    pub dropped_corrupt: u64,
+    /// Write requests that failed and will be tried again.
+    pub retries: u64,
+    /// Unix time of the last acknowledged write (`None`: none yet).
+    pub last_success_unix: Option<f64>,
 }
 
 /// The key of the host in `unaccounted_seconds`.
@@ -586,11 +614,64 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
     );
     streak.push(&[], f64::from(p.checkpoint_failures_in_a_row));
     out.extend([ck, streak]);
+    if let Some(i) = &p.influx {
+        out.extend(influx_families(i));
+    }
 
     out.into_iter()
         .map(|f| f.0)
         .filter(|f| !f.get_metric().is_empty())
         .collect()
+}
+
+fn influx_families(i: &InfluxStats) -> Vec<Family> {
+    let mut up = Family::gauge(
+        "roimon_influxdb_up",
+        "1 when the last InfluxDB write attempt succeeded, else 0 (the data stays in the buffer).",
+    );
+    up.push(&[], if i.up { 1.0 } else { 0.0 });
+    let mut bytes = Family::gauge(
+        "roimon_influxdb_buffer_bytes",
+        "Bytes of the InfluxDB disk buffer on disk.",
+    );
+    bytes.push(&[], i.buffer_bytes as f64);
+    let mut points = Family::gauge(
+        "roimon_influxdb_buffer_points",
+        "Points in the InfluxDB disk buffer not yet acknowledged by the server.",
+    );
+    points.push(&[], i.buffer_points as f64);
+    let mut cap = Family::gauge(
+        "roimon_influxdb_buffer_capacity_bytes",
+        "Bound of the InfluxDB disk buffer in bytes; past it the oldest data is dropped.",
+    );
+    cap.push(&[], i.buffer_capacity_bytes as f64);
+    let mut written = Family::counter(
+        "roimon_influxdb_points_written_total",
+        "Points the InfluxDB server acknowledged since roimon started.",
+    );
+    written.push(&[], i.points_written as f64);
+    let mut dropped = Family::counter(
+        "roimon_influxdb_points_dropped_total",
+        "Points that will never reach InfluxDB since roimon started, by reason: buffer_full (oldest data dropped), rejected (the server refused them: 400/422, or 413 for one point), corrupt (a damaged buffer record, or a segment file deleted behind roimon).",
+    );
+    for (reason, v) in [
+        ("buffer_full", i.dropped_buffer_full),
+        ("rejected", i.dropped_rejected),
+        ("corrupt", i.dropped_corrupt),
+    ] {
+        dropped.push(&[("reason", reason)], v as f64);
+    }
+    let mut retries = Family::counter(
+        "roimon_influxdb_retries_total",
+        "InfluxDB write requests that failed and are tried again (backoff, Retry-After, or a bad token).",
+    );
+    retries.push(&[], i.retries as f64);
+    let mut last = Family::gauge(
+        "roimon_influxdb_last_success_timestamp_seconds",
+        "Unix time of the last write InfluxDB acknowledged (absent before the first).",
+    );
+    last.push_opt(&[], i.last_success_unix);
+    vec![up, bytes, points, cap, written, dropped, retries, last]
 }
 
 /// The Prometheus text exposition (format 0.0.4) of a snapshot.

@@ -3,7 +3,7 @@
 
 use chrono::{TimeZone, Utc};
 use roimon_core::*;
-use roimon_export_prometheus::{ProcessInfo, encode};
+use roimon_export_prometheus::{InfluxStats, ProcessInfo, encode};
 
 fn snapshot() -> Snapshot {
     snapshot_with(None)
@@ -105,6 +105,7 @@ fn exact_lines() {
         &ProcessInfo {
             version: "1.2.3".into(),
             checkpoint_failures_in_a_row: 0,
+            influx: None,
         },
     ))
     .unwrap();
@@ -222,6 +223,18 @@ fn whole_exposition_matches_the_golden_file() {
         &ProcessInfo {
             version: "1.2.3".into(),
             checkpoint_failures_in_a_row: 2,
+            influx: Some(InfluxStats {
+                up: false,
+                buffer_bytes: 123_456,
+                buffer_points: 789,
+                buffer_capacity_bytes: 268_435_456,
+                points_written: 10_000,
+                dropped_buffer_full: 5,
+                dropped_rejected: 2,
+                dropped_corrupt: 1,
+                retries: 7,
+                last_success_unix: Some(1_767_225_600.5),
+            }),
         },
     ))
     .unwrap();

@@ -29,6 +29,8 @@ pub struct AppState {
     http: crate::serve::Stats,
     /// The push endpoint, once configured.
     push: std::sync::OnceLock<crate::push::Push>,
+    /// The InfluxDB stream's figures, when it runs.
+    influx: std::sync::OnceLock<Arc<crate::influx_feed::Stats>>,
     /// Where `/api/v1/report` reads the ledger, once configured.
     report: std::sync::OnceLock<ReportSource>,
 }
@@ -58,6 +60,7 @@ impl AppState {
             http: crate::serve::Stats::default(),
             push: std::sync::OnceLock::new(),
             report: std::sync::OnceLock::new(),
+            influx: std::sync::OnceLock::new(),
         }
     }
 
@@ -131,6 +134,11 @@ impl AppState {
         let _ = self.report.set(r);
     }
 
+    /// Show the InfluxDB stream's figures on `/metrics` (once).
+    pub fn set_influx(&self, stats: Arc<crate::influx_feed::Stats>) {
+        let _ = self.influx.set(stats);
+    }
+
     /// The HTTP connection counters.
     pub fn http_stats(&self) -> &crate::serve::Stats {
         &self.http
@@ -140,6 +148,7 @@ impl AppState {
         ProcessInfo {
             version: self.version.clone(),
             checkpoint_failures_in_a_row: self.checkpoint_streak.load(Ordering::Relaxed),
+            influx: self.influx.get().map(|s| s.view()),
         }
     }
 }

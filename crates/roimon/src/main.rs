@@ -7,6 +7,7 @@ mod carbon_feed;
 mod checkpoint;
 mod config;
 mod http;
+mod influx_feed;
 mod pods_feed;
 mod price_feed;
 mod prices_cmd;
@@ -412,6 +413,18 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
         in_flight: tokio::sync::Semaphore::new(push::MAX_IN_FLIGHT),
     });
     drop(tx);
+    // The InfluxDB stream reads published snapshots on its own thread; the
+    // handle stays alive for the daemon's life (closed ledger hours go in
+    // through it).
+    let _influx = match &cfg.influxdb {
+        Some(i) => {
+            let h = influx_feed::start(i, &cfg.state.dir, state.clone())?;
+            state.set_influx(h.stats.clone());
+            influx_feed::copy_ledger_hours(h.clone(), cfg.state.dir.join(roimon_ledger::FILE))?;
+            Some(h)
+        }
+        None => None,
+    };
     let price_updates = Some(rx);
     let attribution = attribution::Attributor::new(&cfg.attribution, cfg.engine_config().owners);
     let sampler = Sampler {

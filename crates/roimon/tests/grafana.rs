@@ -51,6 +51,14 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_gpu_cost_total",
     "roimon_credit_total",
     "roimon_collector_up",
+    "roimon_influxdb_up",
+    "roimon_influxdb_buffer_bytes",
+    "roimon_influxdb_buffer_points",
+    "roimon_influxdb_buffer_capacity_bytes",
+    "roimon_influxdb_points_written_total",
+    "roimon_influxdb_points_dropped_total",
+    "roimon_influxdb_retries_total",
+    "roimon_influxdb_last_success_timestamp_seconds",
     "roimon_collector_errors_total",
     "roimon_unaccounted_seconds_total",
     "roimon_checkpoint_errors_total",
@@ -505,6 +513,10 @@ fn exported_metrics() -> BTreeSet<String> {
     let p = roimon_export_prometheus::ProcessInfo {
         version: "0".into(),
         checkpoint_failures_in_a_row: 0,
+        influx: Some(roimon_export_prometheus::InfluxStats {
+            last_success_unix: Some(1.0),
+            ..Default::default()
+        }),
     };
     let mut snap = e.snapshot();
     // Budgets are set by the daemon from its ledger.

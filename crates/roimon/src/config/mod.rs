@@ -18,6 +18,7 @@ mod costs;
 mod facility;
 mod gpu;
 mod host;
+mod influxdb;
 mod ledger;
 mod log;
 mod price;
@@ -34,6 +35,7 @@ pub use costs::*;
 pub use facility::*;
 pub use gpu::*;
 pub use host::*;
+pub use influxdb::*;
 pub use ledger::*;
 pub use log::*;
 pub use price::*;
@@ -105,6 +107,9 @@ pub struct Config {
     /// Monthly budgets.
     #[serde(default)]
     pub budget: Vec<BudgetCfg>,
+    /// The InfluxDB v2 stream (absent: off).
+    #[serde(default)]
+    pub influxdb: Option<InfluxDb>,
 }
 
 /// The keys every fetched source shares: `[refresh, timeout, retry_initial,
@@ -653,6 +658,7 @@ impl Config {
             check_push(&self.push),
             check_roi(&self.roi),
             check_ledger(&self.node, &self.ledger, &self.report, &self.budget),
+            self.influxdb.as_ref().and_then(check_influxdb),
         ]
         .into_iter()
         .flatten()
