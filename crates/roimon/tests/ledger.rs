@@ -310,6 +310,32 @@ fn a_running_daemon_serves_its_ledger_and_budgets() {
     // Readable beside the daemon, as an operator would with sqlite3.
     let v = query_i64(&state, "SELECT COUNT(*) FROM ledger WHERE closed = 0");
     assert!(v[0] >= 2, "open rows {v:?}");
+    // Pushed value lands in the ledger's value row of its owner.
+    let (st, body) = http_post(
+        &d.addr,
+        "/api/v2/write",
+        &[],
+        b"roimon_value,team=search,workload=w amount=12.5",
+    );
+    assert_eq!(st, 204, "{body}");
+    let mut value_row = serde_json::Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let (_, j) = d.get("/api/v1/report?by=team,gpu&format=json");
+        let j: serde_json::Value = serde_json::from_str(&j).unwrap();
+        if let Some(r) = j["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["gpu"] == "value" && r["team"] == "search")
+        {
+            value_row = r.clone();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(value_row["value"], 12.5, "{value_row}");
+    assert_eq!(value_row["cost_total"], 0.0);
     // HTTP and CLI give the same CSV shape; the totals equal the node.
     let (st, csv) = d.get("/api/v1/report?by=team&format=csv");
     assert_eq!(st, 200, "{csv}");
