@@ -1697,6 +1697,37 @@ mod tests {
     }
 
     #[test]
+    fn rows_carry_gpu_and_host_energy_and_the_priced_seconds() {
+        let mut e = Engine::new(cfg(ShareKey::Energy), None);
+        e.ingest(
+            tick(0.0),
+            &report(vec![
+                gpu("GPU-a", Some(1000.0), 300.0),
+                gpu("GPU-b", Some(0.0), 100.0),
+                host(0.0),
+            ]),
+        );
+        e.ingest(
+            tick(4.0),
+            &report(vec![
+                gpu("GPU-a", Some(4000.0), 300.0),
+                gpu("GPU-b", Some(1000.0), 100.0),
+                host(1000.0),
+            ]),
+        );
+        let c = e.counters();
+        let a = only_row(c, "GPU-a");
+        assert_eq!(a.gpu_energy_joules.total(), 3000.0);
+        // By energy: 3/4 of the host's 1000 J.
+        assert!((a.host_energy_joules.total() - 750.0).abs() < 1e-9);
+        let host_rows: f64 = c.rows.values().map(|r| r.host_energy_joules.total()).sum();
+        assert!((host_rows - 1000.0).abs() < 1e-9);
+        // A static price covers every second.
+        assert_eq!(c.priced_seconds["source"].total(), 4.0);
+        assert!(!c.priced_seconds.contains_key("fallback"));
+    }
+
+    #[test]
     fn energy_cost_pue_and_attribution_exact() {
         let mut e = Engine::new(cfg(ShareKey::Energy), None);
         e.ingest(

@@ -354,6 +354,17 @@ impl Ledger {
     /// the counters stored in the same database; the node totals against
     /// the same sums; and the structure (no hour twice, one open hour).
     pub fn verify(&self) -> Result<Verification> {
+        // One read transaction: the counters and the rows of one commit,
+        // also while the daemon keeps writing.
+        self.conn
+            .execute_batch("BEGIN DEFERRED")
+            .map_err(|e| self.err(e))?;
+        let v = self.verify_in_snapshot();
+        let _ = self.conn.execute_batch("COMMIT");
+        v
+    }
+
+    fn verify_in_snapshot(&self) -> Result<Verification> {
         let stored = self
             .load()?
             .ok_or_else(|| self.err("no checkpoint in the ledger yet"))?;

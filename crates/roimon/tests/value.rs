@@ -7,8 +7,8 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,30 +57,6 @@ fn vllm(capture: &str, start: f64, prompt: f64, generated: f64, requests: f64) -
             "vllm:request_success_total{finished_reason=\"length\",model_name=\"facebook/opt-125m\"} 1.0",
             &format!("vllm:request_success_total{{finished_reason=\"length\",model_name=\"facebook/opt-125m\"}} {requests}"),
         )
-}
-
-/// POST a body to the daemon; (status, response body).
-fn post(addr: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (h, b) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (
-        h.split_whitespace().nth(1).unwrap().parse().unwrap(),
-        b.to_string(),
-    )
 }
 
 #[test]
@@ -212,10 +188,13 @@ benefit_weights = {{ precision = 1.0 }}
     // Pushes: the token is required.
     let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap();
     let line = format!("roimon_value,team=ads,workload=bid amount=12.5 {now_ns}\n");
-    assert_eq!(post(&d.addr, "/api/v2/write", &[], line.as_bytes()).0, 401);
+    assert_eq!(
+        http_post(&d.addr, "/api/v2/write", &[], line.as_bytes()).0,
+        401
+    );
     let auth = [("Authorization", "Token s3cret")];
     assert_eq!(
-        post(
+        http_post(
             &d.addr,
             "/api/v2/write?org=x&bucket=y",
             &auth,
@@ -226,14 +205,14 @@ benefit_weights = {{ precision = 1.0 }}
     );
     // A client's retry of the same point counts once.
     assert_eq!(
-        post(&d.addr, "/api/v2/write", &auth, line.as_bytes()).0,
+        http_post(&d.addr, "/api/v2/write", &auth, line.as_bytes()).0,
         204
     );
     // A batch with a bad second line writes nothing and names the line.
     let bad = format!(
         "roimon_value,team=ads,workload=bid amount=100 {now_ns}\nroimon_value,team=ads amount=-3 {now_ns}\n"
     );
-    let (status, why) = post(&d.addr, "/api/v2/write", &auth, bad.as_bytes());
+    let (status, why) = http_post(&d.addr, "/api/v2/write", &auth, bad.as_bytes());
     assert_eq!(status, 400, "{why}");
     let why: serde_json::Value = serde_json::from_str(&why).unwrap();
     assert_eq!(why["line"], 2, "{why}");
@@ -243,7 +222,7 @@ benefit_weights = {{ precision = 1.0 }}
         now_ns / 1_000_000_000
     );
     assert_eq!(
-        post(&d.addr, "/api/v2/write?precision=s", &auth, kpi.as_bytes()).0,
+        http_post(&d.addr, "/api/v2/write?precision=s", &auth, kpi.as_bytes()).0,
         204
     );
 
@@ -317,7 +296,7 @@ benefit_weights = {{ precision = 1.0 }}
     // A client retries its batch after roimon restarted: the dedup window
     // was kept with the counters, so it counts once.
     assert_eq!(
-        post(&d.addr, "/api/v2/write", &auth, line.as_bytes()).0,
+        http_post(&d.addr, "/api/v2/write", &auth, line.as_bytes()).0,
         204
     );
     let m = d.wait_metrics("the retry seen", |m| {
