@@ -84,23 +84,6 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_value_target_errors_total",
 ];
 
-/// Metric families dashboards may read before the exporter on this branch
-/// emits them: they come with the budget (ledger) and InfluxDB writer
-/// features, whose names are agreed (shared/contract.md). At merge, remove
-/// each one the exporter now emits: `pending_families_are_not_emitted_yet`
-/// fails until then, so the list cannot outlive its reason.
-const PENDING_FAMILIES: &[&str] = &[
-    // InfluxDB writer feature
-    "roimon_influxdb_up",
-    "roimon_influxdb_buffer_bytes",
-    "roimon_influxdb_buffer_points",
-    "roimon_influxdb_buffer_capacity_bytes",
-    "roimon_influxdb_points_written_total",
-    "roimon_influxdb_points_dropped_total",
-    "roimon_influxdb_retries_total",
-    "roimon_influxdb_last_success_timestamp_seconds",
-];
-
 /// The dashboards deploy/mixin generates; system tests and docs use these
 /// paths.
 const DASHBOARD_FILES: &[&str] = &[
@@ -756,7 +739,6 @@ fn dashboards_use_only_metrics_the_exporter_emits() {
         .iter()
         .cloned()
         .chain(recorded.iter().cloned())
-        .chain(PENDING_FAMILIES.iter().map(|m| m.to_string()))
         .collect();
     let mut used = BTreeSet::new();
     let mut unknown = Vec::new();
@@ -781,24 +763,11 @@ fn dashboards_use_only_metrics_the_exporter_emits() {
     assert!(
         unknown.is_empty(),
         "dashboards use metrics neither the exporter emits nor a recording rule records \
-         (nor PENDING_FAMILIES lists):\n{}\nemitted: {emitted:?}\nrecorded: {recorded:?}",
+        :\n{}\nemitted: {emitted:?}\nrecorded: {recorded:?}",
         unknown.join("\n")
     );
     assert!(used.contains("roimon_gpu_power_watts") && used.contains("roimon_cost_total"));
     assert!(used.contains("cluster:roimon_cost:rate5m") && used.contains("roimon_budget_spent"));
-}
-
-#[test]
-fn pending_families_are_not_emitted_yet() {
-    let emitted = exported_metrics();
-    let landed: Vec<_> = PENDING_FAMILIES
-        .iter()
-        .filter(|m| emitted.contains(**m))
-        .collect();
-    assert!(
-        landed.is_empty(),
-        "the exporter now emits {landed:?}: remove them from PENDING_FAMILIES"
-    );
 }
 
 #[test]
