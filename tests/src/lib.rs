@@ -4,6 +4,7 @@
 
 #![allow(missing_debug_implementations)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -85,6 +86,8 @@ pub struct Node {
     pub addr: String,
     pub dir: PathBuf,
     pub log: mpsc::Receiver<String>,
+    /// Log lines read while waiting for the start.
+    pub early: Vec<String>,
 }
 
 /// The config of a node with `gpus` simulated GPUs, each owned by the
@@ -158,11 +161,13 @@ impl Node {
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                         if v["fields"]["message"] == "roimon running" {
                             let addr = v["fields"]["listen"].as_str().unwrap().to_string();
+                            seen.push(line);
                             return Node {
                                 child,
                                 addr,
                                 dir: dir.to_path_buf(),
                                 log: rx,
+                                early: seen,
                             };
                         }
                     }
@@ -183,6 +188,29 @@ impl Node {
     /// GET a path; (status, body).
     pub fn get(&self, path: &str) -> (u16, String) {
         http(&self.addr, "GET", path, &[], b"")
+    }
+
+    /// Scrape `/metrics`.
+    pub fn metrics(&self) -> String {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Poll fresh scrapes until `f` holds (bounded: 30 s).
+    pub fn wait_metrics(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let m = self.metrics();
+            if f(&m) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last scrape:\n{m}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Stop with SIGTERM and wait (bounded); true when it exited 0.
@@ -255,6 +283,25 @@ fn dechunk(mut s: &str) -> String {
         s = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
     }
     out
+}
+
+/// The value of the sample whose line starts with `series` and a space.
+pub fn value(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|r| r.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+/// Sum of every sample of a metric name (any labels).
+pub fn sum(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
 }
 
 /// Percent-encode a query parameter value.
@@ -459,6 +506,116 @@ pub fn shipped_rules(dir: &Path, for_: &str) -> Vec<PathBuf> {
     }
     assert!(!out.is_empty(), "no rule files in {}", src.display());
     out
+}
+
+// --- VictoriaMetrics -------------------------------------------------------
+
+/// A VictoriaMetrics on a loopback port with its data in a temp dir.
+pub struct Vm {
+    child: Option<Child>,
+    port: u16,
+    data: PathBuf,
+}
+
+impl Vm {
+    pub fn start(data: &Path) -> Vm {
+        let port = free_port();
+        let mut vm = Vm {
+            child: None,
+            port,
+            data: data.to_path_buf(),
+        };
+        vm.resume();
+        vm
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)start on the same port and data, and wait until it answers.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none());
+        let child = Command::new("victoria-metrics")
+            .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
+            .arg(format!("-storageDataPath={}", self.data.display()))
+            .arg("-retentionPeriod=100y")
+            .arg("-loggerLevel=ERROR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("victoria-metrics not found: install it with `apt-get install victoria-metrics` (.ci/run does)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if TcpStream::connect(self.addr()).is_ok()
+                && http(&self.addr(), "GET", "/health", &[], b"").0 == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "victoria-metrics did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stop (SIGTERM: it flushes its data) and wait for the exit.
+    pub fn pause(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every stored series whose name starts with `prefix`: labels (with
+    /// `__name__`) → timestamps (ms) and values, as stored (duplicates kept).
+    pub fn export(&self, prefix: &str) -> BTreeMap<String, Vec<(i64, f64)>> {
+        http(&self.addr(), "POST", "/internal/force_flush", &[], b"");
+        let q = format!("/api/v1/export?match%5B%5D=%7B__name__%3D~%22{prefix}.%2A%22%7D");
+        let (status, body) = http(&self.addr(), "GET", &q, &[], b"");
+        assert_eq!(status, 200, "{body}");
+        let mut out = BTreeMap::new();
+        for line in body.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let labels: BTreeMap<String, String> =
+                serde_json::from_value(v["metric"].clone()).unwrap();
+            let key = labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let ts = v["timestamps"].as_array().unwrap();
+            let vals = v["values"].as_array().unwrap();
+            let e: &mut Vec<(i64, f64)> = out.entry(key).or_default();
+            for (t, x) in ts.iter().zip(vals) {
+                e.push((t.as_i64().unwrap(), x.as_f64().unwrap()));
+            }
+        }
+        for v in out.values_mut() {
+            v.sort_by_key(|p| p.0);
+        }
+        out
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 /// CPU seconds (user + system) and resident memory (current, peak) in

@@ -101,6 +101,8 @@ fn now_ns() -> u128 {
 fn every_dashboard_panel_returns_data() {
     let tmp = tempfile::tempdir().unwrap();
     let server = inference_server();
+    // The InfluxDB stream writes to a real VictoriaMetrics.
+    let vm = Vm::start(&tmp.path().join("vm"));
     let extra = format!(
         r#"
 [carbon]
@@ -117,6 +119,12 @@ interval_secs = 1
 input_per_million_tokens = 0.5
 output_per_million_tokens = 1.5
 per_request = 0.001
+
+[influxdb]
+url = "{influx}"
+org = "roimon"
+bucket = "roimon"
+interval_secs = 1
 
 [roi]
 windows = ["1m", "5m", "1h", "24h"]
@@ -135,7 +143,8 @@ name = "precision"
 value = 0.9
 team = "search"
 workload = "chat"
-"#
+"#,
+        influx = vm.url()
     );
     let a = Node::start(
         &tmp.path().join("a"),
