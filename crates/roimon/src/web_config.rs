@@ -1419,6 +1419,72 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn beyond_the_queue_new_passwords_get_busy_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let hash = bcrypt::hash("right", 4).unwrap();
+        let p = write(
+            d.path(),
+            "w.yml",
+            &format!("basic_auth_users:\n  alice: {hash}\n"),
+        );
+        let w = WebConfig::open(&p).unwrap();
+        // The one bcrypt slot is taken: every new password has to wait.
+        let held = w.bcrypt.acquire().await.unwrap();
+        let extra = 5;
+        let tasks: Vec<_> = (0..BCRYPT_QUEUE + extra)
+            .map(|i| {
+                let w = w.clone();
+                tokio::spawn(async move {
+                    let a = w.current();
+                    w.verify(&a.users, "alice", format!("guess{i}").as_bytes())
+                        .await
+                        .is_err()
+                })
+            })
+            .collect();
+        for _ in 0..10_000 {
+            if w.waiting.load(Ordering::Acquire) == BCRYPT_QUEUE
+                && tasks.iter().filter(|t| t.is_finished()).count() == extra
+            {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            w.waiting.load(Ordering::Acquire),
+            BCRYPT_QUEUE,
+            "the queue is bounded"
+        );
+        drop(held);
+        let mut busy = 0;
+        for t in tasks {
+            busy += usize::from(t.await.unwrap());
+        }
+        assert_eq!(busy, extra, "only those beyond the queue are refused");
+        assert_eq!(w.cache.lock().unwrap().map.len(), BCRYPT_QUEUE);
+    }
+
+    #[test]
+    fn the_rate_limit_is_a_token_bucket() {
+        let t0 = Instant::now();
+        let mut b = Bucket {
+            per_sec: 1.0,
+            burst: 2.0,
+            tokens: 2.0,
+            at: t0,
+        };
+        assert!(b.allow(t0) && b.allow(t0));
+        assert!(!b.allow(t0), "the burst is spent");
+        assert!(!b.allow(t0 + Duration::from_millis(500)));
+        assert!(b.allow(t0 + Duration::from_millis(1000)));
+        assert!(b.allow(t0 + Duration::from_secs(60)) && b.allow(t0 + Duration::from_secs(60)));
+        assert!(
+            !b.allow(t0 + Duration::from_secs(60)),
+            "never more than the burst"
+        );
+    }
+
+    #[tokio::test]
     async fn a_repeated_wrong_password_costs_one_bcrypt() {
         let d = tempfile::tempdir().unwrap();
         let hash = bcrypt::hash("right", 4).unwrap();

@@ -9,6 +9,8 @@
 mod common;
 
 use common::{BIN, Daemon, http_get, value};
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -161,12 +163,29 @@ fn roimon_config(dir: &Path, server_extra: &str, push_token: bool) -> PathBuf {
 
 /// What curl saw: the status (None: no HTTP answer), the body, its verbose log
 /// and its exit code.
-#[derive(Debug)]
 struct Curl {
     status: Option<u16>,
     body: String,
     log: String,
     exit: i32,
+}
+
+impl std::fmt::Debug for Curl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body: String = self.body.chars().take(300).collect();
+        let log: Vec<&str> = self
+            .log
+            .lines()
+            .filter(|l| !l.starts_with(['{', '}']))
+            .collect();
+        write!(
+            f,
+            "status {:?}, exit {}, body {body:?}\n{}",
+            self.status,
+            self.exit,
+            log.join("\n")
+        )
+    }
 }
 
 impl Curl {
@@ -395,6 +414,29 @@ fn min_version_tls13_refuses_a_tls12_client() {
     let r = get(&daemon, d, "/metrics", &["--tlsv1.3"]);
     assert_eq!(r.status, Some(200), "{r:?}");
     assert_eq!(r.tls_version(), Some("TLSv1.3"));
+
+    // A handshake that never completes is closed at the header deadline
+    // (3 s here), like a request header that never completes.
+    let mut s = TcpStream::connect(&daemon.addr).unwrap();
+    // A TLS record header announcing 512 bytes that never come.
+    s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        other => panic!("the stalled handshake was not closed within 10 s: {other:?}"),
+    }
+    let m = get(&daemon, d, "/metrics", &[]).body;
+    assert!(
+        value(
+            &m,
+            "roimon_http_connections_dropped_total{reason=\"tls_handshake\"}"
+        )
+        .unwrap()
+            >= 1.0,
+        "{m}"
+    );
 }
 
 #[test]
