@@ -607,6 +607,22 @@ fn broken_files_are_refused_at_start_and_by_check_config() {
         err.contains("web.yml") && err.contains("min_version") && err.contains("TLS 1.2 and 1.3"),
         "{err}"
     );
+    // A key that is not the certificate's.
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: client.key\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("key_file") && err.contains("do not go together"),
+        "{err}"
+    );
     std::fs::write(
         &web,
         "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n",
