@@ -389,9 +389,13 @@ pub async fn serve(
         }
         Some(w) => {
             let a = w.current();
-            if !a.tls_enabled() && !a.auth_enabled() {
+            if !a.tls_enabled() {
                 if let Some(warning) = exposure_warning(addr) {
-                    tracing::warn!(listen = %addr, "{warning}");
+                    if a.auth_enabled() {
+                        tracing::warn!(listen = %addr, "basic auth without TLS on a listener other machines reach: passwords cross the network in the clear; add tls_server_config to the web configuration file");
+                    } else {
+                        tracing::warn!(listen = %addr, "{warning}");
+                    }
                 }
             }
             let _ = state.http_stats().web.set(w.clone());

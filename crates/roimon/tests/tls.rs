@@ -125,7 +125,13 @@ fn pki(dir: &Path) {
         "serverAuth",
         "IP:127.0.0.1,DNS:localhost",
     );
-    make_leaf(dir, "client", "ca", "clientAuth", "DNS:client.example");
+    make_leaf(
+        dir,
+        "client",
+        "ca",
+        "clientAuth",
+        "DNS:client.example,IP:10.0.0.7,URI:spiffe://example.org/scraper,email:ops@example.com",
+    );
     make_leaf(dir, "other", "ca", "clientAuth", "DNS:other.example");
     make_ca(dir, "foreign");
     make_leaf(
@@ -485,19 +491,29 @@ fn client_certificates_accepted_and_refused() {
         let r = run(&daemon, &with("server"));
         assert_eq!(r.status, None, "a certificate not for client auth: {r:?}");
     }
-    // client_allowed_sans: only client.example gets in.
-    std::fs::write(
-        &web,
-        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  \
-         client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n  \
-         client_allowed_sans: [\"client.example\"]\n",
-    )
-    .unwrap();
-    let daemon = Daemon::start(&cfg, &["--web.config.file", web.to_str().unwrap()]);
-    let r = run(&daemon, &with("client"));
-    assert_eq!(r.status, Some(200), "{r:?}");
-    let r = run(&daemon, &with("other"));
-    assert_eq!(r.status, None, "a SAN not in client_allowed_sans: {r:?}");
+    // client_allowed_sans: the client's certificate carries each kind of SAN
+    // (DNS, IP, URI, e-mail); the other one's only other.example.
+    for san in [
+        "client.example",
+        "10.0.0.7",
+        "spiffe://example.org/scraper",
+        "ops@example.com",
+    ] {
+        std::fs::write(
+            &web,
+            format!(
+                "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  \
+                 client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n  \
+                 client_allowed_sans: [\"{san}\"]\n"
+            ),
+        )
+        .unwrap();
+        let daemon = Daemon::start(&cfg, &["--web.config.file", web.to_str().unwrap()]);
+        let r = run(&daemon, &with("client"));
+        assert_eq!(r.status, Some(200), "{san}: {r:?}");
+        let r = run(&daemon, &with("other"));
+        assert_eq!(r.status, None, "{san} is not other's SAN: {r:?}");
+    }
 }
 
 #[test]
@@ -564,6 +580,43 @@ fn reload_takes_a_new_password_and_keeps_the_old_file_when_broken() {
         Some(401),
         "still behind basic auth"
     );
+
+    // The file repaired, then a renewed certificate: served without a
+    // restart, on the certificate file's change alone.
+    let loaded = |r: &Curl| {
+        value(
+            &r.body,
+            "roimon_web_config_last_reload_success_timestamp_seconds",
+        )
+    };
+    let before = loaded(&get(&daemon, d, "/metrics", &["-u", "alice:two"]));
+    std::fs::write(&web, file("two")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while loaded(&get(&daemon, d, "/metrics", &["-u", "alice:two"])) == before {
+        assert!(
+            Instant::now() < deadline,
+            "the repaired file was not taken within 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    make_leaf(d, "renewed", "ca", "serverAuth", "IP:127.0.0.1");
+    let r = get(&daemon, d, "/healthz", &["-u", "alice:two"]);
+    assert!(r.log.contains("subject: CN=server\n"), "{r:?}");
+    std::fs::copy(d.join("renewed.key"), d.join("server.key")).unwrap();
+    std::fs::copy(d.join("renewed.pem"), d.join("server.pem")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = get(&daemon, d, "/healthz", &["-u", "alice:two"]);
+        if r.log.contains("subject: CN=renewed") {
+            assert_eq!(r.status, Some(200), "{r:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate was not served within 15 s: {r:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (_, log) = daemon.stop("TERM");
     assert!(
         log.iter()
