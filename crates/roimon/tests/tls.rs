@@ -491,6 +491,36 @@ fn client_certificates_accepted_and_refused() {
         let r = run(&daemon, &with("server"));
         assert_eq!(r.status, None, "a certificate not for client auth: {r:?}");
     }
+    // The other policies, as Go's crypto/tls has them.
+    for (policy, none, stranger, client) in [
+        ("VerifyClientCertIfGiven", true, false, true),
+        ("RequireAnyClientCert", false, true, true),
+        ("RequestClientCert", true, true, true),
+    ] {
+        std::fs::write(
+            &web,
+            format!(
+                "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  \
+                 client_auth_type: {policy}\n{}",
+                if policy == "VerifyClientCertIfGiven" {
+                    "  client_ca_file: ca.pem\n"
+                } else {
+                    ""
+                }
+            ),
+        )
+        .unwrap();
+        let daemon = Daemon::start(&cfg, &["--web.config.file", web.to_str().unwrap()]);
+        for (who, args, admitted) in [
+            ("no certificate", vec![], none),
+            ("another CA's certificate", with("stranger"), stranger),
+            ("the CA's client certificate", with("client"), client),
+        ] {
+            let r = run(&daemon, &args);
+            let want = if admitted { Some(200) } else { None };
+            assert_eq!(r.status, want, "{policy}, {who}: {r:?}");
+        }
+    }
     // client_allowed_sans: the client's certificate carries each kind of SAN
     // (DNS, IP, URI, e-mail); the other one's only other.example.
     for san in [
@@ -623,6 +653,109 @@ fn reload_takes_a_new_password_and_keeps_the_old_file_when_broken() {
             .any(|l| l.contains("web configuration not reloaded") && l.contains("keyfile")),
         "the error is logged naming the key:\n{}",
         log.join("\n")
+    );
+}
+
+#[test]
+fn settings_roimon_cannot_honour_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    pki(d);
+    let web = d.join("web.yml");
+    let cfg = roimon_config(
+        d,
+        &format!("web_config_file = \"{}\"", web.display()),
+        false,
+    );
+    let tls = "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n";
+    for (extra, key, says) in [
+        (
+            "  min_version: TLS11\n",
+            "min_version",
+            "TLS 1.2 and 1.3 only",
+        ),
+        (
+            "  max_version: TLS14\n",
+            "max_version",
+            "unknown TLS version",
+        ),
+        (
+            "  min_version: TLS13\n  max_version: TLS12\n",
+            "min_version",
+            "above max_version",
+        ),
+        (
+            "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]\n",
+            "cipher_suites",
+            "no CBC",
+        ),
+        (
+            "  cipher_suites: [TLS_FAST]\n",
+            "cipher_suites",
+            "unknown cipher suite",
+        ),
+        (
+            "  curve_preferences: [CurveP521]\n",
+            "curve_preferences",
+            "not offered",
+        ),
+        (
+            "  client_auth_type: Sometimes\n",
+            "client_auth_type",
+            "unknown client_auth_type",
+        ),
+        (
+            "  client_ca_file: ca.pem\n",
+            "client_auth_type",
+            "without a client auth policy",
+        ),
+        (
+            "  client_auth_type: RequireAndVerifyClientCert\n",
+            "client_ca_file",
+            "needs client_ca_file",
+        ),
+        (
+            "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.pem\n  client_allowed_sans: [a]\n",
+            "client_allowed_sans",
+            "requires client_auth_type",
+        ),
+        ("  cert: inline\n", "cert_file", "not both"),
+        (
+            "  prefer_server_cipher_suite: true\n",
+            "prefer_server_cipher_suite",
+            "unknown field",
+        ),
+    ] {
+        std::fs::write(&web, format!("{tls}{extra}")).unwrap();
+        let out = Command::new(BIN)
+            .args(["check-config", cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {err}");
+        assert!(
+            err.contains("web.yml")
+                && err.contains(&format!("tls_server_config.{key}`"))
+                && err.contains(says),
+            "{extra}: {err}"
+        );
+    }
+    // What Go accepts and rustls offers is taken.
+    std::fs::write(
+        &web,
+        format!(
+            "{tls}  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_AES_128_GCM_SHA256]\n  \
+             curve_preferences: [CurveP384, X25519]\n  prefer_server_cipher_suites: false\n\
+             http_server_config:\n  http2: false\nrate_limit:\n  interval: 10ms\n  burst: 100\n"
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&cfg, &[]);
+    let r = get(&daemon, d, "/metrics", &["--tlsv1.2", "--tls-max", "1.2"]);
+    assert_eq!(r.status, Some(200), "{r:?}");
+    assert!(
+        r.log.contains("ECDHE-ECDSA-AES256-GCM-SHA384"),
+        "the only TLS 1.2 suite: {r:?}"
     );
 }
 
