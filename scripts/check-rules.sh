@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Check the Prometheus rules in deploy/prometheus/rules/: every rules file with
-# `promtool check rules` (duplicate rules are errors), every unit test file in
-# tests/ with `promtool test rules`. Exits non-zero on the first failure, or
-# when a directory holds no file to check.
+# Check the Prometheus rules in deploy/prometheus/rules/: they are what
+# deploy/mixin/ generates (no hand edits, no drift from the dashboards and the
+# Helm chart), every rules file passes `promtool check rules` (duplicate rules
+# are errors), every unit test file in tests/ passes `promtool test rules`,
+# and every alert has a firing and a quiet test case and a runbook section.
+# Exits non-zero on the first failure, or when a directory holds no file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dir=deploy/prometheus/rules
 command -v promtool >/dev/null 2>&1 || { echo "promtool not found (Debian: apt-get install prometheus)" >&2; exit 1; }
+command -v python3 >/dev/null 2>&1 || { echo "python3 not found (the mixin generator needs it)" >&2; exit 1; }
+
+echo "-- generated files match deploy/mixin/"
+python3 deploy/mixin/build.py --check
 
 shopt -s nullglob
 rules=("$dir"/*.yml "$dir"/*.yaml)
@@ -17,3 +23,5 @@ if ((${#tests[@]} == 0)); then echo "no test files in $dir/tests" >&2; exit 1; f
 
 promtool check rules --lint=duplicate-rules --lint-fatal "${rules[@]}"
 promtool test rules "${tests[@]}"
+echo "-- every alert: a firing test, a quiet test, a runbook"
+python3 deploy/mixin/check_coverage.py

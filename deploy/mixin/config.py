@@ -1,0 +1,32 @@
+"""Settings of the roimon mixin: selectors, thresholds and links.
+
+Change a value here, run `python3 deploy/mixin/build.py` and commit the
+regenerated files (CI fails when they differ from this source). The promtool
+unit tests in deploy/prometheus/rules/tests/ pin the defaults: adjust them
+with any threshold you change.
+"""
+
+CONFIG = {
+    # Where every alert's runbook_url points (one section per alert).
+    "runbook_base": "https://example.invalid/roimon/docs/runbooks.md",
+    # How the roimon scrape job is selected (scrape health only: every other
+    # rule reads roimon_* families, whatever the job is called).
+    "job_selector": 'job="roimon"',
+    # Labels that identify one roimon daemon. `cluster` comes from the scrape
+    # configuration (a target label) or from an edge Prometheus's
+    # external_labels (remote_write, federation); where it is missing it is
+    # empty and every rule still works.
+    "node_labels": "cluster, job, instance",
+    # --- thresholds ---------------------------------------------------------
+    "roi_min": 0,  # RoimonRoiBelowThreshold: 24 h ROI below this
+    "roi_drop": 0.5,  # RoimonRoiDroppedAgainstBaseline: relative drop
+    "budget_warn_ratio": 0.8,  # RoimonBudgetNearlySpent: share of the month's budget
+    "price_stale_seconds": 6 * 3600,  # RoimonElectricityPriceStale
+    "carbon_stale_seconds": 6 * 3600,  # RoimonCarbonFeedDown
+    "price_spike_factor": 2,  # RoimonElectricityPriceSpike: price vs its 24 h average
+    "idle_utilization": 0.05,  # RoimonIdleGpuBurningPower: "idle" below this
+    "idle_power_watts": 100,  # ... while drawing more than this
+    "unaccounted_ratio": 0.05,  # RoimonUnaccountedTimeRising: share of wall time
+    "checkpoint_failures": 3,  # RoimonCheckpointFailing: failed writes in a row
+    "influx_buffer_ratio": 0.8,  # RoimonInfluxdbBufferFilling
+}
