@@ -570,6 +570,21 @@ fn reload_takes_a_new_password_and_keeps_the_old_file_when_broken() {
         get(&daemon, d, "/metrics", &["-u", "alice:two"]).status,
         Some(401)
     );
+    // No push token configured: the write endpoint is behind basic auth.
+    let line = ["--data-binary", "roimon_value,team=t,workload=w amount=1"];
+    let r = get(&daemon, d, "/api/v2/write", &line);
+    assert_eq!(r.status, Some(401), "{r:?}");
+    assert!(
+        r.header("WWW-Authenticate").is_some(),
+        "basic auth's 401: {r:?}"
+    );
+    let r = get(
+        &daemon,
+        d,
+        "/api/v2/write",
+        &[&line[..], &["-u", "alice:one"]].concat(),
+    );
+    assert_eq!(r.status, Some(204), "{r:?}");
 
     std::fs::write(&web, file("two")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
