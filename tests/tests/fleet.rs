@@ -107,6 +107,59 @@ fn fleet_of_simulated_nodes_scraped_by_one_prometheus() {
         "rows do not add up on some node: {rows_vs_node}"
     );
 
+    // The shipped fleet rules: the GPU count per cluster covers the fleet,
+    // and the per-cluster owner cost rate equals, at the rule's own
+    // evaluation time, the same sum over the raw series; summed over owners
+    // it is the fleet's node cost rate (rows add up across 50 nodes).
+    let gpus_counted = prom
+        .scalar("sum(cluster:roimon_gpus:count)")
+        .expect("cluster:roimon_gpus:count");
+    assert_eq!(gpus_counted, (nodes_n * gpus) as f64);
+    let rule = "cluster_team_workload:roimon_gpu_cost:rate5m";
+    let t = wait_for(
+        "the owner cost rule over every cluster",
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+        || {
+            let r = prom.query(&format!("max(timestamp({rule}))"));
+            let t: f64 = r.first()?["value"][1].as_str()?.parse().ok()?;
+            (prom
+                .query_at(&format!("count by (cluster) ({rule})"), Some(t))
+                .len()
+                == 5)
+                .then_some(t)
+        },
+    );
+    let recorded = prom.query_at(rule, Some(t));
+    let raw = prom.query_at(
+        "sum by (cluster, team, workload, currency) (rate(roimon_gpu_cost_total[5m]))",
+        Some(t),
+    );
+    assert_eq!(recorded.len(), raw.len(), "{recorded:?} vs {raw:?}");
+    let key = |s: &serde_json::Value| {
+        let m = &s["metric"];
+        format!("{}/{}/{}", m["cluster"], m["team"], m["workload"])
+    };
+    let val = |s: &serde_json::Value| s["value"][1].as_str().unwrap().parse::<f64>().unwrap();
+    for r in &recorded {
+        let w = raw.iter().find(|x| key(x) == key(r)).expect("same series");
+        assert!(
+            ((val(r) - val(w)) / val(w)).abs() < 1e-9,
+            "{}: rule {} vs raw {}",
+            key(r),
+            val(r),
+            val(w)
+        );
+    }
+    let owners_sum: f64 = recorded.iter().map(val).sum();
+    let node_sum = prom
+        .scalar_at("sum(rate(roimon_cost_total[5m]))", Some(t))
+        .expect("node cost rate");
+    assert!(
+        ((owners_sum - node_sum) / node_sum).abs() < 1e-9,
+        "Σ owners {owners_sum} vs Σ nodes {node_sum}"
+    );
+
     let head_series = prom.head_series().unwrap_or(f64::NAN);
     let scraped = prom
         .scalar("avg(scrape_samples_scraped{job=\"roimon\"})")

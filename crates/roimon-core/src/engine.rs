@@ -111,6 +111,10 @@ pub struct Row {
     /// Facility energy attributed to the row (own energy and its share of
     /// the host's, × PUE), J.
     pub facility_energy_joules: Accumulator,
+    /// The GPU's own energy (before PUE), J.
+    pub gpu_energy_joules: Accumulator,
+    /// The row's share of the host's energy (before PUE), J.
+    pub host_energy_joules: Accumulator,
 }
 
 impl Row {
@@ -295,6 +299,10 @@ pub struct Counters {
     pub extensions: BTreeMap<String, String>,
     /// Rolling windows' boundaries and baselines.
     pub windows: crate::window::Windows,
+    /// Seconds of sampled time by the basis of the price in force at the
+    /// tick's end (`source`, `fallback`, `last_known`): how the energy
+    /// was priced.
+    pub priced_seconds: BTreeMap<String, Accumulator>,
     /// Before owner-keyed rows: cost by GPU UUID (read from old checkpoints
     /// only, then moved into `rows` by [`Counters::migrate_legacy`]).
     #[serde(skip_serializing)]
@@ -690,6 +698,27 @@ pub struct Snapshot {
     pub scores: BTreeMap<String, f64>,
     /// Value targets: whether their last scrape succeeded.
     pub targets: BTreeMap<String, bool>,
+    /// Monthly budgets with their month-to-date spend and forecast (set by
+    /// the daemon from its ledger; empty without `[[budget]]`).
+    pub budgets: Vec<BudgetView>,
+}
+
+/// A monthly budget of an owner (a team, or one workload of it) against
+/// what the ledger says it spent this month.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetView {
+    /// Team.
+    pub team: String,
+    /// Workload (empty: the whole team).
+    pub workload: String,
+    /// Currency.
+    pub currency: String,
+    /// The budget for the month.
+    pub monthly: f64,
+    /// Net cost (cost − credit) booked this month so far.
+    pub spent: f64,
+    /// Month-end spend if the recent run rate holds.
+    pub forecast: f64,
 }
 
 /// The accounting engine.
@@ -1157,6 +1186,7 @@ impl Engine {
             }
             for (u, s) in sharers.iter().zip(&share) {
                 self.row(u).facility_energy_joules.add(fe.0 * s);
+                self.row(u).host_energy_joules.add(e.0 * s);
                 self.book(u, Component::Energy, money.0 * s);
             }
             let split: Vec<(&str, f64)> = sharers
@@ -1223,6 +1253,12 @@ impl Engine {
                 })
                 .collect();
             self.facility_power = power_w;
+            let (_, basis) = self.cfg.tariff.price_basis_at(tick.wall);
+            self.counters
+                .priced_seconds
+                .entry(basis.label().to_string())
+                .or_default()
+                .add(dt);
         }
         // Every sharer has its row from the first tick (at 0), so the first
         // scrape already shows every attributed series.
@@ -1305,6 +1341,7 @@ impl Engine {
                 .add(d.energy.0);
             let facility = Joules(d.energy.0 * self.cfg.pue);
             self.row(&g.uuid).facility_energy_joules.add(facility.0);
+            self.row(&g.uuid).gpu_energy_joules.add(d.energy.0);
             let money: Money =
                 self.cfg
                     .tariff
@@ -1419,6 +1456,7 @@ impl Engine {
                 .views(now, &self.counters, &self.roi_weights, &scores),
             scores,
             targets: self.targets.clone(),
+            budgets: Vec::new(),
             unmatched_owners: if self.gpus.is_empty() {
                 Vec::new()
             } else {

@@ -13,8 +13,8 @@ pub mod window;
 
 pub use cost::{Component, FixedCosts, ShareKey};
 pub use engine::{
-    Carbon, CarbonView, Counters, Engine, EngineConfig, InvalidCounters, Kpi, ModelCounts,
-    ModelDelta, Owner, Report, Row, RowKey, Snapshot, Tick, ValueKey, ValueRow,
+    BudgetView, Carbon, CarbonView, Counters, Engine, EngineConfig, InvalidCounters, Kpi,
+    ModelCounts, ModelDelta, Owner, Report, Row, RowKey, Snapshot, Tick, ValueKey, ValueRow,
 };
 pub use price::{Basis, Slot, Tariff, TimeOfUse, TouRule};
 pub use reading::{Collector, GpuReading, HostPowerSource, HostReading, Reading, SampleError};

@@ -462,6 +462,30 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
     }
     out.extend([wv, wc, wroi, wbase, weff]);
 
+    let mut bm = Family::gauge(
+        "roimon_budget_monthly",
+        "The configured monthly budget of a team (workload=\"\": team-wide) or workload, currency major units.",
+    );
+    let mut bs = Family::gauge(
+        "roimon_budget_spent",
+        "Net cost (cost - credit) booked in the ledger this calendar month so far (report.timezone), open hour included, currency major units.",
+    );
+    let mut bf = Family::gauge(
+        "roimon_budget_forecast",
+        "Month-end spend if the run rate of the last 24 h of the ledger holds: spent + rate x seconds left in the month, currency major units.",
+    );
+    for b in &s.budgets {
+        let l = [
+            ("team", b.team.as_str()),
+            ("workload", b.workload.as_str()),
+            ("currency", b.currency.as_str()),
+        ];
+        bm.push(&l, b.monthly);
+        bs.push(&l, b.spent);
+        bf.push(&l, b.forecast);
+    }
+    out.extend([bm, bs, bf]);
+
     let mut up = Family::gauge(
         "roimon_collector_up",
         "1 when the collector's last sample succeeded.",

@@ -1,19 +1,27 @@
-//! Crash-safe persistence of the counters: write to a temporary file, fsync,
-//! keep the previous checkpoint, rename into place, fsync the directory. A
-//! restart resumes from the newest readable checkpoint so counters never go
-//! backwards. The state dir is held with an exclusive `flock` on `lock` (one
-//! daemon per state dir); a dir deleted while running is recreated (and
-//! re-locked) by the next save; a checkpoint is validated before it is
-//! resumed.
+//! Crash-safe persistence of the counters, in the ledger database
+//! (`ledger.sqlite3`, SQLite in WAL mode): one transaction per checkpoint
+//! holds the counters, the hour book and the ledger's hour rows, so the
+//! ledger and the counters can never disagree, and a crash at any moment
+//! leaves the last committed checkpoint. A restart resumes from it so
+//! counters never go backwards. The state dir is held with an exclusive
+//! `flock` on `lock` (one daemon per state dir); a dir deleted while running
+//! is recreated (and re-locked) by the next save, with the ledger copied
+//! into it; a checkpoint is validated before it is resumed. State dirs from
+//! before the ledger (`counters.json`) are migrated once: the JSON is read
+//! (newest valid of it and `.prev`), written to the database, and renamed
+//! to `counters.json.migrated` as a backup.
 
 use roimon_core::Counters;
+use roimon_ledger::{BookState, HourBook, Ledger, Meta};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const FILE: &str = "counters.json";
 const PREV: &str = "counters.json.prev";
-const TMP: &str = "counters.json.tmp";
+/// What a migrated `counters.json` is renamed to (kept as a backup, never
+/// read again).
+const MIGRATED: &str = "counters.json.migrated";
 const LOCK: &str = "lock";
 
 /// The checkpoint store in a state directory, holding its lock.
@@ -21,6 +29,12 @@ const LOCK: &str = "lock";
 pub struct Checkpoint {
     dir: PathBuf,
     lock: std::sync::Mutex<File>,
+    ledger: Ledger,
+    /// The hour book stored with the resumed counters.
+    book: Option<BookState>,
+    /// The counters came from `counters.json`: rename it once they are in
+    /// the database.
+    legacy: bool,
 }
 
 /// Take the exclusive lock of `dir` (its `lock` file) and write our PID in
@@ -113,10 +127,36 @@ impl Checkpoint {
             source,
         })?;
         let lock = take_lock(dir)?;
+        let ledger =
+            Ledger::open(&dir.join(roimon_ledger::FILE)).map_err(|e| LoadError::Corrupt {
+                dir: dir.into(),
+                detail: e.to_string(),
+            })?;
         Ok(Self {
             dir: dir.into(),
             lock: std::sync::Mutex::new(lock),
+            ledger,
+            book: None,
+            legacy: false,
         })
+    }
+
+    /// The ledger (for reads after a checkpoint: budgets).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Keep closed hours this many days (0: for ever).
+    pub fn set_retention_days(&mut self, days: u32) {
+        self.ledger.set_retention_days(days);
+    }
+
+    /// The hour book that goes with `counters`, the counters the engine
+    /// resumed (after any migration): the one stored with them, or, for
+    /// counters from before the ledger, a book whose opening balance holds
+    /// their totals.
+    pub fn book(&self, counters: &Counters) -> HourBook {
+        HourBook::resume(self.book.clone(), Some(counters))
     }
 
     /// Make sure the lock we hold is still the state dir's: a dir deleted
@@ -151,8 +191,53 @@ impl Checkpoint {
         &self.dir
     }
 
-    /// The newest readable checkpoint, or `None` when the state is new.
-    pub fn load(&self) -> Result<Option<Counters>, LoadError> {
+    /// The checkpoint, or `None` when the state is new: the one in the
+    /// ledger database, else (a state dir from before the ledger) the newest
+    /// readable `counters.json`.
+    pub fn load(&mut self) -> Result<Option<Counters>, LoadError> {
+        let corrupt = |detail: String| LoadError::Corrupt {
+            dir: self.dir.clone(),
+            detail,
+        };
+        let stored = self.ledger.load().map_err(|e| corrupt(e.to_string()))?;
+        if let Some(stored) = stored {
+            let path = self.ledger.path().display().to_string();
+            let c: Counters = serde_json::from_str(&stored.counters)
+                .map_err(|e| corrupt(format!("{path} (checkpoint.counters): {e}")))?;
+            if c.currency.is_empty() || c.last_wall.is_none() {
+                return Err(corrupt(format!(
+                    "{path} (checkpoint.counters): not a roimon checkpoint (no currency or last_wall)"
+                )));
+            }
+            c.validate(chrono::Utc::now())
+                .map_err(|e| corrupt(format!("{path} (checkpoint.counters): {e}")))?;
+            self.book = Some(stored.book);
+            if self.dir.join(FILE).exists() {
+                // Migrated, but the rename did not happen (a crash between).
+                self.retire_json();
+            }
+            return Ok(Some(c));
+        }
+        let legacy = self.load_json()?;
+        self.legacy = legacy.is_some();
+        Ok(legacy)
+    }
+
+    /// Rename `counters.json` (and `.prev`) out of the way, keeping them.
+    fn retire_json(&self) {
+        for (from, to) in [(FILE, MIGRATED), (PREV, "counters.json.prev.migrated")] {
+            let from = self.dir.join(from);
+            if from.exists() {
+                if let Err(e) = fs::rename(&from, self.dir.join(to)) {
+                    tracing::warn!(file = %from.display(), error = %e, "cannot rename the migrated checkpoint; it is not read again while the ledger holds counters");
+                }
+            }
+        }
+    }
+
+    /// The newest readable `counters.json` (a state dir from before the
+    /// ledger), validated.
+    fn load_json(&self) -> Result<Option<Counters>, LoadError> {
         let mut errors = Vec::new();
         for name in [FILE, PREV] {
             let path = self.dir.join(name);
@@ -194,31 +279,26 @@ impl Checkpoint {
         }
     }
 
-    /// Persist `counters` atomically. A state dir deleted while running is
-    /// recreated (and locked again) first.
-    pub fn save(&self, counters: &Counters) -> std::io::Result<()> {
+    /// Persist `counters` and the ledger rows of `book` in one
+    /// transaction. A state dir deleted while running is recreated (and
+    /// locked again) first, with the ledger copied into it.
+    pub fn save(
+        &mut self,
+        counters: &Counters,
+        book: &HourBook,
+        meta: &Meta,
+    ) -> std::io::Result<()> {
         self.keep_lock()?;
-        let tmp = self.dir.join(TMP);
-        let bytes = serde_json::to_vec(counters).map_err(std::io::Error::other)?;
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
+        self.ledger.relocate().map_err(std::io::Error::other)?;
+        let now = counters.last_wall.unwrap_or_else(chrono::Utc::now);
+        self.ledger
+            .save(counters, book, meta, now)
+            .map_err(std::io::Error::other)?;
+        if self.legacy {
+            self.legacy = false;
+            self.retire_json();
+            tracing::info!(dir = %self.dir.display(), "counters moved from counters.json into the ledger database (the JSON is kept as counters.json.migrated)");
         }
-        // Keep the current file as .prev by a hard link, then replace the
-        // current one atomically: there is never a moment without it.
-        let cur = self.dir.join(FILE);
-        let prev = self.dir.join(PREV);
-        if cur.exists() {
-            match fs::remove_file(&prev) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-            fs::hard_link(&cur, &prev)?;
-        }
-        fs::rename(&tmp, &cur)?;
-        File::open(&self.dir)?.sync_all()?;
         Ok(())
     }
 }
@@ -228,10 +308,17 @@ mod tests {
     use super::*;
     use roimon_core::units::Accumulator;
 
+    fn meta() -> Meta {
+        Meta {
+            node: "n1".into(),
+            price_source: "static".into(),
+        }
+    }
+
     #[test]
     fn an_empty_object_is_not_a_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
-        let cp = Checkpoint::open(dir.path()).unwrap();
+        let mut cp = Checkpoint::open(dir.path()).unwrap();
         std::fs::write(dir.path().join(FILE), "{}").unwrap();
         assert!(matches!(cp.load(), Err(LoadError::Corrupt { .. })));
         // With a good .prev, that one is resumed instead.
@@ -245,32 +332,54 @@ mod tests {
     }
 
     #[test]
-    fn roundtrip_and_fallback_to_previous() {
+    fn roundtrip_in_the_ledger_and_a_legacy_file_migrated_once() {
         let dir = tempfile::tempdir().unwrap();
-        let cp = Checkpoint::open(dir.path()).unwrap();
-        assert!(cp.load().unwrap().is_none());
+        // A state dir from before the ledger: a torn current file falls
+        // back to the previous checkpoint.
         let mut c = Counters {
             currency: "EUR".into(),
             last_wall: Some(chrono::Utc::now()),
             ..Default::default()
         };
         c.facility_energy_joules = Accumulator::from_total(42.5);
-        cp.save(&c).unwrap();
-        c.facility_energy_joules = Accumulator::from_total(50.0);
-        cp.save(&c).unwrap();
+        fs::write(dir.path().join(PREV), serde_json::to_vec(&c).unwrap()).unwrap();
+        fs::write(dir.path().join(FILE), b"{\"facility_energy_jou").unwrap();
+        let mut cp = Checkpoint::open(dir.path()).unwrap();
+        let resumed = cp.load().unwrap().unwrap();
+        assert_eq!(resumed.facility_energy_joules.total(), 42.5);
+        let book = cp.book(&resumed);
+        cp.save(&resumed, &book, &meta()).unwrap();
+        assert!(!dir.path().join(FILE).exists());
+        assert!(dir.path().join(MIGRATED).exists());
+        drop(cp);
+        // From now on the database is the checkpoint.
+        let mut cp = Checkpoint::open(dir.path()).unwrap();
+        let mut again = cp.load().unwrap().unwrap();
+        assert_eq!(again.facility_energy_joules.total(), 42.5);
+        again.facility_energy_joules = Accumulator::from_total(50.0);
+        let book = cp.book(&again);
+        cp.save(&again, &book, &meta()).unwrap();
+        drop(cp);
+        let mut cp = Checkpoint::open(dir.path()).unwrap();
         assert_eq!(
             cp.load().unwrap().unwrap().facility_energy_joules.total(),
             50.0
         );
-        // A torn current file falls back to the previous checkpoint.
-        fs::write(dir.path().join(FILE), b"{\"facility_energy_jou").unwrap();
-        assert_eq!(
-            cp.load().unwrap().unwrap().facility_energy_joules.total(),
-            42.5
-        );
         // Nothing readable at all is an error, not a silent restart from zero.
-        fs::write(dir.path().join(PREV), b"garbage").unwrap();
+        drop(cp);
+        let empty = tempfile::tempdir().unwrap();
+        fs::write(empty.path().join(FILE), b"garbage").unwrap();
+        fs::write(empty.path().join(PREV), b"garbage").unwrap();
+        let mut cp = Checkpoint::open(empty.path()).unwrap();
         assert!(matches!(cp.load(), Err(LoadError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_database_that_is_not_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(roimon_ledger::FILE), vec![7u8; 8192]).unwrap();
+        let e = Checkpoint::open(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("ledger.sqlite3"), "{e}");
     }
 }
 

@@ -29,6 +29,17 @@ pub struct AppState {
     http: crate::serve::Stats,
     /// The push endpoint, once configured.
     push: std::sync::OnceLock<crate::push::Push>,
+    /// Where `/api/v1/report` reads the ledger, once configured.
+    report: std::sync::OnceLock<ReportSource>,
+}
+
+/// The ledger the report endpoint reads, and the zone of its months.
+#[derive(Debug, Clone)]
+pub struct ReportSource {
+    /// `<state dir>/ledger.sqlite3`.
+    pub path: std::path::PathBuf,
+    /// `report.timezone`.
+    pub tz: chrono_tz::Tz,
 }
 
 impl AppState {
@@ -46,6 +57,7 @@ impl AppState {
             stale_after,
             http: crate::serve::Stats::default(),
             push: std::sync::OnceLock::new(),
+            report: std::sync::OnceLock::new(),
         }
     }
 
@@ -114,6 +126,11 @@ impl AppState {
         self.push.get()
     }
 
+    /// Configure the report endpoint (once).
+    pub fn set_report(&self, r: ReportSource) {
+        let _ = self.report.set(r);
+    }
+
     /// The HTTP connection counters.
     pub fn http_stats(&self) -> &crate::serve::Stats {
         &self.http
@@ -155,6 +172,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/summary", get(summary))
+        .route("/api/v1/report", get(report))
         .route("/", get(index))
         .with_state(state)
 }
@@ -168,6 +186,52 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     }
     st.note_served(generation);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+}
+
+/// `GET /api/v1/report?from=&to=&month=&by=&team=&format=csv|json|table`:
+/// the same report as `roimon report`, read from the ledger off the async
+/// thread (JSON by default).
+async fn report(
+    State(st): State<Arc<AppState>>,
+    axum::extract::Query(p): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let bad = |m: String| (StatusCode::BAD_REQUEST, format!("{m}\n")).into_response();
+    let Some(src) = st.report.get().cloned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no ledger configured\n").into_response();
+    };
+    let get = |k: &str| p.get(k).map(String::as_str);
+    let format: roimon_ledger::Format = match get("format").unwrap_or("json").parse() {
+        Ok(f) => f,
+        Err(e) => return bad(format!("format: {e}")),
+    };
+    let q = match crate::report_cmd::query(
+        get("from"),
+        get("to"),
+        get("month"),
+        get("by").unwrap_or(""),
+        get("team"),
+        src.tz,
+        chrono::Utc::now(),
+    ) {
+        Ok(q) => q,
+        Err(e) => return bad(e),
+    };
+    let done = tokio::task::spawn_blocking(move || {
+        roimon_ledger::Ledger::open_read_only(&src.path).and_then(|l| l.report(&q))
+    })
+    .await;
+    match done {
+        Ok(Ok(r)) => {
+            let ct = match format {
+                roimon_ledger::Format::Csv => "text/csv; charset=utf-8",
+                roimon_ledger::Format::Json => "application/json",
+                roimon_ledger::Format::Table => "text/plain; charset=utf-8",
+            };
+            ([(header::CONTENT_TYPE, ct)], r.render(format)).into_response()
+        }
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "report failed\n").into_response(),
+    }
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
@@ -402,6 +466,50 @@ async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
             ));
         }
     }
+    // This month's statement per team (a CSV from the ledger).
+    let mut statements = String::new();
+    if let Some(src) = st.report.get() {
+        let now = s.at.unwrap_or_else(chrono::Utc::now);
+        let (from, to) = roimon_ledger::report::month_bounds(now, src.tz);
+        let month = now.with_timezone(&src.tz).format("%Y-%m").to_string();
+        let teams: std::collections::BTreeSet<&str> = s
+            .counters
+            .rows
+            .keys()
+            .map(|k| k.team.as_str())
+            .chain(s.counters.value.keys().map(|k| k.team.as_str()))
+            .collect();
+        let enc = |t: &str| {
+            t.bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect::<String>()
+        };
+        for t in teams {
+            let q = format!(
+                "/api/v1/report?from={}&to={}&by=team,workload,component&team={}&format=csv",
+                enc(&from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                enc(&to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                enc(t)
+            );
+            statements.push_str(&format!(
+                "<li><a href=\"{}\">{} — {}</a></li>",
+                esc(&q),
+                esc(t),
+                esc(&month)
+            ));
+        }
+    }
+    let statements = if statements.is_empty() {
+        String::new()
+    } else {
+        format!("<h2>Statements this month (CSV from the ledger)</h2><ul>{statements}</ul>")
+    };
     let cur = esc(&s.price.currency);
     Html(format!(
         "<!doctype html><html><head><meta charset=utf-8><title>roimon</title></head><body>\
@@ -409,7 +517,7 @@ async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
          <h2>ROI by window</h2><table border=1 cellpadding=4><tr><th>window</th><th>value ({cur})</th><th>cost ({cur})</th><th>ROI</th><th>baseline</th><th>weighted eff. P/C</th><th>cost per 1M tokens</th></tr>{windows}</table>\
          <h2>Owners, last 24 h</h2><table border=1 cellpadding=4><tr><th>team/workload</th><th>value ({cur})</th><th>cost ({cur})</th><th>ROI</th></tr>{owners}</table>\
          <h2>GPUs</h2><table border=1 cellpadding=4><tr><th>gpu</th><th>uuid</th><th>model</th><th>team/workload</th><th>power</th></tr>{}</table>\
-         <p><a href=/metrics>/metrics</a> · <a href=/api/v1/summary>/api/v1/summary</a> · <a href=/healthz>/healthz</a> · <a href=/readyz>/readyz</a></p>\
+         {statements}<p><a href=/metrics>/metrics</a> · <a href=/api/v1/summary>/api/v1/summary</a> · <a href=/healthz>/healthz</a> · <a href=/readyz>/readyz</a></p>\
          </body></html>",
         esc(&st.version),
         s.facility_power_watts,

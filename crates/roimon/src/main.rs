@@ -9,6 +9,7 @@ mod http;
 mod price_feed;
 mod prices_cmd;
 mod push;
+mod report_cmd;
 mod sampler;
 mod scenario;
 mod sdnotify;
@@ -69,6 +70,10 @@ enum Command {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Cost, energy and value attribution from the ledger (also of a
+    /// running daemon); --verify checks that the ledger's sums equal the
+    /// counters (exit 1 if not).
+    Report(report_cmd::ReportArgs),
     /// One-shot ROI of a scenario file (weighted model and financial ROI).
     Roi {
         /// The scenario file.
@@ -136,6 +141,7 @@ fn main() -> ExitCode {
             from,
             to,
         }) => prices_cmd::main(config.as_deref(), json, from.as_deref(), to.as_deref()),
+        Some(Command::Report(args)) => report_cmd::main(args),
         Some(Command::Run(args)) => run(args),
         None => run(cli.run),
     }
@@ -287,7 +293,8 @@ fn run(args: RunArgs) -> ExitCode {
 
 fn run_daemon(cfg: Config, web: Option<Arc<web_config::WebConfig>>) -> anyhow::Result<()> {
     use anyhow::Context;
-    let checkpoint = checkpoint::Checkpoint::open(&cfg.state.dir)?;
+    let mut checkpoint = checkpoint::Checkpoint::open(&cfg.state.dir)?;
+    checkpoint.set_retention_days(cfg.ledger.retention_days);
     let mut resumed = checkpoint.load()?;
     let engine_cfg = cfg.engine_config();
     if let Some(r) = &mut resumed {
@@ -317,6 +324,7 @@ fn run_daemon(cfg: Config, web: Option<Arc<web_config::WebConfig>>) -> anyhow::R
         tracing::info!(dir = %cfg.state.dir.display(), "resumed counters from checkpoint");
     }
     let mut engine = Engine::new(engine_cfg, resumed);
+    let book = checkpoint.book(engine.counters());
     engine.set_roi(
         &cfg.roi.window_spec(),
         cfg.roi.weights(),
@@ -342,6 +350,10 @@ fn run_daemon(cfg: Config, web: Option<Arc<web_config::WebConfig>>) -> anyhow::R
     // stalled or dead: /healthz says so.
     let stale_after = Duration::from_secs_f64((cfg.sampling.interval_secs * 10.0).max(30.0));
     let state = Arc::new(http::AppState::new(engine.snapshot(), VERSION, stale_after));
+    state.set_report(http::ReportSource {
+        path: cfg.state.dir.join(roimon_ledger::FILE),
+        tz: cfg.report.tz(),
+    });
     let listen: std::net::SocketAddr = cfg.server.listen.parse().context("server.listen")?;
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -441,6 +453,21 @@ fn run_daemon(cfg: Config, web: Option<Arc<web_config::WebConfig>>) -> anyhow::R
             cfg.push.dedup_max_points,
             (cfg.push.dedup_window_secs * 1e9) as i64,
         ),
+        book,
+        meta: roimon_ledger::Meta {
+            node: cfg.node.name(),
+            price_source: cfg.price.source.label().to_string(),
+        },
+        budgets: cfg
+            .budget
+            .iter()
+            .map(|b| roimon_ledger::Budget {
+                team: b.team.clone(),
+                workload: b.workload.clone(),
+                monthly: b.monthly,
+            })
+            .collect(),
+        report_tz: cfg.report.tz(),
     };
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     // The sampler ending on its own (a panic in the loop) stops the daemon:

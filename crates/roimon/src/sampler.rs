@@ -253,6 +253,14 @@ pub struct Sampler {
     pub notify: Option<crate::sdnotify::Notifier>,
     /// Push dedup window: (most points, longest age in ns).
     pub push_dedup: (usize, i64),
+    /// The ledger's hour book (written with every checkpoint).
+    pub book: roimon_ledger::HourBook,
+    /// Node name and price source, written into ledger rows.
+    pub meta: roimon_ledger::Meta,
+    /// Monthly budgets, computed from the ledger after each checkpoint.
+    pub budgets: Vec<roimon_ledger::Budget>,
+    /// Zone of budget months.
+    pub report_tz: chrono_tz::Tz,
 }
 
 impl std::fmt::Debug for Sampler {
@@ -287,6 +295,10 @@ struct Running {
     /// written only when it changed).
     dedup: Option<roimon_value::Dedup>,
     dedup_dirty: bool,
+    /// Budget gauges as of the last checkpoint.
+    budget_views: Vec<roimon_core::BudgetView>,
+    /// The last budget query failed (logged once per streak).
+    budget_failing: bool,
     #[cfg(test)]
     panic_at_tick: Option<u64>,
 }
@@ -458,12 +470,16 @@ impl Running {
     }
 
     fn tick(&mut self, origin: Instant) {
+        // The ledger's hour closes at the counters as they stand before
+        // anything is booked in a later hour (value, pushes, the tick).
+        self.s.book.observe(Utc::now(), self.s.engine.counters());
         self.take_price_updates();
         let reports = self.collect();
         let tick = Tick {
             wall: Utc::now(),
             mono: origin.elapsed().as_secs_f64(),
         };
+        self.s.book.observe(tick.wall, self.s.engine.counters());
         #[cfg(test)]
         if self.panic_at_tick == Some(self.seq) {
             panic!("injected panic at tick {}", self.seq);
@@ -491,9 +507,15 @@ impl Running {
             self.s.engine.set_extension(crate::push::DEDUP_KEY, j);
             self.dedup_dirty = false;
         }
-        match self.s.checkpoint.save(self.s.engine.counters()) {
+        match self
+            .s
+            .checkpoint
+            .save(self.s.engine.counters(), &self.s.book, &self.s.meta)
+        {
             Ok(()) => {
+                self.s.book.written();
                 self.saved = self.s.engine.counters_to_publish();
+                self.update_budgets();
                 if self.save_streak > 0 {
                     tracing::info!(dir = %self.s.checkpoint.dir().display(), failures = self.save_streak, "checkpoint written again");
                 }
@@ -522,6 +544,34 @@ impl Running {
                     &why,
                 );
                 Err(why)
+            }
+        }
+    }
+
+    /// Budget gauges from the ledger just written (month to date and the
+    /// month-end forecast); on a failed query the last ones stay.
+    fn update_budgets(&mut self) {
+        if self.s.budgets.is_empty() {
+            return;
+        }
+        let c = self.s.engine.counters();
+        let now = c.last_wall.unwrap_or_else(Utc::now);
+        match self.s.checkpoint.ledger().budgets(
+            &self.s.budgets,
+            now,
+            c.created,
+            self.s.report_tz,
+            &c.currency,
+        ) {
+            Ok(v) => {
+                self.budget_views = v;
+                self.budget_failing = false;
+            }
+            Err(e) => {
+                if !self.budget_failing {
+                    tracing::warn!(error = %e, "cannot compute the budget gauges from the ledger; showing the last ones");
+                }
+                self.budget_failing = true;
             }
         }
     }
@@ -576,7 +626,8 @@ impl Running {
         // Counters (the checkpoint error count too) as on disk; the live
         // failure streak is a gauge (`roimon_checkpoint_consecutive_failures`).
         let counters = self.published.clone();
-        let snap = self.s.engine.snapshot_with(counters);
+        let mut snap = self.s.engine.snapshot_with(counters);
+        snap.budgets = self.budget_views.clone();
         if snap.unmatched_owners != self.warned_unmatched {
             if !snap.unmatched_owners.is_empty() {
                 let seen: Vec<&String> = snap.gpus.keys().collect();
@@ -674,6 +725,8 @@ impl Sampler {
             fatal: None,
             dedup: None,
             dedup_dirty: false,
+            budget_views: Vec::new(),
+            budget_failing: false,
             #[cfg(test)]
             panic_at_tick,
         };
@@ -771,6 +824,13 @@ mod tests {
             max_downtime: Duration::from_secs(60),
             notify: None,
             push_dedup: (1000, 86_400_000_000_000),
+            book: roimon_ledger::HourBook::resume(None, None),
+            meta: roimon_ledger::Meta {
+                node: "test".into(),
+                price_source: "static".into(),
+            },
+            budgets: Vec::new(),
+            report_tz: chrono_tz::UTC,
         };
         (s, state)
     }

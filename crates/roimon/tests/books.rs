@@ -279,9 +279,13 @@ fn a_legacy_checkpoint_keeps_its_history_under_the_owner_configured_at_upgrade()
         .filter(|l| l.contains("before owner-keyed attribution"))
         .count();
     assert_eq!(said, 1, "{log:?}");
-    // Migrated once: the file now holds rows, and a restart says nothing.
-    let saved = std::fs::read_to_string(state.join("counters.json")).unwrap();
+    // Migrated once: the ledger now holds rows (the old file is kept
+    // aside, never read again), and a restart says nothing.
+    let (_, saved) = stored_checkpoint(&state).expect("counters in the ledger");
     assert!(!saved.contains("gpu_cost"));
+    assert!(saved.contains("vision"));
+    assert!(!state.join("counters.json").exists());
+    assert!(state.join("counters.json.migrated").exists());
     let d = Daemon::start(&cfg, &[]);
     let (_, log) = d.stop("TERM");
     assert!(
@@ -319,8 +323,10 @@ fn a_failing_disk_never_shows_live_counters_and_nothing_is_lost() {
         value(m, &energy).unwrap_or(0.0) > 50.0
     });
 
-    // The disk "fails": the temporary checkpoint cannot be created.
-    std::fs::create_dir(state.join("counters.json.tmp")).unwrap();
+    // Writes "fail": another process holds the ledger's write lock, so
+    // every checkpoint transaction is refused (as on a failing disk).
+    let blocker = rusqlite::Connection::open(ledger_path(&state)).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let m = d.wait_metrics("three failed checkpoints", |m| {
         value(m, "roimon_checkpoint_consecutive_failures").unwrap_or(0.0) >= 3.0
     });
@@ -339,7 +345,8 @@ fn a_failing_disk_never_shows_live_counters_and_nothing_is_lost() {
         "live counters were published"
     );
     // The disk recovers: checkpoints resume, readiness returns.
-    std::fs::remove_dir(state.join("counters.json.tmp")).unwrap();
+    blocker.execute_batch("ROLLBACK").unwrap();
+    drop(blocker);
     let m = d.wait_metrics("checkpoints again, with the failures counted", |m| {
         value(m, &energy).unwrap_or(0.0) > held
             && value(m, "roimon_checkpoint_errors_total").unwrap_or(0.0) >= 3.0
@@ -388,7 +395,7 @@ fn a_failing_disk_never_shows_live_counters_and_nothing_is_lost() {
     let before_delete = value(&d.metrics(), &energy).unwrap();
     std::fs::remove_dir_all(&state).unwrap();
     wait_until("state dir recreated", || {
-        state.join("counters.json").exists()
+        stored_checkpoint(&state).is_some()
     });
     let (st, log) = d.stop("TERM");
     assert_eq!(st.code(), Some(0), "{log:?}");
@@ -398,8 +405,10 @@ fn a_failing_disk_never_shows_live_counters_and_nothing_is_lost() {
     assert!(value(&m, &energy).unwrap() >= before_delete);
 
     // A final checkpoint that fails is an error and exit 1, not "written".
-    std::fs::create_dir(state.join("counters.json.tmp")).unwrap();
+    let blocker = rusqlite::Connection::open(ledger_path(&state)).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let (st, log) = d.stop("TERM");
+    drop(blocker);
     assert_eq!(st.code(), Some(1), "{log:?}");
     assert!(
         log.iter()
@@ -427,28 +436,39 @@ fn one_daemon_per_state_dir_and_impossible_checkpoints_are_refused() {
     assert_eq!(st.code(), Some(0));
 
     // A checkpoint whose last tick is in 1970 would book 56 years of capex.
-    let path = state.join("counters.json");
-    let good = std::fs::read_to_string(&path).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
-    v["last_wall"] = "1970-01-01T00:00:00Z".into();
-    v["created"] = serde_json::Value::Null;
-    std::fs::write(&path, v.to_string()).unwrap();
-    std::fs::remove_file(state.join("counters.json.prev")).ok();
+    // (Forged in the ledger database, where the checkpoint lives.)
+    let (_, good) = stored_checkpoint(&state).expect("a checkpoint");
+    let forge = |v: &serde_json::Value| {
+        ledger_sql(
+            &state,
+            &format!(
+                "UPDATE checkpoint SET counters = '{}' WHERE id = 1",
+                v.to_string().replace('\'', "''")
+            ),
+        )
+        .unwrap();
+    };
     for (field, bad) in [
         ("last_wall", serde_json::Value::from("1970-01-01T00:00:00Z")),
         ("last_wall", serde_json::Value::from("2999-01-01T00:00:00Z")),
     ] {
         let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
         v[field] = bad;
-        std::fs::write(&path, v.to_string()).unwrap();
+        if field == "last_wall" {
+            v["created"] = serde_json::Value::Null;
+        }
+        forge(&v);
         let out = roimon(&["run", "--config"], &cfg);
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("last_wall"), "{err}");
+        assert!(
+            err.contains("last_wall") && err.contains("ledger.sqlite3"),
+            "{err}"
+        );
     }
     let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
     v["cost"]["capex"]["sum"] = (-5.0).into();
-    std::fs::write(&path, v.to_string()).unwrap();
+    forge(&v);
     let out = roimon(&["run", "--config"], &cfg);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cost.capex"));
@@ -621,7 +641,7 @@ fn a_state_dir_taken_over_by_another_process_stops_the_daemon() {
     let fake = FakeNvml::new(&gpus(1)).unwrap();
     let cfg = config(tmp.path(), &fake.library(), &state, &[], "");
     let mut d = Daemon::start(&cfg, &[]);
-    wait_until("first checkpoint", || state.join("counters.json").exists());
+    wait_until("first checkpoint", || stored_checkpoint(&state).is_some());
     // Swap in a dir whose lock this test holds (retry if the daemon's save
     // recreated the dir in between the two renames).
     let mut held = None;
@@ -658,5 +678,5 @@ fn a_state_dir_taken_over_by_another_process_stops_the_daemon() {
     log.extend(d.log.try_iter());
     assert!(log.iter().any(|l| l.contains("process 424242")), "{log:?}");
     // Nothing was written into the other process's dir.
-    assert!(!state.join("counters.json").exists());
+    assert!(!ledger_path(&state).exists());
 }

@@ -218,7 +218,7 @@ fn daemon_measures_prices_exports_and_resumes() {
     let last = m;
     let (status, log) = d.stop("TERM");
     assert_eq!(status.code(), Some(0), "{log:?}");
-    assert!(state.join("counters.json").exists());
+    assert!(stored_checkpoint(&state).is_some());
 
     // Restart on the same state dir: every counter resumes, none goes back.
     let d = Daemon::start(&config, &[]);

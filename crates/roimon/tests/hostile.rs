@@ -6,14 +6,14 @@
 
 mod common;
 
-use common::{Daemon, http_get, value};
+use common::{Daemon, http_get, stored_checkpoint, value};
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 const IDLE: usize = 2_000;
 const SLOWLORIS: usize = 200;
@@ -67,10 +67,8 @@ fn closed_by_peer(mut s: &TcpStream) -> bool {
     }
 }
 
-fn checkpoint_stamp(state: &Path) -> (SystemTime, Vec<u8>) {
-    let p = state.join("counters.json");
-    let m = std::fs::metadata(&p).unwrap().modified().unwrap();
-    (m, std::fs::read(&p).unwrap())
+fn checkpoint_stamp(state: &Path) -> (String, String) {
+    stored_checkpoint(state).expect("a checkpoint in the ledger")
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {

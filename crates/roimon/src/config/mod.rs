@@ -17,6 +17,7 @@ mod costs;
 mod facility;
 mod gpu;
 mod host;
+mod ledger;
 mod log;
 mod price;
 mod push;
@@ -31,6 +32,7 @@ pub use costs::*;
 pub use facility::*;
 pub use gpu::*;
 pub use host::*;
+pub use ledger::*;
 pub use log::*;
 pub use price::*;
 pub use push::*;
@@ -86,6 +88,18 @@ pub struct Config {
     /// The ROI model.
     #[serde(default)]
     pub roi: Roi,
+    /// This node.
+    #[serde(default)]
+    pub node: Node,
+    /// The finance ledger.
+    #[serde(default)]
+    pub ledger: LedgerCfg,
+    /// Reports (and budget months).
+    #[serde(default)]
+    pub report: ReportCfg,
+    /// Monthly budgets.
+    #[serde(default)]
+    pub budget: Vec<BudgetCfg>,
 }
 
 /// The keys every fetched source shares: `[refresh, timeout, retry_initial,
@@ -577,6 +591,7 @@ impl Config {
             check_value(&self.value),
             check_push(&self.push),
             check_roi(&self.roi),
+            check_ledger(&self.node, &self.ledger, &self.report, &self.budget),
         ]
         .into_iter()
         .flatten()

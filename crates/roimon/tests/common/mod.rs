@@ -246,3 +246,33 @@ pub fn promtool_check_metrics(text: &str) {
 mod fixtures;
 #[allow(unused_imports)]
 pub use fixtures::fixtures_dir;
+
+/// The ledger database of a state dir.
+pub fn ledger_path(state: &Path) -> std::path::PathBuf {
+    state.join("ledger.sqlite3")
+}
+
+/// (saved_at, counters JSON) of the last checkpoint in a state dir's
+/// ledger, read as another process would (read-only, beside the daemon).
+pub fn stored_checkpoint(state: &Path) -> Option<(String, String)> {
+    let conn = rusqlite::Connection::open_with_flags(
+        ledger_path(state),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .ok()?;
+    conn.busy_timeout(Duration::from_secs(5)).ok()?;
+    conn.query_row(
+        "SELECT saved_at, counters FROM checkpoint WHERE id = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .ok()
+}
+
+/// Run a SQL batch on a state dir's ledger as an operator with `sqlite3`
+/// would (read-write).
+pub fn ledger_sql(state: &Path, sql: &str) -> rusqlite::Result<()> {
+    let conn = rusqlite::Connection::open(ledger_path(state))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch(sql)
+}

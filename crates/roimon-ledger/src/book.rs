@@ -1,0 +1,257 @@
+//! The hour book: which UTC hour is open, the cumulative totals at its
+//! start, and the hours closed since the last write. The daemon calls
+//! [`HourBook::observe`] with the wall time before it changes any counter;
+//! when that time is in a later hour, the open hour is closed at the
+//! counters as they stand (so a tick is booked wholly to the hour in which
+//! it ends; one ending exactly on the hour to the hour before) and the new
+//! hour starts from them. Every hour row is a difference
+//! of cumulative totals, so the rows add up to the counters by telescoping.
+
+use crate::figures::{Figures, Key, Priced, Totals, totals};
+use chrono::{DateTime, Utc};
+use roimon_core::Counters;
+use serde::{Deserialize, Serialize};
+
+/// Seconds in an hour.
+pub const HOUR: i64 = 3600;
+
+/// The start (Unix seconds) of the UTC hour holding `t`.
+pub fn hour_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(HOUR) * HOUR
+}
+
+/// The hour an interval ending at `t` is booked to: the hour holding the
+/// instant just before `t` (an interval ending exactly on the hour lies
+/// wholly in the hour before).
+pub fn hour_of_end(t: DateTime<Utc>) -> i64 {
+    hour_of(t - chrono::Duration::nanoseconds(1))
+}
+
+/// What kind of row: an hour, the opening balance (everything counted
+/// before the ledger existed), or a correction of a closed hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The figures of one UTC hour.
+    Hour,
+    /// Totals carried over from counters that predate the ledger.
+    Opening,
+    /// A visible correction of a closed hour.
+    Correction,
+}
+
+impl Kind {
+    /// The `kind` column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Hour => "hour",
+            Kind::Opening => "opening",
+            Kind::Correction => "correction",
+        }
+    }
+}
+
+/// The rows of one hour (or the opening balance), ready to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HourRows {
+    /// Hour start, Unix seconds (UTC).
+    pub hour: i64,
+    /// Row kind.
+    pub kind: Kind,
+    /// Non-zero rows by key.
+    pub rows: Vec<(Key, Figures)>,
+    /// Seconds priced by the source and by a fallback in this hour.
+    pub priced: Priced,
+}
+
+/// The part of the book that is checkpointed with the counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BookState {
+    /// The open hour (Unix seconds); `None` before the first observation.
+    pub open_hour: Option<i64>,
+    /// Cumulative totals when the open hour began.
+    pub base: Totals,
+}
+
+/// The hour book.
+#[derive(Debug, Clone)]
+pub struct HourBook {
+    state: BookState,
+    /// Closed since the last successful write.
+    pending: Vec<HourRows>,
+}
+
+fn diff(now: &Totals, base: &Totals) -> (Vec<(Key, Figures)>, Priced) {
+    let zero = Figures::default();
+    let rows = now
+        .rows
+        .iter()
+        .map(|(k, f)| (k.clone(), f.minus(base.rows.get(k).unwrap_or(&zero))))
+        .filter(|(_, f)| !f.is_zero())
+        .collect();
+    let priced = [
+        now.priced[0] - base.priced[0],
+        now.priced[1] - base.priced[1],
+    ];
+    (rows, priced)
+}
+
+impl HourBook {
+    /// Resume a book. `state` is what the last checkpoint stored with
+    /// `counters`; `None` with counters means the counters predate the
+    /// ledger: their totals become an opening balance, stamped at the hour
+    /// the state began, and the book starts from them.
+    pub fn resume(state: Option<BookState>, counters: Option<&Counters>) -> Self {
+        match (state, counters) {
+            (Some(state), _) => Self {
+                state,
+                pending: Vec::new(),
+            },
+            (None, Some(c)) => {
+                let base = totals(c);
+                let (rows, priced) = diff(&base, &Totals::default());
+                let at = c.created.or(c.last_wall).map(hour_of).unwrap_or(0);
+                let pending = if rows.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![HourRows {
+                        hour: at,
+                        kind: Kind::Opening,
+                        rows,
+                        priced,
+                    }]
+                };
+                Self {
+                    state: BookState {
+                        open_hour: None,
+                        base,
+                    },
+                    pending,
+                }
+            }
+            (None, None) => Self {
+                state: BookState::default(),
+                pending: Vec::new(),
+            },
+        }
+    }
+
+    /// Called with the wall time before any counter changes at that time:
+    /// closes the open hour if `wall` lies in a later one. A clock set back
+    /// never reopens a closed hour: money keeps going to the open one.
+    pub fn observe(&mut self, wall: DateTime<Utc>, counters: &Counters) {
+        let h = hour_of_end(wall);
+        match self.state.open_hour {
+            None => self.state.open_hour = Some(h),
+            Some(open) if h > open => {
+                let now = totals(counters);
+                let (rows, priced) = diff(&now, &self.state.base);
+                self.pending.push(HourRows {
+                    hour: open,
+                    kind: Kind::Hour,
+                    rows,
+                    priced,
+                });
+                self.state = BookState {
+                    open_hour: Some(h),
+                    base: now,
+                };
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// The open hour's rows as of `counters`.
+    pub fn open_rows(&self, counters: &Counters) -> Option<HourRows> {
+        let hour = self.state.open_hour?;
+        let (rows, priced) = diff(&totals(counters), &self.state.base);
+        Some(HourRows {
+            hour,
+            kind: Kind::Hour,
+            rows,
+            priced,
+        })
+    }
+
+    /// Hours closed (and the opening balance) not yet written.
+    pub fn pending(&self) -> &[HourRows] {
+        &self.pending
+    }
+
+    /// The state to checkpoint.
+    pub fn state(&self) -> &BookState {
+        &self.state
+    }
+
+    /// The pending hours are on disk.
+    pub fn written(&mut self) {
+        self.pending.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use roimon_core::units::Accumulator;
+    use roimon_core::{Component, RowKey};
+
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap()
+    }
+
+    fn counters(capex: f64) -> Counters {
+        let mut c = Counters {
+            currency: "EUR".into(),
+            ..Default::default()
+        };
+        let key = RowKey {
+            gpu_uuid: "GPU-a".into(),
+            team: "t".into(),
+            workload: "w".into(),
+        };
+        c.rows
+            .entry(key)
+            .or_default()
+            .cost
+            .insert(Component::Capex, Accumulator::from_total(capex));
+        c
+    }
+
+    #[test]
+    fn an_hour_closes_at_the_counters_before_the_first_tick_of_the_next() {
+        let mut b = HourBook::resume(None, None);
+        b.observe(at(9, 10), &counters(0.0));
+        b.observe(at(9, 59), &counters(5.0));
+        assert!(b.pending().is_empty());
+        b.observe(at(10, 0), &counters(7.0));
+        assert!(
+            b.pending().is_empty(),
+            "an interval ending at 10:00 is 09:00's"
+        );
+        b.observe(
+            at(10, 0) + chrono::Duration::milliseconds(1),
+            &counters(7.0),
+        );
+        assert_eq!(b.pending().len(), 1);
+        let closed = &b.pending()[0];
+        assert_eq!(closed.hour, at(9, 0).timestamp());
+        assert_eq!(closed.rows[0].1.0[crate::figures::COST + 1], 7.0);
+        let open = b.open_rows(&counters(9.5)).unwrap();
+        assert_eq!(open.hour, at(10, 0).timestamp());
+        assert_eq!(open.rows[0].1.0[crate::figures::COST + 1], 2.5);
+        // A clock set back does not reopen 09:00.
+        b.observe(at(9, 30), &counters(9.5));
+        assert_eq!(b.open_rows(&counters(9.5)).unwrap().hour, open.hour);
+    }
+
+    #[test]
+    fn counters_from_before_the_ledger_become_an_opening_balance() {
+        let mut c = counters(42.0);
+        c.created = Some(at(3, 17));
+        let b = HourBook::resume(None, Some(&c));
+        assert_eq!(b.pending()[0].kind, Kind::Opening);
+        assert_eq!(b.pending()[0].hour, at(3, 0).timestamp());
+        assert_eq!(b.state().base.rows.len(), 1);
+    }
+}

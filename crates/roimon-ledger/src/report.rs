@@ -1,0 +1,610 @@
+//! Reports from the ledger: rows of an hour span grouped by owner, GPU,
+//! node, cost component and calendar period (days and months in a
+//! configured time zone), with a totals row, as a table, CSV or JSON in
+//! the columns of the outside contract. Also the time arguments' syntax.
+
+use crate::figures::{self, Figures, N};
+use crate::store::{Error, Ledger, Result};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use rusqlite::params;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Output columns after the period and grouping columns, before `currency`.
+pub const COLUMNS: [&str; 12] = [
+    "energy_kwh",
+    "facility_energy_kwh",
+    "cost_energy",
+    "cost_capex",
+    "cost_maintenance",
+    "cost_staff",
+    "cost_carbon",
+    "cost_total",
+    "credit",
+    "emissions_kg",
+    "value",
+    "tokens",
+];
+
+/// One output row's figures, in [`COLUMNS`] order.
+pub type Out = [f64; 12];
+
+/// What a report groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Dim {
+    /// Team.
+    Team,
+    /// Workload.
+    Workload,
+    /// GPU UUID.
+    Gpu,
+    /// Cost component (energy, capex, maintenance, staff, carbon, value).
+    Component,
+    /// Node.
+    Node,
+    /// UTC hour (shown in the report's zone).
+    Hour,
+    /// Local day.
+    Day,
+    /// Local month.
+    Month,
+}
+
+impl Dim {
+    /// Every dimension with its name.
+    pub const ALL: [(Dim, &'static str); 8] = [
+        (Dim::Team, "team"),
+        (Dim::Workload, "workload"),
+        (Dim::Gpu, "gpu"),
+        (Dim::Component, "component"),
+        (Dim::Node, "node"),
+        (Dim::Hour, "hour"),
+        (Dim::Day, "day"),
+        (Dim::Month, "month"),
+    ];
+
+    /// The column name.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(d, _)| *d == self)
+            .map_or("", |(_, n)| n)
+    }
+
+    /// Parse `team,workload,…`; an unknown or repeated name is an error
+    /// naming it.
+    pub fn parse_list(s: &str) -> std::result::Result<Vec<Dim>, String> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let d = Self::ALL
+                .iter()
+                .find(|(_, n)| *n == part)
+                .map(|(d, _)| *d)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown --by {part:?}: use team, workload, gpu, component, node, hour, day, month"
+                    )
+                })?;
+            if out.contains(&d) {
+                return Err(format!("--by names {part:?} twice"));
+            }
+            out.push(d);
+        }
+        Ok(out)
+    }
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned text.
+    Table,
+    /// CSV with a header.
+    Csv,
+    /// One JSON object.
+    Json,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "table" => Ok(Self::Table),
+            "csv" => Ok(Self::Csv),
+            "json" => Ok(Self::Json),
+            o => Err(format!("unknown format {o:?}: use table, csv or json")),
+        }
+    }
+}
+
+/// What to report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// Span start (inclusive): hours starting at or after it.
+    pub from: DateTime<Utc>,
+    /// Span end (exclusive): hours starting before it.
+    pub to: DateTime<Utc>,
+    /// Grouping, in column order.
+    pub by: Vec<Dim>,
+    /// Zone of days and months (and of the times printed).
+    pub tz: Tz,
+    /// Only this team's rows (a team's statement).
+    pub team: Option<String>,
+}
+
+/// (period start, period end, grouping values).
+type GroupKey = (DateTime<Utc>, DateTime<Utc>, Vec<String>);
+
+/// One output row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Period start.
+    pub period_start: DateTime<Utc>,
+    /// Period end.
+    pub period_end: DateTime<Utc>,
+    /// Grouping values, in `by` order.
+    pub dims: Vec<String>,
+    /// Figures.
+    pub out: Out,
+}
+
+/// A report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The query.
+    pub query: Query,
+    /// Currency of every money column.
+    pub currency: String,
+    /// Rows, by period then grouping values.
+    pub rows: Vec<Row>,
+    /// Σ of the rows.
+    pub totals: Out,
+    /// Ledger rows read.
+    pub ledger_rows: u64,
+}
+
+/// The output figures of ledger figures.
+pub fn out_of(f: &Figures) -> Out {
+    let v = &f.0;
+    let costs = &v[figures::COST..figures::COST + 5];
+    [
+        (v[figures::GPU_ENERGY] + v[figures::HOST_ENERGY]) / 3.6e6,
+        v[figures::FACILITY_ENERGY] / 3.6e6,
+        costs[0],
+        costs[1],
+        costs[2],
+        costs[3],
+        costs[4],
+        costs.iter().sum::<f64>() + 0.0,
+        v[figures::CREDIT],
+        v[figures::EMISSIONS] / 1000.0,
+        v[figures::VALUE],
+        v[figures::INPUT_TOKENS] + v[figures::OUTPUT_TOKENS],
+    ]
+}
+
+/// The component rows of `out`: each cost on its own row; energy, facility
+/// energy and credit on `energy`; emissions on `carbon`; value and tokens
+/// on `value`. They add up to `out`.
+fn by_component(out: &Out) -> Vec<(&'static str, Out)> {
+    let mut rows = Vec::new();
+    let pick = |idx: &[usize]| {
+        let mut o = [0.0; 12];
+        for i in idx {
+            o[*i] = out[*i];
+        }
+        o
+    };
+    let mut energy = pick(&[0, 1, 2, 8]);
+    energy[7] = out[2];
+    rows.push(("energy", energy));
+    for (name, i) in [("capex", 3), ("maintenance", 4), ("staff", 5)] {
+        let mut o = pick(&[i]);
+        o[7] = out[i];
+        rows.push((name, o));
+    }
+    let mut carbon = pick(&[6, 9]);
+    carbon[7] = out[6];
+    rows.push(("carbon", carbon));
+    rows.push(("value", pick(&[10, 11])));
+    rows.retain(|(_, o)| o.iter().any(|v| *v != 0.0));
+    rows
+}
+
+/// `tz`'s wall time `naive` as an instant (the earlier of an ambiguous
+/// one; a time skipped by DST moves on to the first that exists).
+fn local(tz: Tz, naive: NaiveDateTime) -> DateTime<Utc> {
+    let mut n = naive;
+    for _ in 0..4 {
+        if let Some(t) = tz.from_local_datetime(&n).earliest() {
+            return t.with_timezone(&Utc);
+        }
+        n += chrono::Duration::minutes(30);
+    }
+    Utc.from_utc_datetime(&naive)
+}
+
+/// Start of the local month holding `t`, and of the next.
+pub fn month_bounds(t: DateTime<Utc>, tz: Tz) -> (DateTime<Utc>, DateTime<Utc>) {
+    let l = t.with_timezone(&tz);
+    let first = NaiveDate::from_ymd_opt(l.year(), l.month(), 1).unwrap_or_default();
+    let next = if l.month() == 12 {
+        NaiveDate::from_ymd_opt(l.year() + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(l.year(), l.month() + 1, 1)
+    }
+    .unwrap_or_default();
+    (
+        local(tz, first.and_hms_opt(0, 0, 0).unwrap_or_default()),
+        local(tz, next.and_hms_opt(0, 0, 0).unwrap_or_default()),
+    )
+}
+
+fn day_bounds(t: DateTime<Utc>, tz: Tz) -> (DateTime<Utc>, DateTime<Utc>) {
+    let d = t.with_timezone(&tz).date_naive();
+    let next = d.succ_opt().unwrap_or(d);
+    (
+        local(tz, d.and_hms_opt(0, 0, 0).unwrap_or_default()),
+        local(tz, next.and_hms_opt(0, 0, 0).unwrap_or_default()),
+    )
+}
+
+/// Print a time in the report's zone (`Z` for UTC).
+pub fn show(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Parse a time argument: RFC 3339, a date `YYYY-MM-DD` (its midnight in
+/// `tz`), or a month `YYYY-MM` (its first midnight in `tz`).
+pub fn parse_time(s: &str, tz: Tz) -> std::result::Result<DateTime<Utc>, String> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(local(tz, d.and_hms_opt(0, 0, 0).unwrap_or_default()));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d") {
+        return Ok(local(tz, d.and_hms_opt(0, 0, 0).unwrap_or_default()));
+    }
+    Err(format!(
+        "{s:?} is not a time: use RFC 3339 (2026-12-01T00:00:00Z), a date (2026-12-01) or a month (2026-12)"
+    ))
+}
+
+/// The span of a month `YYYY-MM` in `tz`.
+pub fn month_span(s: &str, tz: Tz) -> std::result::Result<(DateTime<Utc>, DateTime<Utc>), String> {
+    let d = NaiveDate::parse_from_str(&format!("{}-01", s.trim()), "%Y-%m-%d")
+        .map_err(|_| format!("{s:?} is not a month like 2026-11"))?;
+    let start = local(tz, d.and_hms_opt(0, 0, 0).unwrap_or_default());
+    Ok(month_bounds(start, tz))
+}
+
+impl Ledger {
+    /// Run a report over the rows whose hour starts in `[from, to)`.
+    pub fn report(&self, q: &Query) -> Result<Report> {
+        let err = |m: String| Error {
+            path: self.path().to_path_buf(),
+            message: m,
+        };
+        if q.to <= q.from {
+            return Err(err(format!(
+                "--to ({}) must be after --from ({})",
+                show(q.to, q.tz),
+                show(q.from, q.tz)
+            )));
+        }
+        let sql = format!(
+            "SELECT hour_start, node, gpu_uuid, team, workload, currency, {} FROM ledger \
+             WHERE hour_start >= ?1 AND hour_start < ?2 AND (?3 IS NULL OR team = ?3)",
+            figures::FIELDS.join(", ")
+        );
+        let mut st = self
+            .connection()
+            .prepare_cached(&sql)
+            .map_err(|e| err(e.to_string()))?;
+        let time_dim =
+            q.by.iter()
+                .copied()
+                .filter(|d| matches!(d, Dim::Hour | Dim::Day | Dim::Month))
+                .min_by_key(|d| match d {
+                    Dim::Hour => 0,
+                    Dim::Day => 1,
+                    _ => 2,
+                });
+        let mut groups: BTreeMap<GroupKey, Figures> = BTreeMap::new();
+        let mut currencies: Vec<String> = Vec::new();
+        let mut totals = Figures::default();
+        let mut n = 0u64;
+        let mut rows = st
+            .query(params![q.from.timestamp(), q.to.timestamp(), q.team])
+            .map_err(|e| err(e.to_string()))?;
+        // Month and day bounds are the same for every hour of a day: cache.
+        let mut bounds_cache: BTreeMap<(i64, u8), (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
+        while let Some(r) = rows.next().map_err(|e| err(e.to_string()))? {
+            n += 1;
+            let get = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+            let hour: i64 = r.get(0).map_err(|e| err(e.to_string()))?;
+            let currency = get(5).map_err(|e| err(e.to_string()))?;
+            if !currencies.contains(&currency) {
+                currencies.push(currency);
+            }
+            let mut f = Figures::default();
+            for i in 0..N {
+                f.0[i] = r.get(6 + i).map_err(|e| err(e.to_string()))?;
+            }
+            totals.add(&f);
+            let t = DateTime::from_timestamp(hour, 0).unwrap_or_default();
+            let hour_key = hour;
+            let mut bounds = |kind: u8| {
+                *bounds_cache.entry((hour_key, kind)).or_insert_with(|| {
+                    if kind == 0 {
+                        day_bounds(t, q.tz)
+                    } else {
+                        month_bounds(t, q.tz)
+                    }
+                })
+            };
+            let (ps, pe) = match time_dim {
+                Some(Dim::Hour) => (t, t + chrono::Duration::hours(1)),
+                Some(Dim::Day) => bounds(0),
+                Some(_) => bounds(1),
+                None => (q.from, q.to),
+            };
+            let mut dims = Vec::with_capacity(q.by.len());
+            for d in &q.by {
+                dims.push(match d {
+                    Dim::Team => get(3).map_err(|e| err(e.to_string()))?,
+                    Dim::Workload => get(4).map_err(|e| err(e.to_string()))?,
+                    Dim::Gpu => get(2).map_err(|e| err(e.to_string()))?,
+                    Dim::Node => get(1).map_err(|e| err(e.to_string()))?,
+                    Dim::Component => String::new(),
+                    Dim::Hour => show(t, q.tz),
+                    Dim::Day => t.with_timezone(&q.tz).format("%Y-%m-%d").to_string(),
+                    Dim::Month => t.with_timezone(&q.tz).format("%Y-%m").to_string(),
+                });
+            }
+            groups
+                .entry((ps.max(q.from), pe.min(q.to), dims))
+                .or_default()
+                .add(&f);
+        }
+        if currencies.len() > 1 {
+            return Err(err(format!(
+                "the ledger holds several currencies in this span ({}); report the spans of each separately",
+                currencies.join(", ")
+            )));
+        }
+        let currency = match currencies.pop() {
+            Some(c) => c,
+            None => self
+                .connection()
+                .query_row(
+                    "SELECT json_extract(counters, '$.currency') FROM checkpoint WHERE id = 1",
+                    [],
+                    |r| r.get::<_, Option<String>>(0),
+                )
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        };
+        let comp_at = q.by.iter().position(|d| *d == Dim::Component);
+        let mut out_rows = Vec::with_capacity(groups.len());
+        for ((ps, pe, dims), f) in groups {
+            let out = out_of(&f);
+            match comp_at {
+                None => out_rows.push(Row {
+                    period_start: ps,
+                    period_end: pe,
+                    dims,
+                    out,
+                }),
+                Some(i) => {
+                    for (name, o) in by_component(&out) {
+                        let mut d = dims.clone();
+                        d[i] = name.to_string();
+                        out_rows.push(Row {
+                            period_start: ps,
+                            period_end: pe,
+                            dims: d,
+                            out: o,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(Report {
+            query: q.clone(),
+            currency,
+            rows: out_rows,
+            totals: out_of(&totals),
+            ledger_rows: n,
+        })
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn num(v: f64) -> String {
+    // Shortest text that reads back as the same number; never exponents.
+    let v = if v == 0.0 { 0.0 } else { v };
+    format!("{v}")
+}
+
+impl Report {
+    /// The header: period, grouping columns, figures, currency.
+    pub fn header(&self) -> Vec<String> {
+        let mut h = vec!["period_start".to_string(), "period_end".to_string()];
+        h.extend(self.query.by.iter().map(|d| d.name().to_string()));
+        h.extend(COLUMNS.iter().map(|c| c.to_string()));
+        h.push("currency".into());
+        h
+    }
+
+    /// CSV: header, rows, then `TOTAL`.
+    pub fn to_csv(&self) -> String {
+        let tz = self.query.tz;
+        let mut s = self.header().join(",");
+        s.push('\n');
+        let mut line = |start: String, end: String, dims: &[String], out: &Out| {
+            let mut cells = vec![start, end];
+            cells.extend(dims.iter().map(|d| csv_field(d)));
+            cells.extend(out.iter().map(|v| num(*v)));
+            cells.push(csv_field(&self.currency));
+            s.push_str(&cells.join(","));
+            s.push('\n');
+        };
+        for r in &self.rows {
+            line(
+                show(r.period_start, tz),
+                show(r.period_end, tz),
+                &r.dims,
+                &r.out,
+            );
+        }
+        let blank = vec![String::new(); self.query.by.len()];
+        line("TOTAL".into(), String::new(), &blank, &self.totals);
+        s
+    }
+
+    fn json_row(
+        &self,
+        start: String,
+        end: String,
+        dims: &[String],
+        out: &Out,
+    ) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("period_start".into(), start.into());
+        m.insert("period_end".into(), end.into());
+        for (d, v) in self.query.by.iter().zip(dims) {
+            m.insert(d.name().into(), v.clone().into());
+        }
+        for (c, v) in COLUMNS.iter().zip(out) {
+            m.insert(
+                (*c).into(),
+                serde_json::json!(if *v == 0.0 { 0.0 } else { *v }),
+            );
+        }
+        m.insert("currency".into(), self.currency.clone().into());
+        serde_json::Value::Object(m)
+    }
+
+    /// JSON: `{"currency", "from", "to", "by", "rows", "totals"}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let tz = self.query.tz;
+        let rows: Vec<serde_json::Value> = self
+            .rows
+            .iter()
+            .map(|r| {
+                self.json_row(
+                    show(r.period_start, tz),
+                    show(r.period_end, tz),
+                    &r.dims,
+                    &r.out,
+                )
+            })
+            .collect();
+        let blank = vec![String::new(); self.query.by.len()];
+        let mut totals = self.json_row(
+            show(self.query.from, tz),
+            show(self.query.to, tz),
+            &blank,
+            &self.totals,
+        );
+        if let Some(m) = totals.as_object_mut() {
+            for d in &self.query.by {
+                m.remove(d.name());
+            }
+        }
+        serde_json::json!({
+            "currency": self.currency,
+            "from": show(self.query.from, tz),
+            "to": show(self.query.to, tz),
+            "timezone": tz.name(),
+            "by": self.query.by.iter().map(|d| d.name()).collect::<Vec<_>>(),
+            "rows": rows,
+            "totals": totals,
+        })
+    }
+
+    /// An aligned text table for people.
+    pub fn to_table(&self) -> String {
+        let tz = self.query.tz;
+        let header = self.header();
+        let mut lines: Vec<Vec<String>> = vec![header];
+        let fmt = |out: &Out| -> Vec<String> {
+            out.iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let v = if *v == 0.0 { 0.0 } else { *v };
+                    if i == 11 {
+                        format!("{v:.0}")
+                    } else {
+                        format!("{v:.4}")
+                    }
+                })
+                .collect()
+        };
+        for r in &self.rows {
+            let mut l = vec![show(r.period_start, tz), show(r.period_end, tz)];
+            l.extend(r.dims.iter().cloned());
+            l.extend(fmt(&r.out));
+            l.push(self.currency.clone());
+            lines.push(l);
+        }
+        let mut l = vec!["TOTAL".to_string(), String::new()];
+        l.extend(std::iter::repeat_n(String::new(), self.query.by.len()));
+        l.extend(fmt(&self.totals));
+        l.push(self.currency.clone());
+        lines.push(l);
+        let cols = lines[0].len();
+        let widths: Vec<usize> = (0..cols)
+            .map(|c| {
+                lines
+                    .iter()
+                    .map(|l| l[c].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let numeric_from = 2 + self.query.by.len();
+        let mut s = String::new();
+        for l in &lines {
+            let cells: Vec<String> = l
+                .iter()
+                .enumerate()
+                .map(|(c, v)| {
+                    if c >= numeric_from && c < cols - 1 {
+                        format!("{v:>w$}", w = widths[c])
+                    } else {
+                        format!("{v:<w$}", w = widths[c])
+                    }
+                })
+                .collect();
+            let _ = writeln!(s, "{}", cells.join("  ").trim_end());
+        }
+        s
+    }
+
+    /// The report in `format`.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Csv => self.to_csv(),
+            Format::Json => {
+                let mut s = self.to_json().to_string();
+                s.push('\n');
+                s
+            }
+            Format::Table => self.to_table(),
+        }
+    }
+}

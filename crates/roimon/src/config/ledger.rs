@@ -1,0 +1,143 @@
+//! `[node]`, `[ledger]`, `[report]` and `[[budget]]`: the node's name in
+//! the ledger, how long closed hours are kept, the time zone of report
+//! days and months (and of budget months), and monthly budgets per team or
+//! workload.
+
+use serde::Deserialize;
+
+/// `[node]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Node {
+    /// The `node` column of the ledger (default: the host name).
+    pub name: Option<String>,
+}
+
+impl Node {
+    /// The configured name, else the host name, else `localhost`.
+    pub fn name(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    }
+}
+
+/// `[ledger]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerCfg {
+    /// Closed hours older than this many days are summed into the purged
+    /// totals and removed (0: keep for ever).
+    pub retention_days: u32,
+}
+
+impl Default for LedgerCfg {
+    fn default() -> Self {
+        Self {
+            retention_days: roimon_ledger::DEFAULT_RETENTION_DAYS,
+        }
+    }
+}
+
+/// `[report]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportCfg {
+    /// IANA zone of report days and months and of budget months.
+    pub timezone: String,
+}
+
+impl Default for ReportCfg {
+    fn default() -> Self {
+        Self {
+            timezone: "UTC".into(),
+        }
+    }
+}
+
+impl ReportCfg {
+    /// The zone (validated at load).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
+}
+
+/// `[[budget]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetCfg {
+    /// Team.
+    pub team: String,
+    /// One workload of the team (absent: the whole team).
+    #[serde(default)]
+    pub workload: Option<String>,
+    /// Money per calendar month, in `price.currency`.
+    pub monthly: f64,
+}
+
+/// Semantic checks of these sections: (dotted key, message).
+pub fn check_ledger(
+    node: &Node,
+    ledger: &LedgerCfg,
+    report: &ReportCfg,
+    budgets: &[BudgetCfg],
+) -> Option<(String, String)> {
+    if node.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Some(("node.name".into(), "must not be empty".into()));
+    }
+    if ledger.retention_days > 36_500 {
+        return Some((
+            "ledger.retention_days".into(),
+            format!(
+                "must be at most 36500 days (0 keeps every hour), got {}",
+                ledger.retention_days
+            ),
+        ));
+    }
+    if report.timezone.parse::<chrono_tz::Tz>().is_err() {
+        return Some((
+            "report.timezone".into(),
+            format!("unknown IANA time zone {:?}", report.timezone),
+        ));
+    }
+    let mut seen: Vec<(&str, Option<&str>)> = Vec::new();
+    for (i, b) in budgets.iter().enumerate() {
+        let k = |f: &str| format!("budget[{i}].{f}");
+        if b.team.trim().is_empty() {
+            return Some((k("team"), "must not be empty".into()));
+        }
+        if b.workload.as_deref().is_some_and(|w| w.trim().is_empty()) {
+            return Some((
+                k("workload"),
+                "must not be empty (leave it out for a team-wide budget)".into(),
+            ));
+        }
+        if !(b.monthly.is_finite() && b.monthly >= 0.0) {
+            return Some((
+                k("monthly"),
+                format!("must be a non-negative amount, got {}", b.monthly),
+            ));
+        }
+        let id = (b.team.as_str(), b.workload.as_deref());
+        if seen.contains(&id) {
+            return Some((
+                k("team"),
+                format!(
+                    "a budget for team {:?}{} is already configured",
+                    b.team,
+                    b.workload
+                        .as_deref()
+                        .map(|w| format!(", workload {w:?}"))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        seen.push(id);
+    }
+    None
+}

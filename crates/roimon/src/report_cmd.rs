@@ -1,0 +1,178 @@
+//! `roimon report`: the ledger of a state dir (also of a running daemon,
+//! read-only) as a table, CSV or JSON over a span, grouped as asked, with a
+//! totals row; `--verify` reconciles the ledger with the counters stored
+//! beside it and exits 1 on any difference. Shared with `GET /api/v1/report`.
+
+use crate::config::Config;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use roimon_ledger::report::{month_bounds, month_span, parse_time};
+use roimon_ledger::{Dim, Format, Ledger, Query};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The command's arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Configuration file: state.dir and report.timezone (default: the
+    /// built-in configuration).
+    #[arg(long, env = "ROIMON_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// State directory holding ledger.sqlite3 (config: state.dir).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Span start (inclusive): RFC 3339, a date YYYY-MM-DD or a month
+    /// YYYY-MM (in report.timezone). Default: the start of this month.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Span end (exclusive), same forms. Default: the end of the current hour.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// A whole calendar month YYYY-MM in report.timezone (instead of --from/--to).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub month: Option<String>,
+    /// Group by: team, workload, gpu, component, node, hour, day, month
+    /// (comma-separated, in column order).
+    #[arg(long, default_value = "")]
+    pub by: String,
+    /// Output: table, csv or json.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Only this team's rows (its statement).
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Time zone of days, months and printed times (config: report.timezone).
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Check that the ledger's sums equal the counters (exit 1 if not).
+    #[arg(long)]
+    pub verify: bool,
+}
+
+fn usage(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+/// The span, grouping and zone of a report request (CLI or HTTP).
+pub fn query(
+    from: Option<&str>,
+    to: Option<&str>,
+    month: Option<&str>,
+    by: &str,
+    team: Option<&str>,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<Query, String> {
+    let by = Dim::parse_list(by)?;
+    let (from, to) = match month {
+        Some(m) => month_span(m, tz)?,
+        None => {
+            let from = match from {
+                Some(s) => parse_time(s, tz).map_err(|e| format!("--from: {e}"))?,
+                None => month_bounds(now, tz).0,
+            };
+            let to = match to {
+                Some(s) => parse_time(s, tz).map_err(|e| format!("--to: {e}"))?,
+                None => {
+                    DateTime::from_timestamp(roimon_ledger::hour_of(now) + 3600, 0).unwrap_or(now)
+                }
+            };
+            (from, to)
+        }
+    };
+    if to <= from {
+        return Err("--to must be after --from".into());
+    }
+    Ok(Query {
+        from,
+        to,
+        by,
+        tz,
+        team: team.map(String::from),
+    })
+}
+
+/// Run the command.
+pub fn main(a: ReportArgs) -> ExitCode {
+    let cfg = match a
+        .config
+        .as_deref()
+        .map_or_else(|| Ok(Config::builtin()), Config::load)
+    {
+        Ok(c) => c,
+        Err(e) => return crate::config_error(&e),
+    };
+    let dir = a.state_dir.clone().unwrap_or(cfg.state.dir.clone());
+    let tz: Tz = match &a.timezone {
+        Some(z) => match z.parse() {
+            Ok(t) => t,
+            Err(_) => return usage(format!("--timezone: unknown IANA time zone {z:?}")),
+        },
+        None => cfg.report.tz(),
+    };
+    let path = dir.join(roimon_ledger::FILE);
+    if a.verify {
+        return verify(&path);
+    }
+    let format: Format = match a.format.parse() {
+        Ok(f) => f,
+        Err(e) => return usage(format!("--format: {e}")),
+    };
+    let q = match query(
+        a.from.as_deref(),
+        a.to.as_deref(),
+        a.month.as_deref(),
+        &a.by,
+        a.team.as_deref(),
+        tz,
+        Utc::now(),
+    ) {
+        Ok(q) => q,
+        Err(e) => return usage(e),
+    };
+    let ledger = match Ledger::open_read_only(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match ledger.report(&q) {
+        Ok(r) => {
+            print!("{}", r.render(format));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn verify(path: &Path) -> ExitCode {
+    let v = match Ledger::open_read_only(path).and_then(|l| l.verify()) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if v.differences.is_empty() {
+        let out = roimon_ledger::report::out_of(&v.totals);
+        println!(
+            "OK: the ledger equals the counters ({} rows, {} hours): cost_total {} {}, credit {}, energy_kwh {}, facility_energy_kwh {}, emissions_kg {}, value {}, tokens {}",
+            v.rows, v.hours, out[7], v.currency, out[8], out[0], out[1], out[9], out[10], out[11]
+        );
+        ExitCode::SUCCESS
+    } else {
+        for d in &v.differences {
+            println!("DIFFERENCE: {d}");
+        }
+        eprintln!(
+            "error: the ledger does not equal the counters ({} differences)",
+            v.differences.len()
+        );
+        ExitCode::from(1)
+    }
+}
