@@ -326,6 +326,14 @@ fn tls_12_and_13_with_basic_auth() {
     let r = get(&daemon, d, "/healthz", &[]);
     assert_eq!(r.status, Some(200), "{r:?}");
     assert_eq!(get(&daemon, d, "/readyz", &[]).status, Some(401));
+    // Every other path is behind it, the ledger report included.
+    for path in [
+        "/api/v1/report?from=2026-01-01&to=2026-01-02",
+        "/api/v1/summary",
+        "/",
+    ] {
+        assert_eq!(get(&daemon, d, path, &[]).status, Some(401), "{path}");
+    }
 
     // The push endpoint authenticates by its token, not by basic auth.
     let line = "roimon_value,team=t,workload=w amount=1";
