@@ -21,6 +21,19 @@
 //   hang-<i>    present: every call for GPU i blocks until the file is
 //               removed (a GPU fallen off the bus hanging the driver); the
 //               library lock is held meanwhile, as NVML's own would be.
+//   procs-<i>   processes on GPU i, one a line: pid,used_bytes,sm_util,kind
+//               (sm_util a percent, or '-' for no utilisation sample; kind
+//               'c' compute, 'g' graphics, 'cg' both; default 'c').
+//               Absent: no process.
+//   mig-<i>     MIG mode on for GPU i; the GPU instance slice count of each
+//               MIG device, comma-separated (e.g. "4,3"). The processes of
+//               MIG device m are in procs-<i>-<m> (same format); the
+//               parent handle lists them all, with their instance id.
+//   no-putil-<i> present: nvmlDeviceGetProcessUtilization on GPU i returns
+//               NVML_ERROR_NOT_SUPPORTED.
+//
+// Process utilisation samples carry the time of the call (microseconds of
+// the fake clock) and are returned when that is later than lastSeen.
 //
 // Energy counter (mJ): the driver is taken to have been loaded at clock 0
 // with a counter of BASE_MJ, so energy = BASE_MJ + power_mw * now_s
@@ -48,6 +61,7 @@ typedef unsigned int nvmlReturn_t;
 #define NVML_ERROR_UNINITIALIZED 1u
 #define NVML_ERROR_INVALID_ARGUMENT 2u
 #define NVML_ERROR_NOT_SUPPORTED 3u
+#define NVML_ERROR_NOT_FOUND 6u
 #define NVML_ERROR_INSUFFICIENT_SIZE 7u
 #define NVML_ERROR_DRIVER_NOT_LOADED 9u
 #define NVML_ERROR_GPU_IS_LOST 15u
@@ -99,11 +113,60 @@ struct fake_gpu {
 
 typedef struct fake_gpu *nvmlDevice_t;
 
+typedef struct {
+    unsigned int pid;
+    unsigned long long usedGpuMemory;
+    unsigned int gpuInstanceId;
+    unsigned int computeInstanceId;
+} nvmlProcessInfo_t; /* nvmlProcessInfo_v2_t, what the _v3 calls fill */
+
+typedef struct {
+    unsigned int pid;
+    unsigned long long timeStamp;
+    unsigned int smUtil;
+    unsigned int memUtil;
+    unsigned int encUtil;
+    unsigned int decUtil;
+} nvmlProcessUtilizationSample_t;
+
+typedef struct {
+    unsigned int multiprocessorCount;
+    unsigned int sharedCopyEngineCount;
+    unsigned int sharedDecoderCount;
+    unsigned int sharedEncoderCount;
+    unsigned int sharedJpegCount;
+    unsigned int sharedOfaCount;
+    unsigned int gpuInstanceSliceCount;
+    unsigned int computeInstanceSliceCount;
+    unsigned long long memorySizeMB;
+} nvmlDeviceAttributes_t;
+
+#define MAX_MIG 8
+#define MAX_PROCS 64
+#define NO_ID 0xffffffffu
+#define KIND_COMPUTE 1
+#define KIND_GRAPHICS 2
+
+struct fake_proc {
+    unsigned int pid;
+    unsigned long long used;
+    int sm; /* percent, -1: no sample */
+    int kind;
+    unsigned int mig; /* NO_ID: not in a MIG instance */
+};
+
+/* A MIG device handle: the parent GPU and the instance index. */
+struct fake_mig {
+    unsigned int parent;
+    unsigned int index;
+};
+
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fake_gpu g_gpus[MAX_GPUS];
 static unsigned int g_count;
 static unsigned int g_refcount;
 static char g_dir[PATH_MAX];
+static struct fake_mig g_migs[MAX_GPUS][MAX_MIG];
 
 /* ---- helpers (all called with g_lock held) ---------------------------------- */
 
@@ -266,6 +329,133 @@ static nvmlReturn_t load_config(void) {
     return rc;
 }
 
+
+/* Reads mig-<i>: the slice count of each MIG device. Returns the number of
+ * devices (0: MIG off). */
+static unsigned int mig_slices(unsigned int index, unsigned int slices[MAX_MIG]) {
+    char name[32], buf[256];
+    snprintf(name, sizeof name, "mig-%u", index);
+    if (read_control(name, buf, sizeof buf) < 0) return 0;
+    unsigned int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",\n", &save); tok != NULL && n < MAX_MIG;
+         tok = strtok_r(NULL, ",\n", &save)) {
+        unsigned int v;
+        while (*tok == ' ') tok++;
+        if (parse_u32(tok, &v) && v > 0) slices[n++] = v;
+    }
+    return n;
+}
+
+/* Appends the processes of control file `name` to out (at most MAX_PROCS). */
+static unsigned int read_procs(const char *name, unsigned int mig, struct fake_proc *out, unsigned int have) {
+    char buf[8192];
+    if (read_control(name, buf, sizeof buf) < 0) return have;
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line != NULL && have < MAX_PROCS;
+         line = strtok_r(NULL, "\n", &save)) {
+        while (*line == ' ' || *line == '\t') line++;
+        if (*line == '\0' || *line == '#') continue;
+        char *f[4] = {NULL, NULL, NULL, NULL};
+        int nf = 0;
+        char *s2 = NULL;
+        for (char *tok = strtok_r(line, ",", &s2); tok != NULL && nf < 4; tok = strtok_r(NULL, ",", &s2))
+            f[nf++] = tok;
+        struct fake_proc p;
+        if (nf < 3 || !parse_u32(f[0], &p.pid) || !parse_u64(f[1], &p.used)) {
+            fprintf(stderr, "fake-nvml: %s: malformed process line (want pid,used_bytes,sm_util[,kind])\n", name);
+            continue;
+        }
+        unsigned int sm;
+        p.sm = parse_u32(f[2], &sm) && sm <= 100 ? (int)sm : -1;
+        p.kind = KIND_COMPUTE;
+        if (nf == 4) {
+            p.kind = 0;
+            if (strchr(f[3], 'c')) p.kind |= KIND_COMPUTE;
+            if (strchr(f[3], 'g')) p.kind |= KIND_GRAPHICS;
+        }
+        p.mig = mig;
+        out[have++] = p;
+    }
+    return have;
+}
+
+/* Every process of GPU `index` (MIG instance `mig`, or NO_ID for the whole GPU). */
+static unsigned int gpu_procs(unsigned int index, unsigned int mig, struct fake_proc *out) {
+    char name[48];
+    unsigned int slices[MAX_MIG];
+    unsigned int n_mig = mig_slices(index, slices);
+    if (n_mig == 0) {
+        if (mig != NO_ID) return 0;
+        snprintf(name, sizeof name, "procs-%u", index);
+        return read_procs(name, NO_ID, out, 0);
+    }
+    unsigned int have = 0;
+    for (unsigned int m = 0; m < n_mig; m++) {
+        if (mig != NO_ID && mig != m) continue;
+        snprintf(name, sizeof name, "procs-%u-%u", index, m);
+        have = read_procs(name, m, out, have);
+    }
+    return have;
+}
+
+static int is_mig_handle(const void *device) {
+    return (const char *)device >= (const char *)g_migs &&
+           (const char *)device < (const char *)g_migs + sizeof g_migs;
+}
+
+/* Resolves a GPU or MIG handle into the GPU index and the instance (NO_ID for a
+ * GPU handle), waiting out hang-<i> and failing for lost-<i>. */
+static nvmlReturn_t enter_any(const void *device, unsigned int *index, unsigned int *mig) {
+    if (g_refcount == 0) return NVML_ERROR_UNINITIALIZED;
+    if (is_mig_handle(device)) {
+        const struct fake_mig *m = device;
+        unsigned int slices[MAX_MIG];
+        if (m->parent >= g_count || m->index >= mig_slices(m->parent, slices))
+            return NVML_ERROR_INVALID_ARGUMENT;
+        *index = m->parent;
+        *mig = m->index;
+    } else {
+        struct fake_gpu *gpu;
+        nvmlReturn_t rc = enter_device((nvmlDevice_t)device, &gpu);
+        if (rc != NVML_SUCCESS) return rc;
+        *index = (unsigned int)(gpu - g_gpus);
+        *mig = NO_ID;
+        return NVML_SUCCESS;
+    }
+    char hang[32];
+    snprintf(hang, sizeof hang, "hang-%u", *index);
+    while (control_exists(hang)) usleep(20000);
+    if (is_lost(*index)) return NVML_ERROR_GPU_IS_LOST;
+    return NVML_SUCCESS;
+}
+
+static nvmlReturn_t running_processes(nvmlDevice_t device, unsigned int *count, nvmlProcessInfo_t *infos, int kind) {
+    pthread_mutex_lock(&g_lock);
+    unsigned int index, mig;
+    nvmlReturn_t rc = enter_any(device, &index, &mig);
+    if (rc == NVML_SUCCESS && count == NULL) rc = NVML_ERROR_INVALID_ARGUMENT;
+    if (rc == NVML_SUCCESS) {
+        struct fake_proc procs[MAX_PROCS];
+        unsigned int n = gpu_procs(index, mig, procs), k = 0;
+        for (unsigned int i = 0; i < n; i++)
+            if (procs[i].kind & kind) procs[k++] = procs[i];
+        if (infos == NULL || *count < k) {
+            rc = k == 0 ? NVML_SUCCESS : NVML_ERROR_INSUFFICIENT_SIZE;
+        } else {
+            for (unsigned int i = 0; i < k; i++) {
+                infos[i].pid = procs[i].pid;
+                infos[i].usedGpuMemory = procs[i].used;
+                infos[i].gpuInstanceId = procs[i].mig;
+                infos[i].computeInstanceId = procs[i].mig == NO_ID ? NO_ID : 0;
+            }
+        }
+        *count = k;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return rc;
+}
+
 /* ---- the NVML ABI ----------------------------------------------------------- */
 
 nvmlReturn_t nvmlInit_v2(void) {
@@ -299,6 +489,7 @@ const char *nvmlErrorString(nvmlReturn_t result) {
     case NVML_ERROR_UNINITIALIZED: return "Uninitialized";
     case NVML_ERROR_INVALID_ARGUMENT: return "Invalid Argument";
     case NVML_ERROR_NOT_SUPPORTED: return "Not Supported";
+    case NVML_ERROR_NOT_FOUND: return "Not Found";
     case NVML_ERROR_INSUFFICIENT_SIZE: return "Insufficient Size";
     case NVML_ERROR_DRIVER_NOT_LOADED: return "Driver Not Loaded";
     case NVML_ERROR_GPU_IS_LOST: return "GPU is lost";
@@ -429,4 +620,101 @@ nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, unsigned int sensorTy
 
 nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t device, unsigned int *limit) {
     DEVICE_CALL(device, limit, *limit = gpu->power_limit_mw);
+}
+
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *count, nvmlProcessInfo_t *infos) {
+    return running_processes(device, count, infos, KIND_COMPUTE);
+}
+
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device, unsigned int *count, nvmlProcessInfo_t *infos) {
+    return running_processes(device, count, infos, KIND_GRAPHICS);
+}
+
+nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device, nvmlProcessUtilizationSample_t *samples,
+                                             unsigned int *count, unsigned long long lastSeen) {
+    pthread_mutex_lock(&g_lock);
+    unsigned int index, mig;
+    nvmlReturn_t rc = enter_any(device, &index, &mig);
+    if (rc == NVML_SUCCESS && count == NULL) rc = NVML_ERROR_INVALID_ARGUMENT;
+    char name[32];
+    if (rc == NVML_SUCCESS) {
+        snprintf(name, sizeof name, "no-putil-%u", index);
+        /* As on real parts, no per-process samples on a MIG device. */
+        if (mig != NO_ID || control_exists(name)) rc = NVML_ERROR_NOT_SUPPORTED;
+    }
+    if (rc == NVML_SUCCESS) {
+        struct fake_proc procs[MAX_PROCS];
+        unsigned int n = gpu_procs(index, NO_ID, procs), k = 0;
+        unsigned long long ts = (unsigned long long)(now_s() * 1e6);
+        if (ts > lastSeen)
+            for (unsigned int i = 0; i < n; i++)
+                if (procs[i].sm >= 0) procs[k++] = procs[i];
+        if (samples == NULL || *count < k) {
+            rc = k == 0 ? NVML_SUCCESS : NVML_ERROR_INSUFFICIENT_SIZE;
+        } else {
+            for (unsigned int i = 0; i < k; i++) {
+                samples[i].pid = procs[i].pid;
+                samples[i].timeStamp = ts;
+                samples[i].smUtil = (unsigned int)procs[i].sm;
+                samples[i].memUtil = 0;
+                samples[i].encUtil = 0;
+                samples[i].decUtil = 0;
+            }
+        }
+        *count = k;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return rc;
+}
+
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *current, unsigned int *pending) {
+    DEVICE_CALL(device, current, {
+        if (pending == NULL) {
+            rc = NVML_ERROR_INVALID_ARGUMENT;
+        } else {
+            unsigned int slices[MAX_MIG];
+            *current = mig_slices((unsigned int)(gpu - g_gpus), slices) > 0;
+            *pending = *current;
+        }
+    });
+}
+
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int *count) {
+    DEVICE_CALL(device, count, {
+        unsigned int slices[MAX_MIG];
+        *count = mig_slices((unsigned int)(gpu - g_gpus), slices) > 0 ? 7 : 0;
+    });
+}
+
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index, nvmlDevice_t *mig) {
+    DEVICE_CALL(device, mig, {
+        unsigned int slices[MAX_MIG];
+        unsigned int g = (unsigned int)(gpu - g_gpus);
+        if (index >= mig_slices(g, slices)) {
+            rc = NVML_ERROR_NOT_FOUND;
+        } else {
+            g_migs[g][index].parent = g;
+            g_migs[g][index].index = index;
+            *mig = (nvmlDevice_t)(void *)&g_migs[g][index];
+        }
+    });
+}
+
+nvmlReturn_t nvmlDeviceGetAttributes_v2(nvmlDevice_t device, nvmlDeviceAttributes_t *attributes) {
+    pthread_mutex_lock(&g_lock);
+    unsigned int index, mig;
+    nvmlReturn_t rc = enter_any(device, &index, &mig);
+    if (rc == NVML_SUCCESS && attributes == NULL) rc = NVML_ERROR_INVALID_ARGUMENT;
+    if (rc == NVML_SUCCESS) {
+        unsigned int slices[MAX_MIG];
+        unsigned int n = mig_slices(index, slices);
+        memset(attributes, 0, sizeof *attributes);
+        unsigned int sl = mig == NO_ID ? 7 : (mig < n ? slices[mig] : 0);
+        attributes->gpuInstanceSliceCount = sl;
+        attributes->computeInstanceSliceCount = sl;
+        attributes->multiprocessorCount = 16 * sl;
+        attributes->memorySizeMB = (g_gpus[index].mem_total >> 20) * sl / 8;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return rc;
 }

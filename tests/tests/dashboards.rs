@@ -121,6 +121,15 @@ per_request = 0.001
 [roi]
 windows = ["1m", "5m", "1h", "24h"]
 
+[[budget]]
+team = "search"
+monthly = 12000.0
+
+[[budget]]
+team = "ads"
+workload = "rank"
+monthly = 0.01
+
 [[value.kpis]]
 name = "precision"
 value = 0.9
@@ -198,6 +207,10 @@ workload = "chat"
         (
             "Price known until (hours ahead)",
             "a static price has no schedule end",
+        ),
+        (
+            "Collectors down (nodes)",
+            "lists the collectors that are down: none in a healthy fleet (the panel shows its no-data text)",
         ),
         (
             "Price and carbon fetch failures (per hour)",

@@ -8,6 +8,19 @@
 use roimon_system_tests::*;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The same budgets on every node (the fleet rules take the max of the
+/// monthly figure across nodes and sum the spend).
+const BUDGETS: &str = r#"
+[[budget]]
+team = "search"
+monthly = 12000.0
+
+[[budget]]
+team = "ads"
+workload = "rank"
+monthly = 0.01
+"#;
+
 fn push(node: &Node, line: &str) {
     let (status, body) = http(&node.addr, "POST", "/api/v2/write", &[], line.as_bytes());
     assert_eq!(status, 204, "push {line}: {body}");
@@ -43,7 +56,7 @@ fn two_nodes_rules_and_an_roi_alert_driven_by_pushed_value() {
         &node_config(
             &tmp.path().join("a/state"),
             &[("search", "chat"), ("ads", "rank")],
-            "",
+            BUDGETS,
         ),
         &[],
     );
@@ -52,7 +65,7 @@ fn two_nodes_rules_and_an_roi_alert_driven_by_pushed_value() {
         &node_config(
             &tmp.path().join("b/state"),
             &[("search", "chat"), ("vision", "batch")],
-            "",
+            BUDGETS,
         ),
         &[],
     );

@@ -6,13 +6,25 @@
 //! GPU does not support is `None`; a GPU whose calls fail becomes a
 //! [`Reading::DeviceFault`] for that interval and is retried next time without
 //! disturbing the others; only an unreadable device count fails the whole sample.
+//!
+//! With [`NvmlCollector::set_processes`] on, each reading also lists what runs
+//! on the GPU (compute and graphics processes, their SM utilisation samples
+//! since the previous sample, MIG devices and their slice counts), for
+//! attribution by process. A GPU that cannot say (not supported, or the call
+//! failed this time) has `processes: None`; that never faults the GPU.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
+use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::struct_wrappers::device::ProcessInfo;
 use nvml_wrapper::{Device, Nvml};
-use roimon_core::{Collector, GpuReading, Joules, Reading, SampleError, Watts};
+use roimon_core::{
+    Collector, GpuProcess, GpuProcesses, GpuReading, Joules, MigInstance, Reading, SampleError,
+    Watts,
+};
 use tracing::{debug, info, warn};
 
 /// The library NVML is loaded from when no path is given (found by the dynamic loader).
@@ -26,6 +38,7 @@ pub struct NvmlCollector {
     device_count: u32,
     last_count: u32,
     gpus: Vec<GpuState>,
+    processes: bool,
 }
 
 /// What is remembered about the GPU at one NVML index between samples.
@@ -40,6 +53,10 @@ struct GpuState {
     failing: Option<u64>,
     /// Fields already logged as unsupported (bit per [`Field`]).
     unsupported_logged: u8,
+    /// Time stamp (µs) of the newest process utilisation sample seen.
+    util_seen: u64,
+    /// Process listing failed or unsupported: logged once until it works.
+    processes_logged: bool,
 }
 
 /// The optional per-sample fields, for "not supported" bookkeeping and messages.
@@ -133,6 +150,7 @@ impl NvmlCollector {
             device_count,
             last_count: device_count,
             gpus: Vec::new(),
+            processes: false,
         })
     }
 
@@ -145,11 +163,112 @@ impl NvmlCollector {
     pub fn device_count(&self) -> u32 {
         self.device_count
     }
+
+    /// Also list what runs on each GPU (off by default: it costs a few NVML
+    /// calls per GPU and sample).
+    pub fn set_processes(&mut self, on: bool) {
+        self.processes = on;
+    }
+}
+
+/// Compute and graphics processes of a GPU or MIG device, one entry per pid.
+fn running(device: &Device<'_>) -> Result<Vec<ProcessInfo>, NvmlError> {
+    let compute = device.running_compute_processes();
+    let graphics = device.running_graphics_processes();
+    let mut all = match (compute, graphics) {
+        (Ok(mut c), Ok(g)) => {
+            c.extend(g);
+            c
+        }
+        (Ok(c), Err(e)) | (Err(e), Ok(c)) if is_unsupported(&e) => c,
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
+    all.sort_by_key(|p| p.pid);
+    all.dedup_by_key(|p| p.pid);
+    Ok(all)
+}
+
+fn process(p: &ProcessInfo, util: Option<f64>, mig: Option<u32>) -> GpuProcess {
+    GpuProcess {
+        pid: p.pid,
+        used_memory_bytes: match p.used_gpu_memory {
+            UsedGpuMemory::Used(b) => Some(b),
+            UsedGpuMemory::Unavailable => None,
+        },
+        sm_utilization: util,
+        mig_instance: mig,
+    }
+}
+
+/// What runs on a GPU: its processes with their mean SM utilisation over the
+/// samples since `state.util_seen`, or its MIG devices and theirs. A process
+/// that exits between the calls simply is, or is not, in the lists.
+fn read_processes(device: &Device<'_>, state: &mut GpuState) -> Result<GpuProcesses, NvmlError> {
+    let mig_on = match device.mig_mode() {
+        Ok(m) => m.current == 1,
+        Err(e) if is_unsupported(&e) => false,
+        Err(e) => return Err(e),
+    };
+    if mig_on {
+        // Per-instance readings: NVML has no power or process utilisation
+        // per MIG device, so an instance weighs its GPU instance slices.
+        let mut out = GpuProcesses::default();
+        for i in 0..device.mig_device_count()? {
+            let mig = match device.mig_device_by_index(i) {
+                Ok(m) => m,
+                Err(NvmlError::NotFound | NvmlError::InvalidArg) => continue,
+                Err(e) => return Err(e),
+            };
+            let slices = mig
+                .attributes()
+                .map(|a| a.gpu_instance_slice_count)
+                .unwrap_or(1)
+                .max(1);
+            out.mig.push(MigInstance { id: i, slices });
+            for p in running(&mig)? {
+                out.running.push(process(&p, None, Some(i)));
+            }
+        }
+        return Ok(out);
+    }
+    let procs = running(device)?;
+    let util: HashMap<u32, f64> = if procs.is_empty() {
+        HashMap::new()
+    } else {
+        match device.process_utilization_stats(state.util_seen) {
+            Ok(samples) => {
+                let mut sums: HashMap<u32, (f64, f64)> = HashMap::new();
+                for s in &samples {
+                    state.util_seen = state.util_seen.max(s.timestamp);
+                    let e = sums.entry(s.pid).or_default();
+                    e.0 += f64::from(s.sm_util.min(100)) / 100.0;
+                    e.1 += 1.0;
+                }
+                sums.into_iter().map(|(p, (s, n))| (p, s / n)).collect()
+            }
+            // No sample since the last one, or no per-process samples on
+            // this part: the processes share equally.
+            Err(e) if is_unsupported(&e) || matches!(e, NvmlError::NotFound) => HashMap::new(),
+            Err(e) => return Err(e),
+        }
+    };
+    Ok(GpuProcesses {
+        running: procs
+            .iter()
+            .map(|p| process(p, util.get(&p.pid).copied(), None))
+            .collect(),
+        mig: Vec::new(),
+    })
 }
 
 /// Reads one GPU. The handle is fetched every time (it borrows `nvml`); the
 /// identity is cached in `state`.
-fn read_gpu(nvml: &Nvml, index: u32, state: &mut GpuState) -> Result<GpuReading, Fault> {
+fn read_gpu(
+    nvml: &Nvml,
+    index: u32,
+    state: &mut GpuState,
+    processes: bool,
+) -> Result<GpuReading, Fault> {
     let device = nvml
         .device_by_index(index)
         .map_err(fault("nvmlDeviceGetHandleByIndex_v2"))?;
@@ -175,6 +294,26 @@ fn read_gpu(nvml: &Nvml, index: u32, state: &mut GpuState) -> Result<GpuReading,
     };
 
     let reading = read_fields(&device, index, &uuid, &name, &mut state.unsupported_logged);
+    let reading = reading.map(|mut r| {
+        if processes {
+            match read_processes(&device, state) {
+                Ok(p) => {
+                    if state.processes_logged {
+                        info!(gpu = %uuid, "nvml: processes readable again");
+                        state.processes_logged = false;
+                    }
+                    r.processes = Some(p);
+                }
+                Err(e) => {
+                    if !state.processes_logged {
+                        state.processes_logged = true;
+                        warn!(gpu = %uuid, error = %e, "nvml: cannot list the GPU's processes; its owners stay as they were (logged again on recovery)");
+                    }
+                }
+            }
+        }
+        r
+    });
     state.identity = Some((uuid, name));
     reading
 }
@@ -234,6 +373,7 @@ fn read_fields(
         memory_total_bytes: memory.map(|(_, total)| total),
         temperature_celsius: temperature.map(|c| c as f64),
         power_limit: power_limit.map(milliwatts),
+        processes: None,
     })
 }
 
@@ -288,7 +428,7 @@ impl Collector for NvmlCollector {
             self.gpus.resize_with(count as usize, GpuState::default);
         }
         for (index, state) in (0..count).zip(self.gpus.iter_mut()) {
-            match read_gpu(&self.nvml, index, state) {
+            match read_gpu(&self.nvml, index, state, self.processes) {
                 Ok(reading) => {
                     if let Some(failed) = state.failing.take() {
                         info!(gpu = %reading.uuid, index, failed_samples = failed, "nvml: GPU readable again");

@@ -71,6 +71,7 @@ fn reads_every_field_of_several_gpus() {
             memory_total_bytes: Some(fake_gpu.mem_total),
             temperature_celsius: Some(f64::from(fake_gpu.temp_c)),
             power_limit: Some(Watts::from_milliwatts(fake_gpu.power_limit_mw)),
+            processes: None,
         };
         assert_eq!(gpu(reading), &expected);
     }
@@ -312,4 +313,102 @@ fn separate_copies_are_separate_instances_in_one_process() {
     let mut cb2 = open(&b);
     drop(cb);
     assert_eq!(gpu(&sample(&mut cb2)[0]).name, "Fake B");
+}
+
+fn processes(reading: &Reading) -> &roimon_core::GpuProcesses {
+    gpu(reading).processes.as_ref().expect("processes listed")
+}
+
+#[test]
+fn lists_processes_with_their_utilisation_and_mig_devices_with_their_slices() {
+    use roimon_core::{GpuProcess, MigInstance};
+    use roimon_fake_nvml::FakeProcess;
+    let fake = FakeNvml::new(&[FakeGpu::new(0), FakeGpu::new(1), FakeGpu::new(2)]).unwrap();
+    fake.set_clock(10.0);
+    fake.set_processes(
+        0,
+        &[
+            FakeProcess::compute(100, Some(60)),
+            FakeProcess {
+                graphics: true,
+                ..FakeProcess::compute(200, Some(20))
+            },
+            FakeProcess::compute(300, None),
+        ],
+    );
+    fake.set_mig(1, &[4, 3]);
+    fake.set_mig_processes(1, 0, &[FakeProcess::compute(400, Some(90))]);
+    let mut c = open(&fake);
+    // Off by default: no process calls.
+    assert!(sample(&mut c).iter().all(|r| gpu(r).processes.is_none()));
+    c.set_processes(true);
+    fake.set_clock(11.0);
+    let out = sample(&mut c);
+    let p0 = processes(&out[0]);
+    assert!(p0.mig.is_empty());
+    let got: Vec<(u32, Option<f64>)> = p0
+        .running
+        .iter()
+        .map(|p| (p.pid, p.sm_utilization))
+        .collect();
+    assert_eq!(got, [(100, Some(0.6)), (200, Some(0.2)), (300, None)]);
+    assert_eq!(p0.running[0].used_memory_bytes, Some(GIB));
+    let p1 = processes(&out[1]);
+    assert_eq!(
+        p1.mig,
+        [
+            MigInstance { id: 0, slices: 4 },
+            MigInstance { id: 1, slices: 3 }
+        ]
+    );
+    // No per-process samples on a MIG device.
+    assert_eq!(
+        p1.running,
+        [GpuProcess {
+            pid: 400,
+            used_memory_bytes: Some(GIB),
+            sm_utilization: None,
+            mig_instance: Some(0),
+        }]
+    );
+    assert_eq!(
+        processes(&out[2]),
+        &roimon_core::GpuProcesses::default(),
+        "idle"
+    );
+
+    // Samples are asked for since the last one: at the same time there are
+    // none (equal shares); later ones come again.
+    let again = sample(&mut c);
+    assert!(
+        processes(&again[0])
+            .running
+            .iter()
+            .all(|p| p.sm_utilization.is_none())
+    );
+    fake.set_clock(12.0);
+    // Unsupported per-process utilisation is not a fault: no samples.
+    fake.set_process_utilization_supported(0, false);
+    let out = sample(&mut c);
+    assert_eq!(processes(&out[0]).running.len(), 3);
+    assert!(
+        processes(&out[0])
+            .running
+            .iter()
+            .all(|p| p.sm_utilization.is_none())
+    );
+    fake.set_process_utilization_supported(0, true);
+    fake.set_clock(13.0);
+    // A job that exits and one that moves are simply (not) listed.
+    fake.set_processes(0, &[]);
+    fake.set_processes(2, &[FakeProcess::compute(100, Some(50))]);
+    let out = sample(&mut c);
+    assert!(processes(&out[0]).running.is_empty());
+    assert_eq!(processes(&out[2]).running[0].pid, 100);
+    assert_eq!(processes(&out[2]).running[0].sm_utilization, Some(0.5));
+    // A lost GPU faults as before; the others keep their processes.
+    fake.set_lost(2, true);
+    let out = sample(&mut c);
+    assert!(matches!(out[2], Reading::DeviceFault { .. }));
+    assert!(processes(&out[1]).running.len() == 1);
 }

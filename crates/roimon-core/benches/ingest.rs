@@ -33,6 +33,7 @@ fn readings(n: u32, t: f64) -> Vec<Reading> {
                 memory_total_bytes: Some(80 << 30),
                 temperature_celsius: Some(60.0),
                 power_limit: Some(Watts(700.0)),
+                processes: None,
             })
         })
         .collect()
@@ -62,6 +63,41 @@ fn bench(c: &mut Criterion) {
             });
         });
     }
+    // The same 8 GPUs, each shared by 4 owners by process (set every tick,
+    // as the daemon does before ingesting).
+    g.throughput(criterion::Throughput::Elements(8));
+    g.bench_function("gpus_8_owners_4", |b| {
+        let mut e = Engine::new(cfg(), None);
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut t = 0.0;
+        b.iter(|| {
+            t += 1.0;
+            for i in 0..8 {
+                let shares = (0..4)
+                    .map(|k| OwnerShare {
+                        owner: Owner {
+                            team: format!("team-{k}"),
+                            workload: "w".into(),
+                        },
+                        share: f64::from(k + 1),
+                        rule: format!("rule:r{k}"),
+                    })
+                    .collect();
+                e.set_attribution(&format!("GPU-{i:08}"), shares);
+            }
+            let reports = [Report {
+                collector: "nvml",
+                outcome: Ok(readings(8, t)),
+            }];
+            e.ingest(
+                Tick {
+                    wall: t0 + chrono::Duration::seconds(t as i64),
+                    mono: t,
+                },
+                black_box(&reports),
+            );
+        });
+    });
     g.finish();
 }
 

@@ -45,6 +45,21 @@ impl Owner {
     }
 }
 
+/// One owner's part of a GPU: who, the fraction (the parts of a GPU sum to
+/// 1), and how the owner was found (recorded in [`Row::attributed_by`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnerShare {
+    /// The owner.
+    pub owner: Owner,
+    /// Fraction of the GPU's energy, money and emissions, 0..1.
+    pub share: f64,
+    /// How the owner was found, e.g. `rule:<name>`, `gpu_owner`, `idle`.
+    pub rule: String,
+}
+
+/// [`Row::attributed_by`] of a GPU attributed by the UUID table.
+pub const BY_GPU_OWNER: &str = "gpu_owner";
+
 /// Everything the engine needs to know, already validated.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -115,6 +130,12 @@ pub struct Row {
     pub gpu_energy_joules: Accumulator,
     /// The row's share of the host's energy (before PUE), J.
     pub host_energy_joules: Accumulator,
+    /// How the owner of the row's last booking was found: `gpu_owner` (the
+    /// UUID table), `unallocated`, `idle` (no process ran) or
+    /// `rule:<name>` (a process matched an attribution rule). Empty in
+    /// checkpoints written before attribution by process.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub attributed_by: String,
 }
 
 impl Row {
@@ -278,6 +299,9 @@ pub struct Counters {
     pub host_counter_resets: BTreeMap<HostPowerSource, u64>,
     /// Failed checkpoint writes since the state began.
     pub checkpoint_errors: u64,
+    /// Processes seen on a GPU that matched no attribution rule (each
+    /// counted once, when first seen).
+    pub attribution_unmatched: u64,
     /// Fetched price or carbon slots dropped for lying outside the time a
     /// schedule may cover, by feed (`price`, `carbon`).
     pub slots_dropped: BTreeMap<String, u64>,
@@ -741,6 +765,9 @@ pub struct Engine {
     targets: BTreeMap<String, bool>,
     /// Configured (static) benefit indicator scores.
     static_kpis: Vec<Kpi>,
+    /// Owners of GPUs by what runs on them (see [`Engine::set_attribution`]);
+    /// a GPU not here goes to its owner of record.
+    attribution: HashMap<String, Vec<OwnerShare>>,
 }
 
 /// The default rolling windows.
@@ -773,6 +800,7 @@ impl Engine {
             roi_weights: Default::default(),
             targets: BTreeMap::new(),
             static_kpis: Vec::new(),
+            attribution: HashMap::new(),
         }
         .with_default_windows()
     }
@@ -939,7 +967,7 @@ impl Engine {
         self.counters.emissions_grams.add(grams);
         let money = grams / 1e6 * per_tonne;
         for (u, w) in split {
-            self.row(u).emissions_grams.add(grams * w);
+            self.spread(u, grams * w, |r, g| r.emissions_grams.add(g));
             self.book(u, Component::Carbon, money * w);
         }
         money
@@ -983,6 +1011,11 @@ impl Engine {
             .slots_dropped
             .entry(name.to_string())
             .or_default() += n;
+    }
+
+    /// Count processes that matched no attribution rule.
+    pub fn note_unmatched(&mut self, n: u64) {
+        self.counters.attribution_unmatched += n;
     }
 
     /// Count a failed checkpoint write (kept in the counters, so the count
@@ -1038,9 +1071,62 @@ impl Engine {
             .unwrap_or_else(Owner::unallocated)
     }
 
-    /// The row of `uuid` under its current owner (created at zero).
-    fn row(&mut self, uuid: &str) -> &mut Row {
-        let key = RowKey::new(uuid, &self.owner_of(uuid));
+    /// Put in force who owns `uuid` from now on, by what runs on it:
+    /// `shares` over owners (same owners merged, non-positive or
+    /// non-finite shares dropped, the rest scaled to sum to 1). Kept until
+    /// replaced, so a GPU whose collector misses a tick keeps its owners
+    /// for the host and fixed-cost shares. An empty list returns the GPU
+    /// to its owner of record.
+    pub fn set_attribution(&mut self, uuid: &str, shares: Vec<OwnerShare>) {
+        let mut merged: Vec<OwnerShare> = Vec::with_capacity(shares.len());
+        for s in shares {
+            if !(s.share.is_finite() && s.share > 0.0) {
+                continue;
+            }
+            match merged.iter_mut().find(|m| m.owner == s.owner) {
+                Some(m) => {
+                    m.share += s.share;
+                    if m.rule != s.rule && !m.rule.contains(&s.rule) {
+                        // The same owner found two ways: keep both names.
+                        m.rule = format!("{},{}", m.rule, s.rule);
+                    }
+                }
+                None => merged.push(s),
+            }
+        }
+        let sum: f64 = merged.iter().map(|m| m.share).sum();
+        if merged.is_empty() || sum.is_nan() || sum <= 0.0 {
+            self.attribution.remove(uuid);
+            return;
+        }
+        for m in &mut merged {
+            m.share /= sum;
+        }
+        self.attribution.insert(uuid.to_string(), merged);
+    }
+
+    /// Who owns `uuid` now and in what parts: by what runs on it where set,
+    /// else its owner of record.
+    pub fn owners_now(&self, uuid: &str) -> Vec<OwnerShare> {
+        if let Some(v) = self.attribution.get(uuid) {
+            return v.clone();
+        }
+        let owner = self.owner_of(uuid);
+        let rule = if self.cfg.owners.contains_key(uuid) {
+            BY_GPU_OWNER
+        } else {
+            UNALLOCATED
+        };
+        vec![OwnerShare {
+            owner,
+            share: 1.0,
+            rule: rule.to_string(),
+        }]
+    }
+
+    /// The row of `uuid` under `owner` (created at zero).
+    fn row_of(&mut self, uuid: &str, share: &OwnerShare) -> &mut Row {
+        let key = RowKey::new(uuid, &share.owner);
         let row = self.counters.rows.entry(key).or_default();
         // Every component exists from the row's start (at 0), so a
         // series never appears mid-way with a value.
@@ -1048,7 +1134,43 @@ impl Engine {
             row.cost.entry(c).or_default();
         }
         row.credit.entry(Component::Energy).or_default();
+        if row.attributed_by != share.rule {
+            row.attributed_by.clone_from(&share.rule);
+        }
         row
+    }
+
+    /// Spread `amount` of `uuid` over its owners now: `f` adds each part to
+    /// its row. The parts sum to `amount` (the last takes the remainder).
+    fn spread<T>(&mut self, uuid: &str, amount: f64, f: impl Fn(&mut Row, f64) -> T) {
+        // Borrowed out of the map for the loop (no copy on the hot path).
+        let taken = self.attribution.get_mut(uuid).map(std::mem::take);
+        let owners = match taken {
+            Some(v) => v,
+            None => self.owners_now(uuid),
+        };
+        let n = owners.len();
+        let mut left = amount;
+        for (i, o) in owners.iter().enumerate() {
+            let part = if i + 1 == n {
+                left
+            } else {
+                (amount * o.share).min(left)
+            }
+            .max(0.0);
+            left -= part;
+            f(self.row_of(uuid, o), part);
+        }
+        if let Some(v) = self.attribution.get_mut(uuid) {
+            *v = owners;
+        }
+    }
+
+    /// Every row `uuid` books to now exists (at zero).
+    fn touch_rows(&mut self, uuid: &str) {
+        for o in self.owners_now(uuid) {
+            self.row_of(uuid, &o);
+        }
     }
 
     /// Seconds of downtime the first tick after a restart booked (fixed
@@ -1185,8 +1307,8 @@ impl Engine {
                 *energy_rate.entry(Component::Energy).or_default() += money.0 / span;
             }
             for (u, s) in sharers.iter().zip(&share) {
-                self.row(u).facility_energy_joules.add(fe.0 * s);
-                self.row(u).host_energy_joules.add(e.0 * s);
+                self.spread(u, fe.0 * s, |r, j| r.facility_energy_joules.add(j));
+                self.spread(u, e.0 * s, |r, j| r.host_energy_joules.add(j));
                 self.book(u, Component::Energy, money.0 * s);
             }
             let split: Vec<(&str, f64)> = sharers
@@ -1263,7 +1385,7 @@ impl Engine {
         // Every sharer has its row from the first tick (at 0), so the first
         // scrape already shows every attributed series.
         for u in &sharers {
-            self.row(u);
+            self.touch_rows(u);
         }
         self.counters.created.get_or_insert(tick.wall);
         self.counters.last_wall = Some(tick.wall);
@@ -1283,10 +1405,10 @@ impl Engine {
             return;
         }
         if money > 0.0 {
-            self.row(uuid).cost.entry(c).or_default().add(money);
+            self.spread(uuid, money, |r, m| r.cost.entry(c).or_default().add(m));
             self.counters.cost.entry(c).or_default().add(money);
         } else {
-            self.row(uuid).credit.entry(c).or_default().add(-money);
+            self.spread(uuid, -money, |r, m| r.credit.entry(c).or_default().add(m));
             self.counters.credit.entry(c).or_default().add(-money);
         }
     }
@@ -1340,8 +1462,8 @@ impl Engine {
                 .or_default()
                 .add(d.energy.0);
             let facility = Joules(d.energy.0 * self.cfg.pue);
-            self.row(&g.uuid).facility_energy_joules.add(facility.0);
-            self.row(&g.uuid).gpu_energy_joules.add(d.energy.0);
+            self.spread(&g.uuid, facility.0, |r, j| r.facility_energy_joules.add(j));
+            self.spread(&g.uuid, d.energy.0, |r, j| r.gpu_energy_joules.add(j));
             let money: Money =
                 self.cfg
                     .tariff
@@ -1541,6 +1663,7 @@ mod tests {
             memory_total_bytes: Some(2),
             temperature_celsius: Some(50.0),
             power_limit: Some(Watts(700.0)),
+            processes: None,
         })
     }
 
@@ -2263,6 +2386,122 @@ mod tests {
         let search = w.owners.iter().find(|o| o.team == "search").unwrap();
         assert_eq!(search.value, 1.5);
         assert_eq!(k.validate(t0() + Duration::hours(1)), Ok(()));
+    }
+
+    fn share(team: &str, share: f64, rule: &str) -> OwnerShare {
+        OwnerShare {
+            owner: Owner {
+                team: team.into(),
+                workload: "w".into(),
+            },
+            share,
+            rule: rule.into(),
+        }
+    }
+
+    #[test]
+    fn a_gpu_shared_by_two_owners_splits_every_figure_by_their_shares() {
+        let mut e = Engine::new(cfg(ShareKey::Equal), None);
+        // Same owner twice merges; a zero share is dropped; 3 : 1 after scaling.
+        e.set_attribution(
+            "GPU-a",
+            vec![
+                share("vision", 1.0, "rule:cv"),
+                share("nlp", 0.5, "rule:lm"),
+                share("vision", 0.5, "rule:cv"),
+                share("idle", 0.0, "idle"),
+            ],
+        );
+        e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 300.0)]));
+        e.ingest(tick(4.0), &report(vec![gpu("GPU-a", Some(1200.0), 300.0)]));
+        let c = e.counters();
+        let row = |team: &str| &c.rows[&RowKey::new("GPU-a", &share(team, 1.0, "").owner)];
+        let (v, n) = (row("vision"), row("nlp"));
+        // 1200 J × PUE 1.5 = 1800 J at 0.20/kWh, 3/4 and 1/4.
+        let energy = 1800.0 / 3.6e6 * 0.20;
+        assert!((v.cost[&Component::Energy].total() - 0.75 * energy).abs() < 1e-15);
+        assert!((n.cost[&Component::Energy].total() - 0.25 * energy).abs() < 1e-15);
+        assert!((v.facility_energy_joules.total() - 1350.0).abs() < 1e-9);
+        assert!((n.facility_energy_joules.total() - 450.0).abs() < 1e-9);
+        // Fixed costs (4 s at 0.01/s capex) split the same way.
+        assert!((v.cost[&Component::Capex].total() - 0.03).abs() < 1e-12);
+        assert!((n.cost[&Component::Capex].total() - 0.01).abs() < 1e-12);
+        assert_eq!(v.attributed_by, "rule:cv");
+        assert_eq!(n.attributed_by, "rule:lm");
+        // The owner of record is not booked while processes own the GPU.
+        assert!(
+            !c.rows
+                .contains_key(&RowKey::new("GPU-a", &e.owner_of("GPU-a")))
+        );
+        assert_rows_add_up(c);
+        assert_eq!(c.validate(t0() + Duration::hours(1)), Ok(()));
+        // An empty list returns the GPU to its owner of record.
+        e.set_attribution("GPU-a", vec![]);
+        e.ingest(tick(5.0), &report(vec![gpu("GPU-a", Some(1500.0), 300.0)]));
+        let rec = &e.counters().rows[&RowKey::new("GPU-a", &e.owner_of("GPU-a"))];
+        assert!(rec.cost[&Component::Energy].total() > 0.0);
+        assert_eq!(rec.attributed_by, BY_GPU_OWNER);
+    }
+
+    #[test]
+    fn a_job_moving_between_gpus_takes_its_cost_with_it() {
+        let mut e = Engine::new(cfg(ShareKey::Equal), None);
+        let idle = || share("idle", 1.0, "idle");
+        e.set_attribution("GPU-a", vec![share("vision", 1.0, "rule:cv")]);
+        e.set_attribution("GPU-b", vec![idle()]);
+        let both =
+            |a: f64, b: f64| report(vec![gpu("GPU-a", Some(a), 1.0), gpu("GPU-b", Some(b), 1.0)]);
+        e.ingest(tick(0.0), &both(0.0, 0.0));
+        e.ingest(tick(1.0), &both(100.0, 10.0));
+        e.set_attribution("GPU-a", vec![idle()]);
+        e.set_attribution("GPU-b", vec![share("vision", 1.0, "rule:cv")]);
+        e.ingest(tick(2.0), &both(110.0, 210.0));
+        let c = e.counters();
+        let fe = |uuid: &str, team: &str| {
+            c.rows[&RowKey::new(uuid, &share(team, 1.0, "").owner)]
+                .facility_energy_joules
+                .total()
+        };
+        assert!((fe("GPU-a", "vision") - 150.0).abs() < 1e-9);
+        assert!((fe("GPU-b", "vision") - 300.0).abs() < 1e-9);
+        assert!((fe("GPU-a", "idle") - 15.0).abs() < 1e-9);
+        assert!((fe("GPU-b", "idle") - 15.0).abs() < 1e-9);
+        assert_rows_add_up(c);
+    }
+
+    fn shares_strategy() -> impl Strategy<Value = Vec<(u8, f64)>> {
+        proptest::collection::vec((0u8..4, 0.0f64..1.0), 0..4)
+    }
+
+    proptest! {
+        #[test]
+        fn owners_by_process_changing_every_tick_keep_rows_adding_up(
+            steps in proptest::collection::vec((0.1f64..3.0, 0.0f64..800.0, shares_strategy(), shares_strategy(), any::<bool>()), 1..40)
+        ) {
+            let teams = ["a", "b", "c", "idle"];
+            let mut e = Engine::new(cfg(ShareKey::Energy), None);
+            let (mut t, mut counter, mut host_j) = (0.0, 0.0, 0.0);
+            e.ingest(tick(t), &report(vec![gpu("GPU-a", Some(counter), 1.0), gpu("GPU-b", None, 1.0), host(0.0)]));
+            let mut prev = e.counters().clone();
+            for (dt, watts, sa, sb, negative) in steps {
+                let to = |v: &[(u8, f64)]| v.iter().map(|(i, w)| share(teams[usize::from(*i)], *w, "rule:x")).collect::<Vec<_>>();
+                e.set_attribution("GPU-a", to(&sa));
+                e.set_attribution("GPU-b", to(&sb));
+                if negative { e.set_tariff(Tariff::Static(PricePerKwh(-0.05)), None); } else { e.set_tariff(Tariff::Static(PricePerKwh(0.2)), None); }
+                t += dt; counter += watts * dt; host_j += 50.0 * dt;
+                e.ingest(tick(t), &report(vec![gpu("GPU-a", Some(counter), watts), gpu("GPU-b", None, watts / 3.0), host(host_j)]));
+                let c = e.counters();
+                assert_rows_add_up(c);
+                prop_assert_eq!(c.validate(t0() + Duration::days(1)), Ok(()));
+                let node_d = total(&c.cost) - total(&prev.cost);
+                let rows_d: f64 = c.rows.iter().map(|(k, r)| r.cost_total() - prev.rows.get(k).map_or(0.0, Row::cost_total)).sum();
+                prop_assert!((node_d - rows_d).abs() <= 1e-9 * node_d.abs().max(1e-9), "node {node_d} rows {rows_d}");
+                for (k, r) in &prev.rows {
+                    prop_assert!(c.rows[k].cost_total() >= r.cost_total());
+                }
+                prev = c.clone();
+            }
+        }
     }
 
     #[derive(Debug, Clone)]

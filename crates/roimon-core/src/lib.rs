@@ -13,9 +13,13 @@ pub mod window;
 
 pub use cost::{Component, FixedCosts, ShareKey};
 pub use engine::{
-    BudgetView, Carbon, CarbonView, Counters, Engine, EngineConfig, InvalidCounters, Kpi,
-    ModelCounts, ModelDelta, Owner, Report, Row, RowKey, Snapshot, Tick, ValueKey, ValueRow,
+    BY_GPU_OWNER, BudgetView, Carbon, CarbonView, Counters, Engine, EngineConfig, InvalidCounters,
+    Kpi, ModelCounts, ModelDelta, Owner, OwnerShare, Report, Row, RowKey, Snapshot, Tick, ValueKey,
+    ValueRow,
 };
 pub use price::{Basis, Slot, Tariff, TimeOfUse, TouRule};
-pub use reading::{Collector, GpuReading, HostPowerSource, HostReading, Reading, SampleError};
+pub use reading::{
+    Claim, Collector, GpuProcess, GpuProcesses, GpuReading, HostPowerSource, HostReading,
+    MigInstance, Reading, SampleError,
+};
 pub use units::{Joules, Money, PricePerKwh, Seconds, Watts};

@@ -33,6 +33,7 @@ fn snapshot(n: u32) -> Snapshot {
                     memory_total_bytes: Some(80 << 30),
                     temperature_celsius: Some(60.0),
                     power_limit: Some(Watts(700.0)),
+                    processes: None,
                 })
             })
             .collect();

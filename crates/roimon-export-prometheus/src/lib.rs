@@ -105,6 +105,10 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         "roimon_gpu_up",
         "1 when the GPU answered in the last sample, 0 when it is lost (fell off the bus, NVML error).",
     );
+    let mut procs = Family::gauge(
+        "roimon_gpu_processes",
+        "Processes running on the GPU (compute and graphics, all MIG instances) at the last sample; absent where NVML does not list them or attribution.mode = \"static\".",
+    );
     let mut idx_buf = String::new();
     for (uuid, g) in &s.gpus {
         let r = &g.reading;
@@ -128,6 +132,12 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
             mem_total.push_opt(&id, r.memory_total_bytes.map(|b| b as f64));
             temp.push_opt(&id, r.temperature_celsius);
             limit.push_opt(&id, r.power_limit.map(|w| w.0));
+            if let Some(p) = &r.processes {
+                let mut pids: Vec<u32> = p.running.iter().map(|p| p.pid).collect();
+                pids.sort_unstable();
+                pids.dedup();
+                procs.push(&id, pids.len() as f64);
+            }
         }
         let e = s
             .counters
@@ -148,8 +158,25 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
     for u in &s.unmatched_owners {
         unmatched.push(&[("gpu_uuid", u)], 1.0);
     }
+    let mut attr_unmatched = Family::counter(
+        "roimon_attribution_unmatched_total",
+        "Processes seen on a GPU that matched no [[attribution.rules]] (each counted once when first seen); their share went to the GPU's owner of record.",
+    );
+    attr_unmatched.push(&[], s.counters.attribution_unmatched as f64);
     out.extend([
-        info, power, energy, util, mem, mem_total, temp, limit, resets, gpu_up, unmatched,
+        info,
+        power,
+        energy,
+        util,
+        mem,
+        mem_total,
+        temp,
+        limit,
+        resets,
+        gpu_up,
+        unmatched,
+        procs,
+        attr_unmatched,
     ]);
 
     let mut cpu = Family::gauge(

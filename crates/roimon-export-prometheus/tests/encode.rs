@@ -49,6 +49,19 @@ fn snapshot_with(carbon: Option<Carbon>) -> Snapshot {
             memory_total_bytes: Some(4096),
             temperature_celsius: Some(61.0),
             power_limit: Some(Watts(700.0)),
+            // Two processes (one listed twice, as compute and graphics).
+            processes: Some(roimon_core::GpuProcesses {
+                running: [7, 8, 7]
+                    .into_iter()
+                    .map(|pid| roimon_core::GpuProcess {
+                        pid,
+                        used_memory_bytes: None,
+                        sm_utilization: None,
+                        mig_instance: None,
+                    })
+                    .collect(),
+                mig: vec![],
+            }),
         })
     };
     let host = |j: f64| {
@@ -102,6 +115,8 @@ fn exact_lines() {
         "roimon_gpu_energy_joules_total{gpu=\"0\",gpu_uuid=\"GPU-a\"} 2400",
         "roimon_gpu_utilization_ratio{gpu=\"0\",gpu_uuid=\"GPU-a\"} 0.75",
         "roimon_gpu_memory_used_bytes{gpu=\"0\",gpu_uuid=\"GPU-a\"} 1024",
+        "roimon_gpu_processes{gpu=\"0\",gpu_uuid=\"GPU-a\"} 2",
+        "roimon_attribution_unmatched_total 0",
         "roimon_host_power_watts{source=\"rapl\"} 120",
         "roimon_host_energy_joules_total{source=\"rapl\"} 1200",
         "roimon_facility_energy_joules_total 5400",
@@ -341,6 +356,7 @@ fn an_eight_gpu_node_with_four_owners_and_two_targets_exports_under_250_series()
                     memory_total_bytes: Some(2),
                     temperature_celsius: Some(60.0),
                     power_limit: Some(Watts(700.0)),
+                    processes: None,
                 })
             })
             .collect();

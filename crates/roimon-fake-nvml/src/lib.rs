@@ -12,6 +12,10 @@
 //! | `lost-<i>`  | every call for GPU `i` returns `NVML_ERROR_GPU_IS_LOST`                 |
 //! | `reset-<i>` | a generation number; a change restarts GPU `i`'s energy counter at 0    |
 //! | `fail-count`| `nvmlDeviceGetCount_v2` fails with `NVML_ERROR_UNKNOWN`                  |
+//! | `procs-<i>` | processes on GPU `i` (see [`FakeNvml::set_processes`])                  |
+//! | `mig-<i>`   | MIG on for GPU `i`: slice counts of its MIG devices ([`FakeNvml::set_mig`]) |
+//! | `procs-<i>-<m>` | processes in MIG device `m` of GPU `i`                              |
+//! | `no-putil-<i>` | `nvmlDeviceGetProcessUtilization` is not supported on GPU `i`        |
 //!
 //! The energy counter is in millijoules: the driver is taken to have been loaded
 //! at clock 0 with [`BASE_ENERGY_MJ`] already counted, so at time `t` it reads
@@ -134,6 +138,39 @@ impl FakeGpu {
     }
 }
 
+/// One process the fake reports on a GPU (or a MIG device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FakeProcess {
+    /// Process id.
+    pub pid: u32,
+    /// GPU memory it holds, bytes.
+    pub used_bytes: u64,
+    /// SM utilisation percent of its samples; `None`: no sample.
+    pub sm_percent: Option<u32>,
+    /// Listed by the graphics call instead of the compute call.
+    pub graphics: bool,
+}
+
+impl FakeProcess {
+    /// A compute process with 1 GiB and `sm_percent` utilisation samples.
+    pub fn compute(pid: u32, sm_percent: Option<u32>) -> Self {
+        Self {
+            pid,
+            used_bytes: 1 << 30,
+            sm_percent,
+            graphics: false,
+        }
+    }
+
+    fn line(&self) -> String {
+        let sm = self
+            .sm_percent
+            .map_or_else(|| "-".to_owned(), |p| p.min(100).to_string());
+        let kind = if self.graphics { "g" } else { "c" };
+        format!("{},{},{sm},{kind}\n", self.pid, self.used_bytes)
+    }
+}
+
 fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
@@ -181,6 +218,9 @@ impl FakeNvml {
                 || name.starts_with("lost-")
                 || name.starts_with("hang-")
                 || name.starts_with("reset-")
+                || name.starts_with("procs-")
+                || name.starts_with("mig-")
+                || name.starts_with("no-putil-")
             {
                 fs::remove_file(dir.join(&*name))?;
             }
@@ -291,6 +331,53 @@ impl FakeNvml {
         }
     }
 
+    /// Puts `procs` on GPU `index` (replacing what ran there); empty: idle.
+    ///
+    /// # Panics
+    /// If the control file cannot be written.
+    pub fn set_processes(&self, index: u32, procs: &[FakeProcess]) {
+        let text: String = procs.iter().map(FakeProcess::line).collect();
+        self.control_write(&format!("procs-{index}"), &text);
+    }
+
+    /// Turns MIG on for GPU `index` with one MIG device per entry of
+    /// `slices` (its GPU instance slice count), or off when empty.
+    ///
+    /// # Panics
+    /// If the control file cannot be written or removed.
+    pub fn set_mig(&self, index: u32, slices: &[u32]) {
+        let name = format!("mig-{index}");
+        if slices.is_empty() {
+            self.control_remove(&name);
+        } else {
+            let text: Vec<String> = slices.iter().map(u32::to_string).collect();
+            self.control_write(&name, &format!("{}\n", text.join(",")));
+        }
+    }
+
+    /// Puts `procs` in MIG device `mig` of GPU `index`.
+    ///
+    /// # Panics
+    /// If the control file cannot be written.
+    pub fn set_mig_processes(&self, index: u32, mig: u32, procs: &[FakeProcess]) {
+        let text: String = procs.iter().map(FakeProcess::line).collect();
+        self.control_write(&format!("procs-{index}-{mig}"), &text);
+    }
+
+    /// Makes per-process utilisation unsupported on GPU `index` (as on
+    /// older or virtualised parts), or supported again.
+    ///
+    /// # Panics
+    /// If the control file cannot be written or removed.
+    pub fn set_process_utilization_supported(&self, index: u32, supported: bool) {
+        let name = format!("no-putil-{index}");
+        if supported {
+            self.control_remove(&name);
+        } else {
+            self.control_write(&name, "");
+        }
+    }
+
     fn control_write(&self, name: &str, contents: &str) {
         write_atomic(&self.dir, name, contents)
             .unwrap_or_else(|e| panic!("fake NVML: cannot write {name}: {e}"));
@@ -367,6 +454,29 @@ mod tests {
         assert_eq!(fs::read_to_string(dir.join("reset-0")).unwrap(), "2\n");
         fake.set_count_failing(true);
         assert!(dir.join("fail-count").exists());
+        fake.set_processes(
+            0,
+            &[
+                FakeProcess::compute(7, Some(40)),
+                FakeProcess {
+                    graphics: true,
+                    used_bytes: 5,
+                    ..FakeProcess::compute(8, None)
+                },
+            ],
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join("procs-0")).unwrap(),
+            "7,1073741824,40,c\n8,5,-,g\n"
+        );
+        fake.set_mig(0, &[4, 3]);
+        assert_eq!(fs::read_to_string(dir.join("mig-0")).unwrap(), "4,3\n");
+        fake.set_mig_processes(0, 1, &[FakeProcess::compute(9, None)]);
+        assert!(dir.join("procs-0-1").exists());
+        fake.set_mig(0, &[]);
+        assert!(!dir.join("mig-0").exists());
+        fake.set_process_utilization_supported(0, false);
+        assert!(dir.join("no-putil-0").exists());
     }
 
     #[test]

@@ -75,6 +75,7 @@ impl Node {
                     memory_total_bytes: None,
                     temperature_celsius: None,
                     power_limit: None,
+                    processes: None,
                 })
             })
             .collect();

@@ -119,6 +119,7 @@ impl Sim {
                 memory_total_bytes: None,
                 temperature_celsius: None,
                 power_limit: None,
+                processes: None,
             }));
         }
         let tick = Tick {

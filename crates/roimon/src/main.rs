@@ -2,10 +2,12 @@
 //! engine, sampler thread, checkpoint and HTTP listener. Exit codes: 0 ok,
 //! 2 usage or config error, 1 runtime failure.
 
+mod attribution;
 mod carbon_feed;
 mod checkpoint;
 mod config;
 mod http;
+mod pods_feed;
 mod price_feed;
 mod prices_cmd;
 mod push;
@@ -231,8 +233,10 @@ fn collectors(cfg: &Config) -> Vec<Supervised> {
         }
         source @ (GpuSource::Auto | GpuSource::Nvml) => {
             let lib = cfg.gpu.nvml_library.clone();
+            let processes = cfg.attribution.mode != config::AttributionMode::Static;
             let open: Opener = Box::new(move || {
-                let c = roimon_collect_gpu::NvmlCollector::open(lib.as_deref())?;
+                let mut c = roimon_collect_gpu::NvmlCollector::open(lib.as_deref())?;
+                c.set_processes(processes);
                 Ok(Box::new(c) as Box<dyn Collector>)
             });
             // `auto` says "no NVML here" once at INFO, but not when a library
@@ -393,6 +397,10 @@ fn run_daemon(cfg: Config, web: Option<Arc<web_config::WebConfig>>) -> anyhow::R
             tx.clone(),
         ));
     }
+    if cfg.attribution.pods_url.is_some() && cfg.attribution.mode != config::AttributionMode::Static
+    {
+        rt.spawn(pods_feed::run(cfg.attribution.clone(), tx.clone()));
+    }
     // Value: inference servers scraped, and pushes on /api/v2/write.
     for t in &cfg.value.scrape {
         let label = t.label();
@@ -438,6 +446,7 @@ fn run_daemon(cfg: Config, web: Option<Arc<web_config::WebConfig>>) -> anyhow::R
     }
     drop(tx);
     let price_updates = Some(rx);
+    let attribution = attribution::Attributor::new(&cfg.attribution, cfg.engine_config().owners);
     let sampler = Sampler {
         engine,
         price_updates,
@@ -468,6 +477,7 @@ fn run_daemon(cfg: Config, web: Option<Arc<web_config::WebConfig>>) -> anyhow::R
             })
             .collect(),
         report_tz: cfg.report.tz(),
+        attribution,
     };
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     // The sampler ending on its own (a panic in the loop) stops the daemon:

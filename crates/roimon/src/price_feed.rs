@@ -695,6 +695,8 @@ pub enum Update {
     /// A pushed batch to apply (deduplicated, booked, checkpointed); the
     /// reply says how many points counted and how many were duplicates.
     Push(crate::push::Job),
+    /// A new pod list (pods by UID) for attribution rules on pod labels.
+    Pods(std::sync::Arc<crate::attribution::PodIndex>),
 }
 
 /// The tariff for a schedule under the configured fallback policy.

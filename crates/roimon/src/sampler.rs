@@ -261,6 +261,8 @@ pub struct Sampler {
     pub budgets: Vec<roimon_ledger::Budget>,
     /// Zone of budget months.
     pub report_tz: chrono_tz::Tz,
+    /// Attribution by process (`None`: the UUID table only).
+    pub attribution: Option<crate::attribution::Attributor>,
 }
 
 impl std::fmt::Debug for Sampler {
@@ -312,6 +314,7 @@ fn zero_like(row: &Row) -> Row {
             .keys()
             .map(|c| (*c, Default::default()))
             .collect(),
+        attributed_by: row.attributed_by.clone(),
         ..Default::default()
     }
 }
@@ -338,6 +341,11 @@ impl Running {
                 crate::price_feed::Update::Target(name, ok) => self.s.engine.note_target(&name, ok),
                 crate::price_feed::Update::Value(v) => self.book_value(v),
                 crate::price_feed::Update::Push(job) => self.apply_push(job),
+                crate::price_feed::Update::Pods(pods) => {
+                    if let Some(a) = &mut self.s.attribution {
+                        a.set_pods(pods);
+                    }
+                }
             }
         }
     }
@@ -483,6 +491,9 @@ impl Running {
         #[cfg(test)]
         if self.panic_at_tick == Some(self.seq) {
             panic!("injected panic at tick {}", self.seq);
+        }
+        if let Some(a) = &mut self.s.attribution {
+            a.apply(&reports, &mut self.s.engine);
         }
         self.s.engine.ingest(tick, &reports);
         if !self.first_tick_done {
@@ -831,6 +842,7 @@ mod tests {
             },
             budgets: Vec::new(),
             report_tz: chrono_tz::UTC,
+            attribution: None,
         };
         (s, state)
     }

@@ -50,6 +50,7 @@ impl Collector for SimulatedGpus {
                 memory_total_bytes: Some(80 << 30),
                 temperature_celsius: Some(40.0 + p / 20.0),
                 power_limit: Some(Watts(700.0)),
+                processes: None,
             }));
         }
         Ok(())

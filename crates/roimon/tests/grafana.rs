@@ -21,6 +21,9 @@ use std::process::Command;
 /// the docs and the dashboards together.
 const KNOWN_METRICS: &[&str] = &[
     "roimon_build_info",
+    "roimon_budget_monthly",
+    "roimon_budget_spent",
+    "roimon_budget_forecast",
     "roimon_gpu_info",
     "roimon_gpu_power_watts",
     "roimon_gpu_energy_joules_total",
@@ -53,6 +56,8 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_checkpoint_errors_total",
     "roimon_gpu_up",
     "roimon_gpu_owner_unmatched",
+    "roimon_gpu_processes",
+    "roimon_attribution_unmatched_total",
     "roimon_gpu_credit_total",
     "roimon_gpu_facility_energy_joules_total",
     "roimon_host_unaccounted_seconds_total",
@@ -77,10 +82,6 @@ const KNOWN_METRICS: &[&str] = &[
 /// each one the exporter now emits: `pending_families_are_not_emitted_yet`
 /// fails until then, so the list cannot outlive its reason.
 const PENDING_FAMILIES: &[&str] = &[
-    // budgets (ledger feature)
-    "roimon_budget_monthly",
-    "roimon_budget_spent",
-    "roimon_budget_forecast",
     // InfluxDB writer feature
     "roimon_influxdb_up",
     "roimon_influxdb_buffer_bytes",
@@ -420,6 +421,15 @@ fn exported_metrics() -> BTreeSet<String> {
             memory_total_bytes: Some(2),
             temperature_celsius: Some(60.0),
             power_limit: Some(Watts(700.0)),
+            processes: Some(roimon_core::GpuProcesses {
+                running: vec![roimon_core::GpuProcess {
+                    pid: 4242,
+                    used_memory_bytes: Some(1),
+                    sm_utilization: Some(0.5),
+                    mig_instance: None,
+                }],
+                mig: vec![],
+            }),
         })
     };
     let host = |j: f64| {
@@ -496,7 +506,17 @@ fn exported_metrics() -> BTreeSet<String> {
         version: "0".into(),
         checkpoint_failures_in_a_row: 0,
     };
-    roimon_export_prometheus::families(&e.snapshot(), &p)
+    let mut snap = e.snapshot();
+    // Budgets are set by the daemon from its ledger.
+    snap.budgets = vec![roimon_core::BudgetView {
+        team: "t".into(),
+        workload: String::new(),
+        currency: "EUR".into(),
+        monthly: 100.0,
+        spent: 10.0,
+        forecast: 50.0,
+    }];
+    roimon_export_prometheus::families(&snap, &p)
         .iter()
         .map(|f| f.name().to_string())
         .collect()

@@ -12,6 +12,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
+mod attribution;
 mod carbon;
 mod costs;
 mod facility;
@@ -27,6 +28,7 @@ mod server;
 mod state;
 mod value;
 
+pub use attribution::*;
 pub use carbon::*;
 pub use costs::*;
 pub use facility::*;
@@ -55,6 +57,9 @@ pub struct Config {
     /// GPUs.
     #[serde(default)]
     pub gpu: Gpu,
+    /// Who GPUs are attributed to: by process or by the UUID table.
+    #[serde(default)]
+    pub attribution: Attribution,
     /// The host.
     #[serde(default)]
     pub host: Host,
@@ -529,6 +534,62 @@ impl Config {
                 );
             }
         }
+        let a = &self.attribution;
+        for (i, r) in a.rules.iter().enumerate() {
+            if let Err((k, m)) = r.check() {
+                return err(&format!("attribution.rules[{i}].{k}"), m);
+            }
+        }
+        if !(1..=1_000_000).contains(&a.max_cached_processes) {
+            return err(
+                "attribution.max_cached_processes",
+                format!(
+                    "must be between 1 and 1000000, got {}",
+                    a.max_cached_processes
+                ),
+            );
+        }
+        if let Some(u) = &a.pods_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return err(
+                    "attribution.pods_url",
+                    format!("must start with http:// or https://, got {u:?}"),
+                );
+            }
+        }
+        for (k, v, min, max) in [
+            ("pods_refresh_secs", a.pods_refresh_secs, 1.0, 86_400.0),
+            ("pods_timeout_secs", a.pods_timeout_secs, 0.1, 300.0),
+        ] {
+            if !(v.is_finite() && (min..=max).contains(&v)) {
+                return err(
+                    &format!("attribution.{k}"),
+                    format!("must be between {min} and {max} seconds, got {v}"),
+                );
+            }
+        }
+        let rules_use_labels = a.rules.iter().any(|r| !r.labels.is_empty());
+        if rules_use_labels && a.pods_url.is_none() {
+            let i = a
+                .rules
+                .iter()
+                .position(|r| !r.labels.is_empty())
+                .unwrap_or(0);
+            return err(
+                &format!("attribution.rules[{i}].labels"),
+                "pod labels come from attribution.pods_url, which is not set: without it this rule never matches".into(),
+            );
+        }
+        for (k, p) in [
+            ("proc_root", &a.proc_root),
+            ("etc_root", &a.etc_root),
+            ("pods_log_root", &a.pods_log_root),
+            ("containers_log_root", &a.containers_log_root),
+        ] {
+            if p.as_os_str().is_empty() {
+                return err(&format!("attribution.{k}"), "must not be empty".into());
+            }
+        }
         if let Err(m) = check_log_level(&self.log.level) {
             return err("log.level", format!("{:?}: {m}", self.log.level));
         }
@@ -955,6 +1016,56 @@ mod tests {
             assert_eq!(e.key.as_deref(), Some(key), "{src}: {e}");
             // Keys inside inline tables have no line of their own.
             assert!(e.line.is_some() || key.contains("_weights."), "{src}: {e}");
+        }
+    }
+
+    #[test]
+    fn attribution_keys_are_checked() {
+        let ok = "[attribution]\nmode = \"process\"\nidle = \"idle\"\nproc_root = \"/tmp/p\"\n[[attribution.rules]]\nnamespace = \"a\"\nteam = \"t\"\n";
+        let c = Config::parse(ok, "a.toml").unwrap();
+        assert_eq!(c.attribution.mode, AttributionMode::Process);
+        assert_eq!(c.attribution.idle, IdleOwner::Idle);
+        assert_eq!(c.attribution.rules[0].workload, "unallocated");
+        assert_eq!(Config::builtin().attribution.mode, AttributionMode::Auto);
+        for (src, key, line) in [
+            ("[attribution]\nmode = \"pid\"\n", "attribution.mode", 2),
+            (
+                "[[attribution.rules]]\nteam = \"t\"\n",
+                "attribution.rules[0].team",
+                2,
+            ),
+            (
+                "[[attribution.rules]]\nunit = \"a\"\nteam = \"t\"\n[[attribution.rules]]\nteam = \"t\"\npod = \"\"\n",
+                "attribution.rules[1].pod",
+                6,
+            ),
+            (
+                "[[attribution.rules]]\nteam = \"t\"\nlabel = \"x\"\n",
+                "attribution.rules[0].label",
+                3,
+            ),
+            (
+                "[[attribution.rules]]\nlabels = { app = \"x\" }\nteam = \"t\"\n",
+                "attribution.rules[0].labels",
+                2,
+            ),
+            (
+                "[attribution]\npods_url = \"ftp://x\"\n",
+                "attribution.pods_url",
+                2,
+            ),
+            (
+                "[attribution]\nmax_cached_processes = 0\n",
+                "attribution.max_cached_processes",
+                2,
+            ),
+        ] {
+            let e = Config::parse(src, "a.toml").unwrap_err();
+            assert_eq!(
+                (e.key.as_deref(), e.line),
+                (Some(key), Some(line)),
+                "{src}: {e}"
+            );
         }
     }
 
