@@ -19,6 +19,7 @@ mod sdnotify;
 mod serve;
 mod simulated;
 mod value_feed;
+mod web_config;
 
 use clap::{Args, Parser, Subcommand};
 use config::{Config, ConfigError, GpuSource, HostPower, LogFormat};
@@ -104,13 +105,23 @@ struct RunArgs {
     /// Log format: text or json (config: log.format).
     #[arg(long)]
     log_format: Option<String>,
+    /// TLS and basic auth from a web configuration file in the Prometheus
+    /// exporter-toolkit format (config: server.web_config_file).
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig { file }) => match Config::load(&file) {
-            Ok(_) => {
+            Ok(cfg) => {
+                if let Some(w) = &cfg.server.web_config_file {
+                    if let Err(e) = web_config::load(w) {
+                        return config_error(&e);
+                    }
+                    println!("{}: ok", w.display());
+                }
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
             }
@@ -175,6 +186,9 @@ fn load_config(args: &RunArgs) -> Result<Config, ConfigError> {
     }
     if let Some(p) = &args.nvml_library {
         cfg.gpu.nvml_library = Some(p.clone());
+    }
+    if let Some(p) = &args.web_config_file {
+        cfg.server.web_config_file = Some(p.clone());
     }
     if let Some(f) = &args.log_format {
         cfg.log.format = match f.as_str() {
@@ -260,8 +274,19 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_error(&e),
     };
+    // Checked before anything starts: a broken file is a configuration error.
+    let web = match cfg
+        .server
+        .web_config_file
+        .as_deref()
+        .map(web_config::WebConfig::open)
+    {
+        None => None,
+        Some(Ok(w)) => Some(w),
+        Some(Err(e)) => return config_error(&e),
+    };
     init_logging(&cfg);
-    match run_daemon(cfg) {
+    match run_daemon(cfg, web) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "roimon stopped");
@@ -271,7 +296,7 @@ fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-fn run_daemon(cfg: Config) -> anyhow::Result<()> {
+fn run_daemon(cfg: Config, web: Option<Arc<web_config::WebConfig>>) -> anyhow::Result<()> {
     use anyhow::Context;
     let mut checkpoint = checkpoint::Checkpoint::open(&cfg.state.dir)?;
     checkpoint.set_retention_days(cfg.ledger.retention_days);
@@ -412,6 +437,14 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
         stats: Default::default(),
         in_flight: tokio::sync::Semaphore::new(push::MAX_IN_FLIGHT),
     });
+    if let (Some(w), Some(p)) = (&web, state.push()) {
+        // With a push token the write endpoint authenticates by it; without
+        // one it is behind basic auth like every other path.
+        *w.exempt.write().unwrap_or_else(|e| e.into_inner()) = web_config::Exempt {
+            healthz: cfg.server.healthz_without_auth,
+            push: p.token.is_some(),
+        };
+    }
     drop(tx);
     // The InfluxDB stream reads published snapshots on its own thread; the
     // handle stays alive for the daemon's life (closed ledger hours go in
@@ -485,7 +518,7 @@ fn run_daemon(cfg: Config) -> anyhow::Result<()> {
     let signalled = Arc::new(tokio::sync::Notify::new());
     let notify = signalled.clone();
     let served = rt.block_on(async move {
-        let server = serve::serve(listener, state, limits, async move {
+        let server = serve::serve(listener, state, limits, web, async move {
             tokio::select! {
                 () = shutdown_signal() => tracing::info!("shutting down: flushing and checkpointing"),
                 () = fatal.notified() => tracing::error!("the sampler stopped; shutting down"),

@@ -2,10 +2,14 @@
 //! blind the daemon: a cap on open connections (the oldest idle one is closed
 //! to admit a new one), header-read and keep-alive idle timeouts, a 16 KiB
 //! buffer per connection, a file-descriptor limit raised at start with a
-//! reserve kept for state files, and the 5 s drain on shutdown.
+//! reserve kept for state files, and the 5 s drain on shutdown. With a web
+//! configuration file the same loop speaks TLS (the handshake counts against
+//! the header deadline) and asks for basic auth before the router sees a
+//! request.
 
 use crate::config;
 use crate::http::{self, AppState};
+use crate::web_config::WebConfig;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -15,7 +19,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -61,6 +65,10 @@ pub struct Stats {
     evicted: AtomicU64,
     header_timeout: AtomicU64,
     idle_timeout: AtomicU64,
+    tls_handshake: AtomicU64,
+    /// The web configuration, when one is in use (its counters are rendered
+    /// with these).
+    web: OnceLock<Arc<WebConfig>>,
 }
 
 impl Stats {
@@ -71,17 +79,20 @@ impl Stats {
             "# HELP roimon_http_connections Open HTTP connections.\n\
              # TYPE roimon_http_connections gauge\n\
              roimon_http_connections {}\n\
-             # HELP roimon_http_connections_dropped_total HTTP connections roimon closed to protect itself: refused (at capacity, every connection busy), evicted (oldest idle connection closed to admit a new one), header_timeout, idle_timeout.\n\
+             # HELP roimon_http_connections_dropped_total HTTP connections roimon closed to protect itself: refused (at capacity, every connection busy), evicted (oldest idle connection closed to admit a new one), header_timeout, idle_timeout, tls_handshake (failed or not done before the header deadline).\n\
              # TYPE roimon_http_connections_dropped_total counter\n\
              roimon_http_connections_dropped_total{{reason=\"refused\"}} {}\n\
              roimon_http_connections_dropped_total{{reason=\"evicted\"}} {}\n\
              roimon_http_connections_dropped_total{{reason=\"header_timeout\"}} {}\n\
-             roimon_http_connections_dropped_total{{reason=\"idle_timeout\"}} {}\n",
+             roimon_http_connections_dropped_total{{reason=\"idle_timeout\"}} {}\n\
+             roimon_http_connections_dropped_total{{reason=\"tls_handshake\"}} {}\n{}",
             g(&self.open),
             g(&self.refused),
             g(&self.evicted),
             g(&self.header_timeout),
             g(&self.idle_timeout),
+            g(&self.tls_handshake),
+            self.web.get().map(|w| w.render()).unwrap_or_default(),
         )
     }
 }
@@ -298,9 +309,13 @@ impl Drop for Registered {
     }
 }
 
-/// A TCP stream that tells its slot when a request header starts to arrive.
+/// A connection's byte stream: plain TCP or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A stream that tells its slot when a request header starts to arrive.
 struct Watched {
-    inner: TcpStream,
+    inner: Box<dyn Io>,
     slot: Arc<Slot>,
 }
 
@@ -352,6 +367,7 @@ pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     limits: Limits,
+    web: Option<Arc<WebConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let fd_limit = raise_fd_limit();
@@ -365,8 +381,27 @@ pub async fn serve(
         );
     }
     let addr = listener.local_addr()?;
-    if let Some(w) = exposure_warning(addr) {
-        tracing::warn!(listen = %addr, "{w}");
+    match &web {
+        None => {
+            if let Some(w) = exposure_warning(addr) {
+                tracing::warn!(listen = %addr, "{w}");
+            }
+        }
+        Some(w) => {
+            let a = w.current();
+            if !a.tls_enabled() {
+                if let Some(warning) = exposure_warning(addr) {
+                    if a.auth_enabled() {
+                        tracing::warn!(listen = %addr, "basic auth without TLS on a listener other machines reach: passwords cross the network in the clear; add tls_server_config to the web configuration file");
+                    } else {
+                        tracing::warn!(listen = %addr, "{warning}");
+                    }
+                }
+            }
+            let _ = state.http_stats().web.set(w.clone());
+            tracing::info!(file = %w.path().display(), "web configuration: {}", w.summary());
+            w.watch();
+        }
     }
     tracing::info!(
         max_connections = max,
@@ -456,6 +491,7 @@ pub async fn serve(
             slot,
             app.clone(),
             limits,
+            web.clone(),
             stop_rx.clone(),
             registered,
         ));
@@ -479,17 +515,80 @@ async fn connection(
     slot: Arc<Slot>,
     app: axum::Router,
     limits: Limits,
+    web: Option<Arc<WebConfig>>,
     mut stop: watch::Receiver<bool>,
     registered: Registered,
 ) {
+    // TLS as configured when the connection came; users and headers as
+    // configured when each request comes (a reload reaches keep-alive
+    // connections too).
+    let inner: Box<dyn Io> = match web.as_ref().and_then(|w| w.current().tls.clone()) {
+        None => Box::new(stream),
+        Some(acceptor) => {
+            // The handshake must be done, and the first request header sent,
+            // before the header deadline (counted from the accept): a client
+            // that trickles its handshake holds a slot no longer than one
+            // that trickles its header.
+            let handshake = acceptor.accept(stream);
+            tokio::pin!(handshake);
+            loop {
+                let (deadline, _) = slot.deadline(&limits);
+                tokio::select! {
+                    r = &mut handshake => match r {
+                        Ok(tls) => break Box::new(tls),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            registered.state.http_stats().tls_handshake.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                    },
+                    () = tokio::time::sleep_until(deadline) => {
+                        registered.state.http_stats().tls_handshake.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    () = slot.changed.notified() => {
+                        if slot.lock().evicting {
+                            return;
+                        }
+                    }
+                    r = stop.changed() => {
+                        if r.is_err() || *stop.borrow() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    };
     let service = {
         let slot = slot.clone();
         hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             slot.set_phase(Phase::Busy);
             let held = InFlight(slot.clone());
             let mut app = app.clone();
+            let web = web.clone();
             async move {
-                let resp = tower_service::Service::call(&mut app, req).await?;
+                let active = web.as_ref().map(|w| w.current());
+                let refused = match (&web, &active) {
+                    (Some(w), Some(a)) => {
+                        w.admit(
+                            a,
+                            req.uri().path(),
+                            req.headers().get(hyper::header::AUTHORIZATION),
+                        )
+                        .await
+                    }
+                    _ => None,
+                };
+                let mut resp = match refused {
+                    Some(r) => r,
+                    None => tower_service::Service::call(&mut app, req).await?,
+                };
+                if let Some(a) = &active {
+                    for (k, v) in a.headers() {
+                        resp.headers_mut().insert(k.clone(), v.clone());
+                    }
+                }
                 Ok::<_, std::convert::Infallible>(resp.map(move |body| {
                     body.map_frame(move |f| {
                         held.hold();
@@ -500,7 +599,7 @@ async fn connection(
         })
     };
     let io = TokioIo::new(Watched {
-        inner: stream,
+        inner,
         slot: slot.clone(),
     });
     let mut builder = hyper::server::conn::http1::Builder::new();

@@ -18,6 +18,12 @@ pub struct Server {
     /// Seconds a keep-alive connection may wait idle between requests (and
     /// the longest a response may take to hand over).
     pub idle_timeout_secs: f64,
+    /// TLS and basic auth: a web configuration file in the Prometheus
+    /// exporter-toolkit format (`--web.config.file` wins).
+    pub web_config_file: Option<std::path::PathBuf>,
+    /// Serve `/healthz` without basic auth (TLS still applies), for probes
+    /// that cannot send credentials.
+    pub healthz_without_auth: bool,
 }
 impl Default for Server {
     fn default() -> Self {
@@ -26,6 +32,8 @@ impl Default for Server {
             max_connections: 512,
             header_read_timeout_secs: 10.0,
             idle_timeout_secs: 90.0,
+            web_config_file: None,
+            healthz_without_auth: false,
         }
     }
 }
