@@ -132,7 +132,7 @@ if [ -s "$tmp/verify.err" ]; then
   echo "systemd-analyze verify warned:" >&2; cat "$tmp/verify.err" >&2; exit 1
 fi
 
-echo "-- systemd-analyze security: the unit stays hardened (exposure at most 3.0, now 1.7)"
+echo "-- systemd-analyze security: the unit stays hardened (exposure at most 3.0, now 1.8)"
 systemd-analyze security --offline=yes --threshold=30 "$unit" > "$tmp/security.log" 2>&1 \
   || { tail -25 "$tmp/security.log" >&2; exit 1; }
 tail -1 "$tmp/security.log"

@@ -256,12 +256,27 @@ pub fn show(t: DateTime<Utc>, tz: Tz) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Parse a time argument: RFC 3339, a date `YYYY-MM-DD` (its midnight in
-/// `tz`), or a month `YYYY-MM` (its first midnight in `tz`).
+/// Parse a time argument: RFC 3339 (also with the `+` of its offset turned
+/// into a space by URL decoding), a wall time without offset (in `tz`), a
+/// date `YYYY-MM-DD` (its midnight in `tz`), or a month `YYYY-MM` (its first
+/// midnight in `tz`).
 pub fn parse_time(s: &str, tz: Tz) -> std::result::Result<DateTime<Utc>, String> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
+    }
+    // A `+hh:mm` offset pasted into a URL unescaped arrives as a space.
+    if s.len() > 20 && s.is_char_boundary(19) && s.is_char_boundary(20) && s.as_bytes()[19] == b' ' {
+        let fixed = format!("{}+{}", &s[..19], &s[20..]);
+        if let Ok(t) = DateTime::parse_from_rfc3339(&fixed) {
+            return Ok(t.with_timezone(&Utc));
+        }
+    }
+    // A wall time without an offset is in `tz`.
+    for f in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(s, f) {
+            return Ok(local(tz, n));
+        }
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(local(tz, d.and_hms_opt(0, 0, 0).unwrap_or_default()));

@@ -547,3 +547,24 @@ fn retention_moves_old_hours_into_purged_totals_and_verify_still_holds() {
     let v = sim.ledger.verify().unwrap();
     assert!(v.differences.is_empty(), "{:?}", v.differences);
 }
+
+#[test]
+fn report_times_accept_what_the_csv_prints_and_wall_times() {
+    use roimon_ledger::report::parse_time;
+    let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+    let want = Utc.with_ymd_and_hms(2026, 10, 31, 23, 0, 0).unwrap();
+    // As printed in period_start, as typed into a URL (the + decoded to a
+    // space), a wall time in the report zone, a date, a month.
+    for s in [
+        "2026-11-01T00:00:00+01:00",
+        "2026-11-01T00:00:00 01:00",
+        "2026-11-01T00:00:00",
+        "2026-11-01 00:00:00",
+        "2026-11-01",
+        "2026-11",
+    ] {
+        assert_eq!(parse_time(s, berlin), Ok(want), "{s}");
+    }
+    assert!(parse_time("2026-11-01T00:00:00 xx", berlin).is_err());
+    assert!(parse_time("yesterday", berlin).is_err());
+}

@@ -329,6 +329,7 @@ pub fn summary_json(s: &Snapshot) -> serde_json::Value {
                 "credit": r.credit_total(),
                 "facility_energy_joules": r.facility_energy_joules.total(),
                 "emissions_grams": r.emissions_grams.total(),
+                "attributed_by": r.attributed_by,
             })
         })
         .collect();

@@ -451,7 +451,10 @@ fn run_daemon(cfg: Config, web: Option<Arc<web_config::WebConfig>>) -> anyhow::R
     // through it).
     let _influx = match &cfg.influxdb {
         Some(i) => {
-            let h = influx_feed::start(i, &cfg.state.dir, state.clone())?;
+            // One node name for the ledger and the stream.
+            let mut i = i.clone();
+            i.node.get_or_insert_with(|| cfg.node.name());
+            let h = influx_feed::start(&i, &cfg.state.dir, state.clone())?;
             state.set_influx(h.stats.clone());
             influx_feed::copy_ledger_hours(h.clone(), cfg.state.dir.join(roimon_ledger::FILE))?;
             Some(h)

@@ -248,6 +248,22 @@ fn two_teams_on_one_gpu_split_by_utilisation_idle_and_unmatched_go_where_configu
     // roimon_gpu_info keeps the owner of record.
     assert!(m.contains(&format!("roimon_gpu_info{{gpu=\"0\",gpu_uuid=\"{G0}\",model=\"NVIDIA H100 80GB HBM3\",team=\"platform\",workload=\"shared\"}} 1")));
     assert_books_add_up(&m);
+    // The summary's rows say how each owner was found.
+    let (_, body) = d.get("/api/v1/summary");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let how = |uuid: &str, team: &str| -> String {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["gpu_uuid"] == uuid && r["team"] == team)
+            .map(|r| r["attributed_by"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(how(G0, "vision"), "rule:vision-training");
+    assert_eq!(how(G0, "nlp"), "rule:llm-service");
+    assert_eq!(how(G1, "idle"), "idle");
+    assert_eq!(how(G2, "ops"), "gpu_owner");
     let (st, _) = d.stop("TERM");
     assert!(st.success());
 }

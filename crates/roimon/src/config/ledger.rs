@@ -9,15 +9,25 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Node {
-    /// The `node` column of the ledger (default: the host name).
+    /// The `node` column of the ledger and tag of the InfluxDB stream
+    /// (default: `$NODE_NAME`, else the host name).
     pub name: Option<String>,
 }
 
 impl Node {
-    /// The configured name, else the host name, else `localhost`.
+    /// The configured name, else `$NODE_NAME` (set by the Helm chart from
+    /// the Kubernetes node: a pod's host name changes with every rollout),
+    /// else the host name, else `localhost`.
     pub fn name(&self) -> String {
         if let Some(n) = &self.name {
             return n.clone();
+        }
+        if let Some(n) = std::env::var("NODE_NAME")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+        {
+            return n;
         }
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
