@@ -37,7 +37,9 @@ pub fn roimon_bin() -> &'static Path {
             .and_then(Path::parent)
             .expect("test binary under target/<profile>/deps");
         let bin = dir.join("roimon");
-        if !bin.exists() {
+        // Never test a stale binary: when a source file is newer than it
+        // (only this crate's tests were built), build it first.
+        if !bin.exists() || newest_source() > mtime(&bin) {
             let st = Command::new(env!("CARGO"))
                 .args(["build", "-p", "roimon", "--bin", "roimon"])
                 .current_dir(repo_root())
@@ -48,6 +50,39 @@ pub fn roimon_bin() -> &'static Path {
         assert!(bin.exists(), "{} not found", bin.display());
         bin
     })
+}
+
+fn mtime(p: &Path) -> std::time::SystemTime {
+    std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::UNIX_EPOCH)
+}
+
+/// The newest modification time of the daemon's sources (`crates/*/src`,
+/// `crates/*/Cargo.toml`, `Cargo.lock`).
+fn newest_source() -> std::time::SystemTime {
+    fn walk(dir: &Path, newest: &mut std::time::SystemTime) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, newest);
+            } else {
+                *newest = (*newest).max(mtime(&p));
+            }
+        }
+    }
+    let root = repo_root();
+    let mut newest = mtime(&root.join("Cargo.lock"));
+    if let Ok(crates) = std::fs::read_dir(root.join("crates")) {
+        for c in crates.flatten() {
+            newest = newest.max(mtime(&c.path().join("Cargo.toml")));
+            walk(&c.path().join("src"), &mut newest);
+        }
+    }
+    newest
 }
 
 /// A free loopback port (bound, then released for the child to take).

@@ -165,7 +165,18 @@ fn check_stored(vm: &Vm, allowed_gaps: usize) -> (usize, Vec<i64>) {
         gaps <= allowed_gaps,
         "{gaps} gaps longer than 6 intervals (a sampler stall under load is shorter; an outage longer) in {node:?}"
     );
-    (node.len() * 3, node)
+    // The money rows: one per (GPU, owner), at the node's times too.
+    let rows: Vec<Vec<i64>> = all
+        .iter()
+        .filter(|(k, _)| k.starts_with("__name__=roimon_gpu_cost_cost_total,"))
+        .map(|(_, v)| v.iter().map(|p| p.0).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{:?}", all.keys());
+    for ts in &rows {
+        assert_eq!(ts, &node, "a cost row not at the node's times");
+    }
+    // Per sample: the node, two GPUs, two cost rows.
+    (node.len() * 5, node)
 }
 
 #[test]

@@ -9,8 +9,11 @@ use crate::line::Point;
 use roimon_core::units::Accumulator;
 use roimon_core::{Component, Snapshot};
 
-/// The sample measurements' names.
+/// The sample measurements' names: a GPU's readings (tagged with its
+/// owner of record).
 pub const GPU: &str = "roimon_gpu";
+/// Money, energy and emissions per (GPU, owner at accrual) row.
+pub const GPU_COST: &str = "roimon_gpu_cost";
 /// Node totals, price.
 pub const NODE: &str = "roimon_node";
 /// Value per owner and source.
@@ -55,21 +58,35 @@ pub fn sample_points(s: &Snapshot, node: &str) -> Vec<Point> {
         if let Some(t) = r.temperature_celsius {
             p = p.float("temperature_celsius", t);
         }
-        let key = roimon_core::RowKey::new(uuid, &g.owner);
-        if let Some(row) = c.rows.get(&key) {
-            for k in Component::ALL {
-                let v = row.cost.get(&k).map_or(0.0, Accumulator::total);
-                p = p.float(format!("cost_{}_total", k.as_str()), v);
-            }
-            p = p
-                .float("cost_total", row.cost_total())
-                .float("credit_total", row.credit_total())
-                .float("emissions_grams_total", row.emissions_grams.total())
-                .float(
-                    "facility_energy_joules_total",
-                    row.facility_energy_joules.total(),
-                );
+        out.push(p);
+    }
+    // Money per row (GPU and the owner it accrued to), as on /metrics
+    // (`roimon_gpu_cost_total`): with attribution by process a GPU's money
+    // goes to the owners of what runs on it, not to its owner of record, so
+    // the rows, not the GPU points, carry it. Rows of GPUs present now
+    // (and of a GPU-less node); rows of a GPU gone keep their last point.
+    for (key, row) in &c.rows {
+        if !s.gpus.contains_key(&key.gpu_uuid) && key.gpu_uuid != roimon_core::engine::NO_GPU {
+            continue;
         }
+        let mut p = Point::new(GPU_COST, ts)
+            .tag("node", node)
+            .tag("gpu_uuid", &key.gpu_uuid)
+            .tag("team", &key.team)
+            .tag("workload", &key.workload)
+            .tag("currency", currency);
+        for k in Component::ALL {
+            let v = row.cost.get(&k).map_or(0.0, Accumulator::total);
+            p = p.float(format!("cost_{}_total", k.as_str()), v);
+        }
+        p = p
+            .float("cost_total", row.cost_total())
+            .float("credit_total", row.credit_total())
+            .float("emissions_grams_total", row.emissions_grams.total())
+            .float(
+                "facility_energy_joules_total",
+                row.facility_energy_joules.total(),
+            );
         out.push(p);
     }
 
@@ -314,7 +331,18 @@ mod tests {
         assert!(node.contains("cost_capex_total=0.02"), "{node}");
         // No -0.0 from empty sums (no host, no credit here).
         assert!(!node.contains("=-0.0"), "{node}");
-        // The GPU row's cost and the node's add up (one GPU).
+        // The rows' cost and the node's add up (one GPU, one owner).
+        let row = lines
+            .iter()
+            .find(|l| l.starts_with("roimon_gpu_cost,"))
+            .unwrap();
+        assert!(
+            row.starts_with(
+                "roimon_gpu_cost,currency=EUR,gpu_uuid=GPU-a,node=node-1,team=search\\ team,workload=llm\\,chat "
+            ),
+            "{row}"
+        );
+        assert!(!gpu.contains("cost_total="), "{gpu}");
         let field = |l: &str, k: &str| -> f64 {
             let at = l
                 .find(&format!(" {k}="))
@@ -323,7 +351,7 @@ mod tests {
             let v = &l[at + k.len() + 2..];
             v[..v.find([',', ' ']).unwrap()].parse().unwrap()
         };
-        assert!((field(gpu, "cost_total") - field(node, "cost_total")).abs() < 1e-12);
+        assert!((field(row, "cost_total") - field(node, "cost_total")).abs() < 1e-12);
         assert!(field(node, "cost_total") > 0.02);
     }
 

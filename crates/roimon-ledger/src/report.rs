@@ -266,7 +266,8 @@ pub fn parse_time(s: &str, tz: Tz) -> std::result::Result<DateTime<Utc>, String>
         return Ok(t.with_timezone(&Utc));
     }
     // A `+hh:mm` offset pasted into a URL unescaped arrives as a space.
-    if s.len() > 20 && s.is_char_boundary(19) && s.is_char_boundary(20) && s.as_bytes()[19] == b' ' {
+    if s.len() > 20 && s.is_char_boundary(19) && s.is_char_boundary(20) && s.as_bytes()[19] == b' '
+    {
         let fixed = format!("{}+{}", &s[..19], &s[20..]);
         if let Ok(t) = DateTime::parse_from_rfc3339(&fixed) {
             return Ok(t.with_timezone(&Utc));
