@@ -514,6 +514,26 @@ OPS_GROUPS = [
                 "points are buffered (roimon_influxdb_buffer_bytes) and retried.",
                 "The last InfluxDB write attempts failed (roimon_influxdb_up 0).",
             ),
+            alert(
+                "RoimonInfluxdbPointsDropped",
+                "increase(roimon_influxdb_points_dropped_total[15m]) > 0\n",
+                "0m", "warning",
+                "roimon on {{ $labels.instance }} dropped InfluxDB points ({{ $labels.reason }})",
+                "roimon on {{ $labels.instance }} dropped points meant for InfluxDB in the last "
+                "15 minutes (reason {{ $labels.reason }}): they will never arrive. The node's "
+                "counters and ledger keep the full figures.",
+                "Points for InfluxDB were lost for good: buffer full, refused by the server, or a corrupt buffer.",
+            ),
+            alert(
+                "RoimonWebConfigReloadFailing",
+                "increase(roimon_web_config_reload_errors_total[15m]) > 0\n",
+                "0m", "warning",
+                "roimon on {{ $labels.instance }} cannot reload its web config",
+                "A changed web config file (or certificate) of roimon on {{ $labels.instance }} "
+                "failed to load in the last 15 minutes; the previous TLS and basic auth "
+                "settings stay in force until a valid file is in place.",
+                "A broken --web.config.file (or certificate) was refused; the old one is still in force.",
+            ),
         ],
     },
 ]
