@@ -506,6 +506,53 @@ impl Drop for Prometheus {
     }
 }
 
+/// Two nodes in two clusters, `a` (search/chat and ads/rank) in `east` and
+/// `b` (search/chat and vision/batch) in `west`, each with `extra` config,
+/// scraped by a Prometheus with the shipped rules; returns once both
+/// targets are up.
+pub fn two_clusters(dir: &Path, extra: &str) -> (Node, Node, Prometheus, Vec<PathBuf>) {
+    let a = Node::start(
+        &dir.join("a"),
+        &node_config(
+            &dir.join("a/state"),
+            &[("search", "chat"), ("ads", "rank")],
+            extra,
+        ),
+        &[],
+    );
+    let b = Node::start(
+        &dir.join("b"),
+        &node_config(
+            &dir.join("b/state"),
+            &[("search", "chat"), ("vision", "batch")],
+            extra,
+        ),
+        &[],
+    );
+    let rules = shipped_rules(&dir.join("rules"), "1s");
+    let prom = Prometheus::start(
+        &dir.join("prom"),
+        &[
+            Target {
+                addr: &a.addr,
+                labels: &[("cluster", "east")],
+            },
+            Target {
+                addr: &b.addr,
+                labels: &[("cluster", "west")],
+            },
+        ],
+        &rules,
+    );
+    wait_for(
+        "both roimon targets up",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || (prom.scalar("sum(up{job=\"roimon\"})") == Some(2.0)).then_some(()),
+    );
+    (a, b, prom, rules)
+}
+
 /// The shipped rule files (`deploy/prometheus/rules/*.yml`), copied into
 /// `dir` with every `for:` shortened to `for_` and every group `interval:`
 /// set to 1s, so alerts fire within a test; the expressions are unchanged.

@@ -146,45 +146,7 @@ workload = "chat"
 "#,
         influx = vm.url()
     );
-    let a = Node::start(
-        &tmp.path().join("a"),
-        &node_config(
-            &tmp.path().join("a/state"),
-            &[("search", "chat"), ("ads", "rank")],
-            &extra,
-        ),
-        &[],
-    );
-    let b = Node::start(
-        &tmp.path().join("b"),
-        &node_config(
-            &tmp.path().join("b/state"),
-            &[("search", "chat"), ("vision", "batch")],
-            &extra,
-        ),
-        &[],
-    );
-    let rules = shipped_rules(&tmp.path().join("rules"), "1s");
-    let prom = Prometheus::start(
-        &tmp.path().join("prom"),
-        &[
-            Target {
-                addr: &a.addr,
-                labels: &[("cluster", "east")],
-            },
-            Target {
-                addr: &b.addr,
-                labels: &[("cluster", "west")],
-            },
-        ],
-        &rules,
-    );
-    wait_for(
-        "both targets up",
-        Duration::from_secs(60),
-        Duration::from_millis(500),
-        || (prom.scalar("sum(up{job=\"roimon\"})") == Some(2.0)).then_some(()),
-    );
+    let (a, b, prom, _rules) = two_clusters(tmp.path(), &extra);
     for (n, amount) in [(&a, 40.0), (&b, 30.0)] {
         for (team, wl) in [("ads", "rank"), ("vision", "batch")] {
             let line = format!(

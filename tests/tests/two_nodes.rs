@@ -51,46 +51,7 @@ fn recorded_names(files: &[std::path::PathBuf]) -> Vec<String> {
 #[test]
 fn two_nodes_rules_and_an_roi_alert_driven_by_pushed_value() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = Node::start(
-        &tmp.path().join("a"),
-        &node_config(
-            &tmp.path().join("a/state"),
-            &[("search", "chat"), ("ads", "rank")],
-            BUDGETS,
-        ),
-        &[],
-    );
-    let b = Node::start(
-        &tmp.path().join("b"),
-        &node_config(
-            &tmp.path().join("b/state"),
-            &[("search", "chat"), ("vision", "batch")],
-            BUDGETS,
-        ),
-        &[],
-    );
-    let rules = shipped_rules(&tmp.path().join("rules"), "1s");
-    let prom = Prometheus::start(
-        &tmp.path().join("prom"),
-        &[
-            Target {
-                addr: &a.addr,
-                labels: &[("cluster", "east")],
-            },
-            Target {
-                addr: &b.addr,
-                labels: &[("cluster", "west")],
-            },
-        ],
-        &rules,
-    );
-
-    wait_for(
-        "both roimon targets up",
-        Duration::from_secs(60),
-        Duration::from_millis(500),
-        || (prom.scalar("sum(up{job=\"roimon\"})") == Some(2.0)).then_some(()),
-    );
+    let (a, b, prom, rules) = two_clusters(tmp.path(), BUDGETS);
 
     // Value: search earns far more than its GPUs cost, ads almost nothing,
     // vision a lot. Pushed once the targets are scraped, so every value
