@@ -384,9 +384,10 @@ fn answers_split_drop_keep_and_wait_as_telegraf_does() {
         .filter(|l| l.starts_with("roimon_node,"))
         .map(|l| l.rsplit(' ').next().unwrap())
         .collect();
-    // One GPU 1 point per sample refused; one GPU 0 and one node point stored.
-    assert_eq!(rejected, records.len() as f64);
-    assert_eq!(stored.len(), 2 * records.len());
+    // Per sample, GPU 1's two points (its readings and its cost row) are
+    // refused; GPU 0's two and the node's are stored.
+    assert_eq!(rejected, 2.0 * records.len() as f64);
+    assert_eq!(stored.len(), 3 * records.len());
     // One ERROR for the streak of 401/403, the token never in the log.
     let errors = log
         .iter()
