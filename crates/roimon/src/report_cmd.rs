@@ -112,13 +112,14 @@ pub fn main(a: ReportArgs) -> ExitCode {
         None => cfg.report.tz(),
     };
     let path = dir.join(roimon_ledger::FILE);
-    if a.verify {
-        return verify(&path);
-    }
+    // Usage errors first, --verify or not.
     let format: Format = match a.format.parse() {
         Ok(f) => f,
         Err(e) => return usage(format!("--format: {e}")),
     };
+    if a.verify {
+        return verify(&path);
+    }
     let q = match query(
         a.from.as_deref(),
         a.to.as_deref(),

@@ -399,4 +399,14 @@ fn a_running_daemon_serves_its_ledger_and_budgets() {
         "yesterday",
     ]);
     assert_eq!(out.status.code(), Some(2));
+    // Also with --verify: a bad flag is not silently ignored.
+    let out = roimon(&[
+        "report",
+        "--verify",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--format",
+        "bogus",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
 }
