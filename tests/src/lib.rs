@@ -248,8 +248,21 @@ impl Node {
         }
     }
 
+    /// Stop with SIGTERM (bounded); whether it exited 0, and every log line
+    /// it wrote.
+    pub fn stop_with_log(mut self) -> (bool, Vec<String>) {
+        let mut log = std::mem::take(&mut self.early);
+        let ok = self.stop_ref();
+        log.extend(self.log.try_iter());
+        (ok, log)
+    }
+
     /// Stop with SIGTERM and wait (bounded); true when it exited 0.
     pub fn stop(mut self) -> bool {
+        self.stop_ref()
+    }
+
+    fn stop_ref(&mut self) -> bool {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
