@@ -138,6 +138,9 @@ team = "ads"
 workload = "rank"
 monthly = 0.01
 
+[push]
+allowed_owners = ["ads/rank", "vision/batch"]
+
 [[value.kpis]]
 name = "precision"
 value = 0.9

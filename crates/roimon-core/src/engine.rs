@@ -263,6 +263,37 @@ pub struct Kpi {
     pub at: Option<DateTime<Utc>>,
 }
 
+/// Which score a [`Kpi`] is: (team, workload, indicator).
+pub type KpiKey = (String, String, String);
+
+impl Kpi {
+    /// Its key.
+    pub fn key(&self) -> KpiKey {
+        (
+            self.team.clone(),
+            self.workload.clone(),
+            self.indicator.clone(),
+        )
+    }
+}
+
+/// Pushed scores as a list in the checkpoint (as before they were keyed),
+/// read back into a map; of two entries with one key the later wins.
+mod kpis_serde {
+    use super::{Kpi, KpiKey};
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<KpiKey, Kpi>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.values())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<KpiKey, Kpi>, D::Error> {
+        let v = Vec::<Kpi>::deserialize(d)?;
+        Ok(v.into_iter().map(|k| (k.key(), k)).collect())
+    }
+}
+
 /// The counters that survive restarts. Totals since the state began.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -312,8 +343,10 @@ pub struct Counters {
     /// Value, tokens and requests by (owner, source).
     #[serde(with = "value_serde")]
     pub value: BTreeMap<ValueKey, ValueRow>,
-    /// Latest pushed benefit indicator scores.
-    pub kpis: Vec<Kpi>,
+    /// Latest pushed benefit indicator scores, by (team, workload,
+    /// indicator); kept as a list in the checkpoint.
+    #[serde(with = "kpis_serde")]
+    pub kpis: BTreeMap<KpiKey, Kpi>,
     /// Failed scrapes by value target.
     pub target_errors: BTreeMap<String, u64>,
     /// State of the daemon's value sources (a target's last counters, the
@@ -831,19 +864,24 @@ impl Engine {
 
     /// Book value produced for `owners` (weights summing to 1) from
     /// `source`: money and per-model token and request deltas. Negative or
-    /// non-finite amounts are refused (value counters never go back).
+    /// non-finite amounts are refused (value counters never go back), and
+    /// so is a booking that would take any counter it touches beyond a
+    /// finite number: then nothing of it is booked and `false` returned.
     pub fn book_value(
         &mut self,
         owners: &[(Owner, f64)],
         source: &str,
         money: f64,
         models: &[ModelDelta],
-    ) {
+    ) -> bool {
         let money = if money.is_finite() && money > 0.0 {
             money
         } else {
             0.0
         };
+        if !self.value_fits(owners, source, money, models) {
+            return false;
+        }
         for (o, w) in owners {
             let key = ValueKey {
                 team: o.team.clone(),
@@ -863,6 +901,52 @@ impl Engine {
         if !owners.is_empty() {
             self.counters.value_total.add(money);
         }
+        true
+    }
+
+    /// Whether every addition of a value booking keeps its counter finite
+    /// (a figure that is not a finite number is simply not booked, as
+    /// before; one that is finite but would overflow refuses the booking).
+    fn value_fits(
+        &self,
+        owners: &[(Owner, f64)],
+        source: &str,
+        money: f64,
+        models: &[ModelDelta],
+    ) -> bool {
+        let fits = |a: Option<&Accumulator>, x: f64| {
+            !x.is_finite() || x <= 0.0 || a.map_or(x.is_finite(), |a| a.can_add(x))
+        };
+        if !owners.is_empty() && !fits(Some(&self.counters.value_total), money) {
+            return false;
+        }
+        for (o, w) in owners {
+            if !w.is_finite() {
+                return false;
+            }
+            let row = self.counters.value.get(&ValueKey {
+                team: o.team.clone(),
+                workload: o.workload.clone(),
+                source: source.to_string(),
+            });
+            if !fits(row.map(|r| &r.value), money * w) {
+                return false;
+            }
+            for m in models {
+                let c = row.and_then(|r| r.models.get(&m.model));
+                for (a, x) in [
+                    (c.map(|c| &c.input_tokens), m.input_tokens),
+                    (c.map(|c| &c.cached_input_tokens), m.cached_input_tokens),
+                    (c.map(|c| &c.output_tokens), m.output_tokens),
+                    (c.map(|c| &c.requests), m.requests),
+                ] {
+                    if !fits(a, x * w) {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
     }
 
     /// Opaque state kept with the counters (see `Counters::extensions`).
@@ -899,34 +983,52 @@ impl Engine {
     }
 
     /// Put a pushed benefit indicator score in force (the newest by its
-    /// time stamp wins).
+    /// time stamp wins). O(log n) in the scores kept: a batch of n scores
+    /// is n log n, never quadratic. A score that is not a number in [0, 1]
+    /// is refused.
     pub fn set_kpi(&mut self, kpi: Kpi) {
-        if !kpi.score.is_finite() {
+        if !(kpi.score.is_finite() && (0.0..=1.0).contains(&kpi.score)) {
             return;
         }
         // The newest by its own time wins: a late retry or a back-filled
         // older score does not replace a newer one.
-        let newer_kept = self.counters.kpis.iter().any(|k| {
-            k.team == kpi.team
-                && k.workload == kpi.workload
-                && k.indicator == kpi.indicator
-                && k.at.is_some()
-                && k.at > kpi.at
-        });
-        if newer_kept {
-            return;
+        match self.counters.kpis.entry(kpi.key()) {
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                let k = e.get();
+                if !(k.at.is_some() && k.at > kpi.at) {
+                    e.insert(kpi);
+                }
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(kpi);
+            }
         }
-        self.counters.kpis.retain(|k| {
-            !(k.team == kpi.team && k.workload == kpi.workload && k.indicator == kpi.indicator)
-        });
-        self.counters.kpis.push(kpi);
+    }
+
+    /// How many pushed indicators `team/workload` has.
+    pub fn kpi_count(&self, team: &str, workload: &str) -> usize {
+        let from = (team.to_string(), workload.to_string(), String::new());
+        self.counters
+            .kpis
+            .range(from..)
+            .take_while(|((t, w, _), _)| t == team && w == workload)
+            .count()
+    }
+
+    /// Whether `team/workload` has a pushed score for `indicator`.
+    pub fn has_kpi(&self, team: &str, workload: &str, indicator: &str) -> bool {
+        self.counters.kpis.contains_key(&(
+            team.to_string(),
+            workload.to_string(),
+            indicator.to_string(),
+        ))
     }
 
     /// The node's benefit indicator scores: per indicator, the mean over
     /// owners of each owner's score (pushed wins over configured).
     pub fn scores(&self) -> BTreeMap<String, f64> {
         let mut latest: BTreeMap<(String, String, String), f64> = BTreeMap::new();
-        for k in self.static_kpis.iter().chain(&self.counters.kpis) {
+        for k in self.static_kpis.iter().chain(self.counters.kpis.values()) {
             latest.insert(
                 (k.indicator.clone(), k.team.clone(), k.workload.clone()),
                 k.score,

@@ -87,20 +87,38 @@ impl Accumulator {
             comp: 0.0,
         }
     }
-    /// Add a non-negative increment. Negative or non-finite values are refused
-    /// (counters never go backwards); returns whether it was added.
-    pub fn add(&mut self, x: f64) -> bool {
+    /// Whether [`Accumulator::add`] would take `x`: a finite, non-negative
+    /// increment that leaves the total finite.
+    pub fn can_add(&self, x: f64) -> bool {
+        self.next(x).is_some()
+    }
+
+    fn next(&self, x: f64) -> Option<(f64, f64)> {
         if !x.is_finite() || x < 0.0 {
-            return false;
+            return None;
         }
         let t = self.sum + x;
-        if self.sum.abs() >= x.abs() {
-            self.comp += (self.sum - t) + x;
+        let comp = if self.sum.abs() >= x.abs() {
+            self.comp + ((self.sum - t) + x)
         } else {
-            self.comp += (x - t) + self.sum;
+            self.comp + ((x - t) + self.sum)
+        };
+        (t.is_finite() && comp.is_finite() && (t + comp).is_finite()).then_some((t, comp))
+    }
+
+    /// Add a non-negative increment. Negative or non-finite values, and
+    /// values that would take the total beyond the largest finite number,
+    /// are refused (counters never go backwards and never become NaN or
+    /// infinite); returns whether it was added.
+    pub fn add(&mut self, x: f64) -> bool {
+        match self.next(x) {
+            Some((t, comp)) => {
+                self.sum = t;
+                self.comp = comp;
+                true
+            }
+            None => false,
         }
-        self.sum = t;
-        true
     }
     /// The current total.
     pub fn total(&self) -> f64 {
@@ -128,6 +146,20 @@ mod tests {
         assert!(!a.add(f64::NAN));
         assert!(!a.add(f64::INFINITY));
         assert_eq!(a.total(), 1.0);
+    }
+
+    #[test]
+    fn accumulator_refuses_what_would_overflow() {
+        // 1.7e308 twice is beyond f64: the second is refused, the total
+        // stays finite (before, it became inf and then NaN).
+        let mut a = Accumulator::default();
+        assert!(a.add(1.7e308));
+        assert!(!a.can_add(1.7e308));
+        assert!(!a.add(1.7e308));
+        assert_eq!(a.total(), 1.7e308);
+        assert!(a.total().is_finite());
+        assert!(a.add(1.0));
+        assert!(a.total().is_finite());
     }
 
     #[test]

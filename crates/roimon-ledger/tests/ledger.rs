@@ -154,7 +154,7 @@ impl Sim {
                     requests: 1.0,
                     ..Default::default()
                 }],
-            )
+            );
         });
     }
 

@@ -14,8 +14,8 @@ pub mod state;
 pub use pricing::{Prices, PricesError};
 pub use prom::{Exposition, Family, Limits, MetricType, PromError, Sample};
 pub use push::{
-    Applied, Dedup, KPI_MEASUREMENT, PointData, PointKey, Precision, PushError, PushRules,
-    PushedPoint, VALUE_MEASUREMENT, apply, parse_batch,
+    Applied, Dedup, KPI_MEASUREMENT, KnownOwners, NO_WORKLOAD, PointData, PointKey, Precision,
+    PushError, PushRules, PushedPoint, VALUE_MEASUREMENT, apply, check_name, parse_batch,
 };
 pub use server::{ExtractError, ModelCounters, Scrape, ServerKind, detect, extract};
 pub use state::{Delta, MAX_MODELS, TargetState, Update};

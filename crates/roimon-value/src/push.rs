@@ -5,7 +5,7 @@
 //! [`Dedup`] makes a client's retry of an identical point count once.
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
@@ -51,7 +51,7 @@ impl FromStr for Precision {
 }
 
 /// What a batch is checked against.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PushRules {
     /// The price currency: a `currency` tag must equal it.
     pub currency: String,
@@ -63,10 +63,86 @@ pub struct PushRules {
     pub max_body_bytes: usize,
     /// Most points in one body.
     pub max_points: usize,
+    /// Largest `amount` of one point, in the price currency.
+    pub max_amount: f64,
+    /// Longest tag key or value and KPI name, in bytes.
+    pub max_tag_bytes: usize,
+    /// The KPI names a point may carry (`None`: any name).
+    pub kpi_names: Option<BTreeSet<String>>,
+    /// The owners a point may name (`None`: any owner).
+    pub owners: Option<KnownOwners>,
+}
+
+/// The owners a node knows: exact (team, workload) pairs and whole teams
+/// (`team/*`, or a budget without a workload).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownOwners {
+    /// Exact (team, workload) pairs.
+    pub pairs: BTreeSet<(String, String)>,
+    /// Teams whose every workload is known.
+    pub teams: BTreeSet<String>,
+}
+
+impl KnownOwners {
+    /// Add `team/workload`, or `team/*` (every workload of the team).
+    pub fn add(&mut self, team: &str, workload: &str) {
+        if workload == "*" {
+            self.teams.insert(team.to_owned());
+        } else {
+            self.pairs.insert((team.to_owned(), workload.to_owned()));
+        }
+    }
+
+    /// Whether `team/workload` is known.
+    pub fn admits(&self, team: &str, workload: &str) -> bool {
+        self.teams.contains(team) || self.pairs.contains(&(team.to_owned(), workload.to_owned()))
+    }
+
+    /// The known owners as `team/workload` and `team/*`, at most `max`
+    /// named (then `… and N more`).
+    pub fn describe(&self, max: usize) -> String {
+        let all: Vec<String> = self
+            .teams
+            .iter()
+            .map(|t| format!("{t}/*"))
+            .chain(self.pairs.iter().map(|(t, w)| format!("{t}/{w}")))
+            .collect();
+        if all.is_empty() {
+            return "none".into();
+        }
+        let mut s = all.iter().take(max).cloned().collect::<Vec<_>>().join(", ");
+        if all.len() > max {
+            s.push_str(&format!(" and {} more", all.len() - max));
+        }
+        s
+    }
+}
+
+/// The workload a point without a `workload` tag is booked to.
+pub const NO_WORKLOAD: &str = "unallocated";
+
+/// Check a tag key or value, KPI name or label from outside: at most
+/// `max` bytes, no control characters. `what` names it in the error.
+pub fn check_name(what: &str, v: &str, max: usize) -> Result<(), String> {
+    if v.len() > max {
+        return Err(format!(
+            "{what} is {} bytes long, over the {max}-byte limit",
+            v.len()
+        ));
+    }
+    if let Some(c) = v.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "{what} holds the control character {:?}; names are printable text",
+            c
+        ));
+    }
+    Ok(())
 }
 
 impl PushRules {
-    /// Defaults for `currency`: 7 days back, 10 minutes ahead, 4 MiB, 50,000 points.
+    /// Defaults for `currency`: 7 days back, 10 minutes ahead, 4 MiB,
+    /// 50,000 points, amounts up to 1e9, names up to 128 bytes, any KPI
+    /// name and any owner.
     pub fn new(currency: impl Into<String>) -> Self {
         PushRules {
             currency: currency.into(),
@@ -74,6 +150,10 @@ impl PushRules {
             max_future_secs: 600,
             max_body_bytes: 4 << 20,
             max_points: 50_000,
+            max_amount: 1e9,
+            max_tag_bytes: 128,
+            kpi_names: None,
+            owners: None,
         }
     }
 }
@@ -87,6 +167,9 @@ pub enum PushError {
     /// The first bad line (1-based) and why (HTTP 400).
     #[error("line {line}: {reason}")]
     Line { line: usize, reason: String },
+    /// The first line naming an owner this node does not know (HTTP 400).
+    #[error("line {line}: {reason}")]
+    UnknownOwner { line: usize, reason: String },
 }
 
 impl PushError {
@@ -94,7 +177,7 @@ impl PushError {
     pub fn line(&self) -> Option<usize> {
         match self {
             PushError::TooLarge { .. } => None,
-            PushError::Line { line, .. } => Some(*line),
+            PushError::Line { line, .. } | PushError::UnknownOwner { line, .. } => Some(*line),
         }
     }
 }
@@ -223,8 +306,10 @@ pub fn parse_batch(
                 ),
             });
         }
-        let p = point(t, this, &window, rules)
-            .map_err(|reason| PushError::Line { line: this, reason })?;
+        let p = point(t, this, &window, rules).map_err(|e| match e {
+            Refused::Bad(reason) => PushError::Line { line: this, reason },
+            Refused::Owner(reason) => PushError::UnknownOwner { line: this, reason },
+        })?;
         out.push(p);
     }
     Ok(out)
@@ -237,7 +322,18 @@ struct Window {
     newest: i64,
 }
 
-fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPoint, String> {
+enum Refused {
+    Bad(String),
+    Owner(String),
+}
+
+impl From<String> for Refused {
+    fn from(s: String) -> Self {
+        Refused::Bad(s)
+    }
+}
+
+fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPoint, Refused> {
     let parsed = influxdb_line_protocol::parse_lines(l)
         .next()
         .ok_or_else(|| "empty line".to_owned())?
@@ -249,7 +345,7 @@ fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPo
         other => {
             return Err(format!(
                 "measurement `{other}`: only `{VALUE_MEASUREMENT}` and `{KPI_MEASUREMENT}` are accepted"
-            ));
+            ).into());
         }
     };
     let mut h = Digest::new();
@@ -265,9 +361,11 @@ fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPo
         .collect();
     tags.sort_unstable();
     if let Some(d) = tags.windows(2).find(|d| d[0].0 == d[1].0) {
-        return Err(format!("tag `{}` twice", d[0].0));
+        return Err(format!("tag `{}` twice", d[0].0).into());
     }
     for &(k, v) in &tags {
+        check_name(&format!("tag key `{}`", short(k)), k, rules.max_tag_bytes)?;
+        check_name(&format!("tag `{}`", short(k)), v, rules.max_tag_bytes)?;
         match k {
             "team" => team = Some(v.to_owned()),
             "workload" => workload = v.to_owned(),
@@ -275,13 +373,15 @@ fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPo
                 return Err(format!(
                     "currency `{v}` is not the configured currency `{}`",
                     rules.currency
-                ));
+                )
+                .into());
             }
             "currency" if is_value => {}
             "currency" => {
                 return Err(format!(
                     "`currency` tag on `{KPI_MEASUREMENT}` (scores have no currency)"
-                ));
+                )
+                .into());
             }
             _ => {}
         }
@@ -299,21 +399,24 @@ fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPo
             F::F64(x) => *x,
             F::I64(x) => *x as f64,
             F::U64(x) => *x as f64,
+            // Any other kind is not a figure.
             F::String(_) | F::Boolean(_) => {
-                return Err(format!("field `{}` is not a number", k.as_str()));
+                return Err(format!("field `{}` is not a number", k.as_str()).into());
             }
         };
+        check_name(
+            &format!("field name `{}`", short(k.as_str())),
+            k.as_str(),
+            rules.max_tag_bytes,
+        )?;
         if !x.is_finite() {
-            return Err(format!(
-                "field `{}` is {x}, not a finite number",
-                k.as_str()
-            ));
+            return Err(format!("field `{}` is {x}, not a finite number", k.as_str()).into());
         }
         fields.push((k.as_str(), x));
     }
     fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
     if let Some(d) = fields.windows(2).find(|d| d[0].0 == d[1].0) {
-        return Err(format!("field `{}` twice", d[0].0));
+        return Err(format!("field `{}` twice", d[0].0).into());
     }
     for &(k, x) in &fields {
         h.bytes(k.as_bytes());
@@ -334,30 +437,72 @@ fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPo
             secs,
             rules.max_past_secs,
             rules.max_future_secs
-        ));
+        ).into());
     }
     h.bytes(&at_ns.to_le_bytes());
 
     let data = if is_value {
         let [(name, amount)] = fields[..] else {
-            return Err(format!(
-                "`{VALUE_MEASUREMENT}` takes exactly one field, `amount`"
-            ));
+            return Err(format!("`{VALUE_MEASUREMENT}` takes exactly one field, `amount`").into());
         };
         if name != "amount" {
             return Err(format!(
                 "field `{name}`: `{VALUE_MEASUREMENT}` takes exactly one field, `amount`"
-            ));
+            )
+            .into());
         }
         if amount < 0.0 {
-            return Err(format!("amount {amount} is negative"));
+            return Err(format!("amount {amount} is negative").into());
+        }
+        if amount > rules.max_amount {
+            return Err(format!(
+                "amount {amount} is over the {} cap for one point (push.max_amount)",
+                rules.max_amount
+            )
+            .into());
         }
         PointData::Value { amount }
     } else {
+        for &(k, x) in &fields {
+            if !(0.0..=1.0).contains(&x) {
+                return Err(format!(
+                    "KPI `{k}` = {x}: scores lie between 0 and 1, as in [[value.kpis]]"
+                )
+                .into());
+            }
+            if let Some(known) = &rules.kpi_names
+                && !known.contains(k)
+            {
+                let names: Vec<&str> = known.iter().map(String::as_str).take(16).collect();
+                return Err(format!(
+                    "KPI `{k}` is not a benefit indicator this node knows (roi.benefit_weights, [[value.kpis]]: {}); set push.allow_new_kpis = true to accept new names",
+                    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                )
+                .into());
+            }
+        }
         PointData::Kpi {
             scores: fields.iter().map(|&(k, x)| (k.to_owned(), x)).collect(),
         }
     };
+    if let Some(known) = &rules.owners {
+        let wl = if workload.is_empty() {
+            NO_WORKLOAD
+        } else {
+            workload.as_str()
+        };
+        if !known.admits(&team, wl) {
+            let hint = if workload.is_empty() {
+                " (the point has no `workload` tag)"
+            } else {
+                ""
+            };
+            return Err(Refused::Owner(format!(
+                "owner `{team}/{wl}`{hint} is not known to this node (known: {}); add it to push.allowed_owners or set push.allow_unknown_owners = true",
+                known.describe(8)
+            )));
+        }
+    }
     Ok(PushedPoint {
         team,
         workload,
@@ -503,6 +648,15 @@ pub fn apply(
 ) -> Result<Applied, PushError> {
     let points = parse_batch(body, precision, now_ns, rules)?;
     Ok(dedup.admit(points, now_ns))
+}
+
+/// The first 32 characters of a name, for an error message.
+fn short(s: &str) -> String {
+    let mut out: String = s.chars().take(32).filter(|c| !c.is_control()).collect();
+    if s.chars().count() > 32 {
+        out.push('…');
+    }
+    out
 }
 
 impl fmt::Display for PointKey {

@@ -237,7 +237,7 @@ fn good_line() -> impl Strategy<Value = String> {
             };
             if kpi {
                 format!(
-                    "roimon_kpi,team={team}{wl} precision={},growth=-0.5 {ts}",
+                    "roimon_kpi,team={team}{wl} precision={},growth=0.5 {ts}",
                     amount / 1e9
                 )
             } else {

@@ -432,10 +432,16 @@ fn run_daemon(cfg: Config, web: Option<Arc<web_config::WebConfig>>) -> anyhow::R
             // A batch never holds more points than the dedup window, so a
             // whole retried batch is recognised.
             max_points: cfg.push.dedup_max_points.min(1_000_000),
+            max_amount: cfg.push.max_amount,
+            max_tag_bytes: config::MAX_NAME_BYTES,
+            kpi_names: config::kpi_names(&cfg),
+            owners: config::known_owners(&cfg),
         },
         tx: std::sync::Mutex::new(tx.clone()),
         stats: Default::default(),
         in_flight: tokio::sync::Semaphore::new(push::MAX_IN_FLIGHT),
+        refuse_unauthenticated: !bound.ip().is_loopback() && !cfg.push.allow_unauthenticated,
+        web: web.clone(),
     });
     if let (Some(w), Some(p)) = (&web, state.push()) {
         // With a push token the write endpoint authenticates by it; without

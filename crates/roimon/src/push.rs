@@ -32,8 +32,22 @@ pub struct Job {
     pub points: Vec<PushedPoint>,
     /// Now, ns since the epoch.
     pub now_ns: i64,
-    /// (points counted, duplicates dropped), or why it could not be kept.
-    pub reply: tokio::sync::oneshot::Sender<Result<(usize, usize), String>>,
+    /// (points counted, duplicates dropped), or why it was not booked.
+    pub reply: tokio::sync::oneshot::Sender<Result<(usize, usize), Refusal>>,
+}
+
+/// Why the sampler did not book a batch (nothing of it was booked).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// The batch would go over a cap (owners, KPIs per owner) or make a
+    /// figure non-finite: 400, for good.
+    Invalid {
+        reason: &'static str,
+        message: String,
+        line: Option<usize>,
+    },
+    /// Booked in memory but not on disk: 503, retry (it counts once).
+    Unavailable(String),
 }
 
 /// Counters of the push endpoint.
@@ -45,6 +59,9 @@ pub struct Stats {
     too_large: AtomicU64,
     unauthorized: AtomicU64,
     busy: AtomicU64,
+    unknown_owner: AtomicU64,
+    over_cap: AtomicU64,
+    forbidden: AtomicU64,
 }
 
 impl Stats {
@@ -56,17 +73,23 @@ impl Stats {
              # TYPE roimon_push_points_total counter\n\
              roimon_push_points_total{{result=\"accepted\"}} {}\n\
              roimon_push_points_total{{result=\"duplicate\"}} {}\n\
-             # HELP roimon_push_rejected_total Requests to /api/v2/write refused: a bad line (400, nothing written), too large (413) or without the token (401).\n\
+             # HELP roimon_push_rejected_total Requests to /api/v2/write refused, nothing of them booked: a bad line (400), an owner this node does not know (400), over a cap of owners or KPIs (400), too large (413), without the token (401), unauthenticated on a non-loopback listener (403) or too many in flight (429).\n\
              # TYPE roimon_push_rejected_total counter\n\
              roimon_push_rejected_total{{reason=\"bad_request\"}} {}\n\
+             roimon_push_rejected_total{{reason=\"unknown_owner\"}} {}\n\
+             roimon_push_rejected_total{{reason=\"over_cap\"}} {}\n\
              roimon_push_rejected_total{{reason=\"too_large\"}} {}\n\
              roimon_push_rejected_total{{reason=\"unauthorized\"}} {}\n\
+             roimon_push_rejected_total{{reason=\"forbidden\"}} {}\n\
              roimon_push_rejected_total{{reason=\"busy\"}} {}\n",
             l(&self.accepted),
             l(&self.duplicates),
             l(&self.rejected),
+            l(&self.unknown_owner),
+            l(&self.over_cap),
             l(&self.too_large),
             l(&self.unauthorized),
+            l(&self.forbidden),
             l(&self.busy),
         )
     }
@@ -86,6 +109,11 @@ pub struct Push {
     /// Batches being handled at once (bounded: each may hold megabytes
     /// until the sampler has applied it).
     pub in_flight: tokio::sync::Semaphore,
+    /// Refuse pushes (403) that carry no token when the listener is not
+    /// loopback and basic auth is off (`push.allow_unauthenticated` unset).
+    pub refuse_unauthenticated: bool,
+    /// Basic auth of the listener, checked per request (it reloads).
+    pub web: Option<Arc<crate::web_config::WebConfig>>,
 }
 
 /// Most batches handled at once; more get 429 with `Retry-After`.
@@ -98,6 +126,7 @@ fn json_error(code: StatusCode, message: &str, line: Option<usize>) -> Response 
             "code": match code {
                 StatusCode::BAD_REQUEST => "invalid",
                 StatusCode::UNAUTHORIZED => "unauthorized",
+                StatusCode::FORBIDDEN => "forbidden",
                 StatusCode::PAYLOAD_TOO_LARGE => "request too large",
                 _ => "unavailable",
             },
@@ -118,6 +147,17 @@ pub async fn write(
     let Some(p) = st.push() else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "push is not ready", None);
     };
+    if p.token.is_none()
+        && p.refuse_unauthenticated
+        && !p.web.as_ref().is_some_and(|w| w.current().auth_enabled())
+    {
+        p.stats.forbidden.fetch_add(1, Ordering::Relaxed);
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "pushes are refused on a listener that is not loopback without authentication: set push.token_env (or push.token_file) to a token clients send as `Authorization: Token <token>`, enable basic auth in the web config, or set push.allow_unauthenticated = true",
+            None,
+        );
+    }
     if let Some(token) = &p.token {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -180,13 +220,16 @@ pub async fn write(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("internal error: {e}"),
             None,
+            false,
         ))
     });
     let points = match parsed {
         Ok(points) => points,
-        Err((code, why, line)) => {
+        Err((code, why, line, unknown_owner)) => {
             if code == StatusCode::PAYLOAD_TOO_LARGE {
                 p.stats.too_large.fetch_add(1, Ordering::Relaxed);
+            } else if unknown_owner {
+                p.stats.unknown_owner.fetch_add(1, Ordering::Relaxed);
             } else {
                 p.stats.rejected.fetch_add(1, Ordering::Relaxed);
             }
@@ -218,7 +261,28 @@ pub async fn write(
                 .fetch_add(duplicates as u64, Ordering::Relaxed);
             StatusCode::NO_CONTENT.into_response()
         }
-        Ok(Ok(Err(why))) => json_error(StatusCode::SERVICE_UNAVAILABLE, &why, None),
+        Ok(Ok(Err(Refusal::Invalid {
+            reason,
+            message,
+            line,
+        }))) => {
+            if reason == "unknown_owner" {
+                p.stats.unknown_owner.fetch_add(1, Ordering::Relaxed);
+            } else if reason == "over_cap" {
+                p.stats.over_cap.fetch_add(1, Ordering::Relaxed);
+            } else {
+                p.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            json_error(StatusCode::BAD_REQUEST, &message, line)
+        }
+        Ok(Ok(Err(Refusal::Unavailable(why)))) => {
+            let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, &why, None);
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+            r
+        }
         _ => json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "the batch was not applied in time; retry it (a retried point counts once)",
@@ -227,7 +291,8 @@ pub async fn write(
     }
 }
 
-type Refusal = (StatusCode, String, Option<usize>);
+/// (status, message, line, whether for an unknown owner).
+type Rejected = (StatusCode, String, Option<usize>, bool);
 
 /// Compare a presented token with the configured one in time that does not
 /// depend on where they differ.
@@ -247,13 +312,14 @@ fn decode_and_parse(
     precision: Precision,
     now_ns: i64,
     rules: &PushRules,
-) -> Result<Vec<PushedPoint>, Refusal> {
+) -> Result<Vec<PushedPoint>, Rejected> {
     let max = rules.max_body_bytes;
     let too_large = || {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the body is larger than {max} bytes (push.max_body_bytes)"),
             None,
+            false,
         )
     };
     let decoded;
@@ -267,6 +333,7 @@ fn decode_and_parse(
                     StatusCode::BAD_REQUEST,
                     format!("not a gzip body: {e}"),
                     None,
+                    false,
                 )
             })?;
         decoded = out;
@@ -287,51 +354,143 @@ fn decode_and_parse(
             code,
             format!("{e}; nothing of this batch was written"),
             e.line(),
+            matches!(e, roimon_value::PushError::UnknownOwner { .. }),
         )
     })
 }
 
-/// Apply a batch in the sampler: drop duplicates (the window is kept with
-/// the counters), book value and put scores in force. Returns (counted,
-/// duplicates).
+/// Most KPI indicators one owner may have pushed.
+pub const MAX_KPIS_PER_OWNER: usize = 32;
+
+/// The owner a point books to.
+fn owner_of(p: &PushedPoint) -> roimon_core::Owner {
+    roimon_core::Owner {
+        team: p.team.clone(),
+        workload: if p.workload.is_empty() {
+            roimon_value::NO_WORKLOAD.into()
+        } else {
+            p.workload.clone()
+        },
+    }
+}
+
+/// Check a whole batch against what is booked already, before anything of
+/// it is: the cap of distinct pushed owners, the cap of KPIs per owner,
+/// and that no counter would stop being a finite number. `Err` refuses the
+/// batch whole.
+fn check(engine: &roimon_core::Engine, points: &[PushedPoint]) -> Result<(), Refusal> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let c = engine.counters();
+    let mut owners: BTreeSet<(String, String)> = c
+        .value
+        .keys()
+        .filter(|k| k.source == "push")
+        .map(|k| (k.team.clone(), k.workload.clone()))
+        .chain(c.kpis.keys().map(|(t, w, _)| (t.clone(), w.clone())))
+        .collect();
+    let known = owners.len();
+    let mut new_kpis: BTreeMap<(String, String), BTreeSet<&str>> = BTreeMap::new();
+    let mut total = c.value_total;
+    let mut per_owner: BTreeMap<(String, String), roimon_core::units::Accumulator> =
+        BTreeMap::new();
+    for p in points {
+        let o = owner_of(p);
+        let key = (o.team.clone(), o.workload.clone());
+        if owners.insert(key.clone()) && owners.len() > MAX_PUSHED_OWNERS {
+            return Err(Refusal::Invalid {
+                reason: "over_cap",
+                message: format!(
+                    "line {}: owner `{}/{}` would be pushed owner number {} of at most {MAX_PUSHED_OWNERS} (each owner is a series for good; {known} exist); nothing of this batch was written",
+                    p.line,
+                    o.team,
+                    o.workload,
+                    owners.len()
+                ),
+                line: Some(p.line),
+            });
+        }
+        match &p.data {
+            PointData::Value { amount } => {
+                let row = per_owner.entry(key).or_insert_with(|| {
+                    c.value
+                        .get(&roimon_core::ValueKey {
+                            team: o.team.clone(),
+                            workload: o.workload.clone(),
+                            source: "push".into(),
+                        })
+                        .map(|r| r.value)
+                        .unwrap_or_default()
+                });
+                if !(total.add(*amount) && row.add(*amount)) {
+                    return Err(Refusal::Invalid {
+                        reason: "bad_request",
+                        message: format!(
+                            "line {}: amount {amount} would take the value total beyond a finite number; nothing of this batch was written",
+                            p.line
+                        ),
+                        line: Some(p.line),
+                    });
+                }
+            }
+            PointData::Kpi { scores } => {
+                let set = new_kpis.entry(key).or_default();
+                for name in scores.keys() {
+                    if !engine.has_kpi(&o.team, &o.workload, name) {
+                        set.insert(name);
+                    }
+                }
+                let n = engine.kpi_count(&o.team, &o.workload) + set.len();
+                if n > MAX_KPIS_PER_OWNER {
+                    return Err(Refusal::Invalid {
+                        reason: "over_cap",
+                        message: format!(
+                            "line {}: owner `{}/{}` would have {n} KPIs, over the cap of {MAX_KPIS_PER_OWNER} per owner; nothing of this batch was written",
+                            p.line, o.team, o.workload
+                        ),
+                        line: Some(p.line),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Apply a batch in the sampler: check it whole against the caps (any
+/// breach refuses it, and nothing of it is booked or remembered), drop
+/// duplicates (the window is kept with the counters), book value and put
+/// scores in force. Returns (counted, duplicates). Only booked points
+/// enter the dedup window, so a refused batch's retry is never taken for
+/// a duplicate.
 pub fn apply(
     engine: &mut roimon_core::Engine,
     dedup: &mut Dedup,
     job_points: Vec<PushedPoint>,
     now_ns: i64,
-) -> (usize, usize) {
-    let applied = dedup.admit(job_points, now_ns);
+) -> Result<(usize, usize), Refusal> {
+    let given = job_points.len();
+    let fresh: Vec<PushedPoint> = {
+        let mut seen = std::collections::HashSet::new();
+        job_points
+            .into_iter()
+            .filter(|p| !dedup.contains(&p.key) && seen.insert(p.key))
+            .collect()
+    };
+    check(engine, &fresh)?;
+    let applied = dedup.admit(fresh, now_ns);
+    debug_assert_eq!(applied.duplicates, 0);
     let mut n = 0;
-    let mut owners: std::collections::BTreeSet<(String, String)> = engine
-        .counters()
-        .value
-        .keys()
-        .filter(|k| k.source == "push")
-        .map(|k| (k.team.clone(), k.workload.clone()))
-        .collect();
     for p in applied.points {
-        let key = (p.team.clone(), p.workload.clone());
-        if !owners.contains(&key) {
-            if owners.len() >= MAX_PUSHED_OWNERS {
-                tracing::warn!(team = %p.team, workload = %p.workload, max = MAX_PUSHED_OWNERS, "pushed point for a new owner refused: too many distinct pushed owners");
-                continue;
-            }
-            owners.insert(key);
-        }
-        n += 1;
-        let owner = roimon_core::Owner {
-            team: p.team.clone(),
-            workload: if p.workload.is_empty() {
-                roimon_core::engine::UNALLOCATED.into()
-            } else {
-                p.workload.clone()
-            },
-        };
+        let owner = owner_of(&p);
         match p.data {
             PointData::Value { amount } => {
-                engine.book_value(&[(owner, 1.0)], "push", amount, &[]);
+                // Checked above: every booking stays finite.
+                if engine.book_value(&[(owner, 1.0)], "push", amount, &[]) {
+                    n += 1;
+                }
             }
             PointData::Kpi { scores } => {
+                n += 1;
                 let at = chrono::DateTime::from_timestamp_nanos(p.at_ns);
                 for (indicator, score) in scores {
                     engine.set_kpi(roimon_core::Kpi {
@@ -345,7 +504,7 @@ pub fn apply(
             }
         }
     }
-    (n, applied.duplicates)
+    Ok((n, given - n))
 }
 
 #[cfg(test)]
@@ -360,9 +519,8 @@ mod tests {
         assert!(!same(b"", b"x"));
     }
 
-    #[test]
-    fn pushed_owners_are_capped() {
-        let mut e = roimon_core::Engine::new(
+    fn engine() -> roimon_core::Engine {
+        roimon_core::Engine::new(
             roimon_core::EngineConfig {
                 currency: "EUR".into(),
                 pue: 1.0,
@@ -374,19 +532,106 @@ mod tests {
                 max_gap: roimon_core::Seconds(5.0),
             },
             None,
-        );
-        let now = 1_800_000_000_000_000_000i64;
-        let body: String = (0..MAX_PUSHED_OWNERS + 5)
-            .map(|i| format!("roimon_value,team=t{i},workload=w amount=1 {now}\n"))
-            .collect();
+        )
+    }
+
+    const NOW: i64 = 1_800_000_000_000_000_000;
+
+    fn parse(body: &str) -> Vec<PushedPoint> {
         let mut rules = PushRules::new("EUR");
-        rules.max_points = 10_000;
-        let points =
-            roimon_value::parse_batch(body.as_bytes(), Precision::Ns, now, &rules).unwrap();
+        rules.max_points = 100_000;
+        rules.max_amount = f64::MAX;
+        roimon_value::parse_batch(body.as_bytes(), Precision::Ns, NOW, &rules).unwrap()
+    }
+
+    #[test]
+    fn over_the_owner_cap_the_whole_batch_is_refused_and_its_retry_is_not_a_duplicate() {
+        let mut e = engine();
         let mut dedup = Dedup::new(100_000, 86_400_000_000_000);
-        let (n, dups) = apply(&mut e, &mut dedup, points, now);
-        assert_eq!((n, dups), (MAX_PUSHED_OWNERS, 0));
-        assert_eq!(e.counters().value.len(), MAX_PUSHED_OWNERS);
-        assert_eq!(e.counters().value_total.total(), MAX_PUSHED_OWNERS as f64);
+        let first: String = (0..MAX_PUSHED_OWNERS - 2)
+            .map(|i| format!("roimon_value,team=t{i},workload=w amount=1 {NOW}\n"))
+            .collect();
+        assert_eq!(
+            apply(&mut e, &mut dedup, parse(&first), NOW),
+            Ok((MAX_PUSHED_OWNERS - 2, 0))
+        );
+        // Five new owners where two fit: nothing of it is booked.
+        let second: String = (0..5)
+            .map(|i| format!("roimon_value,team=new{i},workload=w amount=2 {NOW}\n"))
+            .collect();
+        let before = e.counters().value_total.total();
+        let r = apply(&mut e, &mut dedup, parse(&second), NOW);
+        let Err(Refusal::Invalid {
+            reason,
+            message,
+            line,
+        }) = r
+        else {
+            panic!("{r:?}")
+        };
+        assert_eq!(reason, "over_cap");
+        assert_eq!(line, Some(3), "{message}");
+        assert!(message.contains("1000"), "{message}");
+        assert_eq!(e.counters().value_total.total(), before);
+        assert_eq!(e.counters().value.len(), MAX_PUSHED_OWNERS - 2);
+        // The first two points were not remembered: sent alone they book.
+        let retry: String = (0..2)
+            .map(|i| format!("roimon_value,team=new{i},workload=w amount=2 {NOW}\n"))
+            .collect();
+        assert_eq!(apply(&mut e, &mut dedup, parse(&retry), NOW), Ok((2, 0)));
+        assert_eq!(e.counters().value_total.total(), before + 4.0);
+        // And a true retry is a duplicate.
+        assert_eq!(apply(&mut e, &mut dedup, parse(&retry), NOW), Ok((0, 2)));
+    }
+
+    #[test]
+    fn a_batch_that_would_overflow_the_total_is_refused_whole() {
+        let mut e = engine();
+        let mut dedup = Dedup::new(1000, 86_400_000_000_000);
+        let body = format!(
+            "roimon_value,team=x,workload=y amount=1 {NOW}\nroimon_value,team=x,workload=y amount=1.7e308 {}\nroimon_value,team=x,workload=z amount=1.7e308 {}\n",
+            NOW + 1,
+            NOW + 2
+        );
+        let r = apply(&mut e, &mut dedup, parse(&body), NOW);
+        assert!(
+            matches!(&r, Err(Refusal::Invalid { line: Some(3), .. })),
+            "{r:?}"
+        );
+        assert_eq!(e.counters().value_total.total(), 0.0);
+        assert!(dedup.is_empty());
+    }
+
+    #[test]
+    fn kpis_per_owner_are_capped_and_updates_of_known_ones_always_fit() {
+        let mut e = engine();
+        let mut dedup = Dedup::new(100_000, 86_400_000_000_000);
+        let fields = |from: usize, to: usize, v: &str| {
+            (from..to)
+                .map(|i| format!("k{i}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let body = format!(
+            "roimon_kpi,team=a,workload=b {} {NOW}\n",
+            fields(0, MAX_KPIS_PER_OWNER, "0.5")
+        );
+        assert_eq!(apply(&mut e, &mut dedup, parse(&body), NOW), Ok((1, 0)));
+        assert_eq!(e.kpi_count("a", "b"), MAX_KPIS_PER_OWNER);
+        let more = format!("roimon_kpi,team=a,workload=b k999=0.1 {}\n", NOW + 1);
+        assert!(matches!(
+            apply(&mut e, &mut dedup, parse(&more), NOW),
+            Err(Refusal::Invalid {
+                reason: "over_cap",
+                ..
+            })
+        ));
+        let update = format!(
+            "roimon_kpi,team=a,workload=b {} {}\n",
+            fields(0, MAX_KPIS_PER_OWNER, "0.25"),
+            NOW + 2
+        );
+        assert_eq!(apply(&mut e, &mut dedup, parse(&update), NOW), Ok((1, 0)));
+        assert_eq!(e.scores().get("k0"), Some(&0.25));
     }
 }

@@ -226,6 +226,18 @@ impl Worker {
 /// How long rows that appeared since the last release are shown at 0
 /// waiting for a scrape, at most (a node nobody scrapes must not freeze).
 const HOLD_MAX: Duration = Duration::from_secs(120);
+/// Most inbox updates (feed results, pushed batches) taken per drain;
+/// pushed batches are also bounded by the endpoint's in-flight cap.
+const MAX_UPDATES_PER_DRAIN: usize = 256;
+
+/// How the sampler answers a pushed batch.
+type PushReply = tokio::sync::oneshot::Sender<Result<(usize, usize), crate::push::Refusal>>;
+
+/// Between ticks the sampler looks at its inbox at least this often (and
+/// for a stop request), so a pushed batch is booked and acknowledged in
+/// milliseconds, not at the next tick.
+const INBOX_POLL: Duration = Duration::from_millis(20);
+
 /// Consecutive failed checkpoints after which `/readyz` says not ready.
 const UNREADY_AFTER_FAILURES: u32 = 3;
 
@@ -301,6 +313,10 @@ struct Running {
     budget_views: Vec<roimon_core::BudgetView>,
     /// The last budget query failed (logged once per streak).
     budget_failing: bool,
+    /// The longest phase of the current step: (what, seconds).
+    slowest: (&'static str, f64),
+    /// A late streak is being logged (once per streak).
+    late_streak: bool,
     #[cfg(test)]
     panic_at_tick: Option<u64>,
 }
@@ -320,18 +336,27 @@ fn zero_like(row: &Row) -> Row {
 }
 
 impl Running {
-    /// Put what the price feed sent in force before accounting the interval:
-    /// a schedule is indexed by time, so the interval is priced by the slots
-    /// it actually overlaps.
-    fn take_price_updates(&mut self) {
-        loop {
+    /// Take what the feeds and the push endpoint sent, at most
+    /// [`MAX_UPDATES_PER_DRAIN`] updates: prices and carbon are put in force
+    /// (a schedule is indexed by time, so an interval is priced by the slots
+    /// it actually overlaps whenever it arrived before the tick), value is
+    /// booked, and the pushed batches taken are checked and booked together
+    /// and written with one checkpoint (group commit) before any of them
+    /// is acknowledged. What is left waits for the next drain: no client or
+    /// feed can hold the sampler.
+    fn take_updates(&mut self) {
+        // The ledger's hour closes at the counters as they stand before
+        // anything is booked in a later hour.
+        self.s.book.observe(Utc::now(), self.s.engine.counters());
+        let mut acks: Vec<(PushReply, (usize, usize))> = Vec::new();
+        for _ in 0..MAX_UPDATES_PER_DRAIN {
             let Some(u) = self
                 .s
                 .price_updates
                 .as_ref()
                 .and_then(|rx| rx.try_recv().ok())
             else {
-                return;
+                break;
             };
             match u {
                 crate::price_feed::Update::Tariff(t, at) => self.s.engine.set_tariff(t, Some(at)),
@@ -340,13 +365,31 @@ impl Running {
                 crate::price_feed::Update::Dropped(name, n) => self.s.engine.note_dropped(name, n),
                 crate::price_feed::Update::Target(name, ok) => self.s.engine.note_target(&name, ok),
                 crate::price_feed::Update::Value(v) => self.book_value(v),
-                crate::price_feed::Update::Push(job) => self.apply_push(job),
+                crate::price_feed::Update::Push(job) => {
+                    if let Some(ack) = self.apply_push(job) {
+                        acks.push(ack);
+                    }
+                }
                 crate::price_feed::Update::Pods(pods) => {
                     if let Some(a) = &mut self.s.attribution {
                         a.set_pods(pods);
                     }
                 }
             }
+        }
+        if acks.is_empty() {
+            return;
+        }
+        // Written before the 204s, whether or not a batch was new: a retry
+        // of a batch whose first save failed must not be acknowledged
+        // before it is on disk.
+        let saved = self.save();
+        for (reply, counted) in acks {
+            let _ = reply.send(saved.clone().map(|()| counted).map_err(|e| {
+                crate::push::Refusal::Unavailable(format!(
+                    "the batch is counted but could not be written to disk ({e}); retry it (it counts once)"
+                ))
+            }));
         }
     }
 
@@ -371,9 +414,11 @@ impl Running {
             .set_extension(&crate::value_feed::state_key(&v.target), v.state);
     }
 
-    /// Apply a pushed batch: duplicates dropped, the rest booked, and a
-    /// checkpoint written before the client hears 204.
-    fn apply_push(&mut self, job: crate::push::Job) {
+    /// Apply a pushed batch: checked whole against the caps (a refusal is
+    /// answered at once, nothing of it booked), duplicates dropped, the
+    /// rest booked. Returns the reply to send once the checkpoint holding
+    /// it is written.
+    fn apply_push(&mut self, job: crate::push::Job) -> Option<(PushReply, (usize, usize))> {
         let (max_points, max_age_ns) = self.s.push_dedup;
         let engine = &self.s.engine;
         let dedup = self.dedup.get_or_insert_with(|| {
@@ -391,15 +436,16 @@ impl Running {
             d.set_limits(max_points, max_age_ns, job.now_ns);
             d
         });
-        let (n, dups) = crate::push::apply(&mut self.s.engine, dedup, job.points, job.now_ns);
-        self.dedup_dirty |= n > 0;
-        // Written before the 204, whether or not this batch was new: a retry
-        // of a batch whose first save failed must not be acknowledged before
-        // it is on disk.
-        let saved = self.save();
-        let _ = job.reply.send(saved.map(|()| (n, dups)).map_err(|e| {
-            format!("the batch is counted but could not be written to disk ({e}); retry it (it counts once)")
-        }));
+        match crate::push::apply(&mut self.s.engine, dedup, job.points, job.now_ns) {
+            Ok((n, dups)) => {
+                self.dedup_dirty |= n > 0;
+                Some((job.reply, (n, dups)))
+            }
+            Err(refusal) => {
+                let _ = job.reply.send(Err(refusal));
+                None
+            }
+        }
     }
 
     /// Ask every idle collector for a sample and collect the answers until
@@ -478,11 +524,10 @@ impl Running {
     }
 
     fn tick(&mut self, origin: Instant) {
-        // The ledger's hour closes at the counters as they stand before
-        // anything is booked in a later hour (value, pushes, the tick).
-        self.s.book.observe(Utc::now(), self.s.engine.counters());
-        self.take_price_updates();
-        let reports = self.collect();
+        self.phase("taking feed updates and pushed batches", |r| {
+            r.take_updates()
+        });
+        let reports = self.phase("sampling the collectors", |r| r.collect());
         let tick = Tick {
             wall: Utc::now(),
             mono: origin.elapsed().as_secs_f64(),
@@ -507,6 +552,17 @@ impl Running {
                 }
             }
         }
+    }
+
+    /// Run one phase of a step, keeping the slowest for the late-tick log.
+    fn phase<T>(&mut self, what: &'static str, f: impl FnOnce(&mut Self) -> T) -> T {
+        let t0 = Instant::now();
+        let out = f(self);
+        let took = t0.elapsed().as_secs_f64();
+        if took > self.slowest.1 {
+            self.slowest = (what, took);
+        }
+        out
     }
 
     /// Write a checkpoint; on failure keep the last good one on show.
@@ -663,7 +719,9 @@ impl Running {
     /// Wait `d` for a stop message (true: stop), telling the watchdog we are
     /// alive at least every half of its period, so a long sampling interval
     /// is not mistaken for a hang.
-    fn wait(&self, stop: &Receiver<()>, d: Duration) -> bool {
+    /// Meanwhile the inbox is looked at every [`INBOX_POLL`]: pushed
+    /// batches are booked and written in groups as they come.
+    fn wait(&mut self, stop: &Receiver<()>, d: Duration) -> bool {
         let every = self
             .s
             .notify
@@ -671,13 +729,31 @@ impl Running {
             .and_then(|n| n.watchdog_period())
             .map(|p| p / 2);
         let until = Instant::now() + d;
+        let mut last_watchdog = Instant::now();
         loop {
             let left = until.saturating_duration_since(Instant::now());
-            let chunk = every.map_or(left, |e| left.min(e));
+            let chunk = if self.s.price_updates.is_some() {
+                left.min(INBOX_POLL)
+            } else {
+                every.map_or(left, |e| left.min(e))
+            };
             match stop.recv_timeout(chunk) {
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => return true,
                 Err(RecvTimeoutError::Timeout) => {}
             }
+            if Instant::now() < until && self.s.price_updates.is_some() {
+                self.phase(
+                    "booking pushed batches and feed updates between ticks",
+                    |r| r.take_updates(),
+                );
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            if every.is_none_or(|e| last_watchdog.elapsed() < e) {
+                continue;
+            }
+            last_watchdog = Instant::now();
             if Instant::now() >= until {
                 return false;
             }
@@ -689,11 +765,44 @@ impl Running {
 
     /// One iteration: sample, account, maybe checkpoint, publish.
     fn step(&mut self, origin: Instant, checkpoint_due: bool) {
+        self.slowest = ("", 0.0);
         self.tick(origin);
         if checkpoint_due {
-            let _ = self.save();
+            let _ = self.phase("writing a checkpoint", |r| r.save());
         }
-        self.publish();
+        self.phase("publishing", |r| r.publish());
+    }
+
+    /// Log a tick that starts more than two intervals late, once per
+    /// streak, with the gap and what the loop was doing.
+    fn note_lateness(&mut self, late: Duration) {
+        let limit = self.s.interval * 2;
+        if late <= limit {
+            if self.late_streak {
+                tracing::info!("sampler ticks are on time again");
+            }
+            self.late_streak = false;
+            return;
+        }
+        if self.late_streak {
+            return;
+        }
+        self.late_streak = true;
+        let (what, secs) = self.slowest;
+        let doing = if secs * 2.0 >= late.as_secs_f64() && !what.is_empty() {
+            format!("{what} took {secs:.3} s")
+        } else {
+            format!(
+                "no phase of the loop was slow (the longest, {}, took {secs:.3} s): the process was suspended or starved of CPU",
+                if what.is_empty() { "none" } else { what }
+            )
+        };
+        tracing::warn!(
+            late_secs = late.as_secs_f64(),
+            interval_secs = self.s.interval.as_secs_f64(),
+            doing = %doing,
+            "a sampler tick is late by more than two intervals; time the collectors could not be asked about is booked as unaccounted"
+        );
     }
 }
 
@@ -738,6 +847,8 @@ impl Sampler {
             dedup_dirty: false,
             budget_views: Vec::new(),
             budget_failing: false,
+            slowest: ("", 0.0),
+            late_streak: false,
             #[cfg(test)]
             panic_at_tick,
         };
@@ -745,6 +856,7 @@ impl Sampler {
         let mut next = origin;
         let mut next_checkpoint = origin;
         loop {
+            r.note_lateness(Instant::now().saturating_duration_since(next));
             let due = Instant::now() >= next_checkpoint;
             if catch_unwind(AssertUnwindSafe(|| r.step(origin, due))).is_err() {
                 return Err("the sampling loop panicked; exiting so the service manager restarts roimon from the last checkpoint".into());

@@ -160,7 +160,11 @@ fn roimon_config(dir: &Path, server_extra: &str, push_token: bool) -> PathBuf {
              {server_extra}\n[state]\ndir = \"{}\"\ncheckpoint_interval_secs = 0.2\n{}",
             dir.join("no-rapl").display(),
             dir.join("state").display(),
-            if push_token { "[push]\ntoken_env = \"TLS_TEST_PUSH_TOKEN\"\n" } else { "" },
+            if push_token {
+                "[push]\ntoken_env = \"TLS_TEST_PUSH_TOKEN\"\nallowed_owners = [\"t/w\"]\n"
+            } else {
+                "[push]\nallowed_owners = [\"t/w\"]\n"
+            },
         ),
     )
     .unwrap();

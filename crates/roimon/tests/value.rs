@@ -133,6 +133,7 @@ output_per_million_tokens = 2000000.0
 per_request = 10.0
 [push]
 token_env = "ROIMON_TEST_PUSH_TOKEN"
+allowed_owners = ["ads/*"]
 [roi]
 windows = ["5m", "1h"]
 benefit_weights = {{ precision = 1.0 }}
@@ -326,7 +327,7 @@ fn the_influxdb_python_client_pushes_value() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let cfg = format!(
-        "[gpu]\nsource = \"none\"\n[host]\npower = \"model\"\nrapl_root = \"{}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[state]\ndir = \"{}\"\ncheckpoint_interval_secs = 0.3\n[push]\ntoken_env = \"ROIMON_TEST_PUSH_TOKEN\"\n",
+        "[gpu]\nsource = \"none\"\n[host]\npower = \"model\"\nrapl_root = \"{}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[state]\ndir = \"{}\"\ncheckpoint_interval_secs = 0.3\n[push]\ntoken_env = \"ROIMON_TEST_PUSH_TOKEN\"\nallow_unknown_owners = true\nallow_new_kpis = true\n",
         tmp.path().join("none").display(),
         tmp.path().join("state").display()
     );

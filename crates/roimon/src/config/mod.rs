@@ -656,6 +656,7 @@ impl Config {
         if let Some((key, msg)) = [
             check_value(&self.value),
             check_push(&self.push),
+            check_names(self),
             check_roi(&self.roi),
             check_ledger(&self.node, &self.ledger, &self.report, &self.budget),
             self.influxdb.as_ref().and_then(check_influxdb),

@@ -23,6 +23,20 @@ pub struct Push {
     pub dedup_window_secs: f64,
     /// At most this many points are remembered for deduplication.
     pub dedup_max_points: usize,
+    /// Largest `amount` of one `roimon_value` point, in the price currency.
+    pub max_amount: f64,
+    /// Owners (`team/workload` or `team/*`) a push may name besides those
+    /// the configuration already knows (`[[gpu.owners]]`, attribution
+    /// rules, `[[value.scrape]]` targets, `[[budget]]` entries).
+    pub allowed_owners: Vec<String>,
+    /// Accept any owner (still under the cap of distinct pushed owners).
+    pub allow_unknown_owners: bool,
+    /// Accept KPI names the configuration does not know
+    /// (`roi.benefit_weights` keys, `[[value.kpis]]` names).
+    pub allow_new_kpis: bool,
+    /// Accept pushes without a token or basic auth on a listener that is
+    /// not loopback.
+    pub allow_unauthenticated: bool,
 }
 
 impl Default for Push {
@@ -35,9 +49,18 @@ impl Default for Push {
             max_future_secs: 300.0,
             dedup_window_secs: 86_400.0,
             dedup_max_points: 100_000,
+            max_amount: 1e9,
+            allowed_owners: Vec::new(),
+            allow_unknown_owners: false,
+            allow_new_kpis: false,
+            allow_unauthenticated: false,
         }
     }
 }
+
+/// Longest team, workload or other name, in bytes (pushes, scraped labels
+/// and the configuration alike).
+pub const MAX_NAME_BYTES: usize = 128;
 
 /// Semantic checks of `[push]`.
 pub fn check_push(p: &Push) -> Option<(String, String)> {
@@ -77,6 +100,27 @@ pub fn check_push(p: &Push) -> Option<(String, String)> {
             ),
         ));
     }
+    if !(p.max_amount.is_finite() && p.max_amount > 0.0 && p.max_amount <= 1e15) {
+        return Some((
+            "push.max_amount".into(),
+            format!(
+                "must be a number above 0 and at most 1e15, got {}",
+                p.max_amount
+            ),
+        ));
+    }
+    for (i, o) in p.allowed_owners.iter().enumerate() {
+        let key = format!("push.allowed_owners[{i}]");
+        let Some((team, workload)) = o.split_once('/') else {
+            return Some((key, format!("`{o}` is not `team/workload` or `team/*`")));
+        };
+        if team.trim().is_empty() || workload.trim().is_empty() || workload.contains('/') {
+            return Some((key, format!("`{o}` is not `team/workload` or `team/*`")));
+        }
+        if let Err(e) = roimon_value::check_name("the owner", o, 2 * MAX_NAME_BYTES + 1) {
+            return Some((key, e));
+        }
+    }
     if !(1..=10_000_000).contains(&p.dedup_max_points) {
         return Some((
             "push.dedup_max_points".into(),
@@ -84,4 +128,100 @@ pub fn check_push(p: &Push) -> Option<(String, String)> {
         ));
     }
     None
+}
+
+/// Every owner and KPI name the configuration gives is a name like a
+/// pushed one: at most [`MAX_NAME_BYTES`], no control characters.
+pub fn check_names(cfg: &super::Config) -> Option<(String, String)> {
+    let mut names: Vec<(String, &str)> = Vec::new();
+    for (i, o) in cfg.gpu.owners.iter().enumerate() {
+        names.push((format!("gpu.owners[{i}].team"), &o.team));
+        names.push((format!("gpu.owners[{i}].workload"), &o.workload));
+    }
+    for (i, r) in cfg.attribution.rules.iter().enumerate() {
+        names.push((format!("attribution.rules[{i}].team"), &r.team));
+        names.push((format!("attribution.rules[{i}].workload"), &r.workload));
+    }
+    for (i, t) in cfg.value.scrape.iter().enumerate() {
+        if let Some(team) = &t.team {
+            names.push((format!("value.scrape[{i}].team"), team));
+        }
+        if let Some(w) = &t.workload {
+            names.push((format!("value.scrape[{i}].workload"), w));
+        }
+    }
+    for (i, k) in cfg.value.kpis.iter().enumerate() {
+        names.push((format!("value.kpis[{i}].name"), &k.name));
+        names.push((format!("value.kpis[{i}].team"), &k.team));
+        names.push((format!("value.kpis[{i}].workload"), &k.workload));
+    }
+    for (i, b) in cfg.budget.iter().enumerate() {
+        names.push((format!("budget[{i}].team"), &b.team));
+        if let Some(w) = &b.workload {
+            names.push((format!("budget[{i}].workload"), w));
+        }
+    }
+    for k in cfg.roi.benefit_weights.keys() {
+        names.push((format!("roi.benefit_weights.{k}"), k));
+    }
+    names.into_iter().find_map(|(key, v)| {
+        roimon_value::check_name("the name", v, MAX_NAME_BYTES)
+            .err()
+            .map(|e| (key, e))
+    })
+}
+
+/// The owners a push may name by default: those of `[[gpu.owners]]`,
+/// attribution rules, `[[value.scrape]]` targets and `[[budget]]` entries
+/// (a budget without a workload admits its whole team), plus
+/// `push.allowed_owners`. `None` when `push.allow_unknown_owners` is set.
+pub fn known_owners(cfg: &super::Config) -> Option<roimon_value::KnownOwners> {
+    if cfg.push.allow_unknown_owners {
+        return None;
+    }
+    let mut k = roimon_value::KnownOwners::default();
+    for o in &cfg.gpu.owners {
+        k.add(&o.team, &o.workload);
+    }
+    for r in &cfg.attribution.rules {
+        k.add(&r.team, &r.workload);
+    }
+    for t in &cfg.value.scrape {
+        if let Some(team) = &t.team {
+            k.add(
+                team,
+                t.workload
+                    .as_deref()
+                    .unwrap_or(roimon_core::engine::UNALLOCATED),
+            );
+        }
+    }
+    for kpi in &cfg.value.kpis {
+        k.add(&kpi.team, &kpi.workload);
+    }
+    for b in &cfg.budget {
+        k.add(&b.team, b.workload.as_deref().unwrap_or("*"));
+    }
+    for o in &cfg.push.allowed_owners {
+        if let Some((t, w)) = o.split_once('/') {
+            k.add(t.trim(), w.trim());
+        }
+    }
+    Some(k)
+}
+
+/// The KPI names a push may carry: `roi.benefit_weights` keys and
+/// `[[value.kpis]]` names; `None` when `push.allow_new_kpis` is set.
+pub fn kpi_names(cfg: &super::Config) -> Option<std::collections::BTreeSet<String>> {
+    if cfg.push.allow_new_kpis {
+        return None;
+    }
+    Some(
+        cfg.roi
+            .benefit_weights
+            .keys()
+            .cloned()
+            .chain(cfg.value.kpis.iter().map(|k| k.name.clone()))
+            .collect(),
+    )
 }

@@ -1,0 +1,237 @@
+//! The push door against a hostile client, on the real binary: amounts,
+//! KPI scores and names bounded, owners limited to those the node knows,
+//! whole batches refused over a cap (and their retry booked, not taken for
+//! a duplicate), and no unauthenticated pushes on a listener that is not
+//! loopback. Every refusal is a 4xx naming the line; the books stay finite
+//! and restartable.
+
+mod common;
+
+use common::{Daemon, http_post, value};
+use std::path::Path;
+
+fn config(dir: &Path, listen: &str, push: &str) -> std::path::PathBuf {
+    let p = dir.join("roimon.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"[sampling]
+interval_secs = 0.2
+[gpu]
+source = "none"
+[host]
+power = "model"
+rapl_root = "{none}"
+[price]
+currency = "EUR"
+price_per_kwh = 0.30
+[server]
+listen = "{listen}"
+[state]
+dir = "{state}"
+checkpoint_interval_secs = 0.3
+[roi]
+benefit_weights = {{ precision = 1.0 }}
+[[value.kpis]]
+name = "coverage"
+value = 0.5
+team = "search"
+workload = "chat"
+[[budget]]
+team = "vision"
+monthly = 100.0
+[push]
+{push}
+"#,
+            none = dir.join("none").display(),
+            state = dir.join("state").display(),
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap()
+}
+
+fn post(d: &Daemon, body: &str) -> (u16, serde_json::Value) {
+    let (st, text) = http_post(&d.addr, "/api/v2/write", &[], body.as_bytes());
+    let j = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    (st, j)
+}
+
+#[test]
+fn hostile_pushes_are_refused_whole_and_the_books_stay_finite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "127.0.0.1:0", "max_amount = 1000000.0");
+    let d = Daemon::start(&cfg, &[]);
+    let t = now_ns();
+
+    let refused = |body: String, line: u64, says: &str| {
+        let (st, j) = post(&d, &body);
+        assert_eq!(st, 400, "{body:.200}: {j}");
+        assert_eq!(j["line"], line, "{j}");
+        let msg = j["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(says), "{says:?} not in {msg:.300}");
+    };
+    let good = format!("roimon_value,team=search,workload=chat amount=2.5 {t}\n");
+    // Overflowing amounts, a u64 wrap and amounts over the cap.
+    refused(
+        format!("{good}roimon_value,team=search,workload=chat amount=1.7e308 {t}\n"),
+        2,
+        "push.max_amount",
+    );
+    refused(
+        format!("roimon_value,team=search,workload=chat amount=18446744073709551615u {t}\n"),
+        1,
+        "push.max_amount",
+    );
+    refused(
+        format!("roimon_value,team=search,workload=chat amount=1000000.5 {t}\n"),
+        1,
+        "push.max_amount",
+    );
+    // KPI scores outside [0, 1], and names the node does not know.
+    refused(
+        format!("roimon_kpi,team=search,workload=chat precision=5.0 {t}\n"),
+        1,
+        "between 0 and 1",
+    );
+    refused(
+        format!("{good}roimon_kpi,team=search,workload=chat precision=-3 {t}\n"),
+        2,
+        "between 0 and 1",
+    );
+    refused(
+        format!("roimon_kpi,team=search,workload=chat vibes=0.5 {t}\n"),
+        1,
+        "push.allow_new_kpis",
+    );
+    // Long and control-character names.
+    let long = "a".repeat(700);
+    refused(
+        format!("roimon_value,team={long},workload=chat amount=1 {t}\n"),
+        1,
+        "128-byte",
+    );
+    refused(
+        format!("roimon_value,team=se\u{1}arch,workload=chat amount=1 {t}\n"),
+        1,
+        "control character",
+    );
+    // A typo is not a new team, and a missing workload is not a guess.
+    refused(
+        format!("{good}roimon_value,team=vison,workload=chat amount=1 {t}\n"),
+        2,
+        "`vison/chat`",
+    );
+    refused(
+        format!("roimon_value,team=search amount=1 {t}\n"),
+        1,
+        "no `workload` tag",
+    );
+    // Nothing of any refused batch was booked.
+    let m = d.metrics();
+    assert_eq!(common::sum(&m, "roimon_value_total"), 0.0, "{m:.2000}");
+    assert_eq!(
+        value(&m, "roimon_push_rejected_total{reason=\"unknown_owner\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&m, "roimon_push_rejected_total{reason=\"bad_request\"}"),
+        Some(8.0)
+    );
+
+    // Known owners: gpu owners, kpis, a whole-team budget.
+    let ok = format!(
+        "{good}roimon_value,team=vision,workload=anything amount=1 {t}\nroimon_kpi,team=search,workload=chat precision=0.75,coverage=1 {t}\n"
+    );
+    assert_eq!(post(&d, &ok).0, 204);
+    let m = d.wait_metrics("pushed value", |m| {
+        (common::sum(m, "roimon_value_total") - 3.5).abs() < 1e-9
+    });
+    assert!(!m.contains("NaN") && !m.contains("+Inf"), "{m:.3000}");
+
+    // After a restart the books load (nothing non-finite was written).
+    let (st, log) = d.stop("TERM");
+    assert!(st.success(), "{log:?}");
+    let d = Daemon::start(&cfg, &[]);
+    let m = d.wait_metrics("value after restart", |m| {
+        (common::sum(m, "roimon_value_total") - 3.5).abs() < 1e-9
+    });
+    assert!(!m.contains("NaN"));
+}
+
+#[test]
+fn over_the_owner_cap_nothing_is_booked_and_the_retry_is_not_a_duplicate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "127.0.0.1:0", "allow_unknown_owners = true");
+    let d = Daemon::start(&cfg, &[]);
+    let t = now_ns();
+    let batch = |n: usize, from: usize| -> String {
+        (from..from + n)
+            .map(|i| format!("roimon_value,team=t{i},workload=w amount=1 {t}\n"))
+            .collect()
+    };
+    let (st, j) = post(&d, &batch(1003, 0));
+    assert_eq!(st, 400, "{j}");
+    assert!(
+        j["message"].as_str().unwrap().contains("1000"),
+        "names the cap: {j}"
+    );
+    let m = d.metrics();
+    assert_eq!(common::sum(&m, "roimon_value_total"), 0.0);
+    assert_eq!(
+        value(&m, "roimon_push_rejected_total{reason=\"over_cap\"}"),
+        Some(1.0)
+    );
+    // The first 1,000 alone are booked, not answered as duplicates.
+    assert_eq!(post(&d, &batch(1000, 0)).0, 204);
+    let m = d.wait_metrics("1000 owners booked", |m| {
+        value(m, "roimon_push_points_total{result=\"accepted\"}") == Some(1000.0)
+    });
+    assert_eq!(
+        value(&m, "roimon_push_points_total{result=\"duplicate\"}"),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn a_listener_beyond_loopback_refuses_unauthenticated_pushes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "0.0.0.0:0", "");
+    let d = Daemon::start(&cfg, &[]);
+    let port = d.addr.rsplit(':').next().unwrap().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let body = format!(
+        "roimon_value,team=search,workload=chat amount=1 {}\n",
+        now_ns()
+    );
+    let (st, text) = http_post(&addr, "/api/v2/write", &[], body.as_bytes());
+    assert_eq!(st, 403, "{text}");
+    assert!(text.contains("push.token_env"), "{text}");
+    assert!(text.contains("push.allow_unauthenticated"), "{text}");
+    let (_, m) = common::http_get(&addr, "/metrics");
+    assert_eq!(
+        value(&m, "roimon_push_rejected_total{reason=\"forbidden\"}"),
+        Some(1.0)
+    );
+    drop(d);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "0.0.0.0:0", "allow_unauthenticated = true");
+    let d = Daemon::start(&cfg, &[]);
+    let port = d.addr.rsplit(':').next().unwrap().to_string();
+    let (st, text) = http_post(
+        &format!("127.0.0.1:{port}"),
+        "/api/v2/write",
+        &[],
+        body.as_bytes(),
+    );
+    assert_eq!(st, 204, "{text}");
+}
