@@ -519,7 +519,7 @@ mod tests {
         assert!(!same(b"", b"x"));
     }
 
-    fn engine() -> roimon_core::Engine {
+    pub(super) fn engine() -> roimon_core::Engine {
         roimon_core::Engine::new(
             roimon_core::EngineConfig {
                 currency: "EUR".into(),
@@ -633,5 +633,109 @@ mod tests {
         );
         assert_eq!(apply(&mut e, &mut dedup, parse(&update), NOW), Ok((1, 0)));
         assert_eq!(e.scores().get("k0"), Some(&0.25));
+    }
+}
+
+#[cfg(test)]
+mod props {
+    //! Random batches through the whole door (parse, check, dedup, book):
+    //! value booked = Σ amounts of the batches answered as booked, never a
+    //! non-finite figure, and a batch is answered as booked exactly when
+    //! its points were booked.
+    use super::*;
+    use proptest::prelude::*;
+
+    const NOW: i64 = 1_800_000_000_000_000_000;
+
+    fn rules() -> PushRules {
+        let mut r = PushRules::new("EUR");
+        let mut k = roimon_value::KnownOwners::default();
+        k.add("a", "x");
+        k.add("b", "y");
+        k.add("c", "*");
+        r.owners = Some(k);
+        r.kpi_names = Some(["precision".to_string()].into());
+        r
+    }
+
+    /// One line; `i` makes it unique (its timestamp).
+    fn line() -> impl Strategy<Value = (u8, f64, usize)> {
+        (
+            0u8..8,
+            prop_oneof![0.0f64..1e6, Just(1.7e308), Just(1e9), Just(2e9)],
+            0usize..3,
+        )
+    }
+
+    fn render((kind, amount, owner): (u8, f64, usize), i: i64) -> String {
+        let (team, wl) = [("a", "x"), ("b", "y"), ("c", "anything")][owner];
+        let t = NOW - i * 1_000;
+        match kind {
+            0..=3 => format!("roimon_value,team={team},workload={wl} amount={amount:e} {t}"),
+            4 => format!("roimon_value,team=zz,workload={wl} amount=1 {t}"),
+            5 => format!("roimon_kpi,team={team},workload={wl} precision=0.5 {t}"),
+            6 => format!("roimon_kpi,team={team},workload={wl} precision=1.5 {t}"),
+            _ => format!("roimon_value,team={team} amount=1 {t}"),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+        #[test]
+        fn value_booked_is_the_sum_of_what_was_acknowledged(
+            batches in prop::collection::vec((prop::collection::vec(line(), 1..6), any::<bool>()), 1..24)
+        ) {
+            let mut e = super::tests::engine();
+            let mut dedup = Dedup::new(100_000, 86_400_000_000_000);
+            let rules = rules();
+            let mut expected = 0.0f64;
+            let mut i = 0i64;
+            let mut sent: Vec<(String, bool)> = Vec::new();
+            for (lines, retry) in batches {
+                let (body, retry_of_booked) = if retry && !sent.is_empty() {
+                    let (b, booked) = sent[sent.len() - 1].clone();
+                    (b, Some(booked))
+                } else {
+                    let body: Vec<String> = lines.iter().map(|&l| { i += 1; render(l, i) }).collect();
+                    (body.join("\n"), None)
+                };
+                let before = e.counters().value_total.total();
+                let booked = match roimon_value::parse_batch(body.as_bytes(), Precision::Ns, NOW, &rules) {
+                    Err(_) => false,
+                    Ok(points) => {
+                        let amounts: f64 = points.iter().map(|p| match p.data {
+                            PointData::Value { amount } => amount,
+                            PointData::Kpi { .. } => 0.0,
+                        }).sum();
+                        match apply(&mut e, &mut dedup, points, NOW) {
+                            Ok((n, dups)) => {
+                                if retry_of_booked == Some(true) {
+                                    prop_assert_eq!(n, 0, "a retry of a booked batch books nothing");
+                                    prop_assert!(dups > 0);
+                                } else {
+                                    expected += amounts;
+                                }
+                                true
+                            }
+                            Err(_) => {
+                                prop_assert_eq!(e.counters().value_total.total(), before, "refused: nothing booked");
+                                false
+                            }
+                        }
+                    }
+                };
+                let total = e.counters().value_total.total();
+                prop_assert!(total.is_finite());
+                prop_assert!((total - expected).abs() <= 1e-9 * expected.max(1.0), "{} vs {}", total, expected);
+                let rows: f64 = e.counters().value.values().map(|r| r.value.total()).sum();
+                prop_assert!((rows - total).abs() <= 1e-9 * total.max(1.0));
+                if retry_of_booked.is_none() {
+                    sent.push((body, booked));
+                } else if booked {
+                    let last = sent.len() - 1;
+                    sent[last].1 = true;
+                }
+            }
+        }
     }
 }
