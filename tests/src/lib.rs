@@ -85,6 +85,14 @@ fn newest_source() -> std::time::SystemTime {
     newest
 }
 
+/// Now, in nanoseconds since the Unix epoch (line protocol time).
+pub fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
 /// A free loopback port (bound, then released for the child to take).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

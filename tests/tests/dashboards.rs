@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// A vLLM-like /metrics whose counters grow on every request.
 fn inference_server() -> String {
@@ -88,13 +88,6 @@ fn fill(expr: &str, vars: &[String]) -> String {
         }
     }
     e
-}
-
-fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 #[test]

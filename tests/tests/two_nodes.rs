@@ -6,7 +6,7 @@
 //! above it).
 
 use roimon_system_tests::*;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The same budgets on every node (the fleet rules take the max of the
 /// monthly figure across nodes and sum the spend).
@@ -24,13 +24,6 @@ monthly = 0.01
 fn push(node: &Node, line: &str) {
     let (status, body) = http(&node.addr, "POST", "/api/v2/write", &[], line.as_bytes());
     assert_eq!(status, 204, "push {line}: {body}");
-}
-
-fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 /// Every `record:` name in the rule files.
