@@ -5,7 +5,8 @@
 //! the sampler, which books them to the target's owners together with the
 //! target's counter state, so value and state are checkpointed as one. An
 //! unreachable or unreadable target is logged once per failure streak and
-//! counted; its value is not invented.
+//! counted; its value is not invented. Log lines never carry the target's
+//! token nor the query values of its URL.
 
 use crate::config::{ScrapeTarget, UnitPrices};
 use crate::price_feed::Update;
@@ -60,6 +61,10 @@ fn prices(p: &UnitPrices) -> Prices {
 /// target's counter state from the checkpoint (JSON), if any.
 pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
     let label = t.label();
+    // What the URL carries (query values, a password) is scrubbed from
+    // every error, and from the label where it is the URL's host part.
+    let scrub = roimon_http::url_secrets(&t.url);
+    let shown = roimon_http::redact(&label, &scrub);
     let kind = ServerKind::from_str(&t.kind).unwrap_or(ServerKind::Auto);
     let mut price = prices(&t.prices);
     price.per_model = t
@@ -85,7 +90,7 @@ pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
         Ok(Some(s)) => Auth::Bearer(s),
         Ok(None) => Auth::None,
         Err(e) => {
-            tracing::error!(target_name = %label, error = %e, "value target cannot start; its value is not measured");
+            tracing::error!(target_name = %shown, error = %e, "value target cannot start; its value is not measured");
             let _ = tx.send(Update::Target(label, false));
             return;
         }
@@ -99,11 +104,12 @@ pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
             max: Duration::from_secs(1),
         },
         auth,
+        scrub,
         ..ClientConfig::default()
     }) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(target_name = %label, error = %e, "value target cannot start; its value is not measured");
+            tracing::error!(target_name = %shown, error = %e, "value target cannot start; its value is not measured");
             let _ = tx.send(Update::Target(label, false));
             return;
         }
@@ -118,7 +124,7 @@ pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
         match outcome {
             Ok(deltas) => {
                 if failing {
-                    tracing::info!(target_name = %label, "value target answers again");
+                    tracing::info!(target_name = %shown, "value target answers again");
                     failing = false;
                 }
                 let money: f64 = deltas.iter().map(|(m, d)| price.value(m, d).0).sum();
@@ -144,7 +150,7 @@ pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
             }
             Err(e) => {
                 if !failing {
-                    tracing::warn!(target_name = %label, error = %e, "value target failed; its value is not counted until it answers (said once per failure streak)");
+                    tracing::warn!(target_name = %shown, error = %e, "value target failed; its value is not counted until it answers (said once per failure streak)");
                     failing = true;
                 }
                 let _ = tx.send(Update::Target(label.clone(), false));
@@ -155,7 +161,8 @@ pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
 }
 
 /// One scrape: fetch, read, and the deltas per model (empty on the
-/// baseline scrape).
+/// baseline scrape). The error's text is scrubbed by the client (the URL
+/// shown redacted).
 async fn scrape(
     client: &Client,
     url: &str,
@@ -174,7 +181,13 @@ async fn scrape(
     })
     .await
     .map_err(|e| format!("internal error reading the metrics: {e}"))?
-    .map_err(|e| format!("cannot read {url}'s metrics: {e}"))?;
+    .map_err(|e| {
+        format!(
+            "cannot read {}'s metrics: {}",
+            roimon_http::redact_url(url),
+            client.redact(&e.to_string())
+        )
+    })?;
     let update = st.observe(&scrape);
     Ok(update
         .deltas
