@@ -640,11 +640,8 @@ mod tests {
             headers[header::CONTENT_DISPOSITION],
             "attachment; filename=\"roimon-node-7-2026-12-01_2026-12-15.csv\""
         );
-        let (status, headers, body) = get(
-            &mut app,
-            "/api/v1/report?month=2026-12&by=team&format=json",
-        )
-        .await;
+        let (status, headers, body) =
+            get(&mut app, "/api/v1/report?month=2026-12&by=team&format=json").await;
         assert_eq!(status, StatusCode::OK);
         assert!(headers.get(header::CONTENT_DISPOSITION).is_none());
         let j: serde_json::Value = serde_json::from_str(&body).unwrap();

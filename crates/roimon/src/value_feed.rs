@@ -62,9 +62,14 @@ fn prices(p: &UnitPrices) -> Prices {
 pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
     let label = t.label();
     // What the URL carries (query values, a password) is scrubbed from
-    // every error, and from the label where it is the URL's host part.
+    // every error; logs name the target by the label of its redacted URL
+    // (the same as `label` but where that is the URL's host part).
     let scrub = roimon_http::url_secrets(&t.url);
-    let shown = roimon_http::redact(&label, &scrub);
+    let shown = ScrapeTarget {
+        url: roimon_http::redact_url(&t.url),
+        ..t.clone()
+    }
+    .label();
     let kind = ServerKind::from_str(&t.kind).unwrap_or(ServerKind::Auto);
     let mut price = prices(&t.prices);
     price.per_model = t
@@ -194,4 +199,64 @@ async fn scrape(
         .into_iter()
         .filter(|(_, d)| !d.is_zero())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+
+    /// A server answering each request with `status` and a body that echoes
+    /// the request line (query included) after `body`.
+    fn echo(status: &'static str, body: &'static str) -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut s in l.incoming().map_while(Result::ok) {
+                let mut line = String::new();
+                let _ = BufReader::new(&s).read_line(&mut line);
+                let text = format!("{body}{}", line.trim_end());
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+            }
+        });
+        url
+    }
+
+    async fn scrape_error(url: &str) -> String {
+        let client = Client::new(ClientConfig {
+            retry: RetryPolicy {
+                retries: 0,
+                initial: Duration::from_millis(10),
+                max: Duration::from_millis(10),
+            },
+            scrub: roimon_http::url_secrets(url),
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        scrape(&client, url, ServerKind::Auto, &mut TargetState::default())
+            .await
+            .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn a_scrape_error_never_carries_the_query_of_the_target_url() {
+        // An error status echoing the path.
+        let url = format!(
+            "{}/metrics?apikey=SECRETVALUE",
+            echo("404 Not Found", "no route ")
+        );
+        let e = scrape_error(&url).await;
+        assert!(e.contains("apikey=[REDACTED]"), "{e}");
+        assert!(!e.contains("SECRETVALUE"), "{e}");
+        // A body that is not metrics, echoing the path: the URL is named
+        // with its query redacted.
+        let url = format!("{}/metrics?apikey=SECRETVALUE", echo("200 OK", "{{{ "));
+        let e = scrape_error(&url).await;
+        assert!(e.contains("/metrics?apikey=REDACTED's metrics"), "{e}");
+        assert!(!e.contains("SECRETVALUE"), "{e}");
+    }
 }
