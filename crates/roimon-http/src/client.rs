@@ -101,6 +101,10 @@ pub struct ClientConfig {
     pub tls: TlsConfig,
     /// The credential sent with every request.
     pub auth: Auth,
+    /// More texts scrubbed, like the credential, from every error: what a
+    /// configured URL carries (see [`crate::url_secrets`]), which a server
+    /// may echo back.
+    pub scrub: Vec<Secret>,
     /// `User-Agent`.
     pub user_agent: String,
 }
@@ -118,6 +122,7 @@ impl Default for ClientConfig {
             },
             tls: TlsConfig::default(),
             auth: Auth::None,
+            scrub: Vec::new(),
             user_agent: concat!("roimon/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
@@ -291,9 +296,10 @@ impl Client {
         &self.cfg
     }
 
-    /// `s` with the client's secret redacted (see [`crate::redact`]).
+    /// `s` with the client's secret and the texts of `scrub` redacted (see
+    /// [`crate::redact`]).
     pub fn redact(&self, s: &str) -> String {
-        redact(s, self.cfg.auth.secret())
+        redact(s, self.cfg.auth.secret().into_iter().chain(&self.cfg.scrub))
     }
 
     /// Send with the default retry logic (429 and 5xx are retried).

@@ -29,4 +29,4 @@ pub use error::{ConnectCause, Error};
 pub use retry::{
     Decision, DefaultRetryLogic, Jitter, MAX_HINT, RetryLogic, RetryPolicy, retry_after, spread,
 };
-pub use secret::{Secret, redact, url_encode};
+pub use secret::{Secret, redact, redact_url, url_encode, url_secrets};

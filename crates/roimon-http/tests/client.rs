@@ -61,6 +61,39 @@ async fn a_failed_status_is_kept_with_a_redacted_excerpt() {
 }
 
 #[tokio::test]
+async fn the_query_values_of_a_configured_url_never_reach_an_error() {
+    // A server that echoes the path, query included, in a 500 (retried,
+    // then given up) and in a 400.
+    let m = Mock::start(vec![Step::Echo(500, 0), Step::Echo(400, 0)]);
+    let url = format!("{}/prices?apikey=SECRETVALUE&format=json", m.url);
+    let c = Client::new(ClientConfig {
+        retry: RetryPolicy {
+            retries: 1,
+            initial: Duration::from_millis(10),
+            max: Duration::from_secs(1),
+        },
+        scrub: roimon_http::url_secrets(&url),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let e = c.send(&Request::get(url.clone())).await.unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    assert!(
+        m.seen.lock().unwrap()[0]
+            .line
+            .contains("apikey=SECRETVALUE")
+    );
+    let text = e.to_string();
+    assert!(text.contains("apikey=[REDACTED]"), "{text}");
+    assert!(!text.contains("SECRETVALUE"), "{text}");
+    // Without it, the echo is the caller's to scrub: the excerpt is the
+    // server's text.
+    let plain = client(0, Auth::None);
+    let e = plain.send(&Request::get(url)).await.unwrap_err();
+    assert!(e.to_string().contains("SECRETVALUE"), "{e}");
+}
+
+#[tokio::test]
 async fn headers_and_bytes_come_back() {
     let m = Mock::start(vec![Step::Headers(
         200,

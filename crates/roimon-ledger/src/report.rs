@@ -2,6 +2,8 @@
 //! node, cost component and calendar period (days and months in a
 //! configured time zone), with a totals row, as a table, CSV or JSON in
 //! the columns of the outside contract. Also the time arguments' syntax.
+//! CSV text cells are neutralised against formula injection (OWASP) so a
+//! spreadsheet never runs a team or workload name; numbers stay as written.
 
 use crate::figures::{self, Figures, N};
 use crate::store::{Error, Ledger, Result};
@@ -162,6 +164,8 @@ pub struct Report {
     pub totals: Out,
     /// Summed ledger rows read (one per hour and grouping value).
     pub ledger_rows: u64,
+    /// The ledger's node name (of its latest row; empty for an empty ledger).
+    pub node: String,
 }
 
 /// The output figures of ledger figures.
@@ -418,6 +422,14 @@ impl Ledger {
                 .flatten()
                 .unwrap_or_default(),
         };
+        let node = self
+            .connection()
+            .query_row(
+                "SELECT node FROM ledger ORDER BY hour_start DESC, id DESC LIMIT 1",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .unwrap_or_default();
         let comp_at = q.by.iter().position(|d| *d == Dim::Component);
         let mut out_rows = Vec::with_capacity(groups.len());
         for ((ps, pe, dims), f) in groups {
@@ -449,16 +461,41 @@ impl Ledger {
             rows: out_rows,
             totals: out_of(&totals),
             ledger_rows: n,
+            node,
         })
     }
 }
 
-fn csv_field(s: &str) -> String {
+/// A CSV text cell: one that a spreadsheet would read as a formula (it
+/// begins with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a
+/// leading `'`, as OWASP recommends against CSV injection; then a cell
+/// holding a comma, quote, CR or LF is quoted with its quotes doubled
+/// (RFC 4180). Only for text: numbers the report writes go out as they are.
+pub fn csv_text(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        s
     }
+}
+
+/// `s` fit for a file name: every character but `A-Z a-z 0-9 . _ -`
+/// replaced by `_` (also what an HTTP header may carry quoted).
+pub fn file_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn num(v: f64) -> String {
@@ -477,16 +514,58 @@ impl Report {
         h
     }
 
-    /// CSV: header, rows, then `TOTAL`.
+    /// The report's period as a file name part: `2026-12` for a whole
+    /// month of the report's zone, `2026-12-01_2026-12-15` for whole days
+    /// (the end exclusive, as `--to`), else both instants as printed, each
+    /// made [`file_safe`] (`2026-12-01T06_00_00Z_2026-12-01T18_00_00Z`).
+    pub fn period_name(&self) -> String {
+        let (from, to, tz) = (self.query.from, self.query.to, self.query.tz);
+        let local_from = from.with_timezone(&tz);
+        if month_bounds(from, tz) == (from, to) {
+            return local_from.format("%Y-%m").to_string();
+        }
+        let midnight = |t: DateTime<Utc>| day_bounds(t, tz).0 == t;
+        if midnight(from) && midnight(to) {
+            let local_to = to.with_timezone(&tz);
+            return format!(
+                "{}_{}",
+                local_from.format("%Y-%m-%d"),
+                local_to.format("%Y-%m-%d")
+            );
+        }
+        format!(
+            "{}_{}",
+            file_safe(&show(from, tz)),
+            file_safe(&show(to, tz))
+        )
+    }
+
+    /// The file name a CSV download of this report gets:
+    /// `roimon-<node>-<period>.csv`, only `A-Z a-z 0-9 . _ -` in it (a node
+    /// name of the empty ledger is `unknown`).
+    pub fn file_name(&self) -> String {
+        let node = if self.node.is_empty() {
+            "unknown"
+        } else {
+            &self.node
+        };
+        format!(
+            "roimon-{}-{}.csv",
+            file_safe(node),
+            file_safe(&self.period_name())
+        )
+    }
+
+    /// CSV: header, rows, then `TOTAL`. Text cells go through [`csv_text`].
     pub fn to_csv(&self) -> String {
         let tz = self.query.tz;
         let mut s = self.header().join(",");
         s.push('\n');
         let mut line = |start: String, end: String, dims: &[String], out: &Out| {
-            let mut cells = vec![start, end];
-            cells.extend(dims.iter().map(|d| csv_field(d)));
+            let mut cells = vec![csv_text(&start), csv_text(&end)];
+            cells.extend(dims.iter().map(|d| csv_text(d)));
             cells.extend(out.iter().map(|v| num(*v)));
-            cells.push(csv_field(&self.currency));
+            cells.push(csv_text(&self.currency));
             s.push_str(&cells.join(","));
             s.push('\n');
         };
@@ -634,5 +713,123 @@ impl Report {
             }
             Format::Table => self.to_table(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(by: Vec<Dim>, from: &str, to: &str, tz: Tz, rows: Vec<(Vec<&str>, Out)>) -> Report {
+        let t = |s: &str| parse_time(s, tz).unwrap();
+        let (from, to) = (t(from), t(to));
+        let rows: Vec<Row> = rows
+            .into_iter()
+            .map(|(dims, out)| Row {
+                period_start: from,
+                period_end: to,
+                dims: dims.into_iter().map(String::from).collect(),
+                out,
+            })
+            .collect();
+        let mut totals = [0.0; 12];
+        for r in &rows {
+            for (t, v) in totals.iter_mut().zip(r.out) {
+                *t += v;
+            }
+        }
+        Report {
+            query: Query {
+                from,
+                to,
+                by,
+                tz,
+                team: None,
+            },
+            currency: "EUR".into(),
+            rows,
+            totals,
+            ledger_rows: 1,
+            node: "node-7".into(),
+        }
+    }
+
+    #[test]
+    fn text_cells_that_a_spreadsheet_would_run_are_neutralised() {
+        for (cell, want) in [
+            ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"),
+            ("+1+1", "'+1+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            // Neutralised, then quoted: it holds a CR.
+            ("\rx", "\"'\rx\""),
+            // Quoted after neutralising, quotes doubled.
+            (
+                "=HYPERLINK(\"http://x\",\"a\")",
+                "\"'=HYPERLINK(\"\"http://x\"\",\"\"a\"\")\"",
+            ),
+            ("a,b", "\"a,b\""),
+            ("say \"hi\"", "\"say \"\"hi\"\"\""),
+            ("two\nlines", "\"two\nlines\""),
+            ("search", "search"),
+            ("team-a", "team-a"),
+            ("", ""),
+        ] {
+            assert_eq!(csv_text(cell), want, "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn csv_neutralises_text_and_leaves_negative_numbers_alone() {
+        let mut credit = [0.0; 12];
+        credit[8] = -0.0123;
+        credit[10] = -1.5;
+        let mut plain = [0.0; 12];
+        plain[7] = 2.25;
+        let r = report(
+            vec![Dim::Team, Dim::Workload],
+            "2026-12",
+            "2027-01",
+            chrono_tz::UTC,
+            vec![(vec!["=1+2", "-w"], credit), (vec!["@team", "a,b"], plain)],
+        );
+        let csv = r.to_csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[1],
+            "2026-12-01T00:00:00Z,2027-01-01T00:00:00Z,'=1+2,'-w,0,0,0,0,0,0,0,0,-0.0123,0,-1.5,0,EUR"
+        );
+        assert_eq!(
+            lines[2],
+            "2026-12-01T00:00:00Z,2027-01-01T00:00:00Z,'@team,\"a,b\",0,0,0,0,0,0,0,2.25,0,0,0,0,EUR"
+        );
+        assert_eq!(lines[3], "TOTAL,,,,0,0,0,0,0,0,0,2.25,-0.0123,0,-1.5,0,EUR");
+    }
+
+    #[test]
+    fn the_file_name_names_node_and_period_in_safe_characters() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let month = report(vec![], "2026-12", "2027-01", berlin, vec![]);
+        assert_eq!(month.period_name(), "2026-12");
+        assert_eq!(month.file_name(), "roimon-node-7-2026-12.csv");
+        let days = report(vec![], "2026-12-01", "2026-12-15", berlin, vec![]);
+        assert_eq!(days.file_name(), "roimon-node-7-2026-12-01_2026-12-15.csv");
+        let span = report(
+            vec![],
+            "2026-12-01T06:00:00Z",
+            "2026-12-01T18:30:00Z",
+            berlin,
+            vec![],
+        );
+        assert_eq!(
+            span.file_name(),
+            "roimon-node-7-2026-12-01T07_00_00_01_00_2026-12-01T19_30_00_01_00.csv"
+        );
+        let mut odd = month.clone();
+        odd.node = "gpu \"7\"\r\n/../x;é".into();
+        assert_eq!(odd.file_name(), "roimon-gpu__7____.._x__-2026-12.csv");
+        odd.node.clear();
+        assert_eq!(odd.file_name(), "roimon-unknown-2026-12.csv");
     }
 }

@@ -7,7 +7,7 @@
 use crate::config::{CarbonCfg, CarbonSource};
 use crate::price_feed::{
     FetchError, Store, Update, absorb_kept, base_url, blocking, bound_fetched, get_text,
-    http_client, isolated, kept_range, redact_error,
+    http_client, isolated, kept_range, redact_error, secrets,
 };
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use roimon_core::{Carbon, PricePerKwh, Tariff};
@@ -41,7 +41,8 @@ pub fn engine_carbon(cfg: &CarbonCfg, s: Option<&Schedule>, at: Option<DateTime<
 #[derive(Debug)]
 pub struct CarbonFetcher {
     http: Client,
-    token: Option<Secret>,
+    /// The token and the query values of `base_url`, scrubbed from errors.
+    scrub: Vec<Secret>,
     cfg: CarbonCfg,
 }
 
@@ -59,23 +60,29 @@ impl CarbonFetcher {
             initial: Duration::from_secs_f64(cfg.retry_initial_secs),
             max: Duration::from_secs_f64(cfg.retry_max_secs),
         };
-        let auth = token.clone().map_or(Auth::None, |value| Auth::Header {
+        let scrub = secrets(token.as_ref(), cfg.base_url.as_deref());
+        let auth = token.map_or(Auth::None, |value| Auth::Header {
             name: "auth-token".into(),
             value,
         });
         Ok(Self {
-            http: http_client(Duration::from_secs_f64(cfg.timeout_secs), retry, auth)?,
-            token,
+            http: http_client(
+                Duration::from_secs_f64(cfg.timeout_secs),
+                retry,
+                auth,
+                scrub.clone(),
+            )?,
+            scrub,
             cfg: cfg.clone(),
         })
     }
 
     /// Fetch recent and current intensity around `now`; error texts are
-    /// scrubbed of the token.
+    /// scrubbed of the token and of `base_url`'s query values.
     pub async fn fetch(&self, now: DateTime<Utc>) -> Result<Schedule, FetchError> {
         self.fetch_raw(now)
             .await
-            .map_err(|e| redact_error(self.token.as_ref(), e))
+            .map_err(|e| redact_error(&self.scrub, e))
     }
 
     async fn fetch_raw(&self, now: DateTime<Utc>) -> Result<Schedule, FetchError> {

@@ -199,7 +199,9 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
 
 /// `GET /api/v1/report?from=&to=&month=&by=&team=&format=csv|json|table`:
 /// the same report as `roimon report`, read from the ledger off the async
-/// thread (JSON by default).
+/// thread (JSON by default). CSV comes as a download,
+/// `roimon-<node>-<period>.csv`, its text cells neutralised against
+/// formula injection.
 async fn report(
     State(st): State<Arc<AppState>>,
     axum::extract::Query(p): axum::extract::Query<std::collections::HashMap<String, String>>,
@@ -236,7 +238,15 @@ async fn report(
                 roimon_ledger::Format::Json => "application/json",
                 roimon_ledger::Format::Table => "text/plain; charset=utf-8",
             };
-            ([(header::CONTENT_TYPE, ct)], r.render(format)).into_response()
+            let mut resp = ([(header::CONTENT_TYPE, ct)], r.render(format)).into_response();
+            if format == roimon_ledger::Format::Csv {
+                // The name holds only [A-Za-z0-9._-]: always a valid header.
+                let disposition = format!("attachment; filename=\"{}\"", r.file_name());
+                if let Ok(v) = header::HeaderValue::from_str(&disposition) {
+                    resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+                }
+            }
+            resp
         }
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "report failed\n").into_response(),
@@ -538,4 +548,104 @@ async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
         esc(&s.price.currency),
         rows
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// A ledger with rows finance must open safely: owner names that a
+    /// spreadsheet would run, a negative credit and a negative cost.
+    fn ledger(dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join(roimon_ledger::FILE);
+        let l = roimon_ledger::Ledger::open(&path).unwrap();
+        let hour = chrono::DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z")
+            .unwrap()
+            .timestamp();
+        l.connection()
+            .execute_batch(&format!(
+                "INSERT INTO ledger (hour_start, node, gpu_uuid, team, workload, kind, closed, \
+                 currency, price_source, written_at, cost_energy, credit) VALUES \
+                 ({hour}, 'node-7', 'GPU-1', '=HYPERLINK(\"http://x\",\"y\")', '-w', 'hour', 1, 'EUR', 'static', 'now', 1.5, -0.0123), \
+                 ({hour}, 'node-7', 'GPU-2', '@t', 'plain', 'hour', 1, 'EUR', 'static', 'now', -0.25, 0.0);"
+            ))
+            .unwrap();
+        path
+    }
+
+    async fn get(app: &mut Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+        let req = axum::http::Request::get(uri)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = tower_service::Service::call(app, req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_csv_report_is_a_named_download_with_neutralised_text_and_exact_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = ledger(dir.path());
+        let cfg = crate::config::Config::builtin();
+        let engine = roimon_core::Engine::new(cfg.engine_config(), None);
+        let st = Arc::new(AppState::new(
+            engine.snapshot(),
+            "0",
+            std::time::Duration::from_secs(60),
+        ));
+        st.set_report(ReportSource {
+            path,
+            tz: chrono_tz::UTC,
+        });
+        let mut app = router(st);
+        let (status, headers, body) = get(
+            &mut app,
+            "/api/v1/report?month=2026-12&by=team,workload&format=csv",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+        assert_eq!(
+            headers[header::CONTENT_DISPOSITION],
+            "attachment; filename=\"roimon-node-7-2026-12.csv\""
+        );
+        let lines: Vec<&str> = body.lines().collect();
+        assert_eq!(lines.len(), 4, "{body}");
+        // Rows sort by team: `=…` before `@…`.
+        assert_eq!(
+            lines[1],
+            "2026-12-01T00:00:00Z,2027-01-01T00:00:00Z,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",'-w,0,0,1.5,0,0,0,0,1.5,-0.0123,0,0,0,EUR",
+            "{body}"
+        );
+        assert_eq!(
+            lines[2],
+            "2026-12-01T00:00:00Z,2027-01-01T00:00:00Z,'@t,plain,0,0,-0.25,0,0,0,0,-0.25,0,0,0,0,EUR",
+            "{body}"
+        );
+        assert_eq!(lines[3], "TOTAL,,,,0,0,1.25,0,0,0,0,1.25,-0.0123,0,0,0,EUR");
+        // A range names both ends; JSON is not a download and keeps the
+        // names as they are.
+        let (_, headers, _) = get(
+            &mut app,
+            "/api/v1/report?from=2026-12-01&to=2026-12-15&format=csv",
+        )
+        .await;
+        assert_eq!(
+            headers[header::CONTENT_DISPOSITION],
+            "attachment; filename=\"roimon-node-7-2026-12-01_2026-12-15.csv\""
+        );
+        let (status, headers, body) =
+            get(&mut app, "/api/v1/report?month=2026-12&by=team&format=json").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers.get(header::CONTENT_DISPOSITION).is_none());
+        let j: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(j["rows"][0]["team"], "=HYPERLINK(\"http://x\",\"y\")");
+        assert_eq!(j["rows"][0]["credit"], -0.0123);
+    }
 }

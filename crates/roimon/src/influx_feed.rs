@@ -351,6 +351,8 @@ pub fn start(cfg: &InfluxDb, state_dir: &Path, app: Arc<AppState>) -> anyhow::Re
         timeout: Duration::from_secs_f64(cfg.timeout_secs),
         retry: RETRY,
         auth: token.map_or(Auth::None, Auth::Token),
+        // influxdb.url has no query; a password in its user info is scrubbed.
+        scrub: roimon_http::url_secrets(&cfg.url),
         ..ClientConfig::default()
     })
     .map_err(|e| anyhow::anyhow!("influxdb: {e}"))?;
@@ -385,7 +387,7 @@ pub fn start(cfg: &InfluxDb, state_dir: &Path, app: Arc<AppState>) -> anyhow::Re
         node: node_name(cfg),
         interval: Duration::from_secs_f64(cfg.interval_secs),
     };
-    tracing::info!(url = %cfg.url, org = %cfg.org, bucket = %cfg.bucket, buffer = %dir.display(), "influxdb stream on");
+    tracing::info!(url = %roimon_http::redact_url(&cfg.url), org = %cfg.org, bucket = %cfg.bucket, buffer = %dir.display(), "influxdb stream on");
     std::thread::Builder::new()
         .name("roimon-influx".into())
         .spawn(move || {

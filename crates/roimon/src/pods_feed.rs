@@ -2,11 +2,12 @@
 //! kubelet's `/pods`, or the API server filtered by node) through the shared
 //! HTTP client, so attribution rules can match pod labels without a
 //! Kubernetes client. A failure keeps the last list, is logged once per
-//! streak and counted (`collector="pods"`).
+//! streak and counted (`collector="pods"`); its text never carries the
+//! token nor a query value of `pods_url`.
 
 use crate::attribution::parse_pod_list;
 use crate::config::Attribution;
-use crate::price_feed::{FetchError, Update, blocking, get_text, redact_error};
+use crate::price_feed::{FetchError, Update, blocking, get_text, redact_error, secrets};
 use roimon_http::{Client, ClientConfig, Request, RetryPolicy, Secret, TlsConfig};
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
@@ -28,13 +29,15 @@ fn client(cfg: &Attribution) -> Result<Client, FetchError> {
             ca_file: cfg.pods_ca_file.clone(),
             ..TlsConfig::default()
         },
+        scrub: secrets(None, cfg.pods_url.as_deref()),
         ..ClientConfig::default()
     })
     .map_err(|e| FetchError::Local(e.to_string()))
 }
 
 /// One fetch: the token is read afresh (projected service account tokens
-/// rotate), and scrubbed from any error text.
+/// rotate), and scrubbed, with the query values of `url`, from any error
+/// text.
 async fn fetch(
     http: &Client,
     url: &str,
@@ -56,7 +59,7 @@ async fn fetch(
         blocking(move || parse_pod_list(&text).map_err(FetchError::Rejected)).await
     }
     .await;
-    result.map_err(|e| redact_error(token.as_ref(), e))
+    result.map_err(|e| redact_error(&secrets(token.as_ref(), [url]), e))
 }
 
 /// Fetch the pod list every `pods_refresh_secs` for ever, sending each one

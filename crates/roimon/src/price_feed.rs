@@ -3,7 +3,8 @@
 //! `Retry-After`), normalise with `roimon-price`, keep the schedule in the
 //! state dir so a restart without network still prices, and hand each new
 //! schedule to the sampler. Secrets come from `token_env`/`token_file` and
-//! never reach a log line.
+//! never reach a log line, nor do the query values of a configured URL
+//! (an `apikey=` in a `json` URL), also when a server echoes them.
 
 use crate::config::{FallbackPolicy, Price, PriceSource};
 use chrono::{DateTime, Datelike, Duration as TimeDelta, NaiveDate, TimeZone, Utc};
@@ -81,17 +82,20 @@ impl From<roimon_http::Error> for FetchError {
     }
 }
 
-/// A client for one feed: this per-request timeout, retry policy and
-/// credential; the defaults of `roimon-http` for the rest.
+/// A client for one feed: this per-request timeout, retry policy,
+/// credential and texts scrubbed from its errors (see [`secrets`]); the
+/// defaults of `roimon-http` for the rest.
 pub fn http_client(
     timeout: Duration,
     retry: RetryPolicy,
     auth: Auth,
+    scrub: Vec<Secret>,
 ) -> Result<Client, FetchError> {
     Client::new(ClientConfig {
         timeout,
         retry,
         auth,
+        scrub,
         ..ClientConfig::default()
     })
     .map_err(|e| FetchError::Local(e.to_string()))
@@ -104,9 +108,23 @@ pub async fn get_text(http: &Client, req: &Request) -> Result<String, FetchError
         .map_err(|_| FetchError::Rejected("response body is not UTF-8".into()))
 }
 
-/// Redact every text an error carries of `token` (see [`roimon_http::redact`]).
-pub fn redact_error(token: Option<&Secret>, e: FetchError) -> FetchError {
-    let r = |m: &str| roimon_http::redact(m, token);
+/// What a feed's errors are scrubbed of: its token, and what each
+/// configured URL carries (every query value, a password; see
+/// [`roimon_http::url_secrets`]).
+pub fn secrets<'a>(token: Option<&Secret>, urls: impl IntoIterator<Item = &'a str>) -> Vec<Secret> {
+    token
+        .cloned()
+        .into_iter()
+        .chain(urls.into_iter().flat_map(roimon_http::url_secrets))
+        .collect()
+}
+
+/// Redact every text an error carries of `secrets` (see [`roimon_http::redact`]).
+pub fn redact_error<'a>(
+    secrets: impl IntoIterator<Item = &'a Secret> + Clone,
+    e: FetchError,
+) -> FetchError {
+    let r = |m: &str| roimon_http::redact(m, secrets.clone());
     match e {
         FetchError::NoData(m) => FetchError::NoData(r(&m)),
         FetchError::Rejected(m) => FetchError::Rejected(r(&m)),
@@ -119,9 +137,10 @@ pub fn redact_error(token: Option<&Secret>, e: FetchError) -> FetchError {
 #[derive(Debug)]
 pub struct Fetcher {
     http: Client,
-    /// The token, also when it travels inside a URL the feed builds: every
-    /// error text is scrubbed of it.
-    token: Option<Secret>,
+    /// The token (also when it travels inside a URL the feed builds) and
+    /// the query values of the configured URLs: every error text is
+    /// scrubbed of them.
+    scrub: Vec<Secret>,
     cfg: Price,
 }
 
@@ -144,9 +163,20 @@ impl Fetcher {
             initial: retry_initial,
             max: Duration::from_secs_f64(cfg.retry_max_secs),
         };
+        let scrub = secrets(
+            token.as_ref(),
+            [cfg.url.as_deref(), cfg.base_url.as_deref()]
+                .into_iter()
+                .flatten(),
+        );
         Ok(Self {
-            http: http_client(Duration::from_secs_f64(cfg.timeout_secs), retry, auth)?,
-            token,
+            http: http_client(
+                Duration::from_secs_f64(cfg.timeout_secs),
+                retry,
+                auth,
+                scrub.clone(),
+            )?,
+            scrub,
             cfg: cfg.clone(),
         })
     }
@@ -157,7 +187,8 @@ impl Fetcher {
 
     /// Fetch and normalise the prices for `[from, to)` (sources that publish
     /// fixed windows, like Tibber, return theirs). Every error text is
-    /// scrubbed of the token; parsing runs off the async thread.
+    /// scrubbed of the token and the configured URLs' query values; parsing
+    /// runs off the async thread.
     pub async fn fetch(
         &self,
         from: DateTime<Utc>,
@@ -173,7 +204,7 @@ impl Fetcher {
             blocking(move || normalise(parsed, &cur, &adj, bound).map_err(FetchError::from)).await
         }
         .await;
-        res.map_err(|e| redact_error(self.token.as_ref(), e))
+        res.map_err(|e| redact_error(&self.scrub, e))
     }
 
     async fn get(&self, url: String) -> Result<String, FetchError> {
@@ -257,7 +288,7 @@ impl Fetcher {
                         Ok(b) => b,
                         // Pages are newest first: keep what was read.
                         Err(e) if all.is_some() => {
-                            tracing::warn!(page, error = %roimon_http::redact(&e.to_string(), self.token.as_ref()), "Octopus: a later page failed; using the pages read");
+                            tracing::warn!(page, error = %roimon_http::redact(&e.to_string(), &self.scrub), "Octopus: a later page failed; using the pages read");
                             break;
                         }
                         Err(e) => return Err(e),

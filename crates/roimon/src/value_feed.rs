@@ -5,7 +5,8 @@
 //! the sampler, which books them to the target's owners together with the
 //! target's counter state, so value and state are checkpointed as one. An
 //! unreachable or unreadable target is logged once per failure streak and
-//! counted; its value is not invented.
+//! counted; its value is not invented. Log lines never carry the target's
+//! token nor the query values of its URL.
 
 use crate::config::{ScrapeTarget, UnitPrices};
 use crate::price_feed::Update;
@@ -60,6 +61,15 @@ fn prices(p: &UnitPrices) -> Prices {
 /// target's counter state from the checkpoint (JSON), if any.
 pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
     let label = t.label();
+    // What the URL carries (query values, a password) is scrubbed from
+    // every error; logs name the target by the label of its redacted URL
+    // (the same as `label` but where that is the URL's host part).
+    let scrub = roimon_http::url_secrets(&t.url);
+    let shown = ScrapeTarget {
+        url: roimon_http::redact_url(&t.url),
+        ..t.clone()
+    }
+    .label();
     let kind = ServerKind::from_str(&t.kind).unwrap_or(ServerKind::Auto);
     let mut price = prices(&t.prices);
     price.per_model = t
@@ -85,7 +95,7 @@ pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
         Ok(Some(s)) => Auth::Bearer(s),
         Ok(None) => Auth::None,
         Err(e) => {
-            tracing::error!(target_name = %label, error = %e, "value target cannot start; its value is not measured");
+            tracing::error!(target_name = %shown, error = %e, "value target cannot start; its value is not measured");
             let _ = tx.send(Update::Target(label, false));
             return;
         }
@@ -99,11 +109,12 @@ pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
             max: Duration::from_secs(1),
         },
         auth,
+        scrub,
         ..ClientConfig::default()
     }) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(target_name = %label, error = %e, "value target cannot start; its value is not measured");
+            tracing::error!(target_name = %shown, error = %e, "value target cannot start; its value is not measured");
             let _ = tx.send(Update::Target(label, false));
             return;
         }
@@ -118,7 +129,7 @@ pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
         match outcome {
             Ok(deltas) => {
                 if failing {
-                    tracing::info!(target_name = %label, "value target answers again");
+                    tracing::info!(target_name = %shown, "value target answers again");
                     failing = false;
                 }
                 let money: f64 = deltas.iter().map(|(m, d)| price.value(m, d).0).sum();
@@ -144,7 +155,7 @@ pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
             }
             Err(e) => {
                 if !failing {
-                    tracing::warn!(target_name = %label, error = %e, "value target failed; its value is not counted until it answers (said once per failure streak)");
+                    tracing::warn!(target_name = %shown, error = %e, "value target failed; its value is not counted until it answers (said once per failure streak)");
                     failing = true;
                 }
                 let _ = tx.send(Update::Target(label.clone(), false));
@@ -155,7 +166,8 @@ pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
 }
 
 /// One scrape: fetch, read, and the deltas per model (empty on the
-/// baseline scrape).
+/// baseline scrape). The error's text is scrubbed by the client (the URL
+/// shown redacted).
 async fn scrape(
     client: &Client,
     url: &str,
@@ -174,11 +186,77 @@ async fn scrape(
     })
     .await
     .map_err(|e| format!("internal error reading the metrics: {e}"))?
-    .map_err(|e| format!("cannot read {url}'s metrics: {e}"))?;
+    .map_err(|e| {
+        format!(
+            "cannot read {}'s metrics: {}",
+            roimon_http::redact_url(url),
+            client.redact(&e.to_string())
+        )
+    })?;
     let update = st.observe(&scrape);
     Ok(update
         .deltas
         .into_iter()
         .filter(|(_, d)| !d.is_zero())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+
+    /// A server answering each request with `status` and a body that echoes
+    /// the request line (query included) after `body`.
+    fn echo(status: &'static str, body: &'static str) -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut s in l.incoming().map_while(Result::ok) {
+                let mut line = String::new();
+                let _ = BufReader::new(&s).read_line(&mut line);
+                let text = format!("{body}{}", line.trim_end());
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+            }
+        });
+        url
+    }
+
+    async fn scrape_error(url: &str) -> String {
+        let client = Client::new(ClientConfig {
+            retry: RetryPolicy {
+                retries: 0,
+                initial: Duration::from_millis(10),
+                max: Duration::from_millis(10),
+            },
+            scrub: roimon_http::url_secrets(url),
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        scrape(&client, url, ServerKind::Auto, &mut TargetState::default())
+            .await
+            .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn a_scrape_error_never_carries_the_query_of_the_target_url() {
+        // An error status echoing the path.
+        let url = format!(
+            "{}/metrics?apikey=SECRETVALUE",
+            echo("404 Not Found", "no route ")
+        );
+        let e = scrape_error(&url).await;
+        assert!(e.contains("apikey=[REDACTED]"), "{e}");
+        assert!(!e.contains("SECRETVALUE"), "{e}");
+        // A body that is not metrics, echoing the path: the URL is named
+        // with its query redacted.
+        let url = format!("{}/metrics?apikey=SECRETVALUE", echo("200 OK", "{{{ "));
+        let e = scrape_error(&url).await;
+        assert!(e.contains("/metrics?apikey=REDACTED's metrics"), "{e}");
+        assert!(!e.contains("SECRETVALUE"), "{e}");
+    }
 }

@@ -2,7 +2,8 @@
 //! other tests pin: `roimon prices` and the daemon run at `debug`, `trace`
 //! and with the HTTP stack's own targets (reqwest, hyper, rustls) at `trace`,
 //! against a server that echoes the token back and redirects to a URL that
-//! carries it.
+//! carries it. Likewise a key in the query of a configured URL (a `json`
+//! price URL's `?apikey=`), which a server echoes with the request path.
 
 mod common;
 
@@ -124,5 +125,50 @@ fn daemon_never_logs_the_token_at_debug_or_trace() {
         }
         assert!(log.contains("price fetch failed"), "{log}");
         assert_no_token(&format!("daemon, RUST_LOG={level}"), &log);
+    }
+}
+
+/// The key a `json` price URL carries in its query.
+const API_KEY: &str = "SECRETVALUE";
+
+#[test]
+fn daemon_never_logs_the_query_of_a_price_url_a_server_echoes() {
+    for level in ["info", LEVELS[1]] {
+        let tmp = tempfile::tempdir().unwrap();
+        // A 500 echoing the request line (retried: a debug line), then
+        // 404s echoing it, as a server that repeats the path it did not find.
+        let mock = Mock::start(vec![Step::Echo(500, 0), Step::Echo(404, 0)]);
+        let cfg = format!(
+            "[sampling]\ninterval_secs = 0.2\n[gpu]\nsource = \"none\"\n[host]\npower = \"model\"\n\
+             rapl_root = \"{}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[state]\ndir = \"{}\"\n\
+             [price]\nsource = \"json\"\ncurrency = \"EUR\"\nprice_per_kwh = 0.3\n\
+             url = \"{}/prices?apikey={API_KEY}&start={{start}}\"\ntimeout_secs = 1.0\nretries = 1\n\
+             retry_initial_secs = 0.05\n[price.mapping]\nstart = \"start\"\nprice = \"price\"\nunit = \"EUR/kWh\"\n",
+            tmp.path().join("no-rapl").display(),
+            tmp.path().join("state").display(),
+            mock.url
+        );
+        let config = tmp.path().join("roimon.toml");
+        std::fs::write(&config, cfg).unwrap();
+        let d = Daemon::start_env(&config, &[], &[("RUST_LOG", level)]);
+        d.wait_metrics("two failed price fetches", |m| {
+            value(m, PRICE_ERRORS).unwrap_or(0.0) >= 2.0
+        });
+        let (status, log) = d.stop("TERM");
+        assert_eq!(status.code(), Some(0));
+        let seen = mock.seen.lock().unwrap().clone();
+        assert!(
+            seen.iter()
+                .all(|s| s.line.contains(&format!("/prices?apikey={API_KEY}&start="))),
+            "every request carried the key: {seen:?}"
+        );
+        let log = log.join("\n");
+        // The failures were logged, with the echoed path, its query redacted.
+        assert!(log.contains("price fetch failed"), "{log}");
+        assert!(log.contains("/prices?apikey=[REDACTED]"), "{log}");
+        assert!(
+            !log.contains(API_KEY) && !log.to_ascii_lowercase().contains("secretvalue"),
+            "RUST_LOG={level}: the key reached the log:\n{log}"
+        );
     }
 }
