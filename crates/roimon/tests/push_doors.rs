@@ -3,7 +3,8 @@
 //! whole batches refused over a cap (and their retry booked, not taken for
 //! a duplicate), and no unauthenticated pushes on a listener that is not
 //! loopback. Every refusal is a 4xx naming the line; the books stay finite
-//! and restartable.
+//! and restartable. And the sampler behind the door: a tick late by more
+//! than two intervals (a stopped process) is logged once, with its gap.
 
 mod common;
 
@@ -234,4 +235,43 @@ fn a_listener_beyond_loopback_refuses_unauthenticated_pushes() {
         body.as_bytes(),
     );
     assert_eq!(st, 204, "{text}");
+}
+
+#[test]
+fn a_late_tick_is_logged_once_with_its_gap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "127.0.0.1:0", "");
+    let d = Daemon::start(&cfg, &[]);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let pid = d.child.id().to_string();
+    let sig = |s: &str| {
+        assert!(
+            std::process::Command::new("kill")
+                .args([s, &pid])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    sig("-STOP");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    sig("-CONT");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let (_, log) = d.stop("TERM");
+    // Once for the stop (a busy test machine may add short streaks of its
+    // own, each logged once too).
+    let late: Vec<serde_json::Value> = log
+        .iter()
+        .filter(|l| l.contains("late by more than two intervals"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["late_secs"].as_f64().unwrap_or(0.0) >= 2.0)
+        .collect();
+    assert_eq!(late.len(), 1, "{log:#?}");
+    let v = &late[0];
+    let gap = v["fields"]["late_secs"].as_f64().unwrap();
+    assert!((2.0..10.0).contains(&gap), "{v}");
+    assert!(
+        v["fields"]["doing"].as_str().unwrap().contains("suspended"),
+        "{v}"
+    );
 }
