@@ -471,7 +471,10 @@ impl Counters {
                 &mut r.facility_energy_joules,
             );
             f(format!("{at}.gpu_energy_joules"), &mut r.gpu_energy_joules);
-            f(format!("{at}.host_energy_joules"), &mut r.host_energy_joules);
+            f(
+                format!("{at}.host_energy_joules"),
+                &mut r.host_energy_joules,
+            );
         }
         for (k, m) in &mut self.gpu_cost {
             for (c, a) in m {
@@ -570,6 +573,24 @@ impl Counters {
         }
     }
 
+    /// Every figure that cannot be true (non-finite, negative where a sum,
+    /// or absurd), named, in [`Counters::validate`]'s order.
+    pub fn bad_figures(&self) -> Vec<InvalidCounters> {
+        let mut out = Vec::new();
+        let mut probe = self.clone();
+        probe.each_accumulator(&mut |field, a| {
+            if let Some(problem) = Self::figure_problem(a.total()) {
+                out.push(InvalidCounters { field, problem });
+            }
+        });
+        probe.each_signed(&mut |field, v| {
+            if let Some(problem) = Self::signed_problem(*v) {
+                out.push(InvalidCounters { field, problem });
+            }
+        });
+        out
+    }
+
     /// Refuse counters that cannot be true: a non-finite, negative or absurd
     /// (beyond [`ABSURD`]) figure anywhere (every total, row, value row,
     /// priced seconds, KPI score and rolling window), rows that do not add
@@ -578,23 +599,7 @@ impl Counters {
     /// corrected while roimon was stopped, and the daemon goes on from now.
     /// `_now` is kept for callers that check against a moment.
     pub fn validate(&self, _now: DateTime<Utc>) -> Result<(), InvalidCounters> {
-        let mut first: Option<InvalidCounters> = None;
-        let mut probe = self.clone();
-        probe.each_accumulator(&mut |field, a| {
-            if first.is_none()
-                && let Some(problem) = Self::figure_problem(a.total())
-            {
-                first = Some(InvalidCounters { field, problem });
-            }
-        });
-        probe.each_signed(&mut |field, v| {
-            if first.is_none()
-                && let Some(problem) = Self::signed_problem(*v)
-            {
-                first = Some(InvalidCounters { field, problem });
-            }
-        });
-        if let Some(e) = first {
+        if let Some(e) = self.bad_figures().into_iter().next() {
             return Err(e);
         }
         // The rows are the node totals, split: a file where they disagree
@@ -728,7 +733,8 @@ impl Counters {
                 w.baseline_roi = None;
             }
         }
-        let off = |node: f64, rows: f64| (node - rows).abs() > 1e-6 * node.abs().max(rows.abs()) + 1e-9;
+        let off =
+            |node: f64, rows: f64| (node - rows).abs() > 1e-6 * node.abs().max(rows.abs()) + 1e-9;
         let mut fix = |field: String, node: &mut Accumulator, rows: f64| {
             if off(node.total(), rows) {
                 out.push(format!(
@@ -1572,7 +1578,11 @@ impl Engine {
         for u in &sharers {
             self.touch_rows(u);
         }
-        self.counters.created.get_or_insert(tick.wall);
+        // A state created while the clock was ahead began no later than now.
+        let created = self.counters.created.get_or_insert(tick.wall);
+        if *created > tick.wall {
+            *created = tick.wall;
+        }
         self.counters.last_wall = Some(tick.wall);
         self.last = Some(tick);
         // The windows read the counters they are part of: take them out
@@ -2538,8 +2548,10 @@ mod tests {
         let mut bad = Row::default();
         bad.cost
             .insert(Component::Capex, Accumulator::from_total(f64::INFINITY));
-        c.rows.insert(RowKey::new("GPU-a", &Owner::unallocated()), good);
-        c.rows.insert(RowKey::new("GPU-b", &Owner::unallocated()), bad);
+        c.rows
+            .insert(RowKey::new("GPU-a", &Owner::unallocated()), good);
+        c.rows
+            .insert(RowKey::new("GPU-b", &Owner::unallocated()), bad);
         c.cost
             .insert(Component::Capex, Accumulator::from_total(f64::INFINITY));
         assert_eq!(c.validate(now).unwrap_err().field, "cost.capex");
