@@ -347,6 +347,10 @@ pub struct Counters {
 /// comes near this; a figure beyond it is corruption.
 pub const ABSURD: f64 = 1e18;
 
+/// A checkpoint's last tick may lie this far after now (a clock that was
+/// ahead and was corrected while roimon was stopped); further is refused.
+pub const FUTURE_LIMIT_DAYS: i64 = 366;
+
 /// Why a checkpoint cannot be resumed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{field}: {problem}")]
@@ -595,10 +599,10 @@ impl Counters {
     /// (beyond [`ABSURD`]) figure anywhere (every total, row, value row,
     /// priced seconds, KPI score and rolling window), rows that do not add
     /// up to the node totals, a last tick before 2020 or before the state
-    /// began. A last tick in the future is not refused: the clock was
-    /// corrected while roimon was stopped, and the daemon goes on from now.
-    /// `_now` is kept for callers that check against a moment.
-    pub fn validate(&self, _now: DateTime<Utc>) -> Result<(), InvalidCounters> {
+    /// began, or more than [`FUTURE_LIMIT_DAYS`] after `now`. A last tick
+    /// less far in the future is not refused: the clock was corrected while
+    /// roimon was stopped, and the daemon goes on from now.
+    pub fn validate(&self, now: DateTime<Utc>) -> Result<(), InvalidCounters> {
         if let Some(e) = self.bad_figures().into_iter().next() {
             return Err(e);
         }
@@ -668,6 +672,14 @@ impl Counters {
                     ),
                 });
             }
+            if w > now + Duration::days(FUTURE_LIMIT_DAYS) {
+                return Err(InvalidCounters {
+                    field: "last_wall".into(),
+                    problem: format!(
+                        "{w} is more than {FUTURE_LIMIT_DAYS} days after now ({now}); not a clock corrected while roimon was stopped but a forged file or a clock that was far off"
+                    ),
+                });
+            }
             if let Some(c) = self.created {
                 if w < c {
                     return Err(InvalidCounters {
@@ -687,8 +699,26 @@ impl Counters {
     /// equal their rows are set to the rows' sum. Returns one line per
     /// change (the field, what was wrong, what it is now); empty when
     /// nothing needed it.
-    pub fn repair(&mut self) -> Vec<String> {
+    /// Time stamps that cannot be true are mended too: a last tick before
+    /// 2020 or too far after `now` is cleared (no downtime is booked for
+    /// the stop), a creation time after the last tick is set to it.
+    pub fn repair(&mut self, now: DateTime<Utc>) -> Vec<String> {
         let mut out = Vec::new();
+        let floor = DateTime::<Utc>::from_timestamp(1_577_836_800, 0).unwrap_or_default();
+        if let Some(w) = self.last_wall
+            && (w < floor || w > now + Duration::days(FUTURE_LIMIT_DAYS))
+        {
+            out.push(format!(
+                "last_wall: {w} cannot be true (now {now}); cleared, so no downtime is booked for the stop"
+            ));
+            self.last_wall = None;
+        }
+        if let Some(c) = self.created
+            && (c < floor || self.last_wall.is_some_and(|w| c > w))
+        {
+            out.push(format!("created: {c} cannot be true; set to the last tick"));
+            self.created = self.last_wall;
+        }
         self.each_accumulator(&mut |field, a| {
             if let Some(p) = Self::figure_problem(a.total()) {
                 out.push(format!("{field}: {p}; set to 0"));
@@ -2527,7 +2557,7 @@ mod tests {
             assert_eq!(e.field, *field, "{e}");
             // Repair makes it resumable, says what it changed, and keeps
             // the sound figures.
-            let said = c.repair();
+            let said = c.repair(now);
             assert!(said.iter().any(|l| l.starts_with(field)), "{said:?}");
             assert_eq!(c.validate(now), Ok(()), "{field}");
             assert_eq!(c.currency, "EUR");
@@ -2555,7 +2585,7 @@ mod tests {
         c.cost
             .insert(Component::Capex, Accumulator::from_total(f64::INFINITY));
         assert_eq!(c.validate(now).unwrap_err().field, "cost.capex");
-        let said = c.repair();
+        let said = c.repair(now);
         assert_eq!(c.validate(now), Ok(()));
         assert_eq!(c.cost[&Component::Capex].total(), 2.0);
         assert!(
@@ -2565,8 +2595,13 @@ mod tests {
         );
         // Nothing to repair: nothing said, nothing changed.
         let before = c.clone();
-        assert!(c.repair().is_empty());
+        assert!(c.repair(now).is_empty());
         assert_eq!(c, before);
+        // A last tick far in the future is refused and repaired.
+        c.last_wall = Some(now + Duration::days(400));
+        assert_eq!(c.validate(now).unwrap_err().field, "last_wall");
+        assert!(c.repair(now)[0].starts_with("last_wall"));
+        assert_eq!(c.validate(now), Ok(()));
     }
 
     #[test]

@@ -723,7 +723,7 @@ impl Ledger {
                 "checkpoint.counters is not readable ({e}): restore the file from a backup, or start over with `roimon run --reset-state`"
             ))
         })?;
-        let mut said = c.repair();
+        let mut said = c.repair(now);
         let book: BookState = match serde_json::from_str::<BookState>(&book) {
             Ok(b) => {
                 if let Some(p) = book_problem(&b) {
