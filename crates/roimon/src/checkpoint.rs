@@ -335,6 +335,27 @@ impl Checkpoint {
         let lock = take_lock(dir)?;
         check_writable(dir)?;
         let path = dir.join(roimon_ledger::FILE);
+        let missing = match &ledger_before {
+            None => format!("{} is missing", path.display()),
+            Some(m) if m.len() == 0 => format!("{} is empty (0 bytes)", path.display()),
+            Some(m) => format!(
+                "{} ({} bytes) holds no checkpoint (was its -wal file lost?)",
+                path.display(),
+                m.len()
+            ),
+        };
+        // Refused before SQLite creates anything, so that the next try
+        // says the same.
+        let wal_len = fs::metadata(dir.join("ledger.sqlite3-wal")).map_or(0, |m| m.len());
+        let nothing = ledger_before.as_ref().is_none_or(|m| m.len() == 0) && wal_len == 0;
+        let legacy = dir.join(FILE).exists() || dir.join(PREV).exists();
+        if nothing && !legacy && !reset && !evidence.is_empty() {
+            return Err(LoadError::Missing {
+                dir: dir.into(),
+                missing,
+                evidence: evidence.join(", "),
+            });
+        }
         let ledger = match Ledger::open(&path) {
             Ok(l) => l,
             Err(e) => {
@@ -354,15 +375,6 @@ impl Checkpoint {
                     detail: e.to_string(),
                 })?
             }
-        };
-        let missing = match &ledger_before {
-            None => format!("{} is missing", path.display()),
-            Some(m) if m.len() == 0 => format!("{} is empty (0 bytes)", path.display()),
-            Some(m) => format!(
-                "{} ({} bytes) holds no checkpoint (was its -wal file lost?)",
-                path.display(),
-                m.len()
-            ),
         };
         Ok(Self {
             dir: dir.into(),
