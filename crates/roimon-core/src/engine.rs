@@ -2466,7 +2466,8 @@ mod tests {
             ..Default::default()
         };
         let key = RowKey::new("GPU-x", &Owner::unallocated());
-        let cases: Vec<(&str, Box<dyn Fn(&mut Counters)>)> = vec![
+        type Spoil<'a> = Box<dyn Fn(&mut Counters) + 'a>;
+        let cases: Vec<(&str, Spoil)> = vec![
             (
                 "rows[GPU-x/unallocated/unallocated].gpu_energy_joules",
                 Box::new(|c| {

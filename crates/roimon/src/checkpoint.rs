@@ -220,7 +220,7 @@ fn io_error(dir: &Path, path: &Path, e: std::io::Error) -> LoadError {
             };
         }
     };
-    access(what, path, e.to_string())
+    access(what, dir, path, e.to_string())
 }
 
 /// EIO, without a libc dependency.
@@ -228,14 +228,17 @@ fn libc_eio() -> i32 {
     rustix::io::Errno::IO.raw_os_error()
 }
 
-fn access(what: &'static str, path: &Path, detail: String) -> LoadError {
+fn access(what: &'static str, dir: &Path, path: &Path, detail: String) -> LoadError {
     let uid = uid();
     let advice = if what == "disk error" {
-        "free space on (or repair) the file system holding the state dir".to_string()
+        format!(
+            "free space on (or repair) the file system holding {}",
+            dir.display()
+        )
     } else {
         format!(
             "give uid {uid} read and write access to {} and the files in it (e.g. chown -R, or the service's User=)",
-            path.parent().unwrap_or(path).display()
+            dir.display()
         )
     };
     LoadError::Access {
@@ -360,7 +363,7 @@ impl Checkpoint {
             Ok(l) => l,
             Err(e) => {
                 if let Some(what) = ledger_access(&e) {
-                    return Err(access(what, &path, e.message));
+                    return Err(access(what, dir, &path, e.message));
                 }
                 if !reset {
                     return Err(LoadError::Corrupt {
@@ -395,7 +398,7 @@ impl Checkpoint {
             .ledger
             .reset(reason, currency, meta, chrono::Utc::now())
             .map_err(|e| match ledger_access(&e) {
-                Some(what) => access(what, &e.path, e.message.clone()),
+                Some(what) => access(what, &self.dir, &e.path, e.message.clone()),
                 None => LoadError::Corrupt {
                     dir: self.dir.clone(),
                     detail: e.to_string(),
@@ -699,7 +702,8 @@ mod tests {
     fn a_state_dir_that_ran_before_without_its_checkpoint_is_refused() {
         let ledger = |d: &Path| d.join(roimon_ledger::FILE);
         let wal = |d: &Path| d.join("ledger.sqlite3-wal");
-        let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+        type Spoil = Box<dyn Fn(&Path)>;
+        let cases: Vec<(&str, Spoil)> = vec![
             (
                 "is missing",
                 Box::new(move |d: &Path| {

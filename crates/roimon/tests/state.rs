@@ -126,7 +126,8 @@ fn query<T: rusqlite::types::FromSql>(state: &Path, sql: &str) -> T {
 
 #[test]
 fn a_state_dir_without_its_checkpoint_never_starts_a_second_history_silently() {
-    let spoils: [(&str, fn(&Path)); 3] = [
+    type Spoil = fn(&Path);
+    let spoils: [(&str, Spoil); 3] = [
         ("is missing", |s| {
             std::fs::remove_file(ledger_path(s)).unwrap();
             let _ = std::fs::remove_file(s.join("ledger.sqlite3-wal"));
@@ -389,4 +390,66 @@ fn a_checkpoint_from_the_future_starts_the_daemon() {
         "SELECT MAX(hour_start) FROM ledger WHERE closed = 0",
     );
     assert!(open <= chrono::Utc::now().timestamp());
+}
+
+#[test]
+fn a_permission_error_is_named_with_the_path_and_the_uid() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = tmp.path().join("state");
+    let cfg = config(tmp.path(), &state);
+    run_once(&cfg);
+    let as_root = own_uid() == 0;
+    // Root ignores file modes: the daemon then runs as nobody, whose state
+    // dir it is, read-only.
+    let (uid, mut cmd) = if as_root {
+        let Ok(setpriv) = which("setpriv") else {
+            eprintln!("skipping: running as root without setpriv");
+            return;
+        };
+        let status = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(&state)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut c = std::process::Command::new(setpriv);
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        (65534, c)
+    } else {
+        (own_uid(), std::process::Command::new(BIN))
+    };
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let out = cmd.args(["run", "--config"]).arg(&cfg).output().unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("permission error on"), "{err}");
+    assert!(err.contains(state.to_str().unwrap()), "{err}");
+    assert!(err.contains(&format!("uid {uid}")), "{err}");
+    assert!(
+        !err.contains("aside") && !err.contains("--reset-state"),
+        "{err}"
+    );
+    // The ledger was not touched.
+    let (code, out) = verify(&state);
+    assert_eq!(code, Some(0), "{out}");
+}
+
+fn own_uid() -> u32 {
+    // The owner of a file this process just made is its uid.
+    use std::os::unix::fs::MetadataExt;
+    let f = tempfile::NamedTempFile::new().unwrap();
+    f.as_file().metadata().unwrap().uid()
+}
+
+fn which(name: &str) -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|p| p.exists())
+        })
+        .ok_or(())
 }
