@@ -824,34 +824,65 @@ impl Ledger {
 
     /// Closed rows whose hour starts at or after `hour` (Unix seconds), in
     /// hour order: what a downstream store (InfluxDB) copies. Rows of kind
-    /// `opening` and `correction` are included (see `kind`).
+    /// `opening`, `correction`, `late` and `reset` are included (see `kind`).
     pub fn closed_hours_since(&self, hour: i64) -> Result<Vec<HourRow>> {
+        Ok(self
+            .closed_rows_where("hour_start >= ?1 ORDER BY hour_start, id", hour)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    /// Closed rows written after the row `id`, in the order they were
+    /// written, with their ids: a copier that keeps the last id it handed
+    /// on also sees rows booked later to an earlier hour (`late`,
+    /// `correction`, `reset`).
+    pub fn closed_rows_after(&self, id: i64) -> Result<Vec<(i64, HourRow)>> {
+        self.closed_rows_where("id > ?1 ORDER BY id", id)
+    }
+
+    /// The last closed row id of the hours before `hour` (to go on by row
+    /// id from a cursor that held an hour).
+    pub fn last_closed_id_before(&self, hour: i64) -> Result<i64> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(MAX(id), 0) FROM ledger WHERE closed = 1 AND hour_start < ?1",
+                params![hour],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    fn closed_rows_where(&self, filter: &str, arg: i64) -> Result<Vec<(i64, HourRow)>> {
         let sql = format!(
             "SELECT hour_start, node, gpu_uuid, team, workload, kind, currency, {}, \
-             priced_secs_source, priced_secs_fallback, price_source FROM ledger \
-             WHERE closed = 1 AND hour_start >= ?1 ORDER BY hour_start, id",
+             priced_secs_source, priced_secs_fallback, price_source, id FROM ledger \
+             WHERE closed = 1 AND {filter}",
             fields_csv()
         );
         let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = st
-            .query_map(params![hour], |r| {
+            .query_map(params![arg], |r| {
                 let mut f = Figures::default();
                 for i in 0..N {
                     f.0[i] = r.get(7 + i)?;
                 }
-                Ok(HourRow {
-                    hour_start: DateTime::from_timestamp(r.get(0)?, 0).unwrap_or_default(),
-                    node: r.get(1)?,
-                    gpu_uuid: r.get(2)?,
-                    team: r.get(3)?,
-                    workload: r.get(4)?,
-                    kind: r.get(5)?,
-                    currency: r.get(6)?,
-                    figures: f,
-                    priced_secs_source: r.get(7 + N)?,
-                    priced_secs_fallback: r.get(8 + N)?,
-                    price_source: r.get(9 + N)?,
-                })
+                Ok((
+                    r.get(10 + N)?,
+                    HourRow {
+                        hour_start: DateTime::from_timestamp(r.get(0)?, 0).unwrap_or_default(),
+                        node: r.get(1)?,
+                        gpu_uuid: r.get(2)?,
+                        team: r.get(3)?,
+                        workload: r.get(4)?,
+                        kind: r.get(5)?,
+                        currency: r.get(6)?,
+                        figures: f,
+                        priced_secs_source: r.get(7 + N)?,
+                        priced_secs_fallback: r.get(8 + N)?,
+                        price_source: r.get(9 + N)?,
+                    },
+                ))
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<std::result::Result<Vec<_>, _>>()

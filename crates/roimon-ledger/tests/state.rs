@@ -141,6 +141,31 @@ fn a_clock_stepped_a_day_ahead_and_back_books_to_the_hour_of_the_wall_time() {
     assert_eq!(hour_row_before, hour_row_after);
     let open: f64 = n.sql_f64("SELECT MAX(hour_start) FROM ledger WHERE closed = 0");
     assert_eq!(open as i64, at(10, 0).timestamp());
+    // A copier that went on by hour would have passed 09:00 with
+    // tomorrow's hour; by row id it sees the late row.
+    let copied = n.ledger.closed_rows_after(0).unwrap();
+    let tomorrow_id = copied
+        .iter()
+        .find(|(_, r)| r.hour_start.timestamp() == hour_of(ahead))
+        .map(|(id, _)| *id)
+        .unwrap();
+    let after = n.ledger.closed_rows_after(tomorrow_id).unwrap();
+    assert!(
+        after
+            .iter()
+            .any(|(_, r)| r.kind == "late" && r.hour_start == at(9, 0)),
+        "{after:?}"
+    );
+    assert!(after.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(
+        n.ledger.last_closed_id_before(hour_of(ahead)).unwrap(),
+        copied
+            .iter()
+            .filter(|(_, r)| r.hour_start.timestamp() < hour_of(ahead))
+            .map(|(id, _)| *id)
+            .max()
+            .unwrap()
+    );
 }
 
 #[test]
