@@ -144,7 +144,7 @@ pub enum LoadError {
     /// The state dir has run before but holds no checkpoint: starting from
     /// zero would begin a second history unseen.
     #[error(
-        "no readable checkpoint in {dir}: {missing}, but this state dir has run before ({evidence}); refusing to start a second history from zero. Either restore {dir}/ledger.sqlite3 (with its -wal, if any) from a backup, or start over deliberately with `roimon run --reset-state` (recorded in the ledger as an event of kind reset)"
+        "no readable checkpoint in {dir}: {missing}, but this state dir has run before (it holds: {evidence}); refusing to start a second history from zero. Either restore {dir}/ledger.sqlite3 (with its -wal, if any) from a backup, or start over deliberately with `roimon run --reset-state` (recorded in the ledger as an event of kind reset)"
     )]
     Missing {
         /// The directory.
