@@ -283,9 +283,15 @@ fn a_clock_stepped_a_day_ahead_and_back_books_to_the_hour_of_the_wall_time() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let cfg = config(tmp.path(), &state);
-    // The offset is read from a file on every call, so it can step.
+    // The offset is read from a file on every call, so it can step; the
+    // file is replaced whole (a reader never sees it half written).
     let offset = tmp.path().join("faketime");
-    std::fs::write(&offset, "+0").unwrap();
+    let set = |o: &str| {
+        let t = tmp.path().join("faketime.tmp");
+        std::fs::write(&t, o).unwrap();
+        std::fs::rename(&t, &offset).unwrap();
+    };
+    set("+0");
     let env = [
         ("LD_PRELOAD", lib),
         ("FAKETIME_TIMESTAMP_FILE", offset.to_str().unwrap()),
@@ -296,9 +302,9 @@ fn a_clock_stepped_a_day_ahead_and_back_books_to_the_hour_of_the_wall_time() {
     let d = Daemon::start_env(&cfg, &[], &env);
     d.wait_metrics("capex booked", |m| value(m, CAPEX).unwrap_or(0.0) > 0.0);
     std::thread::sleep(Duration::from_millis(500));
-    std::fs::write(&offset, "+1d").unwrap();
+    set("+1d");
     std::thread::sleep(Duration::from_millis(1000));
-    std::fs::write(&offset, "+0").unwrap();
+    set("+0");
     std::thread::sleep(Duration::from_millis(3000));
     let (st, log) = d.stop("TERM");
     assert_eq!(st.code(), Some(0), "{log:?}");
