@@ -330,6 +330,10 @@ pub struct Counters {
     pub host_counter_resets: BTreeMap<HostPowerSource, u64>,
     /// Failed checkpoint writes since the state began.
     pub checkpoint_errors: u64,
+    /// Times this state dir was started over from zero deliberately
+    /// (`roimon run --reset-state`), as the ledger's `reset` events count
+    /// them.
+    pub state_resets: u64,
     /// Processes seen on a GPU that matched no attribution rule (each
     /// counted once, when first seen).
     pub attribution_unmatched: u64,
@@ -371,6 +375,14 @@ pub struct Counters {
     #[serde(skip_serializing)]
     pub gpu_emissions_grams: BTreeMap<String, Accumulator>,
 }
+
+/// No real node's summed figure (joules, money, grams, tokens, seconds)
+/// comes near this; a figure beyond it is corruption.
+pub const ABSURD: f64 = 1e18;
+
+/// A checkpoint's last tick may lie this far after now (a clock that was
+/// ahead and was corrected while roimon was stopped); further is refused.
+pub const FUTURE_LIMIT_DAYS: i64 = 366;
 
 /// Why a checkpoint cannot be resumed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -458,86 +470,174 @@ impl Counters {
         }
     }
 
-    /// Refuse counters that cannot be true: negative or non-finite totals, a
-    /// last tick in the future (beyond `now` plus a minute of clock skew) or
-    /// before the state began.
-    pub fn validate(&self, now: DateTime<Utc>) -> Result<(), InvalidCounters> {
-        let bad = |field: String, v: f64| -> Result<(), InvalidCounters> {
-            if !v.is_finite() {
-                return Err(InvalidCounters {
-                    field,
-                    problem: format!("{v} is not a finite number"),
-                });
-            }
-            if v < 0.0 {
-                return Err(InvalidCounters {
-                    field,
-                    problem: format!("{v} is negative; counters never go below zero"),
-                });
-            }
-            Ok(())
-        };
-        for (k, a) in &self.gpu_energy_joules {
-            bad(format!("gpu_energy_joules.{k}"), a.total())?;
+    /// Visit every summed figure with its field name (a JSON path, as
+    /// [`InvalidCounters::field`] names it): node totals, rows, value rows,
+    /// priced seconds and the legacy per-GPU maps.
+    fn each_accumulator(&mut self, f: &mut dyn FnMut(String, &mut Accumulator)) {
+        for (k, a) in &mut self.gpu_energy_joules {
+            f(format!("gpu_energy_joules.{k}"), a);
         }
-        for (k, a) in &self.host_energy_joules {
-            bad(format!("host_energy_joules.{}", k.as_str()), a.total())?;
+        for (k, a) in &mut self.host_energy_joules {
+            f(format!("host_energy_joules.{}", k.as_str()), a);
         }
-        bad(
+        f(
             "facility_energy_joules".into(),
-            self.facility_energy_joules.total(),
-        )?;
-        bad("emissions_grams".into(), self.emissions_grams.total())?;
-        for (c, a) in &self.cost {
-            bad(format!("cost.{}", c.as_str()), a.total())?;
+            &mut self.facility_energy_joules,
+        );
+        f("emissions_grams".into(), &mut self.emissions_grams);
+        for (c, a) in &mut self.cost {
+            f(format!("cost.{}", c.as_str()), a);
         }
-        for (c, a) in &self.credit {
-            bad(format!("credit.{}", c.as_str()), a.total())?;
+        for (c, a) in &mut self.credit {
+            f(format!("credit.{}", c.as_str()), a);
         }
-        for (k, a) in &self.unaccounted_seconds {
-            bad(format!("unaccounted_seconds.{k}"), a.total())?;
+        for (k, a) in &mut self.unaccounted_seconds {
+            f(format!("unaccounted_seconds.{k}"), a);
         }
-        for (k, r) in &self.rows {
+        for (k, r) in &mut self.rows {
             let at = format!("rows[{}/{}/{}]", k.gpu_uuid, k.team, k.workload);
-            for (c, a) in &r.cost {
-                bad(format!("{at}.cost.{}", c.as_str()), a.total())?;
+            for (c, a) in &mut r.cost {
+                f(format!("{at}.cost.{}", c.as_str()), a);
             }
-            for (c, a) in &r.credit {
-                bad(format!("{at}.credit.{}", c.as_str()), a.total())?;
+            for (c, a) in &mut r.credit {
+                f(format!("{at}.credit.{}", c.as_str()), a);
             }
-            bad(format!("{at}.emissions_grams"), r.emissions_grams.total())?;
-            bad(
+            f(format!("{at}.emissions_grams"), &mut r.emissions_grams);
+            f(
                 format!("{at}.facility_energy_joules"),
-                r.facility_energy_joules.total(),
-            )?;
+                &mut r.facility_energy_joules,
+            );
+            f(format!("{at}.gpu_energy_joules"), &mut r.gpu_energy_joules);
+            f(
+                format!("{at}.host_energy_joules"),
+                &mut r.host_energy_joules,
+            );
         }
-        for (k, m) in &self.gpu_cost {
+        for (k, m) in &mut self.gpu_cost {
             for (c, a) in m {
-                bad(format!("gpu_cost.{k}.{}", c.as_str()), a.total())?;
+                f(format!("gpu_cost.{k}.{}", c.as_str()), a);
             }
         }
-        bad("value_total".into(), self.value_total.total())?;
-        for (k, r) in &self.value {
+        f("value_total".into(), &mut self.value_total);
+        for (k, r) in &mut self.value {
             let at = format!("value[{}/{}/{}]", k.team, k.workload, k.source);
-            bad(format!("{at}.value"), r.value.total())?;
-            for (m, c) in &r.models {
-                for (f, a) in [
-                    ("input_tokens", &c.input_tokens),
-                    ("cached_input_tokens", &c.cached_input_tokens),
-                    ("output_tokens", &c.output_tokens),
-                    ("requests", &c.requests),
+            f(format!("{at}.value"), &mut r.value);
+            for (m, c) in &mut r.models {
+                for (name, a) in [
+                    ("input_tokens", &mut c.input_tokens),
+                    ("cached_input_tokens", &mut c.cached_input_tokens),
+                    ("output_tokens", &mut c.output_tokens),
+                    ("requests", &mut c.requests),
                 ] {
-                    bad(format!("{at}.models.{m}.{f}"), a.total())?;
+                    f(format!("{at}.models.{m}.{name}"), a);
                 }
             }
         }
-        for (k, m) in &self.gpu_credit {
+        for (k, a) in &mut self.priced_seconds {
+            f(format!("priced_seconds.{k}"), a);
+        }
+        for (k, m) in &mut self.gpu_credit {
             for (c, a) in m {
-                bad(format!("gpu_credit.{k}.{}", c.as_str()), a.total())?;
+                f(format!("gpu_credit.{k}.{}", c.as_str()), a);
             }
         }
-        for (k, a) in &self.gpu_emissions_grams {
-            bad(format!("gpu_emissions_grams.{k}"), a.total())?;
+        for (k, a) in &mut self.gpu_emissions_grams {
+            f(format!("gpu_emissions_grams.{k}"), a);
+        }
+    }
+
+    /// Visit every other figure (signed ones: KPI scores, the rolling
+    /// windows' marks and baselines) with its field name.
+    fn each_signed(&mut self, f: &mut dyn FnMut(String, &mut f64)) {
+        for (i, k) in self.kpis.values_mut().enumerate() {
+            f(
+                format!("kpis[{i}]({}/{}/{}).score", k.team, k.workload, k.indicator),
+                &mut k.score,
+            );
+        }
+        for (label, w) in &mut self.windows.by_label {
+            for (i, (_, t)) in w.marks.iter_mut().enumerate() {
+                let at = format!("windows.{label}.marks[{i}]");
+                for (c, v) in &mut t.cost {
+                    f(format!("{at}.cost.{}", c.as_str()), v);
+                }
+                for (name, v) in [
+                    ("credit", &mut t.credit),
+                    ("value", &mut t.value),
+                    ("facility_joules", &mut t.facility_joules),
+                    ("input_tokens", &mut t.input_tokens),
+                    ("output_tokens", &mut t.output_tokens),
+                    ("requests", &mut t.requests),
+                ] {
+                    f(format!("{at}.{name}"), v);
+                }
+                for (o, v, m) in &mut t.owners {
+                    f(format!("{at}.owners[{}/{}].value", o.team, o.workload), v);
+                    f(format!("{at}.owners[{}/{}].cost", o.team, o.workload), m);
+                }
+            }
+            if let Some(b) = &mut w.baseline_roi {
+                f(format!("windows.{label}.baseline_roi"), b);
+            }
+        }
+    }
+
+    /// What is wrong with a summed figure, if anything.
+    fn figure_problem(v: f64) -> Option<String> {
+        if !v.is_finite() {
+            Some(format!("{v} is not a finite number"))
+        } else if v < 0.0 {
+            Some(format!("{v} is negative; counters never go below zero"))
+        } else if v > ABSURD {
+            Some(format!(
+                "{v} is beyond any real node's total (more than {ABSURD:e})"
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// What is wrong with a signed figure, if anything.
+    fn signed_problem(v: f64) -> Option<String> {
+        if !v.is_finite() {
+            Some(format!("{v} is not a finite number"))
+        } else if v.abs() > ABSURD {
+            Some(format!(
+                "{v} is beyond any real figure (more than {ABSURD:e} in size)"
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Every figure that cannot be true (non-finite, negative where a sum,
+    /// or absurd), named, in [`Counters::validate`]'s order.
+    pub fn bad_figures(&self) -> Vec<InvalidCounters> {
+        let mut out = Vec::new();
+        let mut probe = self.clone();
+        probe.each_accumulator(&mut |field, a| {
+            if let Some(problem) = Self::figure_problem(a.total()) {
+                out.push(InvalidCounters { field, problem });
+            }
+        });
+        probe.each_signed(&mut |field, v| {
+            if let Some(problem) = Self::signed_problem(*v) {
+                out.push(InvalidCounters { field, problem });
+            }
+        });
+        out
+    }
+
+    /// Refuse counters that cannot be true: a non-finite, negative or absurd
+    /// (beyond [`ABSURD`]) figure anywhere (every total, row, value row,
+    /// priced seconds, KPI score and rolling window), rows that do not add
+    /// up to the node totals, a last tick before 2020 or before the state
+    /// began, or more than [`FUTURE_LIMIT_DAYS`] after `now`. A last tick
+    /// less far in the future is not refused: the clock was corrected while
+    /// roimon was stopped, and the daemon goes on from now.
+    pub fn validate(&self, now: DateTime<Utc>) -> Result<(), InvalidCounters> {
+        if let Some(e) = self.bad_figures().into_iter().next() {
+            return Err(e);
         }
         // The rows are the node totals, split: a file where they disagree
         // was edited or corrupted.
@@ -605,11 +705,11 @@ impl Counters {
                     ),
                 });
             }
-            if w > now + Duration::seconds(60) {
+            if w > now + Duration::days(FUTURE_LIMIT_DAYS) {
                 return Err(InvalidCounters {
                     field: "last_wall".into(),
                     problem: format!(
-                        "{w} is in the future (now {now}): either this machine's clock is behind (wait for time sync, e.g. enable systemd-time-wait-sync.service) or the file was written with a wrong clock or forged"
+                        "{w} is more than {FUTURE_LIMIT_DAYS} days after now ({now}); not a clock corrected while roimon was stopped but a forged file or a clock that was far off"
                     ),
                 });
             }
@@ -622,15 +722,136 @@ impl Counters {
                 }
             }
         }
-        if let Some(c) = self.created {
-            if c > now + Duration::seconds(60) {
-                return Err(InvalidCounters {
-                    field: "created".into(),
-                    problem: format!("{c} is in the future (now {now})"),
-                });
+        Ok(())
+    }
+
+    /// Make counters that [`Counters::validate`] refuses for a bad figure
+    /// resumable, keeping every sound one: each non-finite, negative or
+    /// absurd summed figure is set to 0, a bad KPI score is dropped, a
+    /// window with a bad mark starts over, and node totals that no longer
+    /// equal their rows are set to the rows' sum. Returns one line per
+    /// change (the field, what was wrong, what it is now); empty when
+    /// nothing needed it.
+    /// Time stamps that cannot be true are mended too: a last tick before
+    /// 2020 or too far after `now` is cleared (no downtime is booked for
+    /// the stop), a creation time after the last tick is set to it.
+    pub fn repair(&mut self, now: DateTime<Utc>) -> Vec<String> {
+        let mut out = Vec::new();
+        let floor = DateTime::<Utc>::from_timestamp(1_577_836_800, 0).unwrap_or_default();
+        if let Some(w) = self.last_wall
+            && (w < floor || w > now + Duration::days(FUTURE_LIMIT_DAYS))
+        {
+            out.push(format!(
+                "last_wall: {w} cannot be true (now {now}); cleared, so no downtime is booked for the stop"
+            ));
+            self.last_wall = None;
+        }
+        if let Some(c) = self.created
+            && (c < floor || self.last_wall.is_some_and(|w| c > w))
+        {
+            out.push(format!("created: {c} cannot be true; set to the last tick"));
+            self.created = self.last_wall;
+        }
+        self.each_accumulator(&mut |field, a| {
+            if let Some(p) = Self::figure_problem(a.total()) {
+                out.push(format!("{field}: {p}; set to 0"));
+                *a = Accumulator::default();
+            }
+        });
+        let mut bad_signed = Vec::new();
+        self.clone().each_signed(&mut |field, v| {
+            if let Some(p) = Self::signed_problem(*v) {
+                bad_signed.push((field, p));
+            }
+        });
+        let mut drop_kpis = std::collections::BTreeSet::new();
+        let mut reset_windows = std::collections::BTreeSet::new();
+        for (field, p) in bad_signed {
+            if let Some(i) = field
+                .strip_prefix("kpis[")
+                .and_then(|r| r.split(']').next())
+                .and_then(|i| i.parse::<usize>().ok())
+            {
+                drop_kpis.insert(i);
+                out.push(format!("{field}: {p}; the score is dropped"));
+            } else if let Some(rest) = field.strip_prefix("windows.") {
+                let label = rest
+                    .rsplit_once(".marks[")
+                    .map(|(l, _)| l)
+                    .or_else(|| rest.strip_suffix(".baseline_roi"))
+                    .unwrap_or(rest)
+                    .to_string();
+                out.push(format!("{field}: {p}; window {label} starts over"));
+                reset_windows.insert(label);
             }
         }
-        Ok(())
+        let mut i = 0;
+        self.kpis.retain(|_, _| {
+            i += 1;
+            !drop_kpis.contains(&(i - 1))
+        });
+        for label in reset_windows {
+            if let Some(w) = self.windows.by_label.get_mut(&label) {
+                w.marks.clear();
+                w.baseline_roi = None;
+            }
+        }
+        let off =
+            |node: f64, rows: f64| (node - rows).abs() > 1e-6 * node.abs().max(rows.abs()) + 1e-9;
+        let mut fix = |field: String, node: &mut Accumulator, rows: f64| {
+            if off(node.total(), rows) {
+                out.push(format!(
+                    "{field}: {} did not equal its rows ({rows}); set to their sum",
+                    node.total()
+                ));
+                *node = Accumulator::from_total(rows);
+            }
+        };
+        if !self.rows.is_empty() {
+            for c in Component::ALL {
+                let rows: f64 = self
+                    .rows
+                    .values()
+                    .filter_map(|r| r.cost.get(&c))
+                    .map(Accumulator::total)
+                    .sum();
+                fix(
+                    format!("cost.{}", c.as_str()),
+                    self.cost.entry(c).or_default(),
+                    rows,
+                );
+                let rows: f64 = self
+                    .rows
+                    .values()
+                    .filter_map(|r| r.credit.get(&c))
+                    .map(Accumulator::total)
+                    .sum();
+                if rows != 0.0 || self.credit.contains_key(&c) {
+                    fix(
+                        format!("credit.{}", c.as_str()),
+                        self.credit.entry(c).or_default(),
+                        rows,
+                    );
+                }
+            }
+            let rows: f64 = self.rows.values().map(|r| r.emissions_grams.total()).sum();
+            fix("emissions_grams".into(), &mut self.emissions_grams, rows);
+            let rows: f64 = self
+                .rows
+                .values()
+                .map(|r| r.facility_energy_joules.total())
+                .sum();
+            fix(
+                "facility_energy_joules".into(),
+                &mut self.facility_energy_joules,
+                rows,
+            );
+        }
+        if !self.value.is_empty() {
+            let rows: f64 = self.value.values().map(|r| r.value.total()).sum();
+            fix("value_total".into(), &mut self.value_total, rows);
+        }
+        out
     }
 }
 
@@ -1489,7 +1710,11 @@ impl Engine {
         for u in &sharers {
             self.touch_rows(u);
         }
-        self.counters.created.get_or_insert(tick.wall);
+        // A state created while the clock was ahead began no later than now.
+        let created = self.counters.created.get_or_insert(tick.wall);
+        if *created > tick.wall {
+            *created = tick.wall;
+        }
         self.counters.last_wall = Some(tick.wall);
         self.last = Some(tick);
         // The windows read the counters they are part of: take them out
@@ -2289,9 +2514,11 @@ mod tests {
         let mut c = ok.clone();
         c.last_wall = Some(DateTime::<Utc>::from_timestamp(0, 0).unwrap());
         assert_eq!(c.validate(now).unwrap_err().field, "last_wall");
+        // A last tick in the future is a clock corrected while roimon was
+        // stopped, not a broken checkpoint: the daemon goes on from now.
         let mut c = ok.clone();
         c.last_wall = Some(now + Duration::days(2));
-        assert!(c.validate(now).unwrap_err().problem.contains("future"));
+        assert_eq!(c.validate(now), Ok(()));
         let mut c = ok.clone();
         c.last_wall = Some(now - Duration::days(4));
         assert!(
@@ -2329,6 +2556,156 @@ mod tests {
             c.validate(now).unwrap_err().field,
             "rows[GPU-x/unallocated/unallocated].cost.energy"
         );
+    }
+
+    #[test]
+    fn every_figure_is_checked_and_named() {
+        let now = t0();
+        let ok = Counters {
+            currency: "EUR".into(),
+            last_wall: Some(now - Duration::hours(1)),
+            created: Some(now - Duration::days(3)),
+            ..Default::default()
+        };
+        let key = RowKey::new("GPU-x", &Owner::unallocated());
+        type Spoil<'a> = Box<dyn Fn(&mut Counters) + 'a>;
+        let cases: Vec<(&str, Spoil)> = vec![
+            (
+                "rows[GPU-x/unallocated/unallocated].gpu_energy_joules",
+                Box::new(|c| {
+                    c.rows.entry(key.clone()).or_default().gpu_energy_joules =
+                        Accumulator::from_total(-3.0)
+                }),
+            ),
+            (
+                "rows[GPU-x/unallocated/unallocated].host_energy_joules",
+                Box::new(|c| {
+                    c.rows.entry(key.clone()).or_default().host_energy_joules =
+                        Accumulator::from_total(f64::INFINITY)
+                }),
+            ),
+            (
+                "priced_seconds.source",
+                Box::new(|c| {
+                    c.priced_seconds
+                        .insert("source".into(), Accumulator::from_total(f64::NAN));
+                }),
+            ),
+            (
+                "value_total",
+                Box::new(|c| c.value_total = Accumulator::from_total(1e300)),
+            ),
+            (
+                "value[t/w/push].models.m.output_tokens",
+                Box::new(|c| {
+                    let r = c
+                        .value
+                        .entry(ValueKey {
+                            team: "t".into(),
+                            workload: "w".into(),
+                            source: "push".into(),
+                        })
+                        .or_default();
+                    r.models.entry("m".into()).or_default().output_tokens =
+                        Accumulator::from_total(-1.0);
+                }),
+            ),
+            (
+                "kpis[0](t/w/precision).score",
+                Box::new(|c| {
+                    let k = Kpi {
+                        team: "t".into(),
+                        workload: "w".into(),
+                        indicator: "precision".into(),
+                        score: f64::NAN,
+                        at: None,
+                    };
+                    c.kpis.insert(k.key(), k);
+                }),
+            ),
+            (
+                "windows.1h.baseline_roi",
+                Box::new(|c| {
+                    c.windows.by_label.insert(
+                        "1h".into(),
+                        crate::window::WindowState {
+                            seconds: 3600,
+                            marks: Vec::new(),
+                            baseline_roi: Some(f64::INFINITY),
+                        },
+                    );
+                }),
+            ),
+            (
+                "windows.1h.marks[0].value",
+                Box::new(|c| {
+                    let t = crate::window::Totals {
+                        value: f64::NEG_INFINITY,
+                        ..Default::default()
+                    };
+                    c.windows.by_label.insert(
+                        "1h".into(),
+                        crate::window::WindowState {
+                            seconds: 3600,
+                            marks: vec![(t0(), t)],
+                            baseline_roi: None,
+                        },
+                    );
+                }),
+            ),
+        ];
+        for (field, spoil) in &cases {
+            let mut c = ok.clone();
+            spoil(&mut c);
+            let e = c.validate(now).unwrap_err();
+            assert_eq!(e.field, *field, "{e}");
+            // Repair makes it resumable, says what it changed, and keeps
+            // the sound figures.
+            let said = c.repair(now);
+            assert!(said.iter().any(|l| l.starts_with(field)), "{said:?}");
+            assert_eq!(c.validate(now), Ok(()), "{field}");
+            assert_eq!(c.currency, "EUR");
+        }
+    }
+
+    #[test]
+    fn repair_sets_node_totals_to_their_rows_and_keeps_sound_figures() {
+        let now = t0();
+        let mut c = Counters {
+            currency: "EUR".into(),
+            last_wall: Some(now),
+            ..Default::default()
+        };
+        let mut good = Row::default();
+        good.cost
+            .insert(Component::Capex, Accumulator::from_total(2.0));
+        let mut bad = Row::default();
+        bad.cost
+            .insert(Component::Capex, Accumulator::from_total(f64::INFINITY));
+        c.rows
+            .insert(RowKey::new("GPU-a", &Owner::unallocated()), good);
+        c.rows
+            .insert(RowKey::new("GPU-b", &Owner::unallocated()), bad);
+        c.cost
+            .insert(Component::Capex, Accumulator::from_total(f64::INFINITY));
+        assert_eq!(c.validate(now).unwrap_err().field, "cost.capex");
+        let said = c.repair(now);
+        assert_eq!(c.validate(now), Ok(()));
+        assert_eq!(c.cost[&Component::Capex].total(), 2.0);
+        assert!(
+            said.iter()
+                .any(|l| l.starts_with("rows[GPU-b/unallocated/unallocated].cost.capex")),
+            "{said:?}"
+        );
+        // Nothing to repair: nothing said, nothing changed.
+        let before = c.clone();
+        assert!(c.repair(now).is_empty());
+        assert_eq!(c, before);
+        // A last tick far in the future is refused and repaired.
+        c.last_wall = Some(now + Duration::days(400));
+        assert_eq!(c.validate(now).unwrap_err().field, "last_wall");
+        assert!(c.repair(now)[0].starts_with("last_wall"));
+        assert_eq!(c.validate(now), Ok(()));
     }
 
     #[test]

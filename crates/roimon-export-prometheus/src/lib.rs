@@ -613,7 +613,12 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         "Checkpoint writes that failed in a row, now; 0 when the last one succeeded. Counters on /metrics stay at the last values on disk meanwhile.",
     );
     streak.push(&[], f64::from(p.checkpoint_failures_in_a_row));
-    out.extend([ck, streak]);
+    let mut resets = Family::counter(
+        "roimon_state_resets_total",
+        "Times this state dir was started over from zero deliberately (roimon run --reset-state after its checkpoint was lost), as the ledger's events of kind reset record them.",
+    );
+    resets.push(&[], s.counters.state_resets as f64);
+    out.extend([ck, streak, resets]);
     if let Some(i) = &p.influx {
         out.extend(influx_families(i));
     }

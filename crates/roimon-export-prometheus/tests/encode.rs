@@ -218,6 +218,7 @@ fn carbon_lines() {
 fn whole_exposition_matches_the_golden_file() {
     let mut s = snapshot();
     s.counters.checkpoint_errors = 3;
+    s.counters.state_resets = 1;
     let text = String::from_utf8(encode(
         &s,
         &ProcessInfo {

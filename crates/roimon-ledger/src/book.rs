@@ -28,7 +28,9 @@ pub fn hour_of_end(t: DateTime<Utc>) -> i64 {
 }
 
 /// What kind of row: an hour, the opening balance (everything counted
-/// before the ledger existed), or a correction of a closed hour.
+/// before the ledger existed), a correction of a closed hour, money of an
+/// hour that was already closed when the wall clock came back to it, or
+/// the state starting over from zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -38,6 +40,12 @@ pub enum Kind {
     Opening,
     /// A visible correction of a closed hour.
     Correction,
+    /// Money booked to an hour that was already closed (the wall clock
+    /// was stepped back into it); the closed row stays as it was.
+    Late,
+    /// The state dir started over from zero (`roimon run --reset-state`):
+    /// the reason, and what undoes the figures before it.
+    Reset,
 }
 
 impl Kind {
@@ -47,6 +55,8 @@ impl Kind {
             Kind::Hour => "hour",
             Kind::Opening => "opening",
             Kind::Correction => "correction",
+            Kind::Late => "late",
+            Kind::Reset => "reset",
         }
     }
 }
@@ -71,7 +81,20 @@ pub struct BookState {
     pub open_hour: Option<i64>,
     /// Cumulative totals when the open hour began.
     pub base: Totals,
+    /// The open hour was closed before (the clock came back into it): its
+    /// rows are of kind `late`.
+    #[serde(default)]
+    pub open_late: bool,
+    /// The latest hour closed so far (Unix seconds). An hour at or before
+    /// it may hold a closed row already, so money for it goes to `late`
+    /// rows; rows after the open hour up to it are a clock that was ahead.
+    #[serde(default)]
+    pub last_closed: Option<i64>,
 }
+
+/// A wall time this far before the open hour's start moves booking back
+/// (a clock stepped back); less is jitter and stays in the open hour.
+pub const STEP_BACK_TOLERANCE_SECS: i64 = 60;
 
 /// The hour book.
 #[derive(Debug, Clone)]
@@ -125,6 +148,7 @@ impl HourBook {
                     state: BookState {
                         open_hour: None,
                         base,
+                        ..Default::default()
                     },
                     pending,
                 }
@@ -137,24 +161,42 @@ impl HourBook {
     }
 
     /// Called with the wall time before any counter changes at that time:
-    /// closes the open hour if `wall` lies in a later one. A clock set back
-    /// never reopens a closed hour: money keeps going to the open one.
+    /// when `wall` lies in another hour than the open one, the open hour is
+    /// closed at the counters as they stand and `wall`'s hour opens. A
+    /// clock stepped back (more than [`STEP_BACK_TOLERANCE_SECS`] before
+    /// the open hour) moves booking back to the hour holding `wall`; a
+    /// closed row is never rewritten: an hour closed before gets rows of
+    /// kind `late`.
     pub fn observe(&mut self, wall: DateTime<Utc>, counters: &Counters) {
         let h = hour_of_end(wall);
+        let late = |last: Option<i64>, h: i64| last.is_some_and(|c| c >= h);
         match self.state.open_hour {
-            None => self.state.open_hour = Some(h),
-            Some(open) if h > open => {
+            None => {
+                self.state.open_hour = Some(h);
+                self.state.open_late = late(self.state.last_closed, h);
+            }
+            Some(open)
+                if h > open
+                    || (h < open && wall.timestamp() + STEP_BACK_TOLERANCE_SECS <= open) =>
+            {
                 let now = totals(counters);
                 let (rows, priced) = diff(&now, &self.state.base);
                 self.pending.push(HourRows {
                     hour: open,
-                    kind: Kind::Hour,
+                    kind: if self.state.open_late {
+                        Kind::Late
+                    } else {
+                        Kind::Hour
+                    },
                     rows,
                     priced,
                 });
+                let last_closed = Some(self.state.last_closed.map_or(open, |c| c.max(open)));
                 self.state = BookState {
                     open_hour: Some(h),
                     base: now,
+                    open_late: late(last_closed, h),
+                    last_closed,
                 };
             }
             Some(_) => {}
@@ -167,7 +209,11 @@ impl HourBook {
         let (rows, priced) = diff(&totals(counters), &self.state.base);
         Some(HourRows {
             hour,
-            kind: Kind::Hour,
+            kind: if self.state.open_late {
+                Kind::Late
+            } else {
+                Kind::Hour
+            },
             rows,
             priced,
         })
@@ -240,9 +286,43 @@ mod tests {
         let open = b.open_rows(&counters(9.5)).unwrap();
         assert_eq!(open.hour, at(10, 0).timestamp());
         assert_eq!(open.rows[0].1.0[crate::figures::COST + 1], 2.5);
-        // A clock set back does not reopen 09:00.
-        b.observe(at(9, 30), &counters(9.5));
+        // Jitter of a few seconds back across the hour stays in 10:00.
+        b.observe(at(10, 0) - chrono::Duration::seconds(5), &counters(9.5));
         assert_eq!(b.open_rows(&counters(9.5)).unwrap().hour, open.hour);
+        assert_eq!(b.pending().len(), 1);
+    }
+
+    #[test]
+    fn a_clock_stepped_forward_and_back_books_to_the_hour_of_the_wall_time() {
+        let mut b = HourBook::resume(None, None);
+        b.observe(at(9, 10), &counters(0.0));
+        // A day ahead: 09:00 closes, tomorrow's hour opens.
+        let ahead = at(9, 20) + chrono::Duration::days(1);
+        b.observe(ahead, &counters(1.0));
+        assert_eq!(b.open_rows(&counters(1.0)).unwrap().hour, hour_of(ahead));
+        // Back: tomorrow's hour closes with what it got; booking returns
+        // to 09:00, which is closed, so its new money is a `late` row.
+        b.observe(at(9, 30), &counters(1.5));
+        let open = b.open_rows(&counters(4.0)).unwrap();
+        assert_eq!(open.hour, at(9, 0).timestamp());
+        assert_eq!(open.kind, Kind::Late);
+        assert_eq!(open.rows[0].1.0[crate::figures::COST + 1], 2.5);
+        let closed: Vec<(i64, Kind)> = b.pending().iter().map(|h| (h.hour, h.kind)).collect();
+        assert_eq!(
+            closed,
+            vec![
+                (at(9, 0).timestamp(), Kind::Hour),
+                (hour_of(ahead), Kind::Hour)
+            ]
+        );
+        // 10:00 was skipped by the jump forward but is before the latest
+        // closed hour: late too, never a second `hour` row of an hour.
+        b.observe(at(10, 5), &counters(4.0));
+        assert_eq!(b.pending()[2].kind, Kind::Late);
+        assert_eq!(b.open_rows(&counters(4.0)).unwrap().kind, Kind::Late);
+        // Once real time is past the latest closed hour, hours are hours.
+        b.observe(ahead + chrono::Duration::hours(1), &counters(5.0));
+        assert_eq!(b.open_rows(&counters(5.0)).unwrap().kind, Kind::Hour);
     }
 
     #[test]

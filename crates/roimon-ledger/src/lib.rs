@@ -17,7 +17,10 @@ pub use book::{BookState, HourBook, HourRows, Kind, hour_of, hour_of_end};
 pub use budget::Budget;
 pub use figures::{FIELDS, Figures, Key, VALUE_GPU};
 pub use report::{Dim, Format, Query, Report};
-pub use store::{DEFAULT_RETENTION_DAYS, Error, FILE, HourRow, Ledger, Meta, Stored, Verification};
+pub use store::{
+    DEFAULT_RETENTION_DAYS, Error, FILE, HourRow, Ledger, Meta, REPAIR_HINT, Stored, Verification,
+    book_problem,
+};
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub fn schema_version() -> i64 {

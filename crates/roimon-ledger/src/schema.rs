@@ -14,6 +14,28 @@ pub fn migrations() -> Vec<String> {
             .join(",\n  ")
     };
     let cost_total = "(cost_energy + cost_capex + cost_maintenance + cost_staff + cost_carbon)";
+    let closed_triggers = r#"CREATE TRIGGER ledger_closed_no_update BEFORE UPDATE ON ledger WHEN OLD.closed = 1
+BEGIN
+  SELECT RAISE(ABORT, 'closed ledger hours are immutable: add a row of kind ''correction'' instead');
+END;
+CREATE TRIGGER ledger_closed_no_delete BEFORE DELETE ON ledger
+  WHEN OLD.closed = 1 AND (SELECT purging FROM ledger_gate) = 0
+BEGIN
+  SELECT RAISE(ABORT, 'closed ledger hours are immutable: only the retention purge removes them');
+END;
+"#;
+    let readable = format!(
+        r#"CREATE VIEW ledger_readable AS
+SELECT datetime(hour_start, 'unixepoch') AS hour_utc, node, gpu_uuid, team, workload, kind,
+  closed, currency,
+  (gpu_energy_joules + host_energy_joules) / 3.6e6 AS energy_kwh,
+  facility_energy_joules / 3.6e6 AS facility_energy_kwh,
+  {cost_total} AS cost_total, credit, emissions_grams / 1000.0 AS emissions_kg,
+  value, input_tokens + output_tokens AS tokens, requests,
+  priced_secs_source, priced_secs_fallback, price_source, reason
+FROM ledger;
+"#
+    );
     let v1 = format!(
         r#"
 CREATE TABLE checkpoint (
@@ -56,16 +78,7 @@ CREATE TABLE ledger_gate (
   purging INTEGER NOT NULL
 );
 INSERT INTO ledger_gate VALUES (1, 0);
-CREATE TRIGGER ledger_closed_no_update BEFORE UPDATE ON ledger WHEN OLD.closed = 1
-BEGIN
-  SELECT RAISE(ABORT, 'closed ledger hours are immutable: add a row of kind ''correction'' instead');
-END;
-CREATE TRIGGER ledger_closed_no_delete BEFORE DELETE ON ledger
-  WHEN OLD.closed = 1 AND (SELECT purging FROM ledger_gate) = 0
-BEGIN
-  SELECT RAISE(ABORT, 'closed ledger hours are immutable: only the retention purge removes them');
-END;
-CREATE TRIGGER ledger_purged_no_update BEFORE UPDATE ON ledger_purged
+{closed_triggers}CREATE TRIGGER ledger_purged_no_update BEFORE UPDATE ON ledger_purged
   WHEN (SELECT purging FROM ledger_gate) = 0
 BEGIN
   SELECT RAISE(ABORT, 'purged totals change only with the retention purge');
@@ -74,17 +87,43 @@ CREATE TRIGGER ledger_purged_no_delete BEFORE DELETE ON ledger_purged
 BEGIN
   SELECT RAISE(ABORT, 'purged totals are never removed');
 END;
-CREATE VIEW ledger_readable AS
-SELECT datetime(hour_start, 'unixepoch') AS hour_utc, node, gpu_uuid, team, workload, kind,
-  closed, currency,
-  (gpu_energy_joules + host_energy_joules) / 3.6e6 AS energy_kwh,
-  facility_energy_joules / 3.6e6 AS facility_energy_kwh,
-  {cost_total} AS cost_total, credit, emissions_grams / 1000.0 AS emissions_kg,
-  value, input_tokens + output_tokens AS tokens, requests,
-  priced_secs_source, priced_secs_fallback, price_source, reason
-FROM ledger;
-"#,
+{readable}"#,
         fields = figures(""),
     );
-    vec![v1]
+    // Version 2: two more row kinds, `late` (money of an hour that was
+    // already closed when the wall clock came back to it) and `reset` (the
+    // state started over from zero). SQLite cannot change a CHECK in
+    // place: the table is copied into one with the new CHECK, row ids kept.
+    let v2 = format!(
+        r#"
+DROP VIEW ledger_readable;
+DROP TRIGGER ledger_closed_no_update;
+DROP TRIGGER ledger_closed_no_delete;
+CREATE TABLE ledger_v2 (
+  id INTEGER PRIMARY KEY,
+  hour_start INTEGER NOT NULL,
+  node TEXT NOT NULL,
+  gpu_uuid TEXT NOT NULL,
+  team TEXT NOT NULL,
+  workload TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('hour', 'opening', 'correction', 'late', 'reset')),
+  closed INTEGER NOT NULL CHECK (closed IN (0, 1)),
+  reason TEXT,
+  currency TEXT NOT NULL,
+  {fields},
+  priced_secs_source REAL NOT NULL DEFAULT 0,
+  priced_secs_fallback REAL NOT NULL DEFAULT 0,
+  price_source TEXT NOT NULL,
+  written_at TEXT NOT NULL
+);
+INSERT INTO ledger_v2 SELECT * FROM ledger;
+DROP TABLE ledger;
+ALTER TABLE ledger_v2 RENAME TO ledger;
+CREATE UNIQUE INDEX ledger_hour_key
+  ON ledger (hour_start, node, gpu_uuid, team, workload) WHERE kind = 'hour';
+CREATE INDEX ledger_by_hour ON ledger (hour_start);
+{closed_triggers}{readable}"#,
+        fields = figures(""),
+    );
+    vec![v1, v2]
 }

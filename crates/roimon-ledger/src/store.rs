@@ -47,6 +47,8 @@ pub struct Ledger {
     retention_days: u32,
     /// (device, inode) of the file opened, to notice it was replaced.
     file_id: Option<(u64, u64)>,
+    /// What the last WAL checkpoint left undone.
+    wal_note: Option<String>,
 }
 
 fn file_id(path: &Path) -> Option<(u64, u64)> {
@@ -148,6 +150,7 @@ impl Ledger {
             path: path.to_path_buf(),
             retention_days: DEFAULT_RETENTION_DAYS,
             file_id: None,
+            wal_note: None,
         };
         l.setup()?;
         l.file_id = file_id(path);
@@ -191,6 +194,7 @@ impl Ledger {
             path: path.to_path_buf(),
             retention_days: DEFAULT_RETENTION_DAYS,
             file_id: file_id(path),
+            wal_note: None,
         };
         let v = l.version()?;
         let want = crate::schema::migrations().len() as i64;
@@ -291,16 +295,10 @@ impl Ledger {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(fail)?;
-        tx.execute(
-            "INSERT INTO checkpoint (id, saved_at, counters, book) VALUES (1, ?1, ?2, ?3)
-             ON CONFLICT (id) DO UPDATE SET saved_at = excluded.saved_at,
-               counters = excluded.counters, book = excluded.book",
-            params![written_at, json, state],
-        )
-        .map_err(fail)?;
+        write_checkpoint(&tx, &written_at, &json, &state).map_err(fail)?;
         let mut closed_any = false;
         for h in book.pending() {
-            if h.kind == Kind::Hour {
+            if matches!(h.kind, Kind::Hour | Kind::Late) {
                 tx.execute(
                     "DELETE FROM ledger WHERE closed = 0 AND hour_start = ?1",
                     params![h.hour],
@@ -308,19 +306,61 @@ impl Ledger {
                 .map_err(fail)?;
                 closed_any = true;
             }
-            insert_rows(&tx, h, true, &counters.currency, meta, &written_at).map_err(fail)?;
+            insert_rows(&tx, h, true, &counters.currency, meta, &written_at, None).map_err(fail)?;
         }
         tx.execute("DELETE FROM ledger WHERE closed = 0", [])
             .map_err(fail)?;
         if let Some(open) = book.open_rows(counters) {
-            insert_rows(&tx, &open, false, &counters.currency, meta, &written_at).map_err(fail)?;
+            insert_rows(
+                &tx,
+                &open,
+                false,
+                &counters.currency,
+                meta,
+                &written_at,
+                None,
+            )
+            .map_err(fail)?;
         }
         if closed_any && retention > 0 {
             let cutoff = crate::book::hour_of(now) - i64::from(retention) * 86_400;
             purge(&tx, cutoff).map_err(fail)?;
         }
         tx.commit().map_err(fail)?;
+        if closed_any {
+            self.checkpoint_wal();
+        }
         Ok(())
+    }
+
+    /// Copy the write-ahead log into the main database file, so that the
+    /// main file alone (a lost `-wal`) holds every closed hour. Done when
+    /// an hour closes; a reader holding an old snapshot may leave part of
+    /// it to SQLite's own automatic checkpoint, which is logged.
+    fn checkpoint_wal(&mut self) {
+        let r = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            });
+        self.wal_note = match r {
+            Ok((0, log, done)) if done >= log => None,
+            Ok((busy, log, done)) => Some(format!(
+                "WAL checkpoint incomplete ({done} of {log} pages, busy {busy}): a reader holds an older snapshot; SQLite finishes it later"
+            )),
+            Err(e) => Some(format!(
+                "WAL checkpoint failed: {e}; the main file lags the log until the next hour closes"
+            )),
+        };
+    }
+
+    /// What the last WAL checkpoint (when an hour closed) left undone, once.
+    pub fn take_wal_note(&mut self) -> Option<String> {
+        self.wal_note.take()
     }
 
     /// The state dir was deleted while running (the open file lives on,
@@ -370,6 +410,20 @@ impl Ledger {
             .ok_or_else(|| self.err("no checkpoint in the ledger yet"))?;
         let counters: roimon_core::Counters = serde_json::from_str(&stored.counters)
             .map_err(|e| self.err(format!("checkpoint.counters: {e}")))?;
+        let mut differences = Vec::new();
+        let bad = counters.bad_figures();
+        for e in &bad {
+            differences.push(format!("checkpoint.counters.{e} ({REPAIR_HINT})"));
+        }
+        if let Err(e) = counters.validate(Utc::now())
+            && !bad.contains(&e)
+        {
+            differences.push(format!("checkpoint.counters.{e} ({REPAIR_HINT})"));
+        }
+        if let Some(p) = book_problem(&stored.book) {
+            differences.push(format!("{p} ({REPAIR_HINT})"));
+        }
+        differences.extend(self.nonfinite_rows()?);
         let expected = figures::totals(&counters);
         let mut got: BTreeMap<Key, Figures> = BTreeMap::new();
         let sums = FIELDS
@@ -401,7 +455,6 @@ impl Ledger {
                 got.entry(k).or_default().add(&f);
             }
         }
-        let mut differences = Vec::new();
         let zero = Figures::default();
         let keys: std::collections::BTreeSet<&Key> =
             expected.rows.keys().chain(got.keys()).collect();
@@ -452,6 +505,9 @@ impl Ledger {
             differences.push(format!("{open_hours} hours are open; at most one may be"));
         }
         if let Some(open) = stored.book.open_hour {
+            // Hours up to the latest one closed may lie after the open
+            // hour: a clock that was ahead, then set back.
+            let open = stored.book.last_closed.map_or(open, |c| c.max(open));
             let later = self
                 .conn
                 .query_row(
@@ -478,41 +534,403 @@ impl Ledger {
         })
     }
 
+    /// Closed rows holding a figure that is not a finite number (SQLite
+    /// keeps ±infinity): one line each, naming the row and the column.
+    pub fn nonfinite_rows(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for f in FIELDS {
+            let sql = format!(
+                "SELECT id, hour_start, gpu_uuid, team, workload, kind, {f} FROM ledger \
+                 WHERE closed = 1 AND abs({f}) > 1.7976931348623157e308 ORDER BY id LIMIT 10"
+            );
+            let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(format!(
+                        "ledger row id {} (hour {}, gpu_uuid={} team={} workload={}, kind {}): {f} = {} is not a finite number",
+                        r.get::<_, i64>(0)?,
+                        DateTime::from_timestamp(r.get(1)?, 0).unwrap_or_default(),
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, f64>(6)?,
+                    ))
+                })
+                .map_err(|e| self.err(e))?;
+            for r in rows {
+                out.push(r.map_err(|e| self.err(e))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Σ figures by key over the rows `filter` selects, plus what the
+    /// retention purge moved out (always closed rows).
+    fn sums(&self, filter: &str) -> Result<BTreeMap<Key, Figures>> {
+        let sums = FIELDS
+            .iter()
+            .map(|f| format!("SUM({f})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut got: BTreeMap<Key, Figures> = BTreeMap::new();
+        for (table, filter) in [("ledger", filter), ("ledger_purged", "1")] {
+            let sql = format!(
+                "SELECT gpu_uuid, team, workload, {sums} FROM {table} WHERE {filter} \
+                 GROUP BY gpu_uuid, team, workload"
+            );
+            let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([], |r| {
+                    let key = Key {
+                        gpu_uuid: r.get(0)?,
+                        team: r.get(1)?,
+                        workload: r.get(2)?,
+                    };
+                    let mut f = Figures::default();
+                    for i in 0..N {
+                        f.0[i] = r.get::<_, Option<f64>>(3 + i)?.unwrap_or(0.0);
+                    }
+                    Ok((key, f))
+                })
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                let (k, f) = row.map_err(|e| self.err(e))?;
+                got.entry(k).or_default().add(&f);
+            }
+        }
+        Ok(got)
+    }
+
+    /// The latest hour that has a closed row of kind `hour` (booking to it
+    /// or before it again must use `late` rows).
+    fn latest_hour(&self) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT MAX(hour_start) FROM ledger WHERE kind = 'hour' AND closed = 1",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// How many times the state started over from zero (reset events).
+    pub fn reset_events(&self) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(DISTINCT written_at) FROM ledger WHERE kind = 'reset'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Start over from zero, visibly: in one transaction the open hour's
+    /// rows go, rows of kind `reset` (with `reason`) undo every key's
+    /// figures so far (one zero row when there were none), and a
+    /// checkpoint of zero counters in `currency` is written, whose book
+    /// treats every hour booked so far as closed. Closed rows stay. Returns
+    /// how many reset events the ledger now holds.
+    pub fn reset(
+        &mut self,
+        reason: &str,
+        currency: &str,
+        meta: &Meta,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let path = self.path.clone();
+        let fail = |e: rusqlite::Error| Self::fail(&path, e);
+        let latest = self.latest_hour()?;
+        let before = self.reset_events()?;
+        let mut undo = Vec::new();
+        for (k, f) in self.sums("closed = 1")? {
+            let mut neg = Figures::default();
+            for (n, v) in neg.0.iter_mut().zip(f.0) {
+                *n = if v.is_finite() { -v } else { 0.0 };
+            }
+            if !neg.is_zero() {
+                undo.push((k, neg));
+            }
+        }
+        if undo.is_empty() {
+            undo.push((
+                Key {
+                    gpu_uuid: "none".into(),
+                    team: roimon_core::engine::UNALLOCATED.into(),
+                    workload: roimon_core::engine::UNALLOCATED.into(),
+                },
+                Figures::default(),
+            ));
+        }
+        let hour = crate::book::hour_of(now);
+        let rows = HourRows {
+            hour,
+            kind: Kind::Reset,
+            rows: undo,
+            priced: [0.0, 0.0],
+        };
+        let counters = roimon_core::Counters {
+            currency: currency.into(),
+            state_resets: before + 1,
+            ..Default::default()
+        };
+        let book = BookState {
+            last_closed: latest,
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&counters).map_err(|e| self.err(e))?;
+        let state = serde_json::to_string(&book).map_err(|e| self.err(e))?;
+        let written_at = now.to_rfc3339();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        tx.execute("DELETE FROM ledger WHERE closed = 0", [])
+            .map_err(fail)?;
+        insert_rows(&tx, &rows, true, currency, meta, &written_at, Some(reason)).map_err(fail)?;
+        write_checkpoint(&tx, &written_at, &json, &state).map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        self.checkpoint_wal();
+        Ok(before + 1)
+    }
+
+    /// `roimon ledger repair`: make a checkpoint with a non-finite,
+    /// negative or absurd figure (or a ledger that does not add up to its
+    /// counters) resumable while keeping the ledger. The bad figures are
+    /// set to 0 ([`roimon_core::Counters::repair`]); then, in one
+    /// transaction, the open hour's rows go and rows of kind `correction`
+    /// (with the reason) bring every key's Σ ledger to the repaired
+    /// counters, and the repaired checkpoint is written. Closed rows stay.
+    /// Returns what was repaired; empty when nothing needed it.
+    pub fn repair(&mut self, meta: &Meta, now: DateTime<Utc>) -> Result<Vec<String>> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT counters, book FROM checkpoint WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some((counters, book)) = row else {
+            return Err(self.err(
+                "no checkpoint in the ledger, nothing to repair: restore the file from a backup, or start over with `roimon run --reset-state`",
+            ));
+        };
+        let mut c: roimon_core::Counters = serde_json::from_str(&counters).map_err(|e| {
+            self.err(format!(
+                "checkpoint.counters is not readable ({e}): restore the file from a backup, or start over with `roimon run --reset-state`"
+            ))
+        })?;
+        let mut said = c.repair(now);
+        let book: BookState = match serde_json::from_str::<BookState>(&book) {
+            Ok(b) => {
+                if let Some(p) = book_problem(&b) {
+                    said.push(format!(
+                        "{p}; the open hour starts again from the repaired counters"
+                    ));
+                }
+                b
+            }
+            Err(e) => {
+                said.push(format!("checkpoint.book is not readable ({e}); the open hour starts again from the repaired counters"));
+                BookState {
+                    last_closed: self.latest_hour()?,
+                    ..Default::default()
+                }
+            }
+        };
+        let bad_rows = self.nonfinite_rows()?;
+        if !bad_rows.is_empty() {
+            return Err(self.err(format!(
+                "{}; a correction row cannot undo an infinite figure, so this needs the ledger restored from a backup",
+                bad_rows.join("; ")
+            )));
+        }
+        if said.is_empty() {
+            let v = self.verify()?;
+            if v.differences.is_empty() {
+                return Ok(Vec::new());
+            }
+            said.push(format!(
+                "the ledger did not equal the counters ({} differences)",
+                v.differences.len()
+            ));
+        }
+        let target = figures::totals(&c);
+        let closed = self.sums("closed = 1")?;
+        let zero = Figures::default();
+        let keys: std::collections::BTreeSet<&Key> =
+            target.rows.keys().chain(closed.keys()).collect();
+        let mut rows = Vec::new();
+        for k in keys {
+            let t = target.rows.get(k).unwrap_or(&zero);
+            let d = t.minus(closed.get(k).unwrap_or(&zero));
+            if !d.is_zero() {
+                rows.push((k.clone(), d));
+            }
+        }
+        if rows.is_empty() {
+            rows.push((
+                Key {
+                    gpu_uuid: "none".into(),
+                    team: roimon_core::engine::UNALLOCATED.into(),
+                    workload: roimon_core::engine::UNALLOCATED.into(),
+                },
+                Figures::default(),
+            ));
+        }
+        let hour = book.open_hour.unwrap_or_else(|| crate::book::hour_of(now));
+        let correction = HourRows {
+            hour,
+            kind: Kind::Correction,
+            rows,
+            priced: [0.0, 0.0],
+        };
+        let book = BookState {
+            open_hour: book.open_hour,
+            base: target,
+            open_late: book.open_late,
+            last_closed: book.last_closed,
+        };
+        let reason = format!("roimon ledger repair: {}", said.join("; "));
+        let json = serde_json::to_string(&c).map_err(|e| self.err(e))?;
+        let state = serde_json::to_string(&book).map_err(|e| self.err(e))?;
+        let written_at = now.to_rfc3339();
+        let path = self.path.clone();
+        let fail = |e: rusqlite::Error| Self::fail(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        tx.execute("DELETE FROM ledger WHERE closed = 0", [])
+            .map_err(fail)?;
+        insert_rows(
+            &tx,
+            &correction,
+            true,
+            &c.currency,
+            meta,
+            &written_at,
+            Some(&reason),
+        )
+        .map_err(fail)?;
+        write_checkpoint(&tx, &written_at, &json, &state).map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        self.checkpoint_wal();
+        Ok(said)
+    }
+
     /// Closed rows whose hour starts at or after `hour` (Unix seconds), in
     /// hour order: what a downstream store (InfluxDB) copies. Rows of kind
-    /// `opening` and `correction` are included (see `kind`).
+    /// `opening`, `correction`, `late` and `reset` are included (see `kind`).
     pub fn closed_hours_since(&self, hour: i64) -> Result<Vec<HourRow>> {
+        Ok(self
+            .closed_rows_where("hour_start >= ?1 ORDER BY hour_start, id", hour)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    /// Closed rows written after the row `id`, in the order they were
+    /// written, with their ids: a copier that keeps the last id it handed
+    /// on also sees rows booked later to an earlier hour (`late`,
+    /// `correction`, `reset`).
+    pub fn closed_rows_after(&self, id: i64) -> Result<Vec<(i64, HourRow)>> {
+        self.closed_rows_where("id > ?1 ORDER BY id", id)
+    }
+
+    /// The last closed row id of the hours before `hour` (to go on by row
+    /// id from a cursor that held an hour).
+    pub fn last_closed_id_before(&self, hour: i64) -> Result<i64> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(MAX(id), 0) FROM ledger WHERE closed = 1 AND hour_start < ?1",
+                params![hour],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    fn closed_rows_where(&self, filter: &str, arg: i64) -> Result<Vec<(i64, HourRow)>> {
         let sql = format!(
             "SELECT hour_start, node, gpu_uuid, team, workload, kind, currency, {}, \
-             priced_secs_source, priced_secs_fallback, price_source FROM ledger \
-             WHERE closed = 1 AND hour_start >= ?1 ORDER BY hour_start, id",
+             priced_secs_source, priced_secs_fallback, price_source, id FROM ledger \
+             WHERE closed = 1 AND {filter}",
             fields_csv()
         );
         let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = st
-            .query_map(params![hour], |r| {
+            .query_map(params![arg], |r| {
                 let mut f = Figures::default();
                 for i in 0..N {
                     f.0[i] = r.get(7 + i)?;
                 }
-                Ok(HourRow {
-                    hour_start: DateTime::from_timestamp(r.get(0)?, 0).unwrap_or_default(),
-                    node: r.get(1)?,
-                    gpu_uuid: r.get(2)?,
-                    team: r.get(3)?,
-                    workload: r.get(4)?,
-                    kind: r.get(5)?,
-                    currency: r.get(6)?,
-                    figures: f,
-                    priced_secs_source: r.get(7 + N)?,
-                    priced_secs_fallback: r.get(8 + N)?,
-                    price_source: r.get(9 + N)?,
-                })
+                Ok((
+                    r.get(10 + N)?,
+                    HourRow {
+                        hour_start: DateTime::from_timestamp(r.get(0)?, 0).unwrap_or_default(),
+                        node: r.get(1)?,
+                        gpu_uuid: r.get(2)?,
+                        team: r.get(3)?,
+                        workload: r.get(4)?,
+                        kind: r.get(5)?,
+                        currency: r.get(6)?,
+                        figures: f,
+                        priced_secs_source: r.get(7 + N)?,
+                        priced_secs_fallback: r.get(8 + N)?,
+                        price_source: r.get(9 + N)?,
+                    },
+                ))
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| self.err(e))
     }
+}
+
+fn write_checkpoint(
+    tx: &rusqlite::Transaction<'_>,
+    written_at: &str,
+    counters: &str,
+    book: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO checkpoint (id, saved_at, counters, book) VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET saved_at = excluded.saved_at,
+           counters = excluded.counters, book = excluded.book",
+        params![written_at, counters, book],
+    )?;
+    Ok(())
+}
+
+/// What `roimon report --verify` and a refused start offer for a bad figure.
+pub const REPAIR_HINT: &str =
+    "`roimon ledger repair` resets it with a visible correction row and keeps the ledger";
+
+/// A figure in the checkpoint's hour book that cannot be true (not finite,
+/// or beyond [`roimon_core::engine::ABSURD`]), named.
+pub fn book_problem(b: &BookState) -> Option<String> {
+    let bad = |v: f64| !v.is_finite() || v.abs() > roimon_core::engine::ABSURD;
+    for (k, f) in &b.base.rows {
+        for (i, v) in f.0.iter().enumerate() {
+            if bad(*v) {
+                return Some(format!(
+                    "checkpoint.book.base[{}/{}/{}].{}: {v} is not a finite number of sane size",
+                    k.gpu_uuid, k.team, k.workload, FIELDS[i]
+                ));
+            }
+        }
+    }
+    for (i, v) in b.base.priced.iter().enumerate() {
+        if bad(*v) {
+            return Some(format!(
+                "checkpoint.book.base.priced[{i}]: {v} is not a finite number of sane size"
+            ));
+        }
+    }
+    None
 }
 
 fn insert_rows(
@@ -522,12 +940,13 @@ fn insert_rows(
     currency: &str,
     meta: &Meta,
     written_at: &str,
+    reason: Option<&str>,
 ) -> rusqlite::Result<()> {
-    let marks = (0..N).map(|i| format!("?{}", 13 + i)).collect::<Vec<_>>();
+    let marks = (0..N).map(|i| format!("?{}", 14 + i)).collect::<Vec<_>>();
     let sql = format!(
         "INSERT INTO ledger (hour_start, node, gpu_uuid, team, workload, kind, closed, currency, \
-         priced_secs_source, priced_secs_fallback, price_source, written_at, {}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, {})",
+         priced_secs_source, priced_secs_fallback, price_source, written_at, reason, {}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, {})",
         fields_csv(),
         marks.join(", ")
     );
@@ -544,6 +963,7 @@ fn insert_rows(
         p.push(&h.priced[1]);
         p.push(&meta.price_source);
         p.push(&written_at);
+        p.push(&reason);
         for v in &f.0 {
             p.push(v);
         }
@@ -592,4 +1012,65 @@ fn purge(tx: &rusqlite::Transaction<'_>, cutoff: i64) -> rusqlite::Result<()> {
     )?;
     tx.execute("UPDATE ledger_gate SET purging = 0", [])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_ledger_is_migrated_keeping_its_rows_and_guards() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(&crate::schema::migrations()[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute(
+                "INSERT INTO ledger (id, hour_start, node, gpu_uuid, team, workload, kind, closed, \
+                 currency, cost_capex, price_source, written_at) \
+                 VALUES (7, 3600, 'n', 'GPU-a', 't', 'w', 'hour', 1, 'EUR', 1.5, 'static', 'x')",
+                [],
+            )
+            .unwrap();
+            let late = c.execute(
+                "INSERT INTO ledger (hour_start, node, gpu_uuid, team, workload, kind, closed, \
+                 currency, price_source, written_at) \
+                 VALUES (3600, 'n', 'GPU-a', 't', 'w', 'late', 1, 'EUR', 'static', 'x')",
+                [],
+            );
+            assert!(late.is_err(), "version 1 knows no late rows");
+        }
+        let l = Ledger::open(&path).unwrap();
+        assert_eq!(l.version().unwrap(), 2);
+        let c = l.connection();
+        let kept: f64 = c
+            .query_row("SELECT cost_capex FROM ledger WHERE id = 7", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(kept, 1.5);
+        for kind in ["late", "reset"] {
+            c.execute(
+                "INSERT INTO ledger (hour_start, node, gpu_uuid, team, workload, kind, closed, \
+                 currency, price_source, written_at) \
+                 VALUES (3600, 'n', 'GPU-a', 't', 'w', ?1, 1, 'EUR', 'static', 'x')",
+                [kind],
+            )
+            .unwrap();
+        }
+        let upd = c.execute("UPDATE ledger SET cost_capex = 0 WHERE id = 7", []);
+        assert!(upd.unwrap_err().to_string().contains("immutable"));
+        let dup = c.execute(
+            "INSERT INTO ledger (hour_start, node, gpu_uuid, team, workload, kind, closed, \
+             currency, price_source, written_at) \
+             VALUES (3600, 'n', 'GPU-a', 't', 'w', 'hour', 1, 'EUR', 'static', 'x')",
+            [],
+        );
+        assert!(dup.is_err(), "one hour row per key and hour");
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM ledger_readable", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
+    }
 }

@@ -10,6 +10,13 @@
 //! before the ledger (`counters.json`) are migrated once: the JSON is read
 //! (newest valid of it and `.prev`), written to the database, and renamed
 //! to `counters.json.migrated` as a backup.
+//!
+//! A state dir that has run before (its lock, price or carbon cache,
+//! InfluxDB buffer or cursor, or a ledger file of any size) but yields no
+//! readable checkpoint is refused, never silently started from zero: the
+//! operator restores the file or starts over with `--reset-state`, which
+//! the ledger records as a `reset` event. Permission and disk errors are
+//! named as such; an impossible figure points at `roimon ledger repair`.
 
 use roimon_core::Counters;
 use roimon_ledger::{BookState, HourBook, Ledger, Meta};
@@ -35,6 +42,23 @@ pub struct Checkpoint {
     /// The counters came from `counters.json`: rename it once they are in
     /// the database.
     legacy: bool,
+    /// What showed a previous life when the store was opened.
+    evidence: Vec<String>,
+    /// What is missing when no checkpoint is found.
+    missing: String,
+}
+
+/// Rename an unreadable ledger (and its -wal and -shm) aside, keeping it.
+fn set_aside(dir: &Path) -> std::io::Result<PathBuf> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let base = dir.join(format!("{}.unreadable-{stamp}", roimon_ledger::FILE));
+    for suffix in ["", "-wal", "-shm"] {
+        let from = dir.join(format!("{}{suffix}", roimon_ledger::FILE));
+        if from.exists() {
+            fs::rename(&from, format!("{}{suffix}", base.display()))?;
+        }
+    }
+    Ok(base)
 }
 
 /// Take the exclusive lock of `dir` (its `lock` file) and write our PID in
@@ -47,10 +71,7 @@ fn take_lock(dir: &Path) -> Result<File, LoadError> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|source| LoadError::Dir {
-            dir: dir.into(),
-            source,
-        })?;
+        .map_err(|e| io_error(dir, &path, e))?;
     match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
         Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
@@ -78,10 +99,7 @@ fn take_lock(dir: &Path) -> Result<File, LoadError> {
         .and_then(|()| std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0)))
         .and_then(|_| f.write_all(pid.as_bytes()))
         .and_then(|()| f.sync_all());
-    written.map_err(|source| LoadError::Dir {
-        dir: dir.into(),
-        source,
-    })?;
+    written.map_err(|e| io_error(dir, &path, e))?;
     Ok(f)
 }
 
@@ -96,6 +114,23 @@ pub enum LoadError {
         /// Cause.
         source: std::io::Error,
     },
+    /// A permission or disk error: nothing is wrong with the state, the
+    /// process cannot use it.
+    #[error(
+        "{what} on {path}: {detail} (roimon runs as uid {uid}); {advice}. The state is kept as it is"
+    )]
+    Access {
+        /// `permission error` or `disk error`.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        detail: String,
+        /// The process's user id.
+        uid: u32,
+        /// What to do.
+        advice: String,
+    },
     /// Another daemon holds the state dir.
     #[error(
         "state dir {dir} is in use by {holder} (lock file {dir}/lock); one roimon per state dir"
@@ -106,10 +141,23 @@ pub enum LoadError {
         /// Who holds it, as far as the lock file says.
         holder: String,
     },
+    /// The state dir has run before but holds no checkpoint: starting from
+    /// zero would begin a second history unseen.
+    #[error(
+        "no readable checkpoint in {dir}: {missing}, but this state dir has run before (it holds: {evidence}); refusing to start a second history from zero. Either restore {dir}/ledger.sqlite3 (with its -wal, if any) from a backup, or start over deliberately with `roimon run --reset-state` (recorded in the ledger as an event of kind reset)"
+    )]
+    Missing {
+        /// The directory.
+        dir: PathBuf,
+        /// What is missing.
+        missing: String,
+        /// What shows the previous life.
+        evidence: String,
+    },
     /// Checkpoints exist but none is readable: refusing to start from zero,
     /// which would make every counter go backwards.
     #[error(
-        "no readable checkpoint in {dir}: {detail}; move the files aside to start from zero deliberately"
+        "no readable checkpoint in {dir}: {detail}; either restore the file from a backup, or start over deliberately with `roimon run --reset-state` (an unreadable ledger is kept beside, renamed; the reset is recorded in the ledger as an event of kind reset)"
     )]
     Corrupt {
         /// The directory.
@@ -117,33 +165,259 @@ pub enum LoadError {
         /// What failed.
         detail: String,
     },
+    /// The checkpoint is readable but holds a figure that cannot be true.
+    #[error(
+        "the checkpoint in {path} holds an impossible figure: {detail}; run `roimon ledger repair --state-dir {dir}` to reset it with a visible correction row (the ledger is kept), then start again"
+    )]
+    Invalid {
+        /// The directory.
+        dir: PathBuf,
+        /// The ledger file.
+        path: PathBuf,
+        /// The field and what is wrong with it.
+        detail: String,
+    },
+}
+
+impl LoadError {
+    /// Whether `--reset-state` may answer it (not a permission or disk
+    /// error, not a lock held by another daemon).
+    pub fn resettable(&self) -> bool {
+        matches!(
+            self,
+            LoadError::Missing { .. } | LoadError::Corrupt { .. } | LoadError::Invalid { .. }
+        )
+    }
+
+    /// A short reason, for the ledger's `reset` row.
+    pub fn reason(&self) -> String {
+        match self {
+            LoadError::Missing { missing, .. } => format!("no readable checkpoint: {missing}"),
+            LoadError::Corrupt { detail, .. } => format!("no readable checkpoint: {detail}"),
+            LoadError::Invalid { detail, .. } => format!("impossible figure: {detail}"),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The process's user id (for permission errors).
+fn uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+/// An I/O error on `path` as a [`LoadError`]: permission and disk errors
+/// named as such, anything else as a state dir error.
+fn io_error(dir: &Path, path: &Path, e: std::io::Error) -> LoadError {
+    use std::io::ErrorKind as K;
+    let what = match e.kind() {
+        K::PermissionDenied | K::ReadOnlyFilesystem => "permission error",
+        K::StorageFull | K::QuotaExceeded => "disk error",
+        _ if e.raw_os_error() == Some(libc_eio()) => "disk error",
+        _ => {
+            return LoadError::Dir {
+                dir: dir.into(),
+                source: e,
+            };
+        }
+    };
+    access(what, dir, path, e.to_string())
+}
+
+/// EIO, without a libc dependency.
+fn libc_eio() -> i32 {
+    rustix::io::Errno::IO.raw_os_error()
+}
+
+fn access(what: &'static str, dir: &Path, path: &Path, detail: String) -> LoadError {
+    let uid = uid();
+    let advice = if what == "disk error" {
+        format!(
+            "free space on (or repair) the file system holding {}",
+            dir.display()
+        )
+    } else {
+        format!(
+            "give uid {uid} read and write access to {} and the files in it (e.g. chown -R, or the service's User=)",
+            dir.display()
+        )
+    };
+    LoadError::Access {
+        what,
+        path: path.into(),
+        detail,
+        uid,
+        advice,
+    }
+}
+
+/// A ledger error that is the file system's fault, not the file's.
+fn ledger_access(e: &roimon_ledger::Error) -> Option<&'static str> {
+    let m = e.message.to_ascii_lowercase();
+    if m.contains("disk is full") || m.contains("disk i/o error") {
+        Some("disk error")
+    } else if m.contains("unable to open")
+        || m.contains("readonly")
+        || m.contains("read-only")
+        || m.contains("permission")
+        || m.contains("access")
+    {
+        Some("permission error")
+    } else {
+        None
+    }
+}
+
+/// What in `dir` shows that a roimon ran with it before (besides a
+/// readable checkpoint).
+fn previous_life(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in [
+        LOCK,
+        "prices.json",
+        "carbon.json",
+        "influxdb",
+        "ledger-cursor",
+        roimon_ledger::FILE,
+        "ledger.sqlite3-wal",
+    ] {
+        let p = dir.join(name);
+        if let Ok(m) = fs::symlink_metadata(&p) {
+            if name == roimon_ledger::FILE {
+                out.push(format!("{name} ({} bytes)", m.len()));
+            } else {
+                out.push(name.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Make sure `path` can be written (a file we must write that exists, or
+/// the directory we must create files in).
+fn check_writable(dir: &Path) -> Result<(), LoadError> {
+    let probe = dir.join(".roimon-write-test");
+    match fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = fs::remove_file(&probe);
+        }
+        Err(e) => return Err(io_error(dir, dir, e)),
+    }
+    for name in [
+        roimon_ledger::FILE,
+        "ledger.sqlite3-wal",
+        "ledger.sqlite3-shm",
+    ] {
+        let p = dir.join(name);
+        if p.exists() {
+            if let Err(e) = fs::OpenOptions::new().read(true).write(true).open(&p) {
+                return Err(io_error(dir, &p, e));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Checkpoint {
     /// A store in `dir` (created if missing), locked for this process.
     pub fn open(dir: &Path) -> Result<Self, LoadError> {
-        fs::create_dir_all(dir).map_err(|source| LoadError::Dir {
-            dir: dir.into(),
-            source,
-        })?;
+        Self::open_with(dir, false)
+    }
+
+    /// Like [`Checkpoint::open`]; with `reset`, a ledger file that SQLite
+    /// cannot read is renamed aside (`ledger.sqlite3.unreadable-<time>`,
+    /// kept) and a new one is begun.
+    pub fn open_with(dir: &Path, reset: bool) -> Result<Self, LoadError> {
+        fs::create_dir_all(dir).map_err(|e| io_error(dir, dir, e))?;
+        let evidence = previous_life(dir);
+        let ledger_before = fs::metadata(dir.join(roimon_ledger::FILE)).ok();
         let lock = take_lock(dir)?;
-        let ledger =
-            Ledger::open(&dir.join(roimon_ledger::FILE)).map_err(|e| LoadError::Corrupt {
+        check_writable(dir)?;
+        let path = dir.join(roimon_ledger::FILE);
+        let missing = match &ledger_before {
+            None => format!("{} is missing", path.display()),
+            Some(m) if m.len() == 0 => format!("{} is empty (0 bytes)", path.display()),
+            Some(m) => format!(
+                "{} ({} bytes) holds no checkpoint (was its -wal file lost?)",
+                path.display(),
+                m.len()
+            ),
+        };
+        // Refused before SQLite creates anything, so that the next try
+        // says the same.
+        let wal_len = fs::metadata(dir.join("ledger.sqlite3-wal")).map_or(0, |m| m.len());
+        let nothing = ledger_before.as_ref().is_none_or(|m| m.len() == 0) && wal_len == 0;
+        let legacy = dir.join(FILE).exists() || dir.join(PREV).exists();
+        if nothing && !legacy && !reset && !evidence.is_empty() {
+            return Err(LoadError::Missing {
                 dir: dir.into(),
-                detail: e.to_string(),
-            })?;
+                missing,
+                evidence: evidence.join(", "),
+            });
+        }
+        let ledger = match Ledger::open(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                if let Some(what) = ledger_access(&e) {
+                    return Err(access(what, dir, &path, e.message));
+                }
+                if !reset {
+                    return Err(LoadError::Corrupt {
+                        dir: dir.into(),
+                        detail: e.to_string(),
+                    });
+                }
+                let aside = set_aside(dir).map_err(|e| io_error(dir, dir, e))?;
+                tracing::warn!(file = %path.display(), kept_as = %aside.display(), error = %e, "--reset-state: the unreadable ledger is kept beside and a new one begun");
+                Ledger::open(&path).map_err(|e| LoadError::Corrupt {
+                    dir: dir.into(),
+                    detail: e.to_string(),
+                })?
+            }
+        };
         Ok(Self {
             dir: dir.into(),
             lock: std::sync::Mutex::new(lock),
             ledger,
             book: None,
             legacy: false,
+            evidence,
+            missing,
         })
+    }
+
+    /// Start over from zero, visibly: the ledger records a `reset` event
+    /// with `reason` and holds zero counters in `currency` (their
+    /// `state_resets` counts the events). Returns that count.
+    pub fn reset(&mut self, reason: &str, currency: &str, meta: &Meta) -> Result<u64, LoadError> {
+        let n = self
+            .ledger
+            .reset(reason, currency, meta, chrono::Utc::now())
+            .map_err(|e| match ledger_access(&e) {
+                Some(what) => access(what, &self.dir, &e.path, e.message.clone()),
+                None => LoadError::Corrupt {
+                    dir: self.dir.clone(),
+                    detail: e.to_string(),
+                },
+            })?;
+        if self.dir.join(FILE).exists() || self.dir.join(PREV).exists() {
+            self.retire_json();
+        }
+        Ok(n)
     }
 
     /// The ledger (for reads after a checkpoint: budgets).
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// The ledger, to write outside a checkpoint (`roimon ledger repair`).
+    pub fn ledger_mut(&mut self) -> &mut Ledger {
+        &mut self.ledger
     }
 
     /// Keep closed hours this many days (0: for ever).
@@ -199,18 +473,41 @@ impl Checkpoint {
             dir: self.dir.clone(),
             detail,
         };
+        let path = self.ledger.path().to_path_buf();
+        let invalid = |detail: String| LoadError::Invalid {
+            dir: self.dir.clone(),
+            path: path.clone(),
+            detail,
+        };
         let stored = self.ledger.load().map_err(|e| corrupt(e.to_string()))?;
         if let Some(stored) = stored {
-            let path = self.ledger.path().display().to_string();
+            let shown = path.display().to_string();
             let c: Counters = serde_json::from_str(&stored.counters)
-                .map_err(|e| corrupt(format!("{path} (checkpoint.counters): {e}")))?;
-            if c.currency.is_empty() || c.last_wall.is_none() {
+                .map_err(|e| corrupt(format!("{shown} (checkpoint.counters): {e}")))?;
+            if c.currency.is_empty() {
                 return Err(corrupt(format!(
-                    "{path} (checkpoint.counters): not a roimon checkpoint (no currency or last_wall)"
+                    "{shown} (checkpoint.counters): not a roimon checkpoint (no currency)"
                 )));
             }
-            c.validate(chrono::Utc::now())
-                .map_err(|e| corrupt(format!("{path} (checkpoint.counters): {e}")))?;
+            let now = chrono::Utc::now();
+            c.validate(now)
+                .map_err(|e| invalid(format!("checkpoint.counters.{e}")))?;
+            if let Some(p) = roimon_ledger::book_problem(&stored.book) {
+                return Err(invalid(p));
+            }
+            let rows = self
+                .ledger
+                .nonfinite_rows()
+                .map_err(|e| corrupt(e.to_string()))?;
+            if let Some(first) = rows.first() {
+                return Err(invalid(first.clone()));
+            }
+            if let Some(w) = c.last_wall
+                && w > now + chrono::Duration::seconds(2)
+            {
+                let secs = (w - now).num_milliseconds() as f64 / 1000.0;
+                tracing::warn!(last_tick = %w, now = %now, step_secs = -secs, "the checkpoint is from the future: the wall clock was set back {secs:.0} s while roimon was stopped; closed hours stay as they are and money accrues from now");
+            }
             self.book = Some(stored.book);
             if self.dir.join(FILE).exists() {
                 // Migrated, but the rename did not happen (a crash between).
@@ -220,6 +517,13 @@ impl Checkpoint {
         }
         let legacy = self.load_json()?;
         self.legacy = legacy.is_some();
+        if legacy.is_none() && !self.evidence.is_empty() {
+            return Err(LoadError::Missing {
+                dir: self.dir.clone(),
+                missing: self.missing.clone(),
+                evidence: self.evidence.join(", "),
+            });
+        }
         Ok(legacy)
     }
 
@@ -294,6 +598,9 @@ impl Checkpoint {
         self.ledger
             .save(counters, book, meta, now)
             .map_err(std::io::Error::other)?;
+        if let Some(note) = self.ledger.take_wal_note() {
+            tracing::warn!(path = %self.ledger.path().display(), "{note}");
+        }
         if self.legacy {
             self.legacy = false;
             self.retire_json();
@@ -372,6 +679,223 @@ mod tests {
         fs::write(empty.path().join(PREV), b"garbage").unwrap();
         let mut cp = Checkpoint::open(empty.path()).unwrap();
         assert!(matches!(cp.load(), Err(LoadError::Corrupt { .. })));
+    }
+
+    /// A state dir that ran once and then lost its checkpoint in `spoil`.
+    fn ran_then(spoil: impl Fn(&Path)) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cp = Checkpoint::open(dir.path()).unwrap();
+        assert!(cp.load().unwrap().is_none());
+        let c = Counters {
+            currency: "EUR".into(),
+            last_wall: Some(chrono::Utc::now()),
+            ..Default::default()
+        };
+        let book = cp.book(&c);
+        cp.save(&c, &book, &meta()).unwrap();
+        drop(cp);
+        spoil(dir.path());
+        dir
+    }
+
+    #[test]
+    fn a_state_dir_that_ran_before_without_its_checkpoint_is_refused() {
+        let ledger = |d: &Path| d.join(roimon_ledger::FILE);
+        let wal = |d: &Path| d.join("ledger.sqlite3-wal");
+        type Spoil = Box<dyn Fn(&Path)>;
+        let cases: Vec<(&str, Spoil)> = vec![
+            (
+                "is missing",
+                Box::new(move |d: &Path| {
+                    fs::remove_file(ledger(d)).unwrap();
+                    let _ = fs::remove_file(wal(d));
+                }),
+            ),
+            (
+                "is empty (0 bytes)",
+                Box::new(move |d: &Path| {
+                    let _ = fs::remove_file(wal(d));
+                    fs::write(ledger(d), b"").unwrap();
+                }),
+            ),
+            (
+                "holds no checkpoint",
+                Box::new(move |d: &Path| {
+                    // What kill -9 and a deleted -wal leave: the schema only.
+                    fs::remove_file(ledger(d)).unwrap();
+                    let _ = fs::remove_file(wal(d));
+                    drop(Ledger::open(&ledger(d)).unwrap());
+                }),
+            ),
+            (
+                "is missing",
+                Box::new(move |d: &Path| {
+                    // Only a price cache shows the previous life.
+                    fs::remove_file(ledger(d)).unwrap();
+                    let _ = fs::remove_file(wal(d));
+                    fs::remove_file(d.join(LOCK)).unwrap();
+                    fs::write(d.join("prices.json"), b"[]").unwrap();
+                }),
+            ),
+        ];
+        for (missing, spoil) in cases {
+            let dir = ran_then(spoil);
+            let e = Checkpoint::open(dir.path())
+                .and_then(|mut cp| cp.load())
+                .unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, LoadError::Missing { .. }), "{text}");
+            assert!(text.contains(missing), "{text}");
+            assert!(text.contains("roimon run --reset-state"), "{text}");
+            assert!(text.contains("restore"), "{text}");
+            assert!(!text.contains("move the files aside"), "{text}");
+            assert!(e.resettable());
+        }
+        // A new state dir is not one that lost its checkpoint.
+        let new = tempfile::tempdir().unwrap();
+        assert!(
+            Checkpoint::open(new.path())
+                .unwrap()
+                .load()
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn reset_state_starts_from_zero_and_records_it() {
+        let dir = ran_then(|d| {
+            fs::write(d.join(roimon_ledger::FILE), b"").unwrap();
+            let _ = fs::remove_file(d.join("ledger.sqlite3-wal"));
+        });
+        let mut cp = Checkpoint::open_with(dir.path(), true).unwrap();
+        let e = cp.load().unwrap_err();
+        assert_eq!(cp.reset(&e.reason(), "EUR", &meta()).unwrap(), 1);
+        let c = cp.load().unwrap().unwrap();
+        assert_eq!(c.state_resets, 1);
+        let kind: String = cp
+            .ledger()
+            .connection()
+            .query_row("SELECT kind FROM ledger", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kind, "reset");
+        // An unreadable ledger is renamed aside, never deleted.
+        let bad = ran_then(|d| {
+            fs::write(d.join(roimon_ledger::FILE), vec![7u8; 8192]).unwrap();
+            let _ = fs::remove_file(d.join("ledger.sqlite3-wal"));
+        });
+        assert!(matches!(
+            Checkpoint::open(bad.path()).unwrap_err(),
+            LoadError::Corrupt { .. }
+        ));
+        let mut cp = Checkpoint::open_with(bad.path(), true).unwrap();
+        let e = cp.load().unwrap_err();
+        assert!(matches!(e, LoadError::Missing { .. }), "{e}");
+        cp.reset(&e.reason(), "EUR", &meta()).unwrap();
+        let kept: Vec<_> = fs::read_dir(bad.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with("ledger.sqlite3.unreadable-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(
+            fs::read(bad.path().join(&kept[0])).unwrap(),
+            vec![7u8; 8192]
+        );
+    }
+
+    #[test]
+    fn permission_and_disk_errors_are_named_with_path_and_uid() {
+        let p = Path::new("/srv/roimon/ledger.sqlite3");
+        let e = io_error(
+            Path::new("/srv/roimon"),
+            p,
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with("permission error on /srv/roimon/ledger.sqlite3"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("uid {}", uid())), "{text}");
+        assert!(
+            !text.contains("reset-state") && !text.contains("aside"),
+            "{text}"
+        );
+        assert!(!e.resettable());
+        let e = io_error(
+            Path::new("/srv/roimon"),
+            p,
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+        );
+        assert!(e.to_string().starts_with("disk error on"), "{e}");
+        // SQLite's words for the same.
+        let l = roimon_ledger::Error {
+            path: p.into(),
+            message: "unable to open database file".into(),
+        };
+        assert_eq!(ledger_access(&l), Some("permission error"));
+        let l = roimon_ledger::Error {
+            path: p.into(),
+            message: "database or disk is full".into(),
+        };
+        assert_eq!(ledger_access(&l), Some("disk error"));
+    }
+
+    #[test]
+    fn an_impossible_figure_points_at_ledger_repair() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cp = Checkpoint::open(dir.path()).unwrap();
+        cp.load().unwrap();
+        let mut c = Counters {
+            currency: "EUR".into(),
+            last_wall: Some(chrono::Utc::now()),
+            ..Default::default()
+        };
+        c.priced_seconds
+            .insert("source".into(), Accumulator::from_total(-4.0));
+        let book = cp.book(&c);
+        cp.save(&c, &book, &meta()).unwrap();
+        drop(cp);
+        let e = Checkpoint::open(dir.path()).unwrap().load().unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, LoadError::Invalid { .. }), "{text}");
+        assert!(text.contains("priced_seconds.source"), "{text}");
+        assert!(text.contains("roimon ledger repair"), "{text}");
+        let mut cp = Checkpoint::open(dir.path()).unwrap();
+        let said = cp.ledger_mut().repair(&meta(), chrono::Utc::now()).unwrap();
+        assert!(said.iter().any(|l| l.contains("priced_seconds.source")));
+        drop(cp);
+        assert!(
+            Checkpoint::open(dir.path())
+                .unwrap()
+                .load()
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_from_the_future_is_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cp = Checkpoint::open(dir.path()).unwrap();
+        cp.load().unwrap();
+        let ahead = chrono::Utc::now() + chrono::Duration::days(1);
+        let c = Counters {
+            currency: "EUR".into(),
+            created: Some(ahead - chrono::Duration::hours(1)),
+            last_wall: Some(ahead),
+            ..Default::default()
+        };
+        let book = cp.book(&c);
+        cp.save(&c, &book, &meta()).unwrap();
+        drop(cp);
+        let got = Checkpoint::open(dir.path())
+            .unwrap()
+            .load()
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.last_wall, Some(ahead));
     }
 
     #[test]

@@ -95,8 +95,9 @@ pub struct Handle {
     dir: std::path::PathBuf,
 }
 
-/// The file, in the buffer's directory, holding the start (Unix seconds) of
-/// the first ledger hour not yet handed to the buffer.
+/// The file, in the buffer's directory, holding the id of the last closed
+/// ledger row handed to the buffer (`id N`; a bare number, written by
+/// older versions, is the start of the first hour not yet handed).
 const LEDGER_CURSOR: &str = "ledger-cursor";
 
 /// Seconds between looks at the ledger for newly closed hours.
@@ -130,20 +131,30 @@ pub fn hour_row(r: &roimon_ledger::HourRow) -> HourRow {
     }
 }
 
-/// Copy the ledger's closed hours into the stream, on a thread of its own:
-/// every minute, the rows of hours at or after the cursor (kept in the
+/// Where the copier goes on: `Some(id)` of the last row handed over, or
+/// `Err(hour)` from an older version's hour cursor.
+fn read_cursor(path: &std::path::Path) -> Result<i64, i64> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = text.trim();
+    match text.strip_prefix("id ") {
+        Some(id) => Ok(id.trim().parse().unwrap_or(0)),
+        None => Err(text.parse().unwrap_or(0)),
+    }
+}
+
+/// Copy the ledger's closed rows into the stream, on a thread of its own:
+/// every minute, the rows written after the cursor, by row id (kept in the
 /// buffer's directory, written after the rows are handed over, so a crash
-/// sends an hour again, which overwrites itself). The ledger is read with
-/// its own read-only connection (WAL: never in the sampler's way).
+/// sends a row again, which overwrites itself). By id, not by hour: rows
+/// booked later to an earlier hour (`late` after a clock step back,
+/// `correction`, `reset`) are copied too. The ledger is read with its own
+/// read-only connection (WAL: never in the sampler's way).
 pub fn copy_ledger_hours(handle: Handle, ledger: std::path::PathBuf) -> anyhow::Result<()> {
     let cursor_path = handle.dir.join(LEDGER_CURSOR);
     std::thread::Builder::new()
         .name("roimon-influx-ledger".into())
         .spawn(move || {
-            let mut cursor: i64 = std::fs::read_to_string(&cursor_path)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(0);
+            let mut cursor = read_cursor(&cursor_path);
             let mut db: Option<roimon_ledger::Ledger> = None;
             let mut failing = false;
             loop {
@@ -165,7 +176,11 @@ pub fn copy_ledger_hours(handle: Handle, ledger: std::path::PathBuf) -> anyhow::
                     }
                 }
                 let Some(l) = db.as_ref() else { continue };
-                let rows = match l.closed_hours_since(cursor) {
+                let after = match cursor {
+                    Ok(id) => Ok(id),
+                    Err(hour) => l.last_closed_id_before(hour),
+                };
+                let rows = match after.and_then(|id| l.closed_rows_after(id)) {
                     Ok(r) => r,
                     Err(e) => {
                         if !failing {
@@ -177,10 +192,10 @@ pub fn copy_ledger_hours(handle: Handle, ledger: std::path::PathBuf) -> anyhow::
                     }
                 };
                 failing = false;
-                let Some(last) = rows.iter().map(|r| r.hour_start.timestamp()).max() else {
+                let Some(last) = rows.iter().map(|(id, _)| *id).max() else {
                     continue;
                 };
-                let points: Vec<HourRow> = rows.iter().map(hour_row).collect();
+                let points: Vec<HourRow> = rows.iter().map(|(_, r)| hour_row(r)).collect();
                 let mut handed = true;
                 for chunk in points.chunks(1000) {
                     if handle.send_hours(chunk).is_err() {
@@ -189,9 +204,9 @@ pub fn copy_ledger_hours(handle: Handle, ledger: std::path::PathBuf) -> anyhow::
                     }
                 }
                 if handed {
-                    cursor = last + 3600;
+                    cursor = Ok(last);
                     let tmp = cursor_path.with_extension("tmp");
-                    if std::fs::write(&tmp, format!("{cursor}\n"))
+                    if std::fs::write(&tmp, format!("id {last}\n"))
                         .and_then(|()| std::fs::rename(&tmp, &cursor_path))
                         .is_err()
                     {
@@ -910,6 +925,17 @@ mod tests {
         );
         // The buffer lives in <state dir>/influxdb.
         assert!(dir.path().join("influxdb").join("cursor").exists());
+    }
+
+    #[test]
+    fn the_ledger_cursor_is_a_row_id_and_an_old_hour_cursor_is_understood() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(LEDGER_CURSOR);
+        assert_eq!(read_cursor(&p), Err(0), "none yet: from the start");
+        std::fs::write(&p, "1764590400\n").unwrap();
+        assert_eq!(read_cursor(&p), Err(1_764_590_400));
+        std::fs::write(&p, "id 42\n").unwrap();
+        assert_eq!(read_cursor(&p), Ok(42));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod checkpoint;
 mod config;
 mod http;
 mod influx_feed;
+mod ledger_cmd;
 mod pods_feed;
 mod price_feed;
 mod prices_cmd;
@@ -77,6 +78,10 @@ enum Command {
     /// running daemon); --verify checks that the ledger's sums equal the
     /// counters (exit 1 if not).
     Report(report_cmd::ReportArgs),
+    /// Ledger maintenance: `roimon ledger repair` resets impossible figures
+    /// in the stored counters with a visible correction row.
+    #[command(subcommand)]
+    Ledger(ledger_cmd::LedgerCommand),
     /// One-shot ROI of a scenario file (weighted model and financial ROI).
     Roi {
         /// The scenario file.
@@ -109,6 +114,12 @@ struct RunArgs {
     /// exporter-toolkit format (config: server.web_config_file).
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config_file: Option<PathBuf>,
+    /// Start over from zero when the state dir has run before but holds no
+    /// readable checkpoint (a lost or unreadable ledger): recorded in the
+    /// ledger as an event of kind reset and in roimon_state_resets_total.
+    /// Ignored when the checkpoint is readable.
+    #[arg(long)]
+    reset_state: bool,
 }
 
 fn main() -> ExitCode {
@@ -145,6 +156,7 @@ fn main() -> ExitCode {
             to,
         }) => prices_cmd::main(config.as_deref(), json, from.as_deref(), to.as_deref()),
         Some(Command::Report(args)) => report_cmd::main(args),
+        Some(Command::Ledger(cmd)) => ledger_cmd::main(cmd),
         Some(Command::Run(args)) => run(args),
         None => run(cli.run),
     }
@@ -286,7 +298,7 @@ fn run(args: RunArgs) -> ExitCode {
         Some(Err(e)) => return config_error(&e),
     };
     init_logging(&cfg);
-    match run_daemon(cfg, web) {
+    match run_daemon(cfg, web, args.reset_state) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "roimon stopped");
@@ -296,12 +308,34 @@ fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-fn run_daemon(cfg: Config, web: Option<Arc<web_config::WebConfig>>) -> anyhow::Result<()> {
+fn run_daemon(
+    cfg: Config,
+    web: Option<Arc<web_config::WebConfig>>,
+    reset_state: bool,
+) -> anyhow::Result<()> {
     use anyhow::Context;
-    let mut checkpoint = checkpoint::Checkpoint::open(&cfg.state.dir)?;
+    let meta = roimon_ledger::Meta {
+        node: cfg.node.name(),
+        price_source: cfg.price.source.label().to_string(),
+    };
+    let mut checkpoint = checkpoint::Checkpoint::open_with(&cfg.state.dir, reset_state)?;
     checkpoint.set_retention_days(cfg.ledger.retention_days);
-    let mut resumed = checkpoint.load()?;
     let engine_cfg = cfg.engine_config();
+    let mut resumed = match checkpoint.load() {
+        Ok(r) => {
+            if reset_state {
+                tracing::warn!(dir = %cfg.state.dir.display(), "--reset-state ignored: there is nothing to reset (the checkpoint is readable, or the state dir is new)");
+            }
+            r
+        }
+        Err(e) if reset_state && e.resettable() => {
+            let reason = format!("roimon run --reset-state: {}", e.reason());
+            let n = checkpoint.reset(&reason, &engine_cfg.currency, &meta)?;
+            tracing::warn!(dir = %cfg.state.dir.display(), resets = n, reason = %reason, "the state starts over from zero; the ledger records it as an event of kind reset");
+            checkpoint.load()?
+        }
+        Err(e) => return Err(e.into()),
+    };
     if let Some(r) = &mut resumed {
         let owners = engine_cfg.owners.clone();
         let moved = r.migrate_legacy(|u| {
@@ -328,8 +362,22 @@ fn run_daemon(cfg: Config, web: Option<Arc<web_config::WebConfig>>) -> anyhow::R
         }
         tracing::info!(dir = %cfg.state.dir.display(), "resumed counters from checkpoint");
     }
+    let fresh = resumed.is_none();
     let mut engine = Engine::new(engine_cfg, resumed);
-    let book = checkpoint.book(engine.counters());
+    let mut book = checkpoint.book(engine.counters());
+    if fresh {
+        // A new state dir holds a checkpoint from the start: a state dir
+        // with a lock but no checkpoint is one that lost it.
+        checkpoint
+            .save(engine.counters(), &book, &meta)
+            .with_context(|| {
+                format!(
+                    "writing the first checkpoint in {}",
+                    cfg.state.dir.display()
+                )
+            })?;
+        book.written();
+    }
     engine.set_roi(
         &cfg.roi.window_spec(),
         cfg.roi.weights(),
@@ -485,10 +533,7 @@ fn run_daemon(cfg: Config, web: Option<Arc<web_config::WebConfig>>) -> anyhow::R
             (cfg.push.dedup_window_secs * 1e9) as i64,
         ),
         book,
-        meta: roimon_ledger::Meta {
-            node: cfg.node.name(),
-            price_source: cfg.price.source.label().to_string(),
-        },
+        meta,
         budgets: cfg
             .budget
             .iter()

@@ -309,6 +309,8 @@ struct Running {
     /// written only when it changed).
     dedup: Option<roimon_value::Dedup>,
     dedup_dirty: bool,
+    /// Wall and monotonic time of the last tick (to notice clock steps).
+    last_clock: Option<(chrono::DateTime<Utc>, f64)>,
     /// Budget gauges as of the last checkpoint.
     budget_views: Vec<roimon_core::BudgetView>,
     /// The last budget query failed (logged once per streak).
@@ -532,6 +534,7 @@ impl Running {
             wall: Utc::now(),
             mono: origin.elapsed().as_secs_f64(),
         };
+        self.note_clock_step(tick);
         self.s.book.observe(tick.wall, self.s.engine.counters());
         #[cfg(test)]
         if self.panic_at_tick == Some(self.seq) {
@@ -563,6 +566,21 @@ impl Running {
             self.slowest = (what, took);
         }
         out
+    }
+
+    /// Log a wall clock step (wall time moving unlike monotonic time by
+    /// more than two intervals) once, with its size: money goes to the
+    /// hour of the wall time, so a step moves booking with it.
+    fn note_clock_step(&mut self, tick: Tick) {
+        if let Some((wall, mono)) = self.last_clock {
+            let wall_secs = (tick.wall - wall).num_milliseconds() as f64 / 1000.0;
+            let step = wall_secs - (tick.mono - mono);
+            if step.abs() > 2.0 * self.s.interval.as_secs_f64() {
+                let way = if step > 0.0 { "forward" } else { "back" };
+                tracing::warn!(step_secs = step, from = %wall, to = %tick.wall, "the wall clock stepped {way} by {:.1} s; money is booked to the hour of the wall time from now on", step.abs());
+            }
+        }
+        self.last_clock = Some((tick.wall, tick.mono));
     }
 
     /// Write a checkpoint; on failure keep the last good one on show.
@@ -849,6 +867,7 @@ impl Sampler {
             budget_failing: false,
             slowest: ("", 0.0),
             late_streak: false,
+            last_clock: None,
             #[cfg(test)]
             panic_at_tick,
         };

@@ -72,6 +72,7 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_host_energy_resets_total",
     "roimon_feed_slots_dropped_total",
     "roimon_checkpoint_consecutive_failures",
+    "roimon_state_resets_total",
     "roimon_value_total",
     "roimon_tokens_total",
     "roimon_requests_total",
