@@ -88,12 +88,16 @@ impl Accumulator {
         }
     }
     /// Add a non-negative increment. Negative or non-finite values are refused
-    /// (counters never go backwards); returns whether it was added.
+    /// (counters never go backwards), and so is one that would carry the
+    /// total past the largest finite number; returns whether it was added.
     pub fn add(&mut self, x: f64) -> bool {
         if !x.is_finite() || x < 0.0 {
             return false;
         }
         let t = self.sum + x;
+        if !t.is_finite() {
+            return false;
+        }
         if self.sum.abs() >= x.abs() {
             self.comp += (self.sum - t) + x;
         } else {
@@ -128,6 +132,12 @@ mod tests {
         assert!(!a.add(f64::NAN));
         assert!(!a.add(f64::INFINITY));
         assert_eq!(a.total(), 1.0);
+        // Two near-largest increments would overflow to infinity (and the
+        // compensation to NaN): the second is refused, the total stays finite.
+        let mut big = Accumulator::default();
+        assert!(big.add(1e308));
+        assert!(!big.add(1e308));
+        assert_eq!(big.total(), 1e308);
     }
 
     #[test]

@@ -287,7 +287,7 @@ where
                 let named = bad_lines(&text, &sub);
                 if !named.is_empty() {
                     for &n in &named {
-                        tracing::warn!(line = %sub[n], answer = %text, "InfluxDB rejected a point; dropped");
+                        tracing::warn!(line = %sub[n], answer = %roimon_http::outside(&text), "InfluxDB rejected a point; dropped");
                     }
                     rejected += named.len() as u64;
                     let rest: Vec<usize> = idx
@@ -302,7 +302,7 @@ where
                 } else if idx.len() > 1 {
                     halves(&mut work, &idx);
                 } else {
-                    tracing::warn!(line = %sub[0], answer = %text, "InfluxDB rejected a point; dropped");
+                    tracing::warn!(line = %sub[0], answer = %roimon_http::outside(&text), "InfluxDB rejected a point; dropped");
                     rejected += 1;
                 }
             }

@@ -90,7 +90,7 @@ pub async fn run(cfg: Attribution, tx: Sender<Update>) {
             }
             Err(e) => {
                 if !failing {
-                    tracing::warn!(error = %e, "cannot read the pod list (attribution.pods_url); the last one stays in force, retrying (logged again on recovery)");
+                    tracing::warn!(error = %roimon_http::outside(&e.to_string()), "cannot read the pod list (attribution.pods_url); the last one stays in force, retrying (logged again on recovery)");
                     failing = true;
                 }
                 if tx.send(Update::Outcome("pods", false)).is_err() {

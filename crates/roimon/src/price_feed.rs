@@ -257,7 +257,7 @@ impl Fetcher {
                         Ok(b) => b,
                         // Pages are newest first: keep what was read.
                         Err(e) if all.is_some() => {
-                            tracing::warn!(page, error = %roimon_http::redact(&e.to_string(), self.token.as_ref()), "Octopus: a later page failed; using the pages read");
+                            tracing::warn!(page, error = %roimon_http::outside(&roimon_http::redact(&e.to_string(), self.token.as_ref())), "Octopus: a later page failed; using the pages read");
                             break;
                         }
                         Err(e) => return Err(e),
@@ -795,7 +795,7 @@ pub async fn run(
                 let wait = policy
                     .backoff(failures - 1, &mut jitter)
                     .max(e.retry_after().unwrap_or_default());
-                tracing::warn!(source = label, error = %e, failures, next_try_s = wait.as_secs(), "price fetch failed; the last good schedule (or the fallback) stays in force");
+                tracing::warn!(source = label, error = %roimon_http::outside(&e.to_string()), failures, next_try_s = wait.as_secs(), "price fetch failed; the last good schedule (or the fallback) stays in force");
                 wait
             }
         };

@@ -369,6 +369,9 @@ impl Running {
         self.s
             .engine
             .set_extension(&crate::value_feed::state_key(&v.target), v.state);
+        for (why, n) in v.rejected {
+            self.s.engine.note_value_rejected(&v.target, why, n);
+        }
     }
 
     /// Apply a pushed batch: duplicates dropped, the rest booked, and a
