@@ -8,6 +8,7 @@ mod checkpoint;
 mod config;
 mod http;
 mod influx_feed;
+mod pod_list;
 mod pods_feed;
 mod price_feed;
 mod prices_cmd;

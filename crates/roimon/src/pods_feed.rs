@@ -13,7 +13,7 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 /// Largest pod list accepted (a node's pods with their status: a few MB).
-const BODY_LIMIT: usize = 64 << 20;
+const BODY_LIMIT: usize = 16 << 20;
 
 fn client(cfg: &Attribution) -> Result<Client, FetchError> {
     Client::new(ClientConfig {

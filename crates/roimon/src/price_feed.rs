@@ -81,6 +81,10 @@ impl From<roimon_http::Error> for FetchError {
     }
 }
 
+/// Largest price or carbon response read: a week of 15-minute slots is a
+/// few hundred KB in the most verbose format (ENTSO-E's XML).
+pub const FEED_BODY_LIMIT: usize = 16 << 20;
+
 /// A client for one feed: this per-request timeout, retry policy and
 /// credential; the defaults of `roimon-http` for the rest.
 pub fn http_client(
@@ -92,6 +96,7 @@ pub fn http_client(
         timeout,
         retry,
         auth,
+        body_limit: FEED_BODY_LIMIT,
         ..ClientConfig::default()
     })
     .map_err(|e| FetchError::Local(e.to_string()))
@@ -100,7 +105,8 @@ pub fn http_client(
 /// Send `req` with `http`; the body as text.
 pub async fn get_text(http: &Client, req: &Request) -> Result<String, FetchError> {
     let resp = http.send(req).await?;
-    String::from_utf8(resp.body.to_vec())
+    // The body's own buffer becomes the text: no second copy of a large body.
+    String::from_utf8(Vec::from(resp.body))
         .map_err(|_| FetchError::Rejected("response body is not UTF-8".into()))
 }
 
