@@ -53,7 +53,10 @@ async fn fetch(
     }
     let result = async {
         let text = get_text(http, &req).await?;
-        blocking(move || parse_pod_list(&text).map_err(FetchError::Rejected)).await
+        blocking(move || {
+            parse_pod_list(&text).map_err(|e| FetchError::Rejected(roimon_http::outside(&e)))
+        })
+        .await
     }
     .await;
     result.map_err(|e| redact_error(token.as_ref(), e))
@@ -90,7 +93,7 @@ pub async fn run(cfg: Attribution, tx: Sender<Update>) {
             }
             Err(e) => {
                 if !failing {
-                    tracing::warn!(error = %roimon_http::outside(&e.to_string()), "cannot read the pod list (attribution.pods_url); the last one stays in force, retrying (logged again on recovery)");
+                    tracing::warn!(error = %roimon_http::log_safe(&e.to_string()), "cannot read the pod list (attribution.pods_url); the last one stays in force, retrying (logged again on recovery)");
                     failing = true;
                 }
                 if tx.send(Update::Outcome("pods", false)).is_err() {

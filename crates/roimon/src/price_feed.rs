@@ -55,8 +55,10 @@ impl fmt::Display for FetchError {
 impl From<PriceError> for FetchError {
     fn from(e: PriceError) -> Self {
         match e {
-            PriceError::NoData(m) => FetchError::NoData(m),
-            other => FetchError::Rejected(other.to_string()),
+            // A publisher's words (a quoted field, an error message it
+            // sent) are cut and escaped where they are taken in.
+            PriceError::NoData(m) => FetchError::NoData(roimon_http::outside(&m)),
+            other => FetchError::Rejected(roimon_http::outside(&other.to_string())),
         }
     }
 }
@@ -81,10 +83,6 @@ impl From<roimon_http::Error> for FetchError {
     }
 }
 
-/// Largest price or carbon response read: a week of 15-minute slots is a
-/// few hundred KB in the most verbose format (ENTSO-E's XML).
-pub const FEED_BODY_LIMIT: usize = 16 << 20;
-
 /// A client for one feed: this per-request timeout, retry policy and
 /// credential; the defaults of `roimon-http` for the rest.
 pub fn http_client(
@@ -96,7 +94,6 @@ pub fn http_client(
         timeout,
         retry,
         auth,
-        body_limit: FEED_BODY_LIMIT,
         ..ClientConfig::default()
     })
     .map_err(|e| FetchError::Local(e.to_string()))
@@ -263,7 +260,7 @@ impl Fetcher {
                         Ok(b) => b,
                         // Pages are newest first: keep what was read.
                         Err(e) if all.is_some() => {
-                            tracing::warn!(page, error = %roimon_http::outside(&roimon_http::redact(&e.to_string(), self.token.as_ref())), "Octopus: a later page failed; using the pages read");
+                            tracing::warn!(page, error = %roimon_http::log_safe(&roimon_http::redact(&e.to_string(), self.token.as_ref())), "Octopus: a later page failed; using the pages read");
                             break;
                         }
                         Err(e) => return Err(e),
@@ -801,7 +798,7 @@ pub async fn run(
                 let wait = policy
                     .backoff(failures - 1, &mut jitter)
                     .max(e.retry_after().unwrap_or_default());
-                tracing::warn!(source = label, error = %roimon_http::outside(&e.to_string()), failures, next_try_s = wait.as_secs(), "price fetch failed; the last good schedule (or the fallback) stays in force");
+                tracing::warn!(source = label, error = %roimon_http::log_safe(&e.to_string()), failures, next_try_s = wait.as_secs(), "price fetch failed; the last good schedule (or the fallback) stays in force");
                 wait
             }
         };

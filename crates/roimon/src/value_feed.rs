@@ -194,7 +194,7 @@ pub async fn run(t: ScrapeTarget, bounds: Bounds, state: Option<String>, tx: Sen
             }
             Err(e) => {
                 if !failing {
-                    tracing::warn!(target_name = %label, error = %roimon_http::outside(&e), "value target failed; its value is not counted until it answers (said once per failure streak)");
+                    tracing::warn!(target_name = %label, error = %roimon_http::log_safe(&e), "value target failed; its value is not counted until it answers (said once per failure streak)");
                     failing = true;
                 }
                 let _ = tx.send(Update::Target(label.clone(), false));
@@ -224,7 +224,10 @@ async fn scrape(
         tokio::task::spawn_blocking(move || roimon_value::read_scrape(&body, kind, "", limits()))
             .await
             .map_err(|e| format!("internal error reading the metrics: {e}"))?
-            .map_err(|e| format!("cannot read {url}'s metrics: {e}"))?;
+            .map_err(|e| {
+                let why = roimon_http::outside(&e.to_string());
+                format!("cannot read {url}'s metrics: {why}")
+            })?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
