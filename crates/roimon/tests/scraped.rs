@@ -4,7 +4,8 @@
 //! the refusals are counted in `roimon_value_rejected_total`, at most
 //! `max_models` models are booked, the server's words are logged escaped,
 //! checkpoints keep being written, and the daemon restarts on its state
-//! and passes `report --verify`.
+//! and passes `report --verify`. A server whose start time changes at
+//! every scrape is a reset storm: a few restarts are believed, then none.
 
 mod common;
 
@@ -18,19 +19,27 @@ use std::time::{Duration, Instant};
 type Answer = Arc<Mutex<(u16, String)>>;
 
 fn serve(answer: Answer) -> String {
+    serve_with(move |_| answer.lock().unwrap().clone())
+}
+
+/// A server answering request `n` (0-based) with `f(n)`.
+fn serve_with(f: impl Fn(u64) -> (u16, String) + Send + Sync + 'static) -> String {
+    let f = Arc::new(f);
+    let n = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
-            let answer = answer.clone();
+            let f = f.clone();
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             std::thread::spawn(move || {
                 let mut r = BufReader::new(s.try_clone().unwrap());
                 let mut line = String::new();
                 while r.read_line(&mut line).is_ok_and(|n| n > 2) {
                     line.clear();
                 }
-                let (status, b) = answer.lock().unwrap().clone();
+                let (status, b) = f(i);
                 let _ = write!(
                     s,
                     "HTTP/1.1 {status} X\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
@@ -241,4 +250,58 @@ max_tokens_per_second = 1000000.0
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_start_time_changing_at_every_scrape_is_a_reset_storm() {
+    // Each answer is a "new process" that has served a million tokens.
+    let target = serve_with(|i| {
+        (
+            200,
+            format!(
+                "vllm:prompt_tokens_total{{model_name=\"m\"}} 1e6\nprocess_start_time_seconds {}\n",
+                1.7e9 + i as f64
+            ),
+        )
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        r#"
+[sampling]
+interval_secs = 0.2
+[gpu]
+source = "none"
+[host]
+power = "model"
+rapl_root = "{none}"
+[price]
+currency = "EUR"
+price_per_kwh = 0.30
+[server]
+listen = "127.0.0.1:0"
+[state]
+dir = "{state}"
+checkpoint_interval_secs = 0.3
+[[value.scrape]]
+url = "http://{target}/metrics"
+name = "hostile"
+team = "t"
+workload = "w"
+interval_secs = 1
+input_per_million_tokens = 1.0
+"#,
+        none = tmp.path().join("none").display(),
+        state = tmp.path().join("state").display(),
+    );
+    let path = tmp.path().join("c.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let d = Daemon::start(&path, &[]);
+    let m = d.wait_metrics("the storm refused", |m| rejected(m, "reset_storm") >= 2.0);
+    // Three restarts an hour are believed (a million tokens, 1 EUR each),
+    // then no more.
+    assert!(value(&m, VALUE).unwrap() <= 3.0, "{:?}", value(&m, VALUE));
+    let line = wait_log(&d, "reset storm");
+    assert_eq!(line["level"], "WARN");
+    let (st, _) = d.stop("TERM");
+    assert!(st.success());
 }
