@@ -412,7 +412,7 @@ impl TargetState {
                     .filter(|s| s.ok && of_kind(s.field) && s.field != CounterField::Cached)
                     .map(|s| s.d)
                     .sum();
-                if !(sum <= limit) {
+                if sum.is_nan() || sum > limit {
                     for s in seen.iter_mut().filter(|s| of_kind(s.field)) {
                         s.ok = false;
                     }

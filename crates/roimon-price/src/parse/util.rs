@@ -79,41 +79,6 @@ pub fn ends_from_starts(starts: &[(DateTime<Utc>, f64)], default: TimeDelta) -> 
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn time_spellings() {
-        let want = DateTime::parse_from_rfc3339("2024-09-01T22:00:00Z").unwrap();
-        for s in [
-            "2024-09-01T22:00Z",
-            "2024-09-01T22:00:00Z",
-            "2024-09-02T00:00:00.000+02:00",
-            "2024-09-02T00:00+02:00",
-            "2024-09-01T22:00:00",
-        ] {
-            assert_eq!(parse_time(s).unwrap(), want, "{s}");
-        }
-        assert!(parse_time("yesterday").is_err());
-        // Far-future or ancient stamps would overflow `time + duration` later.
-        assert!(parse_time("+262142-12-31T00:00:00").is_err());
-        assert!(parse_time("0001-01-01T00:00:00Z").is_err());
-        assert!(from_epoch_ms(i64::MAX / 4).is_err());
-    }
-
-    #[test]
-    fn ends_follow_spacing() {
-        let t = parse_time("2025-01-01T00:00Z").unwrap();
-        let q = TimeDelta::minutes(15);
-        let s = ends_from_starts(&[(t, 1.0), (t + q, 2.0)], TimeDelta::hours(1));
-        assert_eq!(s[0].end, t + q);
-        assert_eq!(s[1].end, t + q + q);
-        let one = ends_from_starts(&[(t, 1.0)], TimeDelta::hours(1));
-        assert_eq!(one[0].end, t + TimeDelta::hours(1));
-    }
-}
-
 /// Most JSON objects and arrays a response may hold: eight per slot
 /// believed from one fetch (a slot with its per-area entries and some
 /// wrapping), far above any publisher's real answer.
@@ -170,4 +135,39 @@ pub fn bounded_lines(text: &str, who: &str) -> Result<(), PriceError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_spellings() {
+        let want = DateTime::parse_from_rfc3339("2024-09-01T22:00:00Z").unwrap();
+        for s in [
+            "2024-09-01T22:00Z",
+            "2024-09-01T22:00:00Z",
+            "2024-09-02T00:00:00.000+02:00",
+            "2024-09-02T00:00+02:00",
+            "2024-09-01T22:00:00",
+        ] {
+            assert_eq!(parse_time(s).unwrap(), want, "{s}");
+        }
+        assert!(parse_time("yesterday").is_err());
+        // Far-future or ancient stamps would overflow `time + duration` later.
+        assert!(parse_time("+262142-12-31T00:00:00").is_err());
+        assert!(parse_time("0001-01-01T00:00:00Z").is_err());
+        assert!(from_epoch_ms(i64::MAX / 4).is_err());
+    }
+
+    #[test]
+    fn ends_follow_spacing() {
+        let t = parse_time("2025-01-01T00:00Z").unwrap();
+        let q = TimeDelta::minutes(15);
+        let s = ends_from_starts(&[(t, 1.0), (t + q, 2.0)], TimeDelta::hours(1));
+        assert_eq!(s[0].end, t + q);
+        assert_eq!(s[1].end, t + q + q);
+        let one = ends_from_starts(&[(t, 1.0)], TimeDelta::hours(1));
+        assert_eq!(one[0].end, t + TimeDelta::hours(1));
+    }
 }
