@@ -275,6 +275,8 @@ impl TargetState {
             Rejection::TooManyModels,
             admitted.values().filter(|ok| !**ok).count() as u64,
         );
+        // A series of a model the scrape does not list is not booked.
+        let is_admitted = |m: &String| admitted.get(m.as_str()).copied().unwrap_or(false);
 
         let new_process = !baseline
             && matches!(
@@ -288,7 +290,7 @@ impl TargetState {
         let fresh = scrape
             .series
             .iter()
-            .filter(|(id, (m, _, _))| admitted[m.as_str()] && !known(id))
+            .filter(|(id, (m, _, _))| is_admitted(m) && !known(id))
             .count();
         if !new_process && self.series.len() + fresh > series_cap {
             let absent: Vec<String> = self
@@ -319,7 +321,7 @@ impl TargetState {
         }
         let mut seen: Vec<Seen> = Vec::with_capacity(scrape.series.len());
         for (id, (model, field, v)) in &scrape.series {
-            if !admitted[model.as_str()] {
+            if !is_admitted(model) {
                 continue;
             }
             let before = if new_process {
@@ -476,7 +478,7 @@ impl TargetState {
             }
         }
         for (model, now_c) in &scrape.models {
-            if !admitted[model.as_str()] {
+            if !is_admitted(model) {
                 continue;
             }
             let kept = self.models.entry(model.clone()).or_default();
