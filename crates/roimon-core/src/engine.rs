@@ -353,6 +353,9 @@ pub struct Counters {
     pub kpis: BTreeMap<KpiKey, Kpi>,
     /// Failed scrapes by value target.
     pub target_errors: BTreeMap<String, u64>,
+    /// Scraped figures refused as implausible or over a bound, by value
+    /// target and reason.
+    pub value_rejected: BTreeMap<String, BTreeMap<String, u64>>,
     /// State of the daemon's value sources (a target's last counters, the
     /// push dedup window), opaque here, kept with the counters so that
     /// value booked and the state it was computed from are checkpointed as
@@ -1188,6 +1191,18 @@ impl Engine {
             .target_errors
             .entry(name.to_string())
             .or_default();
+    }
+
+    /// Count `n` figures of value target `name` refused for `reason` (0
+    /// declares the pair, so it is exported before the first refusal).
+    pub fn note_value_rejected(&mut self, name: &str, reason: &str, n: u64) {
+        *self
+            .counters
+            .value_rejected
+            .entry(name.to_string())
+            .or_default()
+            .entry(reason.to_string())
+            .or_default() += n;
     }
 
     /// Record a scrape of value target `name`.

@@ -485,7 +485,16 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
             s.counters.target_errors.get(t).copied().unwrap_or(0) as f64,
         );
     }
-    out.extend([value, tokens, requests, tup, terr]);
+    let mut rej = Family::counter(
+        "roimon_value_rejected_total",
+        "Scraped figures not booked, by inference server and reason: tokens_rate and requests_rate (a series' delta above the target's plausible rate), reset_storm (a reset while the server restarts too often), too_many_models (a model beyond max_models), label_too_long (a label over 128 bytes), too_many_series.",
+    );
+    for (t, by_reason) in &s.counters.value_rejected {
+        for (why, n) in by_reason {
+            rej.push(&[("target", t), ("reason", why)], *n as f64);
+        }
+    }
+    out.extend([value, tokens, requests, tup, terr, rej]);
 
     let mut wv = Family::gauge(
         "roimon_window_value",

@@ -24,7 +24,6 @@ pub const BODY_LIMIT: usize = 32 << 20;
 const MAX_REDIRECTS: usize = 5;
 /// How much of an error body is read, and how many characters kept.
 const EXCERPT_READ: usize = 4096;
-const EXCERPT_CHARS: usize = 200;
 
 /// How a credential travels.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -432,7 +431,8 @@ impl Client {
         let text = self.redact(&text);
         Err(Error::Status {
             code: status,
-            excerpt: text.trim().chars().take(EXCERPT_CHARS).collect(),
+            // Escaped and cut: the server's words are logged as data.
+            excerpt: crate::outside(text.trim()),
             retry_after: hinted,
         })
     }

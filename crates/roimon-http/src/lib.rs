@@ -18,6 +18,7 @@
 
 mod client;
 mod error;
+mod outside;
 mod retry;
 mod secret;
 
@@ -26,6 +27,7 @@ pub use client::{
     TlsConfig,
 };
 pub use error::{ConnectCause, Error};
+pub use outside::{LOG_SAFE_MAX_CHARS, OUTSIDE_MAX_CHARS, log_safe, outside};
 pub use retry::{
     Decision, DefaultRetryLogic, Jitter, MAX_HINT, RetryLogic, RetryPolicy, retry_after, spread,
 };

@@ -17,8 +17,13 @@ pub use push::{
     Applied, Dedup, KPI_MEASUREMENT, KnownOwners, NO_WORKLOAD, PointData, PointKey, Precision,
     PushError, PushRules, PushedPoint, VALUE_MEASUREMENT, apply, check_name, parse_batch,
 };
-pub use server::{ExtractError, ModelCounters, Scrape, ServerKind, detect, extract};
-pub use state::{Delta, MAX_MODELS, TargetState, Update};
+pub use server::{
+    ExtractError, MAX_LABEL_BYTES, ModelCounters, Scrape, ServerKind, detect, extract,
+};
+pub use state::{
+    Bounds, DEFAULT_MAX_MODELS, DEFAULT_MAX_REQUESTS_PER_SECOND, DEFAULT_MAX_TOKENS_PER_SECOND,
+    Delta, MAX_MODELS, Rejection, TargetState, Update,
+};
 
 /// Why a scrape body could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

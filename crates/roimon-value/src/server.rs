@@ -113,6 +113,28 @@ pub struct Scrape {
     /// Prometheus' `increase()` does, so one engine or model version
     /// restarting does not make the others' history count again.
     pub series: BTreeMap<String, (String, CounterField, f64)>,
+    /// Series left out for a label value over [`MAX_LABEL_BYTES`] or an
+    /// identity over [`MAX_SERIES_ID_BYTES`]: never booked, only counted.
+    pub refused_long_labels: u64,
+}
+
+/// Longest label value (model name included) a counted series may carry.
+pub const MAX_LABEL_BYTES: usize = 128;
+/// Longest series identity (metric name and every label) counted.
+pub const MAX_SERIES_ID_BYTES: usize = 512;
+
+/// Whether a series' labels are short enough to be kept.
+fn short_labels(s: &Sample) -> bool {
+    s.labels
+        .iter()
+        .all(|(k, v)| k.len() <= MAX_LABEL_BYTES && v.len() <= MAX_LABEL_BYTES)
+        && s.name.len()
+            + s.labels
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>()
+            + 2
+            <= MAX_SERIES_ID_BYTES
 }
 
 /// Which figure of a model a series counts.
@@ -336,8 +358,10 @@ fn check(s: &Sample) -> Result<f64, ExtractError> {
     }
 }
 
+/// Sums per model stay finite: two counters near `f64::MAX` add to
+/// `f64::MAX`, not to infinity.
 fn add(slot: &mut Option<f64>, v: f64) {
-    *slot = Some(slot.unwrap_or(0.0) + v);
+    *slot = Some((slot.unwrap_or(0.0) + v).min(f64::MAX));
 }
 
 fn field(m: &mut ModelCounters, f: Field) -> &mut Option<f64> {
@@ -367,6 +391,7 @@ pub fn extract(
     let mut series = BTreeMap::new();
     let mut found = false;
     let mut cached_found = false;
+    let mut refused_long_labels = 0;
     for source in srcs {
         for s in e.samples_named(source.metric) {
             found = true;
@@ -382,6 +407,10 @@ pub fn extract(
                 continue;
             }
             let v = check(s)?;
+            if !short_labels(s) {
+                refused_long_labels += 1;
+                continue;
+            }
             let model = model_of(s, default_model).to_owned();
             series.insert(series_id(s), (model.clone(), public(source.field), v));
             let m = models.entry(model).or_default();
@@ -392,6 +421,10 @@ pub fn extract(
     if kind == ServerKind::Vllm && !cached_found {
         for s in e.samples_named(VLLM_CACHED_FALLBACK) {
             let v = check(s)?;
+            if !short_labels(s) {
+                refused_long_labels += 1;
+                continue;
+            }
             let model = model_of(s, default_model).to_owned();
             series.insert(series_id(s), (model.clone(), CounterField::Cached, v));
             let m = models.entry(model).or_default();
@@ -410,5 +443,6 @@ pub fn extract(
         models,
         process_start_time,
         series,
+        refused_long_labels,
     })
 }

@@ -143,59 +143,11 @@ pub struct PodMeta {
 /// Pods by UID.
 pub type PodIndex = HashMap<String, PodMeta>;
 
-/// Most pods read from one pod list (a node runs at most a few hundred).
-const MAX_PODS: usize = 10_000;
-
 /// Reads a Kubernetes `PodList` (JSON, as the kubelet's `/pods` and the API
-/// server's `/api/v1/pods` answer) into pods by UID.
+/// server's `/api/v1/pods` answer) into pods by UID, within a memory bound
+/// (see [`crate::pod_list`]).
 pub fn parse_pod_list(text: &str) -> Result<PodIndex, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not a JSON pod list: {e}"))?;
-    let items = v
-        .get("items")
-        .and_then(|i| i.as_array())
-        .ok_or("not a pod list: no \"items\" array")?;
-    if items.len() > MAX_PODS {
-        return Err(format!("{} pods, more than {MAX_PODS}", items.len()));
-    }
-    let mut out = PodIndex::new();
-    for item in items {
-        let meta = &item["metadata"];
-        let (Some(uid), Some(ns), Some(name)) = (
-            meta["uid"].as_str(),
-            meta["namespace"].as_str(),
-            meta["name"].as_str(),
-        ) else {
-            continue;
-        };
-        let labels = meta["labels"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut containers = HashMap::new();
-        for key in ["containerStatuses", "initContainerStatuses"] {
-            for c in item["status"][key].as_array().into_iter().flatten() {
-                if let (Some(n), Some(id)) = (c["name"].as_str(), c["containerID"].as_str()) {
-                    let id = id.split_once("://").map_or(id, |(_, i)| i);
-                    containers.insert(id.to_string(), n.to_string());
-                }
-            }
-        }
-        out.insert(
-            uid.to_string(),
-            PodMeta {
-                namespace: ns.to_string(),
-                name: name.to_string(),
-                labels,
-                containers,
-            },
-        );
-    }
-    Ok(out)
+    crate::pod_list::parse(text)
 }
 
 /// `*` (any run) and `?` (any one character) glob match of the whole text.

@@ -242,7 +242,7 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
                 let wait = policy
                     .backoff_once(failures - 1)
                     .max(e.retry_after().unwrap_or_default());
-                tracing::warn!(source = label, error = %e, failures, next_try_s = wait.as_secs(), "carbon fetch failed; the last intensity (or the fallback) stays in force");
+                tracing::warn!(source = label, error = %roimon_http::log_safe(&e.to_string()), failures, next_try_s = wait.as_secs(), "carbon fetch failed; the last intensity (or the fallback) stays in force");
                 wait
             }
         };

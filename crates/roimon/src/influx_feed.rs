@@ -302,7 +302,7 @@ where
                 let named = bad_lines(&text, &sub);
                 if !named.is_empty() {
                     for &n in &named {
-                        tracing::warn!(line = %sub[n], answer = %text, "InfluxDB rejected a point; dropped");
+                        tracing::warn!(line = %sub[n], answer = %roimon_http::log_safe(&text), "InfluxDB rejected a point; dropped");
                     }
                     rejected += named.len() as u64;
                     let rest: Vec<usize> = idx
@@ -317,7 +317,7 @@ where
                 } else if idx.len() > 1 {
                     halves(&mut work, &idx);
                 } else {
-                    tracing::warn!(line = %sub[0], answer = %text, "InfluxDB rejected a point; dropped");
+                    tracing::warn!(line = %sub[0], answer = %roimon_http::log_safe(&text), "InfluxDB rejected a point; dropped");
                     rejected += 1;
                 }
             }
@@ -576,7 +576,7 @@ impl Writer {
                     let wait = match &why {
                         Why::Unauthorized(e) => {
                             if !auth_alarm {
-                                tracing::error!(error = %e, buffered_points = points, "influxdb refuses the token (401/403): data is kept in the buffer; check influxdb.token_env/token_file and the token's write permission on the bucket");
+                                tracing::error!(error = %roimon_http::log_safe(e), buffered_points = points, "influxdb refuses the token (401/403): data is kept in the buffer; check influxdb.token_env/token_file and the token's write permission on the bucket");
                                 auth_alarm = true;
                             }
                             auth_failures = auth_failures.saturating_add(1);
@@ -585,7 +585,7 @@ impl Writer {
                         Why::Throttled(after, e) => {
                             auth_failures = 0;
                             if failures == 0 {
-                                tracing::warn!(error = %e, retry_after_s = after.map(|d| d.as_secs_f64()), "influxdb is busy; waiting as asked");
+                                tracing::warn!(error = %roimon_http::log_safe(e), retry_after_s = after.map(|d| d.as_secs_f64()), "influxdb is busy; waiting as asked");
                             }
                             after.map_or_else(
                                 || RETRY.backoff(failures, &mut jitter),
@@ -595,7 +595,7 @@ impl Writer {
                         Why::Failed(e) => {
                             auth_failures = 0;
                             if failures == 0 {
-                                tracing::warn!(error = %e, buffered_points = points, "influxdb write failed; buffering and retrying with backoff");
+                                tracing::warn!(error = %roimon_http::log_safe(e), buffered_points = points, "influxdb write failed; buffering and retrying with backoff");
                             }
                             RETRY.backoff(failures, &mut jitter)
                         }

@@ -9,6 +9,7 @@ mod config;
 mod http;
 mod influx_feed;
 mod ledger_cmd;
+mod pod_list;
 mod pods_feed;
 mod price_feed;
 mod prices_cmd;
@@ -459,10 +460,14 @@ fn run_daemon(
             }
         }
         engine.register_target(&label);
+        for why in roimon_value::Rejection::ALL {
+            engine.note_value_rejected(&label, why.as_str(), 0);
+        }
         let state = engine
             .extension(&value_feed::state_key(&label))
             .map(String::from);
-        rt.spawn(value_feed::run(t.clone(), state, tx.clone()));
+        let bounds = cfg.value.bounds(t);
+        rt.spawn(value_feed::run(t.clone(), bounds, state, tx.clone()));
     }
     let push_token = roimon_http::Secret::load(
         "push",

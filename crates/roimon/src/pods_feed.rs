@@ -14,7 +14,7 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 /// Largest pod list accepted (a node's pods with their status: a few MB).
-const BODY_LIMIT: usize = 64 << 20;
+const BODY_LIMIT: usize = 16 << 20;
 
 fn client(cfg: &Attribution) -> Result<Client, FetchError> {
     Client::new(ClientConfig {
@@ -56,7 +56,10 @@ async fn fetch(
     }
     let result = async {
         let text = get_text(http, &req).await?;
-        blocking(move || parse_pod_list(&text).map_err(FetchError::Rejected)).await
+        blocking(move || {
+            parse_pod_list(&text).map_err(|e| FetchError::Rejected(roimon_http::outside(&e)))
+        })
+        .await
     }
     .await;
     result.map_err(|e| redact_error(&secrets(token.as_ref(), [url]), e))
@@ -93,7 +96,7 @@ pub async fn run(cfg: Attribution, tx: Sender<Update>) {
             }
             Err(e) => {
                 if !failing {
-                    tracing::warn!(error = %e, "cannot read the pod list (attribution.pods_url); the last one stays in force, retrying (logged again on recovery)");
+                    tracing::warn!(error = %roimon_http::log_safe(&e.to_string()), "cannot read the pod list (attribution.pods_url); the last one stays in force, retrying (logged again on recovery)");
                     failing = true;
                 }
                 if tx.send(Update::Outcome("pods", false)).is_err() {

@@ -56,8 +56,10 @@ impl fmt::Display for FetchError {
 impl From<PriceError> for FetchError {
     fn from(e: PriceError) -> Self {
         match e {
-            PriceError::NoData(m) => FetchError::NoData(m),
-            other => FetchError::Rejected(other.to_string()),
+            // A publisher's words (a quoted field, an error message it
+            // sent) are cut and escaped where they are taken in.
+            PriceError::NoData(m) => FetchError::NoData(roimon_http::outside(&m)),
+            other => FetchError::Rejected(roimon_http::outside(&other.to_string())),
         }
     }
 }
@@ -104,7 +106,8 @@ pub fn http_client(
 /// Send `req` with `http`; the body as text.
 pub async fn get_text(http: &Client, req: &Request) -> Result<String, FetchError> {
     let resp = http.send(req).await?;
-    String::from_utf8(resp.body.to_vec())
+    // The body's own buffer becomes the text: no second copy of a large body.
+    String::from_utf8(Vec::from(resp.body))
         .map_err(|_| FetchError::Rejected("response body is not UTF-8".into()))
 }
 
@@ -288,7 +291,7 @@ impl Fetcher {
                         Ok(b) => b,
                         // Pages are newest first: keep what was read.
                         Err(e) if all.is_some() => {
-                            tracing::warn!(page, error = %roimon_http::redact(&e.to_string(), &self.scrub), "Octopus: a later page failed; using the pages read");
+                            tracing::warn!(page, error = %roimon_http::log_safe(&roimon_http::redact(&e.to_string(), &self.scrub)), "Octopus: a later page failed; using the pages read");
                             break;
                         }
                         Err(e) => return Err(e),
@@ -826,7 +829,7 @@ pub async fn run(
                 let wait = policy
                     .backoff(failures - 1, &mut jitter)
                     .max(e.retry_after().unwrap_or_default());
-                tracing::warn!(source = label, error = %e, failures, next_try_s = wait.as_secs(), "price fetch failed; the last good schedule (or the fallback) stays in force");
+                tracing::warn!(source = label, error = %roimon_http::log_safe(&e.to_string()), failures, next_try_s = wait.as_secs(), "price fetch failed; the last good schedule (or the fallback) stays in force");
                 wait
             }
         };

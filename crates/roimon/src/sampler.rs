@@ -414,6 +414,9 @@ impl Running {
         self.s
             .engine
             .set_extension(&crate::value_feed::state_key(&v.target), v.state);
+        for (why, n) in v.rejected {
+            self.s.engine.note_value_rejected(&v.target, why, n);
+        }
     }
 
     /// Apply a pushed batch: checked whole against the caps (a refusal is

@@ -6,13 +6,17 @@
 //! target's counter state, so value and state are checkpointed as one. An
 //! unreachable or unreadable target is logged once per failure streak and
 //! counted; its value is not invented. Log lines never carry the target's
-//! token nor the query values of its URL.
+//! token nor the query values of its URL. What a scrape claims is bounded: a
+//! delta above the target's plausible rate, a model beyond `max_models`, an
+//! over-long label or the resets of a reset storm are refused, counted
+//! (`roimon_value_rejected_total`) and logged once per streak.
 
 use crate::config::{ScrapeTarget, UnitPrices};
 use crate::price_feed::Update;
 use roimon_core::ModelDelta;
 use roimon_http::{Auth, Client, ClientConfig, Request, RetryPolicy, Secret};
-use roimon_value::{Limits, Prices, ServerKind, TargetState};
+use roimon_value::{Bounds, Limits, Prices, Rejection, ServerKind, TargetState};
+use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
@@ -45,6 +49,8 @@ pub struct ValueUpdate {
     /// The target's counter state after this scrape (JSON), kept with the
     /// counters.
     pub state: String,
+    /// Figures refused by this scrape, by reason (`reason` label).
+    pub rejected: Vec<(&'static str, u64)>,
 }
 
 fn prices(p: &UnitPrices) -> Prices {
@@ -57,9 +63,9 @@ fn prices(p: &UnitPrices) -> Prices {
     }
 }
 
-/// Scrape `t` for ever, sending what it produced on `tx`; `state` is the
-/// target's counter state from the checkpoint (JSON), if any.
-pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
+/// Scrape `t` for ever within `bounds`, sending what it produced on `tx`;
+/// `state` is the target's counter state from the checkpoint (JSON), if any.
+pub async fn run(t: ScrapeTarget, bounds: Bounds, state: Option<String>, tx: Sender<Update>) {
     let label = t.label();
     // What the URL carries (query values, a password) is scrubbed from
     // every error; logs name the target by the label of its redacted URL
@@ -124,15 +130,54 @@ pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
         .unwrap_or_default();
     let interval = Duration::from_secs_f64(t.interval_secs);
     let mut failing = false;
+    // Reasons refused at the last scrape: each streak is logged once.
+    let mut refusing: BTreeSet<Rejection> = BTreeSet::new();
+    let mut suspect = st.suspect();
     loop {
-        let outcome = scrape(&client, &t.url, kind, &mut st).await;
+        let outcome = scrape(&client, &t.url, kind, &mut st, &bounds).await;
         match outcome {
-            Ok(deltas) => {
+            Ok(update) => {
                 if failing {
                     tracing::info!(target_name = %shown, "value target answers again");
                     failing = false;
                 }
+                let now_refusing: BTreeSet<Rejection> = update.rejected.keys().copied().collect();
+                for why in now_refusing.difference(&refusing) {
+                    tracing::warn!(
+                        target_name = %label,
+                        reason = why.as_str(),
+                        refused = update.rejected[why],
+                        max_tokens_per_second = bounds.max_tokens_per_second,
+                        max_requests_per_second = bounds.max_requests_per_second,
+                        max_models = bounds.max_models,
+                        "value target's scrape holds figures that are not booked (implausible or over a bound); counted in roimon_value_rejected_total, said once per streak"
+                    );
+                }
+                for why in refusing.difference(&now_refusing) {
+                    tracing::info!(target_name = %label, reason = why.as_str(), "value target's figures are within bounds again");
+                }
+                refusing = now_refusing;
+                if update.suspect != suspect {
+                    if update.suspect {
+                        tracing::warn!(target_name = %label, max_resets_per_hour = bounds.max_resets_per_hour, "value target restarts too often (reset storm): its resets are not booked until an hour passes without one");
+                    } else {
+                        tracing::info!(target_name = %label, "value target is stable again: its resets are booked");
+                    }
+                    suspect = update.suspect;
+                }
+                let deltas: Vec<(String, roimon_value::Delta)> = update
+                    .deltas
+                    .into_iter()
+                    .filter(|(_, d)| !d.is_zero())
+                    .collect();
                 let money: f64 = deltas.iter().map(|(m, d)| price.value(m, d).0).sum();
+                // Deltas are finite and bounded, so is their price; a money
+                // figure that is not is refused with the deltas it came from.
+                let (money, deltas) = if money.is_finite() && money >= 0.0 {
+                    (money, deltas)
+                } else {
+                    (0.0, Vec::new())
+                };
                 let models = deltas
                     .into_iter()
                     .map(|(model, d)| ModelDelta {
@@ -150,12 +195,17 @@ pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
                     money,
                     models,
                     state,
+                    rejected: update
+                        .rejected
+                        .into_iter()
+                        .map(|(k, n)| (k.as_str(), n))
+                        .collect(),
                 }));
                 let _ = tx.send(Update::Target(label.clone(), true));
             }
             Err(e) => {
                 if !failing {
-                    tracing::warn!(target_name = %shown, error = %e, "value target failed; its value is not counted until it answers (said once per failure streak)");
+                    tracing::warn!(target_name = %shown, error = %roimon_http::log_safe(&e), "value target failed; its value is not counted until it answers (said once per failure streak)");
                     failing = true;
                 }
                 let _ = tx.send(Update::Target(label.clone(), false));
@@ -165,40 +215,50 @@ pub async fn run(t: ScrapeTarget, state: Option<String>, tx: Sender<Update>) {
     }
 }
 
-/// One scrape: fetch, read, and the deltas per model (empty on the
-/// baseline scrape). The error's text is scrubbed by the client (the URL
-/// shown redacted).
+/// One scrape: fetch, read, and what it adds up to within `bounds`
+/// (nothing on the baseline scrape). The error's text is scrubbed by the
+/// client (the URL shown redacted).
 async fn scrape(
     client: &Client,
     url: &str,
     kind: ServerKind,
     st: &mut TargetState,
-) -> Result<Vec<(String, roimon_value::Delta)>, String> {
+    bounds: &Bounds,
+) -> Result<roimon_value::Update, String> {
     let resp = client
-        .send(&Request::get(url).body_limit(16 << 20))
+        .send(&Request::get(url).body_limit(BODY_LIMIT))
         .await
         .map_err(|e| e.to_string())?;
     // Parsing is CPU work (a big body takes milliseconds): off the async
     // thread that also serves /metrics.
     let body = resp.body;
-    let scrape = tokio::task::spawn_blocking(move || {
-        roimon_value::read_scrape(&body, kind, "", Limits::default())
-    })
-    .await
-    .map_err(|e| format!("internal error reading the metrics: {e}"))?
-    .map_err(|e| {
-        format!(
-            "cannot read {}'s metrics: {}",
-            roimon_http::redact_url(url),
-            client.redact(&e.to_string())
-        )
-    })?;
-    let update = st.observe(&scrape);
-    Ok(update
-        .deltas
-        .into_iter()
-        .filter(|(_, d)| !d.is_zero())
-        .collect())
+    let scrape =
+        tokio::task::spawn_blocking(move || roimon_value::read_scrape(&body, kind, "", limits()))
+            .await
+            .map_err(|e| format!("internal error reading the metrics: {e}"))?
+            .map_err(|e| {
+                let why = roimon_http::outside(&client.redact(&e.to_string()));
+                format!(
+                    "cannot read {}'s metrics: {why}",
+                    roimon_http::redact_url(url)
+                )
+            })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .ok();
+    Ok(st.observe_at(&scrape, now, bounds))
+}
+
+/// Largest `/metrics` body read (the largest real capture is ~100 KB).
+const BODY_LIMIT: usize = 8 << 20;
+
+/// What one body may hold: a parse stays within a few tens of MB.
+fn limits() -> Limits {
+    Limits {
+        max_body_bytes: BODY_LIMIT,
+        max_series: 50_000,
+    }
 }
 
 #[cfg(test)]
@@ -237,9 +297,15 @@ mod tests {
             ..ClientConfig::default()
         })
         .unwrap();
-        scrape(&client, url, ServerKind::Auto, &mut TargetState::default())
-            .await
-            .unwrap_err()
+        scrape(
+            &client,
+            url,
+            ServerKind::Auto,
+            &mut TargetState::default(),
+            &Bounds::default(),
+        )
+        .await
+        .unwrap_err()
     }
 
     #[tokio::test]

@@ -402,3 +402,44 @@ workload = "training"
         "the token in a log line"
     );
 }
+
+#[test]
+fn a_hostile_pod_list_is_refused_within_a_memory_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    // Four pods with 100,000 labels each, then 100,000 pods: each refused
+    // where its cap is crossed, not after the whole list was built.
+    let labels: Vec<String> = (0..100_000).map(|i| format!(r#""k{i}":"v""#)).collect();
+    let labels = labels.join(",");
+    let fat: Vec<String> = (0..4)
+        .map(|i| {
+            format!(r#"{{"metadata":{{"uid":"u{i}","namespace":"n","name":"p{i}","labels":{{{labels}}}}}}}"#)
+        })
+        .collect();
+    let fat = format!(r#"{{"kind":"PodList","items":[{}]}}"#, fat.join(","));
+    let many: Vec<String> = (0..100_000)
+        .map(|i| format!(r#"{{"metadata":{{"uid":"u{i}","namespace":"n","name":"p{i}"}}}}"#))
+        .collect();
+    let many = format!(r#"{{"kind":"PodList","items":[{}]}}"#, many.join(","));
+    let mock = Mock::start(vec![Step::Ok(fat), Step::Ok(many)]);
+    let fake = FakeNvml::new(&[FakeGpu::new(0)]).unwrap();
+    fake.set_processes(0, &[FakeProcess::compute(POD_PID, Some(50))]);
+    let first = format!("pods_url = \"{}/pods\"\npods_refresh_secs = 1\n", mock.url);
+    let cfg = config_with(dir.path(), &fake.library(), "idle", &first);
+    let d = Daemon::start(&cfg, &[]);
+    let m = d.wait_metrics("both lists refused", |m| {
+        value(m, "roimon_collector_errors_total{collector=\"pods\"}").unwrap_or(0.0) >= 2.0
+            && mock.count() >= 2
+    });
+    assert_books_add_up(&m);
+    let status = fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
+    let hwm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(hwm_kib <= 128 * 1024, "peak RSS {hwm_kib} KiB");
+    let (st, log) = d.stop("TERM");
+    assert!(st.success());
+    let log = log.join("\n");
+    assert!(log.contains("more than 256 labels"), "{log}");
+}

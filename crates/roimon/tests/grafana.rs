@@ -83,6 +83,7 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_weighted_efficiency",
     "roimon_value_target_up",
     "roimon_value_target_errors_total",
+    "roimon_value_rejected_total",
 ];
 
 /// The dashboards deploy/mixin generates; system tests and docs use these
@@ -450,6 +451,7 @@ fn exported_metrics() -> BTreeSet<String> {
         }],
     );
     e.note_target("vllm", false);
+    e.note_value_rejected("vllm", "tokens_rate", 1);
     e.book_value(
         &[(Owner::unallocated(), 1.0)],
         "push",

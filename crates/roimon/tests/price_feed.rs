@@ -235,10 +235,10 @@ fn prices_command_rejects_one_second_slots_and_oversized_fetches() {
             "shorter than the 300 s",
         ),
         // The 25 MB body of three days of one-second slots a broken
-        // publisher once sent: refused on its count, before any sorting.
+        // publisher once sent: refused on its size, before it is parsed.
         (
             awattar_slots(today, 1000, 259_200, 90.0),
-            "holds 259200 slots, more than the 10000",
+            "JSON objects and arrays, more than the 80000 read from one fetch (10000 slots at most)",
         ),
         // More slots than one fetch may hold, each a plausible hour.
         (

@@ -37,6 +37,7 @@ struct Entry {
 /// with differing or unknown units ([`PriceError::Invalid`]), an empty `data`
 /// array ([`PriceError::NoData`]).
 pub fn parse(json: &str) -> Result<Parsed, PriceError> {
+    super::util::bounded_json(json, "aWATTar")?;
     let resp: Response =
         serde_json::from_str(json).map_err(|e| PriceError::Parse(format!("aWATTar: {e}")))?;
     let Some(first) = resp.data.first() else {

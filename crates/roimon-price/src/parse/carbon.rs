@@ -30,6 +30,7 @@ fn carbon(slots: Vec<RawSlot>) -> Parsed {
 }
 
 fn json(body: &str) -> Result<Value, PriceError> {
+    super::util::bounded_json(body, "carbon")?;
     serde_json::from_str(body).map_err(|e| PriceError::Parse(format!("not JSON: {e}")))
 }
 

@@ -29,6 +29,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 /// `line 7, column `price`: not a number: "x"`.
 pub fn parse(text: &str, unit: Unit, currency: Option<&str>) -> Result<Parsed, PriceError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    super::util::bounded_lines(text, "price sheet")?;
     let mut lines = text
         .lines()
         .enumerate()

@@ -78,6 +78,7 @@ pub fn parse(json: &str, area: &str, currency: &str) -> Result<Parsed, PriceErro
             )));
         }
     };
+    super::util::bounded_json(json, "Energi Data Service")?;
     let body: Body = serde_json::from_str(json).map_err(|e| {
         PriceError::Parse(format!("Energi Data Service: not the expected JSON: {e}"))
     })?;

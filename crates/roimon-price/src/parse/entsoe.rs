@@ -57,6 +57,7 @@ const MAX_STEPS: i64 = 100_000;
 /// is [`PriceError::NoData`].
 pub fn parse(xml: &str) -> Result<Parsed, PriceError> {
     let body = xml.trim_start_matches('\u{feff}').trim_start();
+    super::util::bounded_xml(body, "ENTSO-E")?;
     let doc =
         Document::parse(body).map_err(|e| PriceError::Parse(format!("ENTSO-E: not XML: {e}")))?;
     let root = doc.root_element();

@@ -154,6 +154,7 @@ pub fn parse(json: &str, m: &Mapping) -> Result<Parsed, PriceError> {
         .map_err(|e| PriceError::Invalid(format!("price mapping: {e}")))?;
     let unit = m.parsed_unit().map_err(PriceError::Invalid)?;
     let rule = m.end_rule().map_err(PriceError::Invalid)?;
+    super::util::bounded_json(json, "generic")?;
     let root: Value =
         serde_json::from_str(json).map_err(|e| PriceError::Parse(format!("not JSON: {e}")))?;
     let items = match lookup(&root, &m.items) {

@@ -64,6 +64,7 @@ pub fn parse(json: &str, area: &str) -> Result<Parsed, PriceError> {
             "Nord Pool: empty response (prices not yet published)".into(),
         ));
     }
+    super::util::bounded_json(json, "Nord Pool")?;
     let body: Body = serde_json::from_str(json)
         .map_err(|e| PriceError::Parse(format!("Nord Pool: not the expected JSON: {e}")))?;
     let entries = match (body.multi_index_entries, body.multi_area_entries) {

@@ -58,6 +58,7 @@ struct Rate {
 /// GBP, with or without VAT as `include_vat` says) and the URL of the next
 /// (older) page, if any.
 pub fn parse_page(json: &str, include_vat: bool) -> Result<(Parsed, Option<String>), PriceError> {
+    super::util::bounded_json(json, "Octopus")?;
     let page: Page = serde_json::from_str(json)
         .map_err(|e| PriceError::Parse(format!("Octopus: not the expected JSON: {e}")))?;
     let results = match (page.results, page.detail) {

@@ -86,6 +86,7 @@ struct Price {
 /// prices (`total`, per kWh, taxes included) of home number `home` (0-based,
 /// in the order of `viewer.homes`) for today and tomorrow.
 pub fn parse(json: &str, home: usize) -> Result<Parsed, PriceError> {
+    super::util::bounded_json(json, "Tibber")?;
     let resp: Response = serde_json::from_str(json)
         .map_err(|e| PriceError::Parse(format!("Tibber: not the expected JSON: {e}")))?;
     if let Some(first) = resp.errors.as_ref().and_then(|e| e.first()) {

@@ -79,6 +79,64 @@ pub fn ends_from_starts(starts: &[(DateTime<Utc>, f64)], default: TimeDelta) -> 
     out
 }
 
+/// Most JSON objects and arrays a response may hold: eight per slot
+/// believed from one fetch (a slot with its per-area entries and some
+/// wrapping), far above any publisher's real answer.
+pub const MAX_JSON_CONTAINERS: usize = 8 * crate::schedule::MAX_SLOTS;
+/// Most XML tags (opening and closing) a response may hold: an ENTSO-E
+/// point is six, a time series' header a few dozen.
+pub const MAX_XML_TAGS: usize = 32 * crate::schedule::MAX_SLOTS;
+/// Most lines a price sheet may hold.
+pub const MAX_LINES: usize = 4 * crate::schedule::MAX_SLOTS;
+
+fn count(text: &str, of: &[u8]) -> usize {
+    text.bytes().filter(|b| of.contains(b)).count()
+}
+
+/// Refuse a JSON body that holds more objects and arrays than
+/// [`MAX_JSON_CONTAINERS`] before it is parsed: its tree would be built
+/// whole (hundreds of MB for a few hundred thousand slots) only to be
+/// refused by the slot cap. Braces inside strings count too, which only
+/// errs on the side of the cap.
+pub fn bounded_json(text: &str, who: &str) -> Result<(), PriceError> {
+    let n = count(text, b"{[");
+    if n > MAX_JSON_CONTAINERS {
+        return Err(PriceError::Parse(format!(
+            "{who}: the response holds over {n} JSON objects and arrays, more than the \
+             {MAX_JSON_CONTAINERS} read from one fetch ({} slots at most)",
+            crate::schedule::MAX_SLOTS
+        )));
+    }
+    Ok(())
+}
+
+/// Refuse an XML body with more tags than [`MAX_XML_TAGS`] before its
+/// tree is built.
+pub fn bounded_xml(text: &str, who: &str) -> Result<(), PriceError> {
+    let n = count(text, b"<");
+    if n > MAX_XML_TAGS {
+        return Err(PriceError::Parse(format!(
+            "{who}: the response holds over {n} XML tags, more than the {MAX_XML_TAGS} \
+             read from one fetch ({} slots at most)",
+            crate::schedule::MAX_SLOTS
+        )));
+    }
+    Ok(())
+}
+
+/// Refuse a sheet with more lines than [`MAX_LINES`] before its rows are
+/// read.
+pub fn bounded_lines(text: &str, who: &str) -> Result<(), PriceError> {
+    let n = count(text, b"\n");
+    if n > MAX_LINES {
+        return Err(PriceError::Parse(format!(
+            "{who}: {n} lines, more than the {MAX_LINES} read from one fetch ({} slots at most)",
+            crate::schedule::MAX_SLOTS
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

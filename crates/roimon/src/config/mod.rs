@@ -1027,6 +1027,51 @@ mod tests {
     }
 
     #[test]
+    fn value_bounds_have_defaults_a_value_wide_setting_and_a_per_target_one() {
+        let src = "[value]\nmax_models = 8\nmax_tokens_per_second = 5e4\n[[value.scrape]]\nurl = \"http://127.0.0.1:8000/metrics\"\nteam = \"a\"\n[[value.scrape]]\nurl = \"http://127.0.0.1:8001/metrics\"\nteam = \"b\"\nmax_models = 2\nmax_requests_per_second = 10.0\n";
+        let c = Config::parse(src, "v.toml").unwrap();
+        let (a, b) = (
+            c.value.bounds(&c.value.scrape[0]),
+            c.value.bounds(&c.value.scrape[1]),
+        );
+        assert_eq!((a.max_models, a.max_tokens_per_second), (8, 5e4));
+        assert_eq!(a.max_requests_per_second, 1e6, "the default");
+        assert_eq!((b.max_models, b.max_requests_per_second), (2, 10.0));
+        assert_eq!(b.max_tokens_per_second, 5e4, "[value]'s");
+        let d = Config::builtin().value;
+        let t: ScrapeTarget = toml::from_str("url = \"http://x\"\nteam = \"a\"\n").unwrap();
+        let db = d.bounds(&t);
+        assert_eq!(
+            (
+                db.max_tokens_per_second,
+                db.max_requests_per_second,
+                db.max_models
+            ),
+            (1e7, 1e6, 64)
+        );
+        for (src, key) in [
+            ("[value]\nmax_models = 0\n", "value.max_models"),
+            ("[value]\nmax_models = 5000\n", "value.max_models"),
+            (
+                "[value]\nmax_tokens_per_second = nan\n",
+                "value.max_tokens_per_second",
+            ),
+            (
+                "[value]\nmax_requests_per_second = 0.5\n",
+                "value.max_requests_per_second",
+            ),
+            (
+                "[[value.scrape]]\nurl = \"http://x\"\nteam = \"a\"\nmax_tokens_per_second = inf\n",
+                "value.scrape[0].max_tokens_per_second",
+            ),
+        ] {
+            let e = Config::parse(src, "v.toml").unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{src}: {e}");
+            assert!(e.line.is_some(), "{src}: {e}");
+        }
+    }
+
+    #[test]
     fn attribution_keys_are_checked() {
         let ok = "[attribution]\nmode = \"process\"\nidle = \"idle\"\nproc_root = \"/tmp/p\"\n[[attribution.rules]]\nnamespace = \"a\"\nteam = \"t\"\n";
         let c = Config::parse(ok, "a.toml").unwrap();

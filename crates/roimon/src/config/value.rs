@@ -14,6 +14,14 @@ pub struct Value {
     pub scrape: Vec<ScrapeTarget>,
     /// Static benefit indicator scores (the model's Pᵢ).
     pub kpis: Vec<StaticKpi>,
+    /// Most tokens (prompt + generated) a target may serve per second
+    /// (default 1e7); a scrape's delta above it is refused. A target's own
+    /// `max_tokens_per_second` overrides it.
+    pub max_tokens_per_second: Option<f64>,
+    /// Most successful requests a target may finish per second (default 1e6).
+    pub max_requests_per_second: Option<f64>,
+    /// Most models booked per target (default 64).
+    pub max_models: Option<usize>,
 }
 
 /// Prices of what a server serves, in the price currency.
@@ -71,6 +79,15 @@ pub struct ScrapeTarget {
     /// Prices per model name, replacing the defaults for that model.
     #[serde(default)]
     pub models: BTreeMap<String, UnitPrices>,
+    /// This target's `value.max_tokens_per_second`.
+    #[serde(default)]
+    pub max_tokens_per_second: Option<f64>,
+    /// This target's `value.max_requests_per_second`.
+    #[serde(default)]
+    pub max_requests_per_second: Option<f64>,
+    /// This target's `value.max_models`.
+    #[serde(default)]
+    pub max_models: Option<usize>,
 }
 
 fn auto() -> String {
@@ -141,8 +158,69 @@ fn check_prices(key: &str, p: &UnitPrices) -> Option<(String, String)> {
     None
 }
 
+impl Value {
+    /// What `t`'s scrapes may book: its own limits, else `[value]`'s, else
+    /// the defaults.
+    pub fn bounds(&self, t: &ScrapeTarget) -> roimon_value::Bounds {
+        let d = roimon_value::Bounds::default();
+        roimon_value::Bounds {
+            max_tokens_per_second: t
+                .max_tokens_per_second
+                .or(self.max_tokens_per_second)
+                .unwrap_or(d.max_tokens_per_second),
+            max_requests_per_second: t
+                .max_requests_per_second
+                .or(self.max_requests_per_second)
+                .unwrap_or(d.max_requests_per_second),
+            max_models: t.max_models.or(self.max_models).unwrap_or(d.max_models),
+            ..d
+        }
+    }
+}
+
+fn check_limits(
+    at: &str,
+    tokens: Option<f64>,
+    requests: Option<f64>,
+    models: Option<usize>,
+) -> Option<(String, String)> {
+    for (k, v) in [
+        ("max_tokens_per_second", tokens),
+        ("max_requests_per_second", requests),
+    ] {
+        if let Some(v) = v
+            && !(v.is_finite() && (1.0..=1e12).contains(&v))
+        {
+            return Some((
+                format!("{at}{k}"),
+                format!("must be between 1 and 1e12 per second, got {v}"),
+            ));
+        }
+    }
+    if let Some(m) = models
+        && !(1..=roimon_value::MAX_MODELS).contains(&m)
+    {
+        return Some((
+            format!("{at}max_models"),
+            format!(
+                "must be between 1 and {}, got {m}",
+                roimon_value::MAX_MODELS
+            ),
+        ));
+    }
+    None
+}
+
 /// Semantic checks of `[value]`: (dotted key, message).
 pub fn check_value(v: &Value) -> Option<(String, String)> {
+    if let Some(e) = check_limits(
+        "value.",
+        v.max_tokens_per_second,
+        v.max_requests_per_second,
+        v.max_models,
+    ) {
+        return Some(e);
+    }
     let mut names = BTreeMap::new();
     for (i, t) in v.scrape.iter().enumerate() {
         let k = |f: &str| format!("value.scrape[{i}].{f}");
@@ -193,6 +271,14 @@ pub fn check_value(v: &Value) -> Option<(String, String)> {
                 k("token_file"),
                 "give token_env or token_file, not both".into(),
             ));
+        }
+        if let Some(e) = check_limits(
+            &format!("value.scrape[{i}]."),
+            t.max_tokens_per_second,
+            t.max_requests_per_second,
+            t.max_models,
+        ) {
+            return Some(e);
         }
         if let Some(e) = check_prices(&format!("value.scrape[{i}]"), &t.prices) {
             return Some(e);
