@@ -92,20 +92,25 @@ def load_main(no_gpu):
     mode, duty = "idle", 0.5
     fd = sys.stdin.fileno()
 
+    pending = b""
+
     def command(timeout):
-        """Wait up to `timeout` for a line; apply it. False at end of input."""
-        nonlocal mode, duty
+        """Wait up to `timeout` for input; apply whole lines. False at end of input."""
+        nonlocal mode, duty, pending
         ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
         if not ready:
             return True
-        line = sys.stdin.readline()
-        if not line:
+        chunk = os.read(fd, 4096)
+        if not chunk:
             return False
-        words = line.split()
-        if words and words[0] in ("full", "half", "idle"):
-            mode = words[0]
-            if mode == "half" and len(words) > 1:
-                duty = min(0.95, max(0.05, float(words[1])))
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            words = line.decode("ascii", "replace").split()
+            if words and words[0] in ("full", "half", "idle"):
+                mode = words[0]
+                if mode == "half" and len(words) > 1:
+                    duty = min(0.95, max(0.05, float(words[1])))
         return True
 
     while True:
@@ -652,6 +657,7 @@ class Check:
                 "finished_at": now_utc(),
                 "passed": not failures,
                 "failures": failures,
+                "roimon_logged_pids": sorted(logged),
                 "sampler_errors": sampler.errors,
                 "phases": rows,
             }

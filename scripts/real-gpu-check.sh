@@ -26,7 +26,7 @@ while (($#)); do
   case "$1" in
     --nvml-library) (($# >= 2)) || usage; nvml_library="$2"; shift 2 ;;
     --nvml-library=*) nvml_library="${1#*=}"; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     -*) echo "unknown option: $1" >&2; usage ;;
     *) [ -z "$outdir" ] || usage; outdir="$1"; shift ;;
   esac
