@@ -43,6 +43,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 
@@ -475,17 +476,20 @@ class Check:
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
         deadline = time.monotonic() + LOAD_READY_TIMEOUT
-        line = ""
-        while time.monotonic() < deadline:
+        line, said = "", ""
+        while time.monotonic() < deadline and line != "ready":
             ready, _, _ = select.select([self.worker.stdout], [], [], 0.5)
             if ready:
-                line = self.worker.stdout.readline().strip()
-                break
-            if self.worker.poll() is not None:
+                raw = self.worker.stdout.readline()
+                if not raw:
+                    break  # it closed its output: it has exited
+                line = raw.strip()
+                said = line or said
+            elif self.worker.poll() is not None:
                 break
         if line != "ready":
             self.stop_worker()
-            raise CheckError(f"the load process did not get ready within {LOAD_READY_TIMEOUT:.0f} s ({line or 'no output'})")
+            raise CheckError(f"the load process did not get ready within {LOAD_READY_TIMEOUT:.0f} s ({said or 'no output'})")
         if self.fake_procs:
             tmp = self.fake_procs + ".tmp"
             with open(tmp, "w") as f:
@@ -790,7 +794,14 @@ def main():
         return run_main(args)
     except CheckError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+    except OSError as e:  # roimon stopped answering, or the report cannot be written
+        print(f"error: roimon stopped answering, or the report cannot be written: {e}", file=sys.stderr)
+    except Exception as e:
+        if type(e).__name__.startswith("NVMLError"):
+            print(f"error: NVML: {e}", file=sys.stderr)
+        else:  # a defect here: still exit 2 (no verdict), never 1
+            traceback.print_exc()
+    return 2
 
 
 if __name__ == "__main__":
