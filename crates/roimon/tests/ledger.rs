@@ -15,20 +15,6 @@ use std::time::{Duration, Instant};
 
 const G0: &str = "GPU-00000000-0000-0000-0000-000000000000";
 const G1: &str = "GPU-00000000-0000-0000-0000-000000000001";
-const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
-/// libfaketime, or `None` (a skip, said once) outside CI.
-fn faketime() -> Option<&'static str> {
-    if Path::new(FAKETIME_LIB).exists() {
-        return Some(FAKETIME_LIB);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{FAKETIME_LIB} is missing (Debian package faketime; .ci/run installs it)"
-    );
-    eprintln!("skipping: {FAKETIME_LIB} is missing (apt-get install faketime)");
-    None
-}
 
 fn config(dir: &Path, nvml: &Path, state: &Path, teams: (&str, &str), extra: &str) -> PathBuf {
     let cfg = format!(

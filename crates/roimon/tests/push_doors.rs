@@ -12,26 +12,12 @@ use common::{Daemon, http_post, value};
 use std::path::Path;
 
 fn config(dir: &Path, listen: &str, push: &str) -> std::path::PathBuf {
-    let p = dir.join("roimon.toml");
-    std::fs::write(
-        &p,
-        format!(
-            r#"[sampling]
-interval_secs = 0.2
-[gpu]
-source = "none"
-[host]
-power = "model"
-rapl_root = "{none}"
-[price]
-currency = "EUR"
-price_per_kwh = 0.30
-[server]
-listen = "{listen}"
-[state]
-dir = "{state}"
-checkpoint_interval_secs = 0.3
-[roi]
+    let p = common::gpuless_config(
+        dir,
+        &dir.join("state"),
+        (0.2, 0.3),
+        &format!(
+            r#"[roi]
 benefit_weights = {{ precision = 1.0 }}
 [[value.kpis]]
 name = "coverage"
@@ -43,12 +29,14 @@ team = "vision"
 monthly = 100.0
 [push]
 {push}
-"#,
-            none = dir.join("none").display(),
-            state = dir.join("state").display(),
+"#
         ),
-    )
-    .unwrap();
+    );
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"{listen}\""),
+    );
+    std::fs::write(&p, text).unwrap();
     p
 }
 

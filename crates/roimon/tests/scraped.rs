@@ -108,24 +108,12 @@ fn a_hostile_vllm_server_cannot_poison_the_books() {
     let target = serve(answer.clone());
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let cfg = format!(
-        r#"
-[sampling]
-interval_secs = 0.2
-[gpu]
-source = "none"
-[host]
-power = "model"
-rapl_root = "{none}"
-[price]
-currency = "EUR"
-price_per_kwh = 0.30
-[server]
-listen = "127.0.0.1:0"
-[state]
-dir = "{state}"
-checkpoint_interval_secs = 0.3
-[value]
+    let path = common::gpuless_config(
+        tmp.path(),
+        &state,
+        (0.2, 0.3),
+        &format!(
+            r#"[value]
 max_models = 8
 [[value.scrape]]
 url = "http://{target}/metrics"
@@ -135,12 +123,9 @@ workload = "w"
 interval_secs = 1
 input_per_million_tokens = 1000000.0
 max_tokens_per_second = 1000000.0
-"#,
-        none = tmp.path().join("none").display(),
-        state = state.display(),
+"#
+        ),
     );
-    let path = tmp.path().join("c.toml");
-    std::fs::write(&path, cfg).unwrap();
     let set = |status: u16, b: String| *answer.lock().unwrap() = (status, b);
 
     let d = Daemon::start(&path, &[]);
@@ -265,36 +250,21 @@ fn a_start_time_changing_at_every_scrape_is_a_reset_storm() {
         )
     });
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = format!(
-        r#"
-[sampling]
-interval_secs = 0.2
-[gpu]
-source = "none"
-[host]
-power = "model"
-rapl_root = "{none}"
-[price]
-currency = "EUR"
-price_per_kwh = 0.30
-[server]
-listen = "127.0.0.1:0"
-[state]
-dir = "{state}"
-checkpoint_interval_secs = 0.3
-[[value.scrape]]
+    let path = common::gpuless_config(
+        tmp.path(),
+        &tmp.path().join("state"),
+        (0.2, 0.3),
+        &format!(
+            r#"[[value.scrape]]
 url = "http://{target}/metrics"
 name = "hostile"
 team = "t"
 workload = "w"
 interval_secs = 1
 input_per_million_tokens = 1.0
-"#,
-        none = tmp.path().join("none").display(),
-        state = tmp.path().join("state").display(),
+"#
+        ),
     );
-    let path = tmp.path().join("c.toml");
-    std::fs::write(&path, cfg).unwrap();
     let d = Daemon::start(&path, &[]);
     let m = d.wait_metrics("the storm refused", |m| rejected(m, "reset_storm") >= 2.0);
     // Three restarts an hour are believed (a million tokens, 1 EUR each),

@@ -14,54 +14,15 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
-/// libfaketime, or `None` (a skip, said once) outside CI.
-fn faketime() -> Option<&'static str> {
-    if Path::new(FAKETIME_LIB).exists() {
-        return Some(FAKETIME_LIB);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{FAKETIME_LIB} is missing (Debian package faketime; .ci/run installs it)"
-    );
-    eprintln!("skipping: {FAKETIME_LIB} is missing (apt-get install faketime)");
-    None
-}
-
 /// No GPUs, the model host, fixed costs: a node whose books grow by
 /// capex every tick.
 fn config(dir: &Path, state: &Path) -> PathBuf {
-    let cfg = format!(
-        r#"
-[sampling]
-interval_secs = 0.05
-[gpu]
-source = "none"
-[host]
-power = "model"
-rapl_root = "{none}"
-[price]
-source = "static"
-currency = "EUR"
-price_per_kwh = 0.30
-[costs]
-purchase = 315576.0
-depreciation_years = 1.0
-[server]
-listen = "127.0.0.1:0"
-[state]
-dir = "{state}"
-checkpoint_interval_secs = 0.1
-[node]
-name = "node-s"
-"#,
-        none = dir.join("no-rapl").display(),
-        state = state.display(),
-    );
-    let path = dir.join("roimon.toml");
-    std::fs::write(&path, cfg).unwrap();
-    path
+    common::gpuless_config(
+        dir,
+        state,
+        (0.05, 0.1),
+        "[costs]\npurchase = 315576.0\ndepreciation_years = 1.0\n[node]\nname = \"node-s\"\n",
+    )
 }
 
 const CAPEX: &str = "roimon_cost_total{component=\"capex\",currency=\"EUR\"}";

@@ -300,3 +300,55 @@ pub fn http_post(addr: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) 
         b.to_string(),
     )
 }
+
+/// A node without GPUs (the model host, no RAPL under `dir`), a static
+/// price of 0.30 EUR/kWh, a loopback listener and its state in `state`:
+/// sampling every `interval` s, checkpoints every `checkpoint` s. Tables
+/// the test needs follow it (`extra`); written to `dir/roimon.toml`.
+pub fn gpuless_config(
+    dir: &Path,
+    state: &Path,
+    (interval, checkpoint): (f64, f64),
+    extra: &str,
+) -> std::path::PathBuf {
+    let cfg = format!(
+        r#"[sampling]
+interval_secs = {interval}
+[gpu]
+source = "none"
+[host]
+power = "model"
+rapl_root = "{none}"
+[price]
+source = "static"
+currency = "EUR"
+price_per_kwh = 0.30
+[server]
+listen = "127.0.0.1:0"
+[state]
+dir = "{state}"
+checkpoint_interval_secs = {checkpoint}
+{extra}"#,
+        none = dir.join("no-rapl").display(),
+        state = state.display(),
+    );
+    let path = dir.join("roimon.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+/// Where Debian's libfaketime is.
+pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// libfaketime, or `None` (a skip, said once) outside CI.
+pub fn faketime() -> Option<&'static str> {
+    if Path::new(FAKETIME_LIB).exists() {
+        return Some(FAKETIME_LIB);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{FAKETIME_LIB} is missing (Debian package faketime; .ci/run installs it)"
+    );
+    eprintln!("skipping: {FAKETIME_LIB} is missing (apt-get install faketime)");
+    None
+}
