@@ -4,22 +4,25 @@
 
 use crate::cost::{Component, FixedCosts, ShareKey, shares};
 use crate::energy::EnergyMeter;
-use crate::price::{Basis, Tariff};
+use crate::price::Tariff;
 use crate::reading::{GpuReading, HostReading, Reading, SampleError};
 use crate::units::{Accumulator, Joules, Money, Seconds};
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 mod counters;
+mod health;
 mod owner;
+mod snapshot;
 mod validate;
 
 pub use counters::{
     ABSURD, Counters, FUTURE_LIMIT_DAYS, InvalidCounters, Kpi, KpiKey, ModelCounts, ModelDelta,
     Row, ValueKey, ValueRow,
 };
+pub use health::CollectorHealth;
 pub use owner::{BY_GPU_OWNER, Owner, OwnerShare, RowKey, UNALLOCATED};
+pub use snapshot::{BudgetView, CarbonView, GpuView, PriceView, Snapshot};
 
 /// The `gpu_uuid` that carries costs when the node has no GPU at all.
 pub const NO_GPU: &str = "none";
@@ -69,19 +72,6 @@ pub struct Carbon {
     pub fetched_at: Option<DateTime<Utc>>,
 }
 
-/// The carbon intensity in force, as exporters see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CarbonView {
-    /// Grams CO2e per kWh in force.
-    pub grams_per_kwh: f64,
-    /// What it rests on.
-    pub basis: Basis,
-    /// Source label.
-    pub source: String,
-    /// Seconds since the data was fetched (0 for configured).
-    pub age_seconds: f64,
-}
-
 /// One collector's result for a tick.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -98,105 +88,6 @@ struct GpuState {
     /// Monotonic time up to which a gap has already been counted.
     gap_mark: Option<f64>,
     present: bool,
-}
-
-/// Per-collector health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct CollectorHealth {
-    /// Whether the last sample succeeded.
-    pub up: bool,
-    /// Whether it ever reported successfully.
-    pub reported: bool,
-    /// Whether the source is not present on this machine.
-    pub unavailable: bool,
-}
-
-/// A GPU as the exporters see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GpuView {
-    /// Last reading.
-    pub reading: GpuReading,
-    /// Owner.
-    pub owner: Owner,
-    /// Whether it answered in the last tick.
-    pub present: bool,
-}
-
-/// The current price as exporters see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PriceView {
-    /// Price per kWh in force.
-    pub price_per_kwh: f64,
-    /// Currency.
-    pub currency: String,
-    /// Source label.
-    pub source: String,
-    /// Whether the fallback is in force.
-    pub fallback: bool,
-    /// What the price rests on (source, fallback, last_known).
-    pub basis: Basis,
-    /// Seconds since the schedule in force was fetched; 0 for prices that
-    /// come from the configuration (static, time-of-use).
-    pub age_seconds: f64,
-    /// End of the last slot the schedule knows, for fetched schedules.
-    pub known_until: Option<DateTime<Utc>>,
-}
-
-/// Everything exporters need, detached from the engine.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Snapshot {
-    /// When it was taken (last tick).
-    pub at: Option<DateTime<Utc>>,
-    /// GPUs by UUID.
-    pub gpus: BTreeMap<String, GpuView>,
-    /// Last host reading.
-    pub host: Option<HostReading>,
-    /// Power usage effectiveness in use.
-    pub pue: f64,
-    /// Price in force.
-    pub price: PriceView,
-    /// Totals (attributed rows included).
-    pub counters: Counters,
-    /// Cost per second in the last interval, by component.
-    pub cost_rate_per_sec: BTreeMap<Component, f64>,
-    /// Facility power in the last interval, W.
-    pub facility_power_watts: f64,
-    /// Collector health.
-    pub collectors: BTreeMap<String, CollectorHealth>,
-    /// Grid carbon intensity in force, when carbon is configured.
-    pub carbon: Option<CarbonView>,
-    /// Configured owner UUIDs that match no GPU NVML has reported (typos,
-    /// case changes, placeholders: their GPUs' cost goes to `unallocated`).
-    /// Empty until a GPU has been seen.
-    pub unmatched_owners: Vec<String>,
-    /// Rolling windows: value, cost, ROI, weighted efficiency, unit
-    /// economics, per owner.
-    pub windows: Vec<crate::window::WindowView>,
-    /// The node's benefit indicator scores in force.
-    pub scores: BTreeMap<String, f64>,
-    /// Value targets: whether their last scrape succeeded.
-    pub targets: BTreeMap<String, bool>,
-    /// Monthly budgets with their month-to-date spend and forecast (set by
-    /// the daemon from its ledger; empty without `[[budget]]`).
-    pub budgets: Vec<BudgetView>,
-}
-
-/// A monthly budget of an owner (a team, or one workload of it) against
-/// what the ledger says it spent this month.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BudgetView {
-    /// Team.
-    pub team: String,
-    /// Workload (empty: the whole team).
-    pub workload: String,
-    /// Currency.
-    pub currency: String,
-    /// The budget for the month.
-    pub monthly: f64,
-    /// Net cost (cost − credit) booked this month so far.
-    pub spent: f64,
-    /// Month-end spend if the recent run rate holds.
-    pub forecast: f64,
 }
 
 /// The accounting engine.
@@ -516,49 +407,6 @@ impl Engine {
         self.price_fetched_at = fetched_at;
     }
 
-    /// Record the outcome of an outside source that is not a sampled
-    /// collector (the price feed): health and error count. It does not gate
-    /// readiness: costing goes on at the fallback without it.
-    pub fn note_source(&mut self, name: &str, ok: bool) {
-        let h = self
-            .collectors
-            .entry(name.to_string())
-            .or_insert(CollectorHealth {
-                up: false,
-                reported: true,
-                unavailable: false,
-            });
-        h.up = ok;
-        h.reported = true;
-        if !ok {
-            *self
-                .counters
-                .collector_errors
-                .entry(name.to_string())
-                .or_default() += 1;
-        }
-    }
-
-    /// Count fetched slots the feed `name` dropped (far past or future).
-    pub fn note_dropped(&mut self, name: &str, n: u64) {
-        *self
-            .counters
-            .slots_dropped
-            .entry(name.to_string())
-            .or_default() += n;
-    }
-
-    /// Count processes that matched no attribution rule.
-    pub fn note_unmatched(&mut self, n: u64) {
-        self.counters.attribution_unmatched += n;
-    }
-
-    /// Count a failed checkpoint write (kept in the counters, so the count
-    /// survives restarts once a later write succeeds).
-    pub fn note_checkpoint_error(&mut self) {
-        self.counters.checkpoint_errors += 1;
-    }
-
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
@@ -567,34 +415,6 @@ impl Engine {
     /// The counters, for checkpointing.
     pub fn counters(&self) -> &Counters {
         &self.counters
-    }
-
-    /// A copy of the counters for publishing: without `extensions` (the
-    /// value sources' state, e.g. a push dedup window of megabytes, which
-    /// no exporter reads and which would otherwise be copied every tick).
-    pub fn counters_to_publish(&mut self) -> Counters {
-        let ext = std::mem::take(&mut self.counters.extensions);
-        let copy = self.counters.clone();
-        self.counters.extensions = ext;
-        copy
-    }
-
-    /// Declare a collector, so readiness waits for it.
-    pub fn register_collector(&mut self, name: &str) {
-        self.collectors
-            .entry(name.to_string())
-            .or_insert(CollectorHealth {
-                up: false,
-                reported: false,
-                unavailable: false,
-            });
-    }
-
-    /// True once every registered collector that exists here has reported once.
-    pub fn ready(&self) -> bool {
-        self.collectors
-            .values()
-            .all(|c| c.reported || c.unavailable)
     }
 
     /// Seconds of downtime the first tick after a restart booked (fixed
@@ -945,93 +765,6 @@ impl Engine {
             Self::wall_at(tick, d.from_mono),
             tick.mono - d.from_mono,
         )
-    }
-
-    /// A detached view of everything, for exporters.
-    pub fn snapshot(&self) -> Snapshot {
-        self.snapshot_with(self.counters.clone())
-    }
-
-    /// A snapshot carrying `counters` instead of the live ones (the daemon
-    /// publishes the last checkpointed counters).
-    pub fn snapshot_with(&self, counters: Counters) -> Snapshot {
-        let scores = self.scores();
-        let at = self.last.map(|t| t.wall);
-        let now = at.unwrap_or_else(|| self.counters.last_wall.unwrap_or_default());
-        let (price, basis) = self.cfg.tariff.price_basis_at(now);
-        let known_until = match &self.cfg.tariff {
-            Tariff::Slots { slots, .. } => slots.last().map(|s| s.end),
-            _ => None,
-        };
-        let age_seconds = self.price_fetched_at.map_or(0.0, |f| {
-            ((now - f).num_milliseconds() as f64 / 1000.0).max(0.0)
-        });
-        let gpus = self
-            .gpus
-            .iter()
-            .map(|(u, st)| {
-                (
-                    u.clone(),
-                    GpuView {
-                        reading: st.latest.clone(),
-                        owner: self.owner_of(u),
-                        present: st.present,
-                    },
-                )
-            })
-            .collect();
-        Snapshot {
-            at,
-            gpus,
-            host: self.host.clone(),
-            pue: self.cfg.pue,
-            price: PriceView {
-                price_per_kwh: price.0,
-                currency: self.cfg.currency.clone(),
-                source: self.cfg.price_source.clone(),
-                fallback: basis != Basis::Source,
-                basis,
-                age_seconds,
-                known_until,
-            },
-            counters,
-            cost_rate_per_sec: self.rates.clone(),
-            facility_power_watts: self.facility_power,
-            collectors: self.collectors.clone(),
-            // Gauges: from the live counters and the live boundaries (a
-            // published counter may be a checkpoint behind them).
-            windows: self
-                .counters
-                .windows
-                .views(now, &self.counters, &self.roi_weights, &scores),
-            scores,
-            targets: self.targets.clone(),
-            budgets: Vec::new(),
-            unmatched_owners: if self.gpus.is_empty() {
-                Vec::new()
-            } else {
-                let mut v: Vec<String> = self
-                    .cfg
-                    .owners
-                    .keys()
-                    .filter(|u| !self.gpus.contains_key(*u))
-                    .cloned()
-                    .collect();
-                v.sort();
-                v
-            },
-            carbon: self.carbon.as_ref().map(|c| {
-                let (g, basis) = c.intensity.price_basis_at(now);
-                CarbonView {
-                    grams_per_kwh: g.0,
-                    basis,
-                    source: c.source.clone(),
-                    age_seconds: c.fetched_at.map_or(0.0, |f| {
-                        ((now - f).num_milliseconds() as f64 / 1000.0).max(0.0)
-                    }),
-                }
-            }),
-        }
     }
 }
 

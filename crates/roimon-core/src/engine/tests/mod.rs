@@ -2,6 +2,7 @@
 //! fixtures they share (a configuration, ticks, readings, row checks).
 
 use super::*;
+use crate::price::Basis;
 use crate::reading::HostPowerSource;
 use crate::units::{PricePerKwh, Watts};
 use chrono::TimeZone;
