@@ -2,9 +2,13 @@
 //! fixtures they share (a configuration, ticks, readings, row checks).
 
 use super::*;
+use crate::cost::Component;
 use crate::price::Basis;
 use crate::reading::HostPowerSource;
+use crate::reading::{GpuReading, Reading, SampleError};
+use crate::units::{Accumulator, Joules};
 use crate::units::{PricePerKwh, Watts};
+use chrono::Duration;
 use chrono::TimeZone;
 use proptest::prelude::*;
 
