@@ -7,6 +7,7 @@ use super::{Owner, RowKey};
 use crate::cost::Component;
 use crate::reading::HostPowerSource;
 use crate::units::Accumulator;
+use crate::window::Totals;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -369,6 +370,45 @@ impl Counters {
         let sum: f64 = weights.iter().sum();
         for (row, w) in self.rows.values_mut().zip(weights) {
             row.facility_energy_joules.add(total * w / sum);
+        }
+    }
+
+    /// The cumulative totals the rolling windows measure (they are part of
+    /// these counters, so they are handed this instead of reading them):
+    /// node cost, credit, value, facility energy, tokens and requests, and
+    /// (value, net cost) per owner of a cost or value row.
+    pub fn totals(&self) -> Totals {
+        let mut owners: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
+        for (k, r) in &self.rows {
+            let e = owners
+                .entry((k.team.clone(), k.workload.clone()))
+                .or_default();
+            e.1 += r.cost_total() - r.credit_total();
+        }
+        let (mut input, mut output, mut requests) = (0.0, 0.0, 0.0);
+        for (k, r) in &self.value {
+            let e = owners
+                .entry((k.team.clone(), k.workload.clone()))
+                .or_default();
+            e.0 += r.value.total();
+            for m in r.models.values() {
+                input += m.input_tokens.total();
+                output += m.output_tokens.total();
+                requests += m.requests.total();
+            }
+        }
+        Totals {
+            cost: self.cost.iter().map(|(k, a)| (*k, a.total())).collect(),
+            credit: self.credit.values().map(Accumulator::total).sum(),
+            value: self.value_total.total(),
+            facility_joules: self.facility_energy_joules.total(),
+            input_tokens: input,
+            output_tokens: output,
+            requests,
+            owners: owners
+                .into_iter()
+                .map(|((team, workload), (v, m))| (Owner { team, workload }, v, m))
+                .collect(),
         }
     }
 }

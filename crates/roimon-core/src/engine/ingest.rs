@@ -246,11 +246,13 @@ impl Engine {
         }
         self.counters.last_wall = Some(tick.wall);
         self.last = Some(tick);
-        // The windows read the counters they are part of: take them out
-        // for the call.
-        let mut windows = std::mem::take(&mut self.counters.windows);
-        windows.observe(tick.wall, &self.counters);
-        self.counters.windows = windows;
+        // The windows get the totals they measure, built only when a bucket
+        // boundary is due.
+        if self.counters.windows.due(tick.wall) {
+            let totals = self.counters.totals();
+            let has_value = !self.counters.value.is_empty();
+            self.counters.windows.observe(tick.wall, &totals, has_value);
+        }
     }
 
     /// Book one GPU's reading; returns the energy added, its energy cost, its

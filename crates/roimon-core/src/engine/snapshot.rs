@@ -175,10 +175,13 @@ impl Engine {
             collectors: self.collectors.clone(),
             // Gauges: from the live counters and the live boundaries (a
             // published counter may be a checkpoint behind them).
-            windows: self
-                .counters
-                .windows
-                .views(now, &self.counters, &self.roi_weights, &scores),
+            windows: self.counters.windows.views(
+                now,
+                &self.counters.totals(),
+                !self.counters.value.is_empty(),
+                &self.roi_weights,
+                &scores,
+            ),
             scores,
             targets: self.targets.clone(),
             budgets: Vec::new(),
