@@ -12,10 +12,13 @@
 //! EWMA with a time constant of one day or four buckets, whichever is
 //! longer, sampled at bucket boundaries where the window covers its own
 //! length) says whether ROI fell against its own history.
+//!
+//! The windows are part of the counters they measure, so they never read
+//! those counters: the engine hands them [`Totals`] (see
+//! `Counters::totals`), the few cumulative figures they need.
 
 use crate::cost::Component;
-use crate::engine::{Counters, Owner};
-use crate::units::Accumulator;
+use crate::engine::Owner;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -48,42 +51,6 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// The cumulative totals of `c`.
-    pub fn of(c: &Counters) -> Totals {
-        let mut owners: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
-        for (k, r) in &c.rows {
-            let e = owners
-                .entry((k.team.clone(), k.workload.clone()))
-                .or_default();
-            e.1 += r.cost_total() - r.credit_total();
-        }
-        let (mut input, mut output, mut requests) = (0.0, 0.0, 0.0);
-        for (k, r) in &c.value {
-            let e = owners
-                .entry((k.team.clone(), k.workload.clone()))
-                .or_default();
-            e.0 += r.value.total();
-            for m in r.models.values() {
-                input += m.input_tokens.total();
-                output += m.output_tokens.total();
-                requests += m.requests.total();
-            }
-        }
-        Totals {
-            cost: c.cost.iter().map(|(k, a)| (*k, a.total())).collect(),
-            credit: c.credit.values().map(Accumulator::total).sum(),
-            value: c.value_total.total(),
-            facility_joules: c.facility_energy_joules.total(),
-            input_tokens: input,
-            output_tokens: output,
-            requests,
-            owners: owners
-                .into_iter()
-                .map(|((team, workload), (v, m))| (Owner { team, workload }, v, m))
-                .collect(),
-        }
-    }
-
     /// Money actually spent: gross cost minus credit, unweighted.
     pub fn money(&self) -> f64 {
         self.cost.values().sum::<f64>() - self.credit
@@ -161,23 +128,30 @@ impl Windows {
         }
     }
 
-    /// Record the counters at `now` where a bucket boundary has passed.
-    /// O(1) amortised per call (one comparison per window; totals are
-    /// computed only when some window needs a boundary).
-    pub fn observe(&mut self, now: DateTime<Utc>, counters: &Counters) {
+    /// Whether some window has a bucket boundary due at `now`, after
+    /// dropping marks a clock set back left in the future. One comparison
+    /// per window: the caller builds the [`Totals`] for
+    /// [`Windows::observe`] only when this says they are needed.
+    pub fn due(&mut self, now: DateTime<Utc>) -> bool {
         // A clock set back: marks "in the future" describe nothing that
         // has happened yet; drop them.
         for w in self.by_label.values_mut() {
             w.marks.retain(|(t, _)| *t <= now);
         }
-        let due = self.by_label.values().any(|w| {
+        self.by_label.values().any(|w| {
             let g = Duration::seconds((w.seconds / BUCKETS).max(1));
             w.marks.last().is_none_or(|(t, _)| now >= *t + g)
-        });
-        if !due {
+        })
+    }
+
+    /// Record `totals`, the cumulative totals at `now`, where a bucket
+    /// boundary has passed. `has_value`: whether any value source exists
+    /// (without one no ROI feeds the baselines). O(1) amortised per call
+    /// when the totals are built only where [`Windows::due`] says so.
+    pub fn observe(&mut self, now: DateTime<Utc>, totals: &Totals, has_value: bool) {
+        if !self.due(now) {
             return;
         }
-        let totals = Totals::of(counters);
         for w in self.by_label.values_mut() {
             let g = (w.seconds / BUCKETS).max(1);
             let step = Duration::seconds(g);
@@ -187,7 +161,7 @@ impl Windows {
             // The window's ROI at this boundary feeds the baseline, when
             // the window covers about its own length.
             if let Some(base) = base_mark(&w.marks, now, w.seconds, g)
-                .filter(|_| !counters.value.is_empty())
+                .filter(|_| has_value)
                 .filter(|(t, _)| (now - *t).num_seconds() <= w.seconds + g)
                 .filter(|(t, _)| (now - *t).num_seconds() >= w.seconds)
             {
@@ -302,19 +276,19 @@ pub struct RoiWeights {
 }
 
 impl Windows {
-    /// Every window's figures at `now` from `counters`, with `scores` the
-    /// node's benefit indicator scores Pᵢ.
+    /// Every window's figures at `now` from `totals`, the cumulative
+    /// totals now, with `scores` the node's benefit indicator scores Pᵢ.
+    /// `has_value`: whether any value source exists; without one there is
+    /// no return to speak of, so no ROI (a node that serves nothing
+    /// measured is not "losing everything").
     pub fn views(
         &self,
         now: DateTime<Utc>,
-        counters: &Counters,
+        totals: &Totals,
+        has_value: bool,
         weights: &RoiWeights,
         scores: &BTreeMap<String, f64>,
     ) -> Vec<WindowView> {
-        let totals = Totals::of(counters);
-        // Without any value source there is no return to speak of: no ROI
-        // (a node that serves nothing measured is not "losing everything").
-        let has_value = !counters.value.is_empty();
         let roi = |v: f64, m: f64| if has_value { roi(v, m) } else { None };
         let mut out: Vec<WindowView> = self
             .by_label
@@ -409,21 +383,22 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap() + Duration::seconds(s)
     }
 
-    fn counters(cost: f64, value: f64) -> Counters {
-        let mut c = Counters::default();
-        c.cost
-            .insert(Component::Capex, Accumulator::from_total(cost));
-        c.value_total = Accumulator::from_total(value);
-        // A value source exists (else there is no ROI to speak of).
-        c.value.insert(
-            crate::engine::ValueKey {
-                team: "t".into(),
-                workload: "w".into(),
-                source: "push".into(),
-            },
-            Default::default(),
-        );
-        c
+    /// The totals of counters with `cost` of capex and `value` booked,
+    /// with one value source (else there is no ROI to speak of).
+    fn totals(cost: f64, value: f64) -> Totals {
+        Totals {
+            cost: [(Component::Capex, cost)].into(),
+            value,
+            owners: vec![(
+                Owner {
+                    team: "t".into(),
+                    workload: "w".into(),
+                },
+                0.0,
+                0.0,
+            )],
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -443,12 +418,13 @@ mod tests {
         w.configure(&[("1h".into(), 3600)]);
         // Cost 1 per second, value 2 per second, ticks every 7 s for 10 h.
         for s in (0..36_000).step_by(7) {
-            w.observe(t(s), &counters(s as f64, 2.0 * s as f64));
+            w.observe(t(s), &totals(s as f64, 2.0 * s as f64), true);
         }
         let now = 35_994;
         let v = &w.views(
             t(now),
-            &counters(now as f64, 2.0 * now as f64),
+            &totals(now as f64, 2.0 * now as f64),
+            true,
             &RoiWeights::default(),
             &BTreeMap::new(),
         )[0];
@@ -469,27 +445,29 @@ mod tests {
     fn a_young_window_reports_its_shorter_span_and_a_restart_keeps_history() {
         let mut w = Windows::default();
         w.configure(&[("1h".into(), 3600), ("5m".into(), 300)]);
-        w.observe(t(0), &counters(0.0, 0.0));
-        w.observe(t(600), &counters(600.0, 0.0));
+        w.observe(t(0), &totals(0.0, 0.0), true);
+        w.observe(t(600), &totals(600.0, 0.0), true);
         // Round trip through JSON (the checkpoint), then 100 s of downtime
         // whose fixed cost arrives with the first tick after the restart.
         let json = serde_json::to_string(&w).unwrap();
         let mut w: Windows = serde_json::from_str(&json).unwrap();
-        w.observe(t(700), &counters(700.0, 0.0));
+        w.observe(t(700), &totals(700.0, 0.0), true);
         // Right after the restart the 5m window does not reach back across
         // the gap in its marks: it reports the shorter span after it.
         let views = w.views(
             t(700),
-            &counters(700.0, 0.0),
+            &totals(700.0, 0.0),
+            true,
             &RoiWeights::default(),
             &BTreeMap::new(),
         );
         assert_eq!(views[0].window, "5m");
         assert_eq!((views[0].span_secs, views[0].cost), (100.0, 100.0));
-        w.observe(t(1000), &counters(1000.0, 0.0));
+        w.observe(t(1000), &totals(1000.0, 0.0), true);
         let views = w.views(
             t(1000),
-            &counters(1000.0, 0.0),
+            &totals(1000.0, 0.0),
+            true,
             &RoiWeights::default(),
             &BTreeMap::new(),
         );
@@ -506,14 +484,15 @@ mod tests {
         let mut w = Windows::default();
         w.configure(&[("5m".into(), 300)]);
         for s in (0..1000).step_by(10) {
-            w.observe(t(s), &counters(s as f64, s as f64 * 2.0));
+            w.observe(t(s), &totals(s as f64, s as f64 * 2.0), true);
         }
         // The clock jumps back 500 s.
-        w.observe(t(490), &counters(1000.0, 2000.0));
+        w.observe(t(490), &totals(1000.0, 2000.0), true);
         assert!(w.by_label["5m"].marks.iter().all(|(m, _)| *m <= t(490)));
         let v = &w.views(
             t(495),
-            &counters(1005.0, 2010.0),
+            &totals(1005.0, 2010.0),
+            true,
             &RoiWeights::default(),
             &BTreeMap::new(),
         )[0];
@@ -529,26 +508,22 @@ mod tests {
     fn weighted_efficiency_uses_weighted_cost_and_roi_unweighted_money() {
         let mut w = Windows::default();
         w.configure(&[("1h".into(), 3600)]);
-        let mut c0 = Counters::default();
-        c0.cost
-            .insert(Component::Energy, Accumulator::from_total(0.0));
-        c0.cost
-            .insert(Component::Staff, Accumulator::from_total(0.0));
-        w.observe(t(0), &c0);
-        let mut c1 = counters(0.0, 0.0);
+        let mut c0 = Totals::default();
+        c0.cost.insert(Component::Energy, 0.0);
+        c0.cost.insert(Component::Staff, 0.0);
+        w.observe(t(0), &c0, false);
+        let mut c1 = totals(0.0, 0.0);
         c1.cost.clear();
-        c1.cost
-            .insert(Component::Energy, Accumulator::from_total(50.0));
-        c1.cost
-            .insert(Component::Staff, Accumulator::from_total(5000.0));
-        c1.value_total = Accumulator::from_total(2000.0);
+        c1.cost.insert(Component::Energy, 50.0);
+        c1.cost.insert(Component::Staff, 5000.0);
+        c1.value = 2000.0;
         let weights = RoiWeights {
             benefit: [("precision".to_string(), 0.5), ("growth".to_string(), 0.5)].into(),
             cost: [(Component::Energy, 0.25), (Component::Staff, 0.25)].into(),
         };
         let scores: BTreeMap<String, f64> =
             [("precision".to_string(), 0.9), ("growth".to_string(), 0.7)].into();
-        let v = &w.views(t(3600), &c1, &weights, &scores)[0];
+        let v = &w.views(t(3600), &c1, true, &weights, &scores)[0];
         assert_eq!(v.benefit_score, Some(0.8));
         assert_eq!(v.weighted_cost, 1262.5);
         assert_eq!(v.weighted_efficiency, Some(0.8 / 1262.5));
@@ -556,12 +531,12 @@ mod tests {
         assert_eq!(v.roi, Some((2000.0 - 5050.0) / 5050.0));
         // A missing score: no weighted efficiency, ROI unaffected.
         let partial: BTreeMap<String, f64> = [("precision".to_string(), 0.9)].into();
-        let v = &w.views(t(3600), &c1, &weights, &partial)[0];
+        let v = &w.views(t(3600), &c1, true, &weights, &partial)[0];
         assert_eq!(v.weighted_efficiency, None);
         assert!(v.roi.is_some());
         // No value source at all: no ROI (not −1).
-        c1.value.clear();
-        let v = &w.views(t(3600), &c1, &weights, &scores)[0];
+        c1.owners.clear();
+        let v = &w.views(t(3600), &c1, false, &weights, &scores)[0];
         assert_eq!(v.roi, None);
     }
 }

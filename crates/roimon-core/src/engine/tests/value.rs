@@ -1,0 +1,98 @@
+//! Tests of value booked per owner and the rolling windows that set it
+//! against money.
+
+use super::*;
+
+#[test]
+fn value_is_owned_like_cost_and_windows_set_it_against_unweighted_money() {
+    let mut c = cfg(ShareKey::Equal);
+    c.pue = 1.0;
+    c.max_gap = Seconds(1000.0);
+    c.fixed = FixedCosts {
+        capex_per_sec: 0.01,
+        ..Default::default()
+    };
+    let mut e = Engine::new(c, None);
+    e.set_roi(
+        &[("1h".into(), 3600)],
+        crate::window::RoiWeights {
+            benefit: [("precision".to_string(), 1.0)].into(),
+            cost: [(Component::Capex, 0.5)].into(),
+        },
+        vec![Kpi {
+            team: "search".into(),
+            workload: "llm".into(),
+            indicator: "precision".into(),
+            score: 0.8,
+            at: None,
+        }],
+    );
+    e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 100.0)]));
+    // Tokens and money of one scrape, half to each of two owners.
+    let (a, b) = (
+        Owner {
+            team: "search".into(),
+            workload: "llm".into(),
+        },
+        Owner::unallocated(),
+    );
+    e.book_value(
+        &[(a.clone(), 0.5), (b, 0.5)],
+        "vllm-1",
+        3.0,
+        &[ModelDelta {
+            model: "opt".into(),
+            input_tokens: 1000.0,
+            cached_input_tokens: 400.0,
+            output_tokens: 2000.0,
+            requests: 4.0,
+        }],
+    );
+    // A pushed score replaces the configured one.
+    e.set_kpi(Kpi {
+        team: "search".into(),
+        workload: "llm".into(),
+        indicator: "precision".into(),
+        score: 0.6,
+        at: Some(t0()),
+    });
+    // An older score arriving later (a back-fill, a late retry) does not
+    // replace it.
+    e.set_kpi(Kpi {
+        team: "search".into(),
+        workload: "llm".into(),
+        indicator: "precision".into(),
+        score: 0.1,
+        at: Some(t0() - Duration::hours(1)),
+    });
+    e.ingest(
+        tick(100.0),
+        &report(vec![gpu("GPU-a", Some(36_000.0), 360.0)]),
+    );
+    let k = e.counters();
+    assert_eq!(k.value_total.total(), 3.0);
+    let row = &k.value[&ValueKey {
+        team: "search".into(),
+        workload: "llm".into(),
+        source: "vllm-1".into(),
+    }];
+    assert_eq!(row.value.total(), 1.5);
+    assert_eq!(row.models["opt"].cached_input_tokens.total(), 200.0);
+    let s = e.snapshot();
+    assert_eq!(s.scores["precision"], 0.6);
+    let w = &s.windows[0];
+    // 100 s of capex (1.0) + 36 kJ at 0.20/kWh (0.002).
+    assert!((w.cost - 1.002).abs() < 1e-12, "{}", w.cost);
+    assert_eq!(w.value, 3.0);
+    assert!((w.roi.unwrap() - (3.0 - 1.002) / 1.002).abs() < 1e-12);
+    assert_eq!(w.tokens, 3000.0);
+    assert!((w.cost_per_million_tokens.unwrap() - 1.002 / 3000.0 * 1e6).abs() < 1e-9);
+    assert_eq!(w.tokens_per_joule, Some(3000.0 / 36_000.0));
+    assert!((w.cost_per_request.unwrap() - 1.002 / 4.0).abs() < 1e-12);
+    // Weighted: P = 0.6, C = 0.5 × capex + 1 × energy.
+    assert!((w.weighted_cost - (0.5 + 0.002)).abs() < 1e-12);
+    assert!((w.weighted_efficiency.unwrap() - 0.6 / 0.502).abs() < 1e-12);
+    let search = w.owners.iter().find(|o| o.team == "search").unwrap();
+    assert_eq!(search.value, 1.5);
+    assert_eq!(k.validate(t0() + Duration::hours(1)), Ok(()));
+}
