@@ -149,6 +149,9 @@ impl AppState {
             version: self.version.clone(),
             checkpoint_failures_in_a_row: self.checkpoint_streak.load(Ordering::Relaxed),
             influx: self.influx.get().map(|s| s.view()),
+            http: None,
+            web: None,
+            push: None,
         }
     }
 }

@@ -503,6 +503,9 @@ fn exported_metrics() -> BTreeSet<String> {
             last_success_unix: Some(1.0),
             ..Default::default()
         }),
+        http: None,
+        web: None,
+        push: None,
     };
     let mut snap = e.snapshot();
     // Budgets are set by the daemon from its ledger.
