@@ -17,6 +17,71 @@ pub struct ProcessInfo {
     pub checkpoint_failures_in_a_row: u32,
     /// The InfluxDB stream's figures, when it is configured.
     pub influx: Option<InfluxStats>,
+    /// The HTTP listener's connection figures, when it serves.
+    pub http: Option<HttpFigures>,
+    /// The web configuration's figures (TLS, basic auth), when one is in use.
+    pub web: Option<WebFigures>,
+    /// The push endpoint's figures, when it is configured.
+    pub push: Option<PushFigures>,
+}
+
+/// The HTTP listener's connections as the exporter sees them (plain figures,
+/// filled in by the daemon's accept loop).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpFigures {
+    /// Connections open now.
+    pub open: u64,
+    /// Connections refused at capacity (every connection busy).
+    pub refused: u64,
+    /// Idle connections closed to admit a new one.
+    pub evicted: u64,
+    /// Connections closed for not sending a request header in time.
+    pub header_timeout: u64,
+    /// Keep-alive connections closed for idling too long.
+    pub idle_timeout: u64,
+    /// TLS handshakes that failed or were not done before the header deadline.
+    pub tls_handshake: u64,
+}
+
+/// The web configuration (`--web.config.file`) and its authentication as
+/// the exporter sees them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WebFigures {
+    /// Reloads of the file or its certificates that failed.
+    pub reload_errors: u64,
+    /// Unix time of the last good (re)load (0 before the first).
+    pub last_reload_success_unix: f64,
+    /// Requests refused for carrying no credentials (401).
+    pub refused_no_credentials: u64,
+    /// Requests refused for a wrong user or password (401).
+    pub refused_wrong_credentials: u64,
+    /// Requests refused because too many password checks were waiting (429).
+    pub refused_auth_busy: u64,
+    /// Requests refused over `rate_limit` (429).
+    pub refused_rate_limit: u64,
+}
+
+/// `POST /api/v2/write` as the exporter sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PushFigures {
+    /// Points booked.
+    pub accepted: u64,
+    /// Points already counted (a client's retry), dropped.
+    pub duplicates: u64,
+    /// Requests refused for a bad line (400).
+    pub bad_request: u64,
+    /// Requests refused for an owner this node does not know (400).
+    pub unknown_owner: u64,
+    /// Requests refused for going over a cap of owners or KPIs (400).
+    pub over_cap: u64,
+    /// Requests refused as too large (413).
+    pub too_large: u64,
+    /// Requests refused without the token (401).
+    pub unauthorized: u64,
+    /// Unauthenticated requests refused on a non-loopback listener (403).
+    pub forbidden: u64,
+    /// Requests refused with too many in flight (429).
+    pub busy: u64,
 }
 
 /// The InfluxDB stream as the exporter sees it (plain figures, filled in by
@@ -631,6 +696,16 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
     if let Some(i) = &p.influx {
         out.extend(influx_families(i));
     }
+    // The daemon's own doors come last, in the order /metrics always had.
+    if let Some(h) = &p.http {
+        out.extend(http_families(h));
+    }
+    if let Some(w) = &p.web {
+        out.extend(web_families(w));
+    }
+    if let Some(q) = &p.push {
+        out.extend(push_families(q));
+    }
 
     out.into_iter()
         .map(|f| f.0)
@@ -686,6 +761,76 @@ fn influx_families(i: &InfluxStats) -> Vec<Family> {
     );
     last.push_opt(&[], i.last_success_unix);
     vec![up, bytes, points, cap, written, dropped, retries, last]
+}
+
+fn http_families(h: &HttpFigures) -> Vec<Family> {
+    let mut open = Family::gauge("roimon_http_connections", "Open HTTP connections.");
+    open.push(&[], h.open as f64);
+    let mut dropped = Family::counter(
+        "roimon_http_connections_dropped_total",
+        "HTTP connections roimon closed to protect itself: refused (at capacity, every connection busy), evicted (oldest idle connection closed to admit a new one), header_timeout, idle_timeout, tls_handshake (failed or not done before the header deadline).",
+    );
+    for (reason, v) in [
+        ("refused", h.refused),
+        ("evicted", h.evicted),
+        ("header_timeout", h.header_timeout),
+        ("idle_timeout", h.idle_timeout),
+        ("tls_handshake", h.tls_handshake),
+    ] {
+        dropped.push(&[("reason", reason)], v as f64);
+    }
+    vec![open, dropped]
+}
+
+fn web_families(w: &WebFigures) -> Vec<Family> {
+    let mut errors = Family::counter(
+        "roimon_web_config_reload_errors_total",
+        "Reloads of the web configuration file (--web.config.file) or its certificates that failed; the configuration in force before stays.",
+    );
+    errors.push(&[], w.reload_errors as f64);
+    let mut last = Family::gauge(
+        "roimon_web_config_last_reload_success_timestamp_seconds",
+        "When the web configuration in force was loaded.",
+    );
+    last.push(&[], w.last_reload_success_unix);
+    let mut refused = Family::counter(
+        "roimon_http_requests_refused_total",
+        "HTTP requests refused by the web configuration: no credentials (401), wrong user or password (401), too many password checks waiting (429), rate_limit (429).",
+    );
+    for (reason, v) in [
+        ("no_credentials", w.refused_no_credentials),
+        ("wrong_credentials", w.refused_wrong_credentials),
+        ("auth_busy", w.refused_auth_busy),
+        ("rate_limit", w.refused_rate_limit),
+    ] {
+        refused.push(&[("reason", reason)], v as f64);
+    }
+    vec![errors, last, refused]
+}
+
+fn push_families(q: &PushFigures) -> Vec<Family> {
+    let mut points = Family::counter(
+        "roimon_push_points_total",
+        "Points received on /api/v2/write: accepted (booked) or duplicate (already counted, e.g. a client's retry).",
+    );
+    points.push(&[("result", "accepted")], q.accepted as f64);
+    points.push(&[("result", "duplicate")], q.duplicates as f64);
+    let mut rejected = Family::counter(
+        "roimon_push_rejected_total",
+        "Requests to /api/v2/write refused, nothing of them booked: a bad line (400), an owner this node does not know (400), over a cap of owners or KPIs (400), too large (413), without the token (401), unauthenticated on a non-loopback listener (403) or too many in flight (429).",
+    );
+    for (reason, v) in [
+        ("bad_request", q.bad_request),
+        ("unknown_owner", q.unknown_owner),
+        ("over_cap", q.over_cap),
+        ("too_large", q.too_large),
+        ("unauthorized", q.unauthorized),
+        ("forbidden", q.forbidden),
+        ("busy", q.busy),
+    ] {
+        rejected.push(&[("reason", reason)], v as f64);
+    }
+    vec![points, rejected]
 }
 
 /// The Prometheus text exposition (format 0.0.4) of a snapshot.

@@ -3,7 +3,9 @@
 
 use chrono::{TimeZone, Utc};
 use roimon_core::*;
-use roimon_export_prometheus::{InfluxStats, ProcessInfo, encode};
+use roimon_export_prometheus::{
+    HttpFigures, InfluxStats, ProcessInfo, PushFigures, WebFigures, encode,
+};
 
 fn snapshot() -> Snapshot {
     snapshot_with(None)
@@ -106,6 +108,9 @@ fn exact_lines() {
             version: "1.2.3".into(),
             checkpoint_failures_in_a_row: 0,
             influx: None,
+            http: None,
+            web: None,
+            push: None,
         },
     ))
     .unwrap();
@@ -235,6 +240,33 @@ fn whole_exposition_matches_the_golden_file() {
                 dropped_corrupt: 1,
                 retries: 7,
                 last_success_unix: Some(1_767_225_600.5),
+            }),
+            http: Some(HttpFigures {
+                open: 3,
+                refused: 11,
+                evicted: 12,
+                header_timeout: 13,
+                idle_timeout: 14,
+                tls_handshake: 15,
+            }),
+            web: Some(WebFigures {
+                reload_errors: 2,
+                last_reload_success_unix: 1_767_225_600.123,
+                refused_no_credentials: 21,
+                refused_wrong_credentials: 22,
+                refused_auth_busy: 23,
+                refused_rate_limit: 24,
+            }),
+            push: Some(PushFigures {
+                accepted: 31,
+                duplicates: 32,
+                bad_request: 33,
+                unknown_owner: 34,
+                over_cap: 35,
+                too_large: 36,
+                unauthorized: 37,
+                forbidden: 38,
+                busy: 39,
             }),
         },
     ))
@@ -428,4 +460,64 @@ fn an_eight_gpu_node_with_four_owners_and_two_targets_exports_under_250_series()
         "{text}"
     );
     eprintln!("{series} series");
+}
+
+/// The listener's, the web configuration's and the push endpoint's families
+/// are written only for what the daemon has: a node without a web config or
+/// a push endpoint shows no such series (not zeros), and they follow the
+/// snapshot's families in the order /metrics has always had.
+#[test]
+fn http_web_and_push_families_appear_only_when_given() {
+    let none = String::from_utf8(encode(&snapshot(), &ProcessInfo::default())).unwrap();
+    for name in [
+        "roimon_http_connections",
+        "roimon_http_requests_refused_total",
+        "roimon_web_config_",
+        "roimon_push_",
+    ] {
+        assert!(!none.contains(name), "{name} without figures");
+    }
+    let http_only = String::from_utf8(encode(
+        &snapshot(),
+        &ProcessInfo {
+            http: Some(HttpFigures {
+                open: 1,
+                ..HttpFigures::default()
+            }),
+            ..ProcessInfo::default()
+        },
+    ))
+    .unwrap();
+    assert!(http_only.ends_with(
+        "# TYPE roimon_http_connections gauge\nroimon_http_connections 1\n\
+         # HELP roimon_http_connections_dropped_total HTTP connections roimon closed to protect itself: refused (at capacity, every connection busy), evicted (oldest idle connection closed to admit a new one), header_timeout, idle_timeout, tls_handshake (failed or not done before the header deadline).\n\
+         # TYPE roimon_http_connections_dropped_total counter\n\
+         roimon_http_connections_dropped_total{reason=\"refused\"} 0\n\
+         roimon_http_connections_dropped_total{reason=\"evicted\"} 0\n\
+         roimon_http_connections_dropped_total{reason=\"header_timeout\"} 0\n\
+         roimon_http_connections_dropped_total{reason=\"idle_timeout\"} 0\n\
+         roimon_http_connections_dropped_total{reason=\"tls_handshake\"} 0\n"
+    ));
+    assert!(!http_only.contains("roimon_web_config_") && !http_only.contains("roimon_push_"));
+    let all = String::from_utf8(encode(
+        &snapshot(),
+        &ProcessInfo {
+            http: Some(HttpFigures::default()),
+            web: Some(WebFigures::default()),
+            push: Some(PushFigures::default()),
+            ..ProcessInfo::default()
+        },
+    ))
+    .unwrap();
+    let at = |n: &str| {
+        all.find(&format!("# TYPE {n} "))
+            .unwrap_or_else(|| panic!("{n}"))
+    };
+    assert!(at("roimon_checkpoint_errors_total") < at("roimon_http_connections"));
+    assert!(
+        at("roimon_http_connections_dropped_total") < at("roimon_web_config_reload_errors_total")
+    );
+    assert!(at("roimon_http_requests_refused_total") < at("roimon_push_points_total"));
+    assert!(all.contains("\nroimon_web_config_last_reload_success_timestamp_seconds 0\n"));
+    assert!(all.ends_with("roimon_push_rejected_total{reason=\"busy\"} 0\n"));
 }

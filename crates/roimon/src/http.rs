@@ -149,6 +149,9 @@ impl AppState {
             version: self.version.clone(),
             checkpoint_failures_in_a_row: self.checkpoint_streak.load(Ordering::Relaxed),
             influx: self.influx.get().map(|s| s.view()),
+            http: Some(self.http.figures()),
+            web: self.http.web_figures(),
+            push: self.push().map(|p| p.stats.figures()),
         }
     }
 }
@@ -188,11 +191,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let (generation, snap) = st.snapshot_gen();
-    let mut body = encode(&snap, &st.process());
-    body.extend_from_slice(st.http.render().as_bytes());
-    if let Some(p) = st.push() {
-        body.extend_from_slice(p.stats.render().as_bytes());
-    }
+    let body = encode(&snap, &st.process());
     st.note_served(generation);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
@@ -648,4 +647,75 @@ mod tests {
         assert_eq!(j["rows"][0]["team"], "=HYPERLINK(\"http://x\",\"y\")");
         assert_eq!(j["rows"][0]["credit"], -0.0123);
     }
+
+    /// `/metrics` ends with the listener's series and, once the push endpoint
+    /// is configured, its series: the same text as before these figures were
+    /// named by the exporter (values 0 on a fresh state).
+    #[tokio::test]
+    async fn metrics_end_with_the_listener_and_push_series() {
+        let cfg = crate::config::Config::builtin();
+        let engine = roimon_core::Engine::new(cfg.engine_config(), None);
+        let st = Arc::new(AppState::new(
+            engine.snapshot(),
+            "0",
+            std::time::Duration::from_secs(60),
+        ));
+        let http_tail = TAIL.split("# HELP roimon_push_").next().unwrap();
+        let (status, _, body) = get(&mut router(st.clone()), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.ends_with(http_tail), "{body}");
+        assert!(!body.contains("roimon_push_") && !body.contains("roimon_web_config_"));
+        let (tx, _rx) = std::sync::mpsc::channel();
+        st.set_push(crate::push::Push {
+            token: None,
+            rules: roimon_value::PushRules {
+                currency: "EUR".into(),
+                max_past_secs: 60,
+                max_future_secs: 60,
+                max_body_bytes: 1024,
+                max_points: 10,
+                max_amount: 1.0,
+                max_tag_bytes: 128,
+                kpi_names: None,
+                owners: None,
+            },
+            tx: std::sync::Mutex::new(tx),
+            stats: Default::default(),
+            in_flight: tokio::sync::Semaphore::new(1),
+            refuse_unauthenticated: false,
+            web: None,
+        });
+        let (_, _, body) = get(&mut router(st), "/metrics").await;
+        assert!(body.ends_with(TAIL), "{body}");
+        assert_eq!(
+            body.matches("# TYPE roimon_http_connections gauge").count(),
+            1
+        );
+    }
+
+    const TAIL: &str = "\
+             # HELP roimon_http_connections Open HTTP connections.\n\
+             # TYPE roimon_http_connections gauge\n\
+             roimon_http_connections 0\n\
+             # HELP roimon_http_connections_dropped_total HTTP connections roimon closed to protect itself: refused (at capacity, every connection busy), evicted (oldest idle connection closed to admit a new one), header_timeout, idle_timeout, tls_handshake (failed or not done before the header deadline).\n\
+             # TYPE roimon_http_connections_dropped_total counter\n\
+             roimon_http_connections_dropped_total{reason=\"refused\"} 0\n\
+             roimon_http_connections_dropped_total{reason=\"evicted\"} 0\n\
+             roimon_http_connections_dropped_total{reason=\"header_timeout\"} 0\n\
+             roimon_http_connections_dropped_total{reason=\"idle_timeout\"} 0\n\
+             roimon_http_connections_dropped_total{reason=\"tls_handshake\"} 0\n\
+             # HELP roimon_push_points_total Points received on /api/v2/write: accepted (booked) or duplicate (already counted, e.g. a client's retry).\n\
+             # TYPE roimon_push_points_total counter\n\
+             roimon_push_points_total{result=\"accepted\"} 0\n\
+             roimon_push_points_total{result=\"duplicate\"} 0\n\
+             # HELP roimon_push_rejected_total Requests to /api/v2/write refused, nothing of them booked: a bad line (400), an owner this node does not know (400), over a cap of owners or KPIs (400), too large (413), without the token (401), unauthenticated on a non-loopback listener (403) or too many in flight (429).\n\
+             # TYPE roimon_push_rejected_total counter\n\
+             roimon_push_rejected_total{reason=\"bad_request\"} 0\n\
+             roimon_push_rejected_total{reason=\"unknown_owner\"} 0\n\
+             roimon_push_rejected_total{reason=\"over_cap\"} 0\n\
+             roimon_push_rejected_total{reason=\"too_large\"} 0\n\
+             roimon_push_rejected_total{reason=\"unauthorized\"} 0\n\
+             roimon_push_rejected_total{reason=\"forbidden\"} 0\n\
+             roimon_push_rejected_total{reason=\"busy\"} 0\n\
+         ";
 }

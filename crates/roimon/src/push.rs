@@ -13,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use roimon_export_prometheus::PushFigures;
 use roimon_http::Secret;
 use roimon_value::{Dedup, PointData, Precision, PushRules, PushedPoint};
 use std::collections::HashMap;
@@ -65,33 +66,20 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// The endpoint's series, Prometheus text.
-    pub fn render(&self) -> String {
+    /// The endpoint's counters, for the exporter to name.
+    pub fn figures(&self) -> PushFigures {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        format!(
-            "# HELP roimon_push_points_total Points received on /api/v2/write: accepted (booked) or duplicate (already counted, e.g. a client's retry).\n\
-             # TYPE roimon_push_points_total counter\n\
-             roimon_push_points_total{{result=\"accepted\"}} {}\n\
-             roimon_push_points_total{{result=\"duplicate\"}} {}\n\
-             # HELP roimon_push_rejected_total Requests to /api/v2/write refused, nothing of them booked: a bad line (400), an owner this node does not know (400), over a cap of owners or KPIs (400), too large (413), without the token (401), unauthenticated on a non-loopback listener (403) or too many in flight (429).\n\
-             # TYPE roimon_push_rejected_total counter\n\
-             roimon_push_rejected_total{{reason=\"bad_request\"}} {}\n\
-             roimon_push_rejected_total{{reason=\"unknown_owner\"}} {}\n\
-             roimon_push_rejected_total{{reason=\"over_cap\"}} {}\n\
-             roimon_push_rejected_total{{reason=\"too_large\"}} {}\n\
-             roimon_push_rejected_total{{reason=\"unauthorized\"}} {}\n\
-             roimon_push_rejected_total{{reason=\"forbidden\"}} {}\n\
-             roimon_push_rejected_total{{reason=\"busy\"}} {}\n",
-            l(&self.accepted),
-            l(&self.duplicates),
-            l(&self.rejected),
-            l(&self.unknown_owner),
-            l(&self.over_cap),
-            l(&self.too_large),
-            l(&self.unauthorized),
-            l(&self.forbidden),
-            l(&self.busy),
-        )
+        PushFigures {
+            accepted: l(&self.accepted),
+            duplicates: l(&self.duplicates),
+            bad_request: l(&self.rejected),
+            unknown_owner: l(&self.unknown_owner),
+            over_cap: l(&self.over_cap),
+            too_large: l(&self.too_large),
+            unauthorized: l(&self.unauthorized),
+            forbidden: l(&self.forbidden),
+            busy: l(&self.busy),
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use crate::web_config::WebConfig;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use roimon_export_prometheus::{HttpFigures, WebFigures};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -66,34 +67,28 @@ pub struct Stats {
     header_timeout: AtomicU64,
     idle_timeout: AtomicU64,
     tls_handshake: AtomicU64,
-    /// The web configuration, when one is in use (its counters are rendered
+    /// The web configuration, when one is in use (its counters are exported
     /// with these).
     web: OnceLock<Arc<WebConfig>>,
 }
 
 impl Stats {
-    /// Prometheus text lines for these counters.
-    pub fn render(&self) -> String {
+    /// These counters, for the exporter to name.
+    pub fn figures(&self) -> HttpFigures {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        format!(
-            "# HELP roimon_http_connections Open HTTP connections.\n\
-             # TYPE roimon_http_connections gauge\n\
-             roimon_http_connections {}\n\
-             # HELP roimon_http_connections_dropped_total HTTP connections roimon closed to protect itself: refused (at capacity, every connection busy), evicted (oldest idle connection closed to admit a new one), header_timeout, idle_timeout, tls_handshake (failed or not done before the header deadline).\n\
-             # TYPE roimon_http_connections_dropped_total counter\n\
-             roimon_http_connections_dropped_total{{reason=\"refused\"}} {}\n\
-             roimon_http_connections_dropped_total{{reason=\"evicted\"}} {}\n\
-             roimon_http_connections_dropped_total{{reason=\"header_timeout\"}} {}\n\
-             roimon_http_connections_dropped_total{{reason=\"idle_timeout\"}} {}\n\
-             roimon_http_connections_dropped_total{{reason=\"tls_handshake\"}} {}\n{}",
-            g(&self.open),
-            g(&self.refused),
-            g(&self.evicted),
-            g(&self.header_timeout),
-            g(&self.idle_timeout),
-            g(&self.tls_handshake),
-            self.web.get().map(|w| w.render()).unwrap_or_default(),
-        )
+        HttpFigures {
+            open: g(&self.open),
+            refused: g(&self.refused),
+            evicted: g(&self.evicted),
+            header_timeout: g(&self.header_timeout),
+            idle_timeout: g(&self.idle_timeout),
+            tls_handshake: g(&self.tls_handshake),
+        }
+    }
+
+    /// The web configuration's counters, when one is in use.
+    pub fn web_figures(&self) -> Option<WebFigures> {
+        self.web.get().map(|w| w.figures())
     }
 }
 

@@ -84,6 +84,13 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_value_target_up",
     "roimon_value_target_errors_total",
     "roimon_value_rejected_total",
+    "roimon_http_connections",
+    "roimon_http_connections_dropped_total",
+    "roimon_http_requests_refused_total",
+    "roimon_web_config_reload_errors_total",
+    "roimon_web_config_last_reload_success_timestamp_seconds",
+    "roimon_push_points_total",
+    "roimon_push_rejected_total",
 ];
 
 /// The dashboards deploy/mixin generates; system tests and docs use these
@@ -363,8 +370,9 @@ fn metric_names(expr: &str) -> Result<Vec<String>, String> {
 /// The name of every metric family the exporter writes for a snapshot in
 /// which every family has a sample: GPUs with every field, host RAPL, a slot
 /// schedule with a negative price (credit, known-until), carbon, a failing
-/// collector, a checkpoint error, a dropped price slot and an owner UUID
-/// that matches no GPU.
+/// collector, a checkpoint error, a dropped price slot, an owner UUID
+/// that matches no GPU, and the listener, web configuration and push
+/// endpoint in use.
 fn exported_metrics() -> BTreeSet<String> {
     use chrono::{Duration, TimeZone, Utc};
     use roimon_core::*;
@@ -503,6 +511,9 @@ fn exported_metrics() -> BTreeSet<String> {
             last_success_unix: Some(1.0),
             ..Default::default()
         }),
+        http: Some(Default::default()),
+        web: Some(Default::default()),
+        push: Some(Default::default()),
     };
     let mut snap = e.snapshot();
     // Budgets are set by the daemon from its ledger.

@@ -11,6 +11,7 @@ use crate::config::{ConfigError, read_file};
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Response, StatusCode};
 use file::{EXTRA_HEADERS, header_name, locate_yaml, parse_doc, parse_go_duration};
+use roimon_export_prometheus::WebFigures;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -230,28 +231,16 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn render(&self) -> String {
+    fn figures(&self) -> WebFigures {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        format!(
-            "# HELP roimon_web_config_reload_errors_total Reloads of the web configuration file (--web.config.file) or its certificates that failed; the configuration in force before stays.\n\
-             # TYPE roimon_web_config_reload_errors_total counter\n\
-             roimon_web_config_reload_errors_total {}\n\
-             # HELP roimon_web_config_last_reload_success_timestamp_seconds When the web configuration in force was loaded.\n\
-             # TYPE roimon_web_config_last_reload_success_timestamp_seconds gauge\n\
-             roimon_web_config_last_reload_success_timestamp_seconds {}\n\
-             # HELP roimon_http_requests_refused_total HTTP requests refused by the web configuration: no credentials (401), wrong user or password (401), too many password checks waiting (429), rate_limit (429).\n\
-             # TYPE roimon_http_requests_refused_total counter\n\
-             roimon_http_requests_refused_total{{reason=\"no_credentials\"}} {}\n\
-             roimon_http_requests_refused_total{{reason=\"wrong_credentials\"}} {}\n\
-             roimon_http_requests_refused_total{{reason=\"auth_busy\"}} {}\n\
-             roimon_http_requests_refused_total{{reason=\"rate_limit\"}} {}\n",
-            g(&self.reload_errors),
-            g(&self.last_success_ms) as f64 / 1000.0,
-            g(&self.auth_missing),
-            g(&self.auth_wrong),
-            g(&self.auth_busy),
-            g(&self.rate_limited),
-        )
+        WebFigures {
+            reload_errors: g(&self.reload_errors),
+            last_reload_success_unix: g(&self.last_success_ms) as f64 / 1000.0,
+            refused_no_credentials: g(&self.auth_missing),
+            refused_wrong_credentials: g(&self.auth_wrong),
+            refused_auth_busy: g(&self.auth_busy),
+            refused_rate_limit: g(&self.rate_limited),
+        }
     }
 }
 
@@ -406,9 +395,9 @@ impl WebConfig {
         });
     }
 
-    /// Prometheus text lines.
-    pub fn render(&self) -> String {
-        self.stats.render()
+    /// The counters, for the exporter to name.
+    pub fn figures(&self) -> WebFigures {
+        self.stats.figures()
     }
 
     /// Whether a request may go on: `None`, or the response that refuses it
