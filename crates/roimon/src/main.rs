@@ -5,7 +5,6 @@
 mod attribution;
 mod carbon_feed;
 mod checkpoint;
-mod config;
 mod http;
 mod influx_feed;
 mod ledger_cmd;
@@ -24,6 +23,7 @@ mod value_feed;
 mod web_config;
 
 use clap::{Args, Parser, Subcommand};
+use roimon_config as config;
 use config::{Config, ConfigError, GpuSource, HostPower, LogFormat};
 use roimon_core::{Collector, Engine};
 use sampler::{Absent, Opener, Sampler, Supervised};

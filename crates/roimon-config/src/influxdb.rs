@@ -135,7 +135,7 @@ pub fn check_influxdb(i: &InfluxDb) -> Option<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
+    use crate::Config;
 
     #[test]
     fn absent_means_off_and_defaults_fill_the_rest() {

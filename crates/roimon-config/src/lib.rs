@@ -47,7 +47,7 @@ pub use state::*;
 pub use value::*;
 
 /// The configuration used when no file is given: safe on any machine.
-pub const DEFAULT_CONFIG: &str = include_str!("../../../../config/default.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/default.toml");
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -757,7 +757,7 @@ mod tests {
 
     /// The ```toml blocks of one README section.
     fn readme_blocks(heading: &str) -> Vec<&'static str> {
-        let readme: &'static str = include_str!("../../../../README.md");
+        let readme: &'static str = include_str!("../../../README.md");
         let start = readme
             .find(heading)
             .unwrap_or_else(|| panic!("README has no {heading} section"));
@@ -1141,7 +1141,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const EXAMPLE: &str = include_str!("../../../../config/roimon.example.toml");
+        const EXAMPLE: &str = include_str!("../../../config/roimon.example.toml");
 
         fn assert_places(e: &ConfigError, file: &str) -> Result<(), TestCaseError> {
             prop_assert_eq!(&e.file, file);
