@@ -1,5 +1,6 @@
 //! `[facility]`: the facility around the node (PUE).
 
+use crate::{Check, Ctx, Failure};
 use serde::Deserialize;
 
 /// `[facility]`
@@ -12,5 +13,17 @@ pub struct Facility {
 impl Default for Facility {
     fn default() -> Self {
         Self { pue: 1.0 }
+    }
+}
+
+impl Check for Facility {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        if !(self.pue.is_finite() && (1.0..=5.0).contains(&self.pue)) {
+            return ctx.fail(
+                "pue",
+                format!("must be between 1.0 and 5.0, got {}", self.pue),
+            );
+        }
+        Ok(())
     }
 }

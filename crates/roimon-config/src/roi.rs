@@ -2,6 +2,7 @@
 //! indicators weighted into P, cost components into C; financial ROI always
 //! uses unweighted money).
 
+use crate::{Check, Ctx, Failure};
 use roimon_core::Component;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -55,56 +56,56 @@ fn component(name: &str) -> Option<Component> {
     Component::ALL.into_iter().find(|c| c.as_str() == name)
 }
 
-/// Semantic checks of `[roi]`.
-pub fn check_roi(r: &Roi) -> Option<(String, String)> {
-    if r.windows.is_empty() || r.windows.len() > 10 {
-        return Some((
-            "roi.windows".into(),
-            format!("give 1 to 10 windows, got {}", r.windows.len()),
-        ));
-    }
-    let mut seen = BTreeMap::new();
-    for (i, w) in r.windows.iter().enumerate() {
-        match roimon_core::window::parse_window(w) {
-            Some(s) if (60..=31_622_400).contains(&s) => {
-                if let Some(j) = seen.insert(s, i) {
-                    return Some((
-                        "roi.windows".into(),
-                        format!("{w:?} is the same span as roi.windows[{j}]"),
-                    ));
+impl Check for Roi {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        if self.windows.is_empty() || self.windows.len() > 10 {
+            return ctx.fail(
+                "windows",
+                format!("give 1 to 10 windows, got {}", self.windows.len()),
+            );
+        }
+        let mut seen = BTreeMap::new();
+        for (i, w) in self.windows.iter().enumerate() {
+            match roimon_core::window::parse_window(w) {
+                Some(s) if (60..=31_622_400).contains(&s) => {
+                    if let Some(j) = seen.insert(s, i) {
+                        return ctx.fail(
+                            "windows",
+                            format!(
+                                "{w:?} is the same span as {}",
+                                ctx.at("windows").item(j).path()
+                            ),
+                        );
+                    }
+                }
+                _ => {
+                    return ctx.fail(
+                        "windows",
+                        format!(
+                            "{w:?} is not a window from 1m to 366d like \"5m\", \"1h\", \"24h\", \"7d\""
+                        ),
+                    );
                 }
             }
-            _ => {
-                return Some((
-                    "roi.windows".into(),
-                    format!(
-                        "{w:?} is not a window from 1m to 366d like \"5m\", \"1h\", \"24h\", \"7d\""
-                    ),
-                ));
+        }
+        let benefit = ctx.at("benefit_weights");
+        for (k, v) in &self.benefit_weights {
+            if !(v.is_finite() && *v >= 0.0) {
+                return benefit.fail(k, format!("must be a finite number ≥ 0, got {v}"));
             }
         }
-    }
-    for (k, v) in &r.benefit_weights {
-        if !(v.is_finite() && *v >= 0.0) {
-            return Some((
-                format!("roi.benefit_weights.{k}"),
-                format!("must be a finite number ≥ 0, got {v}"),
-            ));
+        let cost = ctx.at("cost_weights");
+        for (k, v) in &self.cost_weights {
+            if component(k).is_none() {
+                return cost.fail(
+                    k,
+                    "not a cost component (energy, capex, maintenance, staff, carbon)",
+                );
+            }
+            if !(v.is_finite() && *v >= 0.0) {
+                return cost.fail(k, format!("must be a finite number ≥ 0, got {v}"));
+            }
         }
+        Ok(())
     }
-    for (k, v) in &r.cost_weights {
-        if component(k).is_none() {
-            return Some((
-                format!("roi.cost_weights.{k}"),
-                "not a cost component (energy, capex, maintenance, staff, carbon)".into(),
-            ));
-        }
-        if !(v.is_finite() && *v >= 0.0) {
-            return Some((
-                format!("roi.cost_weights.{k}"),
-                format!("must be a finite number ≥ 0, got {v}"),
-            ));
-        }
-    }
-    None
 }

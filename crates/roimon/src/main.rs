@@ -23,8 +23,8 @@ mod value_feed;
 mod web_config;
 
 use clap::{Args, Parser, Subcommand};
-use roimon_config as config;
 use config::{Config, ConfigError, GpuSource, HostPower, LogFormat};
+use roimon_config as config;
 use roimon_core::{Collector, Engine};
 use sampler::{Absent, Opener, Sampler, Supervised};
 use std::path::PathBuf;
