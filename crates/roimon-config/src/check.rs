@@ -210,4 +210,22 @@ mod tests {
             Err(("budget[0].team".to_string(), "x".to_string()))
         );
     }
+
+    #[test]
+    fn names_are_checked_after_empty_rule_teams_and_before_budgets() {
+        let e = crate::Config::parse("[[budget]]\nteam = \"\\t\"\nmonthly = 1.0\n", "b.toml")
+            .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("budget[0].team"), "{e}");
+        assert!(e.message.contains("control character"), "{e}");
+        let e = crate::Config::parse(
+            "[[attribution.rules]]\nnamespace = \"a\"\nteam = \"\\t\"\n",
+            "r.toml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.key.as_deref(), e.message.as_str()),
+            (Some("attribution.rules[0].team"), "must not be empty"),
+            "{e}"
+        );
+    }
 }
