@@ -740,7 +740,7 @@ mod tests {
                 ..rule("never")
             },
         ];
-        let owners: HashMap<String, Owner> = [("GPU-0".to_string(), rule("ops").owner())]
+        let owners: HashMap<String, Owner> = [("GPU-0".to_string(), owner(&rule("ops")))]
             .into_iter()
             .collect();
         let mut a = Attributor::new(&cfg, owners).unwrap();
@@ -838,12 +838,11 @@ mod tests {
         assert_eq!(info.container.as_deref(), Some("trainer"));
     }
 
-    impl Rule {
-        fn owner(&self) -> Owner {
-            Owner {
-                team: self.team.clone(),
-                workload: self.workload.clone(),
-            }
+    /// The owner a rule names.
+    fn owner(r: &Rule) -> Owner {
+        Owner {
+            team: r.team.clone(),
+            workload: r.workload.clone(),
         }
     }
 }

@@ -5,7 +5,6 @@
 mod attribution;
 mod carbon_feed;
 mod checkpoint;
-mod config;
 mod http;
 mod influx_feed;
 mod ledger_cmd;
@@ -25,6 +24,7 @@ mod web_config;
 
 use clap::{Args, Parser, Subcommand};
 use config::{Config, ConfigError, GpuSource, HostPower, LogFormat};
+use roimon_config as config;
 use roimon_core::{Collector, Engine};
 use sampler::{Absent, Opener, Sampler, Supervised};
 use std::path::PathBuf;

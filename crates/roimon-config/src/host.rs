@@ -1,5 +1,6 @@
 //! `[host]`: how host power is measured (RAPL or the linear model).
 
+use crate::{Check, Ctx, Failure};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -40,5 +41,33 @@ impl Default for Host {
             idle_watts: 100.0,
             max_watts: 400.0,
         }
+    }
+}
+
+impl Check for Host {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        if !(self.idle_watts.is_finite() && self.idle_watts >= 0.0) {
+            return ctx.fail(
+                "idle_watts",
+                format!("must be ≥ 0, got {}", self.idle_watts),
+            );
+        }
+        if !(self.max_watts.is_finite() && self.max_watts >= self.idle_watts) {
+            return ctx.fail(
+                "max_watts",
+                format!(
+                    "must be ≥ host.idle_watts ({}), got {}",
+                    self.idle_watts, self.max_watts
+                ),
+            );
+        }
+        // A node draws at most a few tens of kW; more cannot be energy.
+        if self.max_watts > 100_000.0 {
+            return ctx.fail(
+                "max_watts",
+                format!("must be at most 100000 W, got {}", self.max_watts),
+            );
+        }
+        Ok(())
     }
 }

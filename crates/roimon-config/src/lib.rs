@@ -1,19 +1,19 @@
 //! The configuration file: its schema (which is also its reference, see the
 //! README), the built-in default, and validation whose errors name the file,
-//! line and key. Two stages: parse and check user input, then build the core's
-//! validated `EngineConfig`.
+//! line and key. Two stages: parse and check user input (every section checks
+//! itself through [`Check`]; the order and the checks spanning sections are in
+//! `check.rs`), then build the core's validated `EngineConfig`.
 
 use roimon_core::{
     EngineConfig, FixedCosts, Owner, PricePerKwh, Seconds, Tariff, TimeOfUse, TouRule,
 };
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::Path;
 
 mod attribution;
 mod carbon;
+mod check;
 mod costs;
 mod facility;
 mod gpu;
@@ -31,6 +31,7 @@ mod value;
 
 pub use attribution::*;
 pub use carbon::*;
+pub use check::{Check, Ctx, Failure, check_names};
 pub use costs::*;
 pub use facility::*;
 pub use gpu::*;
@@ -47,7 +48,7 @@ pub use state::*;
 pub use value::*;
 
 /// The configuration used when no file is given: safe on any machine.
-pub const DEFAULT_CONFIG: &str = include_str!("../../../../config/default.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/default.toml");
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -110,46 +111,6 @@ pub struct Config {
     /// The InfluxDB v2 stream (absent: off).
     #[serde(default)]
     pub influxdb: Option<InfluxDb>,
-}
-
-/// The keys every fetched source shares: `[refresh, timeout, retry_initial,
-/// retry_max]` seconds, `base_url`, and token_env/token_file exclusivity.
-fn check_fetch_keys(
-    section: &str,
-    secs: [f64; 4],
-    base_url: Option<&str>,
-    both_tokens: bool,
-) -> Option<(String, String)> {
-    // Upper bounds keep typos from becoming endless waits (or overflows).
-    let keys = [
-        ("refresh_secs", 86_400.0),
-        ("timeout_secs", 3_600.0),
-        ("retry_initial_secs", 3_600.0),
-        ("retry_max_secs", 86_400.0),
-    ];
-    for ((k, max), v) in keys.iter().zip(secs) {
-        if !(v.is_finite() && v >= 0.01 && v <= *max) {
-            return Some((
-                format!("{section}.{k}"),
-                format!("must be between 0.01 and {max} seconds, got {v}"),
-            ));
-        }
-    }
-    if let Some(u) = base_url {
-        if !(u.starts_with("http://") || u.starts_with("https://")) {
-            return Some((
-                format!("{section}.base_url"),
-                format!("must start with http:// or https://, got {u:?}"),
-            ));
-        }
-    }
-    if both_tokens {
-        return Some((
-            format!("{section}.token_file"),
-            "give token_env or token_file, not both".into(),
-        ));
-    }
-    None
 }
 
 /// A configuration error, naming file, line and key.
@@ -325,12 +286,13 @@ impl Config {
     /// Parse and validate `src`, read from `file`.
     pub fn parse(src: &str, file: &str) -> Result<Config, ConfigError> {
         let cfg: Config = parse_toml(src, file)?;
-        cfg.validate().map_err(|(key, message)| ConfigError {
-            file: file.into(),
-            line: locate(src, &key),
-            key: Some(key),
-            message,
-        })?;
+        cfg.check(&Ctx::root())
+            .map_err(|(key, message)| ConfigError {
+                file: file.into(),
+                line: locate(src, &key),
+                key: Some(key),
+                message,
+            })?;
         Ok(cfg)
     }
 
@@ -344,330 +306,6 @@ impl Config {
     pub fn builtin() -> Config {
         // The default is checked by a test; failing here is a build defect.
         Self::parse(DEFAULT_CONFIG, "<built-in>").expect("built-in default config is valid")
-    }
-
-    /// Semantic checks: (dotted key, message).
-    fn validate(&self) -> Result<(), (String, String)> {
-        let err = |k: &str, m: String| Err((k.to_string(), m));
-        let s = &self.sampling;
-        if !(s.interval_secs.is_finite() && s.interval_secs >= 0.05 && s.interval_secs <= 3600.0) {
-            return err(
-                "sampling.interval_secs",
-                format!(
-                    "must be between 0.05 and 3600 seconds, got {}",
-                    s.interval_secs
-                ),
-            );
-        }
-        if !(s.max_gap_intervals.is_finite() && s.max_gap_intervals >= 1.5) {
-            return err(
-                "sampling.max_gap_intervals",
-                format!("must be at least 1.5, got {}", s.max_gap_intervals),
-            );
-        }
-        if !(self.facility.pue.is_finite() && (1.0..=5.0).contains(&self.facility.pue)) {
-            return err(
-                "facility.pue",
-                format!("must be between 1.0 and 5.0, got {}", self.facility.pue),
-            );
-        }
-        let h = &self.host;
-        if !(h.idle_watts.is_finite() && h.idle_watts >= 0.0) {
-            return err(
-                "host.idle_watts",
-                format!("must be ≥ 0, got {}", h.idle_watts),
-            );
-        }
-        if !(h.max_watts.is_finite() && h.max_watts >= h.idle_watts) {
-            return err(
-                "host.max_watts",
-                format!(
-                    "must be ≥ host.idle_watts ({}), got {}",
-                    h.idle_watts, h.max_watts
-                ),
-            );
-        }
-        let p = &self.price;
-        if p.currency.len() != 3 || !p.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return err(
-                "price.currency",
-                format!(
-                    "must be an ISO 4217 code like \"EUR\", got {:?}",
-                    p.currency
-                ),
-            );
-        }
-        if !(p.price_per_kwh.is_finite() && p.price_per_kwh >= 0.0 && p.price_per_kwh < 100.0) {
-            return err(
-                "price.price_per_kwh",
-                format!("must be between 0 and 100 per kWh, got {}", p.price_per_kwh),
-            );
-        }
-        if p.timezone.parse::<chrono_tz::Tz>().is_err() {
-            return err(
-                "price.timezone",
-                format!("unknown IANA time zone {:?}", p.timezone),
-            );
-        }
-        if let Some((key, msg)) = check_fetched_price(p) {
-            return err(&key, msg);
-        }
-        if let Some((key, msg)) = check_carbon(&self.carbon) {
-            return err(&key, msg);
-        }
-        if p.source == PriceSource::Schedule && p.schedule.is_empty() {
-            return err(
-                "price.schedule",
-                "source = \"schedule\" needs at least one [[price.schedule]] rule".into(),
-            );
-        }
-        for (i, r) in p.schedule.iter().enumerate() {
-            let k = |f: &str| format!("price.schedule[{i}].{f}");
-            if r.from_hour > 23 {
-                return err(
-                    &k("from_hour"),
-                    format!("must be 0..=23, got {}", r.from_hour),
-                );
-            }
-            if r.to_hour > 24 {
-                return err(&k("to_hour"), format!("must be 0..=24, got {}", r.to_hour));
-            }
-            if !(r.price_per_kwh.is_finite() && r.price_per_kwh >= 0.0 && r.price_per_kwh < 100.0) {
-                return err(
-                    &k("price_per_kwh"),
-                    format!("must be between 0 and 100 per kWh, got {}", r.price_per_kwh),
-                );
-            }
-            for d in &r.days {
-                if parse_weekday(d).is_none() {
-                    return err(
-                        &k("days"),
-                        format!("unknown weekday {d:?} (use mon, tue, wed, thu, fri, sat, sun)"),
-                    );
-                }
-            }
-        }
-        let c = &self.costs;
-        for (name, v) in [
-            ("purchase", c.purchase),
-            ("residual", c.residual),
-            ("maintenance_per_year", c.maintenance_per_year),
-            ("staff_per_month", c.staff_per_month),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return err(
-                    &format!("costs.{name}"),
-                    format!("must be a non-negative amount, got {v}"),
-                );
-            }
-        }
-        if c.residual > c.purchase {
-            return err(
-                "costs.residual",
-                format!("must not exceed costs.purchase ({})", c.purchase),
-            );
-        }
-        if !(c.depreciation_years.is_finite() && c.depreciation_years > 0.0) {
-            return err(
-                "costs.depreciation_years",
-                format!("must be > 0, got {}", c.depreciation_years),
-            );
-        }
-        if self.server.listen.parse::<SocketAddr>().is_err() {
-            return err(
-                "server.listen",
-                format!(
-                    "not an address like 127.0.0.1:9464: {:?}",
-                    self.server.listen
-                ),
-            );
-        }
-        if !(1..=65536).contains(&self.server.max_connections) {
-            return err(
-                "server.max_connections",
-                format!(
-                    "must be between 1 and 65536, got {}",
-                    self.server.max_connections
-                ),
-            );
-        }
-        for (key, v, max) in [
-            (
-                "server.header_read_timeout_secs",
-                self.server.header_read_timeout_secs,
-                300.0,
-            ),
-            (
-                "server.idle_timeout_secs",
-                self.server.idle_timeout_secs,
-                3600.0,
-            ),
-        ] {
-            if !(v.is_finite() && (0.1..=max).contains(&v)) {
-                return err(
-                    key,
-                    format!("must be between 0.1 and {max} seconds, got {v}"),
-                );
-            }
-        }
-        if !(self.state.checkpoint_interval_secs.is_finite()
-            && (0.1..=300.0).contains(&self.state.checkpoint_interval_secs))
-        {
-            return err(
-                "state.checkpoint_interval_secs",
-                format!(
-                    "must be between 0.1 and 300 seconds (counters on /metrics lag it), got {}",
-                    self.state.checkpoint_interval_secs
-                ),
-            );
-        }
-        if self.gpu.simulated_count.is_some_and(|n| n > 4096) {
-            return err("gpu.simulated_count", "must be at most 4096".into());
-        }
-        let mut seen = HashMap::new();
-        for (i, o) in self.gpu.owners.iter().enumerate() {
-            if o.gpu_uuid.trim().is_empty() {
-                return err(
-                    &format!("gpu.owners[{i}].gpu_uuid"),
-                    "must not be empty".into(),
-                );
-            }
-            if let Some(j) = seen.insert(o.gpu_uuid.clone(), i) {
-                return err(
-                    &format!("gpu.owners[{i}].gpu_uuid"),
-                    format!("{} is already owned by gpu.owners[{j}]", o.gpu_uuid),
-                );
-            }
-        }
-        let a = &self.attribution;
-        for (i, r) in a.rules.iter().enumerate() {
-            if let Err((k, m)) = r.check() {
-                return err(&format!("attribution.rules[{i}].{k}"), m);
-            }
-        }
-        if !(1..=1_000_000).contains(&a.max_cached_processes) {
-            return err(
-                "attribution.max_cached_processes",
-                format!(
-                    "must be between 1 and 1000000, got {}",
-                    a.max_cached_processes
-                ),
-            );
-        }
-        if let Some(u) = &a.pods_url {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return err(
-                    "attribution.pods_url",
-                    format!("must start with http:// or https://, got {u:?}"),
-                );
-            }
-        }
-        for (k, v, min, max) in [
-            ("pods_refresh_secs", a.pods_refresh_secs, 1.0, 86_400.0),
-            ("pods_timeout_secs", a.pods_timeout_secs, 0.1, 300.0),
-        ] {
-            if !(v.is_finite() && (min..=max).contains(&v)) {
-                return err(
-                    &format!("attribution.{k}"),
-                    format!("must be between {min} and {max} seconds, got {v}"),
-                );
-            }
-        }
-        let rules_use_labels = a.rules.iter().any(|r| !r.labels.is_empty());
-        if rules_use_labels && a.pods_url.is_none() {
-            let i = a
-                .rules
-                .iter()
-                .position(|r| !r.labels.is_empty())
-                .unwrap_or(0);
-            return err(
-                &format!("attribution.rules[{i}].labels"),
-                "pod labels come from attribution.pods_url, which is not set: without it this rule never matches".into(),
-            );
-        }
-        for (k, p) in [
-            ("proc_root", &a.proc_root),
-            ("etc_root", &a.etc_root),
-            ("pods_log_root", &a.pods_log_root),
-            ("containers_log_root", &a.containers_log_root),
-        ] {
-            if p.as_os_str().is_empty() {
-                return err(&format!("attribution.{k}"), "must not be empty".into());
-            }
-        }
-        if let Err(m) = check_log_level(&self.log.level) {
-            return err("log.level", format!("{:?}: {m}", self.log.level));
-        }
-        if self.state.dir.as_os_str().is_empty() {
-            return err(
-                "state.dir",
-                "must not be empty (counters would be written to the working directory)".into(),
-            );
-        }
-        if !(self.state.max_downtime_secs.is_finite() && self.state.max_downtime_secs >= 0.0) {
-            return err(
-                "state.max_downtime_secs",
-                format!("must be ≥ 0 seconds, got {}", self.state.max_downtime_secs),
-            );
-        }
-        if let Some(t) = s.collector_timeout_secs {
-            // At most 10 s: a sample waited on longer would stall the loop
-            // (and the systemd watchdog) for nothing a collector should need.
-            let max = (s.interval_secs * 10.0).min(10.0);
-            if !(t.is_finite() && (0.01..=max).contains(&t)) {
-                return err(
-                    "sampling.collector_timeout_secs",
-                    format!(
-                        "must be between 0.01 s and {max} s (10 × sampling.interval_secs, at most 10 s), got {t}"
-                    ),
-                );
-            }
-        }
-        // Derived figures must be usable numbers: a huge purchase over a
-        // tiny depreciation period overflows to infinity, and an infinite
-        // increment is refused by every counter (booking silently stops).
-        let fixed = FixedCosts::new(
-            c.purchase,
-            c.residual,
-            c.depreciation_years,
-            c.maintenance_per_year,
-            c.staff_per_month,
-        );
-        for (key, v) in [
-            ("costs.purchase", fixed.capex_per_sec),
-            ("costs.maintenance_per_year", fixed.maintenance_per_sec),
-            ("costs.staff_per_month", fixed.staff_per_sec),
-        ] {
-            // 1e6 per second is 3e13 a year: far beyond any node.
-            if !(v.is_finite() && v <= 1e6) {
-                return err(
-                    key,
-                    format!("gives {v} per second, beyond any node (at most 1e6 per second)"),
-                );
-            }
-        }
-        // A node draws at most a few tens of kW; more cannot be energy.
-        if h.max_watts > 100_000.0 {
-            return err(
-                "host.max_watts",
-                format!("must be at most 100000 W, got {}", h.max_watts),
-            );
-        }
-        if let Some((key, msg)) = [
-            check_value(&self.value),
-            check_push(&self.push),
-            check_names(self),
-            check_roi(&self.roi),
-            check_ledger(&self.node, &self.ledger, &self.report, &self.budget),
-            self.influxdb.as_ref().and_then(check_influxdb),
-        ]
-        .into_iter()
-        .flatten()
-        .next()
-        {
-            return err(&key, msg);
-        }
-        Ok(())
     }
 
     /// The core's configuration.
@@ -757,7 +395,7 @@ mod tests {
 
     /// The ```toml blocks of one README section.
     fn readme_blocks(heading: &str) -> Vec<&'static str> {
-        let readme: &'static str = include_str!("../../../../README.md");
+        let readme: &'static str = include_str!("../../../README.md");
         let start = readme
             .find(heading)
             .unwrap_or_else(|| panic!("README has no {heading} section"));
@@ -1141,7 +779,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const EXAMPLE: &str = include_str!("../../../../config/roimon.example.toml");
+        const EXAMPLE: &str = include_str!("../../../config/roimon.example.toml");
 
         fn assert_places(e: &ConfigError, file: &str) -> Result<(), TestCaseError> {
             prop_assert_eq!(&e.file, file);

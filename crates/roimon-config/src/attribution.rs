@@ -1,6 +1,7 @@
 //! `[attribution]`: whether GPUs are attributed by what runs on them
 //! (process → cgroup → owner, through ordered rules) or by the UUID table.
 
+use crate::{Check, Ctx, Failure};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -120,14 +121,13 @@ fn unallocated() -> String {
     roimon_core::engine::UNALLOCATED.to_string()
 }
 
-impl Rule {
-    /// Checks one rule: (key suffix, message).
-    pub fn check(&self) -> Result<(), (String, String)> {
+impl Check for Rule {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
         if self.team.trim().is_empty() {
-            return Err(("team".into(), "must not be empty".into()));
+            return ctx.fail("team", "must not be empty");
         }
         if self.workload.trim().is_empty() {
-            return Err(("workload".into(), "must not be empty".into()));
+            return ctx.fail("workload", "must not be empty");
         }
         let keys = [
             &self.namespace,
@@ -138,14 +138,13 @@ impl Rule {
             &self.cgroup,
         ];
         if keys.iter().all(|k| k.is_none()) && self.labels.is_empty() {
-            return Err((
-                "team".into(),
-                "a rule needs at least one match key (namespace, pod, labels, container, unit, user, cgroup)"
-                    .into(),
-            ));
+            return ctx.fail(
+                "team",
+                "a rule needs at least one match key (namespace, pod, labels, container, unit, user, cgroup)",
+            );
         }
         if self.labels.keys().any(|k| k.is_empty()) {
-            return Err(("labels".into(), "a label name must not be empty".into()));
+            return ctx.fail("labels", "a label name must not be empty");
         }
         for (k, v) in [
             ("namespace", &self.namespace),
@@ -156,7 +155,63 @@ impl Rule {
             ("cgroup", &self.cgroup),
         ] {
             if v.as_deref().is_some_and(|s| s.is_empty()) {
-                return Err((k.into(), "must not be empty (leave the key out)".into()));
+                return ctx.fail(k, "must not be empty (leave the key out)");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Check for Attribution {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        let rules = ctx.at("rules");
+        for (i, r) in self.rules.iter().enumerate() {
+            r.check(&rules.item(i))?;
+        }
+        if !(1..=1_000_000).contains(&self.max_cached_processes) {
+            return ctx.fail(
+                "max_cached_processes",
+                format!(
+                    "must be between 1 and 1000000, got {}",
+                    self.max_cached_processes
+                ),
+            );
+        }
+        if let Some(u) = &self.pods_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return ctx.fail(
+                    "pods_url",
+                    format!("must start with http:// or https://, got {u:?}"),
+                );
+            }
+        }
+        for (k, v, min, max) in [
+            ("pods_refresh_secs", self.pods_refresh_secs, 1.0, 86_400.0),
+            ("pods_timeout_secs", self.pods_timeout_secs, 0.1, 300.0),
+        ] {
+            if !(v.is_finite() && (min..=max).contains(&v)) {
+                return ctx.fail(
+                    k,
+                    format!("must be between {min} and {max} seconds, got {v}"),
+                );
+            }
+        }
+        if self.pods_url.is_none() {
+            if let Some(i) = self.rules.iter().position(|r| !r.labels.is_empty()) {
+                return rules.item(i).fail(
+                    "labels",
+                    "pod labels come from attribution.pods_url, which is not set: without it this rule never matches",
+                );
+            }
+        }
+        for (k, p) in [
+            ("proc_root", &self.proc_root),
+            ("etc_root", &self.etc_root),
+            ("pods_log_root", &self.pods_log_root),
+            ("containers_log_root", &self.containers_log_root),
+        ] {
+            if p.as_os_str().is_empty() {
+                return ctx.fail(k, "must not be empty");
             }
         }
         Ok(())

@@ -2,6 +2,7 @@
 //! (url, org, bucket, token), how often, in what batches, and the bounded
 //! disk buffer that carries the data through outages and restarts.
 
+use crate::{Check, Ctx, Failure};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -61,81 +62,78 @@ fn d_timeout() -> f64 {
     10.0
 }
 
-/// Semantic checks of `[influxdb]`.
-pub fn check_influxdb(i: &InfluxDb) -> Option<(String, String)> {
-    let e = |k: &str, m: String| Some((format!("influxdb.{k}"), m));
-    if !(i.url.starts_with("http://") || i.url.starts_with("https://")) {
-        return e(
-            "url",
-            format!("must start with http:// or https://, got {:?}", i.url),
-        );
-    }
-    if i.url.contains('?') || i.url.contains('#') {
-        return e(
-            "url",
-            "must be the server's base URL, without query or fragment (org and bucket are keys of their own)"
-                .into(),
-        );
-    }
-    for (k, v) in [("org", &i.org), ("bucket", &i.bucket)] {
-        if v.trim().is_empty() {
-            return e(k, "must not be empty".into());
+impl Check for InfluxDb {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        let i = self;
+        if !(i.url.starts_with("http://") || i.url.starts_with("https://")) {
+            return ctx.fail(
+                "url",
+                format!("must start with http:// or https://, got {:?}", i.url),
+            );
         }
+        if i.url.contains('?') || i.url.contains('#') {
+            return ctx.fail(
+                "url",
+                "must be the server's base URL, without query or fragment (org and bucket are keys of their own)",
+            );
+        }
+        for (k, v) in [("org", &i.org), ("bucket", &i.bucket)] {
+            if v.trim().is_empty() {
+                return ctx.fail(k, "must not be empty");
+            }
+        }
+        if i.token_env.is_some() && i.token_file.is_some() {
+            return ctx.fail("token_file", "give token_env or token_file, not both");
+        }
+        if !(i.interval_secs.is_finite() && (0.1..=3600.0).contains(&i.interval_secs)) {
+            return ctx.fail(
+                "interval_secs",
+                format!(
+                    "must be between 0.1 and 3600 seconds, got {}",
+                    i.interval_secs
+                ),
+            );
+        }
+        if !(1..=1_000_000).contains(&i.batch_points) {
+            return ctx.fail(
+                "batch_points",
+                format!("must be between 1 and 1000000, got {}", i.batch_points),
+            );
+        }
+        if !((64 << 10)..=(1 << 40)).contains(&i.buffer_max_bytes) {
+            return ctx.fail(
+                "buffer_max_bytes",
+                format!(
+                    "must be between 64 KiB and 1 TiB, got {}",
+                    i.buffer_max_bytes
+                ),
+            );
+        }
+        if !(i.timeout_secs.is_finite() && (0.1..=600.0).contains(&i.timeout_secs)) {
+            return ctx.fail(
+                "timeout_secs",
+                format!(
+                    "must be between 0.1 and 600 seconds, got {}",
+                    i.timeout_secs
+                ),
+            );
+        }
+        if i.buffer_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            return ctx.fail("buffer_dir", "must not be empty");
+        }
+        if i.node.as_ref().is_some_and(|n| n.trim().is_empty()) {
+            return ctx.fail("node", "must not be empty");
+        }
+        Ok(())
     }
-    if i.token_env.is_some() && i.token_file.is_some() {
-        return e(
-            "token_file",
-            "give token_env or token_file, not both".into(),
-        );
-    }
-    if !(i.interval_secs.is_finite() && (0.1..=3600.0).contains(&i.interval_secs)) {
-        return e(
-            "interval_secs",
-            format!(
-                "must be between 0.1 and 3600 seconds, got {}",
-                i.interval_secs
-            ),
-        );
-    }
-    if !(1..=1_000_000).contains(&i.batch_points) {
-        return e(
-            "batch_points",
-            format!("must be between 1 and 1000000, got {}", i.batch_points),
-        );
-    }
-    if !((64 << 10)..=(1 << 40)).contains(&i.buffer_max_bytes) {
-        return e(
-            "buffer_max_bytes",
-            format!(
-                "must be between 64 KiB and 1 TiB, got {}",
-                i.buffer_max_bytes
-            ),
-        );
-    }
-    if !(i.timeout_secs.is_finite() && (0.1..=600.0).contains(&i.timeout_secs)) {
-        return e(
-            "timeout_secs",
-            format!(
-                "must be between 0.1 and 600 seconds, got {}",
-                i.timeout_secs
-            ),
-        );
-    }
-    if i.buffer_dir
-        .as_ref()
-        .is_some_and(|d| d.as_os_str().is_empty())
-    {
-        return e("buffer_dir", "must not be empty".into());
-    }
-    if i.node.as_ref().is_some_and(|n| n.trim().is_empty()) {
-        return e("node", "must not be empty".into());
-    }
-    None
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
+    use crate::Config;
 
     #[test]
     fn absent_means_off_and_defaults_fill_the_rest() {

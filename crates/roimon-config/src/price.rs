@@ -1,7 +1,8 @@
 //! `[price]`: the electricity price source (static, time-of-use, or fetched
 //! from a publisher), its adders and VAT, and the checks fetched sources need.
 
-use super::check_fetch_keys;
+use crate::check::check_fetch_keys;
+use crate::{Check, Ctx, Failure};
 use chrono::Weekday;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -189,106 +190,189 @@ pub struct PriceRule {
     pub price_per_kwh: f64,
 }
 
-/// Checks of the keys that fetched sources need; `(key, message)` on error.
-pub(super) fn check_fetched_price(p: &Price) -> Option<(String, String)> {
-    let bad = |k: &str, m: String| Some((format!("price.{k}"), m));
-    let need = |k: &str, v: bool| {
-        (!v).then(|| {
-            (
-                format!("price.{k}"),
-                format!("source = \"{}\" needs `{k}`", p.source.label()),
-            )
-        })
-    };
-    if p.retries > 10 {
-        return bad("retries", format!("must be at most 10, got {}", p.retries));
-    }
-    if p.days_ahead > 7 {
-        return bad(
-            "days_ahead",
-            format!("must be at most 7, got {}", p.days_ahead),
-        );
-    }
-    if p.source.is_fetched()
-        && p.max_abs_price_per_kwh.is_none()
-        && roimon_price::schedule::default_bound(&p.currency).is_none()
-    {
-        return bad(
-            "max_abs_price_per_kwh",
-            format!(
-                "there is no built-in plausibility bound for {}: set the largest believable price per kWh",
-                p.currency
-            ),
-        );
-    }
-    if !(p.vat.is_finite() && (0.0..1.0).contains(&p.vat)) {
-        return bad(
-            "vat",
-            format!(
-                "must be a fraction 0 ≤ vat < 1 (0.19 = 19 %), got {}",
-                p.vat
-            ),
-        );
-    }
-    for (i, a) in p.adders.iter().enumerate() {
-        if !a.per_kwh.is_finite() || a.per_kwh.abs() > 100.0 {
-            return bad(
-                &format!("adders[{i}].per_kwh"),
-                format!("must be a finite amount per kWh, got {}", a.per_kwh),
+impl Check for Price {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        let p = self;
+        if p.currency.len() != 3 || !p.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return ctx.fail(
+                "currency",
+                format!(
+                    "must be an ISO 4217 code like \"EUR\", got {:?}",
+                    p.currency
+                ),
             );
         }
-    }
-    if let Some(b) = p.max_abs_price_per_kwh {
-        if !(b.is_finite() && b > 0.0) {
-            return bad("max_abs_price_per_kwh", format!("must be > 0, got {b}"));
+        if !(p.price_per_kwh.is_finite() && p.price_per_kwh >= 0.0 && p.price_per_kwh < 100.0) {
+            return ctx.fail(
+                "price_per_kwh",
+                format!("must be between 0 and 100 per kWh, got {}", p.price_per_kwh),
+            );
         }
-    }
-    if let Some(e) = check_fetch_keys(
-        "price",
-        [
-            p.refresh_secs,
-            p.timeout_secs,
-            p.retry_initial_secs,
-            p.retry_max_secs,
-        ],
-        p.base_url.as_deref(),
-        p.token_env.is_some() && p.token_file.is_some(),
-    ) {
-        return Some(e);
-    }
-    let has_token = p.token_env.is_some() || p.token_file.is_some();
-    match p.source {
-        PriceSource::Static | PriceSource::Schedule => None,
-        PriceSource::Entsoe => {
-            need("area", p.area.is_some()).or_else(|| need("token_env", has_token))
+        if p.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return ctx.fail(
+                "timezone",
+                format!("unknown IANA time zone {:?}", p.timezone),
+            );
         }
-        PriceSource::Nordpool | PriceSource::Energidataservice => need("area", p.area.is_some()),
-        PriceSource::Tibber => need("token_env", has_token),
-        PriceSource::Awattar => None,
-        PriceSource::Octopus => {
-            need("product", p.product.is_some()).or_else(|| match p.region.as_deref() {
-                Some(r)
-                    if r.len() == 1 && ('A'..='P').contains(&r.chars().next().unwrap_or('?')) =>
-                {
-                    None
-                }
-                Some(r) => bad(
-                    "region",
-                    format!("must be one letter A..P (GSP group), got {r:?}"),
+        p.check_fetched(ctx)?;
+        if p.source == PriceSource::Schedule && p.schedule.is_empty() {
+            return ctx.fail(
+                "schedule",
+                "source = \"schedule\" needs at least one [[price.schedule]] rule",
+            );
+        }
+        let schedule = ctx.at("schedule");
+        for (i, r) in p.schedule.iter().enumerate() {
+            r.check(&schedule.item(i))?;
+        }
+        Ok(())
+    }
+}
+
+impl Check for PriceRule {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        if self.from_hour > 23 {
+            return ctx.fail(
+                "from_hour",
+                format!("must be 0..=23, got {}", self.from_hour),
+            );
+        }
+        if self.to_hour > 24 {
+            return ctx.fail("to_hour", format!("must be 0..=24, got {}", self.to_hour));
+        }
+        if !(self.price_per_kwh.is_finite()
+            && self.price_per_kwh >= 0.0
+            && self.price_per_kwh < 100.0)
+        {
+            return ctx.fail(
+                "price_per_kwh",
+                format!(
+                    "must be between 0 and 100 per kWh, got {}",
+                    self.price_per_kwh
                 ),
-                None => need("region", false),
-            })
+            );
         }
-        PriceSource::Json => need("url", p.url.is_some()).or_else(|| match &p.mapping {
-            None => need("mapping", false),
-            Some(m) => m.check().err().map(|e| ("price.mapping".to_string(), e)),
-        }),
-        PriceSource::Csv => need("path", p.path.is_some()).or_else(|| {
-            p.unit
-                .as_deref()
-                .and_then(|u| u.parse::<roimon_price::Unit>().err())
-                .map(|e| ("price.unit".to_string(), e.to_string()))
-        }),
+        for d in &self.days {
+            if parse_weekday(d).is_none() {
+                return ctx.fail(
+                    "days",
+                    format!("unknown weekday {d:?} (use mon, tue, wed, thu, fri, sat, sun)"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Price {
+    /// Checks of the keys that fetched sources need.
+    fn check_fetched(&self, ctx: &Ctx) -> Result<(), Failure> {
+        let p = self;
+        let need = |k: &str, v: bool| {
+            if v {
+                Ok(())
+            } else {
+                ctx.fail(k, format!("source = \"{}\" needs `{k}`", p.source.label()))
+            }
+        };
+        if p.retries > 10 {
+            return ctx.fail("retries", format!("must be at most 10, got {}", p.retries));
+        }
+        if p.days_ahead > 7 {
+            return ctx.fail(
+                "days_ahead",
+                format!("must be at most 7, got {}", p.days_ahead),
+            );
+        }
+        if p.source.is_fetched()
+            && p.max_abs_price_per_kwh.is_none()
+            && roimon_price::schedule::default_bound(&p.currency).is_none()
+        {
+            return ctx.fail(
+                "max_abs_price_per_kwh",
+                format!(
+                    "there is no built-in plausibility bound for {}: set the largest believable price per kWh",
+                    p.currency
+                ),
+            );
+        }
+        if !(p.vat.is_finite() && (0.0..1.0).contains(&p.vat)) {
+            return ctx.fail(
+                "vat",
+                format!(
+                    "must be a fraction 0 ≤ vat < 1 (0.19 = 19 %), got {}",
+                    p.vat
+                ),
+            );
+        }
+        let adders = ctx.at("adders");
+        for (i, a) in p.adders.iter().enumerate() {
+            if !a.per_kwh.is_finite() || a.per_kwh.abs() > 100.0 {
+                return adders.item(i).fail(
+                    "per_kwh",
+                    format!("must be a finite amount per kWh, got {}", a.per_kwh),
+                );
+            }
+        }
+        if let Some(b) = p.max_abs_price_per_kwh {
+            if !(b.is_finite() && b > 0.0) {
+                return ctx.fail("max_abs_price_per_kwh", format!("must be > 0, got {b}"));
+            }
+        }
+        check_fetch_keys(
+            ctx,
+            [
+                p.refresh_secs,
+                p.timeout_secs,
+                p.retry_initial_secs,
+                p.retry_max_secs,
+            ],
+            p.base_url.as_deref(),
+            p.token_env.is_some() && p.token_file.is_some(),
+        )?;
+        let has_token = p.token_env.is_some() || p.token_file.is_some();
+        match p.source {
+            PriceSource::Static | PriceSource::Schedule => Ok(()),
+            PriceSource::Entsoe => {
+                need("area", p.area.is_some())?;
+                need("token_env", has_token)
+            }
+            PriceSource::Nordpool | PriceSource::Energidataservice => {
+                need("area", p.area.is_some())
+            }
+            PriceSource::Tibber => need("token_env", has_token),
+            PriceSource::Awattar => Ok(()),
+            PriceSource::Octopus => {
+                need("product", p.product.is_some())?;
+                match p.region.as_deref() {
+                    Some(r)
+                        if r.len() == 1
+                            && ('A'..='P').contains(&r.chars().next().unwrap_or('?')) =>
+                    {
+                        Ok(())
+                    }
+                    Some(r) => ctx.fail(
+                        "region",
+                        format!("must be one letter A..P (GSP group), got {r:?}"),
+                    ),
+                    None => need("region", false),
+                }
+            }
+            PriceSource::Json => {
+                need("url", p.url.is_some())?;
+                match &p.mapping {
+                    None => need("mapping", false),
+                    Some(m) => m.check().or_else(|e| ctx.fail("mapping", e)),
+                }
+            }
+            PriceSource::Csv => {
+                need("path", p.path.is_some())?;
+                match p.unit.as_deref().map(str::parse::<roimon_price::Unit>) {
+                    Some(Err(e)) => ctx.fail("unit", e.to_string()),
+                    _ => Ok(()),
+                }
+            }
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! `[server]`: the HTTP listener and its connection limits.
 
+use crate::{Check, Ctx, Failure};
 use serde::Deserialize;
+use std::net::SocketAddr;
 
 /// `[server]`
 #[derive(Debug, Clone, Deserialize)]
@@ -35,5 +37,38 @@ impl Default for Server {
             web_config_file: None,
             healthz_without_auth: false,
         }
+    }
+}
+
+impl Check for Server {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return ctx.fail(
+                "listen",
+                format!("not an address like 127.0.0.1:9464: {:?}", self.listen),
+            );
+        }
+        if !(1..=65536).contains(&self.max_connections) {
+            return ctx.fail(
+                "max_connections",
+                format!("must be between 1 and 65536, got {}", self.max_connections),
+            );
+        }
+        for (name, v, max) in [
+            (
+                "header_read_timeout_secs",
+                self.header_read_timeout_secs,
+                300.0,
+            ),
+            ("idle_timeout_secs", self.idle_timeout_secs, 3600.0),
+        ] {
+            if !(v.is_finite() && (0.1..=max).contains(&v)) {
+                return ctx.fail(
+                    name,
+                    format!("must be between 0.1 and {max} seconds, got {v}"),
+                );
+            }
+        }
+        Ok(())
     }
 }

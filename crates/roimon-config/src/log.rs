@@ -1,6 +1,7 @@
 //! `[log]`: log format and level, and the check that a level filter logs
 //! something.
 
+use crate::{Check, Ctx, Failure};
 use serde::Deserialize;
 
 /// `[log] format`
@@ -52,4 +53,13 @@ pub fn check_log_level(filter: &str) -> Result<(), String> {
     tracing_subscriber::EnvFilter::try_new(filter)
         .map(|_| ())
         .map_err(|e| format!("not a valid filter: {e}"))
+}
+
+impl Check for Log {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        if let Err(m) = check_log_level(&self.level) {
+            return ctx.fail("level", format!("{:?}: {m}", self.level));
+        }
+        Ok(())
+    }
 }

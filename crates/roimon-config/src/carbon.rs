@@ -1,7 +1,8 @@
 //! `[carbon]`: the grid carbon-intensity source and carbon price, and their
 //! checks.
 
-use super::check_fetch_keys;
+use crate::check::check_fetch_keys;
+use crate::{Check, Ctx, Failure};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -85,56 +86,62 @@ impl Default for CarbonCfg {
     }
 }
 
-pub(super) fn check_carbon(c: &CarbonCfg) -> Option<(String, String)> {
-    let bad = |k: &str, m: String| Some((format!("carbon.{k}"), m));
-    if c.source == CarbonSource::None {
-        return None;
-    }
-    match c.grams_per_kwh {
-        None => {
-            return bad(
-                "grams_per_kwh",
-                "needed: the intensity (static) or the fallback before any data arrives".into(),
+impl Check for CarbonCfg {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        if self.source == CarbonSource::None {
+            return Ok(());
+        }
+        match self.grams_per_kwh {
+            None => {
+                return ctx.fail(
+                    "grams_per_kwh",
+                    "needed: the intensity (static) or the fallback before any data arrives",
+                );
+            }
+            Some(g) if !(g.is_finite() && (0.0..=3000.0).contains(&g)) => {
+                return ctx.fail("grams_per_kwh", format!("must be 0..=3000 g/kWh, got {g}"));
+            }
+            _ => {}
+        }
+        if self.retries > 10 {
+            return ctx.fail(
+                "retries",
+                format!("must be at most 10, got {}", self.retries),
             );
         }
-        Some(g) if !(g.is_finite() && (0.0..=3000.0).contains(&g)) => {
-            return bad("grams_per_kwh", format!("must be 0..=3000 g/kWh, got {g}"));
+        if !(self.price_per_tonne.is_finite() && self.price_per_tonne >= 0.0) {
+            return ctx.fail(
+                "price_per_tonne",
+                format!("must be ≥ 0, got {}", self.price_per_tonne),
+            );
         }
-        _ => {}
-    }
-    if c.retries > 10 {
-        return bad("retries", format!("must be at most 10, got {}", c.retries));
-    }
-    if !(c.price_per_tonne.is_finite() && c.price_per_tonne >= 0.0) {
-        return bad(
-            "price_per_tonne",
-            format!("must be ≥ 0, got {}", c.price_per_tonne),
-        );
-    }
-    if let Some(e) = check_fetch_keys(
-        "carbon",
-        [
-            c.refresh_secs,
-            c.timeout_secs,
-            c.retry_initial_secs,
-            c.retry_max_secs,
-        ],
-        c.base_url.as_deref(),
-        c.token_env.is_some() && c.token_file.is_some(),
-    ) {
-        return Some(e);
-    }
-    match c.source {
-        CarbonSource::Electricitymaps if c.zone.is_none() => {
-            bad("zone", "source = \"electricitymaps\" needs `zone`".into())
+        check_fetch_keys(
+            ctx,
+            [
+                self.refresh_secs,
+                self.timeout_secs,
+                self.retry_initial_secs,
+                self.retry_max_secs,
+            ],
+            self.base_url.as_deref(),
+            self.token_env.is_some() && self.token_file.is_some(),
+        )?;
+        match self.source {
+            CarbonSource::Electricitymaps if self.zone.is_none() => {
+                ctx.fail("zone", "source = \"electricitymaps\" needs `zone`")
+            }
+            CarbonSource::Electricitymaps
+                if self.token_env.is_none() && self.token_file.is_none() =>
+            {
+                ctx.fail(
+                    "token_env",
+                    "source = \"electricitymaps\" needs `token_env` or `token_file`",
+                )
+            }
+            CarbonSource::Uk if self.region_id.is_some() && self.postcode.is_some() => {
+                ctx.fail("postcode", "give region_id or postcode, not both")
+            }
+            _ => Ok(()),
         }
-        CarbonSource::Electricitymaps if c.token_env.is_none() && c.token_file.is_none() => bad(
-            "token_env",
-            "source = \"electricitymaps\" needs `token_env` or `token_file`".into(),
-        ),
-        CarbonSource::Uk if c.region_id.is_some() && c.postcode.is_some() => {
-            bad("postcode", "give region_id or postcode, not both".into())
-        }
-        _ => None,
     }
 }

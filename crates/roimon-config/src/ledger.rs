@@ -3,6 +3,7 @@
 //! days and months (and of budget months), and monthly budgets per team or
 //! workload.
 
+use crate::{Check, Ctx, Failure};
 use serde::Deserialize;
 
 /// `[node]`
@@ -90,64 +91,90 @@ pub struct BudgetCfg {
     pub monthly: f64,
 }
 
-/// Semantic checks of these sections: (dotted key, message).
-pub fn check_ledger(
-    node: &Node,
-    ledger: &LedgerCfg,
-    report: &ReportCfg,
-    budgets: &[BudgetCfg],
-) -> Option<(String, String)> {
-    if node.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-        return Some(("node.name".into(), "must not be empty".into()));
-    }
-    if ledger.retention_days > 36_500 {
-        return Some((
-            "ledger.retention_days".into(),
-            format!(
-                "must be at most 36500 days (0 keeps every hour), got {}",
-                ledger.retention_days
-            ),
-        ));
-    }
-    if report.timezone.parse::<chrono_tz::Tz>().is_err() {
-        return Some((
-            "report.timezone".into(),
-            format!("unknown IANA time zone {:?}", report.timezone),
-        ));
-    }
-    let mut seen: Vec<(&str, Option<&str>)> = Vec::new();
-    for (i, b) in budgets.iter().enumerate() {
-        let k = |f: &str| format!("budget[{i}].{f}");
-        if b.team.trim().is_empty() {
-            return Some((k("team"), "must not be empty".into()));
+impl Check for Node {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        if self.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            return ctx.fail("name", "must not be empty");
         }
-        if b.workload.as_deref().is_some_and(|w| w.trim().is_empty()) {
-            return Some((
-                k("workload"),
-                "must not be empty (leave it out for a team-wide budget)".into(),
-            ));
-        }
-        if !(b.monthly.is_finite() && b.monthly >= 0.0) {
-            return Some((
-                k("monthly"),
-                format!("must be a non-negative amount, got {}", b.monthly),
-            ));
-        }
-        let id = (b.team.as_str(), b.workload.as_deref());
-        if seen.contains(&id) {
-            return Some((
-                k("team"),
+        Ok(())
+    }
+}
+
+impl Check for LedgerCfg {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        if self.retention_days > 36_500 {
+            return ctx.fail(
+                "retention_days",
                 format!(
-                    "a budget for team {:?}{} is already configured",
-                    b.team,
-                    b.workload
-                        .as_deref()
-                        .map(|w| format!(", workload {w:?}"))
-                        .unwrap_or_default()
+                    "must be at most 36500 days (0 keeps every hour), got {}",
+                    self.retention_days
                 ),
-            ));
+            );
         }
-        seen.push(id);
+        Ok(())
     }
-    None
+}
+
+impl Check for ReportCfg {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return ctx.fail(
+                "timezone",
+                format!("unknown IANA time zone {:?}", self.timezone),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Check for BudgetCfg {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        if self.team.trim().is_empty() {
+            return ctx.fail("team", "must not be empty");
+        }
+        if self
+            .workload
+            .as_deref()
+            .is_some_and(|w| w.trim().is_empty())
+        {
+            return ctx.fail(
+                "workload",
+                "must not be empty (leave it out for a team-wide budget)",
+            );
+        }
+        if !(self.monthly.is_finite() && self.monthly >= 0.0) {
+            return ctx.fail(
+                "monthly",
+                format!("must be a non-negative amount, got {}", self.monthly),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `[[budget]]` as a whole: each budget, and one per team or workload.
+impl Check for Vec<BudgetCfg> {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        let mut seen: Vec<(&str, Option<&str>)> = Vec::new();
+        for (i, b) in self.iter().enumerate() {
+            let at = ctx.item(i);
+            b.check(&at)?;
+            let id = (b.team.as_str(), b.workload.as_deref());
+            if seen.contains(&id) {
+                return at.fail(
+                    "team",
+                    format!(
+                        "a budget for team {:?}{} is already configured",
+                        b.team,
+                        b.workload
+                            .as_deref()
+                            .map(|w| format!(", workload {w:?}"))
+                            .unwrap_or_default()
+                    ),
+                );
+            }
+            seen.push(id);
+        }
+        Ok(())
+    }
 }

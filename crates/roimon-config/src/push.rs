@@ -2,6 +2,7 @@
 //! `POST /api/v2/write`: the token, the body cap, how far from now a point
 //! may lie, and the duplicate window that makes a client's retry count once.
 
+use crate::{Check, Ctx, Failure};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -62,113 +63,74 @@ impl Default for Push {
 /// and the configuration alike).
 pub const MAX_NAME_BYTES: usize = 128;
 
-/// Semantic checks of `[push]`.
-pub fn check_push(p: &Push) -> Option<(String, String)> {
-    if p.token_env.is_some() && p.token_file.is_some() {
-        return Some((
-            "push.token_file".into(),
-            "give token_env or token_file, not both".into(),
-        ));
-    }
-    if !(1024..=(256 << 20)).contains(&p.max_body_bytes) {
-        return Some((
-            "push.max_body_bytes".into(),
-            format!(
-                "must be between 1 KiB and 256 MiB, got {}",
-                p.max_body_bytes
-            ),
-        ));
-    }
-    for (k, v, max) in [
-        ("max_age_secs", p.max_age_secs, 31_622_400.0),
-        ("max_future_secs", p.max_future_secs, 86_400.0),
-        ("dedup_window_secs", p.dedup_window_secs, 31_622_400.0),
-    ] {
-        if !(v.is_finite() && (0.0..=max).contains(&v)) {
-            return Some((
-                format!("push.{k}"),
-                format!("must be between 0 and {max} seconds, got {v}"),
-            ));
+impl Check for Push {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        let p = self;
+        if p.token_env.is_some() && p.token_file.is_some() {
+            return ctx.fail("token_file", "give token_env or token_file, not both");
         }
-    }
-    if p.dedup_window_secs < p.max_age_secs {
-        return Some((
-            "push.dedup_window_secs".into(),
-            format!(
-                "must be at least push.max_age_secs ({}): a retry of a point still accepted must still be recognised, got {}",
-                p.max_age_secs, p.dedup_window_secs
-            ),
-        ));
-    }
-    if !(p.max_amount.is_finite() && p.max_amount > 0.0 && p.max_amount <= 1e15) {
-        return Some((
-            "push.max_amount".into(),
-            format!(
-                "must be a number above 0 and at most 1e15, got {}",
-                p.max_amount
-            ),
-        ));
-    }
-    for (i, o) in p.allowed_owners.iter().enumerate() {
-        let key = format!("push.allowed_owners[{i}]");
-        let Some((team, workload)) = o.split_once('/') else {
-            return Some((key, format!("`{o}` is not `team/workload` or `team/*`")));
-        };
-        if team.trim().is_empty() || workload.trim().is_empty() || workload.contains('/') {
-            return Some((key, format!("`{o}` is not `team/workload` or `team/*`")));
+        if !(1024..=(256 << 20)).contains(&p.max_body_bytes) {
+            return ctx.fail(
+                "max_body_bytes",
+                format!(
+                    "must be between 1 KiB and 256 MiB, got {}",
+                    p.max_body_bytes
+                ),
+            );
         }
-        if let Err(e) = roimon_value::check_name("the owner", o, 2 * MAX_NAME_BYTES + 1) {
-            return Some((key, e));
+        for (k, v, max) in [
+            ("max_age_secs", p.max_age_secs, 31_622_400.0),
+            ("max_future_secs", p.max_future_secs, 86_400.0),
+            ("dedup_window_secs", p.dedup_window_secs, 31_622_400.0),
+        ] {
+            if !(v.is_finite() && (0.0..=max).contains(&v)) {
+                return ctx.fail(k, format!("must be between 0 and {max} seconds, got {v}"));
+            }
         }
-    }
-    if !(1..=10_000_000).contains(&p.dedup_max_points) {
-        return Some((
-            "push.dedup_max_points".into(),
-            format!("must be between 1 and 10000000, got {}", p.dedup_max_points),
-        ));
-    }
-    None
-}
-
-/// Every owner and KPI name the configuration gives is a name like a
-/// pushed one: at most [`MAX_NAME_BYTES`], no control characters.
-pub fn check_names(cfg: &super::Config) -> Option<(String, String)> {
-    let mut names: Vec<(String, &str)> = Vec::new();
-    for (i, o) in cfg.gpu.owners.iter().enumerate() {
-        names.push((format!("gpu.owners[{i}].team"), &o.team));
-        names.push((format!("gpu.owners[{i}].workload"), &o.workload));
-    }
-    for (i, r) in cfg.attribution.rules.iter().enumerate() {
-        names.push((format!("attribution.rules[{i}].team"), &r.team));
-        names.push((format!("attribution.rules[{i}].workload"), &r.workload));
-    }
-    for (i, t) in cfg.value.scrape.iter().enumerate() {
-        if let Some(team) = &t.team {
-            names.push((format!("value.scrape[{i}].team"), team));
+        if p.dedup_window_secs < p.max_age_secs {
+            return ctx.fail(
+                "dedup_window_secs",
+                format!(
+                    "must be at least push.max_age_secs ({}): a retry of a point still accepted must still be recognised, got {}",
+                    p.max_age_secs, p.dedup_window_secs
+                ),
+            );
         }
-        if let Some(w) = &t.workload {
-            names.push((format!("value.scrape[{i}].workload"), w));
+        if !(p.max_amount.is_finite() && p.max_amount > 0.0 && p.max_amount <= 1e15) {
+            return ctx.fail(
+                "max_amount",
+                format!(
+                    "must be a number above 0 and at most 1e15, got {}",
+                    p.max_amount
+                ),
+            );
         }
-    }
-    for (i, k) in cfg.value.kpis.iter().enumerate() {
-        names.push((format!("value.kpis[{i}].name"), &k.name));
-        names.push((format!("value.kpis[{i}].team"), &k.team));
-        names.push((format!("value.kpis[{i}].workload"), &k.workload));
-    }
-    for (i, b) in cfg.budget.iter().enumerate() {
-        names.push((format!("budget[{i}].team"), &b.team));
-        if let Some(w) = &b.workload {
-            names.push((format!("budget[{i}].workload"), w));
+        for (i, o) in p.allowed_owners.iter().enumerate() {
+            let key = ctx.at("allowed_owners").item(i);
+            let Some((team, workload)) = o.split_once('/') else {
+                return Err((
+                    key.path().into(),
+                    format!("`{o}` is not `team/workload` or `team/*`"),
+                ));
+            };
+            if team.trim().is_empty() || workload.trim().is_empty() || workload.contains('/') {
+                return Err((
+                    key.path().into(),
+                    format!("`{o}` is not `team/workload` or `team/*`"),
+                ));
+            }
+            if let Err(e) = roimon_value::check_name("the owner", o, 2 * MAX_NAME_BYTES + 1) {
+                return Err((key.path().into(), e));
+            }
         }
+        if !(1..=10_000_000).contains(&p.dedup_max_points) {
+            return ctx.fail(
+                "dedup_max_points",
+                format!("must be between 1 and 10000000, got {}", p.dedup_max_points),
+            );
+        }
+        Ok(())
     }
-    for k in cfg.roi.benefit_weights.keys() {
-        names.push((format!("roi.benefit_weights.{k}"), k));
-    }
-    names.into_iter().find_map(|(key, v)| {
-        roimon_value::check_name("the name", v, MAX_NAME_BYTES)
-            .err()
-            .map(|e| (key, e))
-    })
 }
 
 /// The owners a push may name by default: those of `[[gpu.owners]]`,

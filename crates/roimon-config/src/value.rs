@@ -2,6 +2,7 @@
 //! scraped on their own `/metrics` (`[[value.scrape]]`, priced per token and
 //! per request) and static benefit indicator scores (`[[value.kpis]]`).
 
+use crate::{Check, Ctx, Failure};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -133,29 +134,31 @@ impl ScrapeTarget {
     }
 }
 
-fn check_prices(key: &str, p: &UnitPrices) -> Option<(String, String)> {
-    for (k, v) in [
-        ("input_per_million_tokens", Some(p.input_per_million_tokens)),
-        (
-            "cached_input_per_million_tokens",
-            p.cached_input_per_million_tokens,
-        ),
-        (
-            "output_per_million_tokens",
-            Some(p.output_per_million_tokens),
-        ),
-        ("per_request", Some(p.per_request)),
-    ] {
-        if let Some(v) = v {
-            if !(v.is_finite() && (0.0..=1e9).contains(&v)) {
-                return Some((
-                    format!("{key}.{k}"),
-                    format!("must be between 0 and 1e9, got {v}"),
-                ));
+impl Check for UnitPrices {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        for (k, v) in [
+            (
+                "input_per_million_tokens",
+                Some(self.input_per_million_tokens),
+            ),
+            (
+                "cached_input_per_million_tokens",
+                self.cached_input_per_million_tokens,
+            ),
+            (
+                "output_per_million_tokens",
+                Some(self.output_per_million_tokens),
+            ),
+            ("per_request", Some(self.per_request)),
+        ] {
+            if let Some(v) = v
+                && !(v.is_finite() && (0.0..=1e9).contains(&v))
+            {
+                return ctx.fail(k, format!("must be between 0 and 1e9, got {v}"));
             }
         }
+        Ok(())
     }
-    None
 }
 
 impl Value {
@@ -178,12 +181,13 @@ impl Value {
     }
 }
 
+/// The bounds `[value]` and each target may set, at `ctx`.
 fn check_limits(
-    at: &str,
+    ctx: &Ctx,
     tokens: Option<f64>,
     requests: Option<f64>,
     models: Option<usize>,
-) -> Option<(String, String)> {
+) -> Result<(), Failure> {
     for (k, v) in [
         ("max_tokens_per_second", tokens),
         ("max_requests_per_second", requests),
@@ -191,122 +195,131 @@ fn check_limits(
         if let Some(v) = v
             && !(v.is_finite() && (1.0..=1e12).contains(&v))
         {
-            return Some((
-                format!("{at}{k}"),
-                format!("must be between 1 and 1e12 per second, got {v}"),
-            ));
+            return ctx.fail(k, format!("must be between 1 and 1e12 per second, got {v}"));
         }
     }
     if let Some(m) = models
         && !(1..=roimon_value::MAX_MODELS).contains(&m)
     {
-        return Some((
-            format!("{at}max_models"),
+        return ctx.fail(
+            "max_models",
             format!(
                 "must be between 1 and {}, got {m}",
                 roimon_value::MAX_MODELS
             ),
-        ));
+        );
     }
-    None
+    Ok(())
 }
 
-/// Semantic checks of `[value]`: (dotted key, message).
-pub fn check_value(v: &Value) -> Option<(String, String)> {
-    if let Some(e) = check_limits(
-        "value.",
-        v.max_tokens_per_second,
-        v.max_requests_per_second,
-        v.max_models,
-    ) {
-        return Some(e);
-    }
-    let mut names = BTreeMap::new();
-    for (i, t) in v.scrape.iter().enumerate() {
-        let k = |f: &str| format!("value.scrape[{i}].{f}");
+impl Check for ScrapeTarget {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        let t = self;
         if !(t.url.starts_with("http://") || t.url.starts_with("https://")) {
-            return Some((
-                k("url"),
+            return ctx.fail(
+                "url",
                 format!("must be an http:// or https:// URL, got {:?}", t.url),
-            ));
+            );
         }
         if !KINDS.contains(&t.kind.as_str()) {
-            return Some((
-                k("kind"),
+            return ctx.fail(
+                "kind",
                 format!("must be one of {}, got {:?}", KINDS.join(", "), t.kind),
-            ));
+            );
         }
         if !(t.interval_secs.is_finite() && (1.0..=3600.0).contains(&t.interval_secs)) {
-            return Some((
-                k("interval_secs"),
+            return ctx.fail(
+                "interval_secs",
                 format!("must be between 1 and 3600, got {}", t.interval_secs),
-            ));
+            );
         }
         if !(t.timeout_secs.is_finite() && (0.1..=60.0).contains(&t.timeout_secs)) {
-            return Some((
-                k("timeout_secs"),
+            return ctx.fail(
+                "timeout_secs",
                 format!("must be between 0.1 and 60, got {}", t.timeout_secs),
-            ));
+            );
         }
         match (&t.team, t.gpu_uuids.is_empty()) {
             (Some(_), false) => {
-                return Some((
-                    k("gpu_uuids"),
-                    "give either team/workload or gpu_uuids, not both".into(),
-                ));
+                return ctx.fail(
+                    "gpu_uuids",
+                    "give either team/workload or gpu_uuids, not both",
+                );
             }
             (None, true) => {
-                return Some((
-                    k("team"),
-                    "the owner of its value: team (and workload), or gpu_uuids".into(),
-                ));
+                return ctx.fail(
+                    "team",
+                    "the owner of its value: team (and workload), or gpu_uuids",
+                );
             }
             _ => {}
         }
         if t.workload.is_some() && t.team.is_none() {
-            return Some((k("workload"), "needs team".into()));
+            return ctx.fail("workload", "needs team");
         }
         if t.token_env.is_some() && t.token_file.is_some() {
-            return Some((
-                k("token_file"),
-                "give token_env or token_file, not both".into(),
-            ));
+            return ctx.fail("token_file", "give token_env or token_file, not both");
         }
-        if let Some(e) = check_limits(
-            &format!("value.scrape[{i}]."),
+        check_limits(
+            ctx,
             t.max_tokens_per_second,
             t.max_requests_per_second,
             t.max_models,
-        ) {
-            return Some(e);
-        }
-        if let Some(e) = check_prices(&format!("value.scrape[{i}]"), &t.prices) {
-            return Some(e);
-        }
+        )?;
+        t.prices.check(ctx)?;
+        let models = ctx.at("models");
         for (m, p) in &t.models {
-            if let Some(e) = check_prices(&format!("value.scrape[{i}].models.{m}"), p) {
-                return Some(e);
+            p.check(&models.at(m))?;
+        }
+        Ok(())
+    }
+}
+
+impl Check for StaticKpi {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        if self.name.trim().is_empty() {
+            return ctx.fail("name", "must not be empty");
+        }
+        if !(self.value.is_finite() && (0.0..=1.0).contains(&self.value)) {
+            return ctx.fail(
+                "value",
+                format!("a score must be between 0 and 1, got {}", self.value),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Check for Value {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        check_limits(
+            ctx,
+            self.max_tokens_per_second,
+            self.max_requests_per_second,
+            self.max_models,
+        )?;
+        let scrape = ctx.at("scrape");
+        let mut names = BTreeMap::new();
+        for (i, t) in self.scrape.iter().enumerate() {
+            let at = scrape.item(i);
+            t.check(&at)?;
+            if let Some(j) = names.insert(t.label(), i) {
+                return at.fail(
+                    "name",
+                    format!(
+                        "{:?} is already the name of {}",
+                        t.label(),
+                        scrape.item(j).path()
+                    ),
+                );
             }
         }
-        if let Some(j) = names.insert(t.label(), i) {
-            return Some((
-                k("name"),
-                format!("{:?} is already the name of value.scrape[{j}]", t.label()),
-            ));
+        let kpis = ctx.at("kpis");
+        for (i, kpi) in self.kpis.iter().enumerate() {
+            kpi.check(&kpis.item(i))?;
         }
+        Ok(())
     }
-    for (i, kpi) in v.kpis.iter().enumerate() {
-        if kpi.name.trim().is_empty() {
-            return Some((format!("value.kpis[{i}].name"), "must not be empty".into()));
-        }
-        if !(kpi.value.is_finite() && (0.0..=1.0).contains(&kpi.value)) {
-            return Some((
-                format!("value.kpis[{i}].value"),
-                format!("a score must be between 0 and 1, got {}", kpi.value),
-            ));
-        }
-    }
-    None
 }
 
 fn unallocated() -> String {

@@ -1,6 +1,8 @@
 //! `[gpu]`: where GPU readings come from and who owns each GPU.
 
+use crate::{Check, Ctx, Failure};
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// `[gpu] source`
@@ -46,4 +48,31 @@ pub struct GpuOwner {
 }
 fn unallocated() -> String {
     roimon_core::engine::UNALLOCATED.to_string()
+}
+
+impl Check for Gpu {
+    fn check(&self, ctx: &Ctx) -> Result<(), Failure> {
+        if self.simulated_count.is_some_and(|n| n > 4096) {
+            return ctx.fail("simulated_count", "must be at most 4096");
+        }
+        let owners = ctx.at("owners");
+        let mut seen = HashMap::new();
+        for (i, o) in self.owners.iter().enumerate() {
+            let at = owners.item(i);
+            if o.gpu_uuid.trim().is_empty() {
+                return at.fail("gpu_uuid", "must not be empty");
+            }
+            if let Some(j) = seen.insert(o.gpu_uuid.clone(), i) {
+                return at.fail(
+                    "gpu_uuid",
+                    format!(
+                        "{} is already owned by {}",
+                        o.gpu_uuid,
+                        owners.item(j).path()
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
 }
