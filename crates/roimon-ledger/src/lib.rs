@@ -18,8 +18,8 @@ pub use budget::Budget;
 pub use figures::{FIELDS, Figures, Key, VALUE_GPU};
 pub use report::{Dim, Format, Query, Report};
 pub use store::{
-    DEFAULT_RETENTION_DAYS, Error, FILE, HourRow, Ledger, Meta, REPAIR_HINT, Stored, Verification,
-    book_problem,
+    DEFAULT_RETENTION_DAYS, Error, FILE, HourRow, Ledger, Meta, REPAIR_HINT, SeenOp, Stored,
+    Verification, book_problem,
 };
 
 /// The schema version this build writes (`PRAGMA user_version`).

@@ -125,5 +125,18 @@ CREATE INDEX ledger_by_hour ON ledger (hour_start);
 {closed_triggers}{readable}"#,
         fields = figures(""),
     );
-    vec![v1, v2]
+    // Version 3: the push duplicate window as rows (one per point booked,
+    // written in the checkpoint's transaction), instead of one JSON blob
+    // rewritten whole with every checkpoint.
+    let v3 = r#"
+CREATE TABLE push_seen (
+  k0 INTEGER NOT NULL,
+  k1 INTEGER NOT NULL,
+  at_ns INTEGER NOT NULL,
+  PRIMARY KEY (k0, k1)
+) WITHOUT ROWID;
+CREATE INDEX push_seen_by_time ON push_seen (at_ns);
+"#
+    .to_string();
+    vec![v1, v2, v3]
 }

@@ -285,6 +285,20 @@ impl Ledger {
         meta: &Meta,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        self.save_with_seen(counters, book, meta, now, &[])
+    }
+
+    /// [`Ledger::save`], with the changes to the push duplicate window
+    /// since the last save applied in the same transaction, in order: the
+    /// window on disk always belongs to the counters on disk.
+    pub fn save_with_seen(
+        &mut self,
+        counters: &roimon_core::Counters,
+        book: &HourBook,
+        meta: &Meta,
+        now: DateTime<Utc>,
+        seen: &[SeenOp],
+    ) -> Result<()> {
         let json = serde_json::to_string(counters).map_err(|e| self.err(e))?;
         let state = serde_json::to_string(book.state()).map_err(|e| self.err(e))?;
         let written_at = now.to_rfc3339();
@@ -296,6 +310,7 @@ impl Ledger {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(fail)?;
         write_checkpoint(&tx, &written_at, &json, &state).map_err(fail)?;
+        write_seen(&tx, seen).map_err(fail)?;
         let mut closed_any = false;
         for h in book.pending() {
             if matches!(h.kind, Kind::Hour | Kind::Late) {
@@ -890,6 +905,58 @@ impl Ledger {
     }
 }
 
+/// A change to the push duplicate window: a point key (two 64-bit lanes)
+/// remembered at a time (ns), or forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeenOp {
+    /// Remember the key, booked at this time (ns since the epoch).
+    Add([u64; 2], i64),
+    /// Forget the key (expired or evicted).
+    Remove([u64; 2]),
+}
+
+fn write_seen(tx: &rusqlite::Transaction<'_>, seen: &[SeenOp]) -> rusqlite::Result<()> {
+    if seen.is_empty() {
+        return Ok(());
+    }
+    let mut add =
+        tx.prepare_cached("INSERT OR REPLACE INTO push_seen (k0, k1, at_ns) VALUES (?1, ?2, ?3)")?;
+    let mut remove = tx.prepare_cached("DELETE FROM push_seen WHERE k0 = ?1 AND k1 = ?2")?;
+    // SQLite integers are signed: the lanes are stored by their bits.
+    for op in seen {
+        match *op {
+            SeenOp::Add([a, b], at) => {
+                add.execute(params![a as i64, b as i64, at])?;
+            }
+            SeenOp::Remove([a, b]) => {
+                remove.execute(params![a as i64, b as i64])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Ledger {
+    /// The push duplicate window as saved: (key, booked at ns), oldest first.
+    pub fn load_seen(&self) -> Result<Vec<([u64; 2], i64)>> {
+        let path = self.path.clone();
+        let fail = |e: rusqlite::Error| Self::fail(&path, e);
+        let mut st = self
+            .conn
+            .prepare("SELECT k0, k1, at_ns FROM push_seen ORDER BY at_ns, k0, k1")
+            .map_err(fail)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    [r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64],
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+}
+
 fn write_checkpoint(
     tx: &rusqlite::Transaction<'_>,
     written_at: &str,
@@ -1042,7 +1109,7 @@ mod tests {
             assert!(late.is_err(), "version 1 knows no late rows");
         }
         let l = Ledger::open(&path).unwrap();
-        assert_eq!(l.version().unwrap(), 2);
+        assert_eq!(l.version().unwrap(), crate::schema_version());
         let c = l.connection();
         let kept: f64 = c
             .query_row("SELECT cost_capex FROM ledger WHERE id = 7", [], |r| {

@@ -14,8 +14,9 @@ pub mod state;
 pub use pricing::{Prices, PricesError};
 pub use prom::{Exposition, Family, Limits, MetricType, PromError, Sample};
 pub use push::{
-    Applied, Dedup, KPI_MEASUREMENT, KnownOwners, NO_WORKLOAD, PointData, PointKey, Precision,
-    PushError, PushRules, PushedPoint, VALUE_MEASUREMENT, apply, check_name, parse_batch,
+    Applied, Change, Dedup, KPI_MEASUREMENT, KnownOwners, NO_WORKLOAD, PointData, PointKey,
+    Precision, PushError, PushRules, PushedPoint, VALUE_MEASUREMENT, apply, check_name,
+    parse_batch,
 };
 pub use server::{
     ExtractError, MAX_LABEL_BYTES, ModelCounters, Scrape, ServerKind, detect, extract,

@@ -525,6 +525,19 @@ pub struct Dedup {
     /// Keys in the order applied, with when (ns) they were applied.
     order: VecDeque<(PointKey, i64)>,
     set: HashSet<PointKey>,
+    /// Changes since the last [`Dedup::take_changes`], in order (kept only
+    /// once [`Dedup::journal`] turned it on), for a store that saves the
+    /// window incrementally.
+    changes: Option<Vec<Change>>,
+}
+
+/// A change to the window, for an incremental store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Remembered, applied at this time (ns).
+    Add(PointKey, i64),
+    /// Forgotten (expired or evicted).
+    Remove(PointKey),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -571,6 +584,54 @@ impl Dedup {
             max_age_ns,
             order: VecDeque::new(),
             set: HashSet::new(),
+            changes: None,
+        }
+    }
+
+    /// A window holding `entries` (key, applied at ns), oldest first, as an
+    /// incremental store gave them back.
+    pub fn load(
+        max_entries: usize,
+        max_age_ns: i64,
+        entries: impl IntoIterator<Item = (PointKey, i64)>,
+    ) -> Self {
+        let mut d = Dedup::new(max_entries, max_age_ns);
+        for (k, at) in entries {
+            d.remember(k, at);
+        }
+        d
+    }
+
+    /// Keep every change from now on until taken (an incremental store).
+    /// With `everything`, the entries held now count as added.
+    pub fn journal(&mut self, everything: bool) {
+        let mut v = Vec::new();
+        if everything {
+            v.extend(self.order.iter().map(|&(k, at)| Change::Add(k, at)));
+        }
+        self.changes = Some(v);
+    }
+
+    /// The changes since the last call, in order.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        self.changes
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Put back changes a store could not write (they go before any made
+    /// since), so the next write carries them.
+    pub fn restore_changes(&mut self, mut earlier: Vec<Change>) {
+        if let Some(c) = &mut self.changes {
+            earlier.append(c);
+            *c = earlier;
+        }
+    }
+
+    fn note(&mut self, c: Change) {
+        if let Some(v) = &mut self.changes {
+            v.push(c);
         }
     }
 
@@ -605,6 +666,7 @@ impl Dedup {
             }
             self.order.pop_front();
             self.set.remove(&k);
+            self.note(Change::Remove(k));
         }
     }
 
@@ -613,10 +675,12 @@ impl Dedup {
             return self.max_entries == 0;
         }
         self.order.push_back((key, now_ns));
+        self.note(Change::Add(key, now_ns));
         if self.order.len() > self.max_entries
             && let Some((k, _)) = self.order.pop_front()
         {
             self.set.remove(&k);
+            self.note(Change::Remove(k));
         }
         true
     }

@@ -592,11 +592,23 @@ impl Checkpoint {
         book: &HourBook,
         meta: &Meta,
     ) -> std::io::Result<()> {
+        self.save_with_seen(counters, book, meta, &[])
+    }
+
+    /// [`Checkpoint::save`] with the changes to the push duplicate window
+    /// written in the same transaction.
+    pub fn save_with_seen(
+        &mut self,
+        counters: &Counters,
+        book: &HourBook,
+        meta: &Meta,
+        seen: &[roimon_ledger::SeenOp],
+    ) -> std::io::Result<()> {
         self.keep_lock()?;
         self.ledger.relocate().map_err(std::io::Error::other)?;
         let now = counters.last_wall.unwrap_or_else(chrono::Utc::now);
         self.ledger
-            .save(counters, book, meta, now)
+            .save_with_seen(counters, book, meta, now, seen)
             .map_err(std::io::Error::other)?;
         if let Some(note) = self.ledger.take_wal_note() {
             tracing::warn!(path = %self.ledger.path().display(), "{note}");

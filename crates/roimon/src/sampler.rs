@@ -12,6 +12,7 @@ use crate::checkpoint::Checkpoint;
 use crate::http::AppState;
 use chrono::Utc;
 use roimon_core::{Collector, Counters, Engine, Reading, Report, Row, RowKey, SampleError, Tick};
+use roimon_value::Dedup;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -305,10 +306,9 @@ struct Running {
     warned_unmatched: Vec<String>,
     /// Why the loop must end now with an error (the state dir was lost).
     fatal: Option<String>,
-    /// The push dedup window, typed (kept in the checkpoint as JSON,
-    /// written only when it changed).
-    dedup: Option<roimon_value::Dedup>,
-    dedup_dirty: bool,
+    /// The push dedup window, typed; its changes are saved as rows with
+    /// each checkpoint (loaded at the first push).
+    dedup: Option<Dedup>,
     /// Wall and monotonic time of the last tick (to notice clock steps).
     last_clock: Option<(chrono::DateTime<Utc>, f64)>,
     /// Budget gauges as of the last checkpoint.
@@ -425,32 +425,55 @@ impl Running {
     /// it is written.
     fn apply_push(&mut self, job: crate::push::Job) -> Option<(PushReply, (usize, usize))> {
         let (max_points, max_age_ns) = self.s.push_dedup;
-        let engine = &self.s.engine;
-        let dedup = self.dedup.get_or_insert_with(|| {
-            let mut d = engine
-                .extension(crate::push::DEDUP_KEY)
-                .and_then(|j| match serde_json::from_str::<roimon_value::Dedup>(j) {
-                    Ok(d) => Some(d),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "the kept push dedup window does not parse; starting an empty one (a retry of an earlier batch may count again)");
-                        None
-                    }
-                })
-                .unwrap_or_else(|| roimon_value::Dedup::new(max_points, max_age_ns));
-            // The configuration in force, not the one it was saved under.
-            d.set_limits(max_points, max_age_ns, job.now_ns);
-            d
-        });
+        if self.dedup.is_none() {
+            self.dedup = Some(self.load_dedup(max_points, max_age_ns, job.now_ns));
+        }
+        let dedup = self.dedup.as_mut()?;
         match crate::push::apply(&mut self.s.engine, dedup, job.points, job.now_ns) {
-            Ok((n, dups)) => {
-                self.dedup_dirty |= n > 0;
-                Some((job.reply, (n, dups)))
-            }
+            Ok((n, dups)) => Some((job.reply, (n, dups))),
             Err(refusal) => {
                 let _ = job.reply.send(Err(refusal));
                 None
             }
         }
+    }
+
+    /// The push duplicate window as saved: its rows in the ledger, or, from
+    /// a state written before they were rows, the JSON kept with the
+    /// counters (written out as rows with the next checkpoint, then
+    /// dropped). The window's limits are the configuration in force.
+    fn load_dedup(&mut self, max_points: usize, max_age_ns: i64, now_ns: i64) -> Dedup {
+        let legacy = self
+            .s
+            .engine
+            .extension(crate::push::DEDUP_KEY)
+            .map(serde_json::from_str::<Dedup>);
+        let (mut d, from_json) = match legacy {
+            Some(Ok(d)) => (d, true),
+            other => {
+                if let Some(Err(e)) = other {
+                    tracing::warn!(error = %e, "the kept push dedup window does not parse; starting from the saved rows (a retry of an earlier batch may count again)");
+                }
+                let d = match self.s.checkpoint.ledger().load_seen() {
+                    Ok(rows) => Dedup::load(
+                        max_points,
+                        max_age_ns,
+                        rows.into_iter()
+                            .map(|(k, at)| (roimon_value::PointKey(k), at)),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the saved push dedup window; starting an empty one (a retry of an earlier batch may count again)");
+                        Dedup::new(max_points, max_age_ns)
+                    }
+                };
+                (d, false)
+            }
+        };
+        // From the JSON, every entry is new to the rows.
+        d.journal(from_json);
+        self.s.engine.remove_extension(crate::push::DEDUP_KEY);
+        d.set_limits(max_points, max_age_ns, now_ns);
+        d
     }
 
     /// Ask every idle collector for a sample and collect the answers until
@@ -588,18 +611,41 @@ impl Running {
 
     /// Write a checkpoint; on failure keep the last good one on show.
     fn save(&mut self) -> Result<(), String> {
-        if self.dedup_dirty
-            && let Some(d) = &self.dedup
-            && let Ok(j) = serde_json::to_string(d)
+        let seen: Vec<roimon_ledger::SeenOp> = self
+            .dedup
+            .as_mut()
+            .map(Dedup::take_changes)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| match c {
+                roimon_value::Change::Add(k, at) => roimon_ledger::SeenOp::Add(k.0, at),
+                roimon_value::Change::Remove(k) => roimon_ledger::SeenOp::Remove(k.0),
+            })
+            .collect();
+        let result = self.s.checkpoint.save_with_seen(
+            self.s.engine.counters(),
+            &self.s.book,
+            &self.s.meta,
+            &seen,
+        );
+        if result.is_err()
+            && let Some(d) = &mut self.dedup
         {
-            self.s.engine.set_extension(crate::push::DEDUP_KEY, j);
-            self.dedup_dirty = false;
+            // Written with the next checkpoint instead.
+            d.restore_changes(
+                seen.into_iter()
+                    .map(|op| match op {
+                        roimon_ledger::SeenOp::Add(k, at) => {
+                            roimon_value::Change::Add(roimon_value::PointKey(k), at)
+                        }
+                        roimon_ledger::SeenOp::Remove(k) => {
+                            roimon_value::Change::Remove(roimon_value::PointKey(k))
+                        }
+                    })
+                    .collect(),
+            );
         }
-        match self
-            .s
-            .checkpoint
-            .save(self.s.engine.counters(), &self.s.book, &self.s.meta)
-        {
+        match result {
             Ok(()) => {
                 self.s.book.written();
                 self.saved = self.s.engine.counters_to_publish();
@@ -865,7 +911,6 @@ impl Sampler {
             warned_unmatched: Vec::new(),
             fatal: None,
             dedup: None,
-            dedup_dirty: false,
             budget_views: Vec::new(),
             budget_failing: false,
             slowest: ("", 0.0),

@@ -265,3 +265,72 @@ fn a_late_tick_is_logged_once_with_its_gap() {
         "{v}"
     );
 }
+
+#[test]
+fn the_duplicate_window_is_saved_as_rows_and_a_retry_counts_once_across_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let cfg = config(tmp.path(), "127.0.0.1:0", "");
+    let t = now_ns();
+    let batch = format!(
+        "roimon_value,team=search,workload=chat amount=2 {t}\nroimon_value,team=search,workload=chat amount=3 {}\n",
+        t + 1
+    );
+    let booked = |d: &Daemon, dups: f64| {
+        d.wait_metrics("the batch booked once", |m| {
+            (common::sum(m, "roimon_value_total") - 5.0).abs() < 1e-9
+                && value(m, "roimon_push_points_total{result=\"duplicate\"}") == Some(dups)
+        });
+    };
+    let rows = || -> Vec<(i64, i64, i64)> {
+        let c = rusqlite::Connection::open(common::ledger_path(&state)).unwrap();
+        let mut st = c
+            .prepare("SELECT k0, k1, at_ns FROM push_seen ORDER BY at_ns")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+
+    let d = Daemon::start(&cfg, &[]);
+    assert_eq!(post(&d, &batch).0, 204);
+    booked(&d, 0.0);
+    assert!(d.stop("TERM").0.success());
+    // Two rows, and no copy of the window in the counters' JSON (which is
+    // rewritten whole with every checkpoint).
+    let seen = rows();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let (_, json) = common::stored_checkpoint(&state).unwrap();
+    assert!(!json.contains("push.dedup"), "{json:.500}");
+
+    let d = Daemon::start(&cfg, &[]);
+    assert_eq!(post(&d, &batch).0, 204);
+    booked(&d, 2.0);
+    assert!(d.stop("TERM").0.success());
+
+    // A state from before the rows kept the window as JSON in the
+    // counters: it is honoured, then written out as rows.
+    let entries: Vec<String> = seen
+        .iter()
+        .map(|(a, b, at)| format!("[[{},{}],{at}]", *a as u64, *b as u64))
+        .collect();
+    let legacy = format!(
+        r#"{{"max_entries":100000,"max_age_ns":86400000000000,"entries":[{}]}}"#,
+        entries.join(",")
+    );
+    common::ledger_sql(
+        &state,
+        &format!(
+            "DELETE FROM push_seen; UPDATE checkpoint SET counters = json_set(counters, '$.extensions.\"push.dedup\"', '{legacy}');"
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&cfg, &[]);
+    assert_eq!(post(&d, &batch).0, 204);
+    booked(&d, 2.0);
+    assert!(d.stop("TERM").0.success());
+    assert_eq!(rows(), seen);
+    let (_, json) = common::stored_checkpoint(&state).unwrap();
+    assert!(!json.contains("push.dedup"), "{json:.500}");
+}

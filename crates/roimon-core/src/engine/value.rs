@@ -99,6 +99,11 @@ impl Engine {
         self.counters.extensions.get(key).map(String::as_str)
     }
 
+    /// Drop opaque state kept with the counters.
+    pub fn remove_extension(&mut self, key: &str) {
+        self.counters.extensions.remove(key);
+    }
+
     /// Replace opaque state kept with the counters.
     pub fn set_extension(&mut self, key: &str, value: String) {
         self.counters.extensions.insert(key.to_string(), value);
