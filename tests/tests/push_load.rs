@@ -38,7 +38,7 @@ fn pushers_and_scrapers_never_stop_the_sampler() {
     let tmp = tempfile::tempdir().unwrap();
     let owners = [("search", "chat"), ("ads", "rank")];
     let cfg = node_config(&tmp.path().join("state"), &owners, "");
-    let node = Node::start(&tmp.path().join("n"), &cfg, &[("MALLOC_ARENA_MAX", "2")]);
+    let node = Node::start(&tmp.path().join("n"), &cfg, &[]);
     let pid = node.child.id();
     let unaccounted = |m: &str| -> f64 { sum(m, "roimon_unaccounted_seconds_total") };
     let u0 = unaccounted(&node.metrics());
