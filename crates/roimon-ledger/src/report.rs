@@ -3,7 +3,11 @@
 //! configured time zone), with a totals row, as a table, CSV or JSON in
 //! the columns of the outside contract. Also the time arguments' syntax.
 //! CSV text cells are neutralised against formula injection (OWASP) so a
-//! spreadsheet never runs a team or workload name; numbers stay as written.
+//! spreadsheet never runs a team or workload name; CSV numbers are plain
+//! decimals of fixed precision (money and kWh 6 decimals, kg 3, counts
+//! whole), rounded only when written, so totals are sums of unrounded
+//! figures. A period still running ends at the time of the report and
+//! says so (`complete` in JSON, "to date" in the table).
 
 use crate::figures::{self, Figures, N};
 use crate::store::{Error, Ledger, Result};
@@ -29,8 +33,36 @@ pub const COLUMNS: [&str; 12] = [
     "tokens",
 ];
 
-/// One output row's figures, in [`COLUMNS`] order.
-pub type Out = [f64; 12];
+/// Columns appended after `currency` (the contract's columns keep their
+/// order): requests served, net cost (`cost_total − credit`) and the
+/// financial ROI `(value − net_cost) / net_cost` (empty without a positive
+/// net cost).
+pub const APPENDED: [&str; 3] = ["requests", "net_cost", "roi"];
+
+/// Index of `requests` in [`Out`] (after the [`COLUMNS`]).
+pub const REQUESTS: usize = 12;
+
+/// One output row's figures: the [`COLUMNS`] in order, then requests.
+pub type Out = [f64; 13];
+
+/// Decimals each [`COLUMNS`] figure, then requests, is written with in
+/// CSV: money and kWh 6, kg 3, counts 0.
+const DECIMALS: [usize; 13] = [6, 6, 6, 6, 6, 6, 6, 6, 6, 3, 6, 0, 0];
+
+/// Decimals of `net_cost` and `roi` in CSV.
+const NET_DECIMALS: usize = 6;
+
+/// Net cost of a row: `cost_total − credit`.
+pub fn net_cost(o: &Out) -> f64 {
+    o[7] - o[8] + 0.0
+}
+
+/// Financial ROI of a row, `(value − net_cost) / net_cost`; `None` when
+/// the net cost is not positive (as the windows' ROI).
+pub fn roi(o: &Out) -> Option<f64> {
+    let net = net_cost(o);
+    (net > 0.0).then(|| (o[10] - net) / net + 0.0)
+}
 
 /// What a report groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -166,6 +198,10 @@ pub struct Report {
     pub ledger_rows: u64,
     /// The ledger's node name (of its latest row; empty for an empty ledger).
     pub node: String,
+    /// When the report was made (whole seconds).
+    pub as_of: DateTime<Utc>,
+    /// Whether the span had ended by then; a running one ends at `as_of`.
+    pub complete: bool,
 }
 
 /// The output figures of ledger figures.
@@ -185,16 +221,17 @@ pub fn out_of(f: &Figures) -> Out {
         v[figures::EMISSIONS] / 1000.0,
         v[figures::VALUE],
         v[figures::INPUT_TOKENS] + v[figures::OUTPUT_TOKENS],
+        v[figures::REQUESTS],
     ]
 }
 
 /// The component rows of `out`: each cost on its own row; energy, facility
-/// energy and credit on `energy`; emissions on `carbon`; value and tokens
-/// on `value`. They add up to `out`.
+/// energy and credit on `energy`; emissions on `carbon`; value, tokens
+/// and requests on `value`. They add up to `out`.
 fn by_component(out: &Out) -> Vec<(&'static str, Out)> {
     let mut rows = Vec::new();
     let pick = |idx: &[usize]| {
-        let mut o = [0.0; 12];
+        let mut o = [0.0; 13];
         for i in idx {
             o[*i] = out[*i];
         }
@@ -211,7 +248,7 @@ fn by_component(out: &Out) -> Vec<(&'static str, Out)> {
     let mut carbon = pick(&[6, 9]);
     carbon[7] = out[6];
     rows.push(("carbon", carbon));
-    rows.push(("value", pick(&[10, 11])));
+    rows.push(("value", pick(&[10, 11, 12])));
     rows.retain(|(_, o)| o.iter().any(|v| *v != 0.0));
     rows
 }
@@ -303,8 +340,59 @@ pub fn month_span(s: &str, tz: Tz) -> std::result::Result<(DateTime<Utc>, DateTi
 }
 
 impl Ledger {
-    /// Run a report over the rows whose hour starts in `[from, to)`.
+    /// The teams with rows whose hour starts in `[from, to)`, sorted.
+    pub fn teams(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<String>> {
+        let err = |e: rusqlite::Error| Error {
+            path: self.path().to_path_buf(),
+            message: e.to_string(),
+        };
+        let mut st = self
+            .connection()
+            .prepare_cached(
+                "SELECT DISTINCT team FROM ledger WHERE hour_start >= ?1 AND hour_start < ?2 ORDER BY team",
+            )
+            .map_err(err)?;
+        let rows = st
+            .query_map(params![from.timestamp(), to.timestamp()], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(err)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(err)
+    }
+
+    /// Why `q`'s `team` cannot be reported: a team without rows in the
+    /// span (a typo would otherwise give an all-zero statement), with the
+    /// teams that the span has. `None` when it has rows (or no team asked).
+    pub fn unknown_team(&self, q: &Query) -> Result<Option<String>> {
+        let Some(team) = &q.team else {
+            return Ok(None);
+        };
+        let teams = self.teams(q.from, q.to)?;
+        if teams.contains(team) {
+            return Ok(None);
+        }
+        let span = format!("{} to {}", show(q.from, q.tz), show(q.to, q.tz));
+        Ok(Some(if teams.is_empty() {
+            format!("unknown team {team:?}: the ledger has no rows from {span}")
+        } else {
+            format!(
+                "unknown team {team:?}: the teams from {span} are {}",
+                teams.join(", ")
+            )
+        }))
+    }
+
+    /// Run a report over the rows whose hour starts in `[from, to)`, as of
+    /// now.
     pub fn report(&self, q: &Query) -> Result<Report> {
+        self.report_at(q, Utc::now())
+    }
+
+    /// Run a report as of `now`: a span (and each row's period) that ends
+    /// after `now` ends at `now` instead, and the report is not complete.
+    pub fn report_at(&self, q: &Query, now: DateTime<Utc>) -> Result<Report> {
+        let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+        let complete = q.to <= now;
         let err = |m: String| Error {
             path: self.path().to_path_buf(),
             message: m,
@@ -431,13 +519,15 @@ impl Ledger {
             )
             .unwrap_or_default();
         let comp_at = q.by.iter().position(|d| *d == Dim::Component);
+        // A period still running ends now (never before it starts).
+        let clip = |ps: DateTime<Utc>, pe: DateTime<Utc>| pe.min(now.max(ps));
         let mut out_rows = Vec::with_capacity(groups.len());
         for ((ps, pe, dims), f) in groups {
             let out = out_of(&f);
             match comp_at {
                 None => out_rows.push(Row {
                     period_start: ps,
-                    period_end: pe,
+                    period_end: clip(ps, pe),
                     dims,
                     out,
                 }),
@@ -447,7 +537,7 @@ impl Ledger {
                         d[i] = name.to_string();
                         out_rows.push(Row {
                             period_start: ps,
-                            period_end: pe,
+                            period_end: clip(ps, pe),
                             dims: d,
                             out: o,
                         });
@@ -462,6 +552,8 @@ impl Ledger {
             totals: out_of(&totals),
             ledger_rows: n,
             node,
+            as_of: now,
+            complete,
         })
     }
 }
@@ -498,20 +590,40 @@ pub fn file_safe(s: &str) -> String {
         .collect()
 }
 
-fn num(v: f64) -> String {
-    // Shortest text that reads back as the same number; never exponents.
-    let v = if v == 0.0 { 0.0 } else { v };
-    format!("{v}")
+/// `v` as a plain decimal with `decimals` digits after the point: never an
+/// exponent, no binary noise (`2.4000000000000004` → `2.400000`), no `-`
+/// on a value that rounds to zero. Not finite: an empty cell.
+pub fn fixed(v: f64, decimals: usize) -> String {
+    if !v.is_finite() {
+        return String::new();
+    }
+    let s = format!("{v:.decimals$}");
+    match s.strip_prefix('-') {
+        Some(rest) if rest.bytes().all(|b| b == b'0' || b == b'.') => rest.to_string(),
+        _ => s,
+    }
 }
 
 impl Report {
-    /// The header: period, grouping columns, figures, currency.
+    /// The header: period, grouping columns, figures, currency, then the
+    /// [`APPENDED`] columns.
     pub fn header(&self) -> Vec<String> {
         let mut h = vec!["period_start".to_string(), "period_end".to_string()];
         h.extend(self.query.by.iter().map(|d| d.name().to_string()));
         h.extend(COLUMNS.iter().map(|c| c.to_string()));
         h.push("currency".into());
+        h.extend(APPENDED.iter().map(|c| c.to_string()));
         h
+    }
+
+    /// End of the report's span: `to`, or the time of the report while
+    /// the span is still running.
+    pub fn period_end(&self) -> DateTime<Utc> {
+        if self.complete {
+            self.query.to
+        } else {
+            self.as_of.max(self.query.from)
+        }
     }
 
     /// The report's period as a file name part: `2026-12` for a whole
@@ -556,7 +668,9 @@ impl Report {
         )
     }
 
-    /// CSV: header, rows, then `TOTAL`. Text cells go through [`csv_text`].
+    /// CSV: header, rows, then `TOTAL`. Text cells go through [`csv_text`];
+    /// numbers are [`fixed`] (money and kWh 6 decimals, kg 3, tokens and
+    /// requests whole); the totals are the unrounded sums, rounded once.
     pub fn to_csv(&self) -> String {
         let tz = self.query.tz;
         let mut s = self.header().join(",");
@@ -564,8 +678,16 @@ impl Report {
         let mut line = |start: String, end: String, dims: &[String], out: &Out| {
             let mut cells = vec![csv_text(&start), csv_text(&end)];
             cells.extend(dims.iter().map(|d| csv_text(d)));
-            cells.extend(out.iter().map(|v| num(*v)));
+            cells.extend(
+                out[..COLUMNS.len()]
+                    .iter()
+                    .zip(DECIMALS)
+                    .map(|(v, d)| fixed(*v, d)),
+            );
             cells.push(csv_text(&self.currency));
+            cells.push(fixed(out[REQUESTS], DECIMALS[REQUESTS]));
+            cells.push(fixed(net_cost(out), NET_DECIMALS));
+            cells.push(roi(out).map_or(String::new(), |r| fixed(r, NET_DECIMALS)));
             s.push_str(&cells.join(","));
             s.push('\n');
         };
@@ -589,6 +711,7 @@ impl Report {
         dims: &[String],
         out: &Out,
     ) -> serde_json::Value {
+        let z = |v: f64| serde_json::json!(if v == 0.0 { 0.0 } else { v });
         let mut m = serde_json::Map::new();
         m.insert("period_start".into(), start.into());
         m.insert("period_end".into(), end.into());
@@ -596,16 +719,19 @@ impl Report {
             m.insert(d.name().into(), v.clone().into());
         }
         for (c, v) in COLUMNS.iter().zip(out) {
-            m.insert(
-                (*c).into(),
-                serde_json::json!(if *v == 0.0 { 0.0 } else { *v }),
-            );
+            m.insert((*c).into(), z(*v));
         }
         m.insert("currency".into(), self.currency.clone().into());
+        m.insert("requests".into(), z(out[REQUESTS]));
+        m.insert("net_cost".into(), z(net_cost(out)));
+        m.insert("roi".into(), roi(out).map_or(serde_json::Value::Null, z));
         serde_json::Value::Object(m)
     }
 
-    /// JSON: `{"currency", "from", "to", "by", "rows", "totals"}`.
+    /// JSON: `{"currency", "from", "to", "period_end", "complete",
+    /// "timezone", "by", "rows", "totals"}`, numbers at full precision.
+    /// `to` is the span asked for; `period_end` is `to`, or the time of the
+    /// report while the span runs (`complete` false).
     pub fn to_json(&self) -> serde_json::Value {
         let tz = self.query.tz;
         let rows: Vec<serde_json::Value> = self
@@ -623,7 +749,7 @@ impl Report {
         let blank = vec![String::new(); self.query.by.len()];
         let mut totals = self.json_row(
             show(self.query.from, tz),
-            show(self.query.to, tz),
+            show(self.period_end(), tz),
             &blank,
             &self.totals,
         );
@@ -636,6 +762,8 @@ impl Report {
             "currency": self.currency,
             "from": show(self.query.from, tz),
             "to": show(self.query.to, tz),
+            "period_end": show(self.period_end(), tz),
+            "complete": self.complete,
             "timezone": tz.name(),
             "by": self.query.by.iter().map(|d| d.name()).collect::<Vec<_>>(),
             "rows": rows,
@@ -643,35 +771,34 @@ impl Report {
         })
     }
 
-    /// An aligned text table for people.
+    /// An aligned text table for people; a span still running ends with a
+    /// line saying the figures are to date.
     pub fn to_table(&self) -> String {
         let tz = self.query.tz;
         let header = self.header();
         let mut lines: Vec<Vec<String>> = vec![header];
+        let currency = self.currency.clone();
         let fmt = |out: &Out| -> Vec<String> {
-            out.iter()
+            let mut cells: Vec<String> = out[..COLUMNS.len()]
+                .iter()
                 .enumerate()
-                .map(|(i, v)| {
-                    let v = if *v == 0.0 { 0.0 } else { *v };
-                    if i == 11 {
-                        format!("{v:.0}")
-                    } else {
-                        format!("{v:.4}")
-                    }
-                })
-                .collect()
+                .map(|(i, v)| fixed(*v, if i == 11 { 0 } else { 4 }))
+                .collect();
+            cells.push(currency.clone());
+            cells.push(fixed(out[REQUESTS], 0));
+            cells.push(fixed(net_cost(out), 4));
+            cells.push(roi(out).map_or(String::new(), |r| fixed(r, 4)));
+            cells
         };
         for r in &self.rows {
             let mut l = vec![show(r.period_start, tz), show(r.period_end, tz)];
             l.extend(r.dims.iter().cloned());
             l.extend(fmt(&r.out));
-            l.push(self.currency.clone());
             lines.push(l);
         }
         let mut l = vec!["TOTAL".to_string(), String::new()];
         l.extend(std::iter::repeat_n(String::new(), self.query.by.len()));
         l.extend(fmt(&self.totals));
-        l.push(self.currency.clone());
         lines.push(l);
         let cols = lines[0].len();
         let widths: Vec<usize> = (0..cols)
@@ -684,13 +811,14 @@ impl Report {
             })
             .collect();
         let numeric_from = 2 + self.query.by.len();
+        let currency_at = numeric_from + COLUMNS.len();
         let mut s = String::new();
         for l in &lines {
             let cells: Vec<String> = l
                 .iter()
                 .enumerate()
                 .map(|(c, v)| {
-                    if c >= numeric_from && c < cols - 1 {
+                    if c >= numeric_from && c != currency_at {
                         format!("{v:>w$}", w = widths[c])
                     } else {
                         format!("{v:<w$}", w = widths[c])
@@ -698,6 +826,15 @@ impl Report {
                 })
                 .collect();
             let _ = writeln!(s, "{}", cells.join("  ").trim_end());
+        }
+        if !self.complete {
+            let _ = writeln!(
+                s,
+                "to date: {} to {} (the period runs to {})",
+                show(self.query.from, tz),
+                show(self.period_end(), tz),
+                show(self.query.to, tz)
+            );
         }
         s
     }
@@ -732,7 +869,7 @@ mod tests {
                 out,
             })
             .collect();
-        let mut totals = [0.0; 12];
+        let mut totals = [0.0; 13];
         for r in &rows {
             for (t, v) in totals.iter_mut().zip(r.out) {
                 *t += v;
@@ -751,6 +888,8 @@ mod tests {
             totals,
             ledger_rows: 1,
             node: "node-7".into(),
+            as_of: to,
+            complete: true,
         }
     }
 
@@ -782,10 +921,10 @@ mod tests {
 
     #[test]
     fn csv_neutralises_text_and_leaves_negative_numbers_alone() {
-        let mut credit = [0.0; 12];
+        let mut credit = [0.0; 13];
         credit[8] = -0.0123;
         credit[10] = -1.5;
-        let mut plain = [0.0; 12];
+        let mut plain = [0.0; 13];
         plain[7] = 2.25;
         let r = report(
             vec![Dim::Team, Dim::Workload],
@@ -798,13 +937,188 @@ mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
             lines[1],
-            "2026-12-01T00:00:00Z,2027-01-01T00:00:00Z,'=1+2,'-w,0,0,0,0,0,0,0,0,-0.0123,0,-1.5,0,EUR"
+            "2026-12-01T00:00:00Z,2027-01-01T00:00:00Z,'=1+2,'-w,0.000000,0.000000,0.000000,0.000000,0.000000,0.000000,0.000000,0.000000,-0.012300,0.000,-1.500000,0,EUR,0,0.012300,-122.951220"
         );
         assert_eq!(
             lines[2],
-            "2026-12-01T00:00:00Z,2027-01-01T00:00:00Z,'@team,\"a,b\",0,0,0,0,0,0,0,2.25,0,0,0,0,EUR"
+            "2026-12-01T00:00:00Z,2027-01-01T00:00:00Z,'@team,\"a,b\",0.000000,0.000000,0.000000,0.000000,0.000000,0.000000,0.000000,2.250000,0.000000,0.000,0.000000,0,EUR,0,2.250000,-1.000000"
         );
-        assert_eq!(lines[3], "TOTAL,,,,0,0,0,0,0,0,0,2.25,-0.0123,0,-1.5,0,EUR");
+        assert_eq!(
+            lines[3],
+            "TOTAL,,,,0.000000,0.000000,0.000000,0.000000,0.000000,0.000000,0.000000,2.250000,-0.012300,0.000,-1.500000,0,EUR,0,2.262300,-1.663042"
+        );
+    }
+
+    #[test]
+    fn numbers_are_plain_decimals_of_fixed_precision() {
+        for (v, d, want) in [
+            (2.4000000000000004, 6, "2.400000"),
+            (0.14259581760178214, 6, "0.142596"),
+            (1e-9, 6, "0.000000"),
+            (-1e-9, 6, "0.000000"),
+            (-0.0, 6, "0.000000"),
+            (12345678901.5, 6, "12345678901.500000"),
+            (1e21, 0, "1000000000000000000000"),
+            (0.0004, 3, "0.000"),
+            (0.0005001, 3, "0.001"),
+            (-2.5, 6, "-2.500000"),
+            (f64::NAN, 6, ""),
+        ] {
+            assert_eq!(fixed(v, d), want, "{v:e} with {d} decimals");
+        }
+    }
+
+    #[test]
+    fn csv_cells_have_fixed_decimals_and_no_exponent_even_when_tiny_or_huge() {
+        let mut tiny = [1e-9; 13];
+        tiny[REQUESTS] = 3.0;
+        let mut huge = [12345678901.5; 13];
+        huge[11] = 2e20;
+        huge[REQUESTS] = 1e17;
+        let r = report(
+            vec![Dim::Team],
+            "2026-12",
+            "2027-01",
+            chrono_tz::UTC,
+            vec![(vec!["tiny"], tiny), (vec!["huge"], huge)],
+        );
+        let csv = r.to_csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        for l in &lines[1..] {
+            assert!(!l.split(',').skip(3).any(|c| c.contains('e')), "{csv}");
+        }
+        let tiny_cells: Vec<&str> = lines[1].split(',').collect();
+        assert_eq!(
+            tiny_cells[3..],
+            [
+                "0.000000", "0.000000", "0.000000", "0.000000", "0.000000", "0.000000", "0.000000",
+                "0.000000", "0.000000", "0.000", "0.000000", "0", "EUR", "3", "0.000000", ""
+            ],
+            "{csv}"
+        );
+        let huge_cells: Vec<&str> = lines[2].split(',').collect();
+        assert_eq!(huge_cells[3], "12345678901.500000", "{csv}");
+        assert_eq!(huge_cells[12], "12345678901.500", "{csv}");
+        assert_eq!(huge_cells[14], "200000000000000000000", "{csv}");
+        assert_eq!(huge_cells[16], "100000000000000000", "{csv}");
+        // cost_total − credit = 0: no ROI.
+        assert_eq!(huge_cells[17], "0.000000", "{csv}");
+        assert_eq!(huge_cells[18], "", "{csv}");
+    }
+
+    #[test]
+    fn totals_are_the_unrounded_sums_rounded_once() {
+        // Three rows of 0.4 µEUR each show 0.000000; their sum shows 0.000001.
+        let mut small = [0.0; 13];
+        small[2] = 0.0000004;
+        small[7] = 0.0000004;
+        // 0.1 + 0.2 is 0.30000000000000004 in binary: written 0.300000.
+        let mut a = [0.0; 13];
+        a[10] = 0.1;
+        let mut b = [0.0; 13];
+        b[10] = 0.2;
+        let r = report(
+            vec![Dim::Workload],
+            "2026-12",
+            "2027-01",
+            chrono_tz::UTC,
+            vec![
+                (vec!["x"], small),
+                (vec!["y"], small),
+                (vec!["z"], small),
+                (vec!["a"], a),
+                (vec!["b"], b),
+            ],
+        );
+        let csv = r.to_csv();
+        let total: Vec<&str> = csv.lines().last().unwrap().split(',').collect();
+        assert_eq!(total[0], "TOTAL");
+        assert_eq!(total[5], "0.000001", "cost_energy: {csv}");
+        assert_eq!(total[10], "0.000001", "cost_total: {csv}");
+        assert_eq!(total[13], "0.300000", "value: {csv}");
+        assert_eq!(total[17], "0.000001", "net_cost: {csv}");
+        for l in csv.lines().skip(1).take(3) {
+            assert_eq!(l.split(',').nth(10), Some("0.000000"), "{csv}");
+        }
+    }
+
+    #[test]
+    fn requests_net_cost_and_roi_follow_currency_in_csv_json_and_table() {
+        let mut o = [0.0; 13];
+        o[7] = 10.0; // cost_total
+        o[8] = 2.0; // credit
+        o[10] = 12.0; // value
+        o[11] = 1000.0; // tokens
+        o[REQUESTS] = 42.0;
+        let r = report(
+            vec![Dim::Team],
+            "2026-12",
+            "2027-01",
+            chrono_tz::UTC,
+            vec![(vec!["search"], o)],
+        );
+        let csv = r.to_csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[0],
+            "period_start,period_end,team,energy_kwh,facility_energy_kwh,cost_energy,cost_capex,cost_maintenance,cost_staff,cost_carbon,cost_total,credit,emissions_kg,value,tokens,currency,requests,net_cost,roi"
+        );
+        assert!(
+            lines[1].ends_with(",12.000000,1000,EUR,42,8.000000,0.500000"),
+            "{csv}"
+        );
+        let j = r.to_json();
+        assert_eq!(j["rows"][0]["requests"], 42.0);
+        assert_eq!(j["rows"][0]["net_cost"], 8.0);
+        assert_eq!(j["rows"][0]["roi"], 0.5);
+        assert_eq!(j["totals"]["roi"], 0.5);
+        assert_eq!(j["complete"], true);
+        assert_eq!(j["period_end"], "2027-01-01T00:00:00Z");
+        let t = r.to_table();
+        assert!(
+            t.lines()
+                .next()
+                .unwrap()
+                .ends_with("currency  requests  net_cost     roi"),
+            "{t}"
+        );
+        assert!(t.contains("EUR             42    8.0000  0.5000"), "{t}");
+        assert!(!t.contains("to date"), "{t}");
+        // Without net cost the ROI is empty (null in JSON).
+        let r = report(
+            vec![],
+            "2026-12",
+            "2027-01",
+            chrono_tz::UTC,
+            vec![(vec![], [0.0; 13])],
+        );
+        assert!(
+            r.to_csv()
+                .lines()
+                .nth(1)
+                .unwrap()
+                .ends_with(",EUR,0,0.000000,")
+        );
+        assert!(r.to_json()["totals"]["roi"].is_null());
+    }
+
+    #[test]
+    fn a_running_period_ends_now_and_says_it_is_to_date() {
+        let mut r = report(vec![], "2026-12", "2027-01", chrono_tz::UTC, vec![]);
+        r.as_of = parse_time("2026-12-06T23:10:00Z", chrono_tz::UTC).unwrap();
+        r.complete = false;
+        let j = r.to_json();
+        assert_eq!(j["complete"], false);
+        assert_eq!(j["period_end"], "2026-12-06T23:10:00Z");
+        assert_eq!(j["to"], "2027-01-01T00:00:00Z");
+        assert_eq!(j["totals"]["period_end"], "2026-12-06T23:10:00Z");
+        let t = r.to_table();
+        assert!(
+            t.ends_with(
+                "to date: 2026-12-01T00:00:00Z to 2026-12-06T23:10:00Z (the period runs to 2027-01-01T00:00:00Z)\n"
+            ),
+            "{t}"
+        );
     }
 
     #[test]

@@ -423,7 +423,7 @@ fn a_monthly_csv_per_team_in_a_time_zone_adds_up_to_the_counters() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "period_start,period_end,team,month,energy_kwh,facility_energy_kwh,cost_energy,cost_capex,cost_maintenance,cost_staff,cost_carbon,cost_total,credit,emissions_kg,value,tokens,currency"
+        "period_start,period_end,team,month,energy_kwh,facility_energy_kwh,cost_energy,cost_capex,cost_maintenance,cost_staff,cost_carbon,cost_total,credit,emissions_kg,value,tokens,currency,requests,net_cost,roi"
     );
     // Berlin: November ends at 23:00 UTC, so 3 h of team a in November
     // (20:00–23:00 UTC) = 54 EUR, and 3 h in December = 54 EUR.
@@ -474,6 +474,83 @@ fn a_monthly_csv_per_team_in_a_time_zone_adds_up_to_the_counters() {
     let s: f64 = r.rows.iter().map(|r| r.out[7]).sum();
     assert!((s - node).abs() <= 1e-9 * node);
     assert!(r.rows.iter().any(|r| r.dims[0] == "capex"));
+}
+
+#[test]
+fn a_running_month_ends_at_the_time_of_the_report_and_is_not_complete() {
+    let created = Utc.with_ymd_and_hms(2026, 11, 30, 20, 0, 0).unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 12, 1, 2, 0, 0).unwrap();
+    let sim = fixed_cost_sim(created, now);
+    let q = Query {
+        from: roimon_ledger::report::parse_time("2026-12", chrono_tz::UTC).unwrap(),
+        to: roimon_ledger::report::parse_time("2027-01", chrono_tz::UTC).unwrap(),
+        by: Dim::parse_list("team,day").unwrap(),
+        tz: chrono_tz::UTC,
+        team: None,
+    };
+    let as_of = Utc.with_ymd_and_hms(2026, 12, 1, 2, 30, 15).unwrap();
+    let r = sim.ledger.report_at(&q, as_of).unwrap();
+    assert!(!r.complete);
+    // Today's rows end now, not at midnight; so does the month.
+    assert!(r.rows.iter().all(|r| r.period_end == as_of), "{:?}", r.rows);
+    let j = r.to_json();
+    assert_eq!(j["complete"], false);
+    assert_eq!(j["period_end"], "2026-12-01T02:30:15Z");
+    assert_eq!(j["to"], "2027-01-01T00:00:00Z");
+    assert_eq!(j["rows"][0]["period_end"], "2026-12-01T02:30:15Z");
+    let csv = r.to_csv();
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("2026-12-01T00:00:00Z,2026-12-01T02:30:15Z,a,2026-12-01,"),
+        "{csv}"
+    );
+    assert!(
+        r.to_table()
+            .contains("to date: 2026-12-01T00:00:00Z to 2026-12-01T02:30:15Z")
+    );
+    // November is over by then: complete, ending at its end.
+    let nov = Query {
+        from: roimon_ledger::report::parse_time("2026-11", chrono_tz::UTC).unwrap(),
+        to: roimon_ledger::report::parse_time("2026-12", chrono_tz::UTC).unwrap(),
+        ..q
+    };
+    let r = sim.ledger.report_at(&nov, as_of).unwrap();
+    assert!(r.complete);
+    assert_eq!(r.to_json()["period_end"], "2026-12-01T00:00:00Z");
+    assert!(!r.to_table().contains("to date"));
+}
+
+#[test]
+fn an_unknown_team_is_named_with_the_teams_of_the_period() {
+    let created = Utc.with_ymd_and_hms(2026, 11, 30, 20, 0, 0).unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 12, 1, 2, 0, 0).unwrap();
+    let sim = fixed_cost_sim(created, now);
+    let mut q = Query {
+        from: roimon_ledger::report::parse_time("2026-12", chrono_tz::UTC).unwrap(),
+        to: roimon_ledger::report::parse_time("2027-01", chrono_tz::UTC).unwrap(),
+        by: Vec::new(),
+        tz: chrono_tz::UTC,
+        team: Some("nosuchteam".into()),
+    };
+    assert_eq!(
+        sim.ledger.teams(q.from, q.to).unwrap(),
+        vec!["a".to_string(), "b".to_string()]
+    );
+    let why = sim.ledger.unknown_team(&q).unwrap().expect("unknown");
+    assert!(why.contains("\"nosuchteam\""), "{why}");
+    assert!(why.ends_with("are a, b"), "{why}");
+    q.team = Some("a".into());
+    assert_eq!(sim.ledger.unknown_team(&q).unwrap(), None);
+    q.team = None;
+    assert_eq!(sim.ledger.unknown_team(&q).unwrap(), None);
+    // A span without rows says so.
+    q.team = Some("a".into());
+    q.from = roimon_ledger::report::parse_time("2026-06", chrono_tz::UTC).unwrap();
+    q.to = roimon_ledger::report::parse_time("2026-07", chrono_tz::UTC).unwrap();
+    let why = sim.ledger.unknown_team(&q).unwrap().expect("unknown");
+    assert!(why.contains("no rows"), "{why}");
 }
 
 #[test]

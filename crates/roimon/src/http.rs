@@ -200,7 +200,8 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
 /// the same report as `roimon report`, read from the ledger off the async
 /// thread (JSON by default). CSV comes as a download,
 /// `roimon-<node>-<period>.csv`, its text cells neutralised against
-/// formula injection.
+/// formula injection. As the CLI: `month` with `from` or `to`, and a `team`
+/// without rows in the span (named with the span's teams), are 400.
 async fn report(
     State(st): State<Arc<AppState>>,
     axum::extract::Query(p): axum::extract::Query<std::collections::HashMap<String, String>>,
@@ -227,11 +228,16 @@ async fn report(
         Err(e) => return bad(e),
     };
     let done = tokio::task::spawn_blocking(move || {
-        roimon_ledger::Ledger::open_read_only(&src.path).and_then(|l| l.report(&q))
+        let l = roimon_ledger::Ledger::open_read_only(&src.path)?;
+        Ok(match l.unknown_team(&q)? {
+            Some(why) => Err(why),
+            None => Ok(l.report(&q)?),
+        })
     })
     .await;
     match done {
-        Ok(Ok(r)) => {
+        Ok(Ok(Err(why))) => bad(why),
+        Ok(Ok(Ok(r))) => {
             let ct = match format {
                 roimon_ledger::Format::Csv => "text/csv; charset=utf-8",
                 roimon_ledger::Format::Json => "application/json",
@@ -247,7 +253,10 @@ async fn report(
             }
             resp
         }
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Ok(Err(e)) => {
+            let e: roimon_ledger::Error = e;
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
+        }
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "report failed\n").into_response(),
     }
 }
@@ -419,6 +428,7 @@ pub fn summary_json(s: &Snapshot) -> serde_json::Value {
             "rows": value_rows,
         },
         "scores": s.scores,
+        "budgets": s.budgets,
         "roi": {
             "windows": s.windows,
             "note": if c.value.is_empty() {
@@ -559,7 +569,7 @@ mod tests {
     fn ledger(dir: &std::path::Path) -> std::path::PathBuf {
         let path = dir.join(roimon_ledger::FILE);
         let l = roimon_ledger::Ledger::open(&path).unwrap();
-        let hour = chrono::DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z")
+        let hour = chrono::DateTime::parse_from_rfc3339("2025-12-03T10:00:00Z")
             .unwrap()
             .timestamp();
         l.connection()
@@ -605,47 +615,125 @@ mod tests {
         let mut app = router(st);
         let (status, headers, body) = get(
             &mut app,
-            "/api/v1/report?month=2026-12&by=team,workload&format=csv",
+            "/api/v1/report?month=2025-12&by=team,workload&format=csv",
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
         assert_eq!(
             headers[header::CONTENT_DISPOSITION],
-            "attachment; filename=\"roimon-node-7-2026-12.csv\""
+            "attachment; filename=\"roimon-node-7-2025-12.csv\""
         );
         let lines: Vec<&str> = body.lines().collect();
         assert_eq!(lines.len(), 4, "{body}");
         // Rows sort by team: `=…` before `@…`.
         assert_eq!(
             lines[1],
-            "2026-12-01T00:00:00Z,2027-01-01T00:00:00Z,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",'-w,0,0,1.5,0,0,0,0,1.5,-0.0123,0,0,0,EUR",
+            "2025-12-01T00:00:00Z,2026-01-01T00:00:00Z,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",'-w,0.000000,0.000000,1.500000,0.000000,0.000000,0.000000,0.000000,1.500000,-0.012300,0.000,0.000000,0,EUR,0,1.512300,-1.000000",
             "{body}"
         );
         assert_eq!(
             lines[2],
-            "2026-12-01T00:00:00Z,2027-01-01T00:00:00Z,'@t,plain,0,0,-0.25,0,0,0,0,-0.25,0,0,0,0,EUR",
+            "2025-12-01T00:00:00Z,2026-01-01T00:00:00Z,'@t,plain,0.000000,0.000000,-0.250000,0.000000,0.000000,0.000000,0.000000,-0.250000,0.000000,0.000,0.000000,0,EUR,0,-0.250000,",
             "{body}"
         );
-        assert_eq!(lines[3], "TOTAL,,,,0,0,1.25,0,0,0,0,1.25,-0.0123,0,0,0,EUR");
+        assert_eq!(
+            lines[3],
+            "TOTAL,,,,0.000000,0.000000,1.250000,0.000000,0.000000,0.000000,0.000000,1.250000,-0.012300,0.000,0.000000,0,EUR,0,1.262300,-1.000000"
+        );
         // A range names both ends; JSON is not a download and keeps the
         // names as they are.
         let (_, headers, _) = get(
             &mut app,
-            "/api/v1/report?from=2026-12-01&to=2026-12-15&format=csv",
+            "/api/v1/report?from=2025-12-01&to=2025-12-15&format=csv",
         )
         .await;
         assert_eq!(
             headers[header::CONTENT_DISPOSITION],
-            "attachment; filename=\"roimon-node-7-2026-12-01_2026-12-15.csv\""
+            "attachment; filename=\"roimon-node-7-2025-12-01_2025-12-15.csv\""
         );
         let (status, headers, body) =
-            get(&mut app, "/api/v1/report?month=2026-12&by=team&format=json").await;
+            get(&mut app, "/api/v1/report?month=2025-12&by=team&format=json").await;
         assert_eq!(status, StatusCode::OK);
         assert!(headers.get(header::CONTENT_DISPOSITION).is_none());
         let j: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(j["rows"][0]["team"], "=HYPERLINK(\"http://x\",\"y\")");
         assert_eq!(j["rows"][0]["credit"], -0.0123);
+    }
+
+    #[tokio::test]
+    async fn the_report_refuses_month_with_a_span_and_an_unknown_team_and_has_the_new_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = ledger(dir.path());
+        let cfg = crate::config::Config::builtin();
+        let engine = roimon_core::Engine::new(cfg.engine_config(), None);
+        let st = Arc::new(AppState::new(
+            engine.snapshot(),
+            "0",
+            std::time::Duration::from_secs(60),
+        ));
+        st.set_report(ReportSource {
+            path,
+            tz: chrono_tz::UTC,
+        });
+        let mut app = router(st);
+        for uri in [
+            "/api/v1/report?month=2025-12&from=2025-12-01&format=csv",
+            "/api/v1/report?month=2025-12&to=2025-12-15",
+        ] {
+            let (status, _, body) = get(&mut app, uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+            assert!(body.contains("month cannot be combined"), "{body}");
+        }
+        let (status, _, body) = get(
+            &mut app,
+            "/api/v1/report?month=2025-12&team=nosuchteam&format=csv",
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains("\"nosuchteam\""), "{body}");
+        assert!(body.contains("=HYPERLINK") && body.contains("@t"), "{body}");
+        let (status, _, body) = get(
+            &mut app,
+            "/api/v1/report?month=2025-12&team=%40t&format=csv",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let lines: Vec<&str> = body.lines().collect();
+        assert!(
+            lines[0].ends_with(",value,tokens,currency,requests,net_cost,roi"),
+            "{body}"
+        );
+        assert_eq!(lines.len(), 3, "{body}");
+        // A past month is complete and ends at its end.
+        let (_, _, body) = get(&mut app, "/api/v1/report?month=2025-12&format=json").await;
+        let j: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(j["complete"], true, "{j}");
+        assert_eq!(j["period_end"], "2026-01-01T00:00:00Z", "{j}");
+        assert!((j["totals"]["net_cost"].as_f64().unwrap() - 1.2623).abs() < 1e-12);
+        assert_eq!(j["totals"]["roi"], -1.0);
+    }
+
+    #[test]
+    fn the_summary_lists_the_budgets() {
+        let cfg = crate::config::Config::builtin();
+        let engine = roimon_core::Engine::new(cfg.engine_config(), None);
+        let mut snap = engine.snapshot();
+        assert_eq!(summary_json(&snap)["budgets"], serde_json::json!([]));
+        snap.budgets.push(roimon_core::BudgetView {
+            team: "search".into(),
+            workload: String::new(),
+            currency: "EUR".into(),
+            monthly: 12000.0,
+            spent: 300.5,
+            forecast: 11000.25,
+        });
+        let j = summary_json(&snap);
+        assert_eq!(
+            j["budgets"],
+            serde_json::json!([{"team": "search", "workload": "", "currency": "EUR",
+                "monthly": 12000.0, "spent": 300.5, "forecast": 11000.25}])
+        );
     }
 
     /// `/metrics` ends with the listener's series and, once the push endpoint

@@ -1,7 +1,9 @@
 //! `roimon report`: the ledger of a state dir (also of a running daemon,
 //! read-only) as a table, CSV or JSON over a span, grouped as asked, with a
 //! totals row; `--verify` reconciles the ledger with the counters stored
-//! beside it and exits 1 on any difference. Shared with `GET /api/v1/report`.
+//! beside it and exits 1 on any difference; `--budgets` prints the month's
+//! budgets against the ledger. A `--team` without rows in the span exits 1
+//! naming the teams it has. Shared with `GET /api/v1/report`.
 
 use crate::config::Config;
 use chrono::{DateTime, Utc};
@@ -47,6 +49,11 @@ pub struct ReportArgs {
     /// Check that the ledger's sums equal the counters (exit 1 if not).
     #[arg(long)]
     pub verify: bool,
+    /// Print the configured budgets of the month (this one, or --month)
+    /// with what was spent and the month-end forecast: team, workload,
+    /// monthly, spent, forecast, currency, in --format.
+    #[arg(long, conflicts_with_all = ["verify", "from", "to", "by", "team"])]
+    pub budgets: bool,
 }
 
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
@@ -65,6 +72,9 @@ pub fn query(
     now: DateTime<Utc>,
 ) -> Result<Query, String> {
     let by = Dim::parse_list(by)?;
+    if month.is_some() && (from.is_some() || to.is_some()) {
+        return Err("month cannot be combined with from or to: give a month, or a span".into());
+    }
     let (from, to) = match month {
         Some(m) => month_span(m, tz)?,
         None => {
@@ -120,6 +130,9 @@ pub fn main(a: ReportArgs) -> ExitCode {
     if a.verify {
         return verify(&path);
     }
+    if a.budgets {
+        return budgets(&path, &cfg, a.month.as_deref(), tz, format);
+    }
     let q = match query(
         a.from.as_deref(),
         a.to.as_deref(),
@@ -139,9 +152,78 @@ pub fn main(a: ReportArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    match ledger.unknown_team(&q) {
+        Ok(None) => {}
+        Ok(Some(why)) => {
+            eprintln!("error: {why}");
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    }
     match ledger.report(&q) {
         Ok(r) => {
             print!("{}", r.render(format));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `--budgets`: the month's budgets as of the ledger's last tick (a past
+/// month: as of its last second).
+fn budgets(path: &Path, cfg: &Config, month: Option<&str>, tz: Tz, format: Format) -> ExitCode {
+    let now = Utc::now();
+    let (start, end) = match month {
+        Some(m) => match month_span(m, tz) {
+            Ok(s) => s,
+            Err(e) => return usage(format!("--month: {e}")),
+        },
+        None => month_bounds(now, tz),
+    };
+    if start > now {
+        return usage(format!(
+            "--month: {} has not begun",
+            start.with_timezone(&tz).format("%Y-%m")
+        ));
+    }
+    let budgets: Vec<roimon_ledger::Budget> = cfg
+        .budget
+        .iter()
+        .map(|b| roimon_ledger::Budget {
+            team: b.team.clone(),
+            workload: b.workload.clone(),
+            monthly: b.monthly,
+        })
+        .collect();
+    let done = Ledger::open_read_only(path).and_then(|l| {
+        let clock = l.clock()?;
+        let last = end - chrono::Duration::seconds(1);
+        let as_of = clock.last_wall.unwrap_or(now).min(now).min(last).max(start);
+        let complete = end <= now;
+        let currency = if clock.currency.is_empty() {
+            cfg.price.currency.clone()
+        } else {
+            clock.currency
+        };
+        let views = l.budgets(&budgets, as_of, clock.created, tz, &currency)?;
+        Ok((views, as_of, complete))
+    });
+    match done {
+        Ok((views, as_of, complete)) => {
+            if views.is_empty() {
+                eprintln!("note: no [[budget]] is configured");
+            }
+            let month = start.with_timezone(&tz).format("%Y-%m").to_string();
+            print!(
+                "{}",
+                roimon_ledger::budget::render(&views, &month, as_of, complete, tz, format)
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -396,3 +396,155 @@ fn a_running_daemon_serves_its_ledger_and_budgets() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A state dir whose ledger holds this month's first hour for teams
+/// `search` (1.5 EUR, 0.25 credit) and `vision` (2 EUR), and a config
+/// naming it with budgets for both.
+fn statement_state(dir: &Path) -> (PathBuf, PathBuf) {
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let l = roimon_ledger::Ledger::open(&state.join(roimon_ledger::FILE)).unwrap();
+    let (start, _) = roimon_ledger::report::month_bounds(chrono::Utc::now(), chrono_tz::UTC);
+    let hour = start.timestamp();
+    l.connection()
+        .execute_batch(&format!(
+            "INSERT INTO ledger (hour_start, node, gpu_uuid, team, workload, kind, closed, \
+             currency, price_source, written_at, cost_energy, credit, requests) VALUES \
+             ({hour}, 'node-7', 'GPU-1', 'search', 'chat', 'hour', 1, 'EUR', 'static', 'now', 1.5, 0.25, 0), \
+             ({hour}, 'node-7', 'value', 'search', 'chat', 'hour', 1, 'EUR', 'static', 'now', 0, 0, 7), \
+             ({hour}, 'node-7', 'GPU-2', 'vision', 'w', 'hour', 1, 'EUR', 'static', 'now', 2.0, 0, 0);"
+        ))
+        .unwrap();
+    drop(l);
+    let cfg = dir.join("roimon.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[state]\ndir = \"{}\"\n[report]\ntimezone = \"UTC\"\n\
+             [[budget]]\nteam = \"search\"\nmonthly = 12000.0\n\
+             [[budget]]\nteam = \"vision\"\nworkload = \"w\"\nmonthly = 10.0\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    (state, cfg)
+}
+
+#[test]
+fn an_unknown_team_exits_1_naming_the_teams_of_the_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, _) = statement_state(dir.path());
+    let out = roimon(&[
+        "report",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--team",
+        "nosuchteam",
+        "--format",
+        "csv",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty(), "no zero statement");
+    assert!(err.contains("\"nosuchteam\""), "{err}");
+    assert!(err.contains("search, vision"), "{err}");
+    // A known team gets its statement: requests, net cost and ROI after
+    // the currency, and the running month ends now.
+    let out = roimon(&[
+        "report",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--team",
+        "search",
+        "--by",
+        "team",
+        "--format",
+        "csv",
+    ]);
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{csv}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].ends_with(",tokens,currency,requests,net_cost,roi"),
+        "{csv}"
+    );
+    assert!(
+        lines[1].ends_with(",1.500000,0.250000,0.000,0.000000,0,EUR,7,1.250000,-1.000000"),
+        "{csv}"
+    );
+    let out = roimon(&[
+        "report",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["complete"], false, "{j}");
+    assert_ne!(j["period_end"], j["to"], "{j}");
+    let out = roimon(&["report", "--state-dir", state.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.lines().last().unwrap().starts_with("to date: "),
+        "{table}"
+    );
+    // `--month` with `--from` is a usage error.
+    let out = roimon(&[
+        "report",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--month",
+        "2026-11",
+        "--from",
+        "2026-11-02",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn report_budgets_prints_the_months_budgets_in_each_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cfg) = statement_state(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let out = roimon(&["report", "--config", cfg, "--budgets", "--format", "csv"]);
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{csv}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "team,workload,monthly,spent,forecast,currency");
+    assert!(
+        lines[1].starts_with("search,,12000.000000,1.250000,"),
+        "{csv}"
+    );
+    assert!(lines[1].ends_with(",EUR"), "{csv}");
+    assert!(
+        lines[2].starts_with("vision,w,10.000000,2.000000,"),
+        "{csv}"
+    );
+    assert_eq!(lines.len(), 3, "{csv}");
+    let out = roimon(&["report", "--config", cfg, "--budgets", "--format", "json"]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    assert_eq!(j["month"], month.as_str());
+    assert_eq!(j["budgets"][0]["team"], "search");
+    assert_eq!(j["budgets"][0]["spent"], 1.25);
+    assert!(j["budgets"][1]["forecast"].as_f64().unwrap() >= 2.0);
+    let out = roimon(&["report", "--config", cfg, "--budgets"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("team "), "{table}");
+    assert!(
+        table
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with(&format!("{month} to date as of ")),
+        "{table}"
+    );
+    // --budgets is not a report: grouping flags are refused.
+    let out = roimon(&["report", "--config", cfg, "--budgets", "--by", "team"]);
+    assert_eq!(out.status.code(), Some(2));
+}
