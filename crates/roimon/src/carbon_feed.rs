@@ -5,9 +5,10 @@
 //! carbon price, into the `carbon` cost component.
 
 use crate::config::{CarbonCfg, CarbonSource};
+use crate::inbox::Event;
 use crate::price_feed::{
-    FetchError, Store, Update, absorb_kept, base_url, blocking, bound_fetched, get_text,
-    http_client, isolated, kept_range, redact_error, secrets,
+    FetchError, Store, absorb_kept, base_url, blocking, bound_fetched, get_text, http_client,
+    isolated, kept_range, redact_error, secrets,
 };
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use roimon_core::{Carbon, PricePerKwh, Tariff};
@@ -161,7 +162,7 @@ fn identity(cfg: &CarbonCfg) -> String {
 /// Run the carbon feed until the runtime stops: like the price feed, each
 /// fetch is its own task, failures are counted and retried with jittered
 /// backoff (honouring `Retry-After`), and the last intensity stays in force.
-pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender<Update>) {
+pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender<Event>) {
     let label = cfg.source.label();
     let id = identity(&cfg);
     let store = Store::named(&state_dir, "carbon.json");
@@ -180,7 +181,7 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
             .unwrap_or(None)
     };
     if let Some(k) = &kept {
-        let _ = tx.send(Update::Carbon(engine_carbon(
+        let _ = tx.send(Event::Carbon(engine_carbon(
             &cfg,
             Some(&k.schedule),
             Some(k.fetched_at),
@@ -192,7 +193,7 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
             Ok(f) => break std::sync::Arc::new(f),
             Err(e) => {
                 failures = failures.saturating_add(1);
-                let _ = tx.send(Update::Outcome("carbon", false));
+                let _ = tx.send(Event::Outcome("carbon", false));
                 let wait = policy.backoff_once(failures - 1);
                 tracing::error!(source = label, error = %e, next_try_s = wait.as_secs(), "carbon feed cannot start; using the kept or fallback intensity");
                 tokio::time::sleep(wait).await;
@@ -216,7 +217,7 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
             &mut dropped_total,
         );
         if dropped_total > before {
-            let _ = tx.send(Update::Dropped("carbon", dropped_total - before));
+            let _ = tx.send(Event::Dropped("carbon", dropped_total - before));
         }
         let wait = match fetched {
             Ok(new) => {
@@ -227,18 +228,18 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
                     slots = merged.schedule.slots.len(),
                     "carbon intensity fetched"
                 );
-                let _ = tx.send(Update::Carbon(engine_carbon(
+                let _ = tx.send(Event::Carbon(engine_carbon(
                     &cfg,
                     Some(&merged.schedule),
                     Some(now),
                 )));
-                let _ = tx.send(Update::Outcome("carbon", true));
+                let _ = tx.send(Event::Outcome("carbon", true));
                 kept = Some(merged);
                 spread(refresh)
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
-                let _ = tx.send(Update::Outcome("carbon", false));
+                let _ = tx.send(Event::Outcome("carbon", false));
                 let wait = policy
                     .backoff_once(failures - 1)
                     .max(e.retry_after().unwrap_or_default());

@@ -7,7 +7,8 @@
 
 use crate::attribution::parse_pod_list;
 use crate::config::Attribution;
-use crate::price_feed::{FetchError, Update, blocking, get_text, redact_error, secrets};
+use crate::inbox::Event;
+use crate::price_feed::{FetchError, blocking, get_text, redact_error, secrets};
 use roimon_http::{Client, ClientConfig, Request, RetryPolicy, Secret, TlsConfig};
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
@@ -67,7 +68,7 @@ async fn fetch(
 
 /// Fetch the pod list every `pods_refresh_secs` for ever, sending each one
 /// and every outcome on `tx`.
-pub async fn run(cfg: Attribution, tx: Sender<Update>) {
+pub async fn run(cfg: Attribution, tx: Sender<Event>) {
     let Some(url) = cfg.pods_url.clone() else {
         return;
     };
@@ -75,7 +76,7 @@ pub async fn run(cfg: Attribution, tx: Sender<Update>) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "attribution.pods_url: cannot build the HTTP client; pod labels stay unknown");
-            let _ = tx.send(Update::Outcome("pods", false));
+            let _ = tx.send(Event::Outcome("pods", false));
             return;
         }
     };
@@ -89,17 +90,17 @@ pub async fn run(cfg: Attribution, tx: Sender<Update>) {
                 } else {
                     tracing::debug!(pods = index.len(), "pod list fetched");
                 }
-                if tx.send(Update::Pods(Arc::new(index))).is_err() {
+                if tx.send(Event::Pods(Arc::new(index))).is_err() {
                     return;
                 }
-                let _ = tx.send(Update::Outcome("pods", true));
+                let _ = tx.send(Event::Outcome("pods", true));
             }
             Err(e) => {
                 if !failing {
                     tracing::warn!(error = %roimon_http::log_safe(&e.to_string()), "cannot read the pod list (attribution.pods_url); the last one stays in force, retrying (logged again on recovery)");
                     failing = true;
                 }
-                if tx.send(Update::Outcome("pods", false)).is_err() {
+                if tx.send(Event::Outcome("pods", false)).is_err() {
                     return;
                 }
             }

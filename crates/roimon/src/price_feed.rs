@@ -7,6 +7,7 @@
 //! (an `apikey=` in a `json` URL), also when a server echoes them.
 
 use crate::config::{FallbackPolicy, Price, PriceSource};
+use crate::inbox::Event;
 use chrono::{DateTime, Datelike, Duration as TimeDelta, NaiveDate, TimeZone, Utc};
 use roimon_core::{PricePerKwh, Tariff};
 use roimon_http::{Auth, Client, ClientConfig, Jitter, Request, RetryPolicy, Secret, spread};
@@ -709,30 +710,6 @@ impl Store {
     }
 }
 
-/// What the feed tells the sampler.
-#[derive(Debug)]
-pub enum Update {
-    /// A new schedule to put in force, fetched at that time.
-    Tariff(Tariff, DateTime<Utc>),
-    /// The outcome of a fetch by the named feed (`price`, `carbon`), for
-    /// health and error counting.
-    Outcome(&'static str, bool),
-    /// New grid carbon intensity to put in force.
-    Carbon(roimon_core::Carbon),
-    /// Fetched slots the named feed dropped for lying outside the time a
-    /// schedule may cover.
-    Dropped(&'static str, u64),
-    /// What a value target's scrape produced.
-    Value(crate::value_feed::ValueUpdate),
-    /// Whether a value target's scrape succeeded.
-    Target(String, bool),
-    /// A pushed batch to apply (deduplicated, booked, checkpointed); the
-    /// reply says how many points counted and how many were duplicates.
-    Push(crate::push::Job),
-    /// A new pod list (pods by UID) for attribution rules on pod labels.
-    Pods(std::sync::Arc<crate::attribution::PodIndex>),
-}
-
 /// The tariff for a schedule under the configured fallback policy.
 pub fn tariff(cfg: &Price, s: &Schedule) -> Tariff {
     Tariff::Slots {
@@ -751,7 +728,7 @@ pub async fn run(
     cfg: Price,
     state_dir: PathBuf,
     retry_initial: Duration,
-    tx: std::sync::mpsc::Sender<Update>,
+    tx: std::sync::mpsc::Sender<Event>,
 ) {
     let store = Store::new(&state_dir);
     let label = cfg.source.label();
@@ -777,7 +754,7 @@ pub async fn run(
     };
     if let Some(k) = &kept {
         tracing::info!(source = label, slots = k.schedule.slots.len(), fetched_at = %k.fetched_at, "pricing from the kept schedule until the next fetch");
-        let _ = tx.send(Update::Tariff(tariff(&cfg, &k.schedule), k.fetched_at));
+        let _ = tx.send(Event::Tariff(tariff(&cfg, &k.schedule), k.fetched_at));
     }
     let mut failures: u32 = 0;
     let mut jitter = Jitter::new();
@@ -786,7 +763,7 @@ pub async fn run(
             Ok(f) => break std::sync::Arc::new(f),
             Err(e) => {
                 failures = failures.saturating_add(1);
-                let _ = tx.send(Update::Outcome("price", false));
+                let _ = tx.send(Event::Outcome("price", false));
                 let wait = policy.backoff(failures - 1, &mut jitter);
                 tracing::error!(source = label, error = %e, next_try_s = wait.as_secs(), "price feed cannot start; pricing at the kept schedule or the fallback");
                 tokio::time::sleep(wait).await;
@@ -803,7 +780,7 @@ pub async fn run(
         let before = dropped_total;
         let fetched = bound_fetched(fetched, (from, to), now, label, "price", &mut dropped_total);
         if dropped_total > before {
-            let _ = tx.send(Update::Dropped("price", dropped_total - before));
+            let _ = tx.send(Event::Dropped("price", dropped_total - before));
         }
         let wait = match fetched {
             Ok(new) => {
@@ -812,8 +789,8 @@ pub async fn run(
                 let merged = absorb_kept(&store, kept.take(), new, label, &id, now).await;
                 let until = merged.schedule.end();
                 tracing::info!(source = label, slots = n, known_until = ?until, "price schedule fetched");
-                let _ = tx.send(Update::Tariff(tariff(&cfg, &merged.schedule), now));
-                let _ = tx.send(Update::Outcome("price", true));
+                let _ = tx.send(Event::Tariff(tariff(&cfg, &merged.schedule), now));
+                let _ = tx.send(Event::Outcome("price", true));
                 kept = Some(merged);
                 // Tomorrow not yet published (the schedule ends within 12 h):
                 // look again every 15 minutes until it is.
@@ -825,7 +802,7 @@ pub async fn run(
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
-                let _ = tx.send(Update::Outcome("price", false));
+                let _ = tx.send(Event::Outcome("price", false));
                 let wait = policy
                     .backoff(failures - 1, &mut jitter)
                     .max(e.retry_after().unwrap_or_default());

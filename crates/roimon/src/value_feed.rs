@@ -12,7 +12,7 @@
 //! (`roimon_value_rejected_total`) and logged once per streak.
 
 use crate::config::{ScrapeTarget, UnitPrices};
-use crate::price_feed::Update;
+use crate::inbox::{Event, OwnerSpec, ValueUpdate};
 use roimon_core::ModelDelta;
 use roimon_http::{Auth, Client, ClientConfig, Request, RetryPolicy, Secret};
 use roimon_value::{Bounds, Limits, Prices, Rejection, ServerKind, TargetState};
@@ -24,33 +24,6 @@ use std::time::Duration;
 /// The key under which a target's counter state is kept in the checkpoint.
 pub fn state_key(target: &str) -> String {
     format!("value.target.{target}")
-}
-
-/// Who owns a target's value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OwnerSpec {
-    /// One owner.
-    Owner(roimon_core::Owner),
-    /// The owners of these GPUs, in equal shares.
-    Gpus(Vec<String>),
-}
-
-/// What one scrape produced, for the sampler to book.
-#[derive(Debug, Clone)]
-pub struct ValueUpdate {
-    /// The target's label.
-    pub target: String,
-    /// Its owners.
-    pub owners: OwnerSpec,
-    /// Money produced since the last scrape.
-    pub money: f64,
-    /// Tokens and requests per model since the last scrape.
-    pub models: Vec<ModelDelta>,
-    /// The target's counter state after this scrape (JSON), kept with the
-    /// counters.
-    pub state: String,
-    /// Figures refused by this scrape, by reason (`reason` label).
-    pub rejected: Vec<(&'static str, u64)>,
 }
 
 fn prices(p: &UnitPrices) -> Prices {
@@ -65,7 +38,7 @@ fn prices(p: &UnitPrices) -> Prices {
 
 /// Scrape `t` for ever within `bounds`, sending what it produced on `tx`;
 /// `state` is the target's counter state from the checkpoint (JSON), if any.
-pub async fn run(t: ScrapeTarget, bounds: Bounds, state: Option<String>, tx: Sender<Update>) {
+pub async fn run(t: ScrapeTarget, bounds: Bounds, state: Option<String>, tx: Sender<Event>) {
     let label = t.label();
     // What the URL carries (query values, a password) is scrubbed from
     // every error; logs name the target by the label of its redacted URL
@@ -102,7 +75,7 @@ pub async fn run(t: ScrapeTarget, bounds: Bounds, state: Option<String>, tx: Sen
         Ok(None) => Auth::None,
         Err(e) => {
             tracing::error!(target_name = %shown, error = %e, "value target cannot start; its value is not measured");
-            let _ = tx.send(Update::Target(label, false));
+            let _ = tx.send(Event::Target(label, false));
             return;
         }
     };
@@ -121,7 +94,7 @@ pub async fn run(t: ScrapeTarget, bounds: Bounds, state: Option<String>, tx: Sen
         Ok(c) => c,
         Err(e) => {
             tracing::error!(target_name = %shown, error = %e, "value target cannot start; its value is not measured");
-            let _ = tx.send(Update::Target(label, false));
+            let _ = tx.send(Event::Target(label, false));
             return;
         }
     };
@@ -189,7 +162,7 @@ pub async fn run(t: ScrapeTarget, bounds: Bounds, state: Option<String>, tx: Sen
                     })
                     .collect();
                 let state = serde_json::to_string(&st).unwrap_or_default();
-                let _ = tx.send(Update::Value(ValueUpdate {
+                let _ = tx.send(Event::Value(ValueUpdate {
                     target: label.clone(),
                     owners: owners.clone(),
                     money,
@@ -201,14 +174,14 @@ pub async fn run(t: ScrapeTarget, bounds: Bounds, state: Option<String>, tx: Sen
                         .map(|(k, n)| (k.as_str(), n))
                         .collect(),
                 }));
-                let _ = tx.send(Update::Target(label.clone(), true));
+                let _ = tx.send(Event::Target(label.clone(), true));
             }
             Err(e) => {
                 if !failing {
                     tracing::warn!(target_name = %shown, error = %roimon_http::log_safe(&e), "value target failed; its value is not counted until it answers (said once per failure streak)");
                     failing = true;
                 }
-                let _ = tx.send(Update::Target(label.clone(), false));
+                let _ = tx.send(Event::Target(label.clone(), false));
             }
         }
         tokio::time::sleep(roimon_http::spread(interval)).await;
