@@ -5,11 +5,10 @@
 //! carbon price, into the `carbon` cost component.
 
 use crate::config::{CarbonCfg, CarbonSource};
+use crate::feeds::schedule::{Store, absorb_kept, bound_fetched, kept_range};
+use crate::feeds::{FetchError, base_url, blocking, get_text, http_client};
+use crate::feeds::{redact_error, secrets};
 use crate::inbox::Event;
-use crate::price_feed::{
-    FetchError, Store, absorb_kept, base_url, blocking, bound_fetched, get_text, http_client,
-    isolated, kept_range, redact_error, secrets,
-};
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use roimon_core::{Carbon, PricePerKwh, Tariff};
 use roimon_http::{Auth, Client, Request, RetryPolicy, Secret, spread};
@@ -249,4 +248,16 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
         };
         tokio::time::sleep(wait).await;
     }
+}
+
+/// Run a fetch as its own task, so that even a panic inside is one failed
+/// fetch and not a dead feed.
+async fn isolated<T: Send + 'static>(
+    fut: impl std::future::Future<Output = Result<T, FetchError>> + Send + 'static,
+) -> Result<T, FetchError> {
+    tokio::spawn(fut).await.unwrap_or_else(|e| {
+        Err(FetchError::Rejected(format!(
+            "internal error in the fetch: {e}"
+        )))
+    })
 }

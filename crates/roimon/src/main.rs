@@ -6,6 +6,7 @@ mod attribution;
 mod carbon_feed;
 mod checkpoint;
 mod config;
+mod feeds;
 mod http;
 mod inbox;
 mod influx_feed;

@@ -7,8 +7,8 @@
 
 use crate::attribution::parse_pod_list;
 use crate::config::Attribution;
+use crate::feeds::{FetchError, blocking, get_text, redact_error, secrets};
 use crate::inbox::Event;
-use crate::price_feed::{FetchError, blocking, get_text, redact_error, secrets};
 use roimon_http::{Client, ClientConfig, Request, RetryPolicy, Secret, TlsConfig};
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
