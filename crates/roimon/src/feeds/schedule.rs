@@ -113,7 +113,8 @@ pub fn bound_fetched(
 pub struct Stored {
     /// The `source` label it came from.
     pub source: String,
-    /// What identifies the series (area, product, URL…); see [`crate::price_feed::identity`].
+    /// What identifies the series (area, product, URL…), as the feed
+    /// names it (the price feed: `price_feed::identity`).
     #[serde(default)]
     pub identity: String,
     /// When its newest part was fetched.
