@@ -5,13 +5,13 @@
 //! carbon price, into the `carbon` cost component.
 
 use crate::config::{CarbonCfg, CarbonSource};
-use crate::price_feed::{
-    FetchError, Store, Update, absorb_kept, base_url, blocking, bound_fetched, get_text,
-    http_client, isolated, kept_range, redact_error, secrets,
-};
+use crate::feeds::schedule::{Store, Stored, absorb_kept, bound_fetched, kept_range};
+use crate::feeds::{self, Feed, FetchError, Log, Policy, Retry, base_url, blocking, get_text};
+use crate::feeds::{http_client, redact_error, secrets};
+use crate::inbox::Event;
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use roimon_core::{Carbon, PricePerKwh, Tariff};
-use roimon_http::{Auth, Client, Request, RetryPolicy, Secret, spread};
+use roimon_http::{Auth, Client, Request, RetryPolicy, Secret};
 use roimon_price::parse::carbon;
 use roimon_price::{Adjustments, CARBON_UNIT, Schedule, normalise_carbon};
 use std::path::PathBuf;
@@ -158,20 +158,15 @@ fn identity(cfg: &CarbonCfg) -> String {
     )
 }
 
-/// Run the carbon feed until the runtime stops: like the price feed, each
-/// fetch is its own task, failures are counted and retried with jittered
-/// backoff (honouring `Retry-After`), and the last intensity stays in force.
-pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender<Update>) {
+/// Run the carbon feed until the runtime stops: load the kept intensity,
+/// then fetch in the feed loop ([`feeds::run`]) like the price feed: failures
+/// are counted and retried with jittered backoff (honouring `Retry-After`),
+/// and the last intensity stays in force.
+pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender<Event>) {
     let label = cfg.source.label();
     let id = identity(&cfg);
     let store = Store::named(&state_dir, "carbon.json");
-    let refresh = Duration::from_secs_f64(cfg.refresh_secs);
-    let policy = RetryPolicy {
-        retries: 0,
-        initial: Duration::from_secs_f64(cfg.retry_initial_secs).min(refresh),
-        max: refresh,
-    };
-    let mut kept = {
+    let kept = {
         let (store, id) = (store.clone(), id.clone());
         let now = Utc::now();
         let range = kept_range(now, window(now).1);
@@ -180,72 +175,99 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
             .unwrap_or(None)
     };
     if let Some(k) = &kept {
-        let _ = tx.send(Update::Carbon(engine_carbon(
+        let _ = tx.send(Event::Carbon(engine_carbon(
             &cfg,
             Some(&k.schedule),
             Some(k.fetched_at),
         )));
     }
-    let mut failures: u32 = 0;
-    let fetcher = loop {
-        match CarbonFetcher::new(&cfg) {
-            Ok(f) => break std::sync::Arc::new(f),
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                let _ = tx.send(Update::Outcome("carbon", false));
-                let wait = policy.backoff_once(failures - 1);
-                tracing::error!(source = label, error = %e, next_try_s = wait.as_secs(), "carbon feed cannot start; using the kept or fallback intensity");
-                tokio::time::sleep(wait).await;
-            }
-        }
+    let feed = CarbonFeed {
+        cfg,
+        store,
+        label,
+        id,
+        kept,
+        dropped_total: 0,
     };
-    failures = 0;
-    let mut dropped_total: u64 = 0;
-    loop {
+    feeds::run(feed, tx).await;
+}
+
+/// The carbon feed in the feed loop: the intensity kept so far, merged with
+/// each fetch.
+struct CarbonFeed {
+    cfg: CarbonCfg,
+    store: Store,
+    label: &'static str,
+    id: String,
+    kept: Option<Stored>,
+    dropped_total: u64,
+}
+
+impl Feed for CarbonFeed {
+    type Client = CarbonFetcher;
+
+    fn policy(&self) -> Policy {
+        let refresh = Duration::from_secs_f64(self.cfg.refresh_secs);
+        Policy {
+            refresh,
+            retry: Retry::Backoff {
+                initial: Duration::from_secs_f64(self.cfg.retry_initial_secs).min(refresh),
+                max: refresh,
+            },
+            honour_retry_after: true,
+            log: Log::EveryFailure,
+        }
+    }
+
+    fn open(&mut self) -> Result<CarbonFetcher, FetchError> {
+        CarbonFetcher::new(&self.cfg)
+    }
+
+    async fn fetch(
+        &mut self,
+        fetcher: &CarbonFetcher,
+        tx: &std::sync::mpsc::Sender<Event>,
+    ) -> Result<Option<Duration>, FetchError> {
         let now = Utc::now();
         let (from, to) = window(now);
-        let f = fetcher.clone();
-        let fetched = isolated(async move { f.fetch(now).await }).await;
-        let before = dropped_total;
-        let fetched = bound_fetched(
+        let fetched = fetcher.fetch(now).await;
+        let before = self.dropped_total;
+        let label = self.label;
+        let new = bound_fetched(
             fetched,
             (from, to),
             now,
             label,
             "carbon",
-            &mut dropped_total,
+            &mut self.dropped_total,
         );
-        if dropped_total > before {
-            let _ = tx.send(Update::Dropped("carbon", dropped_total - before));
+        if self.dropped_total > before {
+            let _ = tx.send(Event::Dropped("carbon", self.dropped_total - before));
         }
-        let wait = match fetched {
-            Ok(new) => {
-                failures = 0;
-                let merged = absorb_kept(&store, kept.take(), new, label, &id, now).await;
-                tracing::info!(
-                    source = label,
-                    slots = merged.schedule.slots.len(),
-                    "carbon intensity fetched"
-                );
-                let _ = tx.send(Update::Carbon(engine_carbon(
-                    &cfg,
-                    Some(&merged.schedule),
-                    Some(now),
-                )));
-                let _ = tx.send(Update::Outcome("carbon", true));
-                kept = Some(merged);
-                spread(refresh)
-            }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                let _ = tx.send(Update::Outcome("carbon", false));
-                let wait = policy
-                    .backoff_once(failures - 1)
-                    .max(e.retry_after().unwrap_or_default());
-                tracing::warn!(source = label, error = %roimon_http::log_safe(&e.to_string()), failures, next_try_s = wait.as_secs(), "carbon fetch failed; the last intensity (or the fallback) stays in force");
-                wait
-            }
-        };
-        tokio::time::sleep(wait).await;
+        let merged = absorb_kept(&self.store, self.kept.take(), new?, label, &self.id, now).await;
+        tracing::info!(
+            source = label,
+            slots = merged.schedule.slots.len(),
+            "carbon intensity fetched"
+        );
+        let _ = tx.send(Event::Carbon(engine_carbon(
+            &self.cfg,
+            Some(&merged.schedule),
+            Some(now),
+        )));
+        self.kept = Some(merged);
+        Ok(None)
+    }
+
+    fn outcome(&self, ok: bool) -> Event {
+        Event::Outcome("carbon", ok)
+    }
+
+    fn log_cannot_start(&self, e: &FetchError, wait: Duration) {
+        tracing::error!(source = self.label, error = %e, next_try_s = wait.as_secs(), "carbon feed cannot start; using the kept or fallback intensity");
+    }
+
+    fn log_failure(&self, e: &FetchError, failures: u32, wait: Duration) {
+        tracing::warn!(source = self.label, error = %roimon_http::log_safe(&e.to_string()), failures, next_try_s = wait.as_secs(), "carbon fetch failed; the last intensity (or the fallback) stays in force");
     }
 }

@@ -5,7 +5,9 @@
 mod attribution;
 mod carbon_feed;
 mod checkpoint;
+mod feeds;
 mod http;
+mod inbox;
 mod influx_feed;
 mod ledger_cmd;
 mod pod_list;
@@ -520,11 +522,11 @@ fn run_daemon(
         }
         None => None,
     };
-    let price_updates = Some(rx);
+    let inbox = Some(rx);
     let attribution = attribution::Attributor::new(&cfg.attribution, cfg.engine_config().owners);
     let sampler = Sampler {
         engine,
-        price_updates,
+        inbox,
         collectors: supervised,
         interval: Duration::from_secs_f64(cfg.sampling.interval_secs),
         collector_timeout: Duration::from_secs_f64(cfg.sampling.collector_timeout()),

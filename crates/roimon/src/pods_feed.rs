@@ -7,7 +7,9 @@
 
 use crate::attribution::parse_pod_list;
 use crate::config::Attribution;
-use crate::price_feed::{FetchError, Update, blocking, get_text, redact_error, secrets};
+use crate::feeds::{self, Feed, FetchError, Log, Policy, Retry};
+use crate::feeds::{blocking, get_text, redact_error, secrets};
+use crate::inbox::Event;
 use roimon_http::{Client, ClientConfig, Request, RetryPolicy, Secret, TlsConfig};
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
@@ -65,45 +67,68 @@ async fn fetch(
     result.map_err(|e| redact_error(&secrets(token.as_ref(), [url]), e))
 }
 
-/// Fetch the pod list every `pods_refresh_secs` for ever, sending each one
-/// and every outcome on `tx`.
-pub async fn run(cfg: Attribution, tx: Sender<Update>) {
+/// Fetch the pod list every `pods_refresh_secs` for ever in the feed loop
+/// ([`feeds::run`]), sending each one and every outcome on `tx`.
+pub async fn run(cfg: Attribution, tx: Sender<Event>) {
     let Some(url) = cfg.pods_url.clone() else {
         return;
     };
-    let http = match client(&cfg) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "attribution.pods_url: cannot build the HTTP client; pod labels stay unknown");
-            let _ = tx.send(Update::Outcome("pods", false));
-            return;
+    feeds::run(PodsFeed { cfg, url, pods: 0 }, tx).await;
+}
+
+/// The pod list in the feed loop.
+struct PodsFeed {
+    cfg: Attribution,
+    url: String,
+    /// Pods in the last list fetched.
+    pods: usize,
+}
+
+impl Feed for PodsFeed {
+    type Client = Client;
+
+    fn policy(&self) -> Policy {
+        Policy {
+            refresh: Duration::from_secs_f64(self.cfg.pods_refresh_secs),
+            // The client retries once within a fetch; then the next refresh.
+            retry: Retry::AtRefresh,
+            honour_retry_after: false,
+            log: Log::OncePerStreak,
         }
-    };
-    let mut failing = false;
-    loop {
-        match fetch(&http, &url, &cfg).await {
-            Ok(index) => {
-                if failing {
-                    tracing::info!(pods = index.len(), "pod list readable again");
-                    failing = false;
-                } else {
-                    tracing::debug!(pods = index.len(), "pod list fetched");
-                }
-                if tx.send(Update::Pods(Arc::new(index))).is_err() {
-                    return;
-                }
-                let _ = tx.send(Update::Outcome("pods", true));
-            }
-            Err(e) => {
-                if !failing {
-                    tracing::warn!(error = %roimon_http::log_safe(&e.to_string()), "cannot read the pod list (attribution.pods_url); the last one stays in force, retrying (logged again on recovery)");
-                    failing = true;
-                }
-                if tx.send(Update::Outcome("pods", false)).is_err() {
-                    return;
-                }
-            }
+    }
+
+    fn open(&mut self) -> Result<Client, FetchError> {
+        client(&self.cfg)
+    }
+
+    async fn fetch(
+        &mut self,
+        http: &Client,
+        tx: &Sender<Event>,
+    ) -> Result<Option<Duration>, FetchError> {
+        let index = fetch(http, &self.url, &self.cfg).await?;
+        self.pods = index.len();
+        let _ = tx.send(Event::Pods(Arc::new(index)));
+        Ok(None)
+    }
+
+    fn outcome(&self, ok: bool) -> Event {
+        Event::Outcome("pods", ok)
+    }
+
+    fn log_cannot_start(&self, e: &FetchError, _: Duration) {
+        tracing::error!(error = %e, "attribution.pods_url: cannot build the HTTP client; pod labels stay unknown");
+    }
+
+    fn log_failure(&self, e: &FetchError, _: u32, _: Duration) {
+        tracing::warn!(error = %roimon_http::log_safe(&e.to_string()), "cannot read the pod list (attribution.pods_url); the last one stays in force, retrying (logged again on recovery)");
+    }
+
+    fn log_success(&self, recovered: bool) {
+        if recovered {
+            tracing::info!(pods = self.pods, "pod list readable again");
+        } else {
+            tracing::debug!(pods = self.pods, "pod list fetched");
         }
-        tokio::time::sleep(Duration::from_secs_f64(cfg.pods_refresh_secs)).await;
     }
 }

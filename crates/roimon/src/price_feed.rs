@@ -7,134 +7,22 @@
 //! (an `apikey=` in a `json` URL), also when a server echoes them.
 
 use crate::config::{FallbackPolicy, Price, PriceSource};
+use crate::feeds::schedule::{Store, Stored, absorb_kept, bound_fetched, kept_range};
+use crate::feeds::{self, Feed, FetchError, Log, Policy, Retry, blocking, get_text, http_client};
+use crate::feeds::{base_url, redact_error, secrets};
+use crate::inbox::Event;
 use chrono::{DateTime, Datelike, Duration as TimeDelta, NaiveDate, TimeZone, Utc};
 use roimon_core::{PricePerKwh, Tariff};
-use roimon_http::{Auth, Client, ClientConfig, Jitter, Request, RetryPolicy, Secret, spread};
+use roimon_http::{Auth, Client, Request, RetryPolicy, Secret};
 use roimon_price::parse::{
     awattar, csv, energidataservice, entsoe, generic, nordpool, octopus, tibber,
 };
 use roimon_price::{Adjustments, Parsed, PriceError, Schedule, Unit, normalise};
-use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Most pages followed for a paginated source (Octopus).
 const MAX_PAGES: usize = 20;
-/// How long fetched history is kept in the schedule.
-const KEEP_HISTORY_DAYS: i64 = 7;
-/// How far past the end of the window a fetch asks for a slot is believed: a
-/// day, for publishers that answer in whole days of their own time zone.
-/// With `days_ahead` at most 7, nothing beyond nine days from now is kept.
-const AHEAD_SLACK_DAYS: i64 = 1;
-
-/// Why a fetch failed. Its text is safe to log: secrets are redacted.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FetchError {
-    /// The publisher has no data for the window.
-    NoData(String),
-    /// The body was fetched but rejected.
-    Rejected(String),
-    /// HTTP or transport failure after all retries, with the server's last
-    /// `Retry-After` (the next fetch must not come sooner).
-    Http(String, Option<Duration>),
-    /// A local problem (token, file).
-    Local(String),
-}
-
-impl fmt::Display for FetchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FetchError::NoData(m) => write!(f, "no data: {m}"),
-            FetchError::Rejected(m) => write!(f, "rejected: {m}"),
-            FetchError::Http(m, _) => write!(f, "HTTP: {m}"),
-            FetchError::Local(m) => write!(f, "{m}"),
-        }
-    }
-}
-
-impl From<PriceError> for FetchError {
-    fn from(e: PriceError) -> Self {
-        match e {
-            // A publisher's words (a quoted field, an error message it
-            // sent) are cut and escaped where they are taken in.
-            PriceError::NoData(m) => FetchError::NoData(roimon_http::outside(&m)),
-            other => FetchError::Rejected(roimon_http::outside(&other.to_string())),
-        }
-    }
-}
-
-impl FetchError {
-    /// The wait the server asked for, if it did.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            FetchError::Http(_, hint) => *hint,
-            _ => None,
-        }
-    }
-}
-
-impl From<roimon_http::Error> for FetchError {
-    fn from(e: roimon_http::Error) -> Self {
-        match e {
-            roimon_http::Error::TooLarge { .. } => FetchError::Rejected(e.to_string()),
-            roimon_http::Error::Local(m) => FetchError::Local(m),
-            other => FetchError::Http(other.to_string(), other.retry_after()),
-        }
-    }
-}
-
-/// A client for one feed: this per-request timeout, retry policy,
-/// credential and texts scrubbed from its errors (see [`secrets`]); the
-/// defaults of `roimon-http` for the rest.
-pub fn http_client(
-    timeout: Duration,
-    retry: RetryPolicy,
-    auth: Auth,
-    scrub: Vec<Secret>,
-) -> Result<Client, FetchError> {
-    Client::new(ClientConfig {
-        timeout,
-        retry,
-        auth,
-        scrub,
-        ..ClientConfig::default()
-    })
-    .map_err(|e| FetchError::Local(e.to_string()))
-}
-
-/// Send `req` with `http`; the body as text.
-pub async fn get_text(http: &Client, req: &Request) -> Result<String, FetchError> {
-    let resp = http.send(req).await?;
-    // The body's own buffer becomes the text: no second copy of a large body.
-    String::from_utf8(Vec::from(resp.body))
-        .map_err(|_| FetchError::Rejected("response body is not UTF-8".into()))
-}
-
-/// What a feed's errors are scrubbed of: its token, and what each
-/// configured URL carries (every query value, a password; see
-/// [`roimon_http::url_secrets`]).
-pub fn secrets<'a>(token: Option<&Secret>, urls: impl IntoIterator<Item = &'a str>) -> Vec<Secret> {
-    token
-        .cloned()
-        .into_iter()
-        .chain(urls.into_iter().flat_map(roimon_http::url_secrets))
-        .collect()
-}
-
-/// Redact every text an error carries of `secrets` (see [`roimon_http::redact`]).
-pub fn redact_error<'a>(
-    secrets: impl IntoIterator<Item = &'a Secret> + Clone,
-    e: FetchError,
-) -> FetchError {
-    let r = |m: &str| roimon_http::redact(m, secrets.clone());
-    match e {
-        FetchError::NoData(m) => FetchError::NoData(r(&m)),
-        FetchError::Rejected(m) => FetchError::Rejected(r(&m)),
-        FetchError::Http(m, h) => FetchError::Http(r(&m), h),
-        FetchError::Local(m) => FetchError::Local(r(&m)),
-    }
-}
 
 /// Fetches one configured price source.
 #[derive(Debug)]
@@ -401,55 +289,6 @@ pub fn identity(cfg: &Price) -> String {
     )
 }
 
-/// Run a fetch as its own task, so that even a panic inside is one failed
-/// fetch and not a dead feed.
-pub async fn isolated<T: Send + 'static>(
-    fut: impl std::future::Future<Output = Result<T, FetchError>> + Send + 'static,
-) -> Result<T, FetchError> {
-    tokio::spawn(fut).await.unwrap_or_else(|e| {
-        Err(FetchError::Rejected(format!(
-            "internal error in the fetch: {e}"
-        )))
-    })
-}
-
-/// Merge a fresh schedule into the kept one and write it, off the async
-/// thread. Should that task die, the fresh schedule alone stands.
-pub async fn absorb_kept(
-    store: &Store,
-    kept: Option<Stored>,
-    new: Schedule,
-    source: &'static str,
-    identity: &str,
-    now: DateTime<Utc>,
-) -> Stored {
-    let fresh = new.clone();
-    let (st, id) = (store.clone(), identity.to_string());
-    blocking(move || Ok(st.absorb(kept, new, source, &id, now)))
-        .await
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, "merging the fetched schedule failed; using the fresh one alone");
-            Stored {
-                source: source.to_string(),
-                identity: identity.to_string(),
-                fetched_at: now,
-                schedule: fresh,
-            }
-        })
-}
-
-/// Run blocking work (file I/O, fsync, parsing a large body) off the async
-/// thread that also serves `/metrics`. A panic inside becomes an error.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, FetchError> + Send + 'static,
-) -> Result<T, FetchError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(FetchError::Rejected(format!(
-            "internal error while parsing: {e}"
-        )))
-    })
-}
-
 async fn parse_off_thread(
     f: impl FnOnce() -> Result<Parsed, PriceError> + Send + 'static,
 ) -> Result<Parsed, FetchError> {
@@ -464,14 +303,6 @@ fn rebase(next: &str, base: &str) -> String {
         .and_then(|(_, r)| r.find('/').map(|i| &r[i..]))
         .unwrap_or(next);
     format!("{base}{rest}")
-}
-
-/// The configured base URL or the publisher's default, without a trailing `/`.
-pub fn base_url(configured: Option<&str>, default: &str) -> String {
-    configured
-        .unwrap_or(default)
-        .trim_end_matches('/')
-        .to_string()
 }
 
 fn extend(all: &mut Option<Parsed>, p: Parsed) {
@@ -509,230 +340,6 @@ pub fn window(now: DateTime<Utc>, days_ahead: u32) -> (DateTime<Utc>, DateTime<U
     )
 }
 
-/// The span of time a schedule may hold at `now`, when fetches ask for
-/// windows ending at `window_end`: the kept history before, a day past the
-/// window after. A slot outside it cannot price anything soon (1970), or is
-/// no market's price yet (9999) and would claim the schedule is known for
-/// ever; it is dropped.
-pub fn kept_range(now: DateTime<Utc>, window_end: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-    (
-        now - TimeDelta::days(KEEP_HISTORY_DAYS),
-        window_end.max(now) + TimeDelta::days(AHEAD_SLACK_DAYS),
-    )
-}
-
-/// Bound a fetched schedule to [`kept_range`]: slots wholly outside it are
-/// dropped, slots straddling an edge are clipped. A fetch left without a slot
-/// in its window `[from, to)` is a failure, not a success: it would neither
-/// price the window nor say when the schedule ends. Returns the outcome and
-/// how many slots were dropped (counted whether the fetch succeeds or not).
-pub fn usable(
-    mut s: Schedule,
-    now: DateTime<Utc>,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> (Result<Schedule, FetchError>, usize) {
-    let total = s.slots.len();
-    let (lo, hi) = kept_range(now, to);
-    let dropped = s.retain_within(lo, hi);
-    if s.slots.iter().any(|x| x.end > from && x.start < to) {
-        return (Ok(s), dropped);
-    }
-    let f = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let why = format!(
-        "none of the {total} slots fetched is in the window {} .. {} ({dropped} outside {} .. {} dropped)",
-        f(from),
-        f(to),
-        f(lo),
-        f(hi)
-    );
-    let e = if dropped == total {
-        FetchError::Rejected(why)
-    } else {
-        FetchError::NoData(why)
-    };
-    (Err(e), dropped)
-}
-
-/// Bound a fetch's outcome with [`usable`] for its window, logging the slots
-/// dropped and adding them to `dropped_total`; `what` names the feed.
-pub fn bound_fetched(
-    fetched: Result<Schedule, FetchError>,
-    window: (DateTime<Utc>, DateTime<Utc>),
-    now: DateTime<Utc>,
-    label: &str,
-    what: &str,
-    dropped_total: &mut u64,
-) -> Result<Schedule, FetchError> {
-    let (res, dropped) = usable(fetched?, now, window.0, window.1);
-    if dropped > 0 {
-        *dropped_total = dropped_total.saturating_add(dropped as u64);
-        tracing::warn!(
-            source = label,
-            dropped,
-            dropped_total = *dropped_total,
-            "fetched {what} slots outside the time a schedule may cover were dropped"
-        );
-    }
-    res
-}
-
-/// The schedule as kept in the state dir.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Stored {
-    /// The `source` label it came from.
-    pub source: String,
-    /// What identifies the series (area, product, URL…); see [`identity`].
-    #[serde(default)]
-    pub identity: String,
-    /// When its newest part was fetched.
-    pub fetched_at: DateTime<Utc>,
-    /// The schedule.
-    pub schedule: Schedule,
-}
-
-/// `prices.json` in the state dir: written atomically (tmp, fsync, rename).
-#[derive(Debug, Clone)]
-pub struct Store {
-    path: PathBuf,
-}
-
-impl Store {
-    /// The store in `dir`.
-    pub fn new(dir: &Path) -> Self {
-        Self {
-            path: dir.join("prices.json"),
-        }
-    }
-
-    /// Load a kept schedule for this source and currency, with the current
-    /// adders and VAT applied again to the recorded market prices, and pruned
-    /// to `range` (see [`kept_range`]): slots a schedule kept by an older
-    /// version, or edited by hand, holds outside it are dropped and logged. A
-    /// schedule out of order, or with nothing left, is not loaded.
-    pub fn load(
-        &self,
-        source: &str,
-        identity: &str,
-        currency: &str,
-        adj: &Adjustments,
-        range: (DateTime<Utc>, DateTime<Utc>),
-    ) -> Option<Stored> {
-        let text = std::fs::read_to_string(&self.path).ok()?;
-        let mut s: Stored = match serde_json::from_str(&text) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(file = %self.path.display(), error = %e, "kept price schedule is unreadable; ignoring it");
-                return None;
-            }
-        };
-        if s.source != source
-            || s.identity != identity
-            || !s.schedule.currency.eq_ignore_ascii_case(currency)
-        {
-            tracing::info!(file = %self.path.display(), kept = %s.source, "kept price schedule is for another source or currency; ignoring it");
-            return None;
-        }
-        if !s.schedule.is_ordered() {
-            tracing::warn!(file = %self.path.display(), "kept schedule has overlapping or unsorted slots; ignoring it");
-            return None;
-        }
-        let dropped = s.schedule.retain_within(range.0, range.1);
-        if dropped > 0 {
-            tracing::warn!(file = %self.path.display(), source, dropped, from = %range.0, until = %range.1, "kept schedule held slots outside the time it may cover; dropped them");
-        }
-        if s.schedule.slots.is_empty() {
-            tracing::info!(file = %self.path.display(), "kept schedule has no slot left to price with; ignoring it");
-            return None;
-        }
-        for slot in &mut s.schedule.slots {
-            slot.price_per_kwh = adj.apply(slot.market_per_kwh);
-        }
-        s.schedule.adjustments = adj.clone();
-        Some(s)
-    }
-
-    /// The store of another schedule kind (carbon) under `file` in `dir`.
-    pub fn named(dir: &Path, file: &str) -> Self {
-        Self {
-            path: dir.join(file),
-        }
-    }
-
-    /// Merge a fresh schedule into the kept one (history older than a week
-    /// is dropped) and keep the result; a failed write is logged, not fatal.
-    pub fn absorb(
-        &self,
-        kept: Option<Stored>,
-        new: Schedule,
-        source: &str,
-        identity: &str,
-        now: DateTime<Utc>,
-    ) -> Stored {
-        let merged = match kept {
-            Some(mut k) => {
-                k.schedule
-                    .merge(new, now - TimeDelta::days(KEEP_HISTORY_DAYS));
-                k.fetched_at = now;
-                k
-            }
-            None => Stored {
-                source: source.to_string(),
-                identity: identity.to_string(),
-                fetched_at: now,
-                schedule: new,
-            },
-        };
-        if let Err(e) = self.save(&merged) {
-            tracing::warn!(file = %self.path.display(), error = %e, "cannot keep the fetched schedule in the state dir");
-        }
-        merged
-    }
-
-    /// Write atomically.
-    pub fn save(&self, s: &Stored) -> std::io::Result<()> {
-        use std::io::Write;
-        let tmp = self.path.with_extension("json.tmp");
-        let body = serde_json::to_vec(s).map_err(std::io::Error::other)?;
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What the feed tells the sampler.
-#[derive(Debug)]
-pub enum Update {
-    /// A new schedule to put in force, fetched at that time.
-    Tariff(Tariff, DateTime<Utc>),
-    /// The outcome of a fetch by the named feed (`price`, `carbon`), for
-    /// health and error counting.
-    Outcome(&'static str, bool),
-    /// New grid carbon intensity to put in force.
-    Carbon(roimon_core::Carbon),
-    /// Fetched slots the named feed dropped for lying outside the time a
-    /// schedule may cover.
-    Dropped(&'static str, u64),
-    /// What a value target's scrape produced.
-    Value(crate::value_feed::ValueUpdate),
-    /// Whether a value target's scrape succeeded.
-    Target(String, bool),
-    /// A pushed batch to apply (deduplicated, booked, checkpointed); the
-    /// reply says how many points counted and how many were duplicates.
-    Push(crate::push::Job),
-    /// A new pod list (pods by UID) for attribution rules on pod labels.
-    Pods(std::sync::Arc<crate::attribution::PodIndex>),
-}
-
 /// The tariff for a schedule under the configured fallback policy.
 pub fn tariff(cfg: &Price, s: &Schedule) -> Tariff {
     Tariff::Slots {
@@ -743,26 +350,20 @@ pub fn tariff(cfg: &Price, s: &Schedule) -> Tariff {
 }
 
 /// Run the feed until the runtime stops: load the kept schedule, then fetch
-/// and refresh forever. Failures (a missing token included) are logged
-/// (redacted), reported, and retried with a growing, jittered delay that
-/// honours `Retry-After`; the last good schedule stays in force. Each fetch
-/// runs as its own task, so even a panic is one failed fetch, not a dead feed.
+/// and refresh forever in the feed loop ([`feeds::run`]). Failures (a missing
+/// token included) are logged (redacted), reported, and retried with a
+/// growing, jittered delay that honours `Retry-After`; the last good schedule
+/// stays in force.
 pub async fn run(
     cfg: Price,
     state_dir: PathBuf,
     retry_initial: Duration,
-    tx: std::sync::mpsc::Sender<Update>,
+    tx: std::sync::mpsc::Sender<Event>,
 ) {
     let store = Store::new(&state_dir);
     let label = cfg.source.label();
     let id = identity(&cfg);
-    let refresh = Duration::from_secs_f64(cfg.refresh_secs);
-    let policy = RetryPolicy {
-        retries: 0,
-        initial: retry_initial.max(Duration::from_millis(10)).min(refresh),
-        max: refresh,
-    };
-    let mut kept = {
+    let kept = {
         let (store, id, adj, cur) = (
             store.clone(),
             id.clone(),
@@ -777,69 +378,109 @@ pub async fn run(
     };
     if let Some(k) = &kept {
         tracing::info!(source = label, slots = k.schedule.slots.len(), fetched_at = %k.fetched_at, "pricing from the kept schedule until the next fetch");
-        let _ = tx.send(Update::Tariff(tariff(&cfg, &k.schedule), k.fetched_at));
+        let _ = tx.send(Event::Tariff(tariff(&cfg, &k.schedule), k.fetched_at));
     }
-    let mut failures: u32 = 0;
-    let mut jitter = Jitter::new();
-    let fetcher = loop {
-        match Fetcher::new(&cfg, retry_initial) {
-            Ok(f) => break std::sync::Arc::new(f),
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                let _ = tx.send(Update::Outcome("price", false));
-                let wait = policy.backoff(failures - 1, &mut jitter);
-                tracing::error!(source = label, error = %e, next_try_s = wait.as_secs(), "price feed cannot start; pricing at the kept schedule or the fallback");
-                tokio::time::sleep(wait).await;
-            }
-        }
+    let feed = PriceFeed {
+        cfg,
+        retry_initial,
+        store,
+        label,
+        id,
+        kept,
+        dropped_total: 0,
     };
-    failures = 0;
-    let mut dropped_total: u64 = 0;
-    loop {
-        let now = Utc::now();
-        let (from, to) = window(now, cfg.days_ahead);
-        let f = fetcher.clone();
-        let fetched = isolated(async move { f.fetch(from, to).await }).await;
-        let before = dropped_total;
-        let fetched = bound_fetched(fetched, (from, to), now, label, "price", &mut dropped_total);
-        if dropped_total > before {
-            let _ = tx.send(Update::Dropped("price", dropped_total - before));
+    feeds::run(feed, tx).await;
+}
+
+/// The price feed in the feed loop: the schedule kept so far, merged with
+/// each fetch.
+struct PriceFeed {
+    cfg: Price,
+    retry_initial: Duration,
+    store: Store,
+    label: &'static str,
+    id: String,
+    kept: Option<Stored>,
+    dropped_total: u64,
+}
+
+impl Feed for PriceFeed {
+    type Client = Fetcher;
+
+    fn policy(&self) -> Policy {
+        let refresh = Duration::from_secs_f64(self.cfg.refresh_secs);
+        Policy {
+            refresh,
+            retry: Retry::Backoff {
+                initial: self
+                    .retry_initial
+                    .max(Duration::from_millis(10))
+                    .min(refresh),
+                max: refresh,
+            },
+            honour_retry_after: true,
+            log: Log::EveryFailure,
         }
-        let wait = match fetched {
-            Ok(new) => {
-                failures = 0;
-                let n = new.slots.len();
-                let merged = absorb_kept(&store, kept.take(), new, label, &id, now).await;
-                let until = merged.schedule.end();
-                tracing::info!(source = label, slots = n, known_until = ?until, "price schedule fetched");
-                let _ = tx.send(Update::Tariff(tariff(&cfg, &merged.schedule), now));
-                let _ = tx.send(Update::Outcome("price", true));
-                kept = Some(merged);
-                // Tomorrow not yet published (the schedule ends within 12 h):
-                // look again every 15 minutes until it is.
-                spread(if until.is_some_and(|u| u >= now + TimeDelta::hours(12)) {
-                    refresh
-                } else {
-                    refresh.min(Duration::from_secs(900))
-                })
-            }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                let _ = tx.send(Update::Outcome("price", false));
-                let wait = policy
-                    .backoff(failures - 1, &mut jitter)
-                    .max(e.retry_after().unwrap_or_default());
-                tracing::warn!(source = label, error = %roimon_http::log_safe(&e.to_string()), failures, next_try_s = wait.as_secs(), "price fetch failed; the last good schedule (or the fallback) stays in force");
-                wait
-            }
-        };
-        tokio::time::sleep(wait).await;
+    }
+
+    fn open(&mut self) -> Result<Fetcher, FetchError> {
+        Fetcher::new(&self.cfg, self.retry_initial)
+    }
+
+    async fn fetch(
+        &mut self,
+        fetcher: &Fetcher,
+        tx: &std::sync::mpsc::Sender<Event>,
+    ) -> Result<Option<Duration>, FetchError> {
+        let now = Utc::now();
+        let (from, to) = window(now, self.cfg.days_ahead);
+        let fetched = fetcher.fetch(from, to).await;
+        let before = self.dropped_total;
+        let label = self.label;
+        let new = bound_fetched(
+            fetched,
+            (from, to),
+            now,
+            label,
+            "price",
+            &mut self.dropped_total,
+        );
+        if self.dropped_total > before {
+            let _ = tx.send(Event::Dropped("price", self.dropped_total - before));
+        }
+        let new = new?;
+        let n = new.slots.len();
+        let merged = absorb_kept(&self.store, self.kept.take(), new, label, &self.id, now).await;
+        let until = merged.schedule.end();
+        tracing::info!(source = label, slots = n, known_until = ?until, "price schedule fetched");
+        let _ = tx.send(Event::Tariff(tariff(&self.cfg, &merged.schedule), now));
+        self.kept = Some(merged);
+        // Tomorrow not yet published (the schedule ends within 12 h): look
+        // again every 15 minutes until it is.
+        Ok(if until.is_some_and(|u| u >= now + TimeDelta::hours(12)) {
+            None
+        } else {
+            Some(Duration::from_secs(900))
+        })
+    }
+
+    fn outcome(&self, ok: bool) -> Event {
+        Event::Outcome("price", ok)
+    }
+
+    fn log_cannot_start(&self, e: &FetchError, wait: Duration) {
+        tracing::error!(source = self.label, error = %e, next_try_s = wait.as_secs(), "price feed cannot start; pricing at the kept schedule or the fallback");
+    }
+
+    fn log_failure(&self, e: &FetchError, failures: u32, wait: Duration) {
+        tracing::warn!(source = self.label, error = %roimon_http::log_safe(&e.to_string()), failures, next_try_s = wait.as_secs(), "price fetch failed; the last good schedule (or the fallback) stays in force");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::feeds::schedule::{AHEAD_SLACK_DAYS, usable};
 
     #[test]
     fn window_covers_yesterday_to_the_last_day_ahead() {

@@ -3,7 +3,8 @@
 //! see exactly what roimon will price energy at before running it.
 
 use crate::config::{Config, ConfigError};
-use crate::price_feed::{FetchError, Fetcher, window};
+use crate::feeds::FetchError;
+use crate::price_feed::{Fetcher, window};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use roimon_price::PriceSlot;
 use std::path::Path;

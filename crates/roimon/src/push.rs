@@ -8,7 +8,8 @@
 //! a retried one counts once.
 
 use crate::http::AppState;
-use crate::price_feed::Update;
+use crate::inbox::Event;
+pub use crate::inbox::{Job, Refusal};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -25,31 +26,6 @@ use std::time::Duration;
 
 /// Where the push dedup window is kept with the counters.
 pub const DEDUP_KEY: &str = "push.dedup";
-
-/// A batch for the sampler to apply.
-#[derive(Debug)]
-pub struct Job {
-    /// The points, validated.
-    pub points: Vec<PushedPoint>,
-    /// Now, ns since the epoch.
-    pub now_ns: i64,
-    /// (points counted, duplicates dropped), or why it was not booked.
-    pub reply: tokio::sync::oneshot::Sender<Result<(usize, usize), Refusal>>,
-}
-
-/// Why the sampler did not book a batch (nothing of it was booked).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Refusal {
-    /// The batch would go over a cap (owners, KPIs per owner) or make a
-    /// figure non-finite: 400, for good.
-    Invalid {
-        reason: &'static str,
-        message: String,
-        line: Option<usize>,
-    },
-    /// Booked in memory but not on disk: 503, retry (it counts once).
-    Unavailable(String),
-}
 
 /// Counters of the push endpoint.
 #[derive(Debug, Default)]
@@ -91,7 +67,7 @@ pub struct Push {
     /// Validation rules.
     pub rules: PushRules,
     /// To the sampler.
-    pub tx: Mutex<std::sync::mpsc::Sender<Update>>,
+    pub tx: Mutex<std::sync::mpsc::Sender<Event>>,
     /// Counters.
     pub stats: Stats,
     /// Batches being handled at once (bounded: each may hold megabytes
@@ -231,7 +207,7 @@ pub async fn write(
     let sent =
         p.tx.lock()
             .unwrap_or_else(|e| e.into_inner())
-            .send(Update::Push(Job {
+            .send(Event::Push(Job {
                 points,
                 now_ns,
                 reply,

@@ -10,6 +10,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::http::AppState;
+use crate::inbox::Event;
 use chrono::Utc;
 use roimon_core::{Collector, Counters, Engine, Reading, Report, Row, RowKey, SampleError, Tick};
 use roimon_value::Dedup;
@@ -227,12 +228,12 @@ impl Worker {
 /// How long rows that appeared since the last release are shown at 0
 /// waiting for a scrape, at most (a node nobody scrapes must not freeze).
 const HOLD_MAX: Duration = Duration::from_secs(120);
-/// Most inbox updates (feed results, pushed batches) taken per drain;
+/// Most inbox events (feed results, pushed batches) taken per drain;
 /// pushed batches are also bounded by the endpoint's in-flight cap.
-const MAX_UPDATES_PER_DRAIN: usize = 256;
+const MAX_EVENTS_PER_DRAIN: usize = 256;
 
 /// How the sampler answers a pushed batch.
-type PushReply = tokio::sync::oneshot::Sender<Result<(usize, usize), crate::push::Refusal>>;
+type PushReply = tokio::sync::oneshot::Sender<Result<(usize, usize), crate::inbox::Refusal>>;
 
 /// Between ticks the sampler looks at its inbox at least this often (and
 /// for a stop request), so a pushed batch is booked and acknowledged in
@@ -258,8 +259,8 @@ pub struct Sampler {
     pub checkpoint: Checkpoint,
     /// Where snapshots go.
     pub state: Arc<AppState>,
-    /// New price schedules and fetch outcomes from the price feed.
-    pub price_updates: Option<Receiver<crate::price_feed::Update>>,
+    /// The inbox: what the feeds and the push endpoint send.
+    pub inbox: Option<Receiver<Event>>,
     /// Downtime longer than this is logged as a WARN when booked.
     pub max_downtime: Duration,
     /// The systemd notification socket, when run under `Type=notify`.
@@ -339,40 +340,35 @@ fn zero_like(row: &Row) -> Row {
 
 impl Running {
     /// Take what the feeds and the push endpoint sent, at most
-    /// [`MAX_UPDATES_PER_DRAIN`] updates: prices and carbon are put in force
+    /// [`MAX_EVENTS_PER_DRAIN`] events: prices and carbon are put in force
     /// (a schedule is indexed by time, so an interval is priced by the slots
     /// it actually overlaps whenever it arrived before the tick), value is
     /// booked, and the pushed batches taken are checked and booked together
     /// and written with one checkpoint (group commit) before any of them
     /// is acknowledged. What is left waits for the next drain: no client or
     /// feed can hold the sampler.
-    fn take_updates(&mut self) {
+    fn drain_inbox(&mut self) {
         // The ledger's hour closes at the counters as they stand before
         // anything is booked in a later hour.
         self.s.book.observe(Utc::now(), self.s.engine.counters());
         let mut acks: Vec<(PushReply, (usize, usize))> = Vec::new();
-        for _ in 0..MAX_UPDATES_PER_DRAIN {
-            let Some(u) = self
-                .s
-                .price_updates
-                .as_ref()
-                .and_then(|rx| rx.try_recv().ok())
-            else {
+        for _ in 0..MAX_EVENTS_PER_DRAIN {
+            let Some(u) = self.s.inbox.as_ref().and_then(|rx| rx.try_recv().ok()) else {
                 break;
             };
             match u {
-                crate::price_feed::Update::Tariff(t, at) => self.s.engine.set_tariff(t, Some(at)),
-                crate::price_feed::Update::Outcome(name, ok) => self.s.engine.note_source(name, ok),
-                crate::price_feed::Update::Carbon(c) => self.s.engine.set_carbon(Some(c)),
-                crate::price_feed::Update::Dropped(name, n) => self.s.engine.note_dropped(name, n),
-                crate::price_feed::Update::Target(name, ok) => self.s.engine.note_target(&name, ok),
-                crate::price_feed::Update::Value(v) => self.book_value(v),
-                crate::price_feed::Update::Push(job) => {
+                Event::Tariff(t, at) => self.s.engine.set_tariff(t, Some(at)),
+                Event::Outcome(name, ok) => self.s.engine.note_source(name, ok),
+                Event::Carbon(c) => self.s.engine.set_carbon(Some(c)),
+                Event::Dropped(name, n) => self.s.engine.note_dropped(name, n),
+                Event::Target(name, ok) => self.s.engine.note_target(&name, ok),
+                Event::Value(v) => self.book_value(v),
+                Event::Push(job) => {
                     if let Some(ack) = self.apply_push(job) {
                         acks.push(ack);
                     }
                 }
-                crate::price_feed::Update::Pods(pods) => {
+                Event::Pods(pods) => {
                     if let Some(a) = &mut self.s.attribution {
                         a.set_pods(pods);
                     }
@@ -388,7 +384,7 @@ impl Running {
         let saved = self.save();
         for (reply, counted) in acks {
             let _ = reply.send(saved.clone().map(|()| counted).map_err(|e| {
-                crate::push::Refusal::Unavailable(format!(
+                crate::inbox::Refusal::Unavailable(format!(
                     "the batch is counted but could not be written to disk ({e}); retry it (it counts once)"
                 ))
             }));
@@ -397,10 +393,10 @@ impl Running {
 
     /// Book a value target's scrape to its owners, with the counter state
     /// it was computed from (one checkpoint holds both).
-    fn book_value(&mut self, v: crate::value_feed::ValueUpdate) {
+    fn book_value(&mut self, v: crate::inbox::ValueUpdate) {
         let owners: Vec<(roimon_core::Owner, f64)> = match &v.owners {
-            crate::value_feed::OwnerSpec::Owner(o) => vec![(o.clone(), 1.0)],
-            crate::value_feed::OwnerSpec::Gpus(uuids) => {
+            crate::inbox::OwnerSpec::Owner(o) => vec![(o.clone(), 1.0)],
+            crate::inbox::OwnerSpec::Gpus(uuids) => {
                 let share = 1.0 / uuids.len().max(1) as f64;
                 uuids
                     .iter()
@@ -423,7 +419,7 @@ impl Running {
     /// answered at once, nothing of it booked), duplicates dropped, the
     /// rest booked. Returns the reply to send once the checkpoint holding
     /// it is written.
-    fn apply_push(&mut self, job: crate::push::Job) -> Option<(PushReply, (usize, usize))> {
+    fn apply_push(&mut self, job: crate::inbox::Job) -> Option<(PushReply, (usize, usize))> {
         let (max_points, max_age_ns) = self.s.push_dedup;
         if self.dedup.is_none() {
             self.dedup = Some(self.load_dedup(max_points, max_age_ns, job.now_ns));
@@ -553,7 +549,7 @@ impl Running {
 
     fn tick(&mut self, origin: Instant) {
         self.phase("taking feed updates and pushed batches", |r| {
-            r.take_updates()
+            r.drain_inbox()
         });
         let reports = self.phase("sampling the collectors", |r| r.collect());
         let tick = Tick {
@@ -799,7 +795,7 @@ impl Running {
         let mut last_watchdog = Instant::now();
         loop {
             let left = until.saturating_duration_since(Instant::now());
-            let chunk = if self.s.price_updates.is_some() {
+            let chunk = if self.s.inbox.is_some() {
                 left.min(INBOX_POLL)
             } else {
                 every.map_or(left, |e| left.min(e))
@@ -808,10 +804,10 @@ impl Running {
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => return true,
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            if Instant::now() < until && self.s.price_updates.is_some() {
+            if Instant::now() < until && self.s.inbox.is_some() {
                 self.phase(
                     "booking pushed batches and feed updates between ticks",
-                    |r| r.take_updates(),
+                    |r| r.drain_inbox(),
                 );
             }
             if Instant::now() >= until {
@@ -1010,7 +1006,7 @@ mod tests {
             checkpoint_every: Duration::from_millis(20),
             checkpoint: Checkpoint::open(dir).unwrap(),
             state: state.clone(),
-            price_updates: None,
+            inbox: None,
             max_downtime: Duration::from_secs(60),
             notify: None,
             push_dedup: (1000, 86_400_000_000_000),

@@ -12,7 +12,8 @@
 //! (`roimon_value_rejected_total`) and logged once per streak.
 
 use crate::config::{ScrapeTarget, UnitPrices};
-use crate::price_feed::Update;
+use crate::feeds::{self, Feed, FetchError, Log, Policy, Retry};
+use crate::inbox::{Event, OwnerSpec, ValueUpdate};
 use roimon_core::ModelDelta;
 use roimon_http::{Auth, Client, ClientConfig, Request, RetryPolicy, Secret};
 use roimon_value::{Bounds, Limits, Prices, Rejection, ServerKind, TargetState};
@@ -26,33 +27,6 @@ pub fn state_key(target: &str) -> String {
     format!("value.target.{target}")
 }
 
-/// Who owns a target's value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OwnerSpec {
-    /// One owner.
-    Owner(roimon_core::Owner),
-    /// The owners of these GPUs, in equal shares.
-    Gpus(Vec<String>),
-}
-
-/// What one scrape produced, for the sampler to book.
-#[derive(Debug, Clone)]
-pub struct ValueUpdate {
-    /// The target's label.
-    pub target: String,
-    /// Its owners.
-    pub owners: OwnerSpec,
-    /// Money produced since the last scrape.
-    pub money: f64,
-    /// Tokens and requests per model since the last scrape.
-    pub models: Vec<ModelDelta>,
-    /// The target's counter state after this scrape (JSON), kept with the
-    /// counters.
-    pub state: String,
-    /// Figures refused by this scrape, by reason (`reason` label).
-    pub rejected: Vec<(&'static str, u64)>,
-}
-
 fn prices(p: &UnitPrices) -> Prices {
     Prices {
         input_per_million: p.input_per_million_tokens,
@@ -63,14 +37,13 @@ fn prices(p: &UnitPrices) -> Prices {
     }
 }
 
-/// Scrape `t` for ever within `bounds`, sending what it produced on `tx`;
-/// `state` is the target's counter state from the checkpoint (JSON), if any.
-pub async fn run(t: ScrapeTarget, bounds: Bounds, state: Option<String>, tx: Sender<Update>) {
+/// Scrape `t` for ever within `bounds` in the feed loop ([`feeds::run`]),
+/// sending what it produced on `tx`; `state` is the target's counter state
+/// from the checkpoint (JSON), if any.
+pub async fn run(t: ScrapeTarget, bounds: Bounds, state: Option<String>, tx: Sender<Event>) {
     let label = t.label();
-    // What the URL carries (query values, a password) is scrubbed from
-    // every error; logs name the target by the label of its redacted URL
-    // (the same as `label` but where that is the URL's host part).
-    let scrub = roimon_http::url_secrets(&t.url);
+    // Logs name the target by the label of its redacted URL (the same as
+    // `label` but where that is the URL's host part).
     let shown = ScrapeTarget {
         url: roimon_http::redact_url(&t.url),
         ..t.clone()
@@ -93,125 +66,172 @@ pub async fn run(t: ScrapeTarget, bounds: Bounds, state: Option<String>, tx: Sen
         }),
         None => OwnerSpec::Gpus(t.gpu_uuids.clone()),
     };
-    let auth = match Secret::load(
-        &format!("value.scrape {label}"),
-        t.token_env.as_deref(),
-        t.token_file.as_deref(),
-    ) {
-        Ok(Some(s)) => Auth::Bearer(s),
-        Ok(None) => Auth::None,
-        Err(e) => {
-            tracing::error!(target_name = %shown, error = %e, "value target cannot start; its value is not measured");
-            let _ = tx.send(Update::Target(label, false));
-            return;
-        }
-    };
-    let client = match Client::new(ClientConfig {
-        timeout: Duration::from_secs_f64(t.timeout_secs),
-        // The next interval is the retry: a scrape is not worth waiting for.
-        retry: RetryPolicy {
-            retries: 0,
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(1),
-        },
-        auth,
-        scrub,
-        ..ClientConfig::default()
-    }) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(target_name = %shown, error = %e, "value target cannot start; its value is not measured");
-            let _ = tx.send(Update::Target(label, false));
-            return;
-        }
-    };
-    let mut st: TargetState = state
+    let st: TargetState = state
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
-    let interval = Duration::from_secs_f64(t.interval_secs);
-    let mut failing = false;
-    // Reasons refused at the last scrape: each streak is logged once.
-    let mut refusing: BTreeSet<Rejection> = BTreeSet::new();
-    let mut suspect = st.suspect();
-    loop {
-        let outcome = scrape(&client, &t.url, kind, &mut st, &bounds).await;
-        match outcome {
-            Ok(update) => {
-                if failing {
-                    tracing::info!(target_name = %shown, "value target answers again");
-                    failing = false;
-                }
-                let now_refusing: BTreeSet<Rejection> = update.rejected.keys().copied().collect();
-                for why in now_refusing.difference(&refusing) {
-                    tracing::warn!(
-                        target_name = %label,
-                        reason = why.as_str(),
-                        refused = update.rejected[why],
-                        max_tokens_per_second = bounds.max_tokens_per_second,
-                        max_requests_per_second = bounds.max_requests_per_second,
-                        max_models = bounds.max_models,
-                        "value target's scrape holds figures that are not booked (implausible or over a bound); counted in roimon_value_rejected_total, said once per streak"
-                    );
-                }
-                for why in refusing.difference(&now_refusing) {
-                    tracing::info!(target_name = %label, reason = why.as_str(), "value target's figures are within bounds again");
-                }
-                refusing = now_refusing;
-                if update.suspect != suspect {
-                    if update.suspect {
-                        tracing::warn!(target_name = %label, max_resets_per_hour = bounds.max_resets_per_hour, "value target restarts too often (reset storm): its resets are not booked until an hour passes without one");
-                    } else {
-                        tracing::info!(target_name = %label, "value target is stable again: its resets are booked");
-                    }
-                    suspect = update.suspect;
-                }
-                let deltas: Vec<(String, roimon_value::Delta)> = update
-                    .deltas
-                    .into_iter()
-                    .filter(|(_, d)| !d.is_zero())
-                    .collect();
-                let money: f64 = deltas.iter().map(|(m, d)| price.value(m, d).0).sum();
-                // Deltas are finite and bounded, so is their price; a money
-                // figure that is not is refused with the deltas it came from.
-                let (money, deltas) = if money.is_finite() && money >= 0.0 {
-                    (money, deltas)
-                } else {
-                    (0.0, Vec::new())
-                };
-                let models = deltas
-                    .into_iter()
-                    .map(|(model, d)| ModelDelta {
-                        model,
-                        input_tokens: d.input_tokens,
-                        cached_input_tokens: d.cached_input_tokens,
-                        output_tokens: d.output_tokens,
-                        requests: d.requests,
-                    })
-                    .collect();
-                let state = serde_json::to_string(&st).unwrap_or_default();
-                let _ = tx.send(Update::Value(ValueUpdate {
-                    target: label.clone(),
-                    owners: owners.clone(),
-                    money,
-                    models,
-                    state,
-                    rejected: update
-                        .rejected
-                        .into_iter()
-                        .map(|(k, n)| (k.as_str(), n))
-                        .collect(),
-                }));
-                let _ = tx.send(Update::Target(label.clone(), true));
-            }
-            Err(e) => {
-                if !failing {
-                    tracing::warn!(target_name = %shown, error = %roimon_http::log_safe(&e), "value target failed; its value is not counted until it answers (said once per failure streak)");
-                    failing = true;
-                }
-                let _ = tx.send(Update::Target(label.clone(), false));
-            }
+    let suspect = st.suspect();
+    let feed = ValueFeed {
+        t,
+        bounds,
+        label,
+        shown,
+        kind,
+        price,
+        owners,
+        st,
+        refusing: BTreeSet::new(),
+        suspect,
+    };
+    feeds::run(feed, tx).await;
+}
+
+/// One value target in the feed loop, with its counter state.
+struct ValueFeed {
+    t: ScrapeTarget,
+    bounds: Bounds,
+    label: String,
+    /// The label of the redacted URL, for logs.
+    shown: String,
+    kind: ServerKind,
+    price: Prices,
+    owners: OwnerSpec,
+    st: TargetState,
+    /// Reasons refused at the last scrape: each streak is logged once.
+    refusing: BTreeSet<Rejection>,
+    /// The target was in a reset storm at the last scrape.
+    suspect: bool,
+}
+
+impl Feed for ValueFeed {
+    type Client = Client;
+
+    fn policy(&self) -> Policy {
+        Policy {
+            refresh: Duration::from_secs_f64(self.t.interval_secs),
+            // The next interval is the retry: a scrape is not worth hurrying.
+            retry: Retry::AtRefresh,
+            honour_retry_after: false,
+            log: Log::OncePerStreak,
         }
-        tokio::time::sleep(roimon_http::spread(interval)).await;
+    }
+
+    fn open(&mut self) -> Result<Client, FetchError> {
+        let t = &self.t;
+        let auth = match Secret::load(
+            &format!("value.scrape {}", self.label),
+            t.token_env.as_deref(),
+            t.token_file.as_deref(),
+        )
+        .map_err(FetchError::Local)?
+        {
+            Some(s) => Auth::Bearer(s),
+            None => Auth::None,
+        };
+        Client::new(ClientConfig {
+            timeout: Duration::from_secs_f64(t.timeout_secs),
+            // The next interval is the retry: a scrape is not worth waiting for.
+            retry: RetryPolicy {
+                retries: 0,
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(1),
+            },
+            auth,
+            // What the URL carries (query values, a password) is scrubbed
+            // from every error.
+            scrub: roimon_http::url_secrets(&t.url),
+            ..ClientConfig::default()
+        })
+        .map_err(|e| FetchError::Local(e.to_string()))
+    }
+
+    async fn fetch(
+        &mut self,
+        client: &Client,
+        tx: &Sender<Event>,
+    ) -> Result<Option<Duration>, FetchError> {
+        let update = scrape(client, &self.t.url, self.kind, &mut self.st, &self.bounds)
+            .await
+            .map_err(FetchError::Local)?;
+        let (label, bounds) = (&self.label, &self.bounds);
+        let now_refusing: BTreeSet<Rejection> = update.rejected.keys().copied().collect();
+        for why in now_refusing.difference(&self.refusing) {
+            tracing::warn!(
+                target_name = %label,
+                reason = why.as_str(),
+                refused = update.rejected[why],
+                max_tokens_per_second = bounds.max_tokens_per_second,
+                max_requests_per_second = bounds.max_requests_per_second,
+                max_models = bounds.max_models,
+                "value target's scrape holds figures that are not booked (implausible or over a bound); counted in roimon_value_rejected_total, said once per streak"
+            );
+        }
+        for why in self.refusing.difference(&now_refusing) {
+            tracing::info!(target_name = %label, reason = why.as_str(), "value target's figures are within bounds again");
+        }
+        self.refusing = now_refusing;
+        if update.suspect != self.suspect {
+            if update.suspect {
+                tracing::warn!(target_name = %label, max_resets_per_hour = bounds.max_resets_per_hour, "value target restarts too often (reset storm): its resets are not booked until an hour passes without one");
+            } else {
+                tracing::info!(target_name = %label, "value target is stable again: its resets are booked");
+            }
+            self.suspect = update.suspect;
+        }
+        let deltas: Vec<(String, roimon_value::Delta)> = update
+            .deltas
+            .into_iter()
+            .filter(|(_, d)| !d.is_zero())
+            .collect();
+        let money: f64 = deltas.iter().map(|(m, d)| self.price.value(m, d).0).sum();
+        // Deltas are finite and bounded, so is their price; a money figure
+        // that is not is refused with the deltas it came from.
+        let (money, deltas) = if money.is_finite() && money >= 0.0 {
+            (money, deltas)
+        } else {
+            (0.0, Vec::new())
+        };
+        let models = deltas
+            .into_iter()
+            .map(|(model, d)| ModelDelta {
+                model,
+                input_tokens: d.input_tokens,
+                cached_input_tokens: d.cached_input_tokens,
+                output_tokens: d.output_tokens,
+                requests: d.requests,
+            })
+            .collect();
+        let state = serde_json::to_string(&self.st).unwrap_or_default();
+        let _ = tx.send(Event::Value(ValueUpdate {
+            target: label.clone(),
+            owners: self.owners.clone(),
+            money,
+            models,
+            state,
+            rejected: update
+                .rejected
+                .into_iter()
+                .map(|(k, n)| (k.as_str(), n))
+                .collect(),
+        }));
+        Ok(None)
+    }
+
+    fn outcome(&self, ok: bool) -> Event {
+        Event::Target(self.label.clone(), ok)
+    }
+
+    fn log_cannot_start(&self, e: &FetchError, _: Duration) {
+        tracing::error!(target_name = %self.shown, error = %e, "value target cannot start; its value is not measured");
+    }
+
+    fn log_failure(&self, e: &FetchError, _: u32, _: Duration) {
+        tracing::warn!(target_name = %self.shown, error = %roimon_http::log_safe(&e.to_string()), "value target failed; its value is not counted until it answers (said once per failure streak)");
+    }
+
+    fn log_success(&self, recovered: bool) {
+        if recovered {
+            tracing::info!(target_name = %self.shown, "value target answers again");
+        }
     }
 }
 

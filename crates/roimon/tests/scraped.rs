@@ -6,6 +6,7 @@
 //! checkpoints keep being written, and the daemon restarts on its state
 //! and passes `report --verify`. A server whose start time changes at
 //! every scrape is a reset storm: a few restarts are believed, then none.
+//! A target whose token file is missing at start is scraped once it appears.
 
 mod common;
 
@@ -274,4 +275,51 @@ input_per_million_tokens = 1.0
     assert_eq!(line["level"], "WARN");
     let (st, _) = d.stop("TERM");
     assert!(st.success());
+}
+
+#[test]
+fn a_target_whose_token_file_appears_later_is_scraped_without_a_restart() {
+    let answer: Answer = Arc::new(Mutex::new((200, body(&[("m", 100.0)]))));
+    let target = serve(answer);
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("scrape-token");
+    let path = common::gpuless_config(
+        tmp.path(),
+        &tmp.path().join("state"),
+        (0.2, 0.3),
+        &format!(
+            r#"[[value.scrape]]
+url = "http://{target}/metrics"
+name = "hostile"
+team = "t"
+workload = "w"
+interval_secs = 1
+token_file = "{}"
+input_per_million_tokens = 1.0
+"#,
+            token.display()
+        ),
+    );
+    let d = Daemon::start(&path, &[]);
+    // No token yet: the target cannot start; that is logged once and
+    // counted at every try.
+    let line = wait_log(&d, "value target cannot start");
+    assert_eq!(line["level"], "ERROR");
+    let errors = "roimon_value_target_errors_total{target=\"hostile\"}";
+    d.wait_metrics("the tries counted", |m| {
+        value(m, errors).unwrap_or(0.0) >= 2.0
+    });
+    // The token is provisioned: the next try starts the target.
+    std::fs::write(&token, "scrape-secret\n").unwrap();
+    d.wait_metrics("the target up", |m| {
+        value(m, "roimon_value_target_up{target=\"hostile\"}") == Some(1.0)
+    });
+    let (st, log) = d.stop("TERM");
+    assert!(st.success());
+    // The line taken above was the streak's only one.
+    let again = log
+        .iter()
+        .filter(|l| l.contains("value target cannot start"))
+        .count();
+    assert_eq!(again, 0, "logged once per streak");
 }
