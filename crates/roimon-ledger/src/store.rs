@@ -440,36 +440,7 @@ impl Ledger {
         }
         differences.extend(self.nonfinite_rows()?);
         let expected = figures::totals(&counters);
-        let mut got: BTreeMap<Key, Figures> = BTreeMap::new();
-        let sums = FIELDS
-            .iter()
-            .map(|f| format!("SUM({f})"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        for table in ["ledger", "ledger_purged"] {
-            let sql = format!(
-                "SELECT gpu_uuid, team, workload, {sums} FROM {table} GROUP BY gpu_uuid, team, workload"
-            );
-            let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-            let rows = st
-                .query_map([], |r| {
-                    let key = Key {
-                        gpu_uuid: r.get(0)?,
-                        team: r.get(1)?,
-                        workload: r.get(2)?,
-                    };
-                    let mut f = Figures::default();
-                    for i in 0..N {
-                        f.0[i] = r.get::<_, Option<f64>>(3 + i)?.unwrap_or(0.0);
-                    }
-                    Ok((key, f))
-                })
-                .map_err(|e| self.err(e))?;
-            for row in rows {
-                let (k, f) = row.map_err(|e| self.err(e))?;
-                got.entry(k).or_default().add(&f);
-            }
-        }
+        let got = self.sums("1")?;
         let zero = Figures::default();
         let keys: std::collections::BTreeSet<&Key> =
             expected.rows.keys().chain(got.keys()).collect();
