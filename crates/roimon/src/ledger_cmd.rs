@@ -4,8 +4,6 @@
 //! of kind `correction`, with the reason, keeps Σ ledger equal to the
 //! counters. Runs on a stopped daemon's state dir (it takes the lock).
 
-use crate::config::Config;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// `roimon ledger …`.
@@ -20,27 +18,17 @@ pub enum LedgerCommand {
 /// Arguments of `roimon ledger repair`.
 #[derive(Debug, clap::Args)]
 pub struct RepairArgs {
-    /// Configuration file: state.dir, node.name and price.source (default:
-    /// the built-in configuration).
-    #[arg(long, env = "ROIMON_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// State directory holding ledger.sqlite3 (config: state.dir).
-    #[arg(long)]
-    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: crate::report_cmd::StateArgs,
 }
 
 /// Run the command.
 pub fn main(cmd: LedgerCommand) -> ExitCode {
     let LedgerCommand::Repair(a) = cmd;
-    let cfg = match a
-        .config
-        .as_deref()
-        .map_or_else(|| Ok(Config::builtin()), Config::load)
-    {
-        Ok(c) => c,
-        Err(e) => return crate::config_error(&e),
+    let (cfg, dir) = match a.state.resolve() {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let dir = a.state_dir.clone().unwrap_or(cfg.state.dir.clone());
     let path = dir.join(roimon_ledger::FILE);
     if !path.exists() {
         eprintln!(

@@ -13,16 +13,37 @@ use roimon_ledger::{Dim, Format, Ledger, Query};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// The command's arguments.
+/// Where a command run beside (or without) the daemon finds its state.
 #[derive(Debug, clap::Args)]
-pub struct ReportArgs {
-    /// Configuration file: state.dir and report.timezone (default: the
-    /// built-in configuration).
+pub struct StateArgs {
+    /// Configuration file: state.dir, report.timezone, node.name and
+    /// price.source (default: the built-in configuration).
     #[arg(long, env = "ROIMON_CONFIG")]
     pub config: Option<PathBuf>,
     /// State directory holding ledger.sqlite3 (config: state.dir).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+}
+
+impl StateArgs {
+    /// The configuration and the state dir, or the exit code of a
+    /// configuration error (already reported).
+    pub fn resolve(&self) -> Result<(Config, PathBuf), ExitCode> {
+        let cfg = self
+            .config
+            .as_deref()
+            .map_or_else(|| Ok(Config::builtin()), Config::load)
+            .map_err(|e| crate::config_error(&e))?;
+        let dir = self.state_dir.clone().unwrap_or(cfg.state.dir.clone());
+        Ok((cfg, dir))
+    }
+}
+
+/// The command's arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
     /// Span start (inclusive): RFC 3339, a date YYYY-MM-DD or a month
     /// YYYY-MM (in report.timezone). Default: the start of this month.
     #[arg(long)]
@@ -105,15 +126,10 @@ pub fn query(
 
 /// Run the command.
 pub fn main(a: ReportArgs) -> ExitCode {
-    let cfg = match a
-        .config
-        .as_deref()
-        .map_or_else(|| Ok(Config::builtin()), Config::load)
-    {
-        Ok(c) => c,
-        Err(e) => return crate::config_error(&e),
+    let (cfg, dir) = match a.state.resolve() {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let dir = a.state_dir.clone().unwrap_or(cfg.state.dir.clone());
     let tz: Tz = match &a.timezone {
         Some(z) => match z.parse() {
             Ok(t) => t,
