@@ -231,7 +231,6 @@ impl Feed for CarbonFeed {
         let now = Utc::now();
         let (from, to) = window(now);
         let fetched = fetcher.fetch(now).await;
-        let before = self.dropped_total;
         let label = self.label;
         let new = bound_fetched(
             fetched,
@@ -240,10 +239,8 @@ impl Feed for CarbonFeed {
             label,
             "carbon",
             &mut self.dropped_total,
+            tx,
         );
-        if self.dropped_total > before {
-            let _ = tx.send(Event::Dropped("carbon", self.dropped_total - before));
-        }
         let merged = absorb_kept(&self.store, self.kept.take(), new?, label, &self.id, now).await;
         tracing::info!(
             source = label,

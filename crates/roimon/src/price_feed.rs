@@ -435,7 +435,6 @@ impl Feed for PriceFeed {
         let now = Utc::now();
         let (from, to) = window(now, self.cfg.days_ahead);
         let fetched = fetcher.fetch(from, to).await;
-        let before = self.dropped_total;
         let label = self.label;
         let new = bound_fetched(
             fetched,
@@ -444,10 +443,8 @@ impl Feed for PriceFeed {
             label,
             "price",
             &mut self.dropped_total,
+            tx,
         );
-        if self.dropped_total > before {
-            let _ = tx.send(Event::Dropped("price", self.dropped_total - before));
-        }
         let new = new?;
         let n = new.slots.len();
         let merged = absorb_kept(&self.store, self.kept.take(), new, label, &self.id, now).await;

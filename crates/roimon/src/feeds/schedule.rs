@@ -86,14 +86,16 @@ pub fn usable(
 }
 
 /// Bound a fetch's outcome with [`usable`] for its window, logging the slots
-/// dropped and adding them to `dropped_total`; `what` names the feed.
+/// dropped, adding them to `dropped_total` and telling the sampler (counted
+/// in `roimon_feed_slots_dropped_total`); `what` names the feed.
 pub fn bound_fetched(
     fetched: Result<Schedule, FetchError>,
     window: (DateTime<Utc>, DateTime<Utc>),
     now: DateTime<Utc>,
     label: &str,
-    what: &str,
+    what: &'static str,
     dropped_total: &mut u64,
+    tx: &std::sync::mpsc::Sender<crate::inbox::Event>,
 ) -> Result<Schedule, FetchError> {
     let (res, dropped) = usable(fetched?, now, window.0, window.1);
     if dropped > 0 {
@@ -104,6 +106,7 @@ pub fn bound_fetched(
             dropped_total = *dropped_total,
             "fetched {what} slots outside the time a schedule may cover were dropped"
         );
+        let _ = tx.send(crate::inbox::Event::Dropped(what, dropped as u64));
     }
     res
 }
