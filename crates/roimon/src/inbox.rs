@@ -29,7 +29,7 @@ pub enum Event {
     /// reply says how many points counted and how many were duplicates.
     Push(Job),
     /// A new pod list (pods by UID) for attribution rules on pod labels.
-    Pods(std::sync::Arc<crate::attribution::PodIndex>),
+    Pods(std::sync::Arc<roimon_attribution::PodIndex>),
 }
 
 /// Who owns a target's value.

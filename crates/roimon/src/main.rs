@@ -2,7 +2,6 @@
 //! engine, sampler thread, checkpoint and HTTP listener. Exit codes: 0 ok,
 //! 2 usage or config error, 1 runtime failure.
 
-mod attribution;
 mod carbon_feed;
 mod checkpoint;
 mod feeds;
@@ -10,7 +9,6 @@ mod http;
 mod inbox;
 mod influx_feed;
 mod ledger_cmd;
-mod pod_list;
 mod pods_feed;
 mod price_feed;
 mod prices_cmd;
@@ -523,7 +521,8 @@ fn run_daemon(
         None => None,
     };
     let inbox = Some(rx);
-    let attribution = attribution::Attributor::new(&cfg.attribution, cfg.engine_config().owners);
+    let attribution =
+        roimon_attribution::Attributor::new(&cfg.attribution, cfg.engine_config().owners);
     let sampler = Sampler {
         engine,
         inbox,

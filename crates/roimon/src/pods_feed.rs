@@ -5,11 +5,11 @@
 //! streak and counted (`collector="pods"`); its text never carries the
 //! token nor a query value of `pods_url`.
 
-use crate::attribution::parse_pod_list;
 use crate::config::Attribution;
 use crate::feeds::{self, Feed, FetchError, Log, Policy, Retry};
 use crate::feeds::{blocking, get_text, redact_error, secrets};
 use crate::inbox::Event;
+use roimon_attribution::parse_pod_list;
 use roimon_http::{Client, ClientConfig, Request, RetryPolicy, Secret, TlsConfig};
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
@@ -44,7 +44,7 @@ async fn fetch(
     http: &Client,
     url: &str,
     cfg: &Attribution,
-) -> Result<crate::attribution::PodIndex, FetchError> {
+) -> Result<roimon_attribution::PodIndex, FetchError> {
     let token = match &cfg.pods_token_file {
         Some(path) => {
             Some(Secret::load("attribution.pods", None, Some(path)).map_err(FetchError::Local)?)

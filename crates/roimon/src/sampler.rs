@@ -276,7 +276,7 @@ pub struct Sampler {
     /// Zone of budget months.
     pub report_tz: chrono_tz::Tz,
     /// Attribution by process (`None`: the UUID table only).
-    pub attribution: Option<crate::attribution::Attributor>,
+    pub attribution: Option<roimon_attribution::Attributor>,
 }
 
 impl std::fmt::Debug for Sampler {

@@ -5,7 +5,7 @@
 //! long for Kubernetes, stops the parse where it is crossed, not after the
 //! whole list was built.
 
-use crate::attribution::{PodIndex, PodMeta};
+use crate::{PodIndex, PodMeta};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::collections::{BTreeMap, HashMap};

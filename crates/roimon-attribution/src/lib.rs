@@ -3,17 +3,19 @@
 //! `/proc/<pid>/cgroup`, and to an owner through the ordered
 //! `[[attribution.rules]]`; what matches no rule goes to the GPU's owner of
 //! record. Every root is a parameter, so tests use fake trees. Pod labels
-//! come, where configured, from a `PodList` fetched by `pods_feed`.
+//! come, where configured, from a `PodList` the daemon fetches and this
+//! crate reads ([`parse_pod_list`]). No network, no async runtime.
+
+pub mod pod_list;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use roimon_config::{Attribution, AttributionMode, IdleOwner, Rule};
 use roimon_core::engine::UNALLOCATED;
 use roimon_core::{BY_GPU_OWNER, Claim, Engine, GpuReading, Owner, OwnerShare, Reading, Report};
-
-use crate::config::{Attribution, AttributionMode, IdleOwner, Rule};
 
 /// What a cgroup path says about a process.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
