@@ -25,3 +25,21 @@ promtool check rules --lint=duplicate-rules --lint-fatal "${rules[@]}"
 promtool test rules "${tests[@]}"
 echo "-- every alert: a firing test, a quiet test, a runbook"
 python3 deploy/mixin/check_coverage.py
+
+echo "-- the runbook base is a value: --runbook-base moves every alert's link, anchors kept"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+base=https://runbooks.example.com/ops/roimon
+python3 deploy/mixin/build.py --rules-out "$tmp" --runbook-base "$base" >/dev/null
+want=$(grep -h 'runbook_url:' "${rules[@]}" | sed 's|"[^"#]*#|"'"$base"'#|' | sort)
+got=$(grep -h 'runbook_url:' "$tmp"/*.yml | sort)
+if [ -z "$want" ] || [ "$want" != "$got" ]; then
+  echo "--runbook-base did not move every runbook link to $base:" >&2
+  diff <(echo "$want") <(echo "$got") >&2 || true
+  exit 1
+fi
+promtool check rules --lint=duplicate-rules --lint-fatal "$tmp"/*.yml >/dev/null
+if python3 deploy/mixin/build.py --rules-out "$tmp" --runbook-base 'https://x/a#b' 2>/dev/null; then
+  echo "--runbook-base accepted a base with '#'" >&2; exit 1
+fi
+echo "$(echo "$got" | wc -l) runbook links under $base"

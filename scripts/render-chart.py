@@ -7,13 +7,17 @@ helm-python-sdk: no cluster, no helm binary) and lint it.
                                (cluster label, TLS web config, process
                                attribution, no chown), after checking both
                                value sets against values.schema.json and
-                               that the schema rejects a wrong value
+                               that the schema rejects a wrong value,
+                               and that prometheusRule.runbookBase moves
+                               every alert's runbook link
     render-chart.py --plain    prints the default rendering, the content of
                                deploy/kubernetes/roimon.yaml
 """
 
 import sys
 from pathlib import Path
+
+import yaml
 
 import helm_python as helm
 
@@ -48,6 +52,39 @@ def render(values=None):
     return "".join(docs)
 
 
+def runbook_urls(rendered):
+    """alert -> runbook_url of the rendering's PrometheusRule."""
+    return {
+        r["alert"]: r["annotations"]["runbook_url"]
+        for d in yaml.safe_load_all(rendered)
+        if d and d.get("kind") == "PrometheusRule"
+        for g in d["spec"]["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    }
+
+
+def check_runbook_base():
+    """prometheusRule.runbookBase replaces the base of every alert's link and
+    keeps its anchor; the schema refuses a base with '#'."""
+    base = "https://wiki.example.com/ops/roimon-runbooks"
+    default = runbook_urls(render())
+    moved = runbook_urls(render({"prometheusRule": {"runbookBase": base}}))
+    want = {a: base + "#" + u.split("#", 1)[1] for a, u in default.items()}
+    if not default or moved != want:
+        print(f"prometheusRule.runbookBase={base} gave {moved}, want {want}", file=sys.stderr)
+        return False
+    try:
+        helm.Chart.load(CHART).validate_schema({"prometheusRule": {"runbookBase": "https://x/a#b"}})
+    except helm.HelmValuesError:
+        pass
+    else:
+        print("values.schema.json accepted a runbookBase with '#'", file=sys.stderr)
+        return False
+    print(f"prometheusRule.runbookBase moves all {len(moved)} runbook links, anchors kept")
+    return True
+
+
 def main(argv):
     if argv == ["--plain"]:
         sys.stdout.write(HEADER + render())
@@ -72,6 +109,8 @@ def main(argv):
         print("values.schema.json rejects a string port, as it must: " + " ".join(str(e).split()))
     else:
         print("values.schema.json accepted port: \"9464\"", file=sys.stderr)
+        return 1
+    if not check_runbook_base():
         return 1
     print(f"rendered {CHART.relative_to(ROOT)} into {outdir}/default.yaml and all-features.yaml")
     return 0

@@ -11,6 +11,13 @@ dashboards.py).
                                            file reads back as exactly the
                                            source's data: the small YAML
                                            writer quotes and folds correctly
+    python3 deploy/mixin/build.py --rules-out DIR [--runbook-base URL]
+                                           write only the Prometheus rule
+                                           files, into DIR, every alert's
+                                           runbook_url under URL (default:
+                                           config.py's runbook_base), e.g. for
+                                           docker-compose's
+                                           ROIMON_PROMETHEUS_RULES
     python3 deploy/mixin/build.py --queries
                                            print every dashboard query as JSON
                                            (dashboard, panel, refId, expr,
@@ -31,6 +38,7 @@ sys.path.insert(0, str(HERE))
 
 import dashboards  # noqa: E402
 import rules  # noqa: E402
+from config import CONFIG  # noqa: E402
 from yamlout import Commented, dump  # noqa: E402
 
 ROOT = HERE.parent.parent
@@ -50,6 +58,48 @@ def _commented(obj):
 
 def rule_file(header, groups):
     return dump({"groups": _commented(groups)}, header=f"{GENERATED}\n\n{header}")
+
+
+def with_runbook_base(groups, base):
+    """The groups with every alert's runbook_url under `base` (same anchors)."""
+    if not base or "#" in base or any(c.isspace() or c in "\"\\" for c in base):
+        raise ValueError(
+            f"runbook base must be a URL without '#', quotes, backslashes or spaces, got {base!r}"
+        )
+    default = CONFIG["runbook_base"] + "#"
+    out = []
+    for g in groups:
+        g = dict(g, rules=[dict(r) for r in g["rules"]])
+        for r in g["rules"]:
+            url = r.get("annotations", {}).get("runbook_url")
+            if url is None:
+                continue
+            if not url.startswith(default):
+                raise ValueError(f"{r['alert']}: runbook_url {url!r} is not under {default!r}")
+            r["annotations"] = dict(r["annotations"], runbook_url=base + "#" + url[len(default):])
+        out.append(g)
+    return out
+
+
+def write_rules(outdir, base):
+    """Write the Prometheus rule files into `outdir`, runbook links under `base`."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    for name, (header, groups) in rules.FILES.items():
+        (outdir / name).write_text(rule_file(header, with_runbook_base(groups, base)))
+        print(f"wrote {outdir / name} (runbooks at {base})")
+    return 0
+
+
+def _option(argv, flag):
+    """The value after `flag` in argv, or None; exits 2 when it is missing."""
+    if flag not in argv:
+        return None
+    i = argv.index(flag)
+    if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+        print(f"{flag} needs a value", file=sys.stderr)
+        sys.exit(2)
+    return argv[i + 1]
 
 
 def outputs():
@@ -115,6 +165,18 @@ def verify_yaml():
 def main(argv):
     if "--verify-yaml" in argv:
         return verify_yaml()
+    rules_out = _option(argv, "--rules-out")
+    base = _option(argv, "--runbook-base")
+    if base is not None and rules_out is None:
+        # The committed files keep config.py's base: CI compares them with it.
+        print("--runbook-base writes elsewhere: give --rules-out DIR", file=sys.stderr)
+        return 2
+    if rules_out is not None:
+        try:
+            return write_rules(rules_out, CONFIG["runbook_base"] if base is None else base)
+        except ValueError as e:
+            print(f"--runbook-base: {e}", file=sys.stderr)
+            return 2
     if "--queries" in argv:
         json.dump(queries(), sys.stdout, indent=1, ensure_ascii=False)
         print()

@@ -7,7 +7,15 @@ with any threshold you change.
 """
 
 CONFIG = {
-    # Where every alert's runbook_url points (one section per alert).
+    # Where every alert's runbook_url points: <runbook_base>#<alert name in
+    # lower case>, one section per alert of docs/runbooks.md. Point it at
+    # where your copy of docs/runbooks.md is served (a wiki, your fork's
+    # docs/runbooks.md on a code host). The committed files keep this
+    # placeholder; override it without editing here where the rules are
+    # deployed: the Helm value prometheusRule.runbookBase, or for
+    # docker-compose and plain Prometheus
+    #   python3 deploy/mixin/build.py --runbook-base URL --rules-out DIR
+    # (README, "Alerts").
     "runbook_base": "https://example.invalid/roimon/docs/runbooks.md",
     # How the roimon scrape job is selected (scrape health only: every other
     # rule reads roimon_* families, whatever the job is called).

@@ -393,6 +393,19 @@ mod tests {
         assert!(matches!(e.tariff, Tariff::TimeOfUse(_)));
     }
 
+    /// The README's quick start on a machine without GPUs runs this file:
+    /// simulated GPUs, a static price, loopback only, state like the default.
+    #[test]
+    fn simulated_config_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/simulated.toml");
+        let c = Config::load(Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.gpu.source, GpuSource::Simulated);
+        assert_eq!(c.price.source, PriceSource::Static);
+        let listen: std::net::SocketAddr = c.server.listen.parse().unwrap();
+        assert!(listen.ip().is_loopback(), "{listen}");
+        assert_eq!(c.state.dir, Config::builtin().state.dir);
+    }
+
     /// The ```toml blocks of one README section.
     fn readme_blocks(heading: &str) -> Vec<&'static str> {
         let readme: &'static str = include_str!("../../../README.md");

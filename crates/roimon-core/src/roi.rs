@@ -43,8 +43,21 @@ pub struct ScenarioResult {
     pub weighted_efficiency: f64,
     /// Financial ROI (V − M) / M, when a value was given.
     pub roi: Option<f64>,
-    /// 1 = highest weighted efficiency.
+    /// 1 = first in the order asked for ([`RankBy`]; by default the
+    /// highest weighted efficiency).
     pub rank: usize,
+}
+
+/// What orders the scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RankBy {
+    /// Highest weighted efficiency P/C first.
+    #[default]
+    Efficiency,
+    /// Highest financial ROI first; scenarios without a value (no ROI) after
+    /// every one with it. Ties, and the scenarios without ROI among
+    /// themselves, by weighted efficiency.
+    Roi,
 }
 
 /// Why a scenario cannot be evaluated.
@@ -69,6 +82,16 @@ pub enum RoiError {
         kind: &'static str,
         /// Indicator.
         indicator: String,
+    },
+    /// A benefit score is outside [0, 1].
+    #[error("scenario `{scenario}`: benefit score `{indicator}` must be in [0, 1], got {value}")]
+    ScoreOutOfRange {
+        /// Scenario.
+        scenario: String,
+        /// Indicator.
+        indicator: String,
+        /// Value.
+        value: f64,
     },
     /// A cost is negative.
     #[error("scenario `{scenario}`: cost `{indicator}` is negative ({value})")]
@@ -174,6 +197,13 @@ pub fn evaluate(
             }
         }
         let p = weighted(&s.name, "benefit", &s.benefit, Some(&weights.benefit))?;
+        if let Some((k, v)) = s.benefit.iter().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
+            return Err(RoiError::ScoreOutOfRange {
+                scenario: s.name.clone(),
+                indicator: k.clone(),
+                value: *v,
+            });
+        }
         let c = weighted(&s.name, "cost", &s.cost, weights.cost.as_ref())?;
         if c == 0.0 {
             return Err(RoiError::ZeroCost {
@@ -204,16 +234,32 @@ pub fn evaluate(
             rank: 0,
         });
     }
-    let mut order: Vec<usize> = (0..out.len()).collect();
-    order.sort_by(|a, b| {
-        out[*b]
-            .weighted_efficiency
-            .total_cmp(&out[*a].weighted_efficiency)
+    rank(&mut out, RankBy::default());
+    Ok(out)
+}
+
+/// Set every result's `rank` (1 = first) in the order `by`; ties keep the
+/// order of the input.
+pub fn rank(results: &mut [ScenarioResult], by: RankBy) {
+    let eff = |r: &ScenarioResult| r.weighted_efficiency;
+    let mut order: Vec<usize> = (0..results.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&results[a], &results[b]);
+        let first = match by {
+            RankBy::Efficiency => std::cmp::Ordering::Equal,
+            // Some(roi) before None; higher ROI first.
+            RankBy::Roi => match (a.roi, b.roi) {
+                (Some(x), Some(y)) => y.total_cmp(&x),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            },
+        };
+        first.then_with(|| eff(b).total_cmp(&eff(a)))
     });
     for (rank, i) in order.into_iter().enumerate() {
-        out[i].rank = rank + 1;
+        results[i].rank = rank + 1;
     }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -289,6 +335,66 @@ mod tests {
         assert_eq!(r[1].money_cost, 6150.0);
         assert!((r[1].roi.unwrap() - (2000.0 - 6150.0) / 6150.0).abs() < 1e-12);
         assert!((r[1].roi.unwrap() - (-0.6748)).abs() < 5e-5);
+    }
+
+    fn result(name: &str, eff: f64, roi: Option<f64>) -> ScenarioResult {
+        ScenarioResult {
+            name: name.into(),
+            benefit_score: 0.0,
+            cost: 1.0,
+            money_cost: 1.0,
+            weighted_efficiency: eff,
+            roi,
+            rank: 0,
+        }
+    }
+
+    #[test]
+    fn ranks_by_efficiency_or_by_roi() {
+        let mut r = vec![
+            result("efficient-no-value", 3.0, None),
+            result("low-roi", 2.0, Some(-0.5)),
+            result("high-roi", 1.0, Some(0.25)),
+            result("inefficient-no-value", 0.5, None),
+        ];
+        rank(&mut r, RankBy::Efficiency);
+        let ranks = |r: &[ScenarioResult]| r.iter().map(|x| x.rank).collect::<Vec<_>>();
+        assert_eq!(ranks(&r), [1, 2, 3, 4]);
+        rank(&mut r, RankBy::Roi);
+        // ROI first, highest first; those without ROI after, by efficiency.
+        assert_eq!(ranks(&r), [3, 2, 1, 4]);
+    }
+
+    #[test]
+    fn scores_outside_0_1_are_refused() {
+        let mut w = doc_weights();
+        w.cost = None;
+        for bad in [1.5, -0.1] {
+            let s = Scenario {
+                name: "too-good".into(),
+                benefit: m(&[
+                    ("precision", 0.9),
+                    ("coverage", bad),
+                    ("satisfaction", 0.9),
+                    ("growth", 0.9),
+                ]),
+                cost: m(&[("energy", 10.0)]),
+                value: None,
+            };
+            let e = evaluate(&w, std::slice::from_ref(&s)).unwrap_err();
+            assert_eq!(
+                e,
+                RoiError::ScoreOutOfRange {
+                    scenario: "too-good".into(),
+                    indicator: "coverage".into(),
+                    value: bad,
+                }
+            );
+            assert!(
+                e.to_string().contains("`coverage` must be in [0, 1]"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -91,6 +91,9 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Order of the scenarios (rank 1 first).
+        #[arg(long, value_enum, default_value_t)]
+        rank_by: scenario::RankBy,
     },
 }
 
@@ -139,17 +142,11 @@ fn main() -> ExitCode {
             }
             Err(e) => config_error(&e),
         },
-        Some(Command::Roi { scenario, json }) => match scenario::evaluate_file(&scenario) {
-            Ok(results) => {
-                if json {
-                    println!("{}", scenario::to_json(&results));
-                } else {
-                    print!("{}", scenario::to_table(&results));
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => config_error(&e),
-        },
+        Some(Command::Roi {
+            scenario,
+            json,
+            rank_by,
+        }) => scenario::main(&scenario, json, rank_by),
         Some(Command::Prices {
             config,
             json,
@@ -226,7 +223,11 @@ fn init_logging(cfg: &Config) {
         .with_writer(std::io::stderr);
     match cfg.log.format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        // Colours only for a person at a terminal: a log file or journal
+        // gets plain text, without ANSI escapes.
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
     }
 }
 

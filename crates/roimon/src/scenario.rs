@@ -1,12 +1,75 @@
 //! `roimon roi --scenario FILE`: the weighted model (benefit score P, weighted
 //! cost C, P/C) and financial ROI on the unweighted money over a scenario
-//! file, printed as a table or as JSON.
+//! file, printed as a table or as JSON, ranked by weighted efficiency or by
+//! financial ROI (`--rank-by`).
 
 use crate::config::{ConfigError, locate, parse_toml, read_file};
 use roimon_core::roi::{self, RoiError, Scenario, ScenarioResult, Weights};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::ExitCode;
+
+/// What `roimon roi --rank-by` orders the scenarios by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RankBy {
+    /// Weighted efficiency P/C, highest first (the default).
+    #[default]
+    Efficiency,
+    /// Financial ROI (V - M)/M, highest first; scenarios without `value`
+    /// after those with it.
+    Roi,
+}
+
+impl From<RankBy> for roi::RankBy {
+    fn from(r: RankBy) -> Self {
+        match r {
+            RankBy::Efficiency => roi::RankBy::Efficiency,
+            RankBy::Roi => roi::RankBy::Roi,
+        }
+    }
+}
+
+/// `roimon roi`: print the ranked scenarios (exit 0), or the error naming
+/// the file, line and key (exit 2). Weights that do not sum to 1 are warned
+/// about on stderr and evaluated as given.
+pub fn main(path: &Path, json: bool, rank_by: RankBy) -> ExitCode {
+    match evaluate_file_ranked(path, rank_by) {
+        Ok((results, warnings)) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            if json {
+                println!("{}", to_json(&results));
+            } else {
+                print!("{}", to_table(&results));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => crate::config_error(&e),
+    }
+}
+
+/// How far from 1 a sum of weights may be before it is warned about.
+const WEIGHT_SUM_TOLERANCE: f64 = 1e-9;
+
+/// A warning for each set of weights that does not sum to 1 (the benefit
+/// weights always; the cost weights where given: without them every cost
+/// weighs 1 by definition).
+fn weight_sum_warnings(file: &str, w: &FileWeights) -> Vec<String> {
+    let mut out = Vec::new();
+    let sets = [("benefit", Some(&w.benefit)), ("cost", w.cost.as_ref())];
+    for (kind, set) in sets {
+        let Some(set) = set else { continue };
+        let sum: f64 = set.values().sum();
+        if sum.is_finite() && (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
+            out.push(format!(
+                "{file}: weights.{kind} sum to {sum}, not 1; evaluated as given"
+            ));
+        }
+    }
+    out
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,11 +95,16 @@ struct FileScenario {
     value: Option<f64>,
 }
 
-/// Evaluate a scenario file.
-pub fn evaluate_file(path: &Path) -> Result<Vec<ScenarioResult>, ConfigError> {
+/// Evaluate a scenario file, ranked by `rank_by`, with the warnings about
+/// its weights.
+pub fn evaluate_file_ranked(
+    path: &Path,
+    rank_by: RankBy,
+) -> Result<(Vec<ScenarioResult>, Vec<String>), ConfigError> {
     let src = read_file(path)?;
     let file = path.display().to_string();
     let f: File = parse_toml(&src, &file)?;
+    let warnings = weight_sum_warnings(&file, &f.weights);
     let weights = Weights {
         benefit: f.weights.benefit,
         cost: f.weights.cost,
@@ -51,7 +119,7 @@ pub fn evaluate_file(path: &Path) -> Result<Vec<ScenarioResult>, ConfigError> {
             value: s.value,
         })
         .collect();
-    roi::evaluate(&weights, &scenarios).map_err(|e| {
+    let mut results = roi::evaluate(&weights, &scenarios).map_err(|e| {
         let key = match &e {
             RoiError::Unweighted {
                 kind, indicator, ..
@@ -60,6 +128,7 @@ pub fn evaluate_file(path: &Path) -> Result<Vec<ScenarioResult>, ConfigError> {
                 kind, indicator, ..
             } => Some(format!("{kind}.{indicator}")),
             RoiError::NegativeCost { indicator, .. } => Some(format!("cost.{indicator}")),
+            RoiError::ScoreOutOfRange { indicator, .. } => Some(format!("benefit.{indicator}")),
             _ => None,
         };
         // Point at the scenario's table in the file.
@@ -67,6 +136,7 @@ pub fn evaluate_file(path: &Path) -> Result<Vec<ScenarioResult>, ConfigError> {
             RoiError::Unweighted { scenario, .. }
             | RoiError::Missing { scenario, .. }
             | RoiError::NegativeCost { scenario, .. }
+            | RoiError::ScoreOutOfRange { scenario, .. }
             | RoiError::ZeroCost { scenario }
             | RoiError::NotFinite { scenario, .. } => {
                 scenarios.iter().position(|s| &s.name == scenario)
@@ -94,7 +164,9 @@ pub fn evaluate_file(path: &Path) -> Result<Vec<ScenarioResult>, ConfigError> {
             }),
             message: e.to_string(),
         }
-    })
+    })?;
+    roi::rank(&mut results, rank_by.into());
+    Ok((results, warnings))
 }
 
 /// The JSON document of the contract.
@@ -139,7 +211,7 @@ mod survives_any_input {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.toml");
         std::fs::write(&p, text).unwrap();
-        evaluate_file(&p)
+        evaluate_file_ranked(&p, RankBy::default()).map(|(r, _)| r)
     }
 
     #[test]

@@ -322,6 +322,164 @@ fn bad_config_exits_2_naming_file_and_line() {
     );
 }
 
+/// `roimon roi` refuses benefit scores outside [0, 1] (exit 2, naming the
+/// scenario and the key), warns when weights do not sum to 1, and ranks by
+/// efficiency (default) or by ROI.
+#[test]
+fn roi_checks_scores_warns_on_weights_and_ranks_by_choice() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../config/scenario.example.toml"
+    );
+    let roi = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .arg("roi")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ranks = |out: &std::process::Output| {
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    s["rank"].as_u64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let by_eff = roi(&["--scenario", example, "--json"]);
+    assert_eq!(
+        ranks(&by_eff),
+        [("case-4.2".to_string(), 1), ("case-4.3".to_string(), 2)]
+    );
+    // The example's weights sum to 1: nothing to warn about.
+    assert!(!String::from_utf8_lossy(&by_eff.stderr).contains("warning"));
+    let explicit = roi(&["--scenario", example, "--json", "--rank-by", "efficiency"]);
+    assert_eq!(ranks(&explicit), ranks(&by_eff));
+    // By ROI: case-4.3 has a value (ROI -0.67), case-4.2 none, so it comes after.
+    let by_roi = roi(&["--scenario", example, "--json", "--rank-by", "roi"]);
+    assert_eq!(
+        ranks(&by_roi),
+        [("case-4.2".to_string(), 2), ("case-4.3".to_string(), 1)]
+    );
+    let table = roi(&["--scenario", example, "--rank-by", "roi"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let first = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        first.starts_with("1") && first.contains("case-4.3"),
+        "{table}"
+    );
+    let bad_flag = roi(&["--scenario", example, "--rank-by", "luck"]);
+    assert_eq!(bad_flag.status.code(), Some(2));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("s.toml");
+    // A score above 1: exit 2, the scenario and the key named.
+    std::fs::write(
+        &file,
+        "[weights]\nbenefit = { a = 0.5, b = 0.5 }\n\n[[scenario]]\nname = \"ok\"\nbenefit = { a = 1.0, b = 0.0 }\ncost = { c = 1.0 }\n\n[[scenario]]\nname = \"too-good\"\nbenefit = { a = 0.5, b = 1.5 }\ncost = { c = 1.0 }\n",
+    )
+    .unwrap();
+    let out = roi(&["--scenario", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(":10: key `scenario[1].benefit.b`")
+            && err.contains("scenario `too-good`")
+            && err.contains("must be in [0, 1], got 1.5"),
+        "{err}"
+    );
+    // A negative score too.
+    std::fs::write(
+        &file,
+        "[weights]\nbenefit = { a = 1.0 }\n\n[[scenario]]\nname = \"x\"\nbenefit = { a = -0.2 }\ncost = { c = 1.0 }\n",
+    )
+    .unwrap();
+    let out = roi(&["--scenario", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("key `scenario[0].benefit.a`"), "{err}");
+
+    // Weights that do not sum to 1: evaluated, with a warning for each set.
+    std::fs::write(
+        &file,
+        "[weights]\nbenefit = { a = 0.5, b = 0.4 }\ncost = { c = 2.0 }\n\n[[scenario]]\nname = \"x\"\nbenefit = { a = 1.0, b = 1.0 }\ncost = { c = 1.0 }\n",
+    )
+    .unwrap();
+    let out = roi(&["--scenario", file.to_str().unwrap(), "--json"]);
+    assert_eq!(ranks(&out), [("x".to_string(), 1)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning:") && err.contains("weights.benefit sum to 0.9"),
+        "{err}"
+    );
+    assert!(err.contains("weights.cost sum to 2"), "{err}");
+    // Within 1e-9 of 1 (0.1 + 0.2 is not exactly 0.3): no warning; omitted
+    // cost weights (each 1 by definition): no warning either.
+    std::fs::write(
+        &file,
+        "[weights]\nbenefit = { a = 0.1, b = 0.2, c = 0.7 }\n\n[[scenario]]\nname = \"x\"\nbenefit = { a = 1.0, b = 1.0, c = 1.0 }\ncost = { c = 1.0, d = 2.0 }\n",
+    )
+    .unwrap();
+    let out = roi(&["--scenario", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+}
+
+/// Logs written to a file or a pipe carry no ANSI colour escapes.
+#[test]
+fn text_logs_to_a_non_terminal_have_no_ansi_escapes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A state dir that is a file: the daemon logs an error and exits 1.
+    let not_a_dir = tmp.path().join("state");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let cfg = common::gpuless_config(tmp.path(), &not_a_dir, (1.0, 5.0), "");
+    let out = std::process::Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--log-format", "text"])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ERROR") && err.contains("roimon stopped"),
+        "{err}"
+    );
+    assert!(!err.contains('\x1b'), "ANSI escapes in {err:?}");
+}
+
+/// The README's simulated quick start (`run --config config/simulated.toml`)
+/// starts from a file `check-config` accepts.
+#[test]
+fn simulated_quick_start_config_passes_check_config() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/simulated.toml");
+    let out = std::process::Command::new(BIN)
+        .args(["check-config", file])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("simulated.toml: ok"));
+}
+
 #[test]
 fn roi_scenario_reproduces_the_worked_examples() {
     let file = concat!(
