@@ -567,7 +567,7 @@ class Check:
         return min(0.9, max(0.1, (full / 2 - idle) / (full - idle)))
 
     def roimon_pids(self):
-        """Pids roimon's attribution logged (debug lines of roimon::attribution)."""
+        """Pids roimon's attribution logged (debug lines of roimon_attribution)."""
         pids = set()
         try:
             with open(self.args.roimon_log, encoding="utf-8", errors="replace") as f:

@@ -75,7 +75,7 @@ trap 'exit 143' TERM
 # The built-in configuration (no --config, none from the environment either),
 # on a free loopback port, state in the temporary dir; the attribution module
 # at debug level logs each GPU process it resolves (the process check).
-env -u ROIMON_CONFIG -u ROIMON_NVML_LIBRARY RUST_LOG="info,roimon::attribution=debug" \
+env -u ROIMON_CONFIG -u ROIMON_NVML_LIBRARY RUST_LOG="info,roimon_attribution=debug" \
   "$roimon" run --listen 127.0.0.1:0 --state-dir "$tmp/state" --log-format json "${nvml_args[@]}" \
   >/dev/null 2>"$tmp/roimon.log" &
 roimon_pid=$!
