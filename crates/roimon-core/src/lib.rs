@@ -5,6 +5,7 @@
 pub mod cost;
 pub mod energy;
 pub mod engine;
+mod owner;
 pub mod price;
 pub mod reading;
 pub mod roi;

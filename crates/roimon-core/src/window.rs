@@ -18,7 +18,7 @@
 //! `Counters::totals`), the few cumulative figures they need.
 
 use crate::cost::Component;
-use crate::engine::Owner;
+use crate::owner::Owner;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -2,6 +2,7 @@
 //! and a human status page at `/`. Handlers read the latest published
 //! snapshot; they never touch collectors or the engine.
 
+use crate::published::Published;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -9,24 +10,16 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use roimon_core::{Component, Snapshot};
 use roimon_export_prometheus::{CONTENT_TYPE, ProcessInfo, encode};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-/// State shared between the sampler (writer) and the handlers (readers).
+/// The router's state: where handlers read the sampler's publication, and
+/// the figures and endpoints the daemon's parts register once at start.
 #[derive(Debug)]
 pub struct AppState {
-    snapshot: RwLock<(u64, Arc<Snapshot>)>,
-    /// Highest snapshot generation a `/metrics` response has carried.
-    served: AtomicU64,
-    ready: AtomicBool,
-    /// Why `/readyz` fails although collectors reported (checkpoints failing).
-    not_ready: std::sync::Mutex<Option<String>>,
-    /// Checkpoint writes failed in a row (0 when the last one succeeded).
-    checkpoint_streak: std::sync::atomic::AtomicU32,
+    /// What the sampler publishes (snapshot, readiness, checkpoint health).
+    published: Arc<Published>,
     version: String,
-    last_publish: std::sync::Mutex<std::time::Instant>,
-    stale_after: std::time::Duration,
-    http: crate::serve::Stats,
+    http: Arc<crate::serve::Stats>,
     /// The push endpoint, once configured.
     push: std::sync::OnceLock<crate::push::Push>,
     /// The InfluxDB stream's figures, when it runs.
@@ -49,74 +42,18 @@ impl AppState {
     /// has been published for `stale_after` (the sampler has stalled or died).
     pub fn new(initial: Snapshot, version: &str, stale_after: std::time::Duration) -> Self {
         Self {
-            snapshot: RwLock::new((0, Arc::new(initial))),
-            served: AtomicU64::new(0),
-            ready: AtomicBool::new(false),
-            not_ready: std::sync::Mutex::new(None),
-            checkpoint_streak: std::sync::atomic::AtomicU32::new(0),
+            published: Arc::new(Published::new(initial, stale_after)),
             version: version.into(),
-            last_publish: std::sync::Mutex::new(std::time::Instant::now()),
-            stale_after,
-            http: crate::serve::Stats::default(),
+            http: Arc::default(),
             push: std::sync::OnceLock::new(),
             report: std::sync::OnceLock::new(),
             influx: std::sync::OnceLock::new(),
         }
     }
 
-    /// Whether the sampler published recently enough.
-    pub fn live(&self) -> bool {
-        let last = *self.last_publish.lock().unwrap_or_else(|e| e.into_inner());
-        last.elapsed() <= self.stale_after
-    }
-
-    /// Replace the snapshot (called once per tick); returns its generation.
-    pub fn publish(&self, s: Snapshot, ready: bool) -> u64 {
-        let s = Arc::new(s);
-        let mut g = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
-        let generation = g.0 + 1;
-        *g = (generation, s);
-        drop(g);
-        self.ready.store(ready, Ordering::Release);
-        *self.last_publish.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
-        generation
-    }
-
-    /// Checkpoints are being written.
-    pub fn checkpoint_ok(&self) {
-        *self.not_ready.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.checkpoint_streak.store(0, Ordering::Relaxed);
-    }
-
-    /// A checkpoint failed (`streak` in a row); past the threshold
-    /// (`unready`) `/readyz` fails saying why.
-    pub fn checkpoint_failed(&self, streak: u32, unready: bool, why: &str) {
-        self.checkpoint_streak.store(streak, Ordering::Relaxed);
-        if unready {
-            *self.not_ready.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(format!("checkpoint failing ({streak} in a row): {why}"));
-        }
-    }
-
-    /// The latest snapshot.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot_gen().1
-    }
-
-    /// The latest snapshot and its generation.
-    pub fn snapshot_gen(&self) -> (u64, Arc<Snapshot>) {
-        let g = self.snapshot.read().unwrap_or_else(|e| e.into_inner());
-        (g.0, g.1.clone())
-    }
-
-    /// A `/metrics` response carried snapshot `generation`.
-    pub fn note_served(&self, generation: u64) {
-        self.served.fetch_max(generation, Ordering::AcqRel);
-    }
-
-    /// Highest generation a `/metrics` response has carried.
-    pub fn served_generation(&self) -> u64 {
-        self.served.load(Ordering::Acquire)
+    /// Where the sampler publishes and the handlers read.
+    pub fn published(&self) -> &Arc<Published> {
+        &self.published
     }
 
     /// Configure the push endpoint (once).
@@ -139,15 +76,15 @@ impl AppState {
         let _ = self.influx.set(stats);
     }
 
-    /// The HTTP connection counters.
-    pub fn http_stats(&self) -> &crate::serve::Stats {
+    /// The HTTP connection counters (the accept loop counts into them).
+    pub fn http_stats(&self) -> &Arc<crate::serve::Stats> {
         &self.http
     }
 
     fn process(&self) -> ProcessInfo {
         ProcessInfo {
             version: self.version.clone(),
-            checkpoint_failures_in_a_row: self.checkpoint_streak.load(Ordering::Relaxed),
+            checkpoint_failures_in_a_row: self.published.checkpoint_failures_in_a_row(),
             influx: self.influx.get().map(|s| s.view()),
             http: Some(self.http.figures()),
             web: self.http.web_figures(),
@@ -157,7 +94,7 @@ impl AppState {
 }
 
 async fn healthz(State(st): State<Arc<AppState>>) -> (StatusCode, &'static str) {
-    if st.live() {
+    if st.published.live() {
         (StatusCode::OK, "ok\n")
     } else {
         (
@@ -177,8 +114,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(
             "/api/v2/write",
-            axum::routing::post(crate::push::write)
-                .layer(axum::extract::DefaultBodyLimit::max(push_limit)),
+            axum::routing::post(push_write).layer(axum::extract::DefaultBodyLimit::max(push_limit)),
         )
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -189,10 +125,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// `POST /api/v2/write`: the push endpoint, handed its configuration (not
+/// ready until configured).
+async fn push_write(
+    State(st): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    query: axum::extract::Query<std::collections::HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    crate::push::write(st.push(), headers, query, body).await
+}
+
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
-    let (generation, snap) = st.snapshot_gen();
+    let (generation, snap) = st.published.snapshot_gen();
     let body = encode(&snap, &st.process());
-    st.note_served(generation);
+    st.published.note_served(generation);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
@@ -262,15 +209,10 @@ async fn report(
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
-    let failing = st
-        .not_ready
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    if let Some(why) = failing {
+    if let Some(why) = st.published.not_ready() {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response();
     }
-    if st.ready.load(Ordering::Acquire) {
+    if st.published.ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (
@@ -441,7 +383,7 @@ pub fn summary_json(s: &Snapshot) -> serde_json::Value {
 }
 
 async fn summary(State(st): State<Arc<AppState>>) -> Response {
-    axum::Json(summary_json(&st.snapshot())).into_response()
+    axum::Json(summary_json(&st.published.snapshot())).into_response()
 }
 
 fn esc(s: &str) -> String {
@@ -451,7 +393,7 @@ fn esc(s: &str) -> String {
 }
 
 async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
-    let s = st.snapshot();
+    let s = st.published.snapshot();
     let j = summary_json(&s);
     let mut rows = String::new();
     for g in s.gpus.values() {

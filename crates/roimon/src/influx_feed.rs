@@ -7,7 +7,7 @@
 //! 429/503 wait for `Retry-After`, anything else backs off with jitter.
 
 use crate::config::InfluxDb;
-use crate::http::AppState;
+use crate::published::Published;
 use anyhow::Context;
 use roimon_export_prometheus::InfluxStats;
 use roimon_http::{Auth, Body, Client, ClientConfig, Jitter, Request, RetryPolicy, Secret};
@@ -355,7 +355,11 @@ fn node_name(cfg: &InfluxDb) -> String {
 }
 
 /// Open the buffer and start the stream's thread.
-pub fn start(cfg: &InfluxDb, state_dir: &Path, app: Arc<AppState>) -> anyhow::Result<Handle> {
+pub fn start(
+    cfg: &InfluxDb,
+    state_dir: &Path,
+    published: Arc<Published>,
+) -> anyhow::Result<Handle> {
     let token = Secret::load(
         "influxdb",
         cfg.token_env.as_deref(),
@@ -417,7 +421,7 @@ pub fn start(cfg: &InfluxDb, state_dir: &Path, app: Arc<AppState>) -> anyhow::Re
                 }
             };
             rt.block_on(async {
-                tokio::join!(w.produce(app, rx), w.send_loop());
+                tokio::join!(w.produce(published, rx), w.send_loop());
             });
         })
         .context("starting the influxdb thread")?;
@@ -481,7 +485,7 @@ impl Writer {
     /// ledger hours as they come.
     async fn produce(
         &self,
-        app: Arc<AppState>,
+        published: Arc<Published>,
         mut hours: tokio::sync::mpsc::Receiver<Vec<Point>>,
     ) {
         let mut tick = tokio::time::interval(self.interval);
@@ -490,7 +494,7 @@ impl Writer {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    let s = app.snapshot();
+                    let s = published.snapshot();
                     if s.at.is_some() && s.at != last {
                         last = s.at;
                         self.append(&roimon_influx::sample_points(&s, &self.node));
@@ -868,12 +872,8 @@ mod tests {
         )
         .unwrap();
         let engine = roimon_core::Engine::new(cfg.engine_config(), None);
-        let app = Arc::new(AppState::new(
-            engine.snapshot(),
-            "0",
-            Duration::from_secs(60),
-        ));
-        let h = start(cfg.influxdb.as_ref().unwrap(), dir.path(), app).unwrap();
+        let published = Arc::new(Published::new(engine.snapshot(), Duration::from_secs(60)));
+        let h = start(cfg.influxdb.as_ref().unwrap(), dir.path(), published).unwrap();
         let row = HourRow {
             hour_start: 1_764_590_400,
             node: "n1".into(),

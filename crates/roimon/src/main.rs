@@ -12,6 +12,7 @@ mod ledger_cmd;
 mod pods_feed;
 mod price_feed;
 mod prices_cmd;
+mod published;
 mod push;
 mod report_cmd;
 mod sampler;
@@ -514,7 +515,7 @@ fn run_daemon(
             // One node name for the ledger and the stream.
             let mut i = i.clone();
             i.node.get_or_insert_with(|| cfg.node.name());
-            let h = influx_feed::start(&i, &cfg.state.dir, state.clone())?;
+            let h = influx_feed::start(&i, &cfg.state.dir, state.published().clone())?;
             state.set_influx(h.stats.clone());
             influx_feed::copy_ledger_hours(h.clone(), cfg.state.dir.join(roimon_ledger::FILE))?;
             Some(h)
@@ -532,7 +533,7 @@ fn run_daemon(
         collector_timeout: Duration::from_secs_f64(cfg.sampling.collector_timeout()),
         checkpoint_every: Duration::from_secs_f64(cfg.state.checkpoint_interval_secs),
         checkpoint,
-        state: state.clone(),
+        publication: state.published().clone(),
         max_downtime: Duration::from_secs_f64(cfg.state.max_downtime_secs),
         notify: sdnotify::Notifier::from_env(),
         push_dedup: (
@@ -579,7 +580,8 @@ fn run_daemon(
     let signalled = Arc::new(tokio::sync::Notify::new());
     let notify = signalled.clone();
     let served = rt.block_on(async move {
-        let server = serve::serve(listener, state, limits, web, async move {
+        let (app, connections) = (http::router(state.clone()), state.http_stats().clone());
+        let server = serve::serve(listener, app, connections, limits, web, async move {
             tokio::select! {
                 () = shutdown_signal() => tracing::info!("shutting down: flushing and checkpointing"),
                 () = fatal.notified() => tracing::error!("the sampler stopped; shutting down"),

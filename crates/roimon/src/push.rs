@@ -7,11 +7,10 @@
 //! checkpoints before the 204, so an acknowledged point survives a crash and
 //! a retried one counts once.
 
-use crate::http::AppState;
 use crate::inbox::Event;
 pub use crate::inbox::{Job, Refusal};
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use roimon_export_prometheus::PushFigures;
@@ -101,14 +100,15 @@ fn json_error(code: StatusCode, message: &str, line: Option<usize>) -> Response 
         .into_response()
 }
 
-/// The handler.
+/// The handler, given the endpoint's configuration once there is one (the
+/// router hands it over, so this module knows nothing of the router).
 pub async fn write(
-    State(st): State<Arc<AppState>>,
+    push: Option<&Push>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    let Some(p) = st.push() else {
+    let Some(p) = push else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "push is not ready", None);
     };
     if p.token.is_none()

@@ -9,8 +9,8 @@
 //! a zombie serving stale numbers.
 
 use crate::checkpoint::Checkpoint;
-use crate::http::AppState;
 use crate::inbox::Event;
+use crate::published::Published;
 use chrono::Utc;
 use roimon_core::{Collector, Counters, Engine, Reading, Report, Row, RowKey, SampleError, Tick};
 use roimon_value::Dedup;
@@ -257,8 +257,8 @@ pub struct Sampler {
     pub checkpoint_every: Duration,
     /// Where counters go.
     pub checkpoint: Checkpoint,
-    /// Where snapshots go.
-    pub state: Arc<AppState>,
+    /// Where snapshots go (the HTTP handlers and the InfluxDB stream read them there).
+    pub publication: Arc<Published>,
     /// The inbox: what the feeds and the push endpoint send.
     pub inbox: Option<Receiver<Event>>,
     /// Downtime longer than this is logged as a WARN when booked.
@@ -650,7 +650,7 @@ impl Running {
                     tracing::info!(dir = %self.s.checkpoint.dir().display(), failures = self.save_streak, "checkpoint written again");
                 }
                 self.save_streak = 0;
-                self.s.state.checkpoint_ok();
+                self.s.publication.checkpoint_ok();
                 Ok(())
             }
             Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy => {
@@ -668,7 +668,7 @@ impl Running {
                 if self.save_streak == 1 {
                     tracing::error!(dir = %self.s.checkpoint.dir().display(), error = %e, "checkpoint failed; /metrics keeps showing the last counters on disk, retrying every checkpoint interval");
                 }
-                self.s.state.checkpoint_failed(
+                self.s.publication.checkpoint_failed(
                     self.save_streak,
                     self.save_streak >= UNREADY_AFTER_FAILURES,
                     &why,
@@ -715,7 +715,7 @@ impl Running {
     /// so `increase()` sees every attributed series start at 0 and the rows
     /// add up to the node over every scrape interval. Gauges are live.
     fn publish(&mut self) {
-        let served = self.s.state.served_generation();
+        let served = self.s.publication.served_generation();
         let new: Vec<(RowKey, Row)> = self
             .saved
             .rows
@@ -766,7 +766,7 @@ impl Running {
             self.warned_unmatched = snap.unmatched_owners.clone();
         }
         let ready = self.s.engine.ready();
-        let generation = self.s.state.publish(snap, ready);
+        let generation = self.s.publication.publish(snap, ready);
         if announce {
             self.hold = Some((generation, Instant::now()));
         }
@@ -995,9 +995,9 @@ mod tests {
         dir: &std::path::Path,
         collectors: Vec<Supervised>,
         timeout: Duration,
-    ) -> (Sampler, Arc<AppState>) {
+    ) -> (Sampler, Arc<Published>) {
         let e = engine();
-        let state = Arc::new(AppState::new(e.snapshot(), "test", Duration::from_secs(30)));
+        let state = Arc::new(Published::new(e.snapshot(), Duration::from_secs(30)));
         let s = Sampler {
             engine: e,
             collectors,
@@ -1005,7 +1005,7 @@ mod tests {
             collector_timeout: timeout,
             checkpoint_every: Duration::from_millis(20),
             checkpoint: Checkpoint::open(dir).unwrap(),
-            state: state.clone(),
+            publication: state.clone(),
             inbox: None,
             max_downtime: Duration::from_secs(60),
             notify: None,

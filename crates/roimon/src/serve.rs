@@ -8,7 +8,6 @@
 //! request.
 
 use crate::config;
-use crate::http::{self, AppState};
 use crate::web_config::WebConfig;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -290,14 +289,14 @@ impl Registry {
 struct Registered {
     id: u64,
     registry: Arc<Registry>,
-    state: Arc<AppState>,
+    stats: Arc<Stats>,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
         let mut slots = self.registry.lock();
         slots.remove(&self.id);
-        self.state.http_stats().open.fetch_sub(1, Ordering::Relaxed);
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
         if slots.is_empty() {
             self.registry.empty.notify_waiters();
         }
@@ -355,12 +354,14 @@ impl AsyncWrite for Watched {
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
 Content-Length: 21\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\n";
 
-/// Serve `state` on `listener` until `shutdown` resolves, then stop
-/// accepting, close idle connections, let busy ones finish their response
-/// and return once none is left (the caller bounds that wait).
+/// Serve `app` on `listener`, counting connections in `stats`, until
+/// `shutdown` resolves, then stop accepting, close idle connections, let
+/// busy ones finish their response and return once none is left (the caller
+/// bounds that wait).
 pub async fn serve(
     listener: TcpListener,
-    state: Arc<AppState>,
+    app: axum::Router,
+    stats: Arc<Stats>,
     limits: Limits,
     web: Option<Arc<WebConfig>>,
     shutdown: impl Future<Output = ()>,
@@ -393,7 +394,7 @@ pub async fn serve(
                     }
                 }
             }
-            let _ = state.http_stats().web.set(w.clone());
+            let _ = stats.web.set(w.clone());
             tracing::info!(file = %w.path().display(), "web configuration: {}", w.summary());
             w.watch();
         }
@@ -404,7 +405,6 @@ pub async fn serve(
         idle_timeout_secs = limits.idle_timeout.as_secs_f64(),
         "HTTP connection limits"
     );
-    let app = http::router(state.clone());
     let registry = Arc::new(Registry::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -437,7 +437,6 @@ pub async fn serve(
                 continue;
             }
         };
-        let stats = state.http_stats();
         // At twice the cap (evicted connections not yet closed) the new one
         // waits a little for them to go (queued, up to QUEUE_FOR) before it
         // is refused: on a starved CPU closing takes a while, and a scrape
@@ -479,7 +478,7 @@ pub async fn serve(
         let registered = Registered {
             id: next_id,
             registry: registry.clone(),
-            state: state.clone(),
+            stats: stats.clone(),
         };
         tokio::spawn(connection(
             stream,
@@ -533,12 +532,12 @@ async fn connection(
                         Ok(tls) => break Box::new(tls),
                         Err(e) => {
                             tracing::debug!(error = %e, "TLS handshake failed");
-                            registered.state.http_stats().tls_handshake.fetch_add(1, Ordering::Relaxed);
+                            registered.stats.tls_handshake.fetch_add(1, Ordering::Relaxed);
                             return;
                         }
                     },
                     () = tokio::time::sleep_until(deadline) => {
-                        registered.state.http_stats().tls_handshake.fetch_add(1, Ordering::Relaxed);
+                        registered.stats.tls_handshake.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
                     () = slot.changed.notified() => {
@@ -623,7 +622,7 @@ async fn connection(
             }
             () = tokio::time::sleep_until(deadline) => {
                 if slot.deadline(&limits).0 <= Instant::now() {
-                    let stats = registered.state.http_stats();
+                    let stats = &registered.stats;
                     match reason {
                         Reason::Header => &stats.header_timeout,
                         Reason::Idle => &stats.idle_timeout,

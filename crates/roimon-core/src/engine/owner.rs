@@ -5,27 +5,7 @@ use super::{Engine, Row};
 use crate::cost::Component;
 use serde::{Deserialize, Serialize};
 
-/// The owner of anything without a configured owner.
-pub const UNALLOCATED: &str = "unallocated";
-
-/// Who a GPU's costs go to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Owner {
-    /// Team.
-    pub team: String,
-    /// Workload.
-    pub workload: String,
-}
-
-impl Owner {
-    /// The explicit owner of what nobody owns.
-    pub fn unallocated() -> Self {
-        Self {
-            team: UNALLOCATED.into(),
-            workload: UNALLOCATED.into(),
-        }
-    }
-}
+pub use crate::owner::{Owner, UNALLOCATED};
 
 /// One owner's part of a GPU: who, the fraction (the parts of a GPU sum to
 /// 1), and how the owner was found (recorded in [`Row::attributed_by`]).
