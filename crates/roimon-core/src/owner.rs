@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const UNALLOCATED: &str = "unallocated";
 
 /// Who a GPU's costs go to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Owner {
     /// Team.
     pub team: String,

@@ -48,6 +48,57 @@ pub struct Totals {
     pub requests: f64,
     /// (owner, value, net cost) per owner.
     pub owners: Vec<(Owner, f64, f64)>,
+    /// Each owner's gross cost by component and credit, for its weighted
+    /// cost (absent in checkpoints written before per-owner scores: such
+    /// a mark gives no per-owner weighted figures until it leaves the
+    /// window).
+    pub owner_costs: Vec<OwnerCost>,
+}
+
+/// One owner's cumulative cost by component and credit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnerCost {
+    /// Owner.
+    pub owner: Owner,
+    /// Gross cost by component.
+    #[serde(default)]
+    pub cost: BTreeMap<Component, f64>,
+    /// Credit (energy at negative prices).
+    #[serde(default)]
+    pub credit: f64,
+}
+
+/// Σ vⱼCⱼ − v_energy·credit: the weighted cost of `cost` (missing weights
+/// are 1).
+fn weighted_cost_of(weights: &RoiWeights, cost: &BTreeMap<Component, f64>, credit: f64) -> f64 {
+    cost.iter()
+        .map(|(c, v)| weights.cost.get(c).copied().unwrap_or(1.0) * v)
+        .sum::<f64>()
+        - credit * weights.cost.get(&Component::Energy).copied().unwrap_or(1.0)
+}
+
+/// P = Σ wᵢPᵢ, when `scores` has every weighted indicator.
+fn benefit_score_of(weights: &RoiWeights, scores: Option<&BTreeMap<String, f64>>) -> Option<f64> {
+    let scores = scores?;
+    (!weights.benefit.is_empty() && weights.benefit.keys().all(|k| scores.contains_key(k))).then(
+        || {
+            weights
+                .benefit
+                .iter()
+                .map(|(k, w)| w * scores[k])
+                .sum::<f64>()
+        },
+    )
+}
+
+/// Weighted efficiency per hour of the window: P / (C / hours), with
+/// `span_secs` the span C was spent over, so windows of any length compare
+/// (a steady node scores the same over 5 m and 30 d). None without P, with
+/// C ≤ 0 or with no span.
+pub fn efficiency_per_hour(p: Option<f64>, weighted_cost: f64, span_secs: f64) -> Option<f64> {
+    let hours = span_secs / 3600.0;
+    p.filter(|_| weighted_cost > 0.0 && hours > 0.0)
+        .map(|p| p / (weighted_cost / hours))
 }
 
 impl Totals {
@@ -81,6 +132,32 @@ impl Totals {
                 .map(|(o, v, m)| {
                     let (bv, bm) = owner_base(o);
                     (o.clone(), v - bv, m - bm)
+                })
+                .collect(),
+            owner_costs: self
+                .owner_costs
+                .iter()
+                .filter_map(|oc| {
+                    let b = base.owner_costs.iter().find(|b| b.owner == oc.owner);
+                    // A base that knew the owner but not its components (an
+                    // older checkpoint): its weighted cost is unknown.
+                    if b.is_none() && base.owners.iter().any(|(o, _, _)| *o == oc.owner) {
+                        return None;
+                    }
+                    Some(OwnerCost {
+                        owner: oc.owner.clone(),
+                        cost: oc
+                            .cost
+                            .iter()
+                            .map(|(k, v)| {
+                                (
+                                    *k,
+                                    v - b.and_then(|b| b.cost.get(k)).copied().unwrap_or(0.0),
+                                )
+                            })
+                            .collect(),
+                        credit: oc.credit - b.map_or(0.0, |b| b.credit),
+                    })
                 })
                 .collect(),
         }
@@ -222,6 +299,15 @@ pub struct OwnerWindow {
     pub cost: f64,
     /// (V − M)/M.
     pub roi: Option<f64>,
+    /// The owner's benefit score P = Σ wᵢPᵢ from its own scores (None
+    /// without weights or without a score for every weighted indicator).
+    pub benefit_score: Option<f64>,
+    /// The owner's weighted cost C = Σ vⱼCⱼ over the window (None where a
+    /// mark from before per-owner costs leaves it unknown).
+    pub weighted_cost: Option<f64>,
+    /// P / (C / hours of the window's span): benefit per weighted currency
+    /// unit per hour.
+    pub weighted_efficiency: Option<f64>,
 }
 
 /// A window as exporters see it.
@@ -246,9 +332,10 @@ pub struct WindowView {
     pub baseline_roi: Option<f64>,
     /// Benefit score P = Σ wᵢPᵢ (None without weights or scores).
     pub benefit_score: Option<f64>,
-    /// Weighted cost C = Σ vⱼCⱼ.
+    /// Weighted cost C = Σ vⱼCⱼ over the window.
     pub weighted_cost: f64,
-    /// P / C.
+    /// P / (C / hours of `span_secs`): benefit score per weighted currency
+    /// unit per hour of the window, so windows of any length compare.
     pub weighted_efficiency: Option<f64>,
     /// Facility energy, J.
     pub facility_joules: f64,
@@ -277,8 +364,8 @@ pub struct RoiWeights {
 
 impl Windows {
     /// Every window's figures at `now` from `totals`, the cumulative
-    /// totals now, with `scores` the node's benefit indicator scores Pᵢ.
-    /// `has_value`: whether any value source exists; without one there is
+    /// totals now, with `scores` the node's benefit indicator scores Pᵢ
+    /// and `owner_scores` each owner's own. `has_value`: whether any value source exists; without one there is
     /// no return to speak of, so no ROI (a node that serves nothing
     /// measured is not "losing everything").
     pub fn views(
@@ -288,6 +375,7 @@ impl Windows {
         has_value: bool,
         weights: &RoiWeights,
         scores: &BTreeMap<String, f64>,
+        owner_scores: &BTreeMap<Owner, BTreeMap<String, f64>>,
     ) -> Vec<WindowView> {
         let roi = |v: f64, m: f64| if has_value { roi(v, m) } else { None };
         let mut out: Vec<WindowView> = self
@@ -303,21 +391,8 @@ impl Windows {
                     None => (0.0, Totals::default()),
                 };
                 let money = d.money();
-                let weighted_cost: f64 = d
-                    .cost
-                    .iter()
-                    .map(|(c, v)| weights.cost.get(c).copied().unwrap_or(1.0) * v)
-                    .sum::<f64>()
-                    - d.credit * weights.cost.get(&Component::Energy).copied().unwrap_or(1.0);
-                let benefit_score = (!weights.benefit.is_empty()
-                    && weights.benefit.keys().all(|k| scores.contains_key(k)))
-                .then(|| {
-                    weights
-                        .benefit
-                        .iter()
-                        .map(|(k, w)| w * scores[k])
-                        .sum::<f64>()
-                });
+                let weighted_cost = weighted_cost_of(weights, &d.cost, d.credit);
+                let benefit_score = benefit_score_of(weights, Some(scores));
                 let tokens = d.input_tokens + d.output_tokens;
                 WindowView {
                     window: label.clone(),
@@ -328,9 +403,7 @@ impl Windows {
                     cost_by_component: d.cost.clone(),
                     roi: roi(d.value, money),
                     baseline_roi: w.baseline_roi,
-                    weighted_efficiency: benefit_score
-                        .filter(|_| weighted_cost > 0.0)
-                        .map(|p| p / weighted_cost),
+                    weighted_efficiency: efficiency_per_hour(benefit_score, weighted_cost, span),
                     benefit_score,
                     weighted_cost: weighted_cost + 0.0,
                     facility_joules: d.facility_joules + 0.0,
@@ -343,12 +416,24 @@ impl Windows {
                     owners: d
                         .owners
                         .iter()
-                        .map(|(o, v, m)| OwnerWindow {
-                            team: o.team.clone(),
-                            workload: o.workload.clone(),
-                            value: *v + 0.0,
-                            cost: *m + 0.0,
-                            roi: roi(*v, *m),
+                        .map(|(o, v, m)| {
+                            let p = benefit_score_of(weights, owner_scores.get(o));
+                            let c = d
+                                .owner_costs
+                                .iter()
+                                .find(|oc| oc.owner == *o)
+                                .map(|oc| weighted_cost_of(weights, &oc.cost, oc.credit) + 0.0);
+                            OwnerWindow {
+                                team: o.team.clone(),
+                                workload: o.workload.clone(),
+                                value: *v + 0.0,
+                                cost: *m + 0.0,
+                                roi: roi(*v, *m),
+                                benefit_score: p,
+                                weighted_cost: c,
+                                weighted_efficiency: c
+                                    .and_then(|c| efficiency_per_hour(p, c, span)),
+                            }
                         })
                         .collect(),
                 }
@@ -427,6 +512,7 @@ mod tests {
             true,
             &RoiWeights::default(),
             &BTreeMap::new(),
+            &BTreeMap::new(),
         )[0];
         assert!(
             v.span_secs >= 3600.0 && v.span_secs < 3600.0 + 120.0 + 7.0,
@@ -460,6 +546,7 @@ mod tests {
             true,
             &RoiWeights::default(),
             &BTreeMap::new(),
+            &BTreeMap::new(),
         );
         assert_eq!(views[0].window, "5m");
         assert_eq!((views[0].span_secs, views[0].cost), (100.0, 100.0));
@@ -469,6 +556,7 @@ mod tests {
             &totals(1000.0, 0.0),
             true,
             &RoiWeights::default(),
+            &BTreeMap::new(),
             &BTreeMap::new(),
         );
         let (five, hour) = (&views[0], &views[1]);
@@ -494,6 +582,7 @@ mod tests {
             &totals(1005.0, 2010.0),
             true,
             &RoiWeights::default(),
+            &BTreeMap::new(),
             &BTreeMap::new(),
         )[0];
         assert!(
@@ -523,7 +612,7 @@ mod tests {
         };
         let scores: BTreeMap<String, f64> =
             [("precision".to_string(), 0.9), ("growth".to_string(), 0.7)].into();
-        let v = &w.views(t(3600), &c1, true, &weights, &scores)[0];
+        let v = &w.views(t(3600), &c1, true, &weights, &scores, &BTreeMap::new())[0];
         assert_eq!(v.benefit_score, Some(0.8));
         assert_eq!(v.weighted_cost, 1262.5);
         assert_eq!(v.weighted_efficiency, Some(0.8 / 1262.5));
@@ -531,12 +620,115 @@ mod tests {
         assert_eq!(v.roi, Some((2000.0 - 5050.0) / 5050.0));
         // A missing score: no weighted efficiency, ROI unaffected.
         let partial: BTreeMap<String, f64> = [("precision".to_string(), 0.9)].into();
-        let v = &w.views(t(3600), &c1, true, &weights, &partial)[0];
+        let v = &w.views(t(3600), &c1, true, &weights, &partial, &BTreeMap::new())[0];
         assert_eq!(v.weighted_efficiency, None);
         assert!(v.roi.is_some());
         // No value source at all: no ROI (not −1).
         c1.owners.clear();
-        let v = &w.views(t(3600), &c1, false, &weights, &scores)[0];
+        let v = &w.views(t(3600), &c1, false, &weights, &scores, &BTreeMap::new())[0];
         assert_eq!(v.roi, None);
+    }
+
+    fn owner(team: &str) -> Owner {
+        Owner {
+            team: team.into(),
+            workload: "w".into(),
+        }
+    }
+
+    /// Cumulative totals after `s` seconds of a steady node: capex 1 per
+    /// second, all of it owner `a`'s.
+    fn steady(s: f64) -> Totals {
+        Totals {
+            cost: [(Component::Capex, s)].into(),
+            owners: vec![(owner("a"), 0.0, s)],
+            owner_costs: vec![OwnerCost {
+                owner: owner("a"),
+                cost: [(Component::Capex, s)].into(),
+                credit: 0.0,
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn weighted_efficiency_is_per_hour_so_windows_of_any_length_compare() {
+        let mut w = Windows::default();
+        w.configure(&[("5m".into(), 300), ("1h".into(), 3600)]);
+        for s in (0..=7200).step_by(10) {
+            w.observe(t(s), &steady(s as f64), false);
+        }
+        let weights = RoiWeights {
+            benefit: [("precision".to_string(), 1.0)].into(),
+            cost: BTreeMap::new(),
+        };
+        let scores: BTreeMap<String, f64> = [("precision".to_string(), 0.9)].into();
+        let owner_scores: BTreeMap<Owner, BTreeMap<String, f64>> =
+            [(owner("a"), [("precision".to_string(), 0.5)].into())].into();
+        let v = w.views(
+            t(7200),
+            &steady(7200.0),
+            false,
+            &weights,
+            &scores,
+            &owner_scores,
+        );
+        let (five, hour) = (&v[0], &v[1]);
+        assert_eq!((five.span_secs, hour.span_secs), (300.0, 3600.0));
+        // C is 300 over 5 m and 3600 over 1 h: 3600 per hour in both.
+        assert_eq!(five.weighted_cost, 300.0);
+        assert_eq!(five.weighted_efficiency, Some(0.9 / 3600.0));
+        assert_eq!(hour.weighted_efficiency, Some(0.9 / 3600.0));
+        // Per owner: its own score over its own cost, per hour.
+        for win in [five, hour] {
+            let a = &win.owners[0];
+            assert_eq!(a.benefit_score, Some(0.5));
+            assert_eq!(a.weighted_cost, Some(win.span_secs));
+            assert_eq!(a.weighted_efficiency, Some(0.5 / 3600.0));
+        }
+        // An owner without a score for every weighted indicator: none.
+        let v = w.views(
+            t(7200),
+            &steady(7200.0),
+            false,
+            &weights,
+            &scores,
+            &BTreeMap::new(),
+        );
+        assert_eq!(v[0].owners[0].weighted_efficiency, None);
+        assert_eq!(v[0].weighted_efficiency, Some(0.9 / 3600.0));
+    }
+
+    #[test]
+    fn a_mark_from_before_owner_costs_leaves_the_owner_weighted_cost_unknown() {
+        let mut w = Windows::default();
+        w.configure(&[("5m".into(), 300)]);
+        let mut old = steady(0.0);
+        old.owner_costs.clear();
+        w.observe(t(0), &old, false);
+        // A checkpoint of the older format has no `owner_costs` at all.
+        let text = serde_json::to_string(&w)
+            .unwrap()
+            .replace(",\"owner_costs\":[]", "");
+        assert!(!text.contains("owner_costs"), "{text}");
+        let mut w: Windows = serde_json::from_str(&text).unwrap();
+        w.observe(t(300), &steady(300.0), false);
+        let weights = RoiWeights {
+            benefit: [("precision".to_string(), 1.0)].into(),
+            cost: BTreeMap::new(),
+        };
+        let owner_scores: BTreeMap<Owner, BTreeMap<String, f64>> =
+            [(owner("a"), [("precision".to_string(), 0.5)].into())].into();
+        let v = &w.views(
+            t(300),
+            &steady(300.0),
+            false,
+            &weights,
+            &BTreeMap::new(),
+            &owner_scores,
+        )[0];
+        assert_eq!(v.owners[0].cost, 300.0);
+        assert_eq!(v.owners[0].weighted_cost, None);
+        assert_eq!(v.owners[0].weighted_efficiency, None);
     }
 }

@@ -379,11 +379,27 @@ impl Counters {
     /// (value, net cost) per owner of a cost or value row.
     pub fn totals(&self) -> Totals {
         let mut owners: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
+        let mut owner_costs: BTreeMap<Owner, crate::window::OwnerCost> = BTreeMap::new();
         for (k, r) in &self.rows {
             let e = owners
                 .entry((k.team.clone(), k.workload.clone()))
                 .or_default();
             e.1 += r.cost_total() - r.credit_total();
+            let owner = Owner {
+                team: k.team.clone(),
+                workload: k.workload.clone(),
+            };
+            let oc = owner_costs
+                .entry(owner.clone())
+                .or_insert_with(|| crate::window::OwnerCost {
+                    owner,
+                    cost: BTreeMap::new(),
+                    credit: 0.0,
+                });
+            for (c, a) in &r.cost {
+                *oc.cost.entry(*c).or_default() += a.total();
+            }
+            oc.credit += r.credit_total();
         }
         let (mut input, mut output, mut requests) = (0.0, 0.0, 0.0);
         for (k, r) in &self.value {
@@ -409,6 +425,7 @@ impl Counters {
                 .into_iter()
                 .map(|((team, workload), (v, m))| (Owner { team, workload }, v, m))
                 .collect(),
+            owner_costs: owner_costs.into_values().collect(),
         }
     }
 }

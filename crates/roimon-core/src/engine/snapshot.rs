@@ -130,7 +130,8 @@ impl Engine {
     /// A snapshot carrying `counters` instead of the live ones (the daemon
     /// publishes the last checkpointed counters).
     pub fn snapshot_with(&self, counters: Counters) -> Snapshot {
-        let scores = self.scores();
+        let owner_scores = self.owner_scores();
+        let scores = self.scores_of(&owner_scores);
         let at = self.last.map(|t| t.wall);
         let now = at.unwrap_or_else(|| self.counters.last_wall.unwrap_or_default());
         let (price, basis) = self.cfg.tariff.price_basis_at(now);
@@ -181,6 +182,7 @@ impl Engine {
                 !self.counters.value.is_empty(),
                 &self.roi_weights,
                 &scores,
+                &owner_scores,
             ),
             scores,
             targets: self.targets.clone(),

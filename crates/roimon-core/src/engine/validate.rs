@@ -113,6 +113,13 @@ impl Counters {
                     f(format!("{at}.owners[{}/{}].value", o.team, o.workload), v);
                     f(format!("{at}.owners[{}/{}].cost", o.team, o.workload), m);
                 }
+                for oc in &mut t.owner_costs {
+                    let o = format!("{at}.owner_costs[{}/{}]", oc.owner.team, oc.owner.workload);
+                    for (c, v) in &mut oc.cost {
+                        f(format!("{o}.cost.{}", c.as_str()), v);
+                    }
+                    f(format!("{o}.credit"), &mut oc.credit);
+                }
             }
             if let Some(b) = &mut w.baseline_roi {
                 f(format!("windows.{label}.baseline_roi"), b);

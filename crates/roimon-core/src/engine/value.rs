@@ -4,7 +4,7 @@
 
 use super::{Engine, Kpi, ModelDelta, Owner, ValueKey};
 use crate::units::Accumulator;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 impl Engine {
     /// Book value produced for `owners` (weights summing to 1) from
@@ -186,21 +186,60 @@ impl Engine {
         ))
     }
 
-    /// The node's benefit indicator scores: per indicator, the mean over
-    /// owners of each owner's score (pushed wins over configured).
-    pub fn scores(&self) -> BTreeMap<String, f64> {
-        let mut latest: BTreeMap<(String, String, String), f64> = BTreeMap::new();
+    /// Every owner's benefit indicator scores, its own only (pushed wins
+    /// over configured).
+    pub fn owner_scores(&self) -> BTreeMap<Owner, BTreeMap<String, f64>> {
+        let mut out: BTreeMap<Owner, BTreeMap<String, f64>> = BTreeMap::new();
         for k in self.static_kpis.iter().chain(self.counters.kpis.values()) {
-            latest.insert(
-                (k.indicator.clone(), k.team.clone(), k.workload.clone()),
-                k.score,
-            );
+            out.entry(Owner {
+                team: k.team.clone(),
+                workload: k.workload.clone(),
+            })
+            .or_default()
+            .insert(k.indicator.clone(), k.score);
         }
+        out
+    }
+
+    /// The node's own owners: those with a cost row on this node since its
+    /// counters began (a GPU of theirs, or the node's share, was booked to
+    /// them at some time). Stable across windows, so one set of scores
+    /// serves every window.
+    pub fn node_owners(&self) -> BTreeSet<Owner> {
+        self.counters
+            .rows
+            .keys()
+            .map(|k| Owner {
+                team: k.team.clone(),
+                workload: k.workload.clone(),
+            })
+            .collect()
+    }
+
+    /// The node's benefit indicator scores: per indicator, the mean over
+    /// the node's own owners ([`Engine::node_owners`]) of each owner's
+    /// score (pushed wins over configured). A score of an owner with no
+    /// cost on this node does not move the node's figure.
+    pub fn scores(&self) -> BTreeMap<String, f64> {
+        self.scores_of(&self.owner_scores())
+    }
+
+    /// [`Engine::scores`] from `owner_scores` (as [`Engine::owner_scores`]).
+    pub fn scores_of(
+        &self,
+        owner_scores: &BTreeMap<Owner, BTreeMap<String, f64>>,
+    ) -> BTreeMap<String, f64> {
+        let mine = self.node_owners();
         let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-        for ((ind, _, _), v) in latest {
-            let e = sums.entry(ind).or_default();
-            e.0 += v;
-            e.1 += 1.0;
+        for (o, by_indicator) in owner_scores {
+            if !mine.contains(o) {
+                continue;
+            }
+            for (ind, v) in by_indicator {
+                let e = sums.entry(ind.clone()).or_default();
+                e.0 += v;
+                e.1 += 1.0;
+            }
         }
         sums.into_iter().map(|(k, (s, n))| (k, s / n)).collect()
     }
