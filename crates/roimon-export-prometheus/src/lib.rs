@@ -579,7 +579,11 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
     );
     let mut weff = Family::gauge(
         "roimon_weighted_efficiency",
-        "The node's weighted efficiency P / C over the window (benefit score per weighted currency unit); absent without scores for every weighted indicator.",
+        "The node's weighted efficiency over the window, per hour of the window: P / (C / hours), with P the mean score of the node's own owners (those with cost on this node) and C the weighted cost over the span the window covers (benefit score per weighted currency unit per hour, so windows of any length compare); absent without scores for every weighted indicator.",
+    );
+    let mut oeff = Family::gauge(
+        "roimon_owner_weighted_efficiency",
+        "An owner's weighted efficiency over the window, per hour of the window: P / (C / hours) from the owner's own scores and its own weighted cost on this node (benefit score per weighted currency unit per hour); absent without a score for every weighted indicator or without cost.",
     );
     for w in &s.windows {
         let l = [("window", w.window.as_str())];
@@ -588,8 +592,18 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         wroi.push_opt(&l, w.roi);
         wbase.push_opt(&l, w.baseline_roi);
         weff.push_opt(&l, w.weighted_efficiency);
+        for o in &w.owners {
+            oeff.push_opt(
+                &[
+                    l[0],
+                    ("team", o.team.as_str()),
+                    ("workload", o.workload.as_str()),
+                ],
+                o.weighted_efficiency,
+            );
+        }
     }
-    out.extend([wv, wc, wroi, wbase, weff]);
+    out.extend([wv, wc, wroi, wbase, weff, oeff]);
 
     let mut bm = Family::gauge(
         "roimon_budget_monthly",

@@ -36,6 +36,39 @@ fn snapshot_with(carbon: Option<Carbon>) -> Snapshot {
     };
     let mut e = Engine::new(cfg, None);
     e.set_carbon(carbon);
+    // Scores: the GPU's owner's configured one, and one pushed for a team
+    // with nothing on this node (which must not move the node's figure).
+    let windows: Vec<(String, i64)> = [
+        ("5m", 300),
+        ("1h", 3600),
+        ("24h", 86_400),
+        ("7d", 604_800),
+        ("30d", 2_592_000),
+    ]
+    .iter()
+    .map(|(l, s)| (l.to_string(), *s))
+    .collect();
+    e.set_roi(
+        &windows,
+        roimon_core::window::RoiWeights {
+            benefit: [("precision".to_string(), 1.0)].into(),
+            cost: Default::default(),
+        },
+        vec![Kpi {
+            team: "search".into(),
+            workload: "llm".into(),
+            indicator: "precision".into(),
+            score: 0.9,
+            at: None,
+        }],
+    );
+    e.set_kpi(Kpi {
+        team: "ads".into(),
+        workload: "bid".into(),
+        indicator: "precision".into(),
+        score: 0.1,
+        at: None,
+    });
     e.register_collector("nvml");
     e.register_collector("host");
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
@@ -271,6 +304,15 @@ fn whole_exposition_matches_the_golden_file() {
         },
     ))
     .unwrap();
+    // The node's P is its own owner's 0.9 (not the mean with ads/bid's
+    // 0.1), per hour of the window; each owner with cost has its own.
+    let cost: f64 = line_value(&text, "roimon_window_cost{window=\"5m\",currency=\"EUR\"}");
+    let eff = line_value(&text, "roimon_weighted_efficiency{window=\"5m\"}");
+    assert!((eff - 0.9 / (cost / (2.0 / 3600.0))).abs() < 1e-9 * eff, "{eff}");
+    assert!(text.contains(
+        "roimon_owner_weighted_efficiency{window=\"30d\",team=\"search\",workload=\"llm\"} "
+    ));
+    assert!(!text.contains("team=\"ads\""), "{text}");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/node.prom");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -520,4 +562,13 @@ fn http_web_and_push_families_appear_only_when_given() {
     assert!(at("roimon_http_requests_refused_total") < at("roimon_push_points_total"));
     assert!(all.contains("\nroimon_web_config_last_reload_success_timestamp_seconds 0\n"));
     assert!(all.ends_with("roimon_push_rejected_total{reason=\"busy\"} 0\n"));
+}
+
+/// The value of the sample `series` (name and labels, exactly) in `text`.
+fn line_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
+        .parse()
+        .unwrap()
 }

@@ -596,7 +596,14 @@ mod tests {
             NOW + 2
         );
         assert_eq!(apply(&mut e, &mut dedup, parse(&update), NOW), Ok((1, 0)));
-        assert_eq!(e.scores().get("k0"), Some(&0.25));
+        // The owner's own score (a/b has no cost on this node, so it does
+        // not count in the node's scores).
+        let ab = roimon_core::Owner {
+            team: "a".into(),
+            workload: "b".into(),
+        };
+        assert_eq!(e.owner_scores()[&ab].get("k0"), Some(&0.25));
+        assert_eq!(e.scores().get("k0"), None);
     }
 }
 

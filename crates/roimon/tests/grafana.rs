@@ -81,6 +81,7 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_roi_ratio",
     "roimon_roi_baseline_ratio",
     "roimon_weighted_efficiency",
+    "roimon_owner_weighted_efficiency",
     "roimon_value_target_up",
     "roimon_value_target_errors_total",
     "roimon_value_rejected_total",
@@ -450,9 +451,10 @@ fn exported_metrics() -> BTreeSet<String> {
             benefit: [("precision".to_string(), 1.0)].into(),
             cost: Default::default(),
         },
+        // The score of GPU-a's owner: only the node's own owners count.
         vec![Kpi {
-            team: "t".into(),
-            workload: "w".into(),
+            team: "unallocated".into(),
+            workload: "unallocated".into(),
             indicator: "precision".into(),
             score: 0.9,
             at: None,
