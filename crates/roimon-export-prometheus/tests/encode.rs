@@ -308,7 +308,10 @@ fn whole_exposition_matches_the_golden_file() {
     // 0.1), per hour of the window; each owner with cost has its own.
     let cost: f64 = line_value(&text, "roimon_window_cost{window=\"5m\",currency=\"EUR\"}");
     let eff = line_value(&text, "roimon_weighted_efficiency{window=\"5m\"}");
-    assert!((eff - 0.9 / (cost / (2.0 / 3600.0))).abs() < 1e-9 * eff, "{eff}");
+    assert!(
+        (eff - 0.9 / (cost / (2.0 / 3600.0))).abs() < 1e-9 * eff,
+        "{eff}"
+    );
     assert!(text.contains(
         "roimon_owner_weighted_efficiency{window=\"30d\",team=\"search\",workload=\"llm\"} "
     ));

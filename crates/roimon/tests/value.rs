@@ -137,6 +137,11 @@ allowed_owners = ["ads/*"]
 [roi]
 windows = ["5m", "1h"]
 benefit_weights = {{ precision = 1.0 }}
+[[value.kpis]]
+name = "precision"
+value = 0.8
+team = "unallocated"
+workload = "unallocated"
 "#,
         none = tmp.path().join("none").display(),
         state = tmp.path().join("state").display(),
@@ -246,12 +251,31 @@ benefit_weights = {{ precision = 1.0 }}
         (roi - (wv - wc) / wc).abs() < 1e-9 * roi.abs().max(1.0),
         "{roi} vs {wv} {wc}"
     );
-    // P = 0.9 (one indicator, weight 1); C = the window's cost, weights 1.
-    let eff = value(&m, "roimon_weighted_efficiency{window=\"5m\"}").unwrap();
-    assert!((eff - 0.9 / wc).abs() < 1e-9 * eff, "{eff} vs {}", 0.9 / wc);
+    assert!(value(&m, "roimon_weighted_efficiency{window=\"5m\"}").is_some());
+    // ads/bid has no cost on this node: its pushed 0.9 is its own score and
+    // not the node's (P is 0.8, the score of the node's own owner), and it
+    // has no weighted efficiency of its own.
+    assert!(
+        !m.contains("roimon_owner_weighted_efficiency{window=\"5m\",team=\"ads\""),
+        "{m}"
+    );
     let (_, summary) = d.get("/api/v1/summary");
     let s: serde_json::Value = serde_json::from_str(&summary).unwrap();
-    assert_eq!(s["scores"]["precision"], 0.9);
+    assert_eq!(s["scores"]["precision"], 0.8);
+    // Weighted efficiency is per hour of the window: P / (C / hours).
+    let five = s["roi"]["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["window"] == "5m")
+        .unwrap();
+    let (eff, c, span) = (
+        five["weighted_efficiency"].as_f64().unwrap(),
+        five["weighted_cost"].as_f64().unwrap(),
+        five["span_secs"].as_f64().unwrap(),
+    );
+    let want = 0.8 / (c / (span / 3600.0));
+    assert!((eff - want).abs() < 1e-9 * eff, "{eff} vs {want}");
     // Each window carries its owners; the status page shows ROI by window
     // and value and cost per owner over the last day.
     let day = s["roi"]["windows"]
@@ -327,7 +351,7 @@ fn the_influxdb_python_client_pushes_value() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let cfg = format!(
-        "[gpu]\nsource = \"none\"\n[host]\npower = \"model\"\nrapl_root = \"{}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[state]\ndir = \"{}\"\ncheckpoint_interval_secs = 0.3\n[push]\ntoken_env = \"ROIMON_TEST_PUSH_TOKEN\"\nallow_unknown_owners = true\nallow_new_kpis = true\n",
+        "[gpu]\nsource = \"none\"\n[host]\npower = \"model\"\nrapl_root = \"{}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[state]\ndir = \"{}\"\ncheckpoint_interval_secs = 0.3\n[push]\ntoken_env = \"ROIMON_TEST_PUSH_TOKEN\"\nallow_unknown_owners = true\nallow_new_kpis = true\n[roi]\nbenefit_weights = {{ satisfaction = 1.0 }}\n",
         tmp.path().join("none").display(),
         tmp.path().join("state").display()
     );
@@ -372,7 +396,22 @@ print("ok")
     d.wait_metrics("7.25 pushed once", |m| value(m, series) == Some(7.25));
     let (_, summary) = d.get("/api/v1/summary");
     let s: serde_json::Value = serde_json::from_str(&summary).unwrap();
-    assert_eq!(s["scores"]["satisfaction"], 0.8);
+    // The score is ads/bid's own: it shows as that owner's benefit score,
+    // and not as the node's (ads/bid has no cost on this node).
+    let hour = s["roi"]["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["window"] == "1h")
+        .unwrap();
+    let ads = hour["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["team"] == "ads")
+        .unwrap();
+    assert_eq!(ads["benefit_score"], 0.8, "{ads}");
+    assert_eq!(s["scores"]["satisfaction"], serde_json::Value::Null);
     let (st, _) = d.stop("TERM");
     assert_eq!(st.code(), Some(0));
 }
