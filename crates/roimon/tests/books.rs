@@ -286,12 +286,18 @@ fn the_summary_is_live_while_nothing_scrapes_and_metrics_still_start_rows_at_0()
         .iter()
         .map(|r| r["cost"]["total"].as_f64().unwrap())
         .sum();
-    assert!(rows > 0.0 && (rows - total).abs() <= 1e-9 * total, "{rows} vs {total}");
+    assert!(
+        rows > 0.0 && (rows - total).abs() <= 1e-9 * total,
+        "{rows} vs {total}"
+    );
     let (_, disk) = stored_checkpoint(&state).expect("a checkpoint");
     let disk: serde_json::Value = serde_json::from_str(&disk).unwrap();
     let on_disk = disk["facility_energy_joules"]["sum"].as_f64().unwrap();
     let shown = v["totals"]["facility_energy_joules"].as_f64().unwrap();
-    assert!(shown <= on_disk, "summary {shown} J ahead of the disk {on_disk} J");
+    assert!(
+        shown <= on_disk,
+        "summary {shown} J ahead of the disk {on_disk} J"
+    );
 
     // The first scrape still shows every new row at 0 (the hold), with the
     // node totals they were not yet part of.
@@ -307,7 +313,13 @@ fn the_summary_is_live_while_nothing_scrapes_and_metrics_still_start_rows_at_0()
     let later = d.wait_metrics("rows released", |m| sum(m, "roimon_gpu_cost_total") > 0.0);
     check_interval(&last, &later, "release");
     last = later;
-    scrapes(&d, 4, Duration::from_millis(150), &mut last, "after release");
+    scrapes(
+        &d,
+        4,
+        Duration::from_millis(150),
+        &mut last,
+        "after release",
+    );
     // The summary stays on the booked figures, never behind what it showed.
     assert!(summary()["totals"]["cost"]["total"].as_f64().unwrap() >= total);
     let (st, _) = d.stop("TERM");
