@@ -383,7 +383,7 @@ pub fn summary_json(s: &Snapshot) -> serde_json::Value {
 }
 
 async fn summary(State(st): State<Arc<AppState>>) -> Response {
-    axum::Json(summary_json(&st.published.snapshot())).into_response()
+    axum::Json(summary_json(&st.published.booked())).into_response()
 }
 
 fn esc(s: &str) -> String {
@@ -393,7 +393,7 @@ fn esc(s: &str) -> String {
 }
 
 async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
-    let s = st.published.snapshot();
+    let s = st.published.booked();
     let j = summary_json(&s);
     let mut rows = String::new();
     for g in s.gpus.values() {

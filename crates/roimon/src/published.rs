@@ -1,5 +1,7 @@
 //! What the sampler publishes, apart from who reads it: the latest snapshot
-//! with its generation, readiness, checkpoint health and liveness, and the
+//! with its generation (as `/metrics` shows it, new rows held at 0 until
+//! scraped) and its booked twin (the counters as on disk, for the summary
+//! and the status page), readiness, checkpoint health and liveness, and the
 //! highest generation a `/metrics` response has carried. The sampler writes
 //! here; the HTTP handlers and the InfluxDB stream read. It knows none of
 //! them (it imports no other module of the daemon), so publishing never
@@ -10,10 +12,21 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+/// One publication: its number, the snapshot `/metrics` shows (rows new
+/// since the last release held at 0 until a scrape has carried them) and
+/// the booked one (the counters last written to disk, as they are). Both
+/// are the same `Arc` while no hold is active.
+#[derive(Debug)]
+struct Generation {
+    number: u64,
+    held: Arc<Snapshot>,
+    booked: Arc<Snapshot>,
+}
+
 /// The sampler's latest publication, shared with every reader.
 #[derive(Debug)]
 pub struct Published {
-    snapshot: RwLock<(u64, Arc<Snapshot>)>,
+    snapshot: RwLock<Generation>,
     /// Highest snapshot generation a `/metrics` response has carried.
     served: AtomicU64,
     ready: AtomicBool,
@@ -31,7 +44,14 @@ impl Published {
     /// stalled or died).
     pub fn new(initial: Snapshot, stale_after: Duration) -> Self {
         Self {
-            snapshot: RwLock::new((0, Arc::new(initial))),
+            snapshot: RwLock::new({
+                let s = Arc::new(initial);
+                Generation {
+                    number: 0,
+                    held: s.clone(),
+                    booked: s,
+                }
+            }),
             served: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             not_ready: Mutex::new(None),
@@ -48,11 +68,18 @@ impl Published {
     }
 
     /// Replace the snapshot (called once per tick); returns its generation.
-    pub fn publish(&self, s: Snapshot, ready: bool) -> u64 {
-        let s = Arc::new(s);
+    /// `held` is what `/metrics` shows; `booked`, when a hold is active, the
+    /// same with the counters as on disk (`None`: `held` is booked as is).
+    pub fn publish(&self, held: Snapshot, booked: Option<Snapshot>, ready: bool) -> u64 {
+        let held = Arc::new(held);
+        let booked = booked.map_or_else(|| held.clone(), Arc::new);
         let mut g = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
-        let generation = g.0 + 1;
-        *g = (generation, s);
+        let generation = g.number + 1;
+        *g = Generation {
+            number: generation,
+            held,
+            booked,
+        };
         drop(g);
         self.ready.store(ready, Ordering::Release);
         *self.last_publish.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
@@ -93,15 +120,23 @@ impl Published {
         self.checkpoint_streak.load(Ordering::Relaxed)
     }
 
-    /// The latest snapshot.
+    /// The latest snapshot as `/metrics` shows it (new rows held at 0).
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot_gen().1
     }
 
-    /// The latest snapshot and its generation.
+    /// The latest snapshot as `/metrics` shows it, and its generation.
     pub fn snapshot_gen(&self) -> (u64, Arc<Snapshot>) {
         let g = self.snapshot.read().unwrap_or_else(|e| e.into_inner());
-        (g.0, g.1.clone())
+        (g.number, g.held.clone())
+    }
+
+    /// The latest snapshot with the counters as last written to disk, new
+    /// rows and all (never held, never ahead of the disk): what the summary
+    /// and the status page show.
+    pub fn booked(&self) -> Arc<Snapshot> {
+        let g = self.snapshot.read().unwrap_or_else(|e| e.into_inner());
+        g.booked.clone()
     }
 
     /// A `/metrics` response carried snapshot `generation`.

@@ -714,6 +714,8 @@ impl Running {
     /// not yet part of, until a scrape has seen them (or `HOLD_MAX` passed),
     /// so `increase()` sees every attributed series start at 0 and the rows
     /// add up to the node over every scrape interval. Gauges are live.
+    /// Only `/metrics` holds: the summary and the status page read a booked
+    /// twin whose counters are `saved` as they are.
     fn publish(&mut self) {
         let served = self.s.publication.served_generation();
         let new: Vec<(RowKey, Row)> = self
@@ -765,8 +767,18 @@ impl Running {
             }
             self.warned_unmatched = snap.unmatched_owners.clone();
         }
+        // The summary and the status page hold nothing: while rows are held
+        // for `/metrics`, they get the same snapshot with the counters as on
+        // disk (only the counters differ; otherwise both share one `Arc`).
+        let booked = (self.hold.is_some() || announce).then(|| {
+            let held = std::mem::take(&mut snap.counters);
+            let mut booked = snap.clone();
+            booked.counters = self.saved.clone();
+            snap.counters = held;
+            booked
+        });
         let ready = self.s.engine.ready();
-        let generation = self.s.publication.publish(snap, ready);
+        let generation = self.s.publication.publish(snap, booked, ready);
         if announce {
             self.hold = Some((generation, Instant::now()));
         }

@@ -239,6 +239,93 @@ fn owner_changes_across_restarts_keep_every_interval_adding_up() {
     assert_eq!(st.code(), Some(0));
 }
 
+/// Only `/metrics` holds new rows at 0 until a scrape has carried them:
+/// with nobody scraping, the summary and the status page show the booked
+/// figures within seconds (not after the 2 minutes the hold may last),
+/// never ahead of the disk; and the first scrape still sees every new row
+/// at 0.
+#[test]
+fn the_summary_is_live_while_nothing_scrapes_and_metrics_still_start_rows_at_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let fake = FakeNvml::new(&gpus(2)).unwrap();
+    let cfg = config(tmp.path(), &fake.library(), &state, &[(G0, "vision")], "");
+    let d = Daemon::start(&cfg, &[]);
+    let started = std::time::Instant::now();
+    let summary = || -> serde_json::Value {
+        let (status, body) = d.get("/api/v1/summary");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let booked = |v: &serde_json::Value| {
+        v["totals"]["cost"]["total"].as_f64().unwrap() > 0.0
+            && v["totals"]["facility_energy_joules"].as_f64().unwrap() > 0.0
+            && v["gpus"].as_array().unwrap().len() == 2
+            && v["gpus"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|g| g["energy_joules"].as_f64().unwrap() > 0.0)
+    };
+    let v = loop {
+        let v = summary();
+        if booked(&v) {
+            break v;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the summary shows nothing booked while nobody scrapes: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Its rows add up to its totals, and it is not ahead of the disk.
+    let total = v["totals"]["cost"]["total"].as_f64().unwrap();
+    let rows: f64 = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cost"]["total"].as_f64().unwrap())
+        .sum();
+    assert!(
+        rows > 0.0 && (rows - total).abs() <= 1e-9 * total,
+        "{rows} vs {total}"
+    );
+    let (_, disk) = stored_checkpoint(&state).expect("a checkpoint");
+    let disk: serde_json::Value = serde_json::from_str(&disk).unwrap();
+    let on_disk = disk["facility_energy_joules"]["sum"].as_f64().unwrap();
+    let shown = v["totals"]["facility_energy_joules"].as_f64().unwrap();
+    assert!(
+        shown <= on_disk,
+        "summary {shown} J ahead of the disk {on_disk} J"
+    );
+
+    // The first scrape still shows every new row at 0 (the hold), with the
+    // node totals they were not yet part of.
+    let m = d.metrics();
+    let first = series(&m, "roimon_gpu_cost_total");
+    assert!(!first.is_empty(), "{m}");
+    for (k, v) in &first {
+        assert_eq!(*v, 0.0, "new row {k} did not start at 0 on /metrics");
+    }
+    assert_eq!(sum(&m, "roimon_cost_total"), 0.0, "{m}");
+    // Then they count, and every interval adds up.
+    let mut last = m;
+    let later = d.wait_metrics("rows released", |m| sum(m, "roimon_gpu_cost_total") > 0.0);
+    check_interval(&last, &later, "release");
+    last = later;
+    scrapes(
+        &d,
+        4,
+        Duration::from_millis(150),
+        &mut last,
+        "after release",
+    );
+    // The summary stays on the booked figures, never behind what it showed.
+    assert!(summary()["totals"]["cost"]["total"].as_f64().unwrap() >= total);
+    let (st, _) = d.stop("TERM");
+    assert_eq!(st.code(), Some(0));
+}
+
 #[test]
 fn a_legacy_checkpoint_keeps_its_history_under_the_owner_configured_at_upgrade() {
     let tmp = tempfile::tempdir().unwrap();
