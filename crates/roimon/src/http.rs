@@ -376,7 +376,7 @@ pub fn summary_json(s: &Snapshot) -> serde_json::Value {
             "note": if c.value.is_empty() {
                 "no value source has reported yet: configure [[value.scrape]] or push to /api/v2/write"
             } else {
-                "financial ROI = (value - money cost) / money cost over each window; weighted efficiency = P / C"
+                "financial ROI = (value - money cost) / money cost over each window; weighted efficiency = P / (C / hours of the window), P from the node's own owners"
             },
         },
     })
@@ -485,7 +485,7 @@ async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
     Html(format!(
         "<!doctype html><html><head><meta charset=utf-8><title>roimon</title></head><body>\
          <h1>roimon {}</h1><p>Facility power {:.1} W · price {:.4} {}/kWh ({}) · cost rate {:.4} {}/h</p>\
-         <h2>ROI by window</h2><table border=1 cellpadding=4><tr><th>window</th><th>value ({cur})</th><th>cost ({cur})</th><th>ROI</th><th>baseline</th><th>weighted eff. P/C</th><th>cost per 1M tokens</th></tr>{windows}</table>\
+         <h2>ROI by window</h2><table border=1 cellpadding=4><tr><th>window</th><th>value ({cur})</th><th>cost ({cur})</th><th>ROI</th><th>baseline</th><th>weighted eff. P/C per h</th><th>cost per 1M tokens</th></tr>{windows}</table>\
          <h2>Owners, last 24 h</h2><table border=1 cellpadding=4><tr><th>team/workload</th><th>value ({cur})</th><th>cost ({cur})</th><th>ROI</th></tr>{owners}</table>\
          <h2>GPUs</h2><table border=1 cellpadding=4><tr><th>gpu</th><th>uuid</th><th>model</th><th>team/workload</th><th>power</th></tr>{}</table>\
          {statements}<p><a href=/metrics>/metrics</a> · <a href=/api/v1/summary>/api/v1/summary</a> · <a href=/healthz>/healthz</a> · <a href=/readyz>/readyz</a></p>\
