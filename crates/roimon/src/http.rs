@@ -508,6 +508,28 @@ mod tests {
 
     /// A ledger with rows finance must open safely: owner names that a
     /// spreadsheet would run, a negative credit and a negative cost.
+    /// The router's state of a daemon on the built-in configuration,
+    /// fresh (every figure 0).
+    fn fresh_state() -> Arc<AppState> {
+        let cfg = crate::config::Config::builtin();
+        let engine = roimon_core::Engine::new(cfg.engine_config(), None);
+        Arc::new(AppState::new(
+            engine.snapshot(),
+            "0",
+            std::time::Duration::from_secs(60),
+        ))
+    }
+
+    /// A router whose report reads the ledger [`ledger`] writes in `dir`.
+    fn report_app(dir: &std::path::Path) -> axum::Router {
+        let st = fresh_state();
+        st.set_report(ReportSource {
+            path: ledger(dir),
+            tz: chrono_tz::UTC,
+        });
+        router(st)
+    }
+
     fn ledger(dir: &std::path::Path) -> std::path::PathBuf {
         let path = dir.join(roimon_ledger::FILE);
         let l = roimon_ledger::Ledger::open(&path).unwrap();
@@ -542,19 +564,7 @@ mod tests {
     #[tokio::test]
     async fn the_csv_report_is_a_named_download_with_neutralised_text_and_exact_numbers() {
         let dir = tempfile::tempdir().unwrap();
-        let path = ledger(dir.path());
-        let cfg = crate::config::Config::builtin();
-        let engine = roimon_core::Engine::new(cfg.engine_config(), None);
-        let st = Arc::new(AppState::new(
-            engine.snapshot(),
-            "0",
-            std::time::Duration::from_secs(60),
-        ));
-        st.set_report(ReportSource {
-            path,
-            tz: chrono_tz::UTC,
-        });
-        let mut app = router(st);
+        let mut app = report_app(dir.path());
         let (status, headers, body) = get(
             &mut app,
             "/api/v1/report?month=2025-12&by=team,workload&format=csv",
@@ -606,19 +616,7 @@ mod tests {
     #[tokio::test]
     async fn the_report_refuses_month_with_a_span_and_an_unknown_team_and_has_the_new_columns() {
         let dir = tempfile::tempdir().unwrap();
-        let path = ledger(dir.path());
-        let cfg = crate::config::Config::builtin();
-        let engine = roimon_core::Engine::new(cfg.engine_config(), None);
-        let st = Arc::new(AppState::new(
-            engine.snapshot(),
-            "0",
-            std::time::Duration::from_secs(60),
-        ));
-        st.set_report(ReportSource {
-            path,
-            tz: chrono_tz::UTC,
-        });
-        let mut app = router(st);
+        let mut app = report_app(dir.path());
         for uri in [
             "/api/v1/report?month=2025-12&from=2025-12-01&format=csv",
             "/api/v1/report?month=2025-12&to=2025-12-15",
@@ -683,13 +681,7 @@ mod tests {
     /// named by the exporter (values 0 on a fresh state).
     #[tokio::test]
     async fn metrics_end_with_the_listener_and_push_series() {
-        let cfg = crate::config::Config::builtin();
-        let engine = roimon_core::Engine::new(cfg.engine_config(), None);
-        let st = Arc::new(AppState::new(
-            engine.snapshot(),
-            "0",
-            std::time::Duration::from_secs(60),
-        ));
+        let st = fresh_state();
         let http_tail = TAIL.split("# HELP roimon_push_").next().unwrap();
         let (status, _, body) = get(&mut router(st.clone()), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
