@@ -103,6 +103,14 @@ fn wait_log(d: &Daemon, what: &str) -> serde_json::Value {
     panic!("no log line with {what:?} within 20 s");
 }
 
+/// The `[[value.scrape]]` table of the hostile server at `target`, owned
+/// by t/w and scraped every second, with `keys` added.
+fn hostile_target(target: &str, keys: &str) -> String {
+    format!(
+        "[[value.scrape]]\nurl = \"http://{target}/metrics\"\nname = \"hostile\"\nteam = \"t\"\nworkload = \"w\"\ninterval_secs = 1\n{keys}"
+    )
+}
+
 #[test]
 fn a_hostile_vllm_server_cannot_poison_the_books() {
     let answer: Answer = Arc::new(Mutex::new((200, body(&[("m", 100.0)]))));
@@ -114,17 +122,11 @@ fn a_hostile_vllm_server_cannot_poison_the_books() {
         &state,
         (0.2, 0.3),
         &format!(
-            r#"[value]
-max_models = 8
-[[value.scrape]]
-url = "http://{target}/metrics"
-name = "hostile"
-team = "t"
-workload = "w"
-interval_secs = 1
-input_per_million_tokens = 1000000.0
-max_tokens_per_second = 1000000.0
-"#
+            "[value]\nmax_models = 8\n{}",
+            hostile_target(
+                &target,
+                "input_per_million_tokens = 1000000.0\nmax_tokens_per_second = 1000000.0\n"
+            )
         ),
     );
     let set = |status: u16, b: String| *answer.lock().unwrap() = (status, b);
@@ -255,16 +257,7 @@ fn a_start_time_changing_at_every_scrape_is_a_reset_storm() {
         tmp.path(),
         &tmp.path().join("state"),
         (0.2, 0.3),
-        &format!(
-            r#"[[value.scrape]]
-url = "http://{target}/metrics"
-name = "hostile"
-team = "t"
-workload = "w"
-interval_secs = 1
-input_per_million_tokens = 1.0
-"#
-        ),
+        &hostile_target(&target, "input_per_million_tokens = 1.0\n"),
     );
     let d = Daemon::start(&path, &[]);
     let m = d.wait_metrics("the storm refused", |m| rejected(m, "reset_storm") >= 2.0);
@@ -287,17 +280,12 @@ fn a_target_whose_token_file_appears_later_is_scraped_without_a_restart() {
         tmp.path(),
         &tmp.path().join("state"),
         (0.2, 0.3),
-        &format!(
-            r#"[[value.scrape]]
-url = "http://{target}/metrics"
-name = "hostile"
-team = "t"
-workload = "w"
-interval_secs = 1
-token_file = "{}"
-input_per_million_tokens = 1.0
-"#,
-            token.display()
+        &hostile_target(
+            &target,
+            &format!(
+                "token_file = \"{}\"\ninput_per_million_tokens = 1.0\n",
+                token.display()
+            ),
         ),
     );
     let d = Daemon::start(&path, &[]);
