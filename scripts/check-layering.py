@@ -32,6 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     "roimon-influx": {"roimon-core"},
     "roimon-config": {"roimon-core", "roimon-value", "roimon-price", "roimon-ledger"},
     "roimon-attribution": {"roimon-core", "roimon-config"},
+    "roimon-planner": set(),
     "roimon-fake-nvml": set(),
     "roimon-system-tests": set(),
     "roimon": {
@@ -46,6 +47,7 @@ ALLOWED: dict[str, set[str]] = {
         "roimon-influx",
         "roimon-config",
         "roimon-attribution",
+        "roimon-planner",
     },
 }
 

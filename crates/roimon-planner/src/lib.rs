@@ -1,0 +1,9 @@
+//! roimon's planner: pure decisions over the ledger's measured figures (no
+//! tokio, no HTTP, no clock). The binary reads files and the ledger and
+//! prints; everything that decides lives here.
+//!
+//! - `allocation`: the contract's allocation model (GPU types × workloads),
+//!   solved as a MILP with `good_lp` and the pure-Rust `microlp` backend.
+//! - `select`: scenario selection, a 0/1 programme.
+//! - `window`: the cheapest start of a deferrable job in a price schedule.
+//! - `analysis`: tornado, break-even, Monte Carlo, Pareto front, SVG.
