@@ -7,3 +7,9 @@
 //! - `select`: scenario selection, a 0/1 programme.
 //! - `window`: the cheapest start of a deferrable job in a price schedule.
 //! - `analysis`: tornado, break-even, Monte Carlo, Pareto front, SVG.
+
+pub mod model;
+
+pub use model::{
+    Allocation, Cell, Coef, Coefficient, Gpu, Instance, Objective, Pair, PlanFile, Totals, Workload,
+};
