@@ -11,6 +11,7 @@ use crate::figures::{Figures, Key, Priced, Totals, totals};
 use chrono::{DateTime, Utc};
 use roimon_core::Counters;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Seconds in an hour.
 pub const HOUR: i64 = 3600;
@@ -72,6 +73,10 @@ pub struct HourRows {
     pub rows: Vec<(Key, Figures)>,
     /// Seconds priced by the source and by a fallback in this hour.
     pub priced: Priced,
+    /// GPU-seconds by key in this hour; `None` where unknown (the opening
+    /// balance, corrections, resets, the hour in which a ledger written
+    /// before GPU-seconds were counted was upgraded).
+    pub gpu_seconds: Option<BTreeMap<Key, f64>>,
 }
 
 /// The part of the book that is checkpointed with the counters.
@@ -102,6 +107,16 @@ pub struct HourBook {
     state: BookState,
     /// Closed since the last successful write.
     pending: Vec<HourRows>,
+}
+
+/// GPU-seconds of each key between two totals; unknown when either is.
+fn seconds_diff(now: &Totals, base: &Totals) -> Option<BTreeMap<Key, f64>> {
+    let (now, base) = (now.gpu_seconds.as_ref()?, base.gpu_seconds.as_ref()?);
+    Some(
+        now.iter()
+            .map(|(k, v)| (k.clone(), v - base.get(k).copied().unwrap_or(0.0)))
+            .collect(),
+    )
 }
 
 fn diff(now: &Totals, base: &Totals) -> (Vec<(Key, Figures)>, Priced) {
@@ -142,6 +157,7 @@ impl HourBook {
                         kind: Kind::Opening,
                         rows,
                         priced,
+                        gpu_seconds: None,
                     }]
                 };
                 Self {
@@ -181,6 +197,7 @@ impl HourBook {
             {
                 let now = totals(counters);
                 let (rows, priced) = diff(&now, &self.state.base);
+                let gpu_seconds = seconds_diff(&now, &self.state.base);
                 self.pending.push(HourRows {
                     hour: open,
                     kind: if self.state.open_late {
@@ -190,6 +207,7 @@ impl HourBook {
                     },
                     rows,
                     priced,
+                    gpu_seconds,
                 });
                 let last_closed = Some(self.state.last_closed.map_or(open, |c| c.max(open)));
                 self.state = BookState {
@@ -206,7 +224,9 @@ impl HourBook {
     /// The open hour's rows as of `counters`.
     pub fn open_rows(&self, counters: &Counters) -> Option<HourRows> {
         let hour = self.state.open_hour?;
-        let (rows, priced) = diff(&totals(counters), &self.state.base);
+        let now = totals(counters);
+        let (rows, priced) = diff(&now, &self.state.base);
+        let gpu_seconds = seconds_diff(&now, &self.state.base);
         Some(HourRows {
             hour,
             kind: if self.state.open_late {
@@ -216,6 +236,7 @@ impl HourBook {
             },
             rows,
             priced,
+            gpu_seconds,
         })
     }
 

@@ -114,13 +114,28 @@ pub struct Key {
 pub type Priced = [f64; 2];
 
 /// Cumulative totals of every key, and how the time was priced.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
     /// By key.
     #[serde(with = "pairs")]
     pub rows: BTreeMap<Key, Figures>,
     /// Priced seconds (source, fallback).
     pub priced: Priced,
+    /// GPU-seconds by key (cost rows). `None` in a hour book written before
+    /// the ledger counted them: the hour that begins there has no
+    /// GPU-seconds (its counters started again at 0 mid-hour).
+    #[serde(default, with = "seconds_pairs")]
+    pub gpu_seconds: Option<BTreeMap<Key, f64>>,
+}
+
+impl Default for Totals {
+    fn default() -> Self {
+        Self {
+            rows: BTreeMap::new(),
+            priced: [0.0; 2],
+            gpu_seconds: Some(BTreeMap::new()),
+        }
+    }
 }
 
 /// Maps with struct keys as a list of pairs (JSON keys are strings).
@@ -140,18 +155,41 @@ mod pairs {
     }
 }
 
+/// GPU-seconds by key as a list of pairs, absent when unknown.
+mod seconds_pairs {
+    use super::Key;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(
+        m: &Option<BTreeMap<Key, f64>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        m.as_ref()
+            .map(|m| m.iter().collect::<Vec<_>>())
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<BTreeMap<Key, f64>>, D::Error> {
+        Ok(Option::<Vec<(Key, f64)>>::deserialize(d)?.map(|v| v.into_iter().collect()))
+    }
+}
+
 /// The engine's counters as ledger totals: every cost row and every value
 /// row (summed over sources and models) under its key.
 pub fn totals(c: &Counters) -> Totals {
     let mut rows: BTreeMap<Key, Figures> = BTreeMap::new();
+    let mut seconds: BTreeMap<Key, f64> = BTreeMap::new();
     for (k, r) in &c.rows {
-        let f = rows
-            .entry(Key {
-                gpu_uuid: k.gpu_uuid.clone(),
-                team: k.team.clone(),
-                workload: k.workload.clone(),
-            })
-            .or_default();
+        let key = Key {
+            gpu_uuid: k.gpu_uuid.clone(),
+            team: k.team.clone(),
+            workload: k.workload.clone(),
+        };
+        *seconds.entry(key.clone()).or_default() += r.gpu_seconds.total();
+        let f = rows.entry(key).or_default();
         f.0[GPU_ENERGY] += r.gpu_energy_joules.total();
         f.0[HOST_ENERGY] += r.host_energy_joules.total();
         f.0[FACILITY_ENERGY] += r.facility_energy_joules.total();
@@ -180,6 +218,7 @@ pub fn totals(c: &Counters) -> Totals {
     Totals {
         rows,
         priced: [by("source"), by("fallback") + by("last_known")],
+        gpu_seconds: Some(seconds),
     }
 }
 

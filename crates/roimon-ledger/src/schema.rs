@@ -24,18 +24,21 @@ BEGIN
   SELECT RAISE(ABORT, 'closed ledger hours are immutable: only the retention purge removes them');
 END;
 "#;
-    let readable = format!(
-        r#"CREATE VIEW ledger_readable AS
+    let readable_with = |extra: &str| {
+        format!(
+            r#"CREATE VIEW ledger_readable AS
 SELECT datetime(hour_start, 'unixepoch') AS hour_utc, node, gpu_uuid, team, workload, kind,
   closed, currency,
   (gpu_energy_joules + host_energy_joules) / 3.6e6 AS energy_kwh,
   facility_energy_joules / 3.6e6 AS facility_energy_kwh,
   {cost_total} AS cost_total, credit, emissions_grams / 1000.0 AS emissions_kg,
   value, input_tokens + output_tokens AS tokens, requests,
-  priced_secs_source, priced_secs_fallback, price_source, reason
+  priced_secs_source, priced_secs_fallback, price_source, reason{extra}
 FROM ledger;
 "#
-    );
+        )
+    };
+    let readable = readable_with("");
     let v1 = format!(
         r#"
 CREATE TABLE checkpoint (
@@ -138,5 +141,18 @@ CREATE TABLE push_seen (
 CREATE INDEX push_seen_by_time ON push_seen (at_ns);
 "#
     .to_string();
-    vec![v1, v2, v3]
+    // Version 4: each cost row's GPU model (as the GPU reports it) and
+    // GPU-seconds (the seconds its energy readings covered × the owner's
+    // share), which the planner's measured coefficients divide by. Added
+    // as columns: every row, index and trigger stays as it is; rows
+    // written before hold NULL (unknown) in both.
+    let v4 = format!(
+        r#"
+ALTER TABLE ledger ADD COLUMN gpu_model TEXT;
+ALTER TABLE ledger ADD COLUMN gpu_seconds REAL;
+DROP VIEW ledger_readable;
+{}"#,
+        readable_with(", gpu_model, gpu_seconds")
+    );
+    vec![v1, v2, v3, v4]
 }

@@ -321,21 +321,24 @@ impl Ledger {
                 .map_err(fail)?;
                 closed_any = true;
             }
-            insert_rows(&tx, h, true, &counters.currency, meta, &written_at, None).map_err(fail)?;
+            let at = Written {
+                currency: &counters.currency,
+                meta,
+                written_at: &written_at,
+                models: &counters.gpu_models,
+            };
+            insert_rows(&tx, h, true, &at, None).map_err(fail)?;
         }
         tx.execute("DELETE FROM ledger WHERE closed = 0", [])
             .map_err(fail)?;
         if let Some(open) = book.open_rows(counters) {
-            insert_rows(
-                &tx,
-                &open,
-                false,
-                &counters.currency,
+            let at = Written {
+                currency: &counters.currency,
                 meta,
-                &written_at,
-                None,
-            )
-            .map_err(fail)?;
+                written_at: &written_at,
+                models: &counters.gpu_models,
+            };
+            insert_rows(&tx, &open, false, &at, None).map_err(fail)?;
         }
         if closed_any && retention > 0 {
             let cutoff = crate::book::hour_of(now) - i64::from(retention) * 86_400;
@@ -655,6 +658,7 @@ impl Ledger {
             kind: Kind::Reset,
             rows: undo,
             priced: [0.0, 0.0],
+            gpu_seconds: None,
         };
         let counters = roimon_core::Counters {
             currency: currency.into(),
@@ -674,7 +678,13 @@ impl Ledger {
             .map_err(fail)?;
         tx.execute("DELETE FROM ledger WHERE closed = 0", [])
             .map_err(fail)?;
-        insert_rows(&tx, &rows, true, currency, meta, &written_at, Some(reason)).map_err(fail)?;
+        let at = Written {
+            currency,
+            meta,
+            written_at: &written_at,
+            models: &BTreeMap::new(),
+        };
+        insert_rows(&tx, &rows, true, &at, Some(reason)).map_err(fail)?;
         write_checkpoint(&tx, &written_at, &json, &state).map_err(fail)?;
         tx.commit().map_err(fail)?;
         self.checkpoint_wal();
@@ -773,6 +783,7 @@ impl Ledger {
             kind: Kind::Correction,
             rows,
             priced: [0.0, 0.0],
+            gpu_seconds: None,
         };
         let book = BookState {
             open_hour: book.open_hour,
@@ -792,16 +803,13 @@ impl Ledger {
             .map_err(fail)?;
         tx.execute("DELETE FROM ledger WHERE closed = 0", [])
             .map_err(fail)?;
-        insert_rows(
-            &tx,
-            &correction,
-            true,
-            &c.currency,
+        let at = Written {
+            currency: &c.currency,
             meta,
-            &written_at,
-            Some(&reason),
-        )
-        .map_err(fail)?;
+            written_at: &written_at,
+            models: &c.gpu_models,
+        };
+        insert_rows(&tx, &correction, true, &at, Some(&reason)).map_err(fail)?;
         write_checkpoint(&tx, &written_at, &json, &state).map_err(fail)?;
         tx.commit().map_err(fail)?;
         self.checkpoint_wal();
@@ -961,6 +969,14 @@ pub fn book_problem(b: &BookState) -> Option<String> {
             }
         }
     }
+    for (k, v) in b.base.gpu_seconds.iter().flatten() {
+        if bad(*v) {
+            return Some(format!(
+                "checkpoint.book.base.gpu_seconds[{}/{}/{}]: {v} is not a finite number of sane size",
+                k.gpu_uuid, k.team, k.workload
+            ));
+        }
+    }
     for (i, v) in b.base.priced.iter().enumerate() {
         if bad(*v) {
             return Some(format!(
@@ -971,37 +987,57 @@ pub fn book_problem(b: &BookState) -> Option<String> {
     None
 }
 
+/// What every row written by one checkpoint shares.
+struct Written<'a> {
+    currency: &'a str,
+    meta: &'a Meta,
+    written_at: &'a str,
+    /// GPU model by UUID (the counters' `gpu_models`).
+    models: &'a BTreeMap<String, String>,
+}
+
 fn insert_rows(
     tx: &rusqlite::Transaction<'_>,
     h: &HourRows,
     closed: bool,
-    currency: &str,
-    meta: &Meta,
-    written_at: &str,
+    at: &Written<'_>,
     reason: Option<&str>,
 ) -> rusqlite::Result<()> {
-    let marks = (0..N).map(|i| format!("?{}", 14 + i)).collect::<Vec<_>>();
+    let marks = (0..N).map(|i| format!("?{}", 16 + i)).collect::<Vec<_>>();
     let sql = format!(
         "INSERT INTO ledger (hour_start, node, gpu_uuid, team, workload, kind, closed, currency, \
-         priced_secs_source, priced_secs_fallback, price_source, written_at, reason, {}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, {})",
+         priced_secs_source, priced_secs_fallback, price_source, written_at, reason, \
+         gpu_model, gpu_seconds, {}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, {})",
         fields_csv(),
         marks.join(", ")
     );
     let mut st = tx.prepare_cached(&sql)?;
     for (k, f) in &h.rows {
+        // Model and GPU-seconds belong to cost rows of a real GPU; value
+        // rows and `none` have neither (NULL), nor has a row whose hour
+        // did not count GPU-seconds.
+        let gpu = k.gpu_uuid != figures::VALUE_GPU && k.gpu_uuid != roimon_core::engine::NO_GPU;
+        let model = at.models.get(&k.gpu_uuid).filter(|_| gpu);
+        let seconds = h
+            .gpu_seconds
+            .as_ref()
+            .filter(|_| gpu)
+            .map(|m| m.get(k).copied().unwrap_or(0.0));
         let mut p: Vec<&dyn rusqlite::ToSql> =
-            vec![&h.hour, &meta.node, &k.gpu_uuid, &k.team, &k.workload];
+            vec![&h.hour, &at.meta.node, &k.gpu_uuid, &k.team, &k.workload];
         let kind = h.kind.as_str();
         let closed = i64::from(closed);
         p.push(&kind);
         p.push(&closed);
-        p.push(&currency);
+        p.push(&at.currency);
         p.push(&h.priced[0]);
         p.push(&h.priced[1]);
-        p.push(&meta.price_source);
-        p.push(&written_at);
+        p.push(&at.meta.price_source);
+        p.push(&at.written_at);
         p.push(&reason);
+        p.push(&model);
+        p.push(&seconds);
         for v in &f.0 {
             p.push(v);
         }
@@ -1110,5 +1146,174 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM ledger_readable", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 3);
+    }
+}
+
+#[cfg(test)]
+mod upgrade_tests {
+    //! A ledger written at schema version 3 (before GPU models and
+    //! GPU-seconds) upgraded in place by a daemon of this version.
+
+    use super::*;
+    use chrono::TimeZone;
+    use roimon_core::{
+        Engine, EngineConfig, FixedCosts, GpuReading, Joules, Owner, PricePerKwh, Reading, Report,
+        Seconds, ShareKey, Tariff, Tick, Watts,
+    };
+
+    const MODEL: &str = "NVIDIA H100 80GB HBM3";
+
+    fn engine(resumed: Option<roimon_core::Counters>) -> Engine {
+        let cfg = EngineConfig {
+            currency: "EUR".into(),
+            pue: 1.25,
+            tariff: Tariff::Static(PricePerKwh(0.2)),
+            price_source: "static".into(),
+            fixed: FixedCosts {
+                capex_per_sec: 0.001,
+                ..Default::default()
+            },
+            share_key: ShareKey::Equal,
+            owners: [(
+                "GPU-a".to_string(),
+                Owner {
+                    team: "t".into(),
+                    workload: "w".into(),
+                },
+            )]
+            .into(),
+            max_gap: Seconds(1e9),
+        };
+        Engine::new(cfg, resumed)
+    }
+
+    /// The GPU at 300 W since monotonic 0, read at `wall`.
+    fn tick(e: &mut Engine, book: &mut HourBook, wall: DateTime<Utc>, mono: f64) {
+        book.observe(wall, e.counters());
+        let g = GpuReading {
+            index: 0,
+            uuid: "GPU-a".into(),
+            name: MODEL.into(),
+            power: Some(Watts(300.0)),
+            energy_counter: Some(Joules(300.0 * mono)),
+            utilization: None,
+            memory_used_bytes: None,
+            memory_total_bytes: None,
+            temperature_celsius: None,
+            power_limit: None,
+            processes: None,
+        };
+        e.ingest(
+            Tick { wall, mono },
+            &[Report {
+                collector: "nvml",
+                outcome: Ok(vec![Reading::Gpu(g)]),
+            }],
+        );
+    }
+
+    /// Rows as version 3 wrote them (its columns only).
+    fn insert_v3(c: &Connection, h: &HourRows, closed: bool) {
+        let marks = (0..N).map(|i| format!("?{}", 7 + i)).collect::<Vec<_>>();
+        let sql = format!(
+            "INSERT INTO ledger (hour_start, node, gpu_uuid, team, workload, kind, closed, \
+             currency, price_source, written_at, {}) VALUES (?1, 'n', ?2, ?3, ?4, ?5, ?6, \
+             'EUR', 'static', 'x', {})",
+            fields_csv(),
+            marks.join(", ")
+        );
+        for (k, f) in &h.rows {
+            let mut p: Vec<&dyn rusqlite::ToSql> =
+                vec![&h.hour, &k.gpu_uuid, &k.team, &k.workload, &"hour", &closed];
+            for v in &f.0 {
+                p.push(v);
+            }
+            c.execute(&sql, p.as_slice()).unwrap();
+        }
+    }
+
+    fn cols(l: &Ledger, hour: DateTime<Utc>) -> (Option<String>, Option<f64>) {
+        l.connection()
+            .query_row(
+                "SELECT gpu_model, gpu_seconds FROM ledger WHERE gpu_uuid = 'GPU-a' \
+                 AND kind = 'hour' AND closed = 1 AND hour_start = ?1",
+                [hour.timestamp()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_version_3_ledger_keeps_its_rows_and_counts_gpu_seconds_from_the_next_full_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let t = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
+        let every = |from: DateTime<Utc>, i: i64| from + chrono::Duration::minutes(10 * i);
+        // Version 3 at work from 09:10 to 10:30: 09:00 closed, 10:00 open,
+        // its checkpoint without GPU models or GPU-seconds.
+        {
+            let mut e = engine(None);
+            let mut book = HourBook::resume(None, None);
+            for i in 0..=8 {
+                tick(&mut e, &mut book, every(t(9, 10), i), 600.0 * i as f64);
+            }
+            let mut c = Connection::open(&path).unwrap();
+            for sql in &crate::schema::migrations()[..3] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 3).unwrap();
+            for h in book.pending() {
+                insert_v3(&c, h, true);
+            }
+            insert_v3(&c, &book.open_rows(e.counters()).unwrap(), false);
+            let mut counters = serde_json::to_value(e.counters()).unwrap();
+            counters.as_object_mut().unwrap().remove("gpu_models");
+            for pair in counters["rows"].as_array_mut().unwrap() {
+                pair[1].as_object_mut().unwrap().remove("gpu_seconds");
+            }
+            let mut state = serde_json::to_value(book.state()).unwrap();
+            state["base"].as_object_mut().unwrap().remove("gpu_seconds");
+            let tx = c.transaction().unwrap();
+            write_checkpoint(&tx, "x", &counters.to_string(), &state.to_string()).unwrap();
+            tx.commit().unwrap();
+        }
+        let old_id: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT id FROM ledger WHERE closed = 1", [], |r| r.get(0))
+            .unwrap();
+
+        // This version opens it: migrated, every row and guard kept.
+        let mut l = Ledger::open(&path).unwrap();
+        assert_eq!(l.version().unwrap(), 4);
+        assert_eq!(cols(&l, t(9, 0)), (None, None));
+        let upd = l
+            .connection()
+            .execute("UPDATE ledger SET gpu_seconds = 1 WHERE id = ?1", [old_id]);
+        assert!(upd.unwrap_err().to_string().contains("immutable"));
+        assert!(l.verify().unwrap().differences.is_empty());
+
+        // Resume as the daemon does and run on to 12:10.
+        let stored = l.load().unwrap().unwrap();
+        assert_eq!(stored.book.base.gpu_seconds, None);
+        let counters: roimon_core::Counters = serde_json::from_str(&stored.counters).unwrap();
+        let mut e = engine(Some(counters));
+        let mut book = HourBook::resume(Some(stored.book), Some(e.counters()));
+        let meta = Meta {
+            node: "n".into(),
+            price_source: "static".into(),
+        };
+        // A new process: its monotonic clock starts again.
+        for i in 0..=10 {
+            let wall = every(t(10, 40), i);
+            tick(&mut e, &mut book, wall, 600.0 * i as f64);
+            l.save(e.counters(), &book, &meta, wall).unwrap();
+            book.written();
+        }
+        // 10:00 began before the upgrade: model known, GPU-seconds not.
+        assert_eq!(cols(&l, t(10, 0)), (Some(MODEL.into()), None));
+        // 11:00 is the first full hour counted.
+        assert_eq!(cols(&l, t(11, 0)), (Some(MODEL.into()), Some(3600.0)));
+        let v = l.verify().unwrap();
+        assert!(v.differences.is_empty(), "{:?}", v.differences);
     }
 }

@@ -30,6 +30,10 @@ pub struct Row {
     pub gpu_energy_joules: Accumulator,
     /// The row's share of the host's energy (before PUE), J.
     pub host_energy_joules: Accumulator,
+    /// GPU-seconds: the seconds the GPU's energy readings covered, times
+    /// the owner's share of the GPU in each (gaps are not counted). 0 in
+    /// checkpoints written before they were counted.
+    pub gpu_seconds: Accumulator,
     /// How the owner of the row's last booking was found: `gpu_owner` (the
     /// UUID table), `unallocated`, `idle` (no process ran) or
     /// `rule:<name>` (a process matched an attribution rule). Empty in
@@ -219,6 +223,10 @@ pub struct Counters {
     pub rows: BTreeMap<RowKey, Row>,
     /// Credits (money received for energy at negative prices) by component.
     pub credit: BTreeMap<Component, Accumulator>,
+    /// The model name each GPU reported (NVML's marketing name, e.g.
+    /// `NVIDIA H100 80GB HBM3`), by UUID; the latest one seen. Empty in
+    /// checkpoints written before models were recorded.
+    pub gpu_models: BTreeMap<String, String>,
     /// Seconds without a usable reading, by GPU UUID (`host` for the host).
     pub unaccounted_seconds: BTreeMap<String, Accumulator>,
     /// Failures by collector.

@@ -6,7 +6,7 @@
 
 use super::{CollectorHealth, Engine, NO_GPU, Tick};
 use crate::cost::{Component, shares};
-use crate::energy::EnergyMeter;
+use crate::energy::{EnergyMeter, Method};
 use crate::reading::{GpuReading, HostReading, Reading, SampleError};
 use crate::units::{Joules, Money};
 use chrono::{DateTime, Duration, Utc};
@@ -281,6 +281,21 @@ impl Engine {
                 .entry(g.uuid.clone())
                 .or_default()
                 .add(unaccounted);
+        }
+        if d.method != Method::None {
+            // The seconds this reading's energy covers, shared like the
+            // energy: what the planner divides tokens and energy by.
+            let secs = tick.mono - d.from_mono;
+            if secs > 0.0 {
+                self.spread(&g.uuid, secs, |r, s| r.gpu_seconds.add(s));
+            }
+        }
+        if !g.name.is_empty()
+            && self.counters.gpu_models.get(&g.uuid).map(String::as_str) != Some(g.name.as_str())
+        {
+            self.counters
+                .gpu_models
+                .insert(g.uuid.clone(), g.name.clone());
         }
         if d.counter_reset {
             *self

@@ -50,6 +50,7 @@ impl Counters {
                 format!("{at}.host_energy_joules"),
                 &mut r.host_energy_joules,
             );
+            f(format!("{at}.gpu_seconds"), &mut r.gpu_seconds);
         }
         for (k, m) in &mut self.gpu_cost {
             for (c, a) in m {

@@ -144,3 +144,53 @@ fn a_job_moving_between_gpus_takes_its_cost_with_it() {
     assert!((fe("GPU-b", "idle") - 15.0).abs() < 1e-9);
     assert_rows_add_up(c);
 }
+
+#[test]
+fn gpu_seconds_are_the_covered_seconds_times_each_owners_share() {
+    let mut e = Engine::new(cfg(ShareKey::Equal), None);
+    e.set_attribution(
+        "GPU-a",
+        vec![share("nlp", 1.0, "rule:a"), share("vision", 3.0, "rule:b")],
+    );
+    // 0 s: the first sample covers nothing; 0 → 4 s: 4 s covered.
+    e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 100.0)]));
+    e.ingest(tick(4.0), &report(vec![gpu("GPU-a", Some(400.0), 100.0)]));
+    // 4 → 14 s is a gap (max_gap 5 s): not covered, so not counted; the
+    // meter starts afresh at 14 s and 14 → 16 s is covered again.
+    e.ingest(tick(14.0), &report(vec![gpu("GPU-a", Some(1400.0), 100.0)]));
+    e.ingest(tick(16.0), &report(vec![gpu("GPU-a", Some(1600.0), 100.0)]));
+    let c = e.counters();
+    let secs = |team: &str| {
+        c.rows[&RowKey::new(
+            "GPU-a",
+            &Owner {
+                team: team.into(),
+                workload: "w".into(),
+            },
+        )]
+            .gpu_seconds
+            .total()
+    };
+    // 6 s covered: nlp 1/4 of them, vision 3/4.
+    assert!((secs("nlp") - 1.5).abs() < 1e-12, "{}", secs("nlp"));
+    assert!((secs("vision") - 4.5).abs() < 1e-12, "{}", secs("vision"));
+    assert_eq!(c.unaccounted_seconds["GPU-a"].total(), 10.0);
+    assert_eq!(c.gpu_models["GPU-a"], "Test GPU");
+}
+
+#[test]
+fn a_checkpoint_without_gpu_seconds_or_models_resumes_at_zero() {
+    let mut e = Engine::new(cfg(ShareKey::Equal), None);
+    e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 100.0)]));
+    e.ingest(tick(2.0), &report(vec![gpu("GPU-a", Some(200.0), 100.0)]));
+    let mut json: serde_json::Value = serde_json::to_value(e.counters()).unwrap();
+    json.as_object_mut().unwrap().remove("gpu_models");
+    for pair in json["rows"].as_array_mut().unwrap() {
+        pair[1].as_object_mut().unwrap().remove("gpu_seconds");
+    }
+    let old: Counters = serde_json::from_value(json).unwrap();
+    assert!(old.gpu_models.is_empty());
+    assert_eq!(only_row(&old, "GPU-a").gpu_seconds.total(), 0.0);
+    assert!(only_row(&old, "GPU-a").gpu_energy_joules.total() > 0.0);
+    assert_eq!(only_row(e.counters(), "GPU-a").gpu_seconds.total(), 2.0);
+}
