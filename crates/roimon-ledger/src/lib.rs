@@ -9,6 +9,7 @@
 pub mod book;
 pub mod budget;
 pub mod figures;
+pub mod measure;
 pub mod report;
 mod schema;
 pub mod store;
