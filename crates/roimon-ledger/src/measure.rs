@@ -305,9 +305,11 @@ impl Measure {
             .collect()
     }
 
-    fn no_data(&self, what: &str, why: &str) -> String {
+    /// Why a coefficient has no figure: the window and the reason (the
+    /// caller names the coefficient).
+    fn no_data(&self, why: &str) -> String {
         format!(
-            "{what}: no data in the ledger from {} to {} ({why})",
+            "no data in the ledger from {} to {} ({why})",
             self.from.to_rfc3339_opts(SecondsFormat::Secs, true),
             self.to.to_rfc3339_opts(SecondsFormat::Secs, true)
         )
@@ -348,7 +350,7 @@ impl Measure {
             }
         }
         if n == 0 {
-            return Err(self.no_data("price_per_kwh", "no facility energy was booked"));
+            return Err(self.no_data("no facility energy was booked"));
         }
         let daily = self.daily_mean_prices(self.from, self.to);
         Ok(self.figure(cost / kwh, n, &daily))
@@ -387,10 +389,7 @@ impl Measure {
             }
         }
         if hourly.is_empty() {
-            return Err(self.no_data(
-                "carbon_g_per_kwh",
-                "no emissions were booked: is [carbon] configured?",
-            ));
+            return Err(self.no_data("no emissions were booked: is [carbon] configured?"));
         }
         Ok(self.figure(grams / kwh, hourly.len(), &hourly))
     }
@@ -401,7 +400,7 @@ impl Measure {
             .filter(move |r| owner_matches(name, &r.team, &r.workload))
     }
 
-    fn no_owner(&self, what: &str, name: &str) -> String {
+    fn no_owner(&self, name: &str) -> String {
         let mut owners: Vec<String> = self
             .rows
             .iter()
@@ -413,13 +412,10 @@ impl Measure {
         if owners.is_empty() {
             owners.push("none".into());
         }
-        self.no_data(
-            what,
-            &format!(
-                "{name} served no tokens; owners that did: {}",
-                owners.join(", ")
-            ),
-        )
+        self.no_data(&format!(
+            "{name} served no tokens; owners that did: {}",
+            owners.join(", ")
+        ))
     }
 
     /// Demand of workload `name`: the 95th percentile of its hourly token
@@ -427,7 +423,6 @@ impl Measure {
     /// hours the ledgers hold (an hour in which it served nothing counts
     /// as 0). Samples: those hours.
     pub fn demand_tokens_per_second(&self, name: &str) -> std::result::Result<Figure, String> {
-        let what = format!("{name}: demand_tokens_per_second");
         let mut hours: BTreeMap<i64, f64> = self.rows.iter().map(|r| (r.hour, 0.0)).collect();
         let mut any = false;
         for r in self.owner_rows(name).filter(|r| r.is_value()) {
@@ -435,7 +430,7 @@ impl Measure {
             any |= r.tokens > 0.0;
         }
         if !any {
-            return Err(self.no_owner(&what, name));
+            return Err(self.no_owner(name));
         }
         let rates: Vec<f64> = hours.values().map(|t| t / 3600.0).collect();
         let p95 = percentile(&rates, 0.95).unwrap_or(0.0);
@@ -445,7 +440,6 @@ impl Measure {
     /// Value per million tokens of workload `name`: Σ value ÷ Σ tokens ×
     /// 1e6 over its value rows. Samples: its node hours with tokens.
     pub fn value_per_million_tokens(&self, name: &str) -> std::result::Result<Figure, String> {
-        let what = format!("{name}: value_per_million_tokens");
         let mut groups: BTreeMap<(usize, &str, i64), (f64, f64)> = BTreeMap::new();
         for r in self.owner_rows(name).filter(|r| r.is_value()) {
             let g = groups.entry((r.file, r.node.as_str(), r.hour)).or_default();
@@ -455,7 +449,7 @@ impl Measure {
         let value: f64 = groups.values().map(|g| g.0).sum();
         let tokens: f64 = groups.values().map(|g| g.1).sum();
         if tokens <= 0.0 {
-            return Err(self.no_owner(&what, name));
+            return Err(self.no_owner(name));
         }
         let hourly: Vec<f64> = groups
             .values()
@@ -504,7 +498,7 @@ impl Measure {
         out
     }
 
-    fn no_type_data(&self, what: &str, name: &str, gpu_type: &str) -> String {
+    fn no_type_data(&self, name: &str, gpu_type: &str) -> String {
         let models = self.models();
         let has_type = models.iter().any(|m| model_matches(m, gpu_type));
         let why = if models.is_empty() {
@@ -520,7 +514,7 @@ impl Measure {
                 "no hour in which {name} served tokens on a {gpu_type} with its GPU-seconds known"
             )
         };
-        self.no_data(what, &why)
+        self.no_data(&why)
     }
 
     /// Throughput of workload `name` per GPU of `gpu_type`, tokens/s: Σ
@@ -533,10 +527,9 @@ impl Measure {
         name: &str,
         gpu_type: &str,
     ) -> std::result::Result<Figure, String> {
-        let what = format!("{name} on {gpu_type}: tokens_per_second");
         let s = self.on_type(name, gpu_type);
         if s.is_empty() {
-            return Err(self.no_type_data(&what, name, gpu_type));
+            return Err(self.no_type_data(name, gpu_type));
         }
         let tokens: f64 = s.iter().map(OnType::type_tokens).sum();
         let secs: f64 = s.iter().map(|o| o.seconds).sum();
@@ -554,10 +547,9 @@ impl Measure {
         gpu_type: &str,
         idle_watts: f64,
     ) -> std::result::Result<Figure, String> {
-        let what = format!("{name} on {gpu_type}: joules_per_token");
         let s = self.on_type(name, gpu_type);
         if s.is_empty() {
-            return Err(self.no_type_data(&what, name, gpu_type));
+            return Err(self.no_type_data(name, gpu_type));
         }
         let above = |o: &OnType| o.joules - idle_watts * o.seconds;
         let joules: f64 = s.iter().map(above).sum();
@@ -566,7 +558,7 @@ impl Measure {
             let secs: f64 = s.iter().map(|o| o.seconds).sum();
             let watts = s.iter().map(|o| o.joules).sum::<f64>() / secs;
             return Err(format!(
-                "{what}: the GPUs drew {watts:.1} W on average from {} to {}, less than idle_watts = {idle_watts}: energy above idle would be negative; check idle_watts",
+                "the {gpu_type} GPUs of {name} drew {watts:.1} W on average from {} to {}, less than idle_watts = {idle_watts}: energy above idle would be negative; check idle_watts",
                 self.from.to_rfc3339_opts(SecondsFormat::Secs, true),
                 self.to.to_rfc3339_opts(SecondsFormat::Secs, true)
             ));
@@ -579,7 +571,6 @@ impl Measure {
     /// Σ GPU-hours of the rows (every owner) on GPUs of that model that
     /// know their GPU-seconds. Samples: node hours with GPU-seconds.
     pub fn cost_per_gpu_hour(&self, gpu_type: &str) -> std::result::Result<Figure, String> {
-        let what = format!("{gpu_type}: cost_per_hour");
         let (mut cost, mut secs) = (0.0, 0.0);
         let mut hourly = Vec::new();
         for rows in self.groups().values() {
@@ -612,7 +603,7 @@ impl Measure {
                     models.into_iter().collect::<Vec<_>>().join(", ")
                 )
             };
-            return Err(self.no_data(&what, &why));
+            return Err(self.no_data(&why));
         }
         Ok(self.figure(cost / (secs / 3600.0), hourly.len(), &hourly))
     }
