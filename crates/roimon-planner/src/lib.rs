@@ -9,6 +9,8 @@
 //! - `analysis`: tornado, break-even, Monte Carlo, Pareto front, SVG.
 
 pub mod model;
+pub mod select;
+pub mod window;
 
 pub use model::{
     Allocation, Cell, Coef, Coefficient, Gpu, Instance, Objective, Pair, PlanFile, Totals, Workload,
