@@ -10,6 +10,7 @@ mod inbox;
 mod influx_feed;
 mod ledger_cmd;
 mod plan_cmd;
+mod plan_measured;
 mod pods_feed;
 mod price_feed;
 mod prices_cmd;

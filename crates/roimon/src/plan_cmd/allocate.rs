@@ -66,7 +66,7 @@ pub fn main(src: &str, file: &str, args: &PlanArgs, measure: &MeasureArgs) -> Ex
         Ok(p) => p,
         Err(e) => return crate::config_error(&e),
     };
-    let mut m = super::measure_hook::measurer(measure);
+    let mut m = super::measure_hook::measurer(measure, &pf.currency);
     let inst = match roimon_planner::resolve(&pf, &mut *m) {
         Ok(i) => i,
         Err(ResolveError::Invalid { key, message }) => {

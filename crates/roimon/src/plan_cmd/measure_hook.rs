@@ -1,25 +1,29 @@
 //! Where `roimon plan` gets the coefficients an allocation file leaves
-//! `"measured"`: one function building the callback `resolve` asks. Without
-//! a ledger (`--state-dir` or `--ledger`) every measured coefficient is an
-//! error naming it; reading them from the ledger replaces this file.
+//! `"measured"`: the daemon's ledger (`--state-dir`) or ledgers collected
+//! from nodes (`--ledger`), read over the window by
+//! [`crate::plan_measured`]. Without a ledger every measured coefficient is
+//! an error naming it and the window.
 
 use super::MeasureArgs;
+use crate::plan_measured::{Measurer, ledger_paths};
 use roimon_planner::{CoefKey, Measured};
+
+/// What `roimon_planner::resolve` asks for each measured coefficient.
+pub type Callback = Box<dyn FnMut(&CoefKey) -> Result<Measured, String>>;
 
 /// The callback `roimon_planner::resolve` asks for each measured
 /// coefficient (its error names the window; `resolve` adds the name).
-pub fn measurer(args: &MeasureArgs) -> Box<dyn FnMut(&CoefKey) -> Result<Measured, String>> {
-    let window = args.window_text();
-    let has_ledger = args.state_dir.is_some() || !args.ledger.is_empty();
-    Box::new(move |_key: &CoefKey| {
-        Err(if has_ledger {
-            format!(
-                "this build cannot read measured coefficients from the ledger (window {window}); give the number in the file"
-            )
-        } else {
-            format!(
-                "\"measured\" needs a ledger: give --state-dir DIR or --ledger FILE (window {window})"
-            )
-        })
-    })
+/// Money coefficients must be in `currency`, the file's.
+pub fn measurer(args: &MeasureArgs, currency: &str) -> Callback {
+    let paths = ledger_paths(args.state_dir.as_deref(), &args.ledger);
+    if paths.is_empty() {
+        let window = args.window_text();
+        return Box::new(move |_: &CoefKey| {
+            Err(format!(
+                "\"measured\" needs a ledger: give --state-dir DIR (the daemon's ledger) or --ledger FILE (window {window})"
+            ))
+        });
+    }
+    let mut m = Measurer::new(paths, args.from, args.to, currency);
+    Box::new(move |key: &CoefKey| m.measure(key))
 }

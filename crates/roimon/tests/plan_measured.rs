@@ -1,0 +1,273 @@
+//! `roimon plan` with "measured" coefficients: a ledger filled through the
+//! real engine, hour book and checkpoint, then the binary plans from it
+//! (`--ledger FILE`, `--state-dir DIR`) and lists every coefficient with
+//! source "ledger", its window and samples, at figures worked out by hand;
+//! a window without data exits 2 naming the coefficient and the window.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use roimon_core::{
+    Engine, EngineConfig, FixedCosts, GpuReading, Joules, ModelDelta, Owner, PricePerKwh, Reading,
+    Report, Seconds, ShareKey, Tariff, Tick, Watts,
+};
+use roimon_ledger::{HourBook, Ledger, Meta};
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_roimon");
+
+fn at(h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, h, 0, 0).unwrap()
+}
+
+/// One node, one H100 (500 W) owned by search/chat, PUE 1.25, capex
+/// 0.001/s; 2026-12-01 00:00 at 0.2 per kWh with 1.8 M tokens for 3.0,
+/// 01:00 at 0.3 with 3.6 M tokens for 7.2; both hours closed.
+fn fill(path: &Path) {
+    let chat = Owner {
+        team: "search".into(),
+        workload: "chat".into(),
+    };
+    let cfg = EngineConfig {
+        currency: "EUR".into(),
+        pue: 1.25,
+        tariff: Tariff::Static(PricePerKwh(0.2)),
+        price_source: "static".into(),
+        fixed: FixedCosts {
+            capex_per_sec: 0.001,
+            ..Default::default()
+        },
+        share_key: ShareKey::Equal,
+        owners: [("GPU-h".to_string(), chat.clone())].into(),
+        max_gap: Seconds(1e9),
+    };
+    let mut engine = Engine::new(cfg, None);
+    let mut book = HourBook::resume(None, None);
+    let mut ledger = Ledger::open(path).unwrap();
+    let meta = Meta {
+        node: "n1".into(),
+        price_source: "static".into(),
+    };
+    let mut save = |e: &Engine, b: &mut HourBook, wall: DateTime<Utc>| {
+        ledger.save(e.counters(), b, &meta, wall).unwrap();
+        b.written();
+    };
+    let tick = |e: &mut Engine, b: &mut HourBook, i: i64| {
+        let wall = at(0) + Duration::minutes(10 * i);
+        b.observe(wall, e.counters());
+        let mono = 600.0 * i as f64;
+        let g = GpuReading {
+            index: 0,
+            uuid: "GPU-h".into(),
+            name: "NVIDIA H100 80GB HBM3".into(),
+            power: Some(Watts(500.0)),
+            energy_counter: Some(Joules(500.0 * mono)),
+            utilization: None,
+            memory_used_bytes: None,
+            memory_total_bytes: None,
+            temperature_celsius: None,
+            power_limit: None,
+            processes: None,
+        };
+        e.ingest(
+            Tick { wall, mono },
+            &[Report {
+                collector: "nvml",
+                outcome: Ok(vec![Reading::Gpu(g)]),
+            }],
+        );
+        wall
+    };
+    let value = |e: &mut Engine, b: &mut HourBook, wall, money, tokens: f64| {
+        b.observe(wall, e.counters());
+        assert!(e.book_value(
+            &[(chat.clone(), 1.0)],
+            "push",
+            money,
+            &[ModelDelta {
+                model: "m".into(),
+                input_tokens: tokens * 0.5,
+                output_tokens: tokens * 0.5,
+                requests: 1.0,
+                ..Default::default()
+            }],
+        ));
+    };
+    for i in 0..=13 {
+        if i == 7 {
+            engine.set_tariff(Tariff::Static(PricePerKwh(0.3)), None);
+        }
+        let wall = tick(&mut engine, &mut book, i);
+        match i {
+            3 => value(&mut engine, &mut book, wall, 3.0, 1.8e6),
+            9 => value(&mut engine, &mut book, wall, 7.2, 3.6e6),
+            _ => {}
+        }
+        save(&engine, &mut book, wall);
+    }
+}
+
+const PLAN: &str = r#"hours = 720.0
+currency = "EUR"
+objective = "profit"
+
+[energy]
+price_per_kwh = "measured"
+pue = 1.25
+
+[[gpu]]
+type = "H100"
+count = 4
+cost_per_hour = "measured"
+idle_watts = 100.0
+
+[[workload]]
+name = "search/chat"
+demand_tokens_per_second = "measured"
+value_per_million_tokens = "measured"
+  [workload.on.H100]
+  tokens_per_second = "measured"
+  joules_per_token = "measured"
+"#;
+
+fn plan(dir: &Path, plan: &str, args: &[&str]) -> std::process::Output {
+    let file = dir.join("plan.toml");
+    std::fs::write(&file, plan).unwrap();
+    Command::new(BIN)
+        .arg("plan")
+        .arg(&file)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+#[test]
+fn measured_coefficients_come_from_the_ledger_with_their_window_and_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("n1.sqlite3");
+    fill(&ledger);
+    let window = [
+        "--from",
+        "2026-12-01T00:00:00Z",
+        "--to",
+        "2026-12-02T00:00:00Z",
+    ];
+    let mut args = vec!["--json", "--ledger", ledger.to_str().unwrap()];
+    args.extend(window);
+    let out = plan(dir.path(), PLAN, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let coefs = json["coefficients"].as_array().unwrap();
+    let get = |name: &str| {
+        coefs
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {coefs:?}"))
+    };
+    // By hand: 0.625 facility kWh an hour (500 W × 1.25); (0.625 × 0.2 +
+    // 0.625 × 0.3) / 1.25 kWh; capex 3.6 an hour of the one GPU; hourly
+    // token rates 500 and 1000 /s, P95 at rank 0.95: 975; 10.2 / 5.4 M
+    // tokens; 5.4 M tokens / 7200 GPU-seconds; (500 − 100) W × 7200 s /
+    // 5.4 M tokens.
+    for (name, value) in [
+        ("energy.price_per_kwh", 0.25),
+        ("gpu.H100.cost_per_hour", 3.6),
+        ("workload.search/chat.demand_tokens_per_second", 975.0),
+        ("workload.search/chat.value_per_million_tokens", 10.2 / 5.4),
+        ("workload.search/chat.on.H100.tokens_per_second", 750.0),
+        (
+            "workload.search/chat.on.H100.joules_per_token",
+            2.88e6 / 5.4e6,
+        ),
+    ] {
+        let c = get(name);
+        assert_eq!(c["source"], "ledger", "{c}");
+        assert_eq!(
+            c["window"], "2026-12-01T00:00:00Z/2026-12-02T00:00:00Z",
+            "{c}"
+        );
+        assert_eq!(c["samples"], 2, "{c}");
+        let v = c["value"].as_f64().unwrap();
+        assert!(close(v, value), "{name}: {v} != {value}");
+    }
+    assert_eq!(get("energy.pue")["source"], "file");
+
+    // The daemon's state dir gives the same.
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::copy(&ledger, state.join("ledger.sqlite3")).unwrap();
+    let mut args = vec!["--json", "--state-dir", state.to_str().unwrap()];
+    args.extend(window);
+    let out = plan(dir.path(), PLAN, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["coefficients"], json["coefficients"]);
+}
+
+#[test]
+fn a_coefficient_without_data_exits_2_naming_it_and_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("n1.sqlite3");
+    fill(&ledger);
+    let l = ledger.to_str().unwrap();
+    // A week with nothing booked.
+    let out = plan(
+        dir.path(),
+        PLAN,
+        &[
+            "--ledger",
+            l,
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-08T00:00:00Z",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("price_per_kwh")
+            && stderr.contains(
+                "no data in the ledger from 2026-11-01T00:00:00Z to 2026-11-08T00:00:00Z"
+            ),
+        "{stderr}"
+    );
+    // A GPU type the ledger never saw.
+    let other = PLAN.replace("H100", "L40S");
+    let out = plan(
+        dir.path(),
+        &other,
+        &[
+            "--ledger",
+            l,
+            "--from",
+            "2026-12-01T00:00:00Z",
+            "--to",
+            "2026-12-02T00:00:00Z",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("L40S")
+            && stderr.contains(
+                "no GPU model matches type L40S; the models there: NVIDIA H100 80GB HBM3"
+            )
+            && stderr.contains("2026-12-01T00:00:00Z to 2026-12-02T00:00:00Z"),
+        "{stderr}"
+    );
+    // No ledger at all.
+    let out = plan(dir.path(), PLAN, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--state-dir DIR"), "{stderr}");
+}
