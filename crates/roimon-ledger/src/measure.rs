@@ -614,6 +614,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_ledger_from_before_schema_4_still_gives_price_and_demand() {
+        use chrono::TimeZone;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite3");
+        let c = Connection::open(&path).unwrap();
+        for sql in &crate::schema::migrations()[..3] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 3).unwrap();
+        let insert = "INSERT INTO ledger (hour_start, node, gpu_uuid, team, workload, kind, \
+            closed, currency, price_source, written_at, gpu_energy_joules, \
+            facility_energy_joules, cost_energy, cost_capex, value, input_tokens, output_tokens) \
+            VALUES (?1, 'n', ?2, 's', 'c', 'hour', 1, 'EUR', 'static', 'x', ?3, ?4, ?5, ?6, ?7, ?8, 0)";
+        let h = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        // 2 kWh for 0.5; 7200 tokens for 1.0.
+        c.execute(
+            insert,
+            params![h.timestamp(), "GPU-a", 5.76e6, 7.2e6, 0.5, 3.6, 0.0, 0.0],
+        )
+        .unwrap();
+        c.execute(
+            insert,
+            params![h.timestamp(), "value", 0.0, 0.0, 0.0, 0.0, 1.0, 7200.0],
+        )
+        .unwrap();
+        drop(c);
+        let m = Measure::open(&[path], h, h + chrono::Duration::days(1)).unwrap();
+        assert_eq!(m.price_per_kwh().unwrap().value, 0.25);
+        assert_eq!(m.demand_tokens_per_second("s/c").unwrap().value, 2.0);
+        assert_eq!(
+            m.value_per_million_tokens("s/c").unwrap().value,
+            1e6 / 7200.0
+        );
+        let e = m.tokens_per_second("s/c", "H100").unwrap_err();
+        assert!(e.contains("know no GPU model"), "{e}");
+        assert!(
+            m.cost_per_gpu_hour("H100")
+                .unwrap_err()
+                .contains("know no GPU model")
+        );
+    }
+
+    #[test]
     fn gpu_types_match_model_names_word_by_word() {
         assert!(model_matches("NVIDIA H100 80GB HBM3", "H100"));
         assert!(model_matches("NVIDIA H100 80GB HBM3", "h100 80gb"));

@@ -265,6 +265,26 @@ fn a_coefficient_without_data_exits_2_naming_it_and_the_window() {
             && stderr.contains("2026-12-01T00:00:00Z to 2026-12-02T00:00:00Z"),
         "{stderr}"
     );
+    // A ledger in another currency than the file's.
+    let usd = PLAN.replace("\"EUR\"", "\"USD\"");
+    let out = plan(
+        dir.path(),
+        &usd,
+        &[
+            "--ledger",
+            l,
+            "--from",
+            "2026-12-01T00:00:00Z",
+            "--to",
+            "2026-12-02T00:00:00Z",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("coefficient energy.price_per_kwh: the ledger's rows from 2026-12-01T00:00:00Z to 2026-12-02T00:00:00Z are in EUR, the file's currency is USD"),
+        "{stderr}"
+    );
     // No ledger at all.
     let out = plan(dir.path(), PLAN, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
