@@ -284,9 +284,7 @@ mod backend {
             let k = (d / col.tps).floor();
             let r = d - k * col.tps;
             if r > 1e-9 * col.tps && f64::from(col.ub) >= k + 1.0 {
-                model.add_constraint(
-                    (u[k_col] - (r / d) * n[k_col]).leq(k * (col.tps - r) / d),
-                );
+                model.add_constraint((u[k_col] - (r / d) * n[k_col]).leq(k * (col.tps - r) / d));
             }
         }
         // Demand and floor per workload.
@@ -348,7 +346,11 @@ mod backend {
         let mut out_s = Vec::with_capacity(cols.len());
         for (k, col) in cols.iter().enumerate() {
             let raw = sol.value(n[k]);
-            let raw = if relaxed { (raw + 1e-6).floor() } else { raw.round() };
+            let raw = if relaxed {
+                (raw + 1e-6).floor()
+            } else {
+                raw.round()
+            };
             let raw = raw.clamp(0.0, f64::from(col.ub));
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             out_n.push(raw as u32);
@@ -524,7 +526,9 @@ fn run_goal(
     }
     let mut start = crate::heuristic::allocate(inst, cols, limits, goal, None, deadline);
     if let Ok(r) = &relaxation {
-        if let Some(x) = crate::heuristic::allocate(inst, cols, limits, goal, Some((&r.n, &r.s)), deadline) {
+        if let Some(x) =
+            crate::heuristic::allocate(inst, cols, limits, goal, Some((&r.n, &r.s)), deadline)
+        {
             let better = start.as_ref().is_none_or(|y| {
                 crate::heuristic::objective(cols, goal, &x)
                     > crate::heuristic::objective(cols, goal, y)

@@ -162,5 +162,8 @@ value_per_million_tokens = 1.0
     // each: 60 EUR > 55. Budget alone (2 A) or power alone (2 B) is fine.
     let i = inst(&f);
     let m = solve(&i, &SolveOptions::default()).unwrap_err().to_string();
-    assert!(m.contains("budget 55 EUR and power_cap_kw 1 cannot all hold"), "{m}");
+    assert!(
+        m.contains("budget 55 EUR and power_cap_kw 1 cannot all hold"),
+        "{m}"
+    );
 }

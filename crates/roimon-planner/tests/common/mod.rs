@@ -118,7 +118,11 @@ pub fn serve(i: &Instance, n: &[u32], aim: Aim, emissions_cap: Option<f64>) -> O
     for (k, &(g, _, _)) in ps.iter().enumerate() {
         used[g] += u64::from(n[k]);
     }
-    if used.iter().zip(&i.gpus).any(|(u, g)| *u > u64::from(g.count)) {
+    if used
+        .iter()
+        .zip(&i.gpus)
+        .any(|(u, g)| *u > u64::from(g.count))
+    {
         return None;
     }
     let mut vars = variables!();
@@ -250,51 +254,53 @@ pub fn instance(max_t: usize, max_w: usize, max_count: u32) -> impl Strategy<Val
             proptest::option::of(100.0f64..800.0),
         ),
     )
-        .prop_map(|(gs, ws, (hours, price, pue), (budget, power, min_roi, carbon))| {
-            let gpus: Vec<Gpu> = gs
-                .iter()
-                .enumerate()
-                .map(|(k, &(count, cost, idle))| Gpu {
-                    kind: format!("G{k}"),
-                    count,
-                    cost_per_hour: (cost * 100.0).round() / 100.0,
-                    idle_watts: idle.round(),
-                })
-                .collect();
-            let workloads = ws
-                .iter()
-                .enumerate()
-                .map(|(k, (demand, ms, vpm, on))| Workload {
-                    name: format!("t/w{k}"),
-                    demand: demand.round(),
-                    min_served: *ms,
-                    value_per_million_tokens: (vpm * 100.0).round() / 100.0,
-                    on: on
-                        .iter()
-                        .enumerate()
-                        .filter(|(g, (runs, _, _))| *g < gpus.len() && (*runs || *g == 0))
-                        .map(|(g, &(_, tps, jpt))| Pair {
-                            gpu: g,
-                            tokens_per_second: tps.round(),
-                            joules_per_token: (jpt * 100.0).round() / 100.0,
-                        })
-                        .collect(),
-                })
-                .collect();
-            Instance {
-                hours: hours.round(),
-                currency: "EUR".into(),
-                objective: Objective::Profit,
-                min_roi: min_roi.map(|r| (r * 10.0).round() / 10.0),
-                budget: budget.map(f64::round),
-                power_cap_kw: power.map(|p| (p * 10.0).round() / 10.0),
-                price_per_kwh: (price * 100.0).round() / 100.0,
-                pue: (pue * 100.0).round() / 100.0,
-                carbon_g_per_kwh: carbon.map(f64::round),
-                gpus,
-                workloads,
-                coefficients: vec![],
-                spread: BTreeMap::new(),
-            }
-        })
+        .prop_map(
+            |(gs, ws, (hours, price, pue), (budget, power, min_roi, carbon))| {
+                let gpus: Vec<Gpu> = gs
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &(count, cost, idle))| Gpu {
+                        kind: format!("G{k}"),
+                        count,
+                        cost_per_hour: (cost * 100.0).round() / 100.0,
+                        idle_watts: idle.round(),
+                    })
+                    .collect();
+                let workloads = ws
+                    .iter()
+                    .enumerate()
+                    .map(|(k, (demand, ms, vpm, on))| Workload {
+                        name: format!("t/w{k}"),
+                        demand: demand.round(),
+                        min_served: *ms,
+                        value_per_million_tokens: (vpm * 100.0).round() / 100.0,
+                        on: on
+                            .iter()
+                            .enumerate()
+                            .filter(|(g, (runs, _, _))| *g < gpus.len() && (*runs || *g == 0))
+                            .map(|(g, &(_, tps, jpt))| Pair {
+                                gpu: g,
+                                tokens_per_second: tps.round(),
+                                joules_per_token: (jpt * 100.0).round() / 100.0,
+                            })
+                            .collect(),
+                    })
+                    .collect();
+                Instance {
+                    hours: hours.round(),
+                    currency: "EUR".into(),
+                    objective: Objective::Profit,
+                    min_roi: min_roi.map(|r| (r * 10.0).round() / 10.0),
+                    budget: budget.map(f64::round),
+                    power_cap_kw: power.map(|p| (p * 10.0).round() / 10.0),
+                    price_per_kwh: (price * 100.0).round() / 100.0,
+                    pue: (pue * 100.0).round() / 100.0,
+                    carbon_g_per_kwh: carbon.map(f64::round),
+                    gpus,
+                    workloads,
+                    coefficients: vec![],
+                    spread: BTreeMap::new(),
+                }
+            },
+        )
 }
