@@ -167,3 +167,17 @@ value_per_million_tokens = 1.0
         "{m}"
     );
 }
+
+#[test]
+fn the_minimum_roi_message_gives_the_best_roi_meeting_the_floors() {
+    // 3 GPUs serve up to 27000 tokens/s: V = 48.6, C = 60 + 33.3 = 93.3,
+    // ROI = 48.6 / 93.3 − 1 = −0.479.
+    let f = file(0.5, "min_roi = 0.1", "").replace(
+        "value_per_million_tokens = 10.0",
+        "value_per_million_tokens = 0.05",
+    );
+    let m = solve(&inst(&f), &SolveOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("is -0.479"), "{m}");
+}

@@ -137,3 +137,18 @@ fn the_table_names_the_currency_and_aligns_columns() {
     assert_eq!(rows.len(), 3, "{t}");
     assert!(rows.iter().all(|r| r.len() == rows[0].len()), "{rows:#?}");
 }
+
+#[test]
+fn the_example_file_plans() {
+    let text = include_str!("../../../config/plan.example.toml");
+    let i = inst(text);
+    assert_eq!(i.gpus.len(), 3);
+    assert_eq!(i.workloads.len(), 4);
+    let p = solve(&i, &SolveOptions::default()).unwrap();
+    assert_eq!(p.status, roimon_planner::Status::Optimal);
+    common::check_feasible(&i, &p.allocation, None).unwrap();
+    assert!(p.totals.profit > 0.0);
+    // Every coefficient is listed, from the file.
+    assert!(i.coefficients.iter().all(|c| c.source == "file"));
+    println!("{}", to_table(&i, &p));
+}
