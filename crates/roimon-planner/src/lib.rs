@@ -9,6 +9,7 @@
 //! - `analysis`: tornado, break-even, Monte Carlo, Pareto front, SVG.
 
 mod diagnose;
+mod heuristic;
 pub mod model;
 pub mod output;
 pub mod resolve;

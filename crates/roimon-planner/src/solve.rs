@@ -194,7 +194,8 @@ pub(crate) struct Run {
     pub n: Vec<u32>,
     pub s: Vec<f64>,
     pub optimal: bool,
-    pub gap: f64,
+    /// The best proven bound on the objective (per hour), when known.
+    pub bound: Option<f64>,
 }
 
 /// Why one programme gave nothing.
@@ -226,12 +227,14 @@ mod backend {
         goal: Goal,
         seconds: f64,
         warm: Option<&[(u32, f64)]>,
+        relaxed: bool,
     ) -> Result<Run, RunError> {
         let mut vars = ProblemVariables::new();
         let mut n: Vec<Variable> = Vec::with_capacity(cols.len());
         let mut u: Vec<Variable> = Vec::with_capacity(cols.len());
         for col in cols {
-            n.push(vars.add(variable().integer().min(0).max(col.ub)));
+            let v = variable().min(0).max(col.ub);
+            n.push(vars.add(if relaxed { v } else { v.integer() }));
             let d = inst.workloads[col.w].demand;
             let cap = (col.tps * f64::from(col.ub) / d).min(1.0);
             u.push(vars.add(variable().min(0.0).max(cap)));
@@ -271,6 +274,18 @@ mod backend {
         for (k, col) in cols.iter().enumerate() {
             let d = demand(k);
             model.add_constraint((d / col.tps * u[k] - n[k]).leq(0.0));
+        }
+        // The hull of one pair {0 ≤ s ≤ min(tps · n, demand), n integer}:
+        // with demand = k · tps + r (0 < r < tps), the last GPU serves only
+        // r, so s ≤ r · n + k · (tps − r). Valid for every integer point; it
+        // cuts the relaxation's fractional last GPU (a much tighter bound).
+        for (k_col, col) in cols.iter().enumerate() {
+            let d = demand(k_col);
+            let k = (d / col.tps).floor();
+            let r = d - k * col.tps;
+            if r > 1e-9 * col.tps && f64::from(col.ub) >= k + 1.0 {
+                model.add_constraint((u[k_col] - (r / d) * n[k_col]).leq(k * (col.tps - r) / d));
+            }
         }
         // Demand and floor per workload.
         let mut by_w: Vec<Vec<usize>> = vec![Vec::new(); inst.workloads.len()];
@@ -330,21 +345,23 @@ mod backend {
         let mut out_n = Vec::with_capacity(cols.len());
         let mut out_s = Vec::with_capacity(cols.len());
         for (k, col) in cols.iter().enumerate() {
-            let raw = sol.value(n[k]).round().clamp(0.0, f64::from(col.ub));
+            let raw = sol.value(n[k]);
+            let raw = if relaxed {
+                (raw + 1e-6).floor()
+            } else {
+                raw.round()
+            };
+            let raw = raw.clamp(0.0, f64::from(col.ub));
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             out_n.push(raw as u32);
             out_s.push(sol.value(u[k]) * demand(k));
         }
-        let gap = if optimal {
-            0.0
-        } else {
-            sol.into_inner().gap().unwrap_or(f64::INFINITY)
-        };
+        let inner = sol.into_inner();
         Ok(Run {
             n: out_n,
             s: out_s,
             optimal,
-            gap,
+            bound: inner.stats().best_bound,
         })
     }
 }
@@ -487,6 +504,14 @@ fn zero_warm(cols: &[Col], limits: &Limits, inst: &Instance) -> Option<Vec<(u32,
     (!limits.has_floor(inst)).then(|| vec![(0, 0.0); cols.len()])
 }
 
+/// Whether a goal is minimised (its user-space objective is the negated
+/// maximising form of the heuristic).
+fn minimises(goal: Goal) -> bool {
+    matches!(goal, Goal::Cost | Goal::Watts | Goal::Feasible)
+}
+
+/// One goal: a heuristic start, the branch and bound from it under the
+/// deadline, and single-GPU moves to polish what a stopped search returns.
 fn run_goal(
     inst: &Instance,
     cols: &[Col],
@@ -494,19 +519,92 @@ fn run_goal(
     goal: Goal,
     deadline: Instant,
 ) -> Result<Found, RunError> {
-    let warm = zero_warm(cols, limits, inst);
-    let run = backend::solve(
+    // Starts: from scratch, and from the relaxation's GPUs rounded down.
+    let relaxation = backend::solve(inst, cols, limits, goal, remaining(deadline), None, true);
+    if matches!(relaxation, Err(RunError::Infeasible)) {
+        return Err(RunError::Infeasible);
+    }
+    let mut start = crate::heuristic::allocate(inst, cols, limits, goal, None, deadline);
+    if let Ok(r) = &relaxation {
+        if let Some(x) =
+            crate::heuristic::allocate(inst, cols, limits, goal, Some((&r.n, &r.s)), deadline)
+        {
+            let better = start.as_ref().is_none_or(|y| {
+                crate::heuristic::objective(cols, goal, &x)
+                    > crate::heuristic::objective(cols, goal, y)
+            });
+            if better {
+                start = Some(x);
+            }
+        }
+    }
+    let relaxed_bound = relaxation.ok().and_then(|r| r.bound);
+    let warm = start.clone().or_else(|| zero_warm(cols, limits, inst));
+    let sense = if minimises(goal) { -1.0 } else { 1.0 };
+    let to_run = |x: &[(u32, f64)]| Run {
+        n: x.iter().map(|p| p.0).collect(),
+        s: x.iter().map(|p| p.1).collect(),
+        optimal: false,
+        bound: None,
+    };
+    let run = match backend::solve(
         inst,
         cols,
         limits,
         goal,
         remaining(deadline),
         warm.as_deref(),
-    )?;
+        false,
+    ) {
+        Ok(run) => run,
+        Err(RunError::Timeout | RunError::Backend(_)) if start.is_some() => {
+            let x = start.unwrap_or_default();
+            let gap = relaxed_bound.map_or(f64::INFINITY, |b| {
+                let user = sense * crate::heuristic::objective(cols, goal, &x);
+                (sense * (b - user)).max(0.0) / user.abs().max(1e-10)
+            });
+            return Ok(Found {
+                run: to_run(&x),
+                optimal: false,
+                gap,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    if run.optimal || matches!(goal, Goal::Feasible) {
+        return Ok(Found {
+            optimal: run.optimal || matches!(goal, Goal::Feasible),
+            gap: 0.0,
+            run,
+        });
+    }
+    // Stopped by the time limit: polish, then the gap to the proven bound.
+    let mut best: Vec<(u32, f64)> = run.n.iter().copied().zip(run.s.iter().copied()).collect();
+    let mut best_obj = crate::heuristic::objective(cols, goal, &best);
+    for cand in [
+        crate::heuristic::allocate(inst, cols, limits, goal, Some((&run.n, &run.s)), deadline),
+        start,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let o = crate::heuristic::objective(cols, goal, &cand);
+        if o > best_obj + 1e-12 * best_obj.abs().max(1.0) {
+            best = cand;
+            best_obj = o;
+        }
+    }
+    let gap = match run.bound {
+        Some(b) => {
+            let user = sense * best_obj;
+            (sense * (b - user)).max(0.0) / user.abs().max(1e-10)
+        }
+        None => f64::INFINITY,
+    };
     Ok(Found {
-        optimal: run.optimal,
-        gap: run.gap,
-        run,
+        run: to_run(&best),
+        optimal: gap <= 1e-9,
+        gap,
     })
 }
 
@@ -523,7 +621,7 @@ fn as_run(cols: &[Col], a: &Allocation) -> Run {
         n,
         s,
         optimal: true,
-        gap: 0.0,
+        bound: None,
     }
 }
 
@@ -693,15 +791,7 @@ pub(crate) fn run_limits(
     goal: Goal,
     deadline: Instant,
 ) -> Result<Run, RunError> {
-    let warm = zero_warm(cols, limits, inst);
-    backend::solve(
-        inst,
-        cols,
-        limits,
-        goal,
-        remaining(deadline),
-        warm.as_deref(),
-    )
+    run_goal(inst, cols, limits, goal, deadline).map(|f| f.run)
 }
 
 /// The best ROI meeting `limits` (for the diagnosis), as (V/C) − 1.
