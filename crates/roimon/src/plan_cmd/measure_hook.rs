@@ -3,12 +3,12 @@
 //! a ledger (`--state-dir` or `--ledger`) every measured coefficient is an
 //! error naming it; reading them from the ledger replaces this file.
 
-use super::MeasureArgs;
-use roimon_planner::{CoefKey, Measured};
+use super::{MeasureArgs, Measurer};
+use roimon_planner::CoefKey;
 
 /// The callback `roimon_planner::resolve` asks for each measured
 /// coefficient (its error names the window; `resolve` adds the name).
-pub fn measurer(args: &MeasureArgs) -> Box<dyn FnMut(&CoefKey) -> Result<Measured, String>> {
+pub fn measurer(args: &MeasureArgs) -> Measurer {
     let window = args.window_text();
     let has_ledger = args.state_dir.is_some() || !args.ledger.is_empty();
     Box::new(move |_key: &CoefKey| {
