@@ -267,7 +267,7 @@ async fn window(
         (Err(m), _) | (_, Err(m)) => return bad(m),
     };
     if before.is_some_and(|b| b <= after) {
-        return bad("before must be after after".into());
+        return bad("before must be later than after (default: now)".into());
     }
     let by = match p.get("by").map(String::as_str) {
         None | Some("cost") => roimon_planner::window::By::Cost,

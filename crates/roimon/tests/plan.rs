@@ -377,6 +377,69 @@ fn plan_window_finds_the_cheapest_hour_of_a_kept_schedule() {
         stderr(&o)
     );
     assert_eq!(stdout_json(&o)["status"], "no_window");
+    // With the carbon feed's kept intensity (hourly, cleanest 05:00–06:00
+    // UTC): by carbon moves the job there, by cost reports its emissions.
+    let carbon: Vec<serde_json::Value> = (0..23)
+        .map(|i| {
+            let s = chrono::DateTime::parse_from_rfc3339("2026-03-28T23:00:00Z").unwrap()
+                + chrono::Duration::hours(i);
+            serde_json::json!({
+                "start": s.to_rfc3339(),
+                "end": (s + chrono::Duration::hours(1)).to_rfc3339(),
+                "market_per_kwh": if i == 6 { 40.0 } else { 400.0 },
+                "price_per_kwh": if i == 6 { 40.0 } else { 400.0 },
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "source": "uk", "identity": "x", "fetched_at": "2026-03-28T12:00:00Z",
+        "schedule": {"currency": "gCO2e", "slots": carbon, "adjustments": {"adders": [], "vat": 0.0}},
+    });
+    std::fs::write(dir.path().join("carbon.json"), doc.to_string()).unwrap();
+    let o = roimon(&[
+        "plan",
+        "window",
+        "--hours",
+        "1",
+        "--kwh",
+        "2",
+        "--after",
+        after,
+        "--state-dir",
+        &sd,
+        "--by",
+        "carbon",
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let j = stdout_json(&o);
+    assert_eq!(j["start"], "2026-03-29T05:00:00Z", "{j}");
+    assert!(
+        (j["emissions_kg"].as_f64().unwrap() - 0.08).abs() < 1e-12,
+        "{j}"
+    );
+    assert!((j["cost"].as_f64().unwrap() - 0.6).abs() < 1e-12, "{j}");
+    assert_eq!(j["by"], "carbon");
+    let o = roimon(&[
+        "plan",
+        "window",
+        "--hours",
+        "1",
+        "--kwh",
+        "2",
+        "--after",
+        after,
+        "--state-dir",
+        &sd,
+        "--json",
+    ]);
+    let j = stdout_json(&o);
+    assert_eq!(j["start"], "2026-03-29T01:15:00Z");
+    assert!(
+        (j["emissions_kg"].as_f64().unwrap() - 0.8).abs() < 1e-12,
+        "{j}"
+    );
+    std::fs::remove_file(dir.path().join("carbon.json")).unwrap();
     // Bad flags, carbon without a carbon schedule, no schedule: exit 2.
     let empty = tempfile::tempdir().unwrap();
     let empty = empty.path().display().to_string();
