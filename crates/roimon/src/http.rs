@@ -26,6 +26,8 @@ pub struct AppState {
     influx: std::sync::OnceLock<Arc<crate::influx_feed::Stats>>,
     /// Where `/api/v1/report` reads the ledger, once configured.
     report: std::sync::OnceLock<ReportSource>,
+    /// Where `/api/v1/window` reads the known schedule, once configured.
+    window: std::sync::OnceLock<crate::plan_cmd::window::Source>,
 }
 
 /// The ledger the report endpoint reads, and the zone of its months.
@@ -48,7 +50,20 @@ impl AppState {
             push: std::sync::OnceLock::new(),
             report: std::sync::OnceLock::new(),
             influx: std::sync::OnceLock::new(),
+            window: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Configure the window endpoint's schedule (once).
+    pub fn set_window(&self, s: crate::plan_cmd::window::Source) {
+        let _ = self.window.set(s);
+    }
+
+    /// Where the known schedule is read (the window endpoint; the status
+    /// page's cheapest windows: `plan_cmd::window::cheapest_windows`).
+    #[allow(dead_code)]
+    pub fn window_source(&self) -> Option<&crate::plan_cmd::window::Source> {
+        self.window.get()
     }
 
     /// Where the sampler publishes and the handlers read.
@@ -121,6 +136,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/report", get(report))
+        .route("/api/v1/window", get(window))
         .route("/", get(index))
         .with_state(state)
 }
@@ -205,6 +221,91 @@ async fn report(
             (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
         }
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "report failed\n").into_response(),
+    }
+}
+
+/// `GET /api/v1/window?hours=H&kwh=E[&after=T][&before=T][&by=cost|carbon]`:
+/// the cheapest start of a deferrable job in the schedule the daemon holds,
+/// the same JSON as `roimon plan window --json`. 400 (JSON `{"error"}`) for
+/// a missing, unknown or out-of-range parameter; 422 when no window fits;
+/// 503 before the schedule is configured.
+async fn window(
+    State(st): State<Arc<AppState>>,
+    axum::extract::Query(p): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    use crate::plan_cmd::window as w;
+    let reply = |code: StatusCode, m: String| {
+        (code, axum::Json(serde_json::json!({ "error": m }))).into_response()
+    };
+    let bad = |m: String| reply(StatusCode::BAD_REQUEST, m);
+    if let Some(k) = p
+        .keys()
+        .find(|k| !["hours", "kwh", "after", "before", "by"].contains(&k.as_str()))
+    {
+        let k: String = k.chars().take(64).collect();
+        return bad(format!(
+            "unknown parameter {k:?}: expected hours, kwh, after, before, by"
+        ));
+    }
+    let number = |k: &str| -> Result<f64, String> {
+        let v = p.get(k).ok_or_else(|| format!("{k} is required"))?;
+        v.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("{k} must be a number"))
+    };
+    let (hours, kwh) = match (number("hours"), number("kwh")) {
+        (Ok(h), Ok(k)) => (h, k),
+        (Err(m), _) | (_, Err(m)) => return bad(m),
+    };
+    if let Err(m) = w::check_job(hours, kwh) {
+        return bad(m);
+    }
+    let now = chrono::Utc::now();
+    let time = |k: &str| p.get(k).map(|v| w::parse_time(v, k)).transpose();
+    let (after, before) = match (time("after"), time("before")) {
+        (Ok(a), Ok(b)) => (a.unwrap_or(now), b),
+        (Err(m), _) | (_, Err(m)) => return bad(m),
+    };
+    if before.is_some_and(|b| b <= after) {
+        return bad("before must be later than after (default: now)".into());
+    }
+    let by = match p.get("by").map(String::as_str) {
+        None | Some("cost") => roimon_planner::window::By::Cost,
+        Some("carbon") => roimon_planner::window::By::Carbon,
+        Some(_) => return bad("by must be cost or carbon".into()),
+    };
+    let Some(src) = st.window.get().cloned() else {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no schedule configured".into(),
+        );
+    };
+    let job = roimon_planner::window::Job {
+        hours,
+        kwh,
+        after: after.timestamp(),
+        before: before.map(|b| b.timestamp()),
+        by,
+    };
+    let done = tokio::task::spawn_blocking(move || {
+        src.known(now, (after, before)).map(|k| w::find(&k, &job))
+    })
+    .await;
+    match done {
+        Ok(Ok(Ok(found))) => axum::Json(found).into_response(),
+        Ok(Ok(Err(e))) if w::is_bad_request(&e) => bad(e.to_string()),
+        Ok(Ok(Err(e))) => reply(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("no window fits: {e}"),
+        ),
+        Ok(Err(e)) => reply(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("no window fits: {e}"),
+        ),
+        Err(_) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "window search failed".into(),
+        ),
     }
 }
 
@@ -713,6 +814,136 @@ mod tests {
             body.matches("# TYPE roimon_http_connections gauge").count(),
             1
         );
+    }
+
+    /// A daemon on a fetched price source whose kept schedule (hourly,
+    /// from two hours ago for a day) has its cheapest two hours 5–7 h from
+    /// the current hour: `/api/v1/window` finds them, with the same JSON as
+    /// `roimon plan window --json` computes from that schedule, and refuses
+    /// bad parameters with 400 and an impossible job with 422.
+    #[tokio::test]
+    async fn the_window_endpoint_finds_the_cheapest_hours_of_the_kept_schedule() {
+        use crate::feeds::schedule::{Store, Stored};
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::Config::parse(
+            &format!(
+                "[price]\nsource = \"awattar\"\ncurrency = \"EUR\"\n[state]\ndir = {:?}\n",
+                dir.path().display().to_string()
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        let now = chrono::Utc::now();
+        let hour = chrono::DateTime::from_timestamp(now.timestamp() / 3600 * 3600, 0).unwrap();
+        let slots: Vec<roimon_price::PriceSlot> = (-2..22)
+            .map(|i: i64| {
+                let p = match i {
+                    5 => 0.02,
+                    6 => 0.03,
+                    _ => 0.30 + (i as f64) / 100.0,
+                };
+                roimon_price::PriceSlot {
+                    start: hour + chrono::Duration::hours(i),
+                    end: hour + chrono::Duration::hours(i + 1),
+                    market_per_kwh: p,
+                    price_per_kwh: p,
+                }
+            })
+            .collect();
+        Store::new(dir.path())
+            .save(&Stored {
+                source: "awattar".into(),
+                identity: crate::price_feed::identity(&cfg.price),
+                fetched_at: now,
+                schedule: roimon_price::Schedule {
+                    currency: "EUR".into(),
+                    slots,
+                    adjustments: Default::default(),
+                },
+            })
+            .unwrap();
+        let st = fresh_state();
+        st.set_window(crate::plan_cmd::window::Source::new(&cfg));
+        let mut app = router(st);
+        let (status, headers, body) = get(&mut app, "/api/v1/window?hours=2&kwh=4").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        let j: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let start =
+            (hour + chrono::Duration::hours(5)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        assert_eq!(j["start"], start, "{j}");
+        assert!(
+            (j["cost"].as_f64().unwrap() - 2.0 * (0.02 + 0.03)).abs() < 1e-12,
+            "{j}"
+        );
+        assert_eq!(j["currency"], "EUR");
+        assert_eq!(j["emissions_kg"], serde_json::Value::Null);
+        for k in [
+            "end",
+            "energy_kwh",
+            "avg_price_per_kwh",
+            "cost_now",
+            "cost_worst",
+            "saving_vs_now",
+        ] {
+            assert!(j.get(k).is_some(), "{k} missing: {j}");
+        }
+        // With an explicit span, exactly what the command line computes.
+        let after = hour + chrono::Duration::minutes(30);
+        let before = hour + chrono::Duration::hours(6);
+        let f =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let uri = format!(
+            "/api/v1/window?hours=1.5&kwh=3&after={}&before={}",
+            f(after),
+            f(before)
+        );
+        let (status, _, body) = get(&mut app, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let known =
+            crate::plan_cmd::window::from_config(&cfg, now, (after, Some(before)), None).unwrap();
+        let want = crate::plan_cmd::window::find(
+            &known,
+            &roimon_planner::window::Job {
+                hours: 1.5,
+                kwh: 3.0,
+                after: after.timestamp(),
+                before: Some(before.timestamp()),
+                by: roimon_planner::window::By::Cost,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+            serde_json::to_value(&want).unwrap()
+        );
+        assert_eq!(want.start, f(hour + chrono::Duration::hours(4)));
+        for bad in [
+            "/api/v1/window?kwh=1",
+            "/api/v1/window?hours=1",
+            "/api/v1/window?hours=0&kwh=1",
+            "/api/v1/window?hours=168.5&kwh=1",
+            "/api/v1/window?hours=NaN&kwh=1",
+            "/api/v1/window?hours=1&kwh=1e8",
+            "/api/v1/window?hours=1&kwh=-1",
+            "/api/v1/window?hours=1&kwh=inf",
+            "/api/v1/window?hours=1&kwh=1&after=tomorrow",
+            "/api/v1/window?hours=1&kwh=1&by=wind",
+            "/api/v1/window?hours=1&kwh=1&by=carbon",
+            "/api/v1/window?hours=1&kwh=1&hour=2",
+        ] {
+            let (status, _, body) = get(&mut app, bad).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+            let j: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert!(
+                j["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{bad}: {j}"
+            );
+        }
+        // Longer than what is known: 422, naming where the schedule ends.
+        let (status, _, body) = get(&mut app, "/api/v1/window?hours=48&kwh=1").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.contains("schedule ends at"), "{body}");
     }
 
     const TAIL: &str = "\

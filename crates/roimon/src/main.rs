@@ -414,6 +414,7 @@ fn run_daemon(
     // stalled or dead: /healthz says so.
     let stale_after = Duration::from_secs_f64((cfg.sampling.interval_secs * 10.0).max(30.0));
     let state = Arc::new(http::AppState::new(engine.snapshot(), VERSION, stale_after));
+    state.set_window(plan_cmd::window::Source::new(&cfg));
     state.set_report(http::ReportSource {
         path: cfg.state.dir.join(roimon_ledger::FILE),
         tz: cfg.report.tz(),

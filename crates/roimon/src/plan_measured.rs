@@ -20,7 +20,7 @@ pub fn ledger_paths(state_dir: Option<&Path>, ledgers: &[PathBuf]) -> Vec<PathBu
 }
 
 /// Answers the resolver's questions from the ledgers.
-pub struct Measurer {
+pub struct LedgerMeasure {
     paths: Vec<PathBuf>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -29,7 +29,7 @@ pub struct Measurer {
     opened: Option<Result<Measure, String>>,
 }
 
-impl Measurer {
+impl LedgerMeasure {
     /// Measure from `paths` over `[from, to)`, money in `currency`.
     pub fn new(
         paths: Vec<PathBuf>,
@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn without_a_ledger_a_measured_coefficient_says_how_to_give_one() {
         let now = Utc.with_ymd_and_hms(2026, 12, 7, 1, 30, 0).unwrap();
-        let mut m = Measurer::new(Vec::new(), now - chrono::Duration::days(7), now, "EUR");
+        let mut m = LedgerMeasure::new(Vec::new(), now - chrono::Duration::days(7), now, "EUR");
         let e = m.measure(&CoefKey::PricePerKwh).unwrap_err();
         assert_eq!(
             e,

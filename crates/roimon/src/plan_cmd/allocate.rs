@@ -44,7 +44,7 @@ pub fn locate_key(src: &str, key: &str) -> Option<usize> {
     for (n, l) in lines.iter().enumerate().take(end).skip(start + 1) {
         let t = l.trim();
         if t.starts_with('[') {
-            in_table = t.replace(' ', "").replace('"', "") == header;
+            in_table = t.replace([' ', '"'], "") == header;
             if in_table {
                 header_line = Some(n + 1);
             }

@@ -4,17 +4,14 @@
 //! [`crate::plan_measured`]. Without a ledger every measured coefficient is
 //! an error naming it and the window.
 
-use super::MeasureArgs;
-use crate::plan_measured::{Measurer, ledger_paths};
-use roimon_planner::{CoefKey, Measured};
-
-/// What `roimon_planner::resolve` asks for each measured coefficient.
-pub type Callback = Box<dyn FnMut(&CoefKey) -> Result<Measured, String>>;
+use super::{MeasureArgs, Measurer};
+use crate::plan_measured::{LedgerMeasure, ledger_paths};
+use roimon_planner::CoefKey;
 
 /// The callback `roimon_planner::resolve` asks for each measured
 /// coefficient (its error names the window; `resolve` adds the name).
 /// Money coefficients must be in `currency`, the file's.
-pub fn measurer(args: &MeasureArgs, currency: &str) -> Callback {
+pub fn measurer(args: &MeasureArgs, currency: &str) -> Measurer {
     let paths = ledger_paths(args.state_dir.as_deref(), &args.ledger);
     if paths.is_empty() {
         let window = args.window_text();
@@ -24,6 +21,6 @@ pub fn measurer(args: &MeasureArgs, currency: &str) -> Callback {
             ))
         });
     }
-    let mut m = Measurer::new(paths, args.from, args.to, currency);
+    let mut m = LedgerMeasure::new(paths, args.from, args.to, currency);
     Box::new(move |key: &CoefKey| m.measure(key))
 }

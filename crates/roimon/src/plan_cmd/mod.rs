@@ -60,6 +60,11 @@ pub enum PlanCommand {
     Window(window::WindowArgs),
 }
 
+/// The callback `roimon_planner::resolve` asks for each `"measured"`
+/// coefficient (built by [`measure_hook::measurer`]).
+pub type Measurer =
+    Box<dyn FnMut(&roimon_planner::CoefKey) -> Result<roimon_planner::Measured, String>>;
+
 /// What measuring coefficients from the ledger needs: where the ledger is
 /// and the window.
 #[derive(Debug, Clone)]

@@ -383,6 +383,7 @@ pub fn find(known: &Known, job: &Job) -> Result<WindowJson, WindowError> {
 /// For the status page: the cheapest 1 h and 4 h windows of the known
 /// schedule from `now` on, for a job drawing 1 kW (so `cost` is the price
 /// of 1 kWh per hour run); a length that does not fit is left out.
+#[allow(dead_code)] // the status page's
 pub fn cheapest_windows(known: &Known, now: DateTime<Utc>) -> Vec<WindowJson> {
     [1.0, 4.0]
         .into_iter()
@@ -615,4 +616,63 @@ pub fn to_table(w: &WindowJson) -> String {
         opt(w.emissions_now_kg, "kg")
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(t0: i64, prices: &[f64]) -> Known {
+        Known {
+            currency: "EUR".into(),
+            prices: prices
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| Slot {
+                    start: t0 + 3600 * i as i64,
+                    end: t0 + 3600 * (i as i64 + 1),
+                    value: p,
+                })
+                .collect(),
+            carbon: None,
+        }
+    }
+
+    #[test]
+    fn the_status_page_gets_the_cheapest_one_and_four_hours_at_one_kw() {
+        let t0 = 1_767_225_600; // 2026-01-01T00:00:00Z
+        let k = known(t0, &[0.5, 0.1, 0.4, 0.2, 0.2, 0.2, 0.2, 0.9]);
+        let now = DateTime::from_timestamp(t0 + 600, 0).unwrap();
+        let w = cheapest_windows(&k, now);
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].start, "2026-01-01T01:00:00Z");
+        assert_eq!(
+            (w[0].hours, w[0].energy_kwh, w[0].power_kw),
+            (1.0, 1.0, 1.0)
+        );
+        assert!((w[0].cost - 0.1).abs() < 1e-12);
+        assert_eq!(w[1].start, "2026-01-01T03:00:00Z");
+        assert!((w[1].cost - 0.8).abs() < 1e-12);
+        assert_eq!(w[1].currency, "EUR");
+        // Less than four hours known: only the one-hour window.
+        let k = known(t0, &[0.5, 0.1, 0.4]);
+        let w = cheapest_windows(&k, now);
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn jobs_are_bounded_as_the_contract_says() {
+        assert!(check_job(168.0, 1e7).is_ok());
+        assert!(check_job(0.25, 0.001).is_ok());
+        for (h, k) in [
+            (0.0, 1.0),
+            (168.01, 1.0),
+            (f64::NAN, 1.0),
+            (1.0, 0.0),
+            (1.0, 1e7 + 1.0),
+            (1.0, f64::INFINITY),
+        ] {
+            assert!(check_job(h, k).is_err(), "{h} {k}");
+        }
+    }
 }
