@@ -257,3 +257,29 @@ fn repair_sets_node_totals_to_their_rows_and_keeps_sound_figures() {
     assert!(c.repair(now)[0].starts_with("last_wall"));
     assert_eq!(c.validate(now), Ok(()));
 }
+
+#[test]
+fn a_bad_gpu_seconds_figure_is_named_and_repaired() {
+    let now = t0();
+    let mut c = Counters {
+        currency: "EUR".into(),
+        last_wall: Some(now),
+        ..Default::default()
+    };
+    let row = Row {
+        gpu_seconds: Accumulator::from_total(f64::NAN),
+        ..Default::default()
+    };
+    c.rows
+        .insert(RowKey::new("GPU-a", &Owner::unallocated()), row);
+    assert_eq!(
+        c.validate(now).unwrap_err().field,
+        "rows[GPU-a/unallocated/unallocated].gpu_seconds"
+    );
+    let said = c.repair(now);
+    assert!(
+        said[0].starts_with("rows[GPU-a/unallocated/unallocated].gpu_seconds"),
+        "{said:?}"
+    );
+    assert_eq!(c.validate(now), Ok(()));
+}
