@@ -3,6 +3,10 @@
 //! (`--ledger FILE`, `--state-dir DIR`) and lists every coefficient with
 //! source "ledger", its window and samples, at figures worked out by hand;
 //! a window without data exits 2 naming the coefficient and the window.
+//! Also: the real daemon on the fake NVML books each GPU's model and
+//! GPU-seconds, and its open hour is no sample.
+
+mod common;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use roimon_core::{
@@ -13,7 +17,7 @@ use roimon_ledger::{HourBook, Ledger, Meta};
 use std::path::Path;
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_roimon");
+use common::BIN;
 
 fn at(h: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, h, 0, 0).unwrap()
@@ -290,4 +294,102 @@ fn a_coefficient_without_data_exits_2_naming_it_and_the_window() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--state-dir DIR"), "{stderr}");
+}
+
+#[test]
+fn the_daemon_books_the_gpu_model_and_gpu_seconds_and_its_open_hour_is_no_sample() {
+    use roimon_fake_nvml::{FakeGpu, FakeNvml};
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let fake = FakeNvml::new(&[FakeGpu::new(0)]).unwrap();
+    let uuid = FakeGpu::uuid_for(0);
+    let cfg = tmp.path().join("roimon.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[sampling]
+interval_secs = 0.05
+[gpu]
+source = "nvml"
+nvml_library = "{nvml}"
+[[gpu.owners]]
+gpu_uuid = "{uuid}"
+team = "search"
+workload = "chat"
+[host]
+power = "model"
+rapl_root = "{none}"
+[price]
+source = "static"
+currency = "EUR"
+price_per_kwh = 0.30
+[server]
+listen = "127.0.0.1:0"
+[state]
+dir = "{state}"
+checkpoint_interval_secs = 0.1
+"#,
+            nvml = fake.library().display(),
+            none = tmp.path().join("no-rapl").display(),
+            state = state.display(),
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let d = common::Daemon::start(&cfg, &[]);
+    let seconds = || -> f64 {
+        let c = rusqlite::Connection::open_with_flags(
+            common::ledger_path(&state),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        c.query_row(
+            "SELECT COALESCE(SUM(gpu_seconds), 0) FROM ledger WHERE gpu_uuid = ?1",
+            [&uuid],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    while seconds() < 1.0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no GPU-seconds booked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, _) = d.stop("TERM");
+    assert!(status.success());
+    let elapsed = started.elapsed().as_secs_f64();
+    let c = rusqlite::Connection::open(common::ledger_path(&state)).unwrap();
+    let (model, secs): (String, f64) = c
+        .query_row(
+            "SELECT MAX(gpu_model), SUM(gpu_seconds) FROM ledger WHERE gpu_uuid = ?1 \
+             AND team = 'search' AND workload = 'chat'",
+            [&uuid],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(model, "NVIDIA H100 80GB HBM3");
+    // Sampled time, never more than the daemon ran.
+    assert!(secs >= 1.0 && secs <= elapsed, "{secs} s of {elapsed} s");
+    let nulls: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM ledger WHERE gpu_uuid = 'value' AND gpu_seconds IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(nulls, 0);
+    drop(c);
+    // Only closed hours are samples, and the workload served nothing.
+    let out = plan(
+        tmp.path(),
+        PLAN,
+        &["--json", "--state-dir", state.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no data in the ledger from "), "{stderr}");
 }
