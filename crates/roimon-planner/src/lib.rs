@@ -8,7 +8,9 @@
 //! - `window`: the cheapest start of a deferrable job in a price schedule.
 //! - `analysis`: tornado, break-even, Monte Carlo, Pareto front, SVG.
 
+pub mod analysis;
 pub mod model;
+pub mod svg;
 
 pub use model::{
     Allocation, Cell, Coef, Coefficient, Gpu, Instance, Objective, Pair, PlanFile, Totals, Workload,
