@@ -9,8 +9,16 @@
 //! - `analysis`: tornado, break-even, Monte Carlo, Pareto front, SVG.
 
 pub mod analysis;
+mod diagnose;
 pub mod model;
+pub mod output;
+pub mod resolve;
+pub mod solve;
 pub mod svg;
+
+pub use output::{infeasible_json, to_json, to_table};
+pub use resolve::{CoefKey, Measured, ResolveError, resolve};
+pub use solve::{Infeasible, Plan, SolveOptions, Status, solve};
 
 pub use model::{
     Allocation, Cell, Coef, Coefficient, Gpu, Instance, Objective, Pair, PlanFile, Totals, Workload,
