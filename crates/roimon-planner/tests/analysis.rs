@@ -46,6 +46,7 @@ fn hand() -> (Instance, Allocation) {
             }],
         }],
         coefficients: vec![],
+        spread: BTreeMap::new(),
     };
     let plan = Allocation {
         cells: vec![Cell {
@@ -406,7 +407,7 @@ fn the_three_pictures_parse_back_as_svg_with_titled_axes() {
             .filter_map(|n| n.text())
             .collect();
         for t in texts {
-            assert!(all.iter().any(|x| *x == t), "{t:?} not in {all:?}");
+            assert!(all.contains(&t), "{t:?} not in {all:?}");
         }
     }
     assert!(pictures[1].contains("P50 "));

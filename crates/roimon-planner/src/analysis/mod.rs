@@ -15,7 +15,8 @@ pub mod sensitivity;
 
 pub use scale::Group;
 
-use crate::model::{Allocation, Instance};
+use crate::model::{Allocation, Instance, Objective};
+use crate::solve::{Infeasible, Plan, SolveOptions, solve};
 use serde_json::{Value, json};
 
 /// The contract's `sensitivity` array (plus `swing_source` per row).
@@ -97,4 +98,117 @@ pub fn pareto_json(inst: &Instance, front: &[pareto::Point]) -> Value {
             })
             .collect(),
     )
+}
+
+/// Threads for the solves of an analysis: the machine's parallelism.
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// The tornado of `plan` (solved for `inst` under `opts`): each scaled
+/// instance is solved again under `opts` for the re-optimised profits; the
+/// measured spreads are the instance's own (`Instance::spread`).
+pub fn sensitivity(
+    inst: &Instance,
+    plan: &Plan,
+    swing: sensitivity::Swing,
+    opts: &SolveOptions,
+) -> Vec<sensitivity::Row> {
+    let reoptimise = |s: &Instance| solve(s, opts).ok().map(|p| p.totals);
+    sensitivity::tornado(
+        inst,
+        &plan.allocation,
+        swing,
+        Some(&inst.spread),
+        threads(),
+        &reoptimise,
+    )
+}
+
+/// Why no front was drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParetoError {
+    /// The instance has no carbon intensity (exit 2).
+    NoCarbon,
+    /// No plan meets the constraints (exit 1).
+    Infeasible(Infeasible),
+}
+
+impl std::fmt::Display for ParetoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParetoError::NoCarbon => f.write_str(
+                "--pareto carbon needs the carbon intensity: set energy.carbon_g_per_kwh \
+                 (a number, or \"measured\" with a ledger that holds it)",
+            ),
+            ParetoError::Infeasible(i) => write!(f, "no Pareto front: {i}"),
+        }
+    }
+}
+
+impl std::error::Error for ParetoError {}
+
+/// The Pareto front of profit against emissions (ε-constraint): the
+/// least-emitting plan that meets every constraint (minimum IT watts, then
+/// the most profitable at that emission), the most profitable plan, and the
+/// most profitable plan under `points` evenly spaced emissions caps between
+/// them; dominated points dropped, emissions ascending. Every programme
+/// maximises profit whatever the instance's objective; each runs under
+/// `opts.time_limit`.
+pub fn pareto(
+    inst: &Instance,
+    opts: &SolveOptions,
+    points: usize,
+) -> Result<Vec<pareto::Point>, ParetoError> {
+    if inst.carbon_g_per_kwh.is_none() {
+        return Err(ParetoError::NoCarbon);
+    }
+    let profit = SolveOptions {
+        objective: Some(Objective::Profit),
+        emissions_cap_kg: None,
+        ..opts.clone()
+    };
+    let to_point = |p: Plan, cap: Option<f64>| pareto::Point {
+        cap_kg: cap,
+        profit: p.totals.profit,
+        emissions_kg: p.totals.emissions_kg.unwrap_or(0.0),
+        roi: p.totals.roi,
+        cost: p.totals.cost,
+        allocation: p.allocation,
+        binding: p.binding,
+    };
+    let most = solve(inst, &profit).map_err(ParetoError::Infeasible)?;
+    let most = to_point(most, None);
+    let capped = |cap: f64| {
+        let o = SolveOptions {
+            emissions_cap_kg: Some(cap),
+            ..profit.clone()
+        };
+        solve(inst, &o).ok().map(|p| to_point(p, Some(cap)))
+    };
+    let least = least_emitting(inst, &profit)
+        .and_then(|(a, e)| {
+            capped(e * (1.0 + 1e-9) + 1e-9)
+                .or_else(|| Some(pareto::point(inst, a, vec![])))
+                .map(|mut p| {
+                    p.cap_kg = Some(e);
+                    p
+                })
+        })
+        .unwrap_or_else(|| most.clone());
+    Ok(pareto::front(least, most, points, threads(), &capped))
+}
+
+/// The allocation with the least IT watts (so the least energy and
+/// emissions) meeting every constraint, with its emissions; None when the
+/// programme gives nothing within the time limit.
+fn least_emitting(inst: &Instance, opts: &SolveOptions) -> Option<(Allocation, f64)> {
+    let deadline = std::time::Instant::now() + opts.time_limit;
+    let cols = crate::solve::columns(inst);
+    let limits = crate::solve::all_limits(inst, opts);
+    let run =
+        crate::solve::run_limits(inst, &cols, &limits, crate::solve::Goal::Watts, deadline).ok()?;
+    let a = crate::solve::clean(inst, &cols, &run);
+    let e = inst.evaluate(&a).emissions_kg?;
+    Some((a, e))
 }
