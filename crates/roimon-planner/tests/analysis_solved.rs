@@ -77,7 +77,7 @@ fn a_two_point_front_by_hand() {
     // No energy per token: one GPU emits 100 W · 10 h = 1 kWh → 0.5 kg
     // whatever it serves, so below 0.5 kg only the empty plan fits.
     let i = inst(&one(0.0, true));
-    let front = analysis::pareto(&i, &SolveOptions::default(), 11).expect("a front");
+    let front = analysis::pareto(&i, &SolveOptions::default(), 11, None).expect("a front");
     assert_eq!(front.len(), 2, "{front:?}");
     assert!(near(front[0].emissions_kg, 0.0, 1e-9) && near(front[0].profit, 0.0, 1e-9));
     // 72 − 10 − 1 = 61.
@@ -102,7 +102,7 @@ fn a_two_point_front_by_hand() {
 #[test]
 fn the_front_needs_a_carbon_intensity() {
     let i = inst(&one(0.4, false));
-    let e = analysis::pareto(&i, &SolveOptions::default(), 11).unwrap_err();
+    let e = analysis::pareto(&i, &SolveOptions::default(), 11, None).unwrap_err();
     assert_eq!(e, ParetoError::NoCarbon);
     assert!(e.to_string().contains("energy.carbon_g_per_kwh"));
 }
@@ -150,7 +150,7 @@ value_per_million_tokens = 3.0
 "#;
     let i = inst(text);
     let opts = SolveOptions::default();
-    let front = analysis::pareto(&i, &opts, 11).expect("a front");
+    let front = analysis::pareto(&i, &opts, 11, None).expect("a front");
     assert!(front.len() >= 2, "{front:?}");
     let best = solve(
         &i,

@@ -105,16 +105,37 @@ pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
-/// The tornado of `plan` (solved for `inst` under `opts`): each scaled
-/// instance is solved again under `opts` for the re-optimised profits; the
-/// measured spreads are the instance's own (`Instance::spread`).
+/// The options of each solve of a batch that runs in `phases` rounds
+/// (one after another) sharing the wall-clock budget `opts.time_limit`:
+/// each gets `time_limit / phases`, so the batch ends in about one time
+/// limit whatever the machine.
+pub fn share(opts: &SolveOptions, phases: usize) -> SolveOptions {
+    #[allow(clippy::cast_precision_loss)]
+    let phases = phases.max(1) as f64;
+    SolveOptions {
+        time_limit: opts.time_limit.div_f64(phases),
+        ..opts.clone()
+    }
+}
+
+/// Rounds needed for `jobs` parallel solves on [`threads`] threads.
+pub fn rounds(jobs: usize) -> usize {
+    jobs.div_ceil(threads())
+}
+
+/// The tornado of `plan` (solved for `inst` under `opts`): each of the 14
+/// scaled instances is solved again for the re-optimised profits, the 14
+/// solves sharing `opts.time_limit` in rounds over the threads (see
+/// [`share`]); the measured spreads
+/// are the instance's own (`Instance::spread`).
 pub fn sensitivity(
     inst: &Instance,
     plan: &Plan,
     swing: sensitivity::Swing,
     opts: &SolveOptions,
 ) -> Vec<sensitivity::Row> {
-    let reoptimise = |s: &Instance| solve(s, opts).ok().map(|p| p.totals);
+    let each = share(opts, rounds(14));
+    let reoptimise = |s: &Instance| solve(s, &each).ok().map(|p| p.totals);
     sensitivity::tornado(
         inst,
         &plan.allocation,
@@ -153,12 +174,15 @@ impl std::error::Error for ParetoError {}
 /// the most profitable at that emission), the most profitable plan, and the
 /// most profitable plan under `points` evenly spaced emissions caps between
 /// them; dominated points dropped, emissions ascending. Every programme
-/// maximises profit whatever the instance's objective; each runs under
-/// `opts.time_limit`.
+/// maximises profit whatever the instance's objective; the programmes
+/// share `opts.time_limit` (see [`share`]). `most`: the most profitable
+/// plan when already solved (the plan itself when the objective is profit),
+/// else it is solved here.
 pub fn pareto(
     inst: &Instance,
     opts: &SolveOptions,
     points: usize,
+    most: Option<&Plan>,
 ) -> Result<Vec<pareto::Point>, ParetoError> {
     if inst.carbon_g_per_kwh.is_none() {
         return Err(ParetoError::NoCarbon);
@@ -166,7 +190,7 @@ pub fn pareto(
     let profit = SolveOptions {
         objective: Some(Objective::Profit),
         emissions_cap_kg: None,
-        ..opts.clone()
+        ..share(opts, 1 + rounds(points.saturating_sub(1)))
     };
     let to_point = |p: Plan, cap: Option<f64>| pareto::Point {
         cap_kg: cap,
@@ -177,7 +201,10 @@ pub fn pareto(
         allocation: p.allocation,
         binding: p.binding,
     };
-    let most = solve(inst, &profit).map_err(ParetoError::Infeasible)?;
+    let most = match most {
+        Some(p) => p.clone(),
+        None => solve(inst, &profit).map_err(ParetoError::Infeasible)?,
+    };
     let most = to_point(most, None);
     let capped = |cap: f64| {
         let o = SolveOptions {
