@@ -13,8 +13,10 @@ mod diagnose;
 pub mod model;
 pub mod output;
 pub mod resolve;
+pub mod select;
 pub mod solve;
 pub mod svg;
+pub mod window;
 
 pub use output::{infeasible_json, to_json, to_table};
 pub use resolve::{CoefKey, Measured, ResolveError, resolve};
