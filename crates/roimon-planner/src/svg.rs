@@ -342,6 +342,7 @@ pub fn monte_carlo(mc: &MonteCarlo, currency: &str, hours: f64) -> String {
     );
     #[allow(clippy::cast_precision_loss)]
     let mut f = Fig::new(&title, 70.0, (a, b), (0.0, top as f64 * 1.1));
+    f.y0 = 0.0;
     f.x_axis(&format!(
         "Profit of the fixed plan over the period ({currency})"
     ));

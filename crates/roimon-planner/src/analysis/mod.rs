@@ -174,10 +174,13 @@ impl std::error::Error for ParetoError {}
 /// the most profitable at that emission), the most profitable plan, and the
 /// most profitable plan under `points` evenly spaced emissions caps between
 /// them; dominated points dropped, emissions ascending. Every programme
-/// maximises profit whatever the instance's objective; the programmes
-/// share `opts.time_limit` (see [`share`]). `most`: the most profitable
-/// plan when already solved (the plan itself when the objective is profit),
-/// else it is solved here.
+/// maximises profit whatever the instance's objective. The whole front
+/// shares `opts.time_limit`: the most profitable plan (when not given) gets
+/// a third of it, the least-emitting programme what it needs of the rest
+/// (it usually proves optimality early), and the capped programmes split
+/// what is left in rounds over the threads (at least a tenth of the limit
+/// each). `most`: the most profitable plan when already solved (the plan
+/// itself when the objective is profit).
 pub fn pareto(
     inst: &Instance,
     opts: &SolveOptions,
@@ -187,10 +190,11 @@ pub fn pareto(
     if inst.carbon_g_per_kwh.is_none() {
         return Err(ParetoError::NoCarbon);
     }
+    let started = std::time::Instant::now();
     let profit = SolveOptions {
         objective: Some(Objective::Profit),
         emissions_cap_kg: None,
-        ..share(opts, 1 + rounds(points.saturating_sub(1)))
+        ..opts.clone()
     };
     let to_point = |p: Plan, cap: Option<f64>| pareto::Point {
         cap_kg: cap,
@@ -203,26 +207,44 @@ pub fn pareto(
     };
     let most = match most {
         Some(p) => p.clone(),
-        None => solve(inst, &profit).map_err(ParetoError::Infeasible)?,
+        None => solve(inst, &share(&profit, 3)).map_err(ParetoError::Infeasible)?,
     };
     let most = to_point(most, None);
+    let left = |floor: f64| {
+        let left = opts.time_limit.saturating_sub(started.elapsed());
+        left.max(opts.time_limit.mul_f64(floor))
+    };
+    let least = least_emitting(
+        inst,
+        &SolveOptions {
+            time_limit: left(0.3),
+            ..profit.clone()
+        },
+    );
+    let each = SolveOptions {
+        time_limit: left(0.1),
+        ..profit.clone()
+    };
+    let each = share(&each, rounds(points.saturating_sub(1)));
     let capped = |cap: f64| {
         let o = SolveOptions {
             emissions_cap_kg: Some(cap),
-            ..profit.clone()
+            ..each.clone()
         };
         solve(inst, &o).ok().map(|p| to_point(p, Some(cap)))
     };
-    let least = least_emitting(inst, &profit)
-        .and_then(|(a, e)| {
-            capped(e * (1.0 + 1e-9) + 1e-9)
-                .or_else(|| Some(pareto::point(inst, a, vec![])))
-                .map(|mut p| {
-                    p.cap_kg = Some(e);
-                    p
-                })
-        })
-        .unwrap_or_else(|| most.clone());
+    // The cap at the least emission is among the front's caps: the most
+    // profitable plan at that emission replaces this one there.
+    let least = least.map_or_else(
+        || most.clone(),
+        |(a, e)| {
+            let t = inst.evaluate(&a);
+            let binding = crate::solve::binding(inst, &profit, &a, &t);
+            let mut p = pareto::point(inst, a, binding);
+            p.cap_kg = Some(e);
+            p
+        },
+    );
     Ok(pareto::front(least, most, points, threads(), &capped))
 }
 
