@@ -469,7 +469,7 @@ pub fn pareto(front: &[Point], chosen: Option<(f64, f64)>, currency: &str, hours
             "start"
         };
         let dx = if anchor == "end" { -12.0 } else { 12.0 };
-        f.text(x + dx, y + 16.0, anchor, 11, INK, &label);
+        f.text(x + dx, y + 28.0, anchor, 11, INK, &label);
     }
     legend(
         &mut f,

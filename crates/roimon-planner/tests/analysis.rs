@@ -413,3 +413,16 @@ fn the_three_pictures_parse_back_as_svg_with_titled_axes() {
     assert!(pictures[1].contains("P50 "));
     assert!(pictures[2].contains("chosen plan"));
 }
+
+#[test]
+fn a_group_of_several_coefficients_reports_the_swing_exactly() {
+    let (mut inst, plan) = hand();
+    let mut second = inst.workloads[0].clone();
+    second.name = "ads/rank".into();
+    inst.workloads.push(second.clone());
+    inst.workloads.push(second);
+    let rows = tornado(&inst, &plan, Swing::Fixed(0.2), None, 1, &no_reopt);
+    for r in &rows {
+        assert_eq!((r.low, r.high), (0.8, 1.2), "{r:?}");
+    }
+}

@@ -210,8 +210,10 @@ pub fn pareto(
         None => solve(inst, &share(&profit, 3)).map_err(ParetoError::Infeasible)?,
     };
     let most = to_point(most, None);
+    // 5 % of the limit is left for building the programmes and joining.
+    let budget = opts.time_limit.mul_f64(0.95);
     let left = |floor: f64| {
-        let left = opts.time_limit.saturating_sub(started.elapsed());
+        let left = budget.saturating_sub(started.elapsed());
         left.max(opts.time_limit.mul_f64(floor))
     };
     let least = least_emitting(

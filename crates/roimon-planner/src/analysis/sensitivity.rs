@@ -154,8 +154,16 @@ fn summarise(own: &[&Range], swing: f64) -> (f64, f64, &'static str) {
     }
     #[allow(clippy::cast_precision_loss)]
     let n = own.len() as f64;
-    let low = own.iter().map(|r| r.low).sum::<f64>() / n;
-    let high = own.iter().map(|r| r.high).sum::<f64>() / n;
+    let mean = |f: fn(&Range) -> f64| {
+        let first = f(own[0]);
+        if own.iter().all(|r| f(r) == first) {
+            first
+        } else {
+            own.iter().map(|r| f(r)).sum::<f64>() / n
+        }
+    };
+    let low = mean(|r| r.low);
+    let high = mean(|r| r.high);
     let measured = own.iter().filter(|r| r.measured).count();
     let source = if measured == 0 {
         "swing"
