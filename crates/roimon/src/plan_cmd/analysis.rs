@@ -270,7 +270,7 @@ pub fn tables(inst: &Instance, found: &Found) -> String {
         );
         let _ = writeln!(
             s,
-            "{:<26} {:>6} {:>6} {:>14} {:>14} {:>8} {:>8} {:>14} {:>14} {:>10}  {}",
+            "{:<26} {:>6} {:>6} {:>14} {:>14} {:>8} {:>8} {:>14} {:>14} {:>10}  range from",
             "parameter",
             "low",
             "high",
@@ -281,7 +281,6 @@ pub fn tables(inst: &Instance, found: &Found) -> String {
             "re-opt low",
             "re-opt high",
             "break-even",
-            "range from"
         );
         for r in rows {
             let _ = writeln!(
@@ -346,13 +345,12 @@ pub fn tables(inst: &Instance, found: &Found) -> String {
         );
         let _ = writeln!(
             s,
-            "{:>14} {:>14} {:>8} {:>14} {:>6}  {}",
+            "{:>14} {:>14} {:>8} {:>14} {:>6}  binding",
             "emissions kg",
             format!("profit {cur}"),
             "ROI",
             format!("cost {cur}"),
             "GPUs",
-            "binding"
         );
         for p in front {
             let gpus: u32 = p.allocation.cells.iter().map(|c| c.gpus).sum();
