@@ -174,3 +174,65 @@ value_per_million_tokens = 3.0
         }
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+
+    /// On small random instances the solver's front is pairwise
+    /// non-dominated, every point feasible, and it ends at the most
+    /// profitable plan.
+    #[test]
+    fn solved_fronts_are_non_dominated(
+        count in 1u32..4,
+        idle in 20.0f64..150.0,
+        jpt in 0.0f64..0.8,
+        value in 0.5f64..6.0,
+        demand in 500.0f64..5000.0,
+        floor in 0.0f64..0.6,
+        points in 2usize..8,
+    ) {
+        let text = format!(
+            r#"
+hours = 24.0
+currency = "EUR"
+[energy]
+price_per_kwh = 0.3
+pue = 1.2
+carbon_g_per_kwh = 400.0
+[[gpu]]
+type = "H100"
+count = {count}
+cost_per_hour = 1.5
+idle_watts = {idle}
+[[gpu]]
+type = "L4"
+count = 4
+cost_per_hour = 0.4
+idle_watts = 30.0
+[[workload]]
+name = "a/chat"
+demand_tokens_per_second = {demand}
+min_served = {floor}
+value_per_million_tokens = {value}
+  [workload.on.H100]
+  tokens_per_second = 2000.0
+  joules_per_token = {jpt}
+  [workload.on.L4]
+  tokens_per_second = 600.0
+  joules_per_token = 0.5
+"#
+        );
+        let i = inst(&text);
+        let opts = SolveOptions::default();
+        let Ok(best) = solve(&i, &opts) else { return Ok(()); };
+        let front = analysis::pareto(&i, &opts, points, Some(&best)).expect("a front");
+        proptest::prop_assert!(!front.is_empty());
+        for (k, a) in front.iter().enumerate() {
+            proptest::prop_assert!(check_feasible(&i, &a.allocation, None).is_ok());
+            for b in &front[k + 1..] {
+                proptest::prop_assert!(!dominates(a, b) && !dominates(b, a));
+            }
+        }
+        proptest::prop_assert!(near(front.last().unwrap().profit, best.totals.profit, 1e-6));
+    }
+}
