@@ -426,3 +426,36 @@ fn a_group_of_several_coefficients_reports_the_swing_exactly() {
         assert_eq!((r.low, r.high), (0.8, 1.2), "{r:?}");
     }
 }
+
+#[test]
+fn degenerate_analyses_still_draw_valid_pictures() {
+    let (inst, plan) = hand();
+    // Swing 0: every draw equal; one draw only; a one-point front without
+    // a chosen plan; a currency that needs escaping.
+    for draws in [1, 100] {
+        let o = Options {
+            draws,
+            seed: 0,
+            swing: 0.0,
+            spread: None,
+            daily_prices: None,
+        };
+        let m = monte_carlo::run(&inst, &plan, &o);
+        let svg = roimon_planner::svg::monte_carlo(&m, "<€>", 10.0);
+        let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+        assert!(doc.descendants().any(|n| n.text() == Some("Draws per bin")));
+    }
+    let rows = tornado(&inst, &plan, Swing::Fixed(0.0), None, 1, &no_reopt);
+    roxmltree::Document::parse(&roimon_planner::svg::tornado(&rows, "&", 1.0)).unwrap();
+    let one = Point {
+        cap_kg: None,
+        profit: -5.0,
+        emissions_kg: 0.0,
+        roi: -1.0,
+        cost: 5.0,
+        allocation: Allocation::default(),
+        binding: vec![],
+    };
+    roxmltree::Document::parse(&roimon_planner::svg::pareto(&[one], None, "EUR", 1.0)).unwrap();
+    roxmltree::Document::parse(&roimon_planner::svg::pareto(&[], None, "EUR", 1.0)).unwrap();
+}
