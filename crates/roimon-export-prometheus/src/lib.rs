@@ -23,6 +23,19 @@ pub struct ProcessInfo {
     pub web: Option<WebFigures>,
     /// The push endpoint's figures, when it is configured.
     pub push: Option<PushFigures>,
+    /// The daemon's planner runs, when `[plan]` names a file.
+    pub plan: Option<PlanFigures>,
+}
+
+/// The daemon's planner runs (`[plan]`) as the exporter sees them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanFigures {
+    /// Runs that found a plan.
+    pub ok: u64,
+    /// Runs whose allocation file has no feasible plan.
+    pub infeasible: u64,
+    /// Runs that failed: the file, a coefficient, the ledger or a panic.
+    pub error: u64,
 }
 
 /// The HTTP listener's connections as the exporter sees them (plain figures,
@@ -720,6 +733,9 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
     if let Some(q) = &p.push {
         out.extend(push_families(q));
     }
+    if let Some(r) = &p.plan {
+        out.extend(plan_families(r));
+    }
 
     out.into_iter()
         .map(|f| f.0)
@@ -845,6 +861,21 @@ fn push_families(q: &PushFigures) -> Vec<Family> {
         rejected.push(&[("reason", reason)], v as f64);
     }
     vec![points, rejected]
+}
+
+fn plan_families(r: &PlanFigures) -> Vec<Family> {
+    let mut runs = Family::counter(
+        "roimon_plan_runs_total",
+        "Runs of the daemon's planner ([plan]): ok (a plan found), infeasible (no plan meets the file's constraints), error (the file, a measured coefficient, the ledger or the solver failed; the last good plan is served as stale).",
+    );
+    for (result, v) in [
+        ("ok", r.ok),
+        ("infeasible", r.infeasible),
+        ("error", r.error),
+    ] {
+        runs.push(&[("result", result)], v as f64);
+    }
+    vec![runs]
 }
 
 /// The Prometheus text exposition (format 0.0.4) of a snapshot.

@@ -4,7 +4,7 @@
 use chrono::{TimeZone, Utc};
 use roimon_core::*;
 use roimon_export_prometheus::{
-    HttpFigures, InfluxStats, ProcessInfo, PushFigures, WebFigures, encode,
+    HttpFigures, InfluxStats, PlanFigures, ProcessInfo, PushFigures, WebFigures, encode,
 };
 
 fn snapshot() -> Snapshot {
@@ -144,6 +144,7 @@ fn exact_lines() {
             http: None,
             web: None,
             push: None,
+            plan: None,
         },
     ))
     .unwrap();
@@ -300,6 +301,11 @@ fn whole_exposition_matches_the_golden_file() {
                 unauthorized: 37,
                 forbidden: 38,
                 busy: 39,
+            }),
+            plan: Some(PlanFigures {
+                ok: 41,
+                infeasible: 42,
+                error: 43,
             }),
         },
     ))
@@ -519,6 +525,7 @@ fn http_web_and_push_families_appear_only_when_given() {
         "roimon_http_requests_refused_total",
         "roimon_web_config_",
         "roimon_push_",
+        "roimon_plan_",
     ] {
         assert!(!none.contains(name), "{name} without figures");
     }

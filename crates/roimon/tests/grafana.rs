@@ -92,6 +92,7 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_web_config_last_reload_success_timestamp_seconds",
     "roimon_push_points_total",
     "roimon_push_rejected_total",
+    "roimon_plan_runs_total",
 ];
 
 /// The dashboards deploy/mixin generates; system tests and docs use these
@@ -516,6 +517,7 @@ fn exported_metrics() -> BTreeSet<String> {
         http: Some(Default::default()),
         web: Some(Default::default()),
         push: Some(Default::default()),
+        plan: Some(Default::default()),
     };
     let mut snap = e.snapshot();
     // Budgets are set by the daemon from its ledger.
