@@ -28,6 +28,8 @@ pub struct AppState {
     report: std::sync::OnceLock<ReportSource>,
     /// Where `/api/v1/window` reads the known schedule, once configured.
     window: std::sync::OnceLock<crate::plan_cmd::window::Source>,
+    /// The daemon's planner (`[plan]`), once configured.
+    plan: std::sync::OnceLock<Arc<crate::plan_daemon::PlanState>>,
 }
 
 /// The ledger the report endpoint reads, and the zone of its months.
@@ -51,7 +53,19 @@ impl AppState {
             report: std::sync::OnceLock::new(),
             influx: std::sync::OnceLock::new(),
             window: std::sync::OnceLock::new(),
+            plan: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Configure the planner whose last plan `/api/v1/plan` serves (once).
+    pub fn set_plan(&self, p: Arc<crate::plan_daemon::PlanState>) {
+        let _ = self.plan.set(p);
+    }
+
+    /// The daemon's planner, when `[plan]` names a file (the status page's
+    /// plan: `plan_state().and_then(|p| p.summary())`).
+    pub fn plan_state(&self) -> Option<&Arc<crate::plan_daemon::PlanState>> {
+        self.plan.get()
     }
 
     /// Configure the window endpoint's schedule (once).
@@ -104,6 +118,7 @@ impl AppState {
             http: Some(self.http.figures()),
             web: self.http.web_figures(),
             push: self.push().map(|p| p.stats.figures()),
+            plan: self.plan.get().map(|p| p.figures()),
         }
     }
 }
@@ -137,6 +152,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/report", get(report))
         .route("/api/v1/window", get(window))
+        .merge(crate::plan_daemon::routes())
         .route("/", get(index))
         .with_state(state)
 }

@@ -10,6 +10,7 @@ mod inbox;
 mod influx_feed;
 mod ledger_cmd;
 mod plan_cmd;
+mod plan_daemon;
 mod plan_measured;
 mod pods_feed;
 mod price_feed;
@@ -579,6 +580,19 @@ fn run_daemon(
             r
         })
         .context("starting the sampler thread")?;
+    // The planner re-plans on its own thread; dropping `_planner` (when
+    // the daemon returns) ends it between runs.
+    let _planner = match &cfg.plan.file {
+        Some(file) => {
+            let p = Arc::new(plan_daemon::PlanState::new(file.clone()));
+            state.set_plan(p.clone());
+            Some(
+                plan_daemon::start(&cfg.plan, file.clone(), cfg.state.dir.clone(), p)
+                    .context("starting the planner thread")?,
+            )
+        }
+        None => None,
+    };
     tracing::info!(listen = %bound, version = VERSION, state_dir = %cfg.state.dir.display(), "roimon running");
 
     let limits = serve::Limits::from(&cfg.server);
