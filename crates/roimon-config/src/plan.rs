@@ -122,8 +122,7 @@ mod tests {
                 "{extra}: {e}"
             );
         }
-        let e = Config::parse(&format!("{base}interval_secs = 60.0\n"), "roimon.toml")
-            .unwrap_err();
+        let e = Config::parse(&format!("{base}interval_secs = 60.0\n"), "roimon.toml").unwrap_err();
         assert_eq!(
             e.to_string(),
             "roimon.toml:6: key `plan.interval_secs`: must be between 300 and 86400 seconds, got 60"
