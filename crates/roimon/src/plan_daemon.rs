@@ -60,6 +60,7 @@ pub struct Outcome {
 /// The last plan as the status page shows it
 /// ([`PlanState::summary`]).
 #[derive(Debug, Clone, PartialEq)]
+#[allow(dead_code)] // read by the status page
 pub struct PlanSummary {
     /// When the plan shown was made.
     pub planned_at: DateTime<Utc>,
@@ -158,7 +159,7 @@ impl PlanState {
                     let message = o.doc["message"].as_str().unwrap_or("").to_string();
                     tracing::warn!(file = %file, message = %message, "planning: no plan meets the file's constraints");
                 } else if new_streak {
-                    tracing::info!(file = %file, status = %status, profit = ?o.doc["profit"].as_f64(), "planning: a plan is served on /api/v1/plan");
+                    tracing::info!(file = %file, planned_at = %o.planned_at, status = %status, profit = ?o.doc["profit"].as_f64(), "planning: a plan is served on /api/v1/plan");
                 } else {
                     tracing::debug!(file = %file, status = %status, "planning: re-planned");
                 }
@@ -205,6 +206,7 @@ impl PlanState {
     /// The last plan in brief, for the status page: when, its status,
     /// profit and ROI, whether it is stale, and which picture URLs exist.
     /// None before the first plan.
+    #[allow(dead_code)] // the status page's
     pub fn summary(&self) -> Option<PlanSummary> {
         let inner = self.lock();
         let last = inner.last.as_ref()?;
@@ -439,25 +441,16 @@ fn picture(st: &AppState, name: &str) -> Response {
     }
 }
 
-async fn tornado_svg(State(st): State<Arc<AppState>>) -> Response {
-    picture(&st, "tornado.svg")
-}
-
-async fn monte_carlo_svg(State(st): State<Arc<AppState>>) -> Response {
-    picture(&st, "monte-carlo.svg")
-}
-
-async fn pareto_svg(State(st): State<Arc<AppState>>) -> Response {
-    picture(&st, "pareto.svg")
-}
-
 /// The planner's routes (merged into [`crate::http::router`]).
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/api/v1/plan", get(plan_json))
-        .route("/api/v1/plan/tornado.svg", get(tornado_svg))
-        .route("/api/v1/plan/monte-carlo.svg", get(monte_carlo_svg))
-        .route("/api/v1/plan/pareto.svg", get(pareto_svg))
+    let mut r = Router::new().route("/api/v1/plan", get(plan_json));
+    for name in PICTURES {
+        r = r.route(
+            &format!("/api/v1/plan/{name}"),
+            get(move |State(st): State<Arc<AppState>>| async move { picture(&st, name) }),
+        );
+    }
+    r
 }
 
 #[cfg(test)]
