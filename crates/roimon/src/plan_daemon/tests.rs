@@ -367,3 +367,178 @@ fn the_thread_plans_at_once_and_ends_when_told() {
     drop(stop);
     assert_eq!(p.figures().ok, 1);
 }
+
+/// The ledger of `crates/roimon/tests/plan_measured.rs`, filled the same
+/// way (the real engine, hour book and ledger): one H100 of search/chat,
+/// 2026-12-01 00:00 and 01:00 closed.
+mod ledger {
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+    use roimon_core::{
+        Engine, EngineConfig, FixedCosts, GpuReading, Joules, ModelDelta, Owner, PricePerKwh,
+        Reading, Report, Seconds, ShareKey, Tariff, Tick, Watts,
+    };
+    use roimon_ledger::{HourBook, Ledger, Meta};
+    use std::path::Path;
+
+    pub fn at(h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, h, 0, 0).unwrap()
+    }
+
+    /// One node, one H100 (500 W) owned by search/chat, PUE 1.25, capex
+    /// 0.001/s; 2026-12-01 00:00 at 0.2 per kWh with 1.8 M tokens for 3.0,
+    /// 01:00 at 0.3 with 3.6 M tokens for 7.2; both hours closed.
+    pub fn fill(path: &Path) {
+        let chat = Owner {
+            team: "search".into(),
+            workload: "chat".into(),
+        };
+        let cfg = EngineConfig {
+            currency: "EUR".into(),
+            pue: 1.25,
+            tariff: Tariff::Static(PricePerKwh(0.2)),
+            price_source: "static".into(),
+            fixed: FixedCosts {
+                capex_per_sec: 0.001,
+                ..Default::default()
+            },
+            share_key: ShareKey::Equal,
+            owners: [("GPU-h".to_string(), chat.clone())].into(),
+            max_gap: Seconds(1e9),
+        };
+        let mut engine = Engine::new(cfg, None);
+        let mut book = HourBook::resume(None, None);
+        let mut ledger = Ledger::open(path).unwrap();
+        let meta = Meta {
+            node: "n1".into(),
+            price_source: "static".into(),
+        };
+        let mut save = |e: &Engine, b: &mut HourBook, wall: DateTime<Utc>| {
+            ledger.save(e.counters(), b, &meta, wall).unwrap();
+            b.written();
+        };
+        let tick = |e: &mut Engine, b: &mut HourBook, i: i64| {
+            let wall = at(0) + Duration::minutes(10 * i);
+            b.observe(wall, e.counters());
+            let mono = 600.0 * i as f64;
+            let g = GpuReading {
+                index: 0,
+                uuid: "GPU-h".into(),
+                name: "NVIDIA H100 80GB HBM3".into(),
+                power: Some(Watts(500.0)),
+                energy_counter: Some(Joules(500.0 * mono)),
+                utilization: None,
+                memory_used_bytes: None,
+                memory_total_bytes: None,
+                temperature_celsius: None,
+                power_limit: None,
+                processes: None,
+            };
+            e.ingest(
+                Tick { wall, mono },
+                &[Report {
+                    collector: "nvml",
+                    outcome: Ok(vec![Reading::Gpu(g)]),
+                }],
+            );
+            wall
+        };
+        let value = |e: &mut Engine, b: &mut HourBook, wall, money, tokens: f64| {
+            b.observe(wall, e.counters());
+            assert!(e.book_value(
+                &[(chat.clone(), 1.0)],
+                "push",
+                money,
+                &[ModelDelta {
+                    model: "m".into(),
+                    input_tokens: tokens * 0.5,
+                    output_tokens: tokens * 0.5,
+                    requests: 1.0,
+                    ..Default::default()
+                }],
+            ));
+        };
+        for i in 0..=13 {
+            if i == 7 {
+                engine.set_tariff(Tariff::Static(PricePerKwh(0.3)), None);
+            }
+            let wall = tick(&mut engine, &mut book, i);
+            match i {
+                3 => value(&mut engine, &mut book, wall, 3.0, 1.8e6),
+                9 => value(&mut engine, &mut book, wall, 7.2, 3.6e6),
+                _ => {}
+            }
+            save(&engine, &mut book, wall);
+        }
+    }
+
+    pub const PLAN: &str = r#"hours = 720.0
+currency = "EUR"
+objective = "profit"
+
+[energy]
+price_per_kwh = "measured"
+pue = 1.25
+
+[[gpu]]
+type = "H100"
+count = 4
+cost_per_hour = "measured"
+idle_watts = 100.0
+
+[[workload]]
+name = "search/chat"
+demand_tokens_per_second = "measured"
+value_per_million_tokens = "measured"
+  [workload.on.H100]
+  tokens_per_second = "measured"
+  joules_per_token = "measured"
+"#;
+}
+
+/// With `window_days = 1` ending 2026-12-02 00:00, the daemon's run reads
+/// the ledger in its own state dir and gets every measured coefficient as
+/// `roimon plan --state-dir` does over that day (figures by hand in
+/// `tests/plan_measured.rs`), source "ledger" with window and samples.
+#[test]
+fn measured_coefficients_come_from_the_ledger_in_the_state_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    ledger::fill(&dir.path().join(roimon_ledger::FILE));
+    let file = dir.path().join("plan.toml");
+    std::fs::write(&file, ledger::PLAN).unwrap();
+    let day = PlanCfg {
+        window_days: 1,
+        svg: false,
+        ..cfg()
+    };
+    let end = ledger::at(0) + chrono::Duration::days(1);
+    let o = plan_once(&day, &file, dir.path(), end).unwrap();
+    let coefs = o.doc["coefficients"].as_array().unwrap();
+    for (name, value) in [
+        ("energy.price_per_kwh", 0.25),
+        ("gpu.H100.cost_per_hour", 3.6),
+        ("workload.search/chat.demand_tokens_per_second", 975.0),
+        ("workload.search/chat.on.H100.tokens_per_second", 750.0),
+    ] {
+        let c = coefs
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {coefs:?}"));
+        assert_eq!(c["source"], "ledger", "{c}");
+        assert_eq!(
+            c["window"], "2026-12-01T00:00:00Z/2026-12-02T00:00:00Z",
+            "{c}"
+        );
+        assert_eq!(c["samples"], 2, "{c}");
+        assert!(close(c["value"].as_f64().unwrap(), value), "{c}");
+    }
+    // The week before holds nothing: the run fails naming the coefficient
+    // and the window.
+    let e = plan_once(&day, &file, dir.path(), ledger::at(0)).unwrap_err();
+    assert!(
+        e.contains("price_per_kwh")
+            && e.contains(
+                "no data in the ledger from 2026-11-30T00:00:00Z to 2026-12-01T00:00:00Z"
+            ),
+        "{e}"
+    );
+}
