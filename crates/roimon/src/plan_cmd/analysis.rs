@@ -237,10 +237,8 @@ pub fn insert_json(doc: &mut Value, inst: &Instance, found: &Found) {
     }
 }
 
-/// Writes the pictures of what was found into the `--svg` directory.
-pub fn write_svg(asked: &Asked, inst: &Instance, plan: &Plan, found: &Found) -> Result<(), String> {
-    let Some(dir) = &asked.svg else { return Ok(()) };
-    std::fs::create_dir_all(dir).map_err(|e| format!("--svg {}: {e}", dir.display()))?;
+/// The pictures of what was found: (file name, SVG text).
+pub fn pictures(inst: &Instance, plan: &Plan, found: &Found) -> Vec<(&'static str, String)> {
     let mut files = Vec::new();
     if let Some(rows) = &found.sensitivity {
         files.push((
@@ -261,7 +259,14 @@ pub fn write_svg(asked: &Asked, inst: &Instance, plan: &Plan, found: &Found) -> 
             roimon_planner::svg::pareto(f, chosen, &inst.currency, inst.hours),
         ));
     }
-    for (name, text) in files {
+    files
+}
+
+/// Writes the pictures of what was found into the `--svg` directory.
+pub fn write_svg(asked: &Asked, inst: &Instance, plan: &Plan, found: &Found) -> Result<(), String> {
+    let Some(dir) = &asked.svg else { return Ok(()) };
+    std::fs::create_dir_all(dir).map_err(|e| format!("--svg {}: {e}", dir.display()))?;
+    for (name, text) in pictures(inst, plan, found) {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| format!("--svg {}: {e}", path.display()))?;
     }
