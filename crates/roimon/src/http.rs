@@ -598,6 +598,7 @@ async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
     } else {
         format!("<h2>Statements this month (CSV from the ledger)</h2><ul>{statements}</ul>")
     };
+    let statements = format!("{statements}{}", plan_links(&st));
     let cur = esc(&s.price.currency);
     Html(format!(
         "<!doctype html><html><head><meta charset=utf-8><title>roimon</title></head><body>\
@@ -616,6 +617,36 @@ async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
         esc(&s.price.currency),
         rows
     ))
+}
+
+/// The status page's links to the last plan and its pictures, when
+/// `[plan]` is configured.
+fn plan_links(st: &AppState) -> String {
+    let Some(p) = st.plan_state() else {
+        return String::new();
+    };
+    let body = match (p.summary(), p.document()) {
+        (Some(s), _) => {
+            let mut links = vec!["<a href=/api/v1/plan>JSON</a>".to_string()];
+            for url in &s.svg_urls {
+                let name = url.rsplit('/').next().unwrap_or(url);
+                links.push(format!("<a href={url}>{name}</a>"));
+            }
+            let stale = s.last_error.as_deref().map_or(String::new(), |e| {
+                format!("; stale: the last run failed: {}", esc(e))
+            });
+            format!(
+                "{} ({}{stale}): {}",
+                esc(&s.status),
+                s.planned_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                links.join(" · ")
+            )
+        }
+        (None, Err(why)) => esc(&why),
+        (None, Ok(_)) => "not planned yet".to_string(),
+    };
+    format!("<h2>Plan</h2><p>{body}</p>")
 }
 
 #[cfg(test)]
@@ -987,4 +1018,68 @@ mod tests {
              roimon_push_rejected_total{reason=\"forbidden\"} 0\n\
              roimon_push_rejected_total{reason=\"busy\"} 0\n\
          ";
+
+    #[tokio::test]
+    async fn the_last_plan_and_its_pictures_are_served_once_configured() {
+        // Without [plan]: 404, and the page has no plan section.
+        let mut app = router(fresh_state());
+        let (status, _, body) = get(&mut app, "/api/v1/plan").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("[plan]"));
+        let (_, _, page) = get(&mut app, "/").await;
+        assert!(!page.contains("<h2>Plan</h2>"));
+        // Configured, not planned yet: 404 saying so.
+        let st = fresh_state();
+        let p = Arc::new(crate::plan_daemon::PlanState::new("plan.toml".into()));
+        st.set_plan(p.clone());
+        let mut app = router(st);
+        let (status, _, body) = get(&mut app, "/api/v1/plan").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("no plan yet"), "{body}");
+        // Planned: the JSON, the pictures, and links on the page.
+        p.record(Ok(crate::plan_daemon::Outcome {
+            planned_at: chrono::DateTime::parse_from_rfc3339("2026-12-07T00:00:00Z")
+                .unwrap()
+                .with_timezone(&chrono::Utc),
+            doc: serde_json::json!({"status": "optimal", "profit": 57.0,
+                                    "planned_at": "2026-12-07T00:00:00Z"}),
+            infeasible: false,
+            svg: [(
+                "tornado.svg",
+                "<svg xmlns=\"http://www.w3.org/2000/svg\"/>".to_string(),
+            )]
+            .into(),
+        }));
+        let (status, _, body) = get(&mut app, "/api/v1/plan").await;
+        assert_eq!(status, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["profit"], 57.0);
+        let (status, headers, body) = get(&mut app, "/api/v1/plan/tornado.svg").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], "image/svg+xml");
+        assert!(body.starts_with("<svg"));
+        let (status, _, _) = get(&mut app, "/api/v1/plan/pareto.svg").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (_, _, page) = get(&mut app, "/").await;
+        assert!(
+            page.contains("<a href=/api/v1/plan/tornado.svg>tornado.svg</a>"),
+            "{page}"
+        );
+        // A failed run: the last plan, stale, with the reason.
+        p.record(Err(
+            "plan.toml: coefficient energy.price_per_kwh: no ledger".into(),
+        ));
+        let (status, _, body) = get(&mut app, "/api/v1/plan").await;
+        assert_eq!(status, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["stale"], true);
+        assert!(
+            v["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("energy.price_per_kwh")
+        );
+        let (_, _, page) = get(&mut app, "/").await;
+        assert!(page.contains("stale: the last run failed"), "{page}");
+    }
 }

@@ -60,7 +60,6 @@ pub struct Outcome {
 /// The last plan as the status page shows it
 /// ([`PlanState::summary`]).
 #[derive(Debug, Clone, PartialEq)]
-#[allow(dead_code)] // read by the status page
 pub struct PlanSummary {
     /// When the plan shown was made.
     pub planned_at: DateTime<Utc>,
@@ -206,7 +205,6 @@ impl PlanState {
     /// The last plan in brief, for the status page: when, its status,
     /// profit and ROI, whether it is stale, and which picture URLs exist.
     /// None before the first plan.
-    #[allow(dead_code)] // the status page's
     pub fn summary(&self) -> Option<PlanSummary> {
         let inner = self.lock();
         let last = inner.last.as_ref()?;

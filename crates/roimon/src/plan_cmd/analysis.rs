@@ -74,6 +74,22 @@ impl Asked {
 pub type FlagError = (&'static str, String);
 
 impl AnalysisArgs {
+    /// The first analysis flag given, if any (they apply to allocation
+    /// files only).
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            (self.sensitivity, "--sensitivity"),
+            (self.swing.is_some(), "--swing"),
+            (self.monte_carlo.is_some(), "--monte-carlo"),
+            (self.seed.is_some(), "--seed"),
+            (self.pareto.is_some(), "--pareto"),
+            (self.points.is_some(), "--points"),
+            (self.svg.is_some(), "--svg"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+
     /// Checks the flags (before anything is solved).
     pub fn check(&self) -> Result<Asked, FlagError> {
         let swing = match self.swing.as_deref() {
@@ -221,10 +237,8 @@ pub fn insert_json(doc: &mut Value, inst: &Instance, found: &Found) {
     }
 }
 
-/// Writes the pictures of what was found into the `--svg` directory.
-pub fn write_svg(asked: &Asked, inst: &Instance, plan: &Plan, found: &Found) -> Result<(), String> {
-    let Some(dir) = &asked.svg else { return Ok(()) };
-    std::fs::create_dir_all(dir).map_err(|e| format!("--svg {}: {e}", dir.display()))?;
+/// The pictures of what was found: (file name, SVG text).
+pub fn pictures(inst: &Instance, plan: &Plan, found: &Found) -> Vec<(&'static str, String)> {
     let mut files = Vec::new();
     if let Some(rows) = &found.sensitivity {
         files.push((
@@ -245,7 +259,14 @@ pub fn write_svg(asked: &Asked, inst: &Instance, plan: &Plan, found: &Found) -> 
             roimon_planner::svg::pareto(f, chosen, &inst.currency, inst.hours),
         ));
     }
-    for (name, text) in files {
+    files
+}
+
+/// Writes the pictures of what was found into the `--svg` directory.
+pub fn write_svg(asked: &Asked, inst: &Instance, plan: &Plan, found: &Found) -> Result<(), String> {
+    let Some(dir) = &asked.svg else { return Ok(()) };
+    std::fs::create_dir_all(dir).map_err(|e| format!("--svg {}: {e}", dir.display()))?;
+    for (name, text) in pictures(inst, plan, found) {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| format!("--svg {}: {e}", path.display()))?;
     }
@@ -433,8 +454,10 @@ mod tests {
         assert_eq!(p.check().unwrap_err().0, "--points");
         p.pareto = Some("cost".into());
         assert_eq!(p.check().unwrap_err().0, "--pareto");
+        assert_eq!(args().first_given(), None);
         let mut s = args();
         s.svg = Some("out".into());
+        assert_eq!(s.first_given(), Some("--svg"));
         assert_eq!(s.check().unwrap_err().0, "--svg");
         s.sensitivity = true;
         assert!(s.check().unwrap().svg.is_some());

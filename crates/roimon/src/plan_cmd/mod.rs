@@ -156,6 +156,12 @@ pub fn main(args: PlanArgs) -> ExitCode {
         Err(e) => return crate::config_error(&e),
     };
     if probe.select.is_some() {
+        if let Some(flag) = args.analysis.first_given() {
+            return flag_error(
+                flag,
+                format!("analyses an allocation plan; {file} is a scenario file with [select]"),
+            );
+        }
         return select::main(&src, &file, args.json);
     }
     let measure = MeasureArgs {
