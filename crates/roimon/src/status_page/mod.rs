@@ -103,11 +103,14 @@ svg{max-width:100%;height:auto}\
 /// The page.
 pub fn render(i: &Inputs) -> String {
     let at = i.as_of();
-    let at_attr = at.map_or(String::new(), |t| {
-        format!(
-            " data-at=\"{}\"",
-            esc(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        )
+    // The snapshot's time written as the summary's `at` is (same text), so
+    // a reader can match the page with the summary of the same snapshot.
+    let at_attr = i.snap.at.map_or(String::new(), |t| {
+        let text = serde_json::to_value(t)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        format!(" data-at=\"{}\"", esc(&text))
     });
     let as_of = at.map_or("no sample yet".to_string(), |t| {
         format!("as of {}", fmt::time_el(t, t))
