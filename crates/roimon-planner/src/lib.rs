@@ -8,7 +8,17 @@
 //! - `window`: the cheapest start of a deferrable job in a price schedule.
 //! - `analysis`: tornado, break-even, Monte Carlo, Pareto front, SVG.
 
+mod diagnose;
 pub mod model;
+pub mod output;
+pub mod resolve;
+pub mod select;
+pub mod solve;
+pub mod window;
+
+pub use output::{infeasible_json, to_json, to_table};
+pub use resolve::{CoefKey, Measured, ResolveError, resolve};
+pub use solve::{Infeasible, Plan, SolveOptions, Status, solve};
 
 pub use model::{
     Allocation, Cell, Coef, Coefficient, Gpu, Instance, Objective, Pair, PlanFile, Totals, Workload,

@@ -216,6 +216,9 @@ pub struct Instance {
     pub workloads: Vec<Workload>,
     /// Every coefficient with where it came from.
     pub coefficients: Vec<Coefficient>,
+    /// The 10th and 90th percentiles of measured coefficients over their
+    /// window, keyed by coefficient name (empty for figures from the file).
+    pub spread: BTreeMap<String, (f64, f64)>,
 }
 
 /// One cell of an allocation.
@@ -354,6 +357,7 @@ mod tests {
                 }],
             }],
             coefficients: vec![],
+            spread: BTreeMap::new(),
         }
     }
 

@@ -148,7 +148,7 @@ fn window(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
 }
 
 /// What identifies a carbon series; a kept one from another is not loaded.
-fn identity(cfg: &CarbonCfg) -> String {
+pub(crate) fn identity(cfg: &CarbonCfg) -> String {
     format!(
         "{}|{:?}|{:?}|{:?}",
         cfg.source.label(),

@@ -9,6 +9,7 @@ mod http;
 mod inbox;
 mod influx_feed;
 mod ledger_cmd;
+mod plan_cmd;
 mod pods_feed;
 mod price_feed;
 mod prices_cmd;
@@ -85,6 +86,11 @@ enum Command {
     /// in the stored counters with a visible correction row.
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
+    /// Plan: an allocation of GPU types to workloads (integer programme),
+    /// a selection among scenarios (a scenario file with `[select]`), or
+    /// `plan window`, the cheapest start of a deferrable job. Exit 0 found,
+    /// 1 infeasible or no window fits, 2 a file, flag or coefficient error.
+    Plan(plan_cmd::PlanArgs),
     /// One-shot ROI of a scenario file (weighted model and financial ROI).
     Roi {
         /// The scenario file.
@@ -156,6 +162,7 @@ fn main() -> ExitCode {
             to,
         }) => prices_cmd::main(config.as_deref(), json, from.as_deref(), to.as_deref()),
         Some(Command::Report(args)) => report_cmd::main(args),
+        Some(Command::Plan(args)) => plan_cmd::main(args),
         Some(Command::Ledger(cmd)) => ledger_cmd::main(cmd),
         Some(Command::Run(args)) => run(args),
         None => run(cli.run),

@@ -77,6 +77,9 @@ struct File {
     weights: FileWeights,
     #[serde(default)]
     scenario: Vec<FileScenario>,
+    /// `[select]`: what `roimon plan` chooses among the scenarios (ignored
+    /// by `roimon roi`).
+    select: Option<roimon_planner::select::SelectSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,7 +106,32 @@ pub fn evaluate_file_ranked(
 ) -> Result<(Vec<ScenarioResult>, Vec<String>), ConfigError> {
     let src = read_file(path)?;
     let file = path.display().to_string();
+    let e = evaluate_src(&src, &file)?;
+    let mut results = e.results;
+    roi::rank(&mut results, rank_by.into());
+    Ok((results, e.warnings))
+}
+
+/// A scenario file evaluated (in file order), with what selection needs.
+#[derive(Debug)]
+pub struct Evaluated {
+    /// Each scenario's figures, in file order.
+    pub results: Vec<ScenarioResult>,
+    /// Each scenario's `value`, in file order.
+    pub values: Vec<Option<f64>>,
+    /// `[select]`, when the file has one.
+    pub select: Option<roimon_planner::select::SelectSpec>,
+    /// Warnings about the weights.
+    pub warnings: Vec<String>,
+}
+
+/// Evaluate the scenario file text `src` read from `file`.
+pub fn evaluate_src(src: &str, file: &str) -> Result<Evaluated, ConfigError> {
+    let src = src.to_string();
+    let file = file.to_string();
     let f: File = parse_toml(&src, &file)?;
+    let select = f.select;
+    let values: Vec<Option<f64>> = f.scenario.iter().map(|s| s.value).collect();
     let warnings = weight_sum_warnings(&file, &f.weights);
     let weights = Weights {
         benefit: f.weights.benefit,
@@ -119,7 +147,7 @@ pub fn evaluate_file_ranked(
             value: s.value,
         })
         .collect();
-    let mut results = roi::evaluate(&weights, &scenarios).map_err(|e| {
+    let results = roi::evaluate(&weights, &scenarios).map_err(|e| {
         let key = match &e {
             RoiError::Unweighted {
                 kind, indicator, ..
@@ -165,8 +193,12 @@ pub fn evaluate_file_ranked(
             message: e.to_string(),
         }
     })?;
-    roi::rank(&mut results, rank_by.into());
-    Ok((results, warnings))
+    Ok(Evaluated {
+        results,
+        values,
+        select,
+        warnings,
+    })
 }
 
 /// The JSON document of the contract.
