@@ -27,6 +27,8 @@ pub struct AppState {
     influx: std::sync::OnceLock<Arc<crate::influx_feed::Stats>>,
     /// Where `/api/v1/report` reads the ledger, once configured.
     report: std::sync::OnceLock<ReportSource>,
+    /// Where the status page reads the known price schedule, once configured.
+    schedule: std::sync::OnceLock<crate::plan_cmd::window::Source>,
 }
 
 /// The ledger the report endpoint reads, and the zone of its months.
@@ -49,7 +51,13 @@ impl AppState {
             push: std::sync::OnceLock::new(),
             report: std::sync::OnceLock::new(),
             influx: std::sync::OnceLock::new(),
+            schedule: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Configure where the status page reads the known price schedule (once).
+    pub fn set_schedule(&self, s: crate::plan_cmd::window::Source) {
+        let _ = self.schedule.set(s);
     }
 
     /// Where the sampler publishes and the handlers read.
@@ -475,6 +483,22 @@ fn statement_links(src: &ReportSource, s: &Snapshot) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The cheapest 1 h and 4 h windows of the known schedule from now on
+/// (read off the async thread: it reads the kept schedule's file).
+async fn cheapest(
+    src: &crate::plan_cmd::window::Source,
+) -> Result<Vec<crate::plan_cmd::window::WindowJson>, String> {
+    let src = src.clone();
+    tokio::task::spawn_blocking(move || {
+        let now = chrono::Utc::now();
+        src.known(now, (now, None))
+            .map(|k| crate::plan_cmd::window::cheapest_windows(&k, now))
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|_| Err("reading the schedule failed".into()))
+}
+
 /// `GET /`: the status page (see [`crate::status_page`]), from the booked
 /// snapshot the summary shows.
 async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
@@ -495,7 +519,10 @@ async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
         history: &history,
         month_to_date: &month_to_date,
         statements: &statements,
-        cheapest: None,
+        cheapest: match st.schedule.get() {
+            Some(src) => Some(cheapest(src).await),
+            None => None,
+        },
     };
     Html(crate::status_page::render(&inputs))
 }

@@ -418,6 +418,7 @@ fn run_daemon(
         path: cfg.state.dir.join(roimon_ledger::FILE),
         tz: cfg.report.tz(),
     });
+    state.set_schedule(plan_cmd::window::Source::new(&cfg));
     let listen: std::net::SocketAddr = cfg.server.listen.parse().context("server.listen")?;
 
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -1,6 +1,6 @@
 //! The last hour's facility power and cost rate as a small inline SVG: two
-//! lines on one time axis, each scaled to its own peak (named on the left),
-//! no script and no external asset.
+//! lines on one time axis (the history's span, up to an hour), each scaled
+//! to its own peak (named above it), no script and no external asset.
 
 use super::fmt::{esc, money, watts};
 use crate::published::{HISTORY_SPAN_SECS, Point};
@@ -22,18 +22,29 @@ pub fn section(points: &[Point], currency: &str) -> String {
     )
 }
 
+/// Seconds the time axis spans: the history's, at least a minute, at most
+/// an hour.
+fn span_secs(points: &[Point]) -> f64 {
+    match (points.first(), points.last()) {
+        (Some(a), Some(b)) => {
+            ((b.at - a.at).num_milliseconds() as f64 / 1000.0).clamp(60.0, HISTORY_SPAN_SECS as f64)
+        }
+        _ => 60.0,
+    }
+}
+
 /// Polyline points for `v` of each point, scaled to `peak`.
 fn line(points: &[Point], v: impl Fn(&Point) -> f64, peak: f64) -> String {
     let Some(last) = points.last() else {
         return String::new();
     };
-    let start = last.at - chrono::Duration::seconds(HISTORY_SPAN_SECS);
+    let span = span_secs(points);
     let plot_h = H - TOP - BOTTOM;
     points
         .iter()
         .map(|p| {
-            let secs = (p.at - start).num_milliseconds() as f64 / 1000.0;
-            let x = LEFT + (secs / HISTORY_SPAN_SECS as f64).clamp(0.0, 1.0) * (W - 2.0 * LEFT);
+            let before = (last.at - p.at).num_milliseconds() as f64 / 1000.0;
+            let x = LEFT + (1.0 - before / span).clamp(0.0, 1.0) * (W - 2.0 * LEFT);
             let frac = if peak > 0.0 {
                 (v(p) / peak).clamp(0.0, 1.0)
             } else {
@@ -59,7 +70,7 @@ pub fn svg(points: &[Point], currency: &str) -> String {
          <polyline fill=\"none\" stroke=\"#d4a72c\" stroke-width=\"2\" stroke-dasharray=\"5 3\" points=\"{}\"/>\
          <text x=\"{LEFT}\" y=\"12\" fill=\"#2f81f7\">power, peak {}</text>\
          <text x=\"{}\" y=\"12\" text-anchor=\"end\" fill=\"#d4a72c\">cost rate, peak {} {}/h</text>\
-         <text x=\"{LEFT}\" y=\"{}\">−60 min</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">now</text></svg>",
+         <text x=\"{LEFT}\" y=\"{}\">−{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">now</text></svg>",
         points.len(),
         W - LEFT,
         line(points, |p| p.power_watts, peak_w),
@@ -69,6 +80,7 @@ pub fn svg(points: &[Point], currency: &str) -> String {
         money(peak_c),
         esc(currency),
         H - 4.0,
+        super::fmt::age(span_secs(points)),
         W - LEFT,
         H - 4.0,
     )

@@ -69,7 +69,7 @@ pub fn problems(i: &Inputs) -> Vec<String> {
         }
     }
     for (label, h) in &i.board.targets {
-        if let Some(words) = target_down(label, h, i.today()) {
+        if let Some(words) = target_down(label, h, i.today(), true) {
             out.push(words);
         }
     }
@@ -88,22 +88,54 @@ pub fn problems(i: &Inputs) -> Vec<String> {
     out
 }
 
-/// A value target that fails, in words: "value not measured since 21:00:00
-/// UTC: target vllm-chat failed: …" (`None` while it answers or before its
-/// first scrape).
-pub fn target_down(label: &str, h: &SourceHealth, today: DateTime<Utc>) -> Option<String> {
+/// A value target that fails, in words: "value not measured since
+/// 21:00:00 UTC: target vllm-chat refused connection", and with `detail`
+/// the error as the daemon logged it in brackets (`None` while it answers
+/// or before its first scrape).
+pub fn target_down(
+    label: &str,
+    h: &SourceHealth,
+    today: DateTime<Utc>,
+    detail: bool,
+) -> Option<String> {
     let since = h.failing_since.filter(|_| !h.up)?;
-    let why = h.error.as_deref().unwrap_or("no answer");
-    Some(match h.last_success {
-        Some(ok) => format!(
-            "value not measured since {}: target {label} failed: {why}",
-            when(ok, today)
-        ),
-        None => format!(
-            "value not measured since {} (never answered): target {label} failed: {why}",
-            when(since, today)
-        ),
-    })
+    let error = h.error.as_deref().unwrap_or("no answer");
+    let since = match h.last_success {
+        Some(ok) => when(ok, today),
+        None => format!("{} (never answered)", when(since, today)),
+    };
+    let mut words = format!(
+        "value not measured since {since}: target {label} {}",
+        short(error)
+    );
+    if detail {
+        words.push_str(&format!(" ({error})"));
+    }
+    Some(words)
+}
+
+/// What a scrape error comes to, in a few words.
+fn short(error: &str) -> String {
+    if error.contains("connection refused") {
+        "refused connection".into()
+    } else if error.contains("(timed out)") {
+        "did not answer in time".into()
+    } else if error.contains("closed the connection") {
+        "closed the connection".into()
+    } else if error.contains("DNS lookup failed") {
+        "has a host name that does not resolve".into()
+    } else if let Some(status) = error
+        .split("status ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .filter(|c| c.starts_with(|ch: char| ch.is_ascii_digit()))
+    {
+        format!("answered HTTP {status}")
+    } else if error.contains("cannot read") {
+        "sent metrics that cannot be read".into()
+    } else {
+        "failed".into()
+    }
 }
 
 /// Why `team/workload` has no ROI to show, if it has none: a value target
@@ -125,7 +157,7 @@ pub fn unmeasured(i: &Inputs, team: &str, workload: &str) -> Option<String> {
         }
         measured_by_target = true;
         if let Some(h) = i.board.targets.get(label)
-            && let Some(words) = target_down(label, h, i.today())
+            && let Some(words) = target_down(label, h, i.today(), false)
         {
             return Some(words);
         }
@@ -251,7 +283,7 @@ fn targets(i: &Inputs) -> String {
             Some(TargetOwners::Gpus(g)) => format!("owners of {}", g.join(", ")),
             None => String::new(),
         };
-        let (up, state) = match target_down(label, h, today) {
+        let (up, state) = match target_down(label, h, today, true) {
             Some(words) => (
                 "false",
                 format!("<span class=\"bad\">down</span>: {}", esc(&words)),

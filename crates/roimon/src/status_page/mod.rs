@@ -5,7 +5,8 @@
 //! value targets, checkpoint, readiness) with every failure said in words;
 //! an owner whose value is not measured says so instead of showing an ROI.
 //! Then money now and so far, per GPU and per owner (with budgets), and the
-//! last hour's power and cost rate as an inline SVG. Every figure the
+//! last hour's power and cost rate as an inline SVG, and the cheapest 1 h
+//! and 4 h windows of the known price schedule. Every figure the
 //! summary also has is carried exactly in a `data-*` attribute next to the
 //! rounded text, and the page carries the snapshot's time (`data-at` on
 //! `<body>`), so a reader can check it against `/api/v1/summary`.
@@ -13,6 +14,7 @@
 //! Rendering only: the handler in `http` gathers the [`Inputs`].
 
 mod chart;
+mod cheapest;
 mod fmt;
 mod health;
 mod money;
@@ -62,9 +64,9 @@ pub struct Inputs<'a> {
     pub month_to_date: &'a BTreeMap<OwnerKey, MonthToDate>,
     /// Links to this month's CSV statements: (href, label).
     pub statements: &'a [(String, String)],
-    /// The cheapest windows of the known price schedule, as HTML (already
-    /// escaped), when there is a schedule to look at.
-    pub cheapest: Option<String>,
+    /// The cheapest 1 h and 4 h windows of the known price schedule, or
+    /// why it cannot be read (`None`: not looked for).
+    pub cheapest: Option<Result<Vec<crate::plan_cmd::window::WindowJson>, String>>,
 }
 
 impl Inputs<'_> {
@@ -83,7 +85,7 @@ impl Inputs<'_> {
 const STYLE: &str = "\
 :root{color-scheme:light dark;--ok:#1a7f37;--bad:#c62828;--warn:#9a6700;--mute:#6e7781;--line:#d0d7de}\
 *{box-sizing:border-box}\
-body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;padding:12px;max-width:1100px}\
+body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;padding:12px;max-width:1280px}\
 h1{font-size:1.35em;margin:.2em 0}h2{font-size:1.1em;margin:1.2em 0 .4em;border-bottom:1px solid var(--line)}\
 h3{font-size:1em;margin:.8em 0 .3em}\
 .asof{color:var(--mute);margin:0}\
@@ -95,7 +97,7 @@ td.n,th.n{text-align:right;white-space:nowrap}\
 .verdict{font-weight:600;padding:6px 10px;border-left:4px solid var(--ok)}\
 .verdict.bad{border-left-color:var(--bad)}\
 ul.problems{padding-left:1.2em}ul.problems li{margin:.2em 0}\
-.tag{display:inline-block;padding:0 6px;border-radius:8px;border:1px solid currentColor;font-size:.85em}\
+.why{min-width:15em}.small{font-size:.85em}.tag{display:inline-block;padding:0 6px;border-radius:8px;border:1px solid currentColor;font-size:.85em}\
 svg{max-width:100%;height:auto}\
 .chart text{font-size:11px;fill:currentColor}\
 @media (max-width:600px){body{font-size:14px;padding:6px}th,td{padding:3px 4px}.wide{display:none}}";
@@ -127,7 +129,7 @@ pub fn render(i: &Inputs) -> String {
     body.push_str(&money::owners_section(i));
     body.push_str(&money::windows_section(i));
     if let Some(c) = &i.cheapest {
-        body.push_str(c);
+        body.push_str(&cheapest::section(c, i.today()));
     }
     body.push_str(&statements(i.statements));
     body.push_str(

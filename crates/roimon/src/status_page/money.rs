@@ -168,7 +168,7 @@ fn budget_cell(b: Option<&BudgetView>) -> String {
     match b {
         None => "<td class=\"mute\">no budget</td>".into(),
         Some(b) => format!(
-            "<td{}{}{}>{} {} / {} spent, forecast {}{}</td>",
+            "<td{}{}{}>{}<br><span class=\"small\">{} of {}, month end ≈ {}</span>{}</td>",
             data("budget-monthly", Some(b.monthly)),
             data("budget-spent", Some(b.spent)),
             data("budget-forecast", Some(b.forecast)),
@@ -209,7 +209,7 @@ pub fn owners_section(i: &Inputs) -> String {
         let unmeasured = health::unmeasured(i, &team, &workload);
         let roi = match (&unmeasured, w.and_then(|o| o.roi)) {
             (Some(words), _) => format!(
-                "<td class=\"bad\" data-unmeasured=\"true\">{}</td>",
+                "<td class=\"bad why\" data-unmeasured=\"true\">{}</td>",
                 esc(words)
             ),
             (None, Some(r)) => format!(
@@ -234,7 +234,7 @@ pub fn owners_section(i: &Inputs) -> String {
             rate.get(&key).map_or("–".into(), |r| money(*r)),
             data("month-to-date", mtd.map(|m| m.spent)),
             mtd.map_or("–".into(), |m| format!(
-                "{} <span class=\"mute\">(month end ≈ {})</span>",
+                "{}<br><span class=\"mute small\">month end ≈ {}</span>",
                 money(m.spent),
                 money(m.forecast)
             )),
@@ -268,10 +268,9 @@ pub fn owners_section(i: &Inputs) -> String {
 pub fn windows_section(i: &Inputs) -> String {
     let s = i.snap;
     let cur = esc(&s.price.currency);
-    let unmeasured =
-        i.board.targets.iter().any(|(label, h)| {
-            health::target_down(label, h, i.as_of().unwrap_or_default()).is_some()
-        });
+    let unmeasured = i.board.targets.iter().any(|(label, h)| {
+        health::target_down(label, h, i.as_of().unwrap_or_default(), false).is_some()
+    });
     let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("–".to_string(), f);
     let mut rows = String::new();
     for w in &s.windows {

@@ -146,13 +146,19 @@ fn a_failing_target_reads_as_failing_in_words_not_as_minus_100_percent() {
         .unwrap();
     assert!(roi < -0.5, "{roi}");
     let html = page(&s, &failing_board("search"));
-    let words = "value not measured since 20:10:00 UTC: target vllm-chat failed: \
-                 cannot connect to 127.0.0.1:9: connection refused";
-    // In the health section (first) and in place of the owner's ROI.
+    let words = "value not measured since 20:10:00 UTC: target vllm-chat refused connection";
+    let detail = "(cannot connect to 127.0.0.1:9: connection refused)";
+    // In the health section (first), with the error, and in place of the
+    // owner's ROI.
     let health = html.find("id=\"health\"").unwrap();
     let first = html.find(words).expect(&html);
     assert!(first > health && first < html.find("id=\"now\"").unwrap());
     assert_eq!(html.matches(words).count(), 3, "problems, target, owner");
+    assert_eq!(
+        html.matches(&format!("{words} {detail}")).count(),
+        2,
+        "problems, target"
+    );
     let row = &html[html.find("data-team=\"search\"").unwrap()..];
     let row = &row[..row.find("</tr>").unwrap()];
     assert!(
@@ -282,4 +288,110 @@ fn the_page_stands_alone_refreshes_itself_and_charts_the_last_hour() {
     }
     // Health comes before money.
     assert!(html.find("id=\"health\"").unwrap() < html.find("id=\"gpus\"").unwrap());
+}
+
+#[test]
+fn the_cheapest_hour_and_four_hours_of_the_known_schedule_are_shown_or_why_not() {
+    use crate::plan_cmd::window::{Known, cheapest_windows};
+    use roimon_planner::window::Slot;
+    let s = snapshot("search");
+    let b = Board::default();
+    let mtd = BTreeMap::new();
+    let now = t(0);
+    // 0.30 for 8 h, then 0.10 for 4 h from 22:00 to 02:00, then 0.30.
+    let h = |n: i64| (now + chrono::Duration::hours(n)).timestamp();
+    let known = Known {
+        currency: "EUR".into(),
+        prices: vec![
+            Slot {
+                start: h(0),
+                end: h(2),
+                value: 0.30,
+            },
+            Slot {
+                start: h(2),
+                end: h(6),
+                value: 0.10,
+            },
+            Slot {
+                start: h(6),
+                end: h(24),
+                value: 0.30,
+            },
+        ],
+        carbon: None,
+    };
+    let windows = cheapest_windows(&known, now);
+    assert_eq!(windows.len(), 2);
+    let with = |c| {
+        render(&Inputs {
+            snap: &s,
+            version: "0.1.0",
+            not_ready: None,
+            live: true,
+            checkpoint_failures: 0,
+            board: &b,
+            history: &[],
+            month_to_date: &mtd,
+            statements: &[],
+            cheapest: c,
+        })
+    };
+    let html = with(Some(Ok(windows)));
+    let section = &html[html.find("id=\"cheapest\"").expect(&html)..];
+    let one = &section[section.find("data-hours=\"1\"").unwrap()..];
+    assert!(
+        one.starts_with(
+            "data-hours=\"1\"><td>1 h</td><td><time datetime=\"2026-03-02T22:00:00.000Z\">"
+        ),
+        "{one}"
+    );
+    assert!(
+        one.contains("0.1000 EUR/kWh") && one.contains("0.2000 EUR less than starting now"),
+        "{one}"
+    );
+    let four = &section[section.find("data-hours=\"4\"").unwrap()..];
+    assert!(
+        four.contains("datetime=\"2026-03-03T02:00:00.000Z\""),
+        "ends at 02:00: {four}"
+    );
+    let html = with(Some(Err(
+        "no entsoe price schedule is kept in <dir> yet".into()
+    )));
+    assert!(html.contains(
+        "No known price schedule to look in: no entsoe price schedule is kept in &lt;dir&gt; yet"
+    ));
+    assert!(!with(None).contains("id=\"cheapest\""));
+}
+
+#[test]
+fn a_failing_target_says_what_went_wrong_in_a_few_words() {
+    let h = |error: &str| SourceHealth {
+        up: false,
+        last_success: None,
+        failing_since: Some(t(0)),
+        error: Some(error.into()),
+    };
+    let words = |e: &str| health::target_down("v", &h(e), t(0), false).unwrap();
+    assert_eq!(
+        words("127.0.0.1:9 did not answer within 5 s (timed out)"),
+        "value not measured since 20:00:00 UTC (never answered): target v did not answer in time"
+    );
+    assert!(
+        words("status 503 Service Unavailable: busy")
+            .ends_with("target v answered HTTP 503 Service Unavailable")
+    );
+    assert!(
+        words("cannot read x's metrics: line 3")
+            .ends_with("target v sent metrics that cannot be read")
+    );
+    assert!(words("something else").ends_with("target v failed"));
+    // While it answers, or before its first scrape: nothing to say.
+    let mut ok = h("x");
+    ok.up = true;
+    assert_eq!(health::target_down("v", &ok, t(0), true), None);
+    assert_eq!(
+        health::target_down("v", &SourceHealth::default(), t(0), true),
+        None
+    );
 }
