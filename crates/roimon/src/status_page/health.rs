@@ -138,9 +138,10 @@ fn short(error: &str) -> String {
     }
 }
 
-/// Why `team/workload` has no ROI to show, if it has none: a value target
-/// measuring it is down, or nothing measures its value.
-pub fn unmeasured(i: &Inputs, team: &str, workload: &str) -> Option<String> {
+/// Why `team/workload` has no ROI to show, if it has none, and whether
+/// that is a failure: a value target measuring it is down (a failure), or
+/// nothing measures its value (not one).
+pub fn unmeasured(i: &Inputs, team: &str, workload: &str) -> Option<(String, bool)> {
     let s = i.snap;
     let mut measured_by_target = false;
     for (label, owners) in &i.board.target_owners {
@@ -159,7 +160,7 @@ pub fn unmeasured(i: &Inputs, team: &str, workload: &str) -> Option<String> {
         if let Some(h) = i.board.targets.get(label)
             && let Some(words) = target_down(label, h, i.today(), false)
         {
-            return Some(words);
+            return Some((words, true));
         }
     }
     let has_value = s
@@ -167,8 +168,12 @@ pub fn unmeasured(i: &Inputs, team: &str, workload: &str) -> Option<String> {
         .value
         .keys()
         .any(|k| k.team == team && k.workload == workload);
-    (!measured_by_target && !has_value)
-        .then(|| "value not measured: no value source for this owner".to_string())
+    (!measured_by_target && !has_value).then(|| {
+        (
+            "value not measured: no value source for this owner".to_string(),
+            false,
+        )
+    })
 }
 
 fn collectors(i: &Inputs) -> String {

@@ -208,8 +208,9 @@ pub fn owners_section(i: &Inputs) -> String {
         let mtd = i.month_to_date.get(&key);
         let unmeasured = health::unmeasured(i, &team, &workload);
         let roi = match (&unmeasured, w.and_then(|o| o.roi)) {
-            (Some(words), _) => format!(
-                "<td class=\"bad why\" data-unmeasured=\"true\">{}</td>",
+            (Some((words, failing)), _) => format!(
+                "<td class=\"{} why\" data-unmeasured=\"true\">{}</td>",
+                if *failing { "bad" } else { "mute" },
                 esc(words)
             ),
             (None, Some(r)) => format!(

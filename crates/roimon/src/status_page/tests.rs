@@ -168,6 +168,15 @@ fn a_failing_target_reads_as_failing_in_words_not_as_minus_100_percent() {
     assert!(!row.contains("data-roi"), "{row}");
     assert!(!html.contains(&fmt::signed_pct(roi)), "{html}");
     assert!(html.contains("class=\"verdict bad\""));
+    // An owner nothing measures says so too, without calling it a failure.
+    let ads = &html[html.find("data-team=\"ads\"").unwrap()..];
+    let ads = &ads[..ads.find("</tr>").unwrap()];
+    assert!(
+        ads.contains(
+            "<td class=\"mute why\" data-unmeasured=\"true\">value not measured: no value source"
+        ),
+        "{ads}"
+    );
     // Once it answers again, the ROI is shown.
     let mut up = failing_board("search");
     up.targets.get_mut("vllm-chat").unwrap().up = true;
