@@ -256,22 +256,23 @@ fn day_owner<'a>(j: &'a serde_json::Value, team: &str) -> &'a serde_json::Value 
 /// The refusing target on the page: failing, in words, in the health
 /// section and in place of its owner's ROI.
 fn shows_the_refusing_target_as_failing(dom: &str, refusing: u16) {
-    let words = format!(
-        "target vllm-chat failed: cannot connect to 127.0.0.1:{refusing}: connection refused"
-    );
+    let words = "target vllm-chat refused connection";
+    let detail = format!("cannot connect to 127.0.0.1:{refusing}: connection refused");
     let (Some(from), Some(to)) = (dom.find("id=\"health\""), dom.find("id=\"gpus\"")) else {
         panic!("the page has no health section before its GPUs:\n{dom}");
     };
     let health = &dom[from..to];
     assert!(
-        health.contains("value not measured since") && health.contains(&words),
+        health.contains("value not measured since")
+            && health.contains(words)
+            && health.contains(&detail),
         "{health}"
     );
     assert!(tag(dom, "data-target=\"vllm-chat\"").contains("data-up=\"false\""));
     assert!(tag(dom, "data-target=\"vllm-ads\"").contains("data-up=\"true\""));
     let search = row(dom, "data-team=\"search\" data-workload=\"chat\"");
     assert!(
-        search.contains("value not measured since") && search.contains(&words),
+        search.contains("value not measured since") && search.contains(words),
         "{search}"
     );
     assert!(figure(search, "roi").is_none(), "{search}");
