@@ -71,6 +71,10 @@ pub struct Snapshot {
     pub counters: Counters,
     /// Cost per second in the last interval, by component.
     pub cost_rate_per_sec: BTreeMap<Component, f64>,
+    /// Cost per second in the last interval by GPU UUID (`none` on a node
+    /// without GPUs): the GPU's own energy and its share of the host's
+    /// energy and of the fixed costs. They add up to the node's rate.
+    pub gpu_cost_rate_per_sec: BTreeMap<String, f64>,
     /// Facility power in the last interval, W.
     pub facility_power_watts: f64,
     /// Collector health.
@@ -172,6 +176,7 @@ impl Engine {
             },
             counters,
             cost_rate_per_sec: self.rates.clone(),
+            gpu_cost_rate_per_sec: self.gpu_rates.clone(),
             facility_power_watts: self.facility_power,
             collectors: self.collectors.clone(),
             // Gauges: from the live counters and the live boundaries (a
