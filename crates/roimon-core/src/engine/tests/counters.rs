@@ -182,6 +182,7 @@ fn every_figure_is_checked_and_named() {
                         seconds: 3600,
                         marks: Vec::new(),
                         baseline_roi: Some(f64::INFINITY),
+                        ..Default::default()
                     },
                 );
             }),
@@ -198,7 +199,7 @@ fn every_figure_is_checked_and_named() {
                     crate::window::WindowState {
                         seconds: 3600,
                         marks: vec![(t0(), t)],
-                        baseline_roi: None,
+                        ..Default::default()
                     },
                 );
             }),
