@@ -668,8 +668,8 @@ OPS_GROUPS = [
                 "10m", "critical",
                 "roimon on {{ $labels.instance }} cannot scrape any value target",
                 "Every inference server roimon on {{ $labels.instance }} counts value from has "
-                "been unreachable for 10 minutes: the node's value is not measured and its "
-                "ROI reads as a loss.",
+                "been unreachable for 10 minutes: the node's value is not measured (its "
+                "roimon_roi_ratio reads as a loss; the ROI alerts are silent meanwhile).",
                 "Every value target of a node is down.",
             ),
             alert(

@@ -188,6 +188,26 @@ fn every_figure_is_checked_and_named() {
             }),
         ),
         (
+            "windows.1h.owner_baselines[search/llm].roi",
+            Box::new(|c| {
+                c.windows.by_label.insert(
+                    "1h".into(),
+                    crate::window::WindowState {
+                        seconds: 3600,
+                        owner_baselines: vec![crate::window::OwnerBaseline {
+                            owner: Owner {
+                                team: "search".into(),
+                                workload: "llm".into(),
+                            },
+                            roi: f64::NAN,
+                            since: t0(),
+                        }],
+                        ..Default::default()
+                    },
+                );
+            }),
+        ),
+        (
             "windows.1h.marks[0].value",
             Box::new(|c| {
                 let t = crate::window::Totals {
