@@ -770,6 +770,13 @@ impl Running {
         let counters = self.published.clone();
         let mut snap = self.s.engine.snapshot_with(counters);
         snap.budgets = self.budget_views.clone();
+        if !self.s.budgets.is_empty() {
+            let c = self.s.engine.counters();
+            snap.budget_basis_seconds = Some(roimon_ledger::budget::forecast_basis_seconds(
+                c.last_wall.unwrap_or_else(Utc::now),
+                c.created,
+            ));
+        }
         if snap.unmatched_owners != self.warned_unmatched {
             if !snap.unmatched_owners.is_empty() {
                 let seen: Vec<&String> = snap.gpus.keys().collect();
