@@ -97,13 +97,14 @@ impl Check for Config {
         // before `[[budget]]`: a budget team of control characters (`"\t"`)
         // is reported as holding one, not as empty.
         check_names(self)?;
-        let sections: [(&str, &dyn Check); 6] = [
+        let sections: [(&str, &dyn Check); 7] = [
             ("roi", &self.roi),
             ("node", &self.node),
             ("ledger", &self.ledger),
             ("report", &self.report),
             ("budget", &self.budget),
             ("influxdb", &self.influxdb),
+            ("plan", &self.plan),
         ];
         for (name, section) in sections {
             section.check(&ctx.at(name))?;

@@ -21,6 +21,7 @@ mod host;
 mod influxdb;
 mod ledger;
 mod log;
+mod plan;
 mod price;
 mod push;
 mod roi;
@@ -39,6 +40,7 @@ pub use host::*;
 pub use influxdb::*;
 pub use ledger::*;
 pub use log::*;
+pub use plan::*;
 pub use price::*;
 pub use push::*;
 pub use roi::*;
@@ -111,6 +113,9 @@ pub struct Config {
     /// The InfluxDB v2 stream (absent: off).
     #[serde(default)]
     pub influxdb: Option<InfluxDb>,
+    /// The allocation planned every hour (absent: none).
+    #[serde(default)]
+    pub plan: PlanCfg,
 }
 
 /// A configuration error, naming file, line and key.

@@ -8,6 +8,7 @@
 //! - `window`: the cheapest start of a deferrable job in a price schedule.
 //! - `analysis`: tornado, break-even, Monte Carlo, Pareto front, SVG.
 
+pub mod analysis;
 mod diagnose;
 mod heuristic;
 pub mod model;
@@ -15,6 +16,7 @@ pub mod output;
 pub mod resolve;
 pub mod select;
 pub mod solve;
+pub mod svg;
 pub mod window;
 
 pub use output::{infeasible_json, to_json, to_table};

@@ -4,6 +4,7 @@
 //! or the engine.
 
 use crate::published::Published;
+use crate::status_page::esc;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -29,6 +30,8 @@ pub struct AppState {
     report: std::sync::OnceLock<ReportSource>,
     /// Where `/api/v1/window` reads the known schedule, once configured.
     window: std::sync::OnceLock<crate::plan_cmd::window::Source>,
+    /// The last plan of `[plan] file`, once configured.
+    plan: std::sync::OnceLock<crate::plan_feed::Slot>,
 }
 
 /// The ledger the report endpoint reads, and the zone of its months.
@@ -52,6 +55,7 @@ impl AppState {
             report: std::sync::OnceLock::new(),
             influx: std::sync::OnceLock::new(),
             window: std::sync::OnceLock::new(),
+            plan: std::sync::OnceLock::new(),
         }
     }
 
@@ -78,6 +82,11 @@ impl AppState {
     /// Configure the report endpoint (once).
     pub fn set_report(&self, r: ReportSource) {
         let _ = self.report.set(r);
+    }
+
+    /// Serve the planning thread's last plan (once).
+    pub fn set_plan(&self, slot: crate::plan_feed::Slot) {
+        let _ = self.plan.set(slot);
     }
 
     /// Show the InfluxDB stream's figures on `/metrics` (once).
@@ -131,8 +140,48 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/report", get(report))
         .route("/api/v1/window", get(window))
+        .route("/api/v1/plan", get(plan))
+        .route("/api/v1/plan/{picture}", get(plan_picture))
         .route("/", get(index))
         .with_state(state)
+}
+
+/// `GET /api/v1/plan`: the last plan of `[plan] file` as JSON (the
+/// contract's object with its analysis and `planned_at`): 404 without
+/// `[plan]`, 503 before the first plan or when the file could not be
+/// planned (the reason in the body).
+async fn plan(State(st): State<Arc<AppState>>) -> Response {
+    let Some(slot) = st.plan.get() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "no plan: set [plan] file = \"…\" in the configuration\n",
+        )
+            .into_response();
+    };
+    let last = slot.read().ok().and_then(|s| s.clone());
+    match last {
+        None => (StatusCode::SERVICE_UNAVAILABLE, "not planned yet\n").into_response(),
+        Some(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+        Some(Ok(p)) => axum::Json(p.json).into_response(),
+    }
+}
+
+/// `GET /api/v1/plan/{tornado,monte-carlo,pareto}.svg`: the last plan's
+/// pictures.
+async fn plan_picture(
+    State(st): State<Arc<AppState>>,
+    axum::extract::Path(picture): axum::extract::Path<String>,
+) -> Response {
+    let svg = st
+        .plan
+        .get()
+        .and_then(|slot| slot.read().ok().and_then(|s| s.clone()))
+        .and_then(Result::ok)
+        .and_then(|p| p.pictures.into_iter().find(|(n, _)| *n == picture));
+    match svg {
+        Some((_, text)) => ([(header::CONTENT_TYPE, "image/svg+xml")], text).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such picture of the last plan\n").into_response(),
+    }
 }
 
 /// `POST /api/v2/write`: the push endpoint, handed its configuration (not
@@ -609,8 +658,35 @@ async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
             Some(src) => Some(cheapest(src).await),
             None => None,
         },
+        plan: plan_links(&st),
     };
     Html(crate::status_page::render(&inputs))
+}
+
+/// The status page's links to the last plan and its pictures, when
+/// `[plan]` is configured.
+fn plan_links(st: &AppState) -> String {
+    let Some(slot) = st.plan.get() else {
+        return String::new();
+    };
+    let last = slot.read().ok().and_then(|s| s.clone());
+    let body = match last {
+        None => "not planned yet".to_string(),
+        Some(Err(e)) => format!("the plan failed: {}", esc(&e)),
+        Some(Ok(p)) => {
+            let mut links = vec!["<a href=/api/v1/plan>JSON</a>".to_string()];
+            for (name, _) in &p.pictures {
+                links.push(format!("<a href=/api/v1/plan/{name}>{name}</a>"));
+            }
+            format!(
+                "{} ({}): {}",
+                esc(p.json["status"].as_str().unwrap_or("?")),
+                esc(p.json["planned_at"].as_str().unwrap_or("?")),
+                links.join(" · ")
+            )
+        }
+    };
+    format!("<h2>Plan</h2><p>{body}</p>")
 }
 
 #[cfg(test)]
@@ -982,4 +1058,53 @@ mod tests {
              roimon_push_rejected_total{reason=\"forbidden\"} 0\n\
              roimon_push_rejected_total{reason=\"busy\"} 0\n\
          ";
+
+    #[tokio::test]
+    async fn the_last_plan_and_its_pictures_are_served_once_configured() {
+        // Without [plan]: 404, and the page has no plan section.
+        let mut app = router(fresh_state());
+        let (status, _, body) = get(&mut app, "/api/v1/plan").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("[plan]"));
+        let (_, _, page) = get(&mut app, "/").await;
+        assert!(!page.contains("<h2>Plan</h2>"));
+        // Configured, not planned yet: 503.
+        let st = fresh_state();
+        let slot = crate::plan_feed::Slot::default();
+        st.set_plan(slot.clone());
+        let mut app = router(st);
+        let (status, _, _) = get(&mut app, "/api/v1/plan").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        // Planned: the JSON, the pictures, and links on the page.
+        *slot.write().unwrap() = Some(Ok(crate::plan_feed::LastPlan {
+            json: serde_json::json!({"status": "optimal", "profit": 57.0,
+                                     "planned_at": "2026-12-07T00:00:00Z"}),
+            pictures: vec![(
+                "tornado.svg",
+                "<svg xmlns=\"http://www.w3.org/2000/svg\"/>".into(),
+            )],
+        }));
+        let (status, _, body) = get(&mut app, "/api/v1/plan").await;
+        assert_eq!(status, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["profit"], 57.0);
+        let (status, headers, body) = get(&mut app, "/api/v1/plan/tornado.svg").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], "image/svg+xml");
+        assert!(body.starts_with("<svg"));
+        let (status, _, _) = get(&mut app, "/api/v1/plan/pareto.svg").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (_, _, page) = get(&mut app, "/").await;
+        assert!(
+            page.contains("<a href=/api/v1/plan/tornado.svg>tornado.svg</a>"),
+            "{page}"
+        );
+        // A failed plan: 503 with the reason.
+        *slot.write().unwrap() = Some(Err(
+            "plan.toml: coefficient energy.price_per_kwh: no ledger".into(),
+        ));
+        let (status, _, body) = get(&mut app, "/api/v1/plan").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("energy.price_per_kwh"));
+    }
 }

@@ -10,6 +10,7 @@ mod inbox;
 mod influx_feed;
 mod ledger_cmd;
 mod plan_cmd;
+mod plan_feed;
 mod plan_measured;
 mod pods_feed;
 mod price_feed;
@@ -420,6 +421,12 @@ fn run_daemon(
         path: cfg.state.dir.join(roimon_ledger::FILE),
         tz: cfg.report.tz(),
     });
+    if let Some(file) = &cfg.plan.file {
+        let slot = plan_feed::Slot::default();
+        state.set_plan(slot.clone());
+        plan_feed::spawn(file.clone(), cfg.state.dir.clone(), slot)
+            .context("starting the planning thread")?;
+    }
     let listen: std::net::SocketAddr = cfg.server.listen.parse().context("server.listen")?;
 
     let rt = tokio::runtime::Builder::new_current_thread()

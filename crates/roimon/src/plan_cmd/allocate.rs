@@ -3,7 +3,7 @@
 //! [`super::measure_hook`]), solve the contract's model under the time limit
 //! and print the plan as a table or as the contract's JSON.
 
-use super::{MeasureArgs, PlanArgs};
+use super::{MeasureArgs, PlanArgs, analysis};
 use crate::config::{ConfigError, locate, parse_toml};
 use roimon_planner::{PlanFile, ResolveError, SolveOptions};
 use std::process::ExitCode;
@@ -62,6 +62,10 @@ pub fn locate_key(src: &str, key: &str) -> Option<usize> {
 
 /// Plan the allocation file text `src` read from `file`.
 pub fn main(src: &str, file: &str, args: &PlanArgs, measure: &MeasureArgs) -> ExitCode {
+    let asked = match args.analysis.check() {
+        Ok(a) => a,
+        Err((key, message)) => return super::flag_error(key, message),
+    };
     let pf: PlanFile = match parse_toml(src, file) {
         Ok(p) => p,
         Err(e) => return crate::config_error(&e),
@@ -82,20 +86,34 @@ pub fn main(src: &str, file: &str, args: &PlanArgs, measure: &MeasureArgs) -> Ex
             return ExitCode::from(2);
         }
     };
+    if let Err((key, message)) = analysis::check_instance(&asked, &inst) {
+        return super::flag_error(key, message);
+    }
     let opts = SolveOptions {
         time_limit: Duration::from_secs_f64(args.time_limit),
         ..SolveOptions::default()
     };
     match roimon_planner::solve(&inst, &opts) {
         Ok(plan) => {
+            let days = analysis::daily_prices(&inst, measure);
+            let found = match analysis::run(&asked, &inst, &plan, &opts, days.as_deref()) {
+                Ok(f) => f,
+                Err((message, code)) => {
+                    eprintln!("error: {file}: {message}");
+                    return ExitCode::from(code);
+                }
+            };
+            if let Err(message) = analysis::write_svg(&asked, &inst, &plan, &found) {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
             if args.json {
-                #[allow(unused_mut)]
                 let mut doc = roimon_planner::to_json(&inst, &plan);
-                // The analysis (--sensitivity, --monte-carlo, --pareto)
-                // inserts its keys into `doc` here.
+                analysis::insert_json(&mut doc, &inst, &found);
                 println!("{doc}");
             } else {
                 print!("{}", roimon_planner::to_table(&inst, &plan));
+                print!("{}", analysis::tables(&inst, &found));
             }
             ExitCode::SUCCESS
         }

@@ -6,6 +6,7 @@
 //! why), 2 a file, flag or coefficient error.
 
 pub mod allocate;
+pub mod analysis;
 pub mod measure_hook;
 pub mod select;
 pub mod window;
@@ -48,8 +49,10 @@ pub struct PlanArgs {
     /// reported with its gap.
     #[arg(long, default_value_t = 10.0)]
     pub time_limit: f64,
-    // The analysis flags (--sensitivity, --swing, --monte-carlo, --seed,
-    // --pareto, --points, --svg) go here, flattened from their own struct.
+    /// The analysis flags (--sensitivity, --swing, --monte-carlo, --seed,
+    /// --pareto, --points, --svg).
+    #[command(flatten)]
+    pub analysis: analysis::AnalysisArgs,
 }
 
 /// `roimon plan`'s subcommands.
@@ -153,6 +156,12 @@ pub fn main(args: PlanArgs) -> ExitCode {
         Err(e) => return crate::config_error(&e),
     };
     if probe.select.is_some() {
+        if let Some(flag) = args.analysis.first_given() {
+            return flag_error(
+                flag,
+                format!("analyses an allocation plan; {file} is a scenario file with [select]"),
+            );
+        }
         return select::main(&src, &file, args.json);
     }
     let measure = MeasureArgs {

@@ -67,6 +67,9 @@ pub struct Inputs<'a> {
     /// The cheapest 1 h and 4 h windows of the known price schedule, or
     /// why it cannot be read (`None`: not looked for).
     pub cheapest: Option<Result<Vec<crate::plan_cmd::window::WindowJson>, String>>,
+    /// The last plan of `[plan] file` with links to its JSON and pictures,
+    /// as escaped HTML (empty without `[plan]`).
+    pub plan: String,
 }
 
 impl Inputs<'_> {
@@ -132,6 +135,9 @@ pub fn render(i: &Inputs) -> String {
         body.push_str(&cheapest::section(c, i.today()));
     }
     body.push_str(&statements(i.statements));
+    if !i.plan.is_empty() {
+        body.push_str(&format!("<section id=\"plan\">{}</section>", i.plan));
+    }
     body.push_str(
         "<footer><p class=mute><a href=\"/api/v1/summary\">/api/v1/summary</a> · \
          <a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a> · \

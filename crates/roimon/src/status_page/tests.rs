@@ -116,6 +116,7 @@ fn page(s: &Snapshot, board: &Board) -> String {
         history: &[],
         month_to_date: &mtd,
         statements: &[],
+        plan: String::new(),
         cheapest: None,
     })
 }
@@ -281,6 +282,7 @@ fn the_page_stands_alone_refreshes_itself_and_charts_the_last_hour() {
         history: &points,
         month_to_date: &mtd,
         statements: &[("/api/v1/report?a=1&b=2".into(), "search — 2026-03".into())],
+        plan: String::new(),
         cheapest: None,
     });
     assert!(html.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
@@ -343,6 +345,7 @@ fn the_cheapest_hour_and_four_hours_of_the_known_schedule_are_shown_or_why_not()
             history: &[],
             month_to_date: &mtd,
             statements: &[],
+            plan: String::new(),
             cheapest: c,
         })
     };
