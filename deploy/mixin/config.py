@@ -25,8 +25,24 @@ CONFIG = {
     # external_labels (remote_write, federation); where it is missing it is
     # empty and every rule still works.
     "node_labels": "cluster, job, instance",
+    # --- the daemons' rolling windows the rules read --------------------------
+    # The ROI rules read the daemons' own window gauges (roimon_window_*,
+    # roimon_owner_window_*, roimon_*roi*), never increase() over this
+    # Prometheus's history: a Prometheus restart or a gap in its data does not
+    # change an ROI. Each label must be one of [roi] windows of every daemon
+    # (the default config has 5m, 1h, 24h, 7d, 30d).
+    "short_window": "5m",  # RoimonValueStoppedWhileCostAccrues: the shortest window
+    "history_window": "24h",  # ... and "it did produce value" over this one
+    "roi_window": "24h",  # RoimonRoiBelowThreshold
+    "baseline_window": "1h",  # RoimonRoiDroppedAgainstBaseline, RoimonOwnerRoiDroppedAgainstBaseline
+    "measured_window": "1h",  # RoimonValueNotMeasured: an owner with cost in this window
+    # Least data an alert rests on: the ROI and baseline alerts wait until the
+    # window (or the baseline) covers this many seconds; the budget forecast
+    # alert until the forecast's run rate rests on this many.
+    "min_roi_seconds": 3600,
+    "min_forecast_seconds": 3600,
     # --- thresholds ---------------------------------------------------------
-    "roi_min": 0,  # RoimonRoiBelowThreshold: 24 h ROI below this
+    "roi_min": 0,  # RoimonRoiBelowThreshold: ROI over roi_window below this
     "roi_drop": 0.5,  # RoimonRoiDroppedAgainstBaseline: relative drop
     "budget_warn_ratio": 0.8,  # RoimonBudgetNearlySpent: share of the month's budget
     "price_stale_seconds": 6 * 3600,  # RoimonElectricityPriceStale

@@ -363,6 +363,20 @@ def _fleet():
                      "No ROI: these owners have no value source or no cost in the hour, or the rules are not loaded.",
                      [target(f"cluster_team_workload:roimon_roi:ratio1h{{{CT}}}", "{{cluster}} {{team}}/{{workload}}")],
                      unit="percentunit"), 12, 8)
+    L.add(timeseries("Owner ROI by window (daemons' windows)", "Financial ROI per owner over every window the daemons "
+                     "export (5m … 30d), Σ window value / Σ window cost over every node: the figures the ROI alerts "
+                     "read, equal to the daemons' /api/v1/summary and unchanged by a Prometheus restart, and "
+                     "the cost-weighted baseline of each daemon's EWMA of the owner's ROI." + RULES_NOTE,
+                     "No ROI: these owners have no value source or no cost in the windows, or the rules are not loaded.",
+                     [target(f'team_workload:roimon_owner_roi:ratio{{team=~"$team"}}', "{{team}}/{{workload}} {{window}}"),
+                      target(f'team_workload:roimon_owner_roi_baseline:ratio{{team=~"$team"}}',
+                             "{{team}}/{{workload}} {{window}} baseline")],
+                     unit="percentunit"), 12, 8)
+    L.add(table("Owners whose value is not measured", "Owners whose ROI is unknown right now: a value target that fed "
+                "them is down (reason target_down), or they have cost and no value source on any node "
+                "(no_value_source). Their ROI alerts are silent meanwhile." + RULES_NOTE,
+                "Every owner's value is measured.",
+                [target(f'instance_team_workload:roimon_value_not_measured:max{{{CT}}}', instant=True, fmt="table")]), 12, 8)
     L.add(timeseries("Facility power per team / workload (W)", "Facility power (IT × PUE) attributed to each owner." + RULES_NOTE,
                      NO_RULES, [target(f"cluster_team_workload:roimon_gpu_facility_energy_joules:rate5m{{{CT}}}",
                                        "{{cluster}} {{team}}/{{workload}}")], unit="watt", stack=True), 12, 8)

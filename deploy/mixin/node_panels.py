@@ -855,4 +855,22 @@ PANELS = [{'type': 'row',
   'options': TS_TABLE_LEGEND,
   'targets': [{'expr': 'roimon_value_target_up{instance=~"$instance"}',
                'legendFormat': '{{instance}} {{target}}',
-               'refId': 'A'}]}]
+               'refId': 'A'}]},
+ {'type': 'timeseries',
+  'title': 'Financial ROI per owner by window',
+  'description': 'roimon_owner_roi_ratio: each owner\'s (value - money cost) / money cost over each '
+                 'rolling window on this node (absent for an owner without a value source of its '
+                 'own: its value is not measured), and roimon_owner_roi_baseline_ratio, the '
+                 'owner\'s trailing EWMA.',
+  'gridPos': {'h': 8, 'w': 24, 'x': 0, 'y': 118},
+  'fieldConfig': {'defaults': {'unit': 'percentunit',
+                               'noValue': 'No owner ROI: no owner has both a value source and cost '
+                                          'in a window (see README, Value sources).'},
+                  'overrides': []},
+  'options': TS_TABLE_LEGEND,
+  'targets': [{'expr': 'roimon_owner_roi_ratio{instance=~"$instance"}',
+               'legendFormat': '{{instance}} {{team}}/{{workload}} {{window}}',
+               'refId': 'A'},
+              {'expr': 'roimon_owner_roi_baseline_ratio{instance=~"$instance"}',
+               'legendFormat': '{{instance}} {{team}}/{{workload}} {{window}} baseline',
+               'refId': 'B'}]}]

@@ -9,8 +9,16 @@ Naming: level:metric:operation, the level naming the labels kept besides
   cluster_team_workload:  an owner within a cluster
   team_workload:          an owner across every node and cluster
   (empty)                 everything this Prometheus sees, e.g. :roimon_roi:ratio1h
+  instance_team_workload: an owner on one daemon
 ROI is financial ROI, (V - M) / M, always from sums (Σvalue, Σcost), never an
 average of ratios, and recorded only where the cost over the window is > 0.
+Every ROI (node, owner, cluster, fleet) is read from the daemons' rolling
+window gauges (roimon_window_*, roimon_owner_window_*), not from increase()
+over this Prometheus's history: a Prometheus restart, a gap in its data or a
+retention shorter than the window never changes an ROI, and the rules agree
+with the daemons' /api/v1/summary. The names ending in increase1h/increase24h
+are kept for the dashboards and queries that use them: they are the value and
+cost of the daemons' 1h and 24h windows.
 """
 
 from config import CONFIG as C
@@ -23,9 +31,18 @@ def rec(record, expr, comment=None):
     return {"record": record, "expr": expr, "_comment": comment}
 
 
-def roi(level, window):
+def roi(level, window, only=None):
+    """ROI from the recorded value and cost; `only`: an `and` clause that
+    keeps it where the daemons have one (a value source)."""
     v, c = f"{level}:roimon_value:increase{window}", f"{level}:roimon_cost:increase{window}"
-    return rec(f"{level}:roimon_roi:ratio{window}", f"({v} - {c})\n  / ({c} > 0)\n")
+    expr = f"({v} - {c})\n  / ({c} > 0)\n"
+    if only:
+        expr = f"(\n  {v} - {c}\n)\n  / ({c} > 0)\nand on ({only[0]})\n  {only[1]}\n"
+    return rec(f"{level}:roimon_roi:ratio{window}", expr)
+
+
+def win(metric, window):
+    return f'{metric}{{window="{window}"}}'
 
 
 def alert(name, expr, for_, severity, summary, description, comment, extra_labels=None):
@@ -81,10 +98,11 @@ NODE_GROUPS = [
         "name": "roimon-node-1h",
         "rules": [
             rec("instance:roimon_value:increase1h",
-                f"sum by ({NODE}, currency) (increase(roimon_value_total[1h]))"),
+                f"sum by ({NODE}, currency) ({win('roimon_window_value', '1h')})",
+                "The daemon's 1h window (its gauges, not increase() over this Prometheus's history)."),
             rec("instance:roimon_cost:increase1h",
-                f"sum by ({NODE}, currency) (increase(roimon_cost_total[1h]))"),
-            roi("instance", "1h"),
+                f"sum by ({NODE}, currency) ({win('roimon_window_cost', '1h')})"),
+            roi("instance", "1h", (NODE, win("roimon_roi_ratio", "1h"))),
             rec("instance:roimon_tokens:increase1h",
                 f"sum by ({NODE}) (increase(roimon_tokens_total[1h])) > 0",
                 "Unit economics: recorded only where tokens were served (> 0), no division by zero."),
@@ -99,17 +117,16 @@ NODE_GROUPS = [
     },
     {
         "name": "roimon-node-24h",
-        "interval": "5m",
         "_comment": (
-            "increase() over a day reads a day of samples per series: evaluated every\n"
-            "5 minutes. The alerts using these wait an hour, 5 minutes of lag do not matter."
+            "The daemon's 24h window: gauges, cheap to read at every evaluation, so\n"
+            "these agree with the daemon at any moment (no 5-minute group interval)."
         ),
         "rules": [
             rec("instance:roimon_value:increase24h",
-                f"sum by ({NODE}, currency) (increase(roimon_value_total[24h]))"),
+                f"sum by ({NODE}, currency) ({win('roimon_window_value', '24h')})"),
             rec("instance:roimon_cost:increase24h",
-                f"sum by ({NODE}, currency) (increase(roimon_cost_total[24h]))"),
-            roi("instance", "24h"),
+                f"sum by ({NODE}, currency) ({win('roimon_window_cost', '24h')})"),
+            roi("instance", "24h", (NODE, win("roimon_roi_ratio", "24h"))),
         ],
     },
     {
@@ -117,20 +134,31 @@ NODE_GROUPS = [
         "rules": [
             alert(
                 "RoimonRoiDroppedAgainstBaseline",
-                "(\n  1 - roimon_roi_ratio{window=\"24h\"}\n"
-                "        / (roimon_roi_baseline_ratio{window=\"24h\"} > 0)\n"
-                f") > {C['roi_drop']}\n",
-                "1h", "warning",
+                "(\n  1 - roimon_roi_ratio{window=\"" + C["baseline_window"] + "\"}\n"
+                "        / (roimon_roi_baseline_ratio{window=\"" + C["baseline_window"] + "\"} > 0)\n"
+                f") > {C['roi_drop']}\n"
+                "and on (cluster, job, instance)\n"
+                "  roimon_roi_baseline_span_seconds{window=\"" + C["baseline_window"] + "\"}"
+                f" >= {C['min_roi_seconds']}\n"
+                "unless on (cluster, job, instance)\n"
+                "  roimon_value_target_up == 0\n",
+                "15m", "warning",
                 "ROI of {{ $labels.instance }} dropped {{ $value | humanizePercentage }} below its baseline",
-                "The 24 h ROI of the node {{ $labels.instance }} is "
-                "{{ with printf \"roimon_roi_ratio{window=\\\"24h\\\",instance=%q}\" $labels.instance | query }}{{ . | first | value | humanizePercentage }}{{ end }}, "
+                "The " + C["baseline_window"] + " ROI of the node {{ $labels.instance }} is "
+                "{{ with printf \"roimon_roi_ratio{window=\\\"" + C["baseline_window"] + "\\\",instance=%q}\" $labels.instance | query }}{{ . | first | value | humanizePercentage }}{{ end }}, "
                 "against its trailing baseline of "
-                "{{ with printf \"roimon_roi_baseline_ratio{window=\\\"24h\\\",instance=%q}\" $labels.instance | query }}{{ . | first | value | humanizePercentage }}{{ end }}: "
+                "{{ with printf \"roimon_roi_baseline_ratio{window=\\\"" + C["baseline_window"] + "\\\",instance=%q}\" $labels.instance | query }}{{ . | first | value | humanizePercentage }}{{ end }} "
+                "(resting on "
+                "{{ with printf \"roimon_roi_baseline_span_seconds{window=\\\"" + C["baseline_window"] + "\\\",instance=%q}\" $labels.instance | query }}{{ . | first | value | humanizeDuration }}{{ end }} "
+                "of history): "
                 f"{{{{ $value | humanizePercentage }}}} lower (threshold {C['roi_drop'] * 100:g} %).",
-                "A node's 24 h ROI (the daemon's roimon_roi_ratio) fell by more than the\n"
-                "threshold against its trailing baseline (an EWMA with a one-day time\n"
-                "constant, exported by the daemon). Only a positive baseline counts; with a\n"
-                "baseline <= 0 RoimonRoiBelowThreshold speaks. $value = 1 - ROI / baseline.",
+                "A node's ROI over its " + C["baseline_window"] + " window (the daemon's roimon_roi_ratio) fell by\n"
+                "more than the threshold against its trailing baseline (an EWMA with a\n"
+                "one-day time constant, exported by the daemon with the seconds of history\n"
+                "it rests on). Works from the first hour: the baseline uses the history it\n"
+                "has, at least min_roi_seconds. Only a positive baseline counts; with a\n"
+                "baseline <= 0 RoimonRoiBelowThreshold speaks. Silent while a value target\n"
+                "of the node is down (RoimonValueNotMeasured speaks). $value = 1 - ROI / baseline.",
             ),
         ],
     },
@@ -140,6 +168,29 @@ NODE_GROUPS = [
 # fleet: across nodes, per cluster and owner
 # ---------------------------------------------------------------------------
 CTW = "cluster, team, workload"
+RW, BW, SW, HW = C["roi_window"], C["baseline_window"], C["short_window"], C["history_window"]
+
+
+def _seconds(label):
+    n, unit = int(label[:-1]), label[-1]
+    return n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
+
+
+SW_SECONDS = _seconds(SW)
+UNLESS_NOT_MEASURED = (
+    "unless on (team, workload)\n"
+    "  instance_team_workload:roimon_value_not_measured:max\n"
+)
+
+
+def owner_window_query(metric, window, fmt='printf "%.2f"', currency=True):
+    """An annotation fragment printing one owner's recorded figure over a window."""
+    sel = f'window=\\"{window}\\",team=%q,workload=%q' + (",currency=%q" if currency else "")
+    args = " $labels.team $labels.workload" + (" $labels.currency" if currency else "")
+    return (
+        f'{{{{ with printf "{metric}{{{sel}}}"{args} | query }}}}'
+        f"{{{{ . | first | value | {fmt} }}}}{{{{ end }}}}"
+    )
 FLEET_GROUPS = [
     {
         "name": "roimon-fleet-5m",
@@ -176,15 +227,16 @@ FLEET_GROUPS = [
         "name": "roimon-fleet-1h",
         "rules": [
             rec("team_workload:roimon_value:increase1h",
-                "sum by (team, workload, currency) (increase(roimon_value_total[1h]))"),
+                f"sum by (team, workload, currency) ({win('roimon_owner_window_value', '1h')})",
+                "Σ over the daemons of each owner's 1h window (gauges: no increase())."),
             rec("team_workload:roimon_cost:increase1h",
-                "sum by (team, workload, currency) (increase(roimon_gpu_cost_total[1h]))"),
-            roi("team_workload", "1h"),
+                f"sum by (team, workload, currency) ({win('roimon_owner_window_cost', '1h')})"),
+            roi("team_workload", "1h", ("team, workload", "roimon_value_total")),
             rec("cluster_team_workload:roimon_value:increase1h",
-                f"sum by ({CTW}, currency) (increase(roimon_value_total[1h]))"),
+                f"sum by ({CTW}, currency) ({win('roimon_owner_window_value', '1h')})"),
             rec("cluster_team_workload:roimon_cost:increase1h",
-                f"sum by ({CTW}, currency) (increase(roimon_gpu_cost_total[1h]))"),
-            roi("cluster_team_workload", "1h"),
+                f"sum by ({CTW}, currency) ({win('roimon_owner_window_cost', '1h')})"),
+            roi("cluster_team_workload", "1h", (CTW, "roimon_value_total")),
             rec("cluster:roimon_value:increase1h",
                 "sum by (cluster, currency) (instance:roimon_value:increase1h)",
                 "Σ over nodes (roimon-node-1h); a node without value still counts its cost."),
@@ -203,13 +255,12 @@ FLEET_GROUPS = [
     },
     {
         "name": "roimon-fleet-24h",
-        "interval": "5m",
         "rules": [
             rec("team_workload:roimon_value:increase24h",
-                "sum by (team, workload, currency) (increase(roimon_value_total[24h]))"),
+                f"sum by (team, workload, currency) ({win('roimon_owner_window_value', '24h')})"),
             rec("team_workload:roimon_cost:increase24h",
-                "sum by (team, workload, currency) (increase(roimon_gpu_cost_total[24h]))"),
-            roi("team_workload", "24h"),
+                f"sum by (team, workload, currency) ({win('roimon_owner_window_cost', '24h')})"),
+            roi("team_workload", "24h", ("team, workload", "roimon_value_total")),
             rec("cluster:roimon_value:increase24h",
                 "sum by (cluster, currency) (instance:roimon_value:increase24h)"),
             rec("cluster:roimon_cost:increase24h",
@@ -235,40 +286,155 @@ FLEET_GROUPS = [
         ],
     },
     {
+        "name": "roimon-fleet-owner-windows",
+        "_comment": (
+            "Each owner over every window the daemons export, Σ over nodes: the owner\n"
+            "ROI the alerts read. Fleet ROI = Σ window value / Σ window cost, recorded\n"
+            "only for owners some daemon has a value source for (a roimon_value_total\n"
+            "series) and with cost > 0, as the daemons do. The span is the least any\n"
+            "daemon's window covers (a young daemon's window is shorter than its label)."
+        ),
+        "rules": [
+            rec("team_workload:roimon_owner_window_value:sum",
+                "sum by (window, team, workload, currency) (roimon_owner_window_value)"),
+            rec("team_workload:roimon_owner_window_cost:sum",
+                "sum by (window, team, workload, currency) (roimon_owner_window_cost)"),
+            rec("team_workload:roimon_owner_roi:ratio",
+                "(\n  team_workload:roimon_owner_window_value:sum - team_workload:roimon_owner_window_cost:sum\n)\n"
+                "  / (team_workload:roimon_owner_window_cost:sum > 0)\n"
+                "and on (team, workload)\n  roimon_value_total\n"),
+            rec("team_workload:roimon_window_span_seconds:min",
+                "min by (window, team, workload) (\n"
+                "  roimon_owner_window_cost * 0\n"
+                "  + on (cluster, job, instance, window) group_left\n"
+                "    roimon_window_span_seconds\n)\n",
+                "Seconds the owner's window covers on the daemon with the least history."),
+            rec("team_workload:roimon_owner_roi_baseline:ratio",
+                "sum by (window, team, workload) (\n"
+                "  roimon_owner_roi_baseline_ratio\n"
+                "  * on (cluster, job, instance, window, team, workload)\n"
+                "    roimon_owner_window_cost\n)\n"
+                "  / (\n"
+                "    sum by (window, team, workload) (\n"
+                "      roimon_owner_window_cost\n"
+                "      and on (cluster, job, instance, window, team, workload)\n"
+                "        roimon_owner_roi_baseline_ratio\n"
+                "    ) > 0\n"
+                "  )\n",
+                "Each daemon's baseline of the owner's ROI, weighted by the owner's cost there."),
+            rec("team_workload:roimon_owner_roi_baseline_span_seconds:min",
+                "min by (window, team, workload) (roimon_owner_roi_baseline_span_seconds)"),
+            rec("instance_team_workload:roimon_value_not_measured:max",
+                "max by (cluster, job, instance, team, workload, target, reason) (\n"
+                "  label_replace(\n"
+                "    roimon_value_total * 0\n"
+                "    + on (cluster, job, instance, source) group_left (target)\n"
+                "      label_replace(roimon_value_target_up == 0, \"source\", \"$1\", \"target\", \"(.+)\"),\n"
+                "    \"reason\", \"target_down\", \"\", \"\"\n"
+                "  )\n"
+                ") + 1\n"
+                "or\n"
+                "max by (cluster, job, instance, team, workload, reason) (\n"
+                "  label_replace(\n"
+                "    " + win("roimon_owner_window_cost", C["measured_window"]) + " > 0\n"
+                "    unless on (team, workload) roimon_value_total,\n"
+                "    \"reason\", \"no_value_source\", \"\", \"\"\n"
+                "  )\n"
+                ") * 0 + 1\n",
+                "1 for an owner whose value is not measured on a daemon: a value target that\n"
+                "fed it is down (reason target_down, with the target), or it has cost and no\n"
+                "daemon has any value source for it (reason no_value_source). The ROI alerts\n"
+                "are silent for such an owner (unless), RoimonValueNotMeasured speaks."),
+        ],
+    },
+    {
         "name": "roimon-fleet-alerts",
         "rules": [
             alert(
                 "RoimonRoiBelowThreshold",
-                f"team_workload:roimon_roi:ratio24h < {C['roi_min']}\n",
-                "1h", "warning",
-                f"{{{{ $labels.team }}}}/{{{{ $labels.workload }}}} is losing money: 24 h ROI below {C['roi_min']}",
+                f"{win('team_workload:roimon_owner_roi:ratio', RW)} < {C['roi_min']}\n"
+                "and on (team, workload)\n"
+                f"  {win('team_workload:roimon_window_span_seconds:min', RW)} >= {C['min_roi_seconds']}\n"
+                f"{UNLESS_NOT_MEASURED}",
+                "15m", "warning",
+                f"{{{{ $labels.team }}}}/{{{{ $labels.workload }}}} is losing money: {RW} ROI below {C['roi_min']}",
                 "The financial ROI of team {{ $labels.team }}, workload {{ $labels.workload }} "
-                f"over the last 24 h is {{{{ $value | humanizePercentage }}}} (threshold {C['roi_min'] * 100:g} %): "
-                "value " + value_query('"team_workload:roimon_value:increase24h{team=%q,workload=%q,currency=%q}"' + OWNER_QUERY_ARGS)
+                f"over the daemons' {RW} window is {{{{ $value | humanizePercentage }}}} (threshold {C['roi_min'] * 100:g} %): "
+                "value " + owner_window_query("team_workload:roimon_owner_window_value:sum", RW)
                 + " {{ $labels.currency }} against cost "
-                + value_query('"team_workload:roimon_cost:increase24h{team=%q,workload=%q,currency=%q}"' + OWNER_QUERY_ARGS)
-                + " {{ $labels.currency }}.",
-                "An owner's financial ROI over the last day, from the counters summed over\n"
-                "every node, has been below the threshold for an hour. Owners without any\n"
-                "value source have no ROI and never fire.",
+                + owner_window_query("team_workload:roimon_owner_window_cost:sum", RW)
+                + " {{ $labels.currency }}, over "
+                + owner_window_query("team_workload:roimon_window_span_seconds:min", RW, "humanizeDuration", False)
+                + " of data.",
+                f"An owner's financial ROI over the daemons' {RW} window (Σ value / Σ cost of\n"
+                "their gauges over every node) has been below the threshold for 15 minutes.\n"
+                "Works from the first hour: the window uses the history it has, at least\n"
+                "min_roi_seconds. A Prometheus restart does not change it (no increase()).\n"
+                "Owners without any value source have no ROI and never fire; an owner whose\n"
+                "value is not measured (RoimonValueNotMeasured) does not either.",
+                extra_labels=None,
+            ),
+            alert(
+                "RoimonOwnerRoiDroppedAgainstBaseline",
+                "(\n"
+                f"  1 - {win('team_workload:roimon_owner_roi:ratio', BW)}\n"
+                "        / on (window, team, workload) group_left ()\n"
+                f"          ({win('team_workload:roimon_owner_roi_baseline:ratio', BW)} > 0)\n"
+                f") > {C['roi_drop']}\n"
+                "and on (team, workload)\n"
+                f"  {win('team_workload:roimon_owner_roi_baseline_span_seconds:min', BW)} >= {C['min_roi_seconds']}\n"
+                f"{UNLESS_NOT_MEASURED}",
+                "15m", "warning",
+                "ROI of {{ $labels.team }}/{{ $labels.workload }} dropped {{ $value | humanizePercentage }} below its baseline",
+                f"The {BW} ROI of team {{{{ $labels.team }}}}, workload {{{{ $labels.workload }}}} is "
+                + owner_window_query("team_workload:roimon_owner_roi:ratio", BW, "humanizePercentage")
+                + ", against its trailing baseline of "
+                + owner_window_query("team_workload:roimon_owner_roi_baseline:ratio", BW, "humanizePercentage", False)
+                + " (resting on "
+                + owner_window_query("team_workload:roimon_owner_roi_baseline_span_seconds:min", BW, "humanizeDuration", False)
+                + f" of history): {{{{ $value | humanizePercentage }}}} lower (threshold {C['roi_drop'] * 100:g} %).",
+                f"An owner's ROI over the {BW} window fell by more than the threshold against\n"
+                "its trailing baseline (each daemon's EWMA of the owner's ROI, one-day time\n"
+                "constant, weighted by the owner's cost on each daemon). Works from the first\n"
+                "hour: the baseline uses the history it has, at least min_roi_seconds. Only a\n"
+                "positive baseline counts. $value = 1 - ROI / baseline.",
             ),
             alert(
                 "RoimonValueStoppedWhileCostAccrues",
-                "(\n"
-                "  sum by (team, workload, currency) (increase(roimon_gpu_cost_total[30m])) > 0\n"
-                "unless on (team, workload, currency)\n"
-                "  sum by (team, workload, currency) (increase(roimon_value_total[30m])) > 0\n"
-                ")\n"
+                f"{win('team_workload:roimon_owner_window_cost:sum', SW)} > 0\n"
                 "and on (team, workload, currency)\n"
-                "  sum by (team, workload, currency) (increase(roimon_value_total[1d] offset 30m)) > 0\n",
-                "5m", "warning",
+                f"  {win('team_workload:roimon_owner_window_value:sum', SW)} == 0\n"
+                "and on (team, workload, currency)\n"
+                f"  {win('team_workload:roimon_owner_window_value:sum', HW)} > 0\n"
+                "and on (team, workload)\n"
+                f"  {win('team_workload:roimon_window_span_seconds:min', SW)} >= {SW_SECONDS}\n"
+                f"{UNLESS_NOT_MEASURED}",
+                "3m", "warning",
                 "{{ $labels.team }}/{{ $labels.workload }} produces no value while its GPUs cost money",
                 "Team {{ $labels.team }}, workload {{ $labels.workload }} has produced no value "
-                "for 30 minutes while its GPUs accrued {{ $value | printf \"%.2f\" }} {{ $labels.currency }} "
-                "of cost; it did produce value in the day before.",
-                "Cost accrues, value counters have not moved for 30 minutes although the owner\n"
-                "produced value the day before (training jobs never fire). Owners whose value\n"
-                "arrives in batches need a window longer than their batch period.",
+                f"over the daemons' {SW} window while its GPUs accrued {{{{ $value | printf \"%.2f\" }}}} {{{{ $labels.currency }}}} "
+                f"of cost; it did produce value in the {HW} window (its inference servers answer: value is measured, none comes).",
+                f"Cost accrues and the owner's value over the daemons' shortest window ({SW}) is 0,\n"
+                f"although it produced value over the {HW} window (training jobs never fire).\n"
+                f"Fires within 10 minutes of the stop: the {SW} window empties {SW} after the last\n"
+                "value, plus the 3 minutes `for`. Silent while the value is not measured\n"
+                "(RoimonValueNotMeasured) and while a daemon's window is younger than its length.\n"
+                "Owners whose value arrives in batches need a longer short_window.",
+            ),
+            alert(
+                "RoimonValueNotMeasured",
+                "instance_team_workload:roimon_value_not_measured:max\n",
+                "10m", "warning",
+                "The value of {{ $labels.team }}/{{ $labels.workload }} on {{ $labels.instance }} is not measured",
+                "roimon on {{ $labels.instance }} does not measure the value of team {{ $labels.team }}, "
+                "workload {{ $labels.workload }}: "
+                "{{ if eq $labels.reason \"target_down\" }}its value target {{ $labels.target }} has failed every scrape"
+                "{{ else }}it has cost and no value source on any node (no [[value.scrape]] target and nothing pushed)"
+                "{{ end }} for 10 minutes. Its ROI is unknown, not a loss: the ROI alerts are silent for it meanwhile.",
+                "An owner's value is not measured: a value target that fed it is down or\n"
+                "stale (reason target_down), or it has cost and no value source anywhere\n"
+                "(reason no_value_source). Its own alert, so that a dead exporter never pages\n"
+                "as a loss: every ROI alert for the owner has `unless` on this.",
             ),
         ],
     },
@@ -298,6 +464,12 @@ FINANCE_GROUPS = [
             rec("team_workload:roimon_budget_forecast:ratio",
                 "team_workload:roimon_budget_forecast:sum\n  / (team_workload:roimon_budget_monthly:max > 0)\n",
                 "Month-end spend at the current run rate, as a share of the budget."),
+            rec("team_workload:roimon_budget_forecast_basis_seconds:min",
+                f"min by ({TW}) (\n"
+                "  roimon_budget_forecast * 0\n"
+                "  + on (cluster, job, instance) group_left\n"
+                "    roimon_budget_forecast_basis_seconds\n)\n",
+                "Seconds of spend the forecast rests on, on the daemon with the least."),
         ],
     },
     {
@@ -318,16 +490,23 @@ FINANCE_GROUPS = [
             alert(
                 "RoimonBudgetForecastOverrun",
                 "team_workload:roimon_budget_forecast:ratio > 1\n"
+                "and on (team, workload, currency)\n"
+                f"  team_workload:roimon_budget_forecast_basis_seconds:min >= {C['min_forecast_seconds']}\n"
                 "unless on (team, workload, currency)\n"
                 "  team_workload:roimon_budget_spent:ratio >= 1\n",
-                "1h", "warning",
+                "15m", "warning",
                 "{{ $labels.team }}{{ with $labels.workload }}/{{ . }}{{ end }} will overrun its monthly budget at the current rate",
                 "At its current run rate, team {{ $labels.team }}{{ with $labels.workload }}, workload {{ . }}{{ else }} (team-wide budget){{ end }} "
                 "ends the month at {{ $value | humanizePercentage }} of its budget of "
                 + value_query('"team_workload:roimon_budget_monthly:max{team=%q,workload=%q,currency=%q}"' + OWNER_QUERY_ARGS)
-                + " {{ $labels.currency }}.",
+                + " {{ $labels.currency }}, from a run rate over the last "
+                + "{{ with printf \"team_workload:roimon_budget_forecast_basis_seconds:min{team=%q,workload=%q,currency=%q}\""
+                + OWNER_QUERY_ARGS + " | query }}{{ . | first | value | humanizeDuration }}{{ end }}.",
                 "The month-end forecast (spend so far plus the current run rate) exceeds\n"
-                "the budget for an hour; silent once the budget is overrun already.",
+                "the budget for 15 minutes, once every daemon's run rate rests on at least\n"
+                "min_forecast_seconds of spend (roimon_budget_forecast_basis_seconds: a\n"
+                "forecast from seconds of data is no forecast); silent once the budget is\n"
+                "overrun already.",
             ),
             alert(
                 "RoimonBudgetOverrun",
@@ -489,8 +668,8 @@ OPS_GROUPS = [
                 "10m", "critical",
                 "roimon on {{ $labels.instance }} cannot scrape any value target",
                 "Every inference server roimon on {{ $labels.instance }} counts value from has "
-                "been unreachable for 10 minutes: the node's value is not measured and its "
-                "ROI reads as a loss.",
+                "been unreachable for 10 minutes: the node's value is not measured (its "
+                "roimon_roi_ratio reads as a loss; the ROI alerts are silent meanwhile).",
                 "Every value target of a node is down.",
             ),
             alert(

@@ -575,8 +575,10 @@ pub fn two_clusters(dir: &Path, extra: &str) -> (Node, Node, Prometheus, Vec<Pat
 }
 
 /// The shipped rule files (`deploy/prometheus/rules/*.yml`), copied into
-/// `dir` with every `for:` shortened to `for_` and every group `interval:`
-/// set to 1s, so alerts fire within a test; the expressions are unchanged.
+/// `dir` with every `for:` shortened to `for_`, every group `interval:`
+/// set to 1s and every least-data gate (a `…_seconds… >= N` line: the
+/// seconds of data a window, baseline or forecast must rest on) lowered to
+/// 0, so alerts fire within a test; the expressions are otherwise unchanged.
 pub fn shipped_rules(dir: &Path, for_: &str) -> Vec<PathBuf> {
     std::fs::create_dir_all(dir).unwrap();
     let src = repo_root().join("deploy/prometheus/rules");
@@ -598,6 +600,10 @@ pub fn shipped_rules(dir: &Path, for_: &str) -> Vec<PathBuf> {
                     format!("{indent}for: {for_}\n")
                 } else if t.starts_with("interval:") {
                     format!("{indent}interval: 1s\n")
+                } else if let Some((gated, _)) =
+                    l.split_once(" >= ").filter(|(g, _)| g.contains("_seconds"))
+                {
+                    format!("{gated} >= 0\n")
                 } else {
                     format!("{l}\n")
                 }

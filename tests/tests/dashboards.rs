@@ -183,6 +183,10 @@ workload = "chat"
             "Price and carbon fetch failures (per hour)",
             "no fetched feed: nothing to fail",
         ),
+        (
+            "Owners whose value is not measured",
+            "lists owners whose value is not measured: every owner's is here (the panel shows its no-data text)",
+        ),
     ];
 
     let dir = repo_root().join("grafana/dashboards");

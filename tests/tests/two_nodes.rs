@@ -134,6 +134,18 @@ fn two_nodes_rules_and_an_roi_alert_driven_by_pushed_value() {
             "no tokens",
         ),
         ("instance:roimon_tokens_per_joule:ratio1h", "no tokens"),
+        (
+            "team_workload:roimon_owner_roi_baseline:ratio",
+            "a baseline starts once a window covers its own length (5 min at least)",
+        ),
+        (
+            "team_workload:roimon_owner_roi_baseline_span_seconds:min",
+            "no baseline yet",
+        ),
+        (
+            "instance_team_workload:roimon_value_not_measured:max",
+            "every owner's value is measured (pushed) here",
+        ),
     ];
     let names = recorded_names(&rules);
     assert!(names.len() >= 10, "{names:?}");

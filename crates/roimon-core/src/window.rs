@@ -11,7 +11,11 @@
 //! reaching back across it). A trailing baseline of each window's ROI (an
 //! EWMA with a time constant of one day or four buckets, whichever is
 //! longer, sampled at bucket boundaries where the window covers its own
-//! length) says whether ROI fell against its own history.
+//! length) says whether ROI fell against its own history; each owner has
+//! one of its own ROI, fed the same way, and both say how much history
+//! they rest on (`baseline_span_secs`: from the start of the first window
+//! that fed them to now), so an alert can tell a day's baseline from an
+//! hour's.
 //!
 //! The windows are part of the counters they measure, so they never read
 //! those counters: the engine hands them [`Totals`] (see
@@ -174,6 +178,28 @@ pub struct WindowState {
     pub marks: Vec<(DateTime<Utc>, Totals)>,
     /// EWMA of the window's financial ROI (None until first defined).
     pub baseline_roi: Option<f64>,
+    /// Start of the first window that fed `baseline_roi` (None before, or
+    /// from a checkpoint written before spans: then set at the next
+    /// sample, an underestimate).
+    pub baseline_since: Option<DateTime<Utc>>,
+    /// Each owner's baseline of its own ROI over this window.
+    pub owner_baselines: Vec<OwnerBaseline>,
+}
+
+/// One owner's trailing baseline of its ROI over a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnerBaseline {
+    /// Owner.
+    pub owner: Owner,
+    /// EWMA of the owner's financial ROI over the window.
+    pub roi: f64,
+    /// Start of the first window that fed it.
+    pub since: DateTime<Utc>,
+}
+
+/// The EWMA step: `b` moved by `alpha` towards `r`.
+fn ewma(b: f64, r: f64, alpha: f64) -> f64 {
+    b + alpha * (r - b)
 }
 
 /// Every configured window, by label.
@@ -243,12 +269,25 @@ impl Windows {
                 .filter(|(t, _)| (now - *t).num_seconds() >= w.seconds)
             {
                 let d = totals.minus(&base.1);
+                let alpha = g as f64 / BASELINE_SECS.max(4.0 * g as f64);
+                let start = base.0;
                 if let Some(r) = roi(d.value, d.money()) {
-                    let alpha = g as f64 / BASELINE_SECS.max(4.0 * g as f64);
                     w.baseline_roi = Some(match w.baseline_roi {
-                        Some(b) => b + alpha * (r - b),
+                        Some(b) => ewma(b, r, alpha),
                         None => r,
                     });
+                    w.baseline_since.get_or_insert(start);
+                }
+                for (o, v, m) in &d.owners {
+                    let Some(r) = roi(*v, *m) else { continue };
+                    match w.owner_baselines.iter_mut().find(|b| b.owner == *o) {
+                        Some(b) => b.roi = ewma(b.roi, r, alpha),
+                        None => w.owner_baselines.push(OwnerBaseline {
+                            owner: o.clone(),
+                            roi: r,
+                            since: start,
+                        }),
+                    }
                 }
             }
             w.marks.push((now, totals.clone()));
@@ -299,6 +338,11 @@ pub struct OwnerWindow {
     pub cost: f64,
     /// (V − M)/M.
     pub roi: Option<f64>,
+    /// Trailing baseline of `roi` (the owner's own EWMA).
+    pub baseline_roi: Option<f64>,
+    /// Seconds of history `baseline_roi` rests on: from the start of the
+    /// first window that fed it to now.
+    pub baseline_span_secs: Option<f64>,
     /// The owner's benefit score P = Σ wᵢPᵢ from its own scores (None
     /// without weights or without a score for every weighted indicator).
     pub benefit_score: Option<f64>,
@@ -330,6 +374,9 @@ pub struct WindowView {
     pub roi: Option<f64>,
     /// Trailing baseline of `roi`.
     pub baseline_roi: Option<f64>,
+    /// Seconds of history `baseline_roi` rests on: from the start of the
+    /// first window that fed it to now.
+    pub baseline_span_secs: Option<f64>,
     /// Benefit score P = Σ wᵢPᵢ (None without weights or scores).
     pub benefit_score: Option<f64>,
     /// Weighted cost C = Σ vⱼCⱼ over the window.
@@ -378,6 +425,9 @@ impl Windows {
         owner_scores: &BTreeMap<Owner, BTreeMap<String, f64>>,
     ) -> Vec<WindowView> {
         let roi = |v: f64, m: f64| if has_value { roi(v, m) } else { None };
+        let span_since = |since: DateTime<Utc>| {
+            ((now - since).num_milliseconds() as f64 / 1000.0).max(0.0) + 0.0
+        };
         let mut out: Vec<WindowView> = self
             .by_label
             .iter()
@@ -403,6 +453,7 @@ impl Windows {
                     cost_by_component: d.cost.clone(),
                     roi: roi(d.value, money),
                     baseline_roi: w.baseline_roi,
+                    baseline_span_secs: w.baseline_roi.and(w.baseline_since).map(span_since),
                     weighted_efficiency: efficiency_per_hour(benefit_score, weighted_cost, span),
                     benefit_score,
                     weighted_cost: weighted_cost + 0.0,
@@ -423,12 +474,19 @@ impl Windows {
                                 .iter()
                                 .find(|oc| oc.owner == *o)
                                 .map(|oc| weighted_cost_of(weights, &oc.cost, oc.credit) + 0.0);
+                            let b = w
+                                .owner_baselines
+                                .iter()
+                                .find(|b| b.owner == *o)
+                                .filter(|_| has_value);
                             OwnerWindow {
                                 team: o.team.clone(),
                                 workload: o.workload.clone(),
                                 value: *v + 0.0,
                                 cost: *m + 0.0,
                                 roi: roi(*v, *m),
+                                baseline_roi: b.map(|b| b.roi),
+                                baseline_span_secs: b.map(|b| span_since(b.since)),
                                 benefit_score: p,
                                 weighted_cost: c,
                                 weighted_efficiency: c
@@ -730,5 +788,77 @@ mod tests {
         assert_eq!(v.owners[0].cost, 300.0);
         assert_eq!(v.owners[0].weighted_cost, None);
         assert_eq!(v.owners[0].weighted_efficiency, None);
+    }
+
+    /// Two owners' cumulative totals at `s` seconds: each costs 1 per
+    /// second; `a` makes `va` and `b` 0.5 per second.
+    fn two(s: f64, va: f64) -> Totals {
+        Totals {
+            cost: [(Component::Capex, 2.0 * s)].into(),
+            value: va + 0.5 * s,
+            owners: vec![(owner("a"), va, s), (owner("b"), 0.5 * s, s)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn each_owner_has_a_baseline_of_its_own_roi_with_the_span_it_rests_on() {
+        let mut w = Windows::default();
+        w.configure(&[("5m".into(), 300)]);
+        // `a` makes 2 per second until 300 s, then nothing.
+        let va = |s: i64| 2.0 * s.min(300) as f64;
+        let view = |w: &Windows, s: i64| {
+            w.views(
+                t(s),
+                &two(s as f64, va(s)),
+                true,
+                &RoiWeights::default(),
+                &BTreeMap::new(),
+                &BTreeMap::new(),
+            )
+            .remove(0)
+        };
+        for s in (0..300).step_by(10) {
+            w.observe(t(s), &two(s as f64, va(s)), true);
+        }
+        // Before the window covers its own length: no baseline.
+        let v = view(&w, 290);
+        assert_eq!(
+            (v.owners[0].baseline_roi, v.baseline_span_secs),
+            (None, None)
+        );
+        // The first window of 300 s feeds it: a's ROI 1, b's -0.5, the
+        // node's (600 + 150 - 600) / 600 = 0.25; they rest on 300 s.
+        w.observe(t(300), &two(300.0, va(300)), true);
+        let v = view(&w, 300);
+        let (a, b) = (&v.owners[0], &v.owners[1]);
+        assert_eq!((a.roi, a.baseline_roi), (Some(1.0), Some(1.0)));
+        assert_eq!((b.roi, b.baseline_roi), (Some(-0.5), Some(-0.5)));
+        assert_eq!(v.baseline_roi, Some(0.25));
+        assert_eq!(a.baseline_span_secs, Some(300.0));
+        assert_eq!(v.baseline_span_secs, Some(300.0));
+        // 10 s later a has made nothing: over [10, 310] it made 580 for a
+        // cost of 300, ROI 280/300; its baseline moves by 10/86400 of the
+        // difference, b's stays.
+        w.observe(t(310), &two(310.0, va(310)), true);
+        let v = view(&w, 315);
+        let (a, b) = (&v.owners[0], &v.owners[1]);
+        let alpha = 10.0 / 86_400.0;
+        assert_eq!(a.baseline_roi, Some(1.0 + alpha * (280.0 / 300.0 - 1.0)));
+        assert_eq!(b.baseline_roi, Some(-0.5));
+        assert_eq!(a.baseline_span_secs, Some(315.0));
+        // Round trip through the checkpoint keeps them.
+        let back: Windows = serde_json::from_str(&serde_json::to_string(&w).unwrap()).unwrap();
+        assert_eq!(back, w);
+        // Without any value source there is no baseline to show.
+        let v = w.views(
+            t(315),
+            &two(315.0, va(315)),
+            false,
+            &RoiWeights::default(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
+        assert_eq!(v[0].owners[0].baseline_roi, None);
     }
 }

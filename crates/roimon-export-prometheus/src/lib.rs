@@ -617,6 +617,7 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         }
     }
     out.extend([wv, wc, wroi, wbase, weff, oeff]);
+    out.extend(owner_window_families(s));
 
     let mut bm = Family::gauge(
         "roimon_budget_monthly",
@@ -641,6 +642,14 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         bf.push(&l, b.forecast);
     }
     out.extend([bm, bs, bf]);
+    if !s.budgets.is_empty() {
+        let mut basis = Family::gauge(
+            "roimon_budget_forecast_basis_seconds",
+            "Seconds of ledger spend the budgets' run rate (and so roimon_budget_forecast) rests on: the state's age, up to the last 24 h.",
+        );
+        basis.push_opt(&[], s.budget_basis_seconds);
+        out.push(basis);
+    }
 
     let mut up = Family::gauge(
         "roimon_collector_up",
@@ -741,6 +750,65 @@ pub fn families(s: &Snapshot, p: &ProcessInfo) -> Vec<MetricFamily> {
         .map(|f| f.0)
         .filter(|f| !f.get_metric().is_empty())
         .collect()
+}
+
+/// The windows' spans, the baselines' spans and each owner's figures over
+/// every window. Bounded: owners × windows, with at most 10 windows
+/// (`roi.windows`) and the owners the engine keeps (configured GPU owners,
+/// scrape targets' owners and attribution rules, pod owners within the pod
+/// list's bounds, at most `MAX_PUSHED_OWNERS` pushed ones); an owner with
+/// neither value nor cost in a window has no series for it.
+fn owner_window_families(s: &roimon_core::engine::Snapshot) -> Vec<Family> {
+    let currency = s.price.currency.as_str();
+    let mut span = Family::gauge(
+        "roimon_window_span_seconds",
+        "Seconds the window's figures cover exactly: the window's length (up to one bucket more), less while the daemon's history is younger than the window or after a gap in it.",
+    );
+    let mut bspan = Family::gauge(
+        "roimon_roi_baseline_span_seconds",
+        "Seconds of history roimon_roi_baseline_ratio rests on: from the start of the first window that fed it to now; absent without a baseline.",
+    );
+    let mut ov = Family::gauge(
+        "roimon_owner_window_value",
+        "An owner's value over the rolling window on this node, currency major units; Σ over owners = roimon_window_value.",
+    );
+    let mut oc = Family::gauge(
+        "roimon_owner_window_cost",
+        "An owner's money cost over the rolling window on this node (unweighted, net of credit), currency major units.",
+    );
+    let mut oroi = Family::gauge(
+        "roimon_owner_roi_ratio",
+        "An owner's financial ROI over the window on this node, (V - M) / M; absent while M is 0 and for an owner without a value source of its own (its value is not measured).",
+    );
+    let mut obase = Family::gauge(
+        "roimon_owner_roi_baseline_ratio",
+        "Trailing baseline of roimon_owner_roi_ratio (an EWMA like roimon_roi_baseline_ratio's).",
+    );
+    let mut obspan = Family::gauge(
+        "roimon_owner_roi_baseline_span_seconds",
+        "Seconds of history roimon_owner_roi_baseline_ratio rests on: from the start of the first window that fed it to now.",
+    );
+    for w in &s.windows {
+        let l = ("window", w.window.as_str());
+        span.push(&[l], w.span_secs);
+        bspan.push_opt(&[l], w.baseline_span_secs);
+        for o in &w.owners {
+            if o.value == 0.0 && o.cost == 0.0 {
+                continue;
+            }
+            let who = [
+                l,
+                ("team", o.team.as_str()),
+                ("workload", o.workload.as_str()),
+            ];
+            ov.push(&[who[0], who[1], who[2], ("currency", currency)], o.value);
+            oc.push(&[who[0], who[1], who[2], ("currency", currency)], o.cost);
+            oroi.push_opt(&who, o.roi);
+            obase.push_opt(&who, o.baseline_roi);
+            obspan.push_opt(&who, o.baseline_span_secs);
+        }
+    }
+    vec![span, bspan, ov, oc, oroi, obase, obspan]
 }
 
 fn influx_families(i: &InfluxStats) -> Vec<Family> {

@@ -258,6 +258,12 @@ fn whole_exposition_matches_the_golden_file() {
     let mut s = snapshot();
     s.counters.checkpoint_errors = 3;
     s.counters.state_resets = 1;
+    // An owner's ROI and baseline as a node with a value source has them
+    // (this snapshot has none): the 1h window's, with their spans.
+    let hour = s.windows.iter_mut().find(|w| w.window == "1h").unwrap();
+    hour.baseline_span_secs = Some(5400.0);
+    let o = &mut hour.owners[0];
+    (o.roi, o.baseline_roi, o.baseline_span_secs) = (Some(-0.25), Some(0.5), Some(4000.0));
     let text = String::from_utf8(encode(
         &s,
         &ProcessInfo {
@@ -407,9 +413,11 @@ fn past_owners_keep_their_rows() {
 
 /// The default series count of a typical node stays small: 8 GPUs, 4 owners
 /// (2 GPUs each), 2 inference targets serving one model each, RAPL, a static
-/// price, the five default windows. Budget: under 250 series.
+/// price, the five default windows. Budget: under 250 series, plus each
+/// owner's window figures (value, cost, ROI; baselines once the windows
+/// have one) and the windows' spans: owners × windows × 3 + windows.
 #[test]
-fn an_eight_gpu_node_with_four_owners_and_two_targets_exports_under_250_series() {
+fn an_eight_gpu_node_with_four_owners_and_two_targets_exports_a_bounded_number_of_series() {
     let teams = ["search", "vision", "nlp", "ads"];
     let mut owners = std::collections::HashMap::new();
     for i in 0..8u32 {
@@ -503,7 +511,12 @@ fn an_eight_gpu_node_with_four_owners_and_two_targets_exports_under_250_series()
     }
     let text = String::from_utf8(encode(&e.snapshot(), &ProcessInfo::default())).unwrap();
     let series = text.lines().filter(|l| !l.starts_with('#')).count();
-    assert!(series < 250, "{series} series:\n{text}");
+    assert!(series < 250 + 4 * 5 * 3 + 5, "{series} series:\n{text}");
+    let owner_series = text
+        .lines()
+        .filter(|l| l.starts_with("roimon_owner_window_") || l.starts_with("roimon_owner_roi_"))
+        .count();
+    assert_eq!(owner_series, 4 * 5 * 3, "{text}");
     assert!(text.contains("roimon_value_total{team=\"search\",workload=\"w\",source=\"vllm-a\",currency=\"EUR\"} 1.5"), "{text}");
     assert!(text.contains("roimon_tokens_total{team=\"nlp\",workload=\"w\",model=\"model-1\",direction=\"output\"} 30"), "{text}");
     assert!(
@@ -581,4 +594,56 @@ fn line_value(text: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {series} in {text}"))
         .parse()
         .unwrap()
+}
+
+/// Each owner's window figures, the windows' and baselines' spans and the
+/// budget forecast's basis: exact lines, and an owner with neither value
+/// nor cost in a window has no series for it (bounded by owners × windows).
+#[test]
+fn owner_window_gauges_and_the_spans_alerts_wait_for() {
+    let mut s = snapshot();
+    let five = s.windows.iter_mut().find(|w| w.window == "5m").unwrap();
+    five.span_secs = 300.0;
+    let mut idle = five.owners[0].clone();
+    (idle.team, idle.value, idle.cost) = ("idle".into(), 0.0, 0.0);
+    idle.weighted_efficiency = None;
+    let o = &mut five.owners[0];
+    (o.value, o.cost, o.roi) = (3.0, 2.0, Some(0.5));
+    (o.baseline_roi, o.baseline_span_secs) = (Some(0.75), Some(3600.0));
+    five.owners.push(idle);
+    s.budgets.push(BudgetView {
+        team: "search".into(),
+        workload: String::new(),
+        currency: "EUR".into(),
+        monthly: 100.0,
+        spent: 10.0,
+        forecast: 1799.0,
+    });
+    s.budget_basis_seconds = Some(15.0);
+    let text = String::from_utf8(encode(&s, &ProcessInfo::default())).unwrap();
+    for line in [
+        "roimon_window_span_seconds{window=\"5m\"} 300",
+        "roimon_window_span_seconds{window=\"30d\"} 2",
+        "roimon_owner_window_value{window=\"5m\",team=\"search\",workload=\"llm\",currency=\"EUR\"} 3",
+        "roimon_owner_window_cost{window=\"5m\",team=\"search\",workload=\"llm\",currency=\"EUR\"} 2",
+        "roimon_owner_roi_ratio{window=\"5m\",team=\"search\",workload=\"llm\"} 0.5",
+        "roimon_owner_roi_baseline_ratio{window=\"5m\",team=\"search\",workload=\"llm\"} 0.75",
+        "roimon_owner_roi_baseline_span_seconds{window=\"5m\",team=\"search\",workload=\"llm\"} 3600",
+        "roimon_budget_forecast_basis_seconds 15",
+        "# TYPE roimon_owner_roi_ratio gauge",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?}:\n{text}");
+    }
+    assert!(!text.contains("team=\"idle\""), "{text}");
+    // No ROI where the snapshot has none (the 1h window's owner).
+    assert!(
+        !text.contains("roimon_owner_roi_ratio{window=\"1h\""),
+        "{text}"
+    );
+    // Without budgets there is no basis either.
+    let plain = String::from_utf8(encode(&snapshot(), &ProcessInfo::default())).unwrap();
+    assert!(
+        !plain.contains("roimon_budget_forecast_basis_seconds"),
+        "{plain}"
+    );
 }

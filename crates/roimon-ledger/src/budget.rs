@@ -32,6 +32,18 @@ pub struct Budget {
 
 const NET: &str = "cost_energy + cost_capex + cost_maintenance + cost_staff + cost_carbon - credit";
 
+/// Seconds of history the run rate of [`Ledger::budgets`] rests on at
+/// `now`: from max(start of the current UTC hour − 23 h, when the state
+/// began) to now, so at most 24 h and, on a young state, its age. A
+/// forecast from a few seconds of spend is an extrapolation of almost
+/// nothing: alerts wait until this is long enough.
+pub fn forecast_basis_seconds(now: DateTime<Utc>, created: Option<DateTime<Utc>>) -> f64 {
+    let w = crate::book::hour_of(now) - 23 * 3600;
+    let since = created.map_or(w, |c| c.timestamp().max(w));
+    ((now - DateTime::from_timestamp(since, 0).unwrap_or(now)).num_milliseconds() as f64 / 1000.0)
+        .max(0.0)
+}
+
 impl Ledger {
     fn net_since(&self, b: &Budget, from: i64, to: i64) -> Result<f64> {
         let sql = format!(
@@ -64,10 +76,7 @@ impl Ledger {
     ) -> Result<Vec<BudgetView>> {
         let (month_start, month_end) = month_bounds(now, tz);
         let w = crate::book::hour_of(now) - 23 * 3600;
-        let since = created.map_or(w, |c| c.timestamp().max(w));
-        let span = (now - DateTime::from_timestamp(since, 0).unwrap_or(now)).num_milliseconds()
-            as f64
-            / 1000.0;
+        let span = forecast_basis_seconds(now, created);
         let left = ((month_end - now).num_milliseconds() as f64 / 1000.0).max(0.0);
         let far = i64::MAX / 2;
         let mut out = Vec::with_capacity(budgets.len());
@@ -243,6 +252,28 @@ mod tests {
                 forecast: 2.4000000000000004,
             },
         ]
+    }
+
+    #[test]
+    fn the_forecast_rests_on_the_state_age_up_to_the_last_day() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let now = t("2026-12-06T23:10:00Z");
+        // A state 15 s old: 15 s of history, not a day.
+        assert_eq!(
+            forecast_basis_seconds(now, Some(t("2026-12-06T23:09:45Z"))),
+            15.0
+        );
+        // An old state: from 23 h before the current hour's start.
+        assert_eq!(
+            forecast_basis_seconds(now, Some(t("2026-11-01T00:00:00Z"))),
+            23.0 * 3600.0 + 600.0
+        );
+        assert_eq!(forecast_basis_seconds(now, None), 23.0 * 3600.0 + 600.0);
+        // A clock behind the state's start: 0, never negative.
+        assert_eq!(
+            forecast_basis_seconds(now, Some(t("2026-12-07T00:00:00Z"))),
+            0.0
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The one HTTP listener: `/metrics`, `/healthz`, `/readyz`, `/api/v1/summary`
-//! and a human status page at `/`. Handlers read the latest published
-//! snapshot; they never touch collectors or the engine.
+//! and a human status page at `/` (rendered by [`crate::status_page`]).
+//! Handlers read the latest published snapshot; they never touch collectors
+//! or the engine.
 
 use crate::published::Published;
+use crate::status_page::esc;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -71,13 +73,6 @@ impl AppState {
     /// Configure the window endpoint's schedule (once).
     pub fn set_window(&self, s: crate::plan_cmd::window::Source) {
         let _ = self.window.set(s);
-    }
-
-    /// Where the known schedule is read (the window endpoint; the status
-    /// page's cheapest windows: `plan_cmd::window::cheapest_windows`).
-    #[allow(dead_code)]
-    pub fn window_source(&self) -> Option<&crate::plan_cmd::window::Source> {
-        self.window.get()
     }
 
     /// Where the sampler publishes and the handlers read.
@@ -325,18 +320,21 @@ async fn window(
     }
 }
 
-async fn readyz(State(st): State<Arc<AppState>>) -> Response {
-    if let Some(why) = st.published.not_ready() {
-        return (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response();
-    }
-    if st.published.ready() {
-        (StatusCode::OK, "ready\n").into_response()
+/// What `/readyz` says: ready, or why not.
+fn readiness(p: &Published) -> Result<(), String> {
+    if let Some(why) = p.not_ready() {
+        Err(why)
+    } else if p.ready() {
+        Ok(())
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "waiting for every enabled collector to report once\n",
-        )
-            .into_response()
+        Err("waiting for every enabled collector to report once".into())
+    }
+}
+
+async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    match readiness(&st.published) {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }
 }
 
@@ -452,6 +450,7 @@ pub fn summary_json(s: &Snapshot) -> serde_json::Value {
                 "utilization_ratio": g.reading.utilization,
                 "energy_joules": c.gpu_energy_joules.get(uuid).map_or(0.0, |a| a.total()),
                 "cost": cost,
+                "cost_rate_per_hour": s.gpu_cost_rate_per_sec.get(uuid).map(|r| r * 3600.0),
                 "up": g.present,
                 "unaccounted_seconds": c.unaccounted_seconds.get(uuid).map_or(0.0, |a| a.total()),
             })
@@ -503,120 +502,133 @@ async fn summary(State(st): State<Arc<AppState>>) -> Response {
     axum::Json(summary_json(&st.published.booked())).into_response()
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// Monthly spend per owner from the ledger (net cost this month and the
+/// month-end forecast), as of the booked counters' last tick; empty when
+/// the ledger cannot be read.
+async fn month_to_date(
+    src: &ReportSource,
+    s: &Snapshot,
+) -> std::collections::BTreeMap<crate::status_page::OwnerKey, crate::status_page::MonthToDate> {
+    let owners: std::collections::BTreeSet<(String, String)> = s
+        .counters
+        .rows
+        .keys()
+        .filter(|k| k.gpu_uuid != roimon_core::engine::NO_GPU || s.gpus.is_empty())
+        .map(|k| (k.team.clone(), k.workload.clone()))
+        .collect();
+    let budgets: Vec<roimon_ledger::Budget> = owners
+        .iter()
+        .map(|(t, w)| roimon_ledger::Budget {
+            team: t.clone(),
+            workload: Some(w.clone()),
+            monthly: 0.0,
+        })
+        .collect();
+    let (path, tz) = (src.path.clone(), src.tz);
+    let now = s.counters.last_wall.unwrap_or_else(chrono::Utc::now);
+    let (created, currency) = (s.counters.created, s.counters.currency.clone());
+    let views = tokio::task::spawn_blocking(move || {
+        roimon_ledger::Ledger::open_read_only(&path)
+            .and_then(|l| l.budgets(&budgets, now, created, tz, &currency))
+    })
+    .await;
+    match views {
+        Ok(Ok(v)) => v
+            .into_iter()
+            .map(|b| {
+                (
+                    (b.team, b.workload),
+                    crate::status_page::MonthToDate {
+                        spent: b.spent,
+                        forecast: b.forecast,
+                    },
+                )
+            })
+            .collect(),
+        _ => Default::default(),
+    }
 }
 
-async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
-    let s = st.published.booked();
-    let j = summary_json(&s);
-    let mut rows = String::new();
-    for g in s.gpus.values() {
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td></tr>",
-            g.reading.index,
-            esc(&g.reading.uuid),
-            esc(&g.reading.name),
-            esc(&g.owner.team),
-            esc(&g.owner.workload),
-            g.reading
-                .power
-                .map_or("-".into(), |w| format!("{:.1} W", w.0)),
-        ));
-    }
-    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
-    let mut windows = String::new();
-    for w in &s.windows {
-        windows.push_str(&format!(
-            "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&w.window),
-            w.value,
-            w.cost,
-            opt(w.roi, &|r| format!("{:+.1} %", r * 100.0)),
-            opt(w.baseline_roi, &|r| format!("{:+.1} %", r * 100.0)),
-            opt(w.weighted_efficiency, &|e| format!("{e:.4e}")),
-            opt(w.cost_per_million_tokens, &|c| format!("{c:.4}")),
-        ));
-    }
-    // Cost and value per owner over the last day.
-    let mut owners = String::new();
-    if let Some(day) = s.windows.iter().find(|w| w.seconds == 86_400) {
-        for o in &day.owners {
-            owners.push_str(&format!(
-                "<tr><td>{}/{}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td></tr>",
-                esc(&o.team),
-                esc(&o.workload),
-                o.value,
-                o.cost,
-                opt(o.roi, &|r| format!("{:+.1} %", r * 100.0)),
-            ));
-        }
-    }
-    // This month's statement per team (a CSV from the ledger).
-    let mut statements = String::new();
-    if let Some(src) = st.report.get() {
-        let now = s.at.unwrap_or_else(chrono::Utc::now);
-        let (from, to) = roimon_ledger::report::month_bounds(now, src.tz);
-        let month = now.with_timezone(&src.tz).format("%Y-%m").to_string();
-        let teams: std::collections::BTreeSet<&str> = s
-            .counters
-            .rows
-            .keys()
-            .map(|k| k.team.as_str())
-            .chain(s.counters.value.keys().map(|k| k.team.as_str()))
-            .collect();
-        let enc = |t: &str| {
-            t.bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect::<String>()
-        };
-        for t in teams {
+/// This month's CSV statement links, one per team: (href, label).
+fn statement_links(src: &ReportSource, s: &Snapshot) -> Vec<(String, String)> {
+    let now = s.at.unwrap_or_else(chrono::Utc::now);
+    let (from, to) = roimon_ledger::report::month_bounds(now, src.tz);
+    let month = now.with_timezone(&src.tz).format("%Y-%m").to_string();
+    let teams: std::collections::BTreeSet<&str> = s
+        .counters
+        .rows
+        .keys()
+        .map(|k| k.team.as_str())
+        .chain(s.counters.value.keys().map(|k| k.team.as_str()))
+        .collect();
+    let enc = |t: &str| {
+        t.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    teams
+        .into_iter()
+        .map(|t| {
             let q = format!(
                 "/api/v1/report?from={}&to={}&by=team,workload,component&team={}&format=csv",
                 enc(&from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                 enc(&to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                 enc(t)
             );
-            statements.push_str(&format!(
-                "<li><a href=\"{}\">{} — {}</a></li>",
-                esc(&q),
-                esc(t),
-                esc(&month)
-            ));
-        }
-    }
-    let statements = if statements.is_empty() {
-        String::new()
-    } else {
-        format!("<h2>Statements this month (CSV from the ledger)</h2><ul>{statements}</ul>")
+            (q, format!("{t} — {month}"))
+        })
+        .collect()
+}
+
+/// The cheapest 1 h and 4 h windows of the known schedule from now on
+/// (read off the async thread: it reads the kept schedule's file).
+async fn cheapest(
+    src: &crate::plan_cmd::window::Source,
+) -> Result<Vec<crate::plan_cmd::window::WindowJson>, String> {
+    let src = src.clone();
+    tokio::task::spawn_blocking(move || {
+        let now = chrono::Utc::now();
+        src.known(now, (now, None))
+            .map(|k| crate::plan_cmd::window::cheapest_windows(&k, now))
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|_| Err("reading the schedule failed".into()))
+}
+
+/// `GET /`: the status page (see [`crate::status_page`]), from the booked
+/// snapshot the summary shows.
+async fn index(State(st): State<Arc<AppState>>) -> Html<String> {
+    let s = st.published.booked();
+    let (month_to_date, statements) = match st.report.get() {
+        Some(src) => (month_to_date(src, &s).await, statement_links(src, &s)),
+        None => Default::default(),
     };
-    let statements = format!("{statements}{}", plan_links(&st));
-    let cur = esc(&s.price.currency);
-    Html(format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>roimon</title></head><body>\
-         <h1>roimon {}</h1><p>Facility power {:.1} W · price {:.4} {}/kWh ({}) · cost rate {:.4} {}/h</p>\
-         <h2>ROI by window</h2><table border=1 cellpadding=4><tr><th>window</th><th>value ({cur})</th><th>cost ({cur})</th><th>ROI</th><th>baseline</th><th>weighted eff. P/C per h</th><th>cost per 1M tokens</th></tr>{windows}</table>\
-         <h2>Owners, last 24 h</h2><table border=1 cellpadding=4><tr><th>team/workload</th><th>value ({cur})</th><th>cost ({cur})</th><th>ROI</th></tr>{owners}</table>\
-         <h2>GPUs</h2><table border=1 cellpadding=4><tr><th>gpu</th><th>uuid</th><th>model</th><th>team/workload</th><th>power</th></tr>{}</table>\
-         {statements}<p><a href=/metrics>/metrics</a> · <a href=/api/v1/summary>/api/v1/summary</a> · <a href=/healthz>/healthz</a> · <a href=/readyz>/readyz</a></p>\
-         </body></html>",
-        esc(&st.version),
-        s.facility_power_watts,
-        s.price.price_per_kwh,
-        esc(&s.price.currency),
-        esc(&s.price.source),
-        j["cost_rate_per_hour"]["total"].as_f64().unwrap_or(0.0),
-        esc(&s.price.currency),
-        rows
-    ))
+    let board = st.published.board();
+    let history = st.published.history();
+    let inputs = crate::status_page::Inputs {
+        snap: &s,
+        version: &st.version,
+        not_ready: readiness(&st.published).err(),
+        live: st.published.live(),
+        checkpoint_failures: st.published.checkpoint_failures_in_a_row(),
+        board: &board,
+        history: &history,
+        month_to_date: &month_to_date,
+        statements: &statements,
+        cheapest: match st.window.get() {
+            Some(src) => Some(cheapest(src).await),
+            None => None,
+        },
+        plan: plan_links(&st),
+    };
+    Html(crate::status_page::render(&inputs))
 }
 
 /// The status page's links to the last plan and its pictures, when

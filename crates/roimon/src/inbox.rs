@@ -25,6 +25,12 @@ pub enum Event {
     Value(ValueUpdate),
     /// Whether a value target's scrape succeeded.
     Target(String, bool),
+    /// Why the named feed's last fetch failed (log-safe words), for the
+    /// status page; sent with the failed [`Event::Outcome`].
+    Failed(&'static str, String),
+    /// Why a value target's last scrape failed (log-safe words), for the
+    /// status page; sent with the failed [`Event::Target`].
+    TargetFailed(String, String),
     /// A pushed batch to apply (deduplicated, booked, checkpointed); the
     /// reply says how many points counted and how many were duplicates.
     Push(Job),

@@ -23,6 +23,7 @@ mod scenario;
 mod sdnotify;
 mod serve;
 mod simulated;
+mod status_page;
 mod value_feed;
 mod web_config;
 
@@ -472,6 +473,19 @@ fn run_daemon(
             }
         }
         engine.register_target(&label);
+        state.published().health().declare_target(
+            &label,
+            match &t.team {
+                Some(team) => published::TargetOwners::Owner(roimon_core::Owner {
+                    team: team.clone(),
+                    workload: t
+                        .workload
+                        .clone()
+                        .unwrap_or_else(|| roimon_core::engine::UNALLOCATED.into()),
+                }),
+                None => published::TargetOwners::Gpus(t.gpu_uuids.clone()),
+            },
+        );
         for why in roimon_value::Rejection::ALL {
             engine.note_value_rejected(&label, why.as_str(), 0);
         }

@@ -358,10 +358,20 @@ impl Running {
             };
             match u {
                 Event::Tariff(t, at) => self.s.engine.set_tariff(t, Some(at)),
-                Event::Outcome(name, ok) => self.s.engine.note_source(name, ok),
+                Event::Outcome(name, ok) => {
+                    self.s.publication.health().feed(name, ok, Utc::now());
+                    self.s.engine.note_source(name, ok);
+                }
                 Event::Carbon(c) => self.s.engine.set_carbon(Some(c)),
                 Event::Dropped(name, n) => self.s.engine.note_dropped(name, n),
-                Event::Target(name, ok) => self.s.engine.note_target(&name, ok),
+                Event::Target(name, ok) => {
+                    self.s.publication.health().target(&name, ok, Utc::now());
+                    self.s.engine.note_target(&name, ok);
+                }
+                Event::Failed(name, why) => self.s.publication.health().feed_failed(name, why),
+                Event::TargetFailed(name, why) => {
+                    self.s.publication.health().target_failed(&name, why);
+                }
                 Event::Value(v) => self.book_value(v),
                 Event::Push(job) => {
                     if let Some(ack) = self.apply_push(job) {
@@ -760,6 +770,13 @@ impl Running {
         let counters = self.published.clone();
         let mut snap = self.s.engine.snapshot_with(counters);
         snap.budgets = self.budget_views.clone();
+        if !self.s.budgets.is_empty() {
+            let c = self.s.engine.counters();
+            snap.budget_basis_seconds = Some(roimon_ledger::budget::forecast_basis_seconds(
+                c.last_wall.unwrap_or_else(Utc::now),
+                c.created,
+            ));
+        }
         if snap.unmatched_owners != self.warned_unmatched {
             if !snap.unmatched_owners.is_empty() {
                 let seen: Vec<&String> = snap.gpus.keys().collect();

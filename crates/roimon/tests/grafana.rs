@@ -24,6 +24,7 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_budget_monthly",
     "roimon_budget_spent",
     "roimon_budget_forecast",
+    "roimon_budget_forecast_basis_seconds",
     "roimon_gpu_info",
     "roimon_gpu_power_watts",
     "roimon_gpu_energy_joules_total",
@@ -82,6 +83,13 @@ const KNOWN_METRICS: &[&str] = &[
     "roimon_roi_baseline_ratio",
     "roimon_weighted_efficiency",
     "roimon_owner_weighted_efficiency",
+    "roimon_window_span_seconds",
+    "roimon_roi_baseline_span_seconds",
+    "roimon_owner_window_value",
+    "roimon_owner_window_cost",
+    "roimon_owner_roi_ratio",
+    "roimon_owner_roi_baseline_ratio",
+    "roimon_owner_roi_baseline_span_seconds",
     "roimon_value_target_up",
     "roimon_value_target_errors_total",
     "roimon_value_rejected_total",
@@ -529,6 +537,7 @@ fn exported_metrics() -> BTreeSet<String> {
         spent: 10.0,
         forecast: 50.0,
     }];
+    snap.budget_basis_seconds = Some(3600.0);
     roimon_export_prometheus::families(&snap, &p)
         .iter()
         .map(|f| f.name().to_string())

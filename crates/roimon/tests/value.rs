@@ -294,7 +294,7 @@ workload = "unallocated"
     let (status, page) = d.get("/");
     assert_eq!(status, 200);
     assert!(
-        page.contains("ROI by window") && page.contains("Owners, last 24 h"),
+        page.contains("ROI by window") && page.contains("ROI 24 h"),
         "{page}"
     );
     assert_eq!(s["value"]["total"], 628.5);

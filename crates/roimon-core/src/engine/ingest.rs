@@ -44,6 +44,8 @@ impl Engine {
         // collector failure one reading covers several ticks): W and money/s.
         let mut power_w = 0.0;
         let mut energy_rate: BTreeMap<Component, f64> = BTreeMap::new();
+        // The same money per second, by the GPU it is booked to.
+        let mut gpu_rate: BTreeMap<String, f64> = BTreeMap::new();
         // The host gauges show this tick's reading or nothing.
         self.host = None;
 
@@ -84,6 +86,8 @@ impl Engine {
                                         money / span;
                                     *energy_rate.entry(Component::Carbon).or_default() +=
                                         carbon / span;
+                                    *gpu_rate.entry(g.uuid.clone()).or_default() +=
+                                        (money + carbon) / span;
                                 }
                                 gpu_energy_this_tick.insert(g.uuid.clone(), e.0);
                                 facility_joules += e.0 * self.cfg.pue;
@@ -171,6 +175,9 @@ impl Engine {
             let carbon = self.emit(&split, fe, from, tick.wall);
             if span > 0.0 {
                 *energy_rate.entry(Component::Carbon).or_default() += carbon / span;
+                for (u, s) in sharers.iter().zip(&share) {
+                    *gpu_rate.entry(u.clone()).or_default() += (money.0 + carbon) * s / span;
+                }
             }
         }
 
@@ -218,6 +225,11 @@ impl Engine {
             // Energy-driven components at the rate of the span their energy
             // covers; fixed costs at their configured rate.
             let fixed: BTreeMap<Component, f64> = self.cfg.fixed.rates().into_iter().collect();
+            let fixed_total: f64 = fixed.values().map(|r| r.max(0.0)).sum();
+            for (u, s) in sharers.iter().zip(&share) {
+                *gpu_rate.entry(u.clone()).or_default() += fixed_total * s;
+            }
+            self.gpu_rates = gpu_rate;
             self.rates = Component::ALL
                 .iter()
                 .map(|c| {

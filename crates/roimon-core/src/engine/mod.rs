@@ -86,6 +86,9 @@ pub struct Engine {
     host: Option<HostReading>,
     last: Option<Tick>,
     rates: BTreeMap<Component, f64>,
+    /// Cost per second in the last interval, by the GPU it was booked to
+    /// (they add up to the sum of `rates`).
+    gpu_rates: BTreeMap<String, f64>,
     facility_power: f64,
     collectors: BTreeMap<String, CollectorHealth>,
     price_fetched_at: Option<DateTime<Utc>>,
@@ -123,6 +126,7 @@ impl Engine {
             host: None,
             last: None,
             rates: BTreeMap::new(),
+            gpu_rates: BTreeMap::new(),
             facility_power: 0.0,
             collectors: BTreeMap::new(),
             price_fetched_at: None,

@@ -71,6 +71,10 @@ pub struct Snapshot {
     pub counters: Counters,
     /// Cost per second in the last interval, by component.
     pub cost_rate_per_sec: BTreeMap<Component, f64>,
+    /// Cost per second in the last interval by GPU UUID (`none` on a node
+    /// without GPUs): the GPU's own energy and its share of the host's
+    /// energy and of the fixed costs. They add up to the node's rate.
+    pub gpu_cost_rate_per_sec: BTreeMap<String, f64>,
     /// Facility power in the last interval, W.
     pub facility_power_watts: f64,
     /// Collector health.
@@ -91,6 +95,9 @@ pub struct Snapshot {
     /// Monthly budgets with their month-to-date spend and forecast (set by
     /// the daemon from its ledger; empty without `[[budget]]`).
     pub budgets: Vec<BudgetView>,
+    /// Seconds of ledger history the budgets' run rate (and so their
+    /// forecast) rests on (set by the daemon with `budgets`).
+    pub budget_basis_seconds: Option<f64>,
 }
 
 /// A monthly budget of an owner (a team, or one workload of it) against
@@ -125,6 +132,40 @@ impl Engine {
     /// A detached view of everything, for exporters.
     pub fn snapshot(&self) -> Snapshot {
         self.snapshot_with(self.counters.clone())
+    }
+
+    /// The windows' figures from the live counters. An owner without any
+    /// value source of its own (no value row: nothing scraped or pushed
+    /// for it) has no ROI and no baseline: its return is not measured, not
+    /// −100 % (as a node without any value source has none).
+    fn window_views(
+        &self,
+        now: DateTime<Utc>,
+        scores: &BTreeMap<String, f64>,
+        owner_scores: &BTreeMap<Owner, BTreeMap<String, f64>>,
+    ) -> Vec<crate::window::WindowView> {
+        let mut views = self.counters.windows.views(
+            now,
+            &self.counters.totals(),
+            !self.counters.value.is_empty(),
+            &self.roi_weights,
+            scores,
+            owner_scores,
+        );
+        let valued: std::collections::BTreeSet<(&str, &str)> = self
+            .counters
+            .value
+            .keys()
+            .map(|k| (k.team.as_str(), k.workload.as_str()))
+            .collect();
+        for o in views.iter_mut().flat_map(|w| w.owners.iter_mut()) {
+            if !valued.contains(&(o.team.as_str(), o.workload.as_str())) {
+                o.roi = None;
+                o.baseline_roi = None;
+                o.baseline_span_secs = None;
+            }
+        }
+        views
     }
 
     /// A snapshot carrying `counters` instead of the live ones (the daemon
@@ -172,21 +213,16 @@ impl Engine {
             },
             counters,
             cost_rate_per_sec: self.rates.clone(),
+            gpu_cost_rate_per_sec: self.gpu_rates.clone(),
             facility_power_watts: self.facility_power,
             collectors: self.collectors.clone(),
             // Gauges: from the live counters and the live boundaries (a
             // published counter may be a checkpoint behind them).
-            windows: self.counters.windows.views(
-                now,
-                &self.counters.totals(),
-                !self.counters.value.is_empty(),
-                &self.roi_weights,
-                &scores,
-                &owner_scores,
-            ),
+            windows: self.window_views(now, &scores, &owner_scores),
             scores,
             targets: self.targets.clone(),
             budgets: Vec::new(),
+            budget_basis_seconds: None,
             unmatched_owners: if self.gpus.is_empty() {
                 Vec::new()
             } else {

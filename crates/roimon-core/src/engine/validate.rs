@@ -125,6 +125,15 @@ impl Counters {
             if let Some(b) = &mut w.baseline_roi {
                 f(format!("windows.{label}.baseline_roi"), b);
             }
+            for b in &mut w.owner_baselines {
+                f(
+                    format!(
+                        "windows.{label}.owner_baselines[{}/{}].roi",
+                        b.owner.team, b.owner.workload
+                    ),
+                    &mut b.roi,
+                );
+            }
         }
     }
 
@@ -325,6 +334,7 @@ impl Counters {
                     .rsplit_once(".marks[")
                     .map(|(l, _)| l)
                     .or_else(|| rest.strip_suffix(".baseline_roi"))
+                    .or_else(|| rest.split_once(".owner_baselines[").map(|(l, _)| l))
                     .unwrap_or(rest)
                     .to_string();
                 out.push(format!("{field}: {p}; window {label} starts over"));
@@ -340,6 +350,8 @@ impl Counters {
             if let Some(w) = self.windows.by_label.get_mut(&label) {
                 w.marks.clear();
                 w.baseline_roi = None;
+                w.baseline_since = None;
+                w.owner_baselines.clear();
             }
         }
         let off =

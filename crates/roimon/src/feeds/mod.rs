@@ -83,6 +83,18 @@ pub trait Feed: Send + 'static {
     /// The event that reports a fetch's outcome, for health and error counts.
     fn outcome(&self, ok: bool) -> Event;
 
+    /// The event that says why a fetch failed (or the client could not be
+    /// built), sent after the failed outcome: the outcome's source with the
+    /// error's log-safe text.
+    fn failure(&self, e: &FetchError) -> Option<Event> {
+        let why = roimon_http::log_safe(&e.to_string());
+        match self.outcome(false) {
+            Event::Outcome(name, _) => Some(Event::Failed(name, why)),
+            Event::Target(name, _) => Some(Event::TargetFailed(name, why)),
+            _ => None,
+        }
+    }
+
     /// Log that the client cannot be built; the next try is after `wait`.
     fn log_cannot_start(&self, e: &FetchError, wait: Duration);
 
@@ -112,6 +124,9 @@ pub async fn run<F: Feed>(mut feed: F, tx: Sender<Event>) {
                 }
                 if tx.send(feed.outcome(false)).is_err() {
                     return;
+                }
+                if let Some(why) = feed.failure(&e) {
+                    let _ = tx.send(why);
                 }
                 tokio::time::sleep(wait).await;
             }
@@ -144,6 +159,9 @@ pub async fn run<F: Feed>(mut feed: F, tx: Sender<Event>) {
                 failing = true;
                 if tx.send(feed.outcome(false)).is_err() {
                     return;
+                }
+                if let Some(why) = feed.failure(&e) {
+                    let _ = tx.send(why);
                 }
                 wait
             }
@@ -265,11 +283,27 @@ mod tests {
             tx,
         ));
         let mut seen = Vec::new();
+        let mut why = Vec::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while seen.len() < 6 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
-            seen.extend(rx.try_iter().map(|e| format!("{e:?}")));
+            for e in rx.try_iter() {
+                match e {
+                    Event::Failed(name, text) => why.push(format!("{name}: {text}")),
+                    e => seen.push(format!("{e:?}")),
+                }
+            }
         }
+        // Each failure says why, after its outcome.
+        assert_eq!(
+            why[..4],
+            [
+                "test: no token",
+                "test: no token",
+                "test: rejected: internal error in the fetch: a bug in a parser",
+                "test: HTTP: down",
+            ]
+        );
         let fail = "Outcome(\"test\", false)";
         assert_eq!(
             seen[..6],

@@ -182,6 +182,27 @@ fn every_figure_is_checked_and_named() {
                         seconds: 3600,
                         marks: Vec::new(),
                         baseline_roi: Some(f64::INFINITY),
+                        ..Default::default()
+                    },
+                );
+            }),
+        ),
+        (
+            "windows.1h.owner_baselines[search/llm].roi",
+            Box::new(|c| {
+                c.windows.by_label.insert(
+                    "1h".into(),
+                    crate::window::WindowState {
+                        seconds: 3600,
+                        owner_baselines: vec![crate::window::OwnerBaseline {
+                            owner: Owner {
+                                team: "search".into(),
+                                workload: "llm".into(),
+                            },
+                            roi: f64::NAN,
+                            since: t0(),
+                        }],
+                        ..Default::default()
                     },
                 );
             }),
@@ -198,7 +219,7 @@ fn every_figure_is_checked_and_named() {
                     crate::window::WindowState {
                         seconds: 3600,
                         marks: vec![(t0(), t)],
-                        baseline_roi: None,
+                        ..Default::default()
                     },
                 );
             }),

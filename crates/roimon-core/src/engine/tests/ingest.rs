@@ -411,3 +411,33 @@ fn owners_that_match_no_gpu_are_listed_once_gpus_are_seen() {
     e.ingest(tick(0.0), &report(vec![gpu("GPU-a", Some(0.0), 1.0)]));
     assert_eq!(e.snapshot().unmatched_owners, vec!["gpu-A".to_string()]);
 }
+
+#[test]
+fn the_gpus_cost_rates_add_up_to_the_node_rate_by_their_share() {
+    let mut e = Engine::new(cfg(ShareKey::Energy), None);
+    e.ingest(
+        tick(0.0),
+        &report(vec![
+            gpu("GPU-a", Some(1000.0), 300.0),
+            gpu("GPU-b", Some(0.0), 100.0),
+            host(0.0),
+        ]),
+    );
+    e.ingest(
+        tick(4.0),
+        &report(vec![
+            gpu("GPU-a", Some(4000.0), 300.0),
+            gpu("GPU-b", Some(1000.0), 100.0),
+            host(1000.0),
+        ]),
+    );
+    let s = e.snapshot();
+    let node: f64 = s.cost_rate_per_sec.values().sum();
+    let gpus: f64 = s.gpu_cost_rate_per_sec.values().sum();
+    assert!(node > 0.0);
+    assert!((gpus - node).abs() < 1e-15, "{gpus} vs {node}");
+    // GPU-a: its own 3000 J and 3/4 of the host's 1000 J over 4 s, and 3/4
+    // of the fixed costs' 0.013/s.
+    let a = (3000.0 * 1.5 + 0.75 * 1000.0 * 1.5) / 3.6e6 * 0.20 / 4.0 + 0.75 * 0.013;
+    assert!((s.gpu_cost_rate_per_sec["GPU-a"] - a).abs() < 1e-15);
+}

@@ -163,3 +163,41 @@ fn a_score_pushed_for_an_owner_without_cost_here_does_not_move_the_node() {
     assert!((search.weighted_efficiency.unwrap() - 0.95 / 36.02).abs() < 1e-9);
     assert!(hour.owners.iter().all(|o| o.team != "ads"));
 }
+
+/// An owner with cost but no value source of its own has no ROI (its
+/// return is not measured), while an owner with one on the same node has:
+/// a node with one inference server does not show every other owner as
+/// losing all its money.
+#[test]
+fn an_owner_without_a_value_source_has_no_roi_beside_one_with() {
+    let mut c = cfg(ShareKey::Equal);
+    c.max_gap = Seconds(1000.0);
+    let mut e = Engine::new(c, None);
+    e.set_roi(
+        &[("5m".into(), 300)],
+        crate::window::RoiWeights::default(),
+        vec![],
+    );
+    let gpus = |j: f64| {
+        report(vec![
+            gpu("GPU-a", Some(j), 100.0),
+            gpu("GPU-b", Some(j), 100.0),
+        ])
+    };
+    e.ingest(tick(0.0), &gpus(0.0));
+    let search = Owner {
+        team: "search".into(),
+        workload: "llm".into(),
+    };
+    e.book_value(&[(search, 1.0)], "vllm-1", 3.0, &[]);
+    e.ingest(tick(100.0), &gpus(10_000.0));
+    let s = e.snapshot();
+    let w = &s.windows[0];
+    let find = |team: &str| w.owners.iter().find(|o| o.team == team).unwrap();
+    let (valued, other) = (find("search"), find(&Owner::unallocated().team));
+    assert!(other.cost > 0.0, "{other:?}");
+    assert_eq!((other.roi, other.baseline_roi), (None, None));
+    let want = (valued.value - valued.cost) / valued.cost;
+    assert_eq!(valued.roi, Some(want));
+    assert_eq!(valued.value, 3.0);
+}
