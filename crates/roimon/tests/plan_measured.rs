@@ -393,3 +393,143 @@ checkpoint_interval_secs = 0.1
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no data in the ledger from "), "{stderr}");
 }
+
+/// Eight days of one H100 at 500 W for search/chat, hourly ticks, the
+/// price stepping up each day (0.10, 0.15, … 0.45 per kWh) and 1 M tokens
+/// for 2.0 booked every day at 05:00.
+fn fill_days(path: &Path) {
+    let chat = Owner {
+        team: "search".into(),
+        workload: "chat".into(),
+    };
+    let cfg = EngineConfig {
+        currency: "EUR".into(),
+        pue: 1.25,
+        tariff: Tariff::Static(PricePerKwh(0.1)),
+        price_source: "static".into(),
+        fixed: FixedCosts {
+            capex_per_sec: 0.001,
+            ..Default::default()
+        },
+        share_key: ShareKey::Equal,
+        owners: [("GPU-h".to_string(), chat.clone())].into(),
+        max_gap: Seconds(1e9),
+    };
+    let mut engine = Engine::new(cfg, None);
+    let mut book = HourBook::resume(None, None);
+    let mut ledger = Ledger::open(path).unwrap();
+    let meta = Meta {
+        node: "n1".into(),
+        price_source: "static".into(),
+    };
+    for i in 0..=(8 * 24) {
+        let wall = at(0) + Duration::hours(i);
+        if i % 24 == 0 {
+            let p = 0.1 + 0.05 * (i / 24) as f64;
+            engine.set_tariff(Tariff::Static(PricePerKwh(p)), None);
+        }
+        book.observe(wall, engine.counters());
+        let mono = 3600.0 * i as f64;
+        let g = GpuReading {
+            index: 0,
+            uuid: "GPU-h".into(),
+            name: "NVIDIA H100 80GB HBM3".into(),
+            power: Some(Watts(500.0)),
+            energy_counter: Some(Joules(500.0 * mono)),
+            utilization: None,
+            memory_used_bytes: None,
+            memory_total_bytes: None,
+            temperature_celsius: None,
+            power_limit: None,
+            processes: None,
+        };
+        engine.ingest(
+            Tick { wall, mono },
+            &[Report {
+                collector: "nvml",
+                outcome: Ok(vec![Reading::Gpu(g)]),
+            }],
+        );
+        if i % 24 == 5 {
+            book.observe(wall, engine.counters());
+            assert!(engine.book_value(
+                &[(chat.clone(), 1.0)],
+                "push",
+                2.0,
+                &[ModelDelta {
+                    model: "m".into(),
+                    input_tokens: 5e5,
+                    output_tokens: 5e5,
+                    requests: 1.0,
+                    ..Default::default()
+                }],
+            ));
+        }
+        ledger
+            .save(engine.counters(), &mut book, &meta, wall)
+            .unwrap();
+        book.written();
+    }
+}
+
+#[test]
+fn a_measured_price_with_a_week_of_days_draws_the_monte_carlo_price_from_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let week = dir.path().join("week.sqlite3");
+    fill_days(&week);
+    let out = plan(
+        dir.path(),
+        PLAN,
+        &[
+            "--json",
+            "--ledger",
+            week.to_str().unwrap(),
+            "--from",
+            "2026-12-01T00:00:00Z",
+            "--to",
+            "2026-12-09T00:00:00Z",
+            "--monte-carlo",
+            "400",
+            "--seed",
+            "7",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mc = &j["monte_carlo"];
+    assert_eq!(mc["price_source"], "days", "{mc}");
+    let (p5, p50, p95) = (
+        mc["profit_p5"].as_f64().unwrap(),
+        mc["profit_p50"].as_f64().unwrap(),
+        mc["profit_p95"].as_f64().unwrap(),
+    );
+    assert!(p5 <= p50 && p50 <= p95, "{mc}");
+
+    // Two hours of ledger: fewer than 7 days, the price keeps its triangle.
+    let short = dir.path().join("short.sqlite3");
+    fill(&short);
+    let out = plan(
+        dir.path(),
+        PLAN,
+        &[
+            "--json",
+            "--ledger",
+            short.to_str().unwrap(),
+            "--from",
+            "2026-12-01T00:00:00Z",
+            "--to",
+            "2026-12-02T00:00:00Z",
+            "--monte-carlo",
+            "50",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["monte_carlo"]["price_source"], "triangular");
+}

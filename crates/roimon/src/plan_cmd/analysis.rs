@@ -394,13 +394,23 @@ pub fn tables(inst: &Instance, found: &Found) -> String {
     s
 }
 
-/// The ledger's daily mean prices paid, for the Monte Carlo when the price
-/// is measured. Reading them needs the ledger's reader (the measured
-/// coefficients' part of the binary); until it provides them the price is
-/// drawn from the triangle like every other group (`price_source`
-/// says which).
-pub fn daily_prices(_inst: &Instance, _measure: &super::MeasureArgs) -> Option<Vec<f64>> {
-    None
+/// The ledger's daily mean prices paid (energy cost ÷ facility kWh, one
+/// figure per UTC day of the window), for the Monte Carlo when the price
+/// is measured; `None` when the price comes from the file or no ledger
+/// can be read (the price is then drawn from the triangle like every
+/// other group: `price_source` says which). The Monte Carlo uses them only
+/// when there are at least 7 days.
+pub fn daily_prices(inst: &Instance, measure: &super::MeasureArgs) -> Option<Vec<f64>> {
+    let measured = inst
+        .coefficients
+        .iter()
+        .any(|c| c.name == "energy.price_per_kwh" && c.source == "ledger");
+    if !measured {
+        return None;
+    }
+    let paths = crate::plan_measured::ledger_paths(measure.state_dir.as_deref(), &measure.ledger);
+    let m = roimon_ledger::measure::Measure::open(&paths, measure.from, measure.to).ok()?;
+    Some(m.daily_mean_prices(measure.from, measure.to))
 }
 
 #[cfg(test)]
