@@ -68,6 +68,7 @@ fn floors_only(inst: &Instance, floors: Vec<bool>) -> Limits {
         emissions_cap_kg: None,
         min_roi: None,
         ratio_floor: None,
+        fix: None,
     }
 }
 

@@ -423,7 +423,7 @@ pub(crate) fn allocate(
                     }
                 }
             }
-            let Some((_, k)) = best else { return None };
+            let (_, k) = best?;
             st.n[k] -= 1;
             st.used[cols[k].g] -= 1;
             let w = cols[k].w;

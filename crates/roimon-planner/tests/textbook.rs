@@ -210,7 +210,7 @@ fn a_power_cap_trims_the_tokens_of_the_last_gpus() {
     assert_eq!(p.allocation.cells[0].gpus, 3);
     assert!(near(
         p.allocation.cells[0].tokens_per_second,
-        7583.333_333,
+        7_583.333_333,
         1e-6
     ));
     assert!(near(p.totals.profit, 2660.0, 1e-6), "{}", p.totals.profit);
