@@ -130,7 +130,7 @@ fn main() {
             let secs = t0.elapsed().as_secs_f64();
             match r {
                 Ok(p) => println!(
-                    "seed {seed} {name:<14} {:?} gap {:.2e} profit {:.2} roi {:.4} cost {:.2} gpus {} in {secs:.3} s",
+                    "seed {seed} {name:<14} {:?} gap {:.2e} profit {:.6} roi {:.6} cost {:.6} gpus {} in {secs:.3} s",
                     p.status,
                     p.gap,
                     p.totals.profit,

@@ -557,8 +557,10 @@ fn run_goal(
         optimal: false,
         bound: None,
     };
-    // The whole programme, for 40 % of the time left.
-    let whole = Instant::now() + Duration::from_secs_f64(remaining(deadline) * 0.4);
+    // The whole programme: all the time when it is no larger than one
+    // neighbourhood, else 40 % of the time left.
+    let share = if cols.len() <= FREE_COLUMNS { 1.0 } else { 0.4 };
+    let whole = Instant::now() + Duration::from_secs_f64(remaining(deadline) * share);
     let (mut best, bound) = match backend::solve(
         inst,
         cols,
@@ -622,6 +624,9 @@ fn run_goal(
     })
 }
 
+/// Pairs whose GPUs one neighbourhood frees.
+const FREE_COLUMNS: usize = 24;
+
 /// Large-neighbourhood search: windows of workloads (in file order, then
 /// grouped by their first GPU type) whose GPUs are freed while every other
 /// pair keeps the incumbent's GPUs; each window's programme is solved
@@ -635,7 +640,6 @@ fn neighbourhoods(
     deadline: Instant,
 ) -> Vec<(u32, f64)> {
     use crate::heuristic::objective;
-    const FREE_COLUMNS: usize = 24;
     let nw = inst.workloads.len();
     let mut per_w = vec![0usize; nw];
     for c in cols {
@@ -646,7 +650,9 @@ fn neighbourhoods(
     let first_type = |w: usize| cols.iter().find(|c| c.w == w).map_or(usize::MAX, |c| c.g);
     by_type.sort_by_key(|&w| (first_type(w), w));
     orders.push(by_type);
-    let mut windows: Vec<Vec<usize>> = Vec::new();
+    // Windows as sets of columns: runs of workloads in each order, then
+    // every pair of GPU types (all their columns) when small enough.
+    let mut windows: Vec<Vec<bool>> = Vec::new();
     for order in &orders {
         let mut i = 0;
         while i < order.len() {
@@ -659,11 +665,21 @@ fn neighbourhoods(
                 j += 1;
             }
             let step = (win.len() / 2).max(1);
-            windows.push(win);
+            windows.push(cols.iter().map(|c| win.contains(&c.w)).collect());
             if j >= order.len() {
                 break;
             }
             i += step;
+        }
+    }
+    let ng = inst.gpus.len();
+    for g1 in 0..ng {
+        for g2 in g1 + 1..ng {
+            let win: Vec<bool> = cols.iter().map(|c| c.g == g1 || c.g == g2).collect();
+            let free = win.iter().filter(|&&f| f).count();
+            if free > 1 && free <= FREE_COLUMNS && free < cols.len() {
+                windows.push(win);
+            }
         }
     }
     if windows.len() <= 1 {
@@ -679,7 +695,7 @@ fn neighbourhoods(
         lim.fix = Some(
             cols.iter()
                 .enumerate()
-                .map(|(c, col)| (!win.contains(&col.w)).then_some(best[c].0))
+                .map(|(c, _)| (!win[c]).then_some(best[c].0))
                 .collect(),
         );
         let slice = remaining(deadline).min(0.2);
