@@ -260,12 +260,15 @@ impl<'a> State<'a> {
     }
 
     /// Covers every floor, cheapest cost per token first.
-    fn cover_floors(&mut self, total: &mut Sums) -> bool {
+    fn cover_floors(&mut self, total: &mut Sums, deadline: Instant) -> bool {
         let mut ws: Vec<usize> = (0..self.inst.workloads.len())
             .filter(|&w| self.floor(w) > 0.0)
             .collect();
         ws.sort_by(|&x, &y| self.floor(y).total_cmp(&self.floor(x)).then(x.cmp(&y)));
         for w in ws {
+            if Instant::now() >= deadline {
+                return false;
+            }
             loop {
                 let served: f64 = self.by_w[w].iter().map(|&k| self.s[k]).sum();
                 if served >= self.floor(w) * (1.0 - 1e-12) {
@@ -335,6 +338,9 @@ impl<'a> State<'a> {
                 }
             }
             for k in 0..m {
+                if k % 1024 == 0 && Instant::now() >= deadline {
+                    return;
+                }
                 if self.n[k] > 0 && self.try_move(&[(k, -1)], total) {
                     improved = true;
                 }
@@ -344,6 +350,9 @@ impl<'a> State<'a> {
                 for &from in ks {
                     if self.n[from] == 0 {
                         continue;
+                    }
+                    if Instant::now() >= deadline {
+                        return;
                     }
                     for &to in ks {
                         if to != from
@@ -357,6 +366,9 @@ impl<'a> State<'a> {
             }
             // Move one GPU of a workload from one type to another.
             for w in 0..self.by_w.len() {
+                if w % 64 == 0 && Instant::now() >= deadline {
+                    return;
+                }
                 let ks = self.by_w[w].clone();
                 for &from in &ks {
                     for &to in &ks {
@@ -405,7 +417,7 @@ pub(crate) fn allocate(
             }
         }
     }
-    if !st.cover_floors(&mut total) {
+    if !st.cover_floors(&mut total, deadline) {
         return None;
     }
     if !st.limits_hold(&total) {
