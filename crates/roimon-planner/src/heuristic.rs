@@ -260,15 +260,14 @@ impl<'a> State<'a> {
     }
 
     /// Covers every floor, cheapest cost per token first.
-    fn cover_floors(&mut self, total: &mut Sums, deadline: Instant) -> bool {
+    /// Not bounded by the deadline: it is linear in the GPUs the floors
+    /// need, and without it a short time limit could leave no plan at all.
+    fn cover_floors(&mut self, total: &mut Sums) -> bool {
         let mut ws: Vec<usize> = (0..self.inst.workloads.len())
             .filter(|&w| self.floor(w) > 0.0)
             .collect();
         ws.sort_by(|&x, &y| self.floor(y).total_cmp(&self.floor(x)).then(x.cmp(&y)));
         for w in ws {
-            if Instant::now() >= deadline {
-                return false;
-            }
             loop {
                 let served: f64 = self.by_w[w].iter().map(|&k| self.s[k]).sum();
                 if served >= self.floor(w) * (1.0 - 1e-12) {
@@ -417,7 +416,7 @@ pub(crate) fn allocate(
             }
         }
     }
-    if !st.cover_floors(&mut total, deadline) {
+    if !st.cover_floors(&mut total) {
         return None;
     }
     if !st.limits_hold(&total) {
