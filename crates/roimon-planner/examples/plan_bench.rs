@@ -2,7 +2,7 @@
 //! workloads by default, every workload on every type) and prints status,
 //! gap, objective and seconds per objective: the figures of BENCHMARKS.md.
 //!
-//!     cargo run --release -p roimon-planner --example plan_bench -- [TYPES WORKLOADS SEEDS LIMIT_S]
+//!     cargo run --release -p roimon-planner --example plan_bench -- [TYPES WORKLOADS SEEDS LIMIT_S ON_TYPES]
 
 use roimon_planner::model::{Gpu, Instance, Objective, Pair, Workload};
 use roimon_planner::{SolveOptions, solve};
@@ -28,7 +28,7 @@ impl Lcg {
 
 /// A realistic instance: GPU types from fast and dear to slow and cheap,
 /// workloads with demand from 2k to 200k tokens/s, some with floors.
-pub fn generate(types: usize, workloads: usize, seed: u64) -> Instance {
+pub fn generate(types: usize, workloads: usize, on_types: usize, seed: u64) -> Instance {
     let mut r = Lcg(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5);
     let mut gpus = Vec::new();
     for g in 0..types {
@@ -47,9 +47,12 @@ pub fn generate(types: usize, workloads: usize, seed: u64) -> Instance {
     let mut wls = Vec::new();
     for w in 0..workloads {
         let size = r.range(0.5, 2.0);
+        // Each workload runs on `on_types` of the types (all by default).
+        let first = (r.next() * types as f64) as usize;
         let on = gpus
             .iter()
             .enumerate()
+            .filter(|(g, _)| (g + types - first) % types < on_types)
             .map(|(g, (_, speed))| Pair {
                 gpu: g,
                 tokens_per_second: (1500.0 * speed / size * r.range(0.8, 1.2)).round(),
@@ -88,23 +91,33 @@ fn main() {
     #[allow(clippy::cast_possible_truncation)]
     let (types, workloads) = (arg(0, 8) as usize, arg(1, 50) as usize);
     let seeds = arg(2, 5);
+    #[allow(clippy::cast_possible_truncation)]
+    let on_types = arg(4, types as u64) as usize;
     #[allow(clippy::cast_precision_loss)]
     let limit = Duration::from_secs_f64(arg(3, 10) as f64);
-    println!("{types} GPU types × {workloads} workloads, time limit {limit:?}");
+    println!(
+        "{types} GPU types × {workloads} workloads, each on {on_types} types, time limit {limit:?}"
+    );
     for seed in 0..seeds {
-        let base = generate(types, workloads, seed);
+        let base = generate(types, workloads, on_types, seed);
         for (name, objective, tweak) in [
             ("profit", Objective::Profit, 0),
             ("profit+limits", Objective::Profit, 1),
             ("cost", Objective::Cost, 0),
             ("roi", Objective::Roi, 0),
         ] {
+            if std::env::var("ONLY").is_ok_and(|o| o != name) {
+                continue;
+            }
             let mut inst = base.clone();
             inst.objective = objective;
             if tweak == 1 {
                 inst.budget = Some(150_000.0);
                 inst.power_cap_kw = Some(60.0);
                 inst.min_roi = Some(0.2);
+            }
+            if let Ok(dir) = std::env::var("DUMP") {
+                dump(&inst, &format!("{dir}/seed{seed}-{name}.json"));
             }
             let t0 = Instant::now();
             let r = solve(
@@ -117,7 +130,7 @@ fn main() {
             let secs = t0.elapsed().as_secs_f64();
             match r {
                 Ok(p) => println!(
-                    "seed {seed} {name:<14} {:?} gap {:.2e} profit {:.2} roi {:.4} cost {:.2} gpus {} in {secs:.3} s",
+                    "seed {seed} {name:<14} {:?} gap {:.2e} profit {:.6} roi {:.6} cost {:.6} gpus {} in {secs:.3} s",
                     p.status,
                     p.gap,
                     p.totals.profit,
@@ -129,4 +142,21 @@ fn main() {
             }
         }
     }
+}
+
+/// Writes the instance as JSON (for checking against another solver).
+fn dump(i: &Instance, path: &str) {
+    let j = serde_json::json!({
+        "hours": i.hours, "price": i.price_per_kwh, "pue": i.pue,
+        "budget": i.budget, "power_cap_kw": i.power_cap_kw, "min_roi": i.min_roi,
+        "objective": format!("{:?}", i.objective).to_lowercase(),
+        "gpus": i.gpus.iter().map(|g| serde_json::json!({
+            "count": g.count, "cost": g.cost_per_hour, "idle": g.idle_watts})).collect::<Vec<_>>(),
+        "workloads": i.workloads.iter().map(|w| serde_json::json!({
+            "demand": w.demand, "min_served": w.min_served, "vpm": w.value_per_million_tokens,
+            "on": w.on.iter().map(|p| serde_json::json!({
+                "gpu": p.gpu, "tps": p.tokens_per_second, "jpt": p.joules_per_token})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
+    std::fs::write(path, j.to_string()).expect("dump written");
 }

@@ -68,6 +68,7 @@ fn floors_only(inst: &Instance, floors: Vec<bool>) -> Limits {
         emissions_cap_kg: None,
         min_roi: None,
         ratio_floor: None,
+        fix: None,
     }
 }
 
@@ -133,6 +134,9 @@ pub(crate) fn diagnose(
     if feasible(inst, cols, &floors_only(inst, all_floors.clone()), deadline) == Some(false) {
         let mut keep = all_floors;
         for &w in &floored {
+            if Instant::now() >= deadline {
+                break;
+            }
             keep[w] = false;
             if feasible(inst, cols, &floors_only(inst, keep.clone()), deadline) != Some(false) {
                 keep[w] = true;
@@ -149,12 +153,13 @@ pub(crate) fn diagnose(
             .iter()
             .map(|&g| format!("{}: {} GPUs", inst.gpus[g].kind, inst.gpus[g].count))
             .collect();
+        let inv = names(&inv);
         let words: Vec<String> = set.iter().map(|&w| floor_words(inst, w)).collect();
         conflicts.push(format!(
             "the floors of {} cannot all be met: together they need more GPUs than the \
              inventory of their types ({})",
             names(&words),
-            inv.join(", ")
+            inv
         ));
         return Infeasible { conflicts };
     }

@@ -260,6 +260,8 @@ impl<'a> State<'a> {
     }
 
     /// Covers every floor, cheapest cost per token first.
+    /// Not bounded by the deadline: it is linear in the GPUs the floors
+    /// need, and without it a short time limit could leave no plan at all.
     fn cover_floors(&mut self, total: &mut Sums) -> bool {
         let mut ws: Vec<usize> = (0..self.inst.workloads.len())
             .filter(|&w| self.floor(w) > 0.0)
@@ -335,6 +337,9 @@ impl<'a> State<'a> {
                 }
             }
             for k in 0..m {
+                if k % 1024 == 0 && Instant::now() >= deadline {
+                    return;
+                }
                 if self.n[k] > 0 && self.try_move(&[(k, -1)], total) {
                     improved = true;
                 }
@@ -344,6 +349,9 @@ impl<'a> State<'a> {
                 for &from in ks {
                     if self.n[from] == 0 {
                         continue;
+                    }
+                    if Instant::now() >= deadline {
+                        return;
                     }
                     for &to in ks {
                         if to != from
@@ -357,6 +365,9 @@ impl<'a> State<'a> {
             }
             // Move one GPU of a workload from one type to another.
             for w in 0..self.by_w.len() {
+                if w % 64 == 0 && Instant::now() >= deadline {
+                    return;
+                }
                 let ks = self.by_w[w].clone();
                 for &from in &ks {
                     for &to in &ks {

@@ -2,8 +2,10 @@
 //! tokio, no HTTP, no clock). The binary reads files and the ledger and
 //! prints; everything that decides lives here.
 //!
-//! - `allocation`: the contract's allocation model (GPU types × workloads),
-//!   solved as a MILP with `good_lp` and the pure-Rust `microlp` backend.
+//! - allocation: `model` (the file, the instance, the contract's totals),
+//!   `resolve` (checks and measured coefficients), `solve` (a MILP with
+//!   `good_lp` and the pure-Rust `microlp` backend, under a time limit: the
+//!   only clock the crate reads), `output` (JSON and table).
 //! - `select`: scenario selection, a 0/1 programme.
 //! - `window`: the cheapest start of a deferrable job in a price schedule.
 //! - `analysis`: tornado, break-even, Monte Carlo, Pareto front, SVG.

@@ -166,6 +166,8 @@ pub(crate) struct Limits {
     pub min_roi: Option<f64>,
     /// V ≥ q · C (keeps ROI-optimal points when maximising profit among them).
     pub ratio_floor: Option<f64>,
+    /// Per column: GPUs fixed to this number (a neighbourhood of the search).
+    pub fix: Option<Vec<Option<u32>>>,
 }
 
 impl Limits {
@@ -177,6 +179,7 @@ impl Limits {
             emissions_cap_kg: opts.emissions_cap_kg,
             min_roi: inst.min_roi,
             ratio_floor: None,
+            fix: None,
         }
     }
 
@@ -233,7 +236,11 @@ mod backend {
         let mut n: Vec<Variable> = Vec::with_capacity(cols.len());
         let mut u: Vec<Variable> = Vec::with_capacity(cols.len());
         for col in cols {
-            let v = variable().min(0).max(col.ub);
+            let fixed = limits.fix.as_ref().and_then(|f| f[n.len()]);
+            let v = match fixed {
+                Some(x) => variable().min(x).max(x),
+                None => variable().min(0).max(col.ub),
+            };
             n.push(vars.add(if relaxed { v } else { v.integer() }));
             let d = inst.workloads[col.w].demand;
             let cap = (col.tps * f64::from(col.ub) / d).min(1.0);
@@ -491,6 +498,8 @@ struct Found {
     run: Run,
     optimal: bool,
     gap: f64,
+    /// Best proven bound on the goal (per hour), when known.
+    bound: Option<f64>,
 }
 
 fn remaining(deadline: Instant) -> f64 {
@@ -510,8 +519,11 @@ fn minimises(goal: Goal) -> bool {
     matches!(goal, Goal::Cost | Goal::Watts | Goal::Feasible)
 }
 
-/// One goal: a heuristic start, the branch and bound from it under the
-/// deadline, and single-GPU moves to polish what a stopped search returns.
+/// One goal: a heuristic start; the branch and bound from it for part of
+/// the time (enough to prove small instances optimal); when that does not
+/// finish, large-neighbourhood search (free the GPUs of a few workloads,
+/// keep the others, solve that smaller programme exactly) until the
+/// deadline, and single-GPU moves to polish.
 fn run_goal(
     inst: &Instance,
     cols: &[Col],
@@ -519,21 +531,19 @@ fn run_goal(
     goal: Goal,
     deadline: Instant,
 ) -> Result<Found, RunError> {
+    use crate::heuristic::{allocate, objective};
     // Starts: from scratch, and from the relaxation's GPUs rounded down.
     let relaxation = backend::solve(inst, cols, limits, goal, remaining(deadline), None, true);
     if matches!(relaxation, Err(RunError::Infeasible)) {
         return Err(RunError::Infeasible);
     }
-    let mut start = crate::heuristic::allocate(inst, cols, limits, goal, None, deadline);
+    let mut start = allocate(inst, cols, limits, goal, None, deadline);
     if let Ok(r) = &relaxation {
-        if let Some(x) =
-            crate::heuristic::allocate(inst, cols, limits, goal, Some((&r.n, &r.s)), deadline)
-        {
-            let better = start.as_ref().is_none_or(|y| {
-                crate::heuristic::objective(cols, goal, &x)
-                    > crate::heuristic::objective(cols, goal, y)
-            });
-            if better {
+        if let Some(x) = allocate(inst, cols, limits, goal, Some((&r.n, &r.s)), deadline) {
+            if start
+                .as_ref()
+                .is_none_or(|y| objective(cols, goal, &x) > objective(cols, goal, y))
+            {
                 start = Some(x);
             }
         }
@@ -547,54 +557,59 @@ fn run_goal(
         optimal: false,
         bound: None,
     };
-    let run = match backend::solve(
+    // The whole programme: all the time when it is no larger than one
+    // neighbourhood, else 40 % of the time left.
+    let share = if cols.len() <= FREE_COLUMNS { 1.0 } else { 0.4 };
+    let whole = Instant::now() + Duration::from_secs_f64(remaining(deadline) * share);
+    let (mut best, bound) = match backend::solve(
         inst,
         cols,
         limits,
         goal,
-        remaining(deadline),
+        remaining(whole),
         warm.as_deref(),
         false,
     ) {
-        Ok(run) => run,
-        Err(RunError::Timeout | RunError::Backend(_)) if start.is_some() => {
-            let x = start.unwrap_or_default();
-            let gap = relaxed_bound.map_or(f64::INFINITY, |b| {
-                let user = sense * crate::heuristic::objective(cols, goal, &x);
-                (sense * (b - user)).max(0.0) / user.abs().max(1e-10)
-            });
+        Ok(run) if run.optimal || matches!(goal, Goal::Feasible) => {
             return Ok(Found {
-                run: to_run(&x),
-                optimal: false,
-                gap,
+                optimal: true,
+                gap: 0.0,
+                bound: run.bound,
+                run,
             });
+        }
+        Ok(run) => {
+            let x: Vec<(u32, f64)> = run.n.iter().copied().zip(run.s.iter().copied()).collect();
+            (x, run.bound.or(relaxed_bound))
+        }
+        Err(RunError::Timeout | RunError::Backend(_)) if start.is_some() => {
+            (start.clone().unwrap_or_default(), relaxed_bound)
         }
         Err(e) => return Err(e),
     };
-    if run.optimal || matches!(goal, Goal::Feasible) {
-        return Ok(Found {
-            optimal: run.optimal || matches!(goal, Goal::Feasible),
-            gap: 0.0,
-            run,
-        });
-    }
-    // Stopped by the time limit: polish, then the gap to the proven bound.
-    let mut best: Vec<(u32, f64)> = run.n.iter().copied().zip(run.s.iter().copied()).collect();
-    let mut best_obj = crate::heuristic::objective(cols, goal, &best);
-    for cand in [
-        crate::heuristic::allocate(inst, cols, limits, goal, Some((&run.n, &run.s)), deadline),
-        start,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let o = crate::heuristic::objective(cols, goal, &cand);
-        if o > best_obj + 1e-12 * best_obj.abs().max(1.0) {
-            best = cand;
-            best_obj = o;
+    if let Some(x) = start {
+        if objective(cols, goal, &x) > objective(cols, goal, &best) {
+            best = x;
         }
     }
-    let gap = match run.bound {
+    best = neighbourhoods(inst, cols, limits, goal, best, deadline);
+    if let Some(x) = allocate(
+        inst,
+        cols,
+        limits,
+        goal,
+        Some((
+            &best.iter().map(|p| p.0).collect::<Vec<_>>(),
+            &best.iter().map(|p| p.1).collect::<Vec<_>>(),
+        )),
+        deadline,
+    ) {
+        if objective(cols, goal, &x) > objective(cols, goal, &best) {
+            best = x;
+        }
+    }
+    let best_obj = objective(cols, goal, &best);
+    let gap = match bound {
         Some(b) => {
             let user = sense * best_obj;
             (sense * (b - user)).max(0.0) / user.abs().max(1e-10)
@@ -605,7 +620,95 @@ fn run_goal(
         run: to_run(&best),
         optimal: gap <= 1e-9,
         gap,
+        bound,
     })
+}
+
+/// Pairs whose GPUs one neighbourhood frees.
+const FREE_COLUMNS: usize = 24;
+
+/// Large-neighbourhood search: windows of workloads (in file order, then
+/// grouped by their first GPU type) whose GPUs are freed while every other
+/// pair keeps the incumbent's GPUs; each window's programme is solved
+/// exactly (short limit) from the incumbent, and kept when it improves.
+fn neighbourhoods(
+    inst: &Instance,
+    cols: &[Col],
+    limits: &Limits,
+    goal: Goal,
+    mut best: Vec<(u32, f64)>,
+    deadline: Instant,
+) -> Vec<(u32, f64)> {
+    use crate::heuristic::objective;
+    let nw = inst.workloads.len();
+    let mut per_w = vec![0usize; nw];
+    for c in cols {
+        per_w[c.w] += 1;
+    }
+    let mut orders: Vec<Vec<usize>> = vec![(0..nw).collect()];
+    let mut by_type: Vec<usize> = (0..nw).collect();
+    let first_type = |w: usize| cols.iter().find(|c| c.w == w).map_or(usize::MAX, |c| c.g);
+    by_type.sort_by_key(|&w| (first_type(w), w));
+    orders.push(by_type);
+    // Windows as sets of columns: runs of workloads in each order, then
+    // every pair of GPU types (all their columns) when small enough.
+    let mut windows: Vec<Vec<bool>> = Vec::new();
+    for order in &orders {
+        let mut i = 0;
+        while i < order.len() {
+            let mut win = Vec::new();
+            let mut free = 0;
+            let mut j = i;
+            while j < order.len() && (win.is_empty() || free + per_w[order[j]] <= FREE_COLUMNS) {
+                free += per_w[order[j]];
+                win.push(order[j]);
+                j += 1;
+            }
+            let step = (win.len() / 2).max(1);
+            windows.push(cols.iter().map(|c| win.contains(&c.w)).collect());
+            if j >= order.len() {
+                break;
+            }
+            i += step;
+        }
+    }
+    let ng = inst.gpus.len();
+    for g1 in 0..ng {
+        for g2 in g1 + 1..ng {
+            let win: Vec<bool> = cols.iter().map(|c| c.g == g1 || c.g == g2).collect();
+            let free = win.iter().filter(|&&f| f).count();
+            if free > 1 && free <= FREE_COLUMNS && free < cols.len() {
+                windows.push(win);
+            }
+        }
+    }
+    if windows.len() <= 1 {
+        return best;
+    }
+    let mut since_improved = 0;
+    let mut k = 0;
+    while since_improved < windows.len() && remaining(deadline) > 0.0 {
+        let win = &windows[k % windows.len()];
+        k += 1;
+        since_improved += 1;
+        let mut lim = limits.clone();
+        lim.fix = Some(
+            cols.iter()
+                .enumerate()
+                .map(|(c, _)| (!win[c]).then_some(best[c].0))
+                .collect(),
+        );
+        let slice = remaining(deadline).min(0.2);
+        if let Ok(run) = backend::solve(inst, cols, &lim, goal, slice, Some(&best), false) {
+            let x: Vec<(u32, f64)> = run.n.iter().copied().zip(run.s.iter().copied()).collect();
+            let (o, b) = (objective(cols, goal, &x), objective(cols, goal, &best));
+            if o > b + 1e-9 * b.abs().max(1.0) {
+                best = x;
+                since_improved = 0;
+            }
+        }
+    }
+    best
 }
 
 fn as_run(cols: &[Col], a: &Allocation) -> Run {
@@ -640,11 +743,15 @@ fn solve_roi(
     let mut q = 0.0_f64;
     let mut best: Option<(Run, f64)> = None; // run and its V/C
     let mut optimal = true;
-    let mut gap = 0.0_f64;
+    // The last step's parameter and bound on max V − q·C (per hour).
+    let mut last: (f64, Option<f64>) = (0.0, None);
     for _ in 0..64 {
-        let f = run_goal(inst, cols, limits, Goal::Param(q), deadline)?;
+        // Each step gets a share of the time left (later steps are quicker).
+        let step =
+            (Instant::now() + Duration::from_secs_f64(remaining(deadline) * 0.35)).min(deadline);
+        let f = run_goal(inst, cols, limits, Goal::Param(q), step)?;
         optimal &= f.optimal;
-        gap = gap.max(f.gap);
+        last = (q, f.bound);
         let a = clean(inst, cols, &f.run);
         let t = inst.evaluate(&a);
         if t.cost <= 0.0 {
@@ -654,7 +761,8 @@ fn solve_roi(
                 return Ok(Found {
                     run: f.run,
                     optimal,
-                    gap,
+                    gap: 0.0,
+                    bound: None,
                 });
             }
             if best.is_none() {
@@ -678,6 +786,17 @@ fn solve_roi(
     };
     let a = clean(inst, cols, &run);
     let t = inst.evaluate(&a);
+    // Not proven: bound the ratio by the last step, for x of the plan's
+    // cost: V/C ≤ q + bound / C.
+    let gap = if optimal || t.cost <= 0.0 {
+        0.0
+    } else {
+        let per_hour = t.cost / inst.hours;
+        last.1.map_or(f64::INFINITY, |b| {
+            ((last.0 + b.max(0.0) / per_hour - ratio) / ratio).max(0.0)
+        })
+    };
+    let optimal = optimal || gap <= 1e-9;
     let floors = limits.has_floor(inst);
     if t.cost > 0.0 && t.profit < 0.0 && !floors {
         // Every deployment loses money: nothing beats no allocation.
@@ -685,12 +804,19 @@ fn solve_roi(
             run: as_run(cols, &Allocation::default()),
             optimal,
             gap,
+            bound: None,
         });
     }
     if t.cost <= 0.0 {
-        return Ok(Found { run, optimal, gap });
+        return Ok(Found {
+            run,
+            optimal,
+            gap,
+            bound: None,
+        });
     }
-    // Most profitable among the ROI-optimal allocations.
+    // Most profitable among the ROI-optimal allocations (the ROI is the
+    // objective; this only chooses among equals).
     let mut lim = limits.clone();
     lim.ratio_floor = Some(ratio * (1.0 - 1e-9));
     if remaining(deadline) > 0.0 {
@@ -701,13 +827,19 @@ fn solve_roi(
             {
                 return Ok(Found {
                     run: f.run,
-                    optimal: optimal && f.optimal,
-                    gap: gap.max(f.gap),
+                    optimal,
+                    gap,
+                    bound: None,
                 });
             }
         }
     }
-    Ok(Found { run, optimal, gap })
+    Ok(Found {
+        run,
+        optimal,
+        gap,
+        bound: None,
+    })
 }
 
 /// Solves `inst` under `opts`: the allocation that maximises profit or ROI,
