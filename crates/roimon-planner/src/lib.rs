@@ -11,8 +11,6 @@
 //! - `analysis`: tornado, break-even, Monte Carlo, Pareto front, SVG.
 
 pub mod analysis;
-mod diagnose;
-mod heuristic;
 pub mod model;
 pub mod output;
 pub mod resolve;

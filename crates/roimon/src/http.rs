@@ -147,7 +147,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/report", get(report))
         .route("/api/v1/window", get(window))
-        .merge(crate::plan_daemon::routes())
+        .merge(plan_routes())
         .route("/", get(index))
         .with_state(state)
 }
@@ -659,6 +659,49 @@ fn plan_links(st: &AppState) -> String {
         (None, Ok(_)) => "not planned yet".to_string(),
     };
     format!("<h2>Plan</h2><p>{body}</p>")
+}
+
+fn plan_error(code: StatusCode, message: String) -> Response {
+    (code, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// `GET /api/v1/plan`: the last plan's JSON; 404 (JSON `{"error"}`)
+/// before the first plan or without `[plan] file`.
+async fn plan_json(State(st): State<Arc<AppState>>) -> Response {
+    let Some(p) = st.plan_state() else {
+        return plan_error(
+            StatusCode::NOT_FOUND,
+            "no plan: the configuration has no [plan] file".into(),
+        );
+    };
+    match p.document() {
+        Ok(doc) => axum::Json(doc).into_response(),
+        Err(why) => plan_error(StatusCode::NOT_FOUND, why),
+    }
+}
+
+fn picture(st: &AppState, name: &str) -> Response {
+    match st.plan_state().and_then(|p| p.picture(name)) {
+        Some(svg) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
+        None => plan_error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no {name}: no plan yet, no [plan] file, [plan] svg = false, or not drawn for this plan"
+            ),
+        ),
+    }
+}
+
+/// The planner's routes (merged into [`router`]; the planner itself is [`crate::plan_daemon`]).
+fn plan_routes() -> Router<Arc<AppState>> {
+    let mut r = Router::new().route("/api/v1/plan", get(plan_json));
+    for name in crate::plan_daemon::PICTURES {
+        r = r.route(
+            &format!("/api/v1/plan/{name}"),
+            get(move |State(st): State<Arc<AppState>>| async move { picture(&st, name) }),
+        );
+    }
+    r
 }
 
 #[cfg(test)]

@@ -9,14 +9,8 @@
 //! counted in `roimon_plan_runs_total`; the last good plan stays, served as
 //! stale, and the daemon goes on.
 
-use crate::http::AppState;
 use crate::plan_cmd::MeasureArgs;
 use crate::plan_measured::{LedgerMeasure, ledger_paths};
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use chrono::{DateTime, SecondsFormat, Utc};
 use roimon_config::{ConfigError, PlanCfg, parse_toml, read_file};
 use roimon_export_prometheus::PlanFigures;
@@ -406,49 +400,6 @@ pub fn start(
             }
         })?;
     Ok(stop_tx)
-}
-
-fn error(code: StatusCode, message: String) -> Response {
-    (code, axum::Json(json!({ "error": message }))).into_response()
-}
-
-/// `GET /api/v1/plan`: the last plan's JSON; 404 (JSON `{"error"}`)
-/// before the first plan or without `[plan] file`.
-async fn plan_json(State(st): State<Arc<AppState>>) -> Response {
-    let Some(p) = st.plan_state() else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "no plan: the configuration has no [plan] file".into(),
-        );
-    };
-    match p.document() {
-        Ok(doc) => axum::Json(doc).into_response(),
-        Err(why) => error(StatusCode::NOT_FOUND, why),
-    }
-}
-
-fn picture(st: &AppState, name: &str) -> Response {
-    match st.plan_state().and_then(|p| p.picture(name)) {
-        Some(svg) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
-        None => error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no {name}: no plan yet, no [plan] file, [plan] svg = false, or not drawn for this plan"
-            ),
-        ),
-    }
-}
-
-/// The planner's routes (merged into [`crate::http::router`]).
-pub fn routes() -> Router<Arc<AppState>> {
-    let mut r = Router::new().route("/api/v1/plan", get(plan_json));
-    for name in PICTURES {
-        r = r.route(
-            &format!("/api/v1/plan/{name}"),
-            get(move |State(st): State<Arc<AppState>>| async move { picture(&st, name) }),
-        );
-    }
-    r
 }
 
 #[cfg(test)]

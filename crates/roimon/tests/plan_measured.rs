@@ -465,9 +465,7 @@ fn fill_days(path: &Path) {
                 }],
             ));
         }
-        ledger
-            .save(engine.counters(), &mut book, &meta, wall)
-            .unwrap();
+        ledger.save(engine.counters(), &book, &meta, wall).unwrap();
         book.written();
     }
 }

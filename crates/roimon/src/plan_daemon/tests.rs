@@ -5,6 +5,8 @@
 
 use super::*;
 use crate::http::{AppState, router};
+use axum::Router;
+use axum::http::{StatusCode, header};
 use http_body_util::BodyExt;
 
 /// One H100 type (4 of them, 2 per hour, 100 W idle) and one workload of

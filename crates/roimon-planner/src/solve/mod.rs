@@ -8,6 +8,9 @@ use serde::Serialize;
 use std::fmt;
 use std::time::{Duration, Instant};
 
+mod diagnose;
+mod heuristic;
+
 /// How to solve.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SolveOptions {
@@ -531,7 +534,7 @@ fn run_goal(
     goal: Goal,
     deadline: Instant,
 ) -> Result<Found, RunError> {
-    use crate::heuristic::{allocate, objective};
+    use self::heuristic::{allocate, objective};
     // Starts: from scratch, and from the relaxation's GPUs rounded down.
     let relaxation = backend::solve(inst, cols, limits, goal, remaining(deadline), None, true);
     if matches!(relaxation, Err(RunError::Infeasible)) {
@@ -639,7 +642,7 @@ fn neighbourhoods(
     mut best: Vec<(u32, f64)>,
     deadline: Instant,
 ) -> Vec<(u32, f64)> {
-    use crate::heuristic::objective;
+    use self::heuristic::objective;
     let nw = inst.workloads.len();
     let mut per_w = vec![0usize; nw];
     for c in cols {
@@ -872,7 +875,7 @@ pub fn solve(inst: &Instance, opts: &SolveOptions) -> Result<Plan, Infeasible> {
     let found = match found {
         Ok(f) => f,
         Err(RunError::Infeasible) => {
-            return Err(crate::diagnose::diagnose(inst, opts, &cols, deadline));
+            return Err(diagnose::diagnose(inst, opts, &cols, deadline));
         }
         Err(RunError::Timeout) => {
             return Err(Infeasible {
