@@ -123,6 +123,21 @@ pub fn infeasible_json(inst: &Instance, inf: &Infeasible) -> Value {
         "message": inf.to_string(),
         "conflicts": inf.conflicts,
         "coefficients": coefficients_json(inst),
+        // The contract's figures exist in every answer; there is no plan.
+        "value": Value::Null,
+        "cost": Value::Null,
+        "cost_energy": Value::Null,
+        "cost_gpus": Value::Null,
+        "profit": Value::Null,
+        "roi": Value::Null,
+        "energy_kwh": Value::Null,
+        "power_kw": Value::Null,
+        "emissions_kg": Value::Null,
+        "gap": Value::Null,
+        "solve_seconds": Value::Null,
+        "allocation": [],
+        "unserved": [],
+        "binding": [],
     })
 }
 

@@ -48,6 +48,25 @@ fn a_floor_above_the_inventory_names_the_workload_and_its_types() {
     let j = infeasible_json(&i, &e);
     assert_eq!(j["status"], "infeasible");
     assert!(j["message"].as_str().unwrap().contains("search/chat"));
+    // Every key of the contract is there, figures null and lists empty.
+    for k in [
+        "value",
+        "cost",
+        "cost_energy",
+        "cost_gpus",
+        "profit",
+        "roi",
+        "energy_kwh",
+        "power_kw",
+        "emissions_kg",
+        "gap",
+        "solve_seconds",
+    ] {
+        assert!(j.get(k).is_some_and(serde_json::Value::is_null), "{k}: {j}");
+    }
+    for k in ["allocation", "unserved", "binding"] {
+        assert_eq!(j[k], serde_json::json!([]), "{k}");
+    }
 }
 
 #[test]
