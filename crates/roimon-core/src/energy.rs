@@ -372,4 +372,18 @@ mod tests {
         assert_eq!(d.energy, Joules(250.0));
         assert_eq!(d.from_mono, 5.0);
     }
+
+    #[test]
+    fn a_delta_without_a_usable_interval_starts_at_its_own_sample() {
+        let mut m = EnergyMeter::default();
+        // The first sample covers no interval: it starts (and ends) at 12.5 s.
+        let d = m.update(12.5, Some(Joules(10.0)), None, GAP);
+        assert_eq!(d.from_mono, 12.5);
+        // A sample from before the baseline (11 s): nothing, starting at 11 s.
+        let d = m.update(11.0, Some(Joules(20.0)), None, GAP);
+        assert_eq!((d.from_mono, d.energy), (11.0, Joules(0.0)));
+        // The next one counts from the baseline at 12.5 s: 10 J -> 30 J = 20 J.
+        let d = m.update(13.5, Some(Joules(30.0)), None, GAP);
+        assert_eq!((d.from_mono, d.energy), (12.5, Joules(20.0)));
+    }
 }
