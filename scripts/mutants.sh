@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Mutation testing of the money paths: cargo-mutants changes one operator,
+# constant or function body at a time in the files that compute energy,
+# prices, costs and the ledger's hours, and runs that crate's own tests; a
+# mutant no test notices is a hole in the tests. Prints caught / missed /
+# viable per file and exits non-zero when a file is below THRESHOLD percent
+# caught (a timeout counts as caught: the tests did not pass).
+#
+# By default each mutant is tested with the unit tests of the files being
+# mutated only (`cargo test --lib -- energy:: cost::`, the integration tests
+# not even built): a mutant those catch
+# is caught by the whole suite too, so the score is a lower bound, and a run
+# takes about 5 s per mutant instead of 25 s (core's property tests alone
+# run 20 s). FULL=1 runs the crate's whole test suite for every mutant.
+#
+# Too slow for CI (minutes per file on 2 cores): run it when one of these
+# files changes. Scores are in BENCHMARKS.md, "Mutation testing".
+#
+#   scripts/mutants.sh                 # every money file
+#   scripts/mutants.sh energy cost     # only files whose path matches a word
+#
+# Env: THRESHOLD (default 95), JOBS (default 1), MUTANTS_OUT (default
+# target/mutants; removed afterwards unless KEEP=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+THRESHOLD=${THRESHOLD:-95}
+JOBS=${JOBS:-1}
+OUT=${MUTANTS_OUT:-target/mutants}
+
+# crate:file pairs that hold the money.
+FILES=(
+  roimon-core:crates/roimon-core/src/energy.rs
+  roimon-core:crates/roimon-core/src/cost.rs
+  roimon-core:crates/roimon-core/src/price.rs
+  roimon-core:crates/roimon-core/src/window.rs
+  roimon-ledger:crates/roimon-ledger/src/book.rs
+  roimon-ledger:crates/roimon-ledger/src/figures.rs
+)
+
+# Mutants that cannot change behaviour (equivalent), by name as
+# `cargo mutants --list` prints it. Each line says why.
+EXCLUDE=(
+  # shares(): `w > 0.0` -> `w >= 0.0`, in the total and in each share: a
+  # zero weight adds 0 to the total and gets 0 / total = 0 (and -0.0 == 0.0),
+  # exactly what the filter gives it.
+  'cost\.rs:(108:69|113:40): replace > with >= in shares'
+  # HourBook::resume: `open_hour: None` next to `..Default::default()`;
+  # deleting the field leaves the default, which is None.
+  'book\.rs:[0-9]+:[0-9]+: delete field open_hour from struct BookState expression in HourBook::resume'
+  # HourBook::observe: `h < open` -> `h <= open` in the step-back test. When
+  # h == open the wall time lies after the open hour's start, so
+  # `wall + STEP_BACK_TOLERANCE_SECS <= open` is false either way.
+  'book\.rs:180:27: replace < with <= in HourBook::observe'
+)
+
+if ! cargo mutants --version >/dev/null 2>&1; then
+  echo "-- installing cargo-mutants"
+  cargo install --locked cargo-mutants
+fi
+
+selected=()
+for pair in "${FILES[@]}"; do
+  if [ $# -eq 0 ]; then
+    selected+=("$pair")
+  else
+    for w in "$@"; do
+      case "$pair" in *"$w"*) selected+=("$pair"); break ;; esac
+    done
+  fi
+done
+[ ${#selected[@]} -gt 0 ] || { echo "no money file matches: $*" >&2; exit 2; }
+
+exclude_args=()
+for re in "${EXCLUDE[@]}"; do exclude_args+=(--exclude-re "$re"); done
+
+# One cargo-mutants run per crate (one baseline build per crate).
+crates=$(printf '%s\n' "${selected[@]}" | cut -d: -f1 | sort -u)
+status=0
+rows=()
+for crate in $crates; do
+  file_args=()
+  for pair in "${selected[@]}"; do
+    [ "${pair%%:*}" = "$crate" ] && file_args+=(--file "${pair#*:}")
+  done
+  test_args=()
+  if [ "${FULL:-0}" != 1 ]; then
+    # --lib for the build as well: the integration tests are not built.
+    test_args=(--cargo-arg=--lib -- --)
+    for pair in "${selected[@]}"; do
+      [ "${pair%%:*}" = "$crate" ] || continue
+      m="${pair##*/}"
+      test_args+=("${m%.rs}::")
+    done
+  fi
+  out="$OUT/$crate"
+  rm -rf "$out"
+  mkdir -p "$out"
+  echo "-- cargo mutants -p $crate ${file_args[*]} ${test_args[*]}"
+  # Exit code 2 means "some mutants missed": the counts below decide.
+  cargo mutants -p "$crate" "${file_args[@]}" "${exclude_args[@]}" \
+    --jobs "$JOBS" --timeout-multiplier 3 --output "$out" --no-shuffle "${test_args[@]}" || {
+    rc=$?
+    if [ "$rc" -ne 2 ] && [ "$rc" -ne 3 ]; then
+      echo "cargo mutants failed for $crate (exit $rc)" >&2
+      exit "$rc"
+    fi
+  }
+  dir="$out/mutants.out"
+  for pair in "${selected[@]}"; do
+    [ "${pair%%:*}" = "$crate" ] || continue
+    f="${pair#*:}"
+    count() { grep -c "^$f:" "$dir/$1" 2>/dev/null || true; }
+    caught=$(count caught.txt)
+    timeout=$(count timeout.txt)
+    missed=$(count missed.txt)
+    viable=$((caught + timeout + missed))
+    if [ "$viable" -eq 0 ]; then
+      pct=100
+    else
+      pct=$(( (caught + timeout) * 100 / viable ))
+    fi
+    rows+=("$(printf '%-40s caught %3d  timeout %2d  missed %2d  viable %3d  %3d %%' \
+      "$f" "$caught" "$timeout" "$missed" "$viable" "$pct")")
+    if [ "$pct" -lt "$THRESHOLD" ]; then
+      status=1
+      echo "-- missed in $f:"
+      grep "^$f:" "$dir/missed.txt" || true
+    fi
+  done
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$out"
+done
+
+echo
+echo "== mutation score (threshold $THRESHOLD %)"
+printf '%s\n' "${rows[@]}"
+exit "$status"
