@@ -731,4 +731,216 @@ mod tests {
         assert_eq!(v.owners[0].weighted_cost, None);
         assert_eq!(v.owners[0].weighted_efficiency, None);
     }
+
+    #[test]
+    fn labels_parse_in_every_unit() {
+        assert_eq!(parse_window("30s"), Some(30));
+        assert_eq!(parse_window("5m"), Some(5 * 60));
+        assert_eq!(parse_window("2h"), Some(2 * 3600));
+        assert_eq!(parse_window("7d"), Some(7 * 86_400));
+        // 4 weeks = 28 days = 2 419 200 s.
+        assert_eq!(parse_window("4w"), Some(2_419_200));
+        assert_eq!(parse_window("-5m"), None);
+        assert_eq!(parse_window("5mm"), None);
+    }
+
+    /// Base and now totals of a one-hour window whose differences are
+    /// round figures: cost energy 30 + capex 18 - credit 2 = money 46,
+    /// value 69, facility 2944 J, tokens 480 + 256 = 736, 23 requests;
+    /// owner `a` has all of it, owner `b` (new in the window) value 9 and
+    /// money 3 of energy.
+    fn hour_pair() -> (Totals, Totals) {
+        let base = Totals {
+            cost: [(Component::Energy, 10.0), (Component::Capex, 5.0)].into(),
+            credit: 1.0,
+            value: 20.0,
+            facility_joules: 1000.0,
+            input_tokens: 100.0,
+            output_tokens: 50.0,
+            requests: 4.0,
+            owners: vec![(owner("a"), 20.0, 14.0)],
+            owner_costs: vec![OwnerCost {
+                owner: owner("a"),
+                cost: [(Component::Energy, 10.0), (Component::Capex, 5.0)].into(),
+                credit: 1.0,
+            }],
+        };
+        let now = Totals {
+            cost: [(Component::Energy, 40.0), (Component::Capex, 23.0)].into(),
+            credit: 3.0,
+            value: 89.0,
+            facility_joules: 3944.0,
+            input_tokens: 580.0,
+            output_tokens: 306.0,
+            requests: 27.0,
+            owners: vec![(owner("a"), 89.0, 60.0), (owner("b"), 9.0, 3.0)],
+            owner_costs: vec![
+                OwnerCost {
+                    owner: owner("a"),
+                    cost: [(Component::Energy, 40.0), (Component::Capex, 23.0)].into(),
+                    credit: 3.0,
+                },
+                OwnerCost {
+                    owner: owner("b"),
+                    cost: [(Component::Energy, 3.0)].into(),
+                    credit: 0.0,
+                },
+            ],
+        };
+        (base, now)
+    }
+
+    #[test]
+    fn a_window_view_holds_hand_computed_figures() {
+        let (base, now) = hour_pair();
+        let mut w = Windows::default();
+        w.configure(&[("1h".into(), 3600)]);
+        w.observe(t(0), &base, true);
+        // Energy weighs 0.5, capex 1 (missing); benefit 2 * score.
+        let weights = RoiWeights {
+            benefit: [("q".to_string(), 2.0)].into(),
+            cost: [(Component::Energy, 0.5)].into(),
+        };
+        let scores: BTreeMap<String, f64> = [("q".to_string(), 0.5)].into();
+        let owner_scores: BTreeMap<Owner, BTreeMap<String, f64>> =
+            [(owner("a"), [("q".to_string(), 0.25)].into())].into();
+        let v = &w.views(t(3600), &now, true, &weights, &scores, &owner_scores)[0];
+        assert_eq!((v.window.as_str(), v.seconds), ("1h", 3600));
+        assert_eq!(v.span_secs, 3600.0);
+        assert_eq!(
+            v.cost_by_component,
+            [(Component::Energy, 30.0), (Component::Capex, 18.0)].into()
+        );
+        // 30 + 18 - 2 = 46; value 89 - 20 = 69; ROI (69 - 46) / 46 = 0.5.
+        assert_eq!((v.cost, v.value, v.roi), (46.0, 69.0, Some(0.5)));
+        // Weighted cost 0.5 * 30 + 1 * 18 - 0.5 * 2 = 32; P = 2 * 0.5 = 1;
+        // per hour of a 1 h span: 1 / (32 / 1) = 0.031 25.
+        assert_eq!(v.weighted_cost, 32.0);
+        assert_eq!(v.benefit_score, Some(1.0));
+        assert_eq!(v.weighted_efficiency, Some(0.031_25));
+        assert_eq!(v.facility_joules, 2944.0);
+        // 480 + 256 = 736 tokens, 23 requests.
+        assert_eq!((v.tokens, v.requests), (736.0, 23.0));
+        // 46 / 736 * 1e6 = 62 500 per million tokens; 736 / 2944 = 0.25
+        // tokens per joule; 46 / 23 = 2 per request.
+        assert_eq!(v.cost_per_million_tokens, Some(62_500.0));
+        assert_eq!(v.tokens_per_joule, Some(0.25));
+        assert_eq!(v.cost_per_request, Some(2.0));
+        // Owner a: value 89 - 20 = 69, money 60 - 14 = 46, ROI 0.5; its
+        // weighted cost 0.5 * 30 + 18 - 0.5 * 2 = 32, P = 2 * 0.25 = 0.5,
+        // efficiency 0.5 / 32 = 0.015 625.
+        let a = &v.owners[0];
+        assert_eq!((a.team.as_str(), a.value, a.cost), ("a", 69.0, 46.0));
+        assert_eq!(a.roi, Some(0.5));
+        assert_eq!(a.benefit_score, Some(0.5));
+        assert_eq!(a.weighted_cost, Some(32.0));
+        assert_eq!(a.weighted_efficiency, Some(0.015_625));
+        // Owner b, unknown at the base: all of its totals, value 9, money
+        // 3, ROI (9 - 3) / 3 = 2; weighted cost 0.5 * 3 = 1.5; no scores.
+        let b = &v.owners[1];
+        assert_eq!((b.team.as_str(), b.value, b.cost), ("b", 9.0, 3.0));
+        assert_eq!(b.roi, Some(2.0));
+        assert_eq!(b.weighted_cost, Some(1.5));
+        assert_eq!((b.benefit_score, b.weighted_efficiency), (None, None));
+    }
+
+    #[test]
+    fn per_unit_figures_need_something_to_divide_by() {
+        let mut w = Windows::default();
+        w.configure(&[("1h".into(), 3600)]);
+        w.observe(t(0), &Totals::default(), true);
+        // Money 10, no tokens, no requests, no energy: no per-unit figure.
+        let now = totals(10.0, 0.0);
+        let v = &w.views(
+            t(3600),
+            &now,
+            true,
+            &RoiWeights::default(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )[0];
+        assert_eq!(v.cost, 10.0);
+        assert_eq!(v.cost_per_million_tokens, None);
+        assert_eq!(v.tokens_per_joule, None);
+        assert_eq!(v.cost_per_request, None);
+        // Tokens but no energy: no tokens per joule.
+        let mut now = totals(10.0, 0.0);
+        now.output_tokens = 100.0;
+        let v = &w.views(
+            t(3600),
+            &now,
+            true,
+            &RoiWeights::default(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )[0];
+        // 10 / 100 * 1e6 = 100 000 per million tokens.
+        assert_eq!(v.cost_per_million_tokens, Some(100_000.0));
+        assert_eq!(v.tokens_per_joule, None);
+        // Energy but no tokens: none either.
+        let mut now = totals(10.0, 0.0);
+        now.facility_joules = 500.0;
+        let v = &w.views(
+            t(3600),
+            &now,
+            true,
+            &RoiWeights::default(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )[0];
+        assert_eq!(v.tokens_per_joule, None);
+        // Nothing spent: no ROI, no weighted efficiency (zero cost).
+        assert_eq!(roi(5.0, 0.0), None);
+        assert_eq!(roi(5.0, -1.0), None);
+        // (3 - 2) / 2 = 0.5.
+        assert_eq!(roi(3.0, 2.0), Some(0.5));
+        assert_eq!(efficiency_per_hour(Some(1.0), 0.0, 3600.0), None);
+        assert_eq!(efficiency_per_hour(Some(1.0), 2.0, 0.0), None);
+        assert_eq!(efficiency_per_hour(None, 2.0, 3600.0), None);
+        // 1 over 2 per 1800 s (half an hour): 1 / (2 / 0.5) = 0.25.
+        assert_eq!(efficiency_per_hour(Some(1.0), 2.0, 1800.0), Some(0.25));
+    }
+
+    #[test]
+    fn zero_figures_are_shown_as_zero_not_minus_zero() {
+        // Totals that moved from +0 to -0 (a figure that was never booked
+        // and a restored -0): the difference is -0, shown as 0.
+        let base = Totals::default();
+        let now = Totals {
+            value: -0.0,
+            facility_joules: -0.0,
+            input_tokens: -0.0,
+            output_tokens: -0.0,
+            requests: -0.0,
+            owners: vec![(owner("a"), -0.0, -0.0)],
+            owner_costs: vec![OwnerCost {
+                owner: owner("a"),
+                cost: BTreeMap::new(),
+                credit: 0.0,
+            }],
+            ..Default::default()
+        };
+        let mut w = Windows::default();
+        w.configure(&[("1h".into(), 3600)]);
+        w.observe(t(0), &base, true);
+        let v = &w.views(
+            t(3600),
+            &now,
+            true,
+            &RoiWeights::default(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )[0];
+        let shown = |x: f64| format!("{x}");
+        assert_eq!(shown(v.value), "0");
+        assert_eq!(shown(v.cost), "0");
+        assert_eq!(shown(v.weighted_cost), "0");
+        assert_eq!(shown(v.facility_joules), "0");
+        assert_eq!(shown(v.tokens), "0");
+        assert_eq!(shown(v.requests), "0");
+        let a = &v.owners[0];
+        assert_eq!(shown(a.value), "0");
+        assert_eq!(shown(a.cost), "0");
+        assert_eq!(shown(a.weighted_cost.unwrap()), "0");
+    }
 }
