@@ -943,4 +943,155 @@ mod tests {
         assert_eq!(shown(a.cost), "0");
         assert_eq!(shown(a.weighted_cost.unwrap()), "0");
     }
+
+    #[test]
+    fn reconfiguring_keeps_the_windows_that_stay_and_resets_changed_ones() {
+        let mut w = Windows::default();
+        w.configure(&[("1h".into(), 3600)]);
+        w.observe(t(0), &totals(1.0, 0.0), true);
+        // 1h stays as it was; 5m is new and empty.
+        w.configure(&[("1h".into(), 3600), ("5m".into(), 300)]);
+        assert_eq!(w.by_label["1h"].marks.len(), 1);
+        assert!(w.by_label["5m"].marks.is_empty());
+        assert_eq!(w.by_label["5m"].seconds, 300);
+        // "1h" now 7200 s: a new window under the old label; 5m goes.
+        w.configure(&[("1h".into(), 7200)]);
+        assert_eq!(w.by_label.len(), 1);
+        assert_eq!(w.by_label["1h"].seconds, 7200);
+        assert!(w.by_label["1h"].marks.is_empty());
+    }
+
+    #[test]
+    fn a_boundary_is_due_one_bucket_after_the_last_mark() {
+        let mut w = Windows::default();
+        // 1 h / 30 buckets = a boundary every 120 s.
+        w.configure(&[("1h".into(), 3600)]);
+        assert!(w.due(t(0)), "no mark yet");
+        w.observe(t(0), &Totals::default(), false);
+        assert!(!w.due(t(60)));
+        assert!(!w.due(t(119)));
+        assert!(w.due(t(120)));
+        // A clock set back before the mark drops it: due again.
+        assert!(w.due(t(-10)));
+        assert!(w.by_label["1h"].marks.is_empty());
+    }
+
+    #[test]
+    fn a_window_keeps_one_mark_at_or_before_its_start_and_at_most_32() {
+        let mut w = Windows::default();
+        w.configure(&[("1h".into(), 3600), ("100s".into(), 100)]);
+        for s in (0..=7200).step_by(3) {
+            w.observe(t(s), &steady(s as f64), false);
+        }
+        // 1h: a boundary every 120 s (0, 120, ... 7200, the 3 s ticks
+        // land on them since 120 = 40 * 3); the latest at or before
+        // 7200 - 3600 = 3600 is 3600 itself: 3600, 3720, ... 7200 = 31.
+        let marks = &w.by_label["1h"].marks;
+        assert_eq!(marks.len(), 31);
+        assert_eq!(marks[0].0, t(3600));
+        // 100s: 100 / 30 = 3 s buckets; 7101..7200 hold 34 marks after
+        // 7098 (the one at or before 7100), 35 in all: cut to 32, the
+        // newest 32 (7107, 7110, ... 7200).
+        let marks = &w.by_label["100s"].marks;
+        assert_eq!(marks.len(), 32);
+        assert_eq!(marks[0].0, t(7107));
+    }
+
+    #[test]
+    fn the_window_start_is_the_latest_mark_within_a_bucket_of_it_else_the_next() {
+        let marks: Vec<(DateTime<Utc>, Totals)> = [0, 200, 250, 500, 3800]
+            .iter()
+            .map(|s| (t(*s), Totals::default()))
+            .collect();
+        let start = |now: i64| base_mark(&marks, t(now), 3600, 120).map(|m| m.0);
+        // now 3700: start 100, a bucket before it 20 below: 0 is within.
+        assert_eq!(start(3700), Some(t(0)));
+        // now 3900: start 300, bucket from 180: the latest at or before
+        // 300 is 250 (not 200, the first after 180).
+        assert_eq!(start(3900), Some(t(250)));
+        // now 4000: start 400, bucket from 280: 250 is older (a gap), so
+        // the first mark after 280, 500.
+        assert_eq!(start(4000), Some(t(500)));
+        // now 100 (history younger than the window): the oldest mark not
+        // in the future.
+        assert_eq!(start(100), Some(t(0)));
+        // Only an old mark and nothing after the bucket: the old one.
+        let old = [(t(0), Totals::default())];
+        assert_eq!(base_mark(&old, t(4000), 3600, 120).map(|m| m.0), Some(t(0)));
+        assert!(base_mark(&[], t(4000), 3600, 120).is_none());
+    }
+
+    #[test]
+    fn views_start_from_the_mark_their_bucket_picks() {
+        // Marks at 0, 200, 250, 500 and 3800 s of a 1 h window (120 s
+        // buckets), each with capex equal to its time in seconds.
+        let mut w = Windows::default();
+        w.configure(&[("1h".into(), 3600)]);
+        w.by_label.get_mut("1h").unwrap().marks = [0, 200, 250, 500, 3800]
+            .iter()
+            .map(|s| (t(*s), totals(*s as f64, 0.0)))
+            .collect();
+        let view = |now: i64| {
+            let v = w.views(
+                t(now),
+                &totals(now as f64, 0.0),
+                true,
+                &RoiWeights::default(),
+                &BTreeMap::new(),
+                &BTreeMap::new(),
+            );
+            (v[0].span_secs, v[0].cost)
+        };
+        // now 3900: from 250, 3650 s and 3650 of capex.
+        assert_eq!(view(3900), (3650.0, 3650.0));
+        // now 4000: 250 is more than a bucket before 400: from 500.
+        assert_eq!(view(4000), (3500.0, 3500.0));
+        // No benefit weights: no benefit score.
+        let v = w.views(
+            t(4000),
+            &totals(4000.0, 0.0),
+            true,
+            &RoiWeights::default(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
+        assert_eq!(v[0].benefit_score, None);
+    }
+
+    #[test]
+    fn the_roi_baseline_is_an_ewma_fed_where_the_window_covers_its_length() {
+        // 30 d window: buckets of 86 400 s; time constant max(1 d, 4
+        // buckets) = 345 600 s; alpha = 86 400 / 345 600 = 0.25.
+        let d30 = 2_592_000;
+        let mut w = Windows::default();
+        w.configure(&[("30d".into(), d30)]);
+        w.observe(t(0), &totals(0.0, 0.0), true);
+        // At 30 d: cost 100, value 200, ROI (200 - 100) / 100 = 1; the
+        // first ROI is the baseline.
+        w.observe(t(d30), &totals(100.0, 200.0), true);
+        assert_eq!(w.by_label["30d"].baseline_roi, Some(1.0));
+        // One bucket later, from the same mark (31 d = window + one
+        // bucket): cost 200, value 0, ROI -1; 1 + 0.25 * (-1 - 1) = 0.5.
+        w.observe(t(d30 + 86_400), &totals(200.0, 0.0), true);
+        assert_eq!(w.by_label["30d"].baseline_roi, Some(0.5));
+        // Without a value source, no ROI feeds the baseline.
+        let mut w = Windows::default();
+        w.configure(&[("30d".into(), d30)]);
+        w.observe(t(0), &totals(0.0, 0.0), false);
+        w.observe(t(d30), &totals(100.0, 200.0), false);
+        assert_eq!(w.by_label["30d"].baseline_roi, None);
+        // A mark more than a bucket older than the window (roimon was
+        // stopped for two days): not a window's worth, no baseline.
+        let mut w = Windows::default();
+        w.configure(&[("30d".into(), d30)]);
+        w.observe(t(0), &totals(0.0, 0.0), true);
+        w.observe(t(d30 + 2 * 86_400), &totals(100.0, 200.0), true);
+        assert_eq!(w.by_label["30d"].baseline_roi, None);
+        // Less than the window: none either.
+        let mut w = Windows::default();
+        w.configure(&[("30d".into(), d30)]);
+        w.observe(t(0), &totals(0.0, 0.0), true);
+        w.observe(t(d30 - 86_400), &totals(100.0, 200.0), true);
+        assert_eq!(w.by_label["30d"].baseline_roi, None);
+    }
 }
