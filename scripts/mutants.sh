@@ -11,7 +11,9 @@
 # not even built): a mutant those catch
 # is caught by the whole suite too, so the score is a lower bound, and a run
 # takes about 5 s per mutant instead of 25 s (core's property tests alone
-# run 20 s). FULL=1 runs the crate's whole test suite for every mutant.
+# run 20 s), and property tests run 16 cases instead of 256
+# (PROPTEST_CASES). FULL=1 runs the crate's whole test suite, at full
+# strength, for every mutant.
 #
 # Too slow for CI (minutes per file on 2 cores): run it when one of these
 # files changes. Scores are in BENCHMARKS.md, "Mutation testing".
@@ -20,7 +22,9 @@
 #   scripts/mutants.sh energy cost     # only files whose path matches a word
 #
 # Env: THRESHOLD (default 95), JOBS (default 1), MUTANTS_OUT (default
-# target/mutants; removed afterwards unless KEEP=1).
+# target/mutants; removed afterwards unless KEEP=1), SHARD (k/n: run the
+# k-th of n slices, e.g. two shards side by side in two target dirs; each
+# prints its own counts, add them up).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +43,10 @@ FILES=(
 )
 
 # Mutants that cannot change behaviour (equivalent), by name as
-# `cargo mutants --list` prints it. Each line says why.
+# `cargo mutants --list` prints it. Each line says why. cargo-mutants 27.1
+# does not apply --exclude-re to field-deletion mutants, so the same
+# patterns are also taken out of the missed list afterwards and counted as
+# "equivalent" (never as caught).
 EXCLUDE=(
   # shares(): `w > 0.0` -> `w >= 0.0`, in the total and in each share: a
   # zero weight adds 0 to the total and gets 0 / total = 0 (and -0.0 == 0.0),
@@ -52,11 +59,22 @@ EXCLUDE=(
   # h == open the wall time lies after the open hour's start, so
   # `wall + STEP_BACK_TOLERANCE_SECS <= open` is false either way.
   'book\.rs:180:27: replace < with <= in HourBook::observe'
+  # Windows::observe: `marks.len() > max` -> `>=`: at exactly max marks the
+  # excess is 0 and `drain(..0)` removes nothing.
+  'window\.rs:261:30: replace > with >= in Windows::observe'
+  # base_mark: `t > far` -> `t >= far` in the fallback. A mark exactly at
+  # `far` (= cut - step) is at or before the cut and not older than `far`,
+  # so the first arm has already returned it or a later mark.
+  'window\.rs:285:48: replace > with >= in base_mark'
 )
 
 if ! cargo mutants --version >/dev/null 2>&1; then
   echo "-- installing cargo-mutants"
   cargo install --locked cargo-mutants
+fi
+
+if [ "${FULL:-0}" != 1 ]; then
+  export PROPTEST_CASES=${PROPTEST_CASES:-16}
 fi
 
 selected=()
@@ -99,7 +117,7 @@ for crate in $crates; do
   echo "-- cargo mutants -p $crate ${file_args[*]} ${test_args[*]}"
   # Exit code 2 means "some mutants missed": the counts below decide.
   cargo mutants -p "$crate" "${file_args[@]}" "${exclude_args[@]}" \
-    --jobs "$JOBS" --timeout-multiplier 3 --output "$out" --no-shuffle "${test_args[@]}" || {
+    --jobs "$JOBS" --timeout-multiplier 3 --output "$out" --no-shuffle ${SHARD:+--shard "$SHARD"} "${test_args[@]}" || {
     rc=$?
     if [ "$rc" -ne 2 ] && [ "$rc" -ne 3 ]; then
       echo "cargo mutants failed for $crate (exit $rc)" >&2
@@ -113,20 +131,27 @@ for crate in $crates; do
     count() { grep -c "^$f:" "$dir/$1" 2>/dev/null || true; }
     caught=$(count caught.txt)
     timeout=$(count timeout.txt)
-    missed=$(count missed.txt)
+    missed_list=$(grep "^$f:" "$dir/missed.txt" 2>/dev/null || true)
+    equivalent=0
+    for re in "${EXCLUDE[@]}"; do
+      n=$(printf '%s\n' "$missed_list" | grep -cE "$re" || true)
+      equivalent=$((equivalent + n))
+      missed_list=$(printf '%s\n' "$missed_list" | grep -vE "$re" || true)
+    done
+    missed=$(printf '%s\n' "$missed_list" | grep -c . || true)
     viable=$((caught + timeout + missed))
     if [ "$viable" -eq 0 ]; then
       pct=100
     else
       pct=$(( (caught + timeout) * 100 / viable ))
     fi
-    rows+=("$(printf '%-40s caught %3d  timeout %2d  missed %2d  viable %3d  %3d %%' \
-      "$f" "$caught" "$timeout" "$missed" "$viable" "$pct")")
-    if [ "$pct" -lt "$THRESHOLD" ]; then
-      status=1
+    rows+=("$(printf '%-40s caught %3d  timeout %2d  missed %2d  viable %3d  %3d %%  (equivalent, not counted: %d)' \
+      "$f" "$caught" "$timeout" "$missed" "$viable" "$pct" "$equivalent")")
+    if [ "$missed" -gt 0 ]; then
       echo "-- missed in $f:"
-      grep "^$f:" "$dir/missed.txt" || true
+      printf '%s\n' "$missed_list"
     fi
+    [ "$pct" -ge "$THRESHOLD" ] || status=1
   done
   [ "${KEEP:-0}" = 1 ] || rm -rf "$out"
 done
