@@ -1094,4 +1094,22 @@ mod tests {
         w.observe(t(d30 - 86_400), &totals(100.0, 200.0), true);
         assert_eq!(w.by_label["30d"].baseline_roi, None);
     }
+
+    #[test]
+    fn more_marks_than_the_cap_are_cut_to_the_newest_32_at_the_next_boundary() {
+        // A 100 s window (3 s buckets) restored with 39 marks 3 s apart,
+        // 100, 103, ... 214 (a checkpoint kept with more buckets).
+        let mut w = Windows::default();
+        w.configure(&[("100s".into(), 100)]);
+        w.by_label.get_mut("100s").unwrap().marks = (0..39)
+            .map(|i| (t(100 + 3 * i), Totals::default()))
+            .collect();
+        // At 217: 40 marks; the latest at or before 217 - 100 = 117 is 115,
+        // so 115, 118, ... 217 remain (35), cut to the newest 32: 124 on.
+        w.observe(t(217), &Totals::default(), false);
+        let marks = &w.by_label["100s"].marks;
+        assert_eq!(marks.len(), 32);
+        assert_eq!(marks[0].0, t(124));
+        assert_eq!(marks[31].0, t(217));
+    }
 }
