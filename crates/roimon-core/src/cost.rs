@@ -141,4 +141,74 @@ mod tests {
         assert_eq!(shares(ShareKey::Energy, &[0.0, 0.0]), vec![0.5, 0.5]);
         assert!(shares(ShareKey::Energy, &[]).is_empty());
     }
+
+    // Hand figures: a Julian year is 365.25 d * 86 400 s = 31 557 600 s and
+    // a month a twelfth of it, 2 629 800 s. The tests below use those literals,
+    // never the constants, so a wrong constant fails them.
+
+    #[test]
+    fn a_year_is_31_557_600_seconds_and_a_month_2_629_800() {
+        assert_eq!(SECONDS_PER_YEAR, 31_557_600.0);
+        assert_eq!(SECONDS_PER_MONTH, 2_629_800.0);
+    }
+
+    #[test]
+    fn yearly_and_monthly_costs_accrue_per_second_from_hand_figures() {
+        // Maintenance 31 557 600 a year = 1 per second; staff 5 259 600 a
+        // month = 2 per second; capex (100 000 000 + 3 * 31 557 600 - 100 000 000)
+        // over 3 years = 94 672 800 / 94 672 800 s = 1 per second.
+        let f = FixedCosts::new(194_672_800.0, 100_000_000.0, 3.0, 31_557_600.0, 5_259_600.0);
+        assert_eq!(f.capex_per_sec, 1.0);
+        assert_eq!(f.maintenance_per_sec, 1.0);
+        assert_eq!(f.staff_per_sec, 2.0);
+        assert_eq!(
+            f.rates(),
+            [
+                (Component::Capex, 1.0),
+                (Component::Maintenance, 1.0),
+                (Component::Staff, 2.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn no_years_or_a_residual_above_the_purchase_is_no_capex() {
+        // Zero years: no amortisation (not 270 000 / 0 = infinity).
+        let f = FixedCosts::new(300_000.0, 30_000.0, 0.0, 0.0, 0.0);
+        assert_eq!(f.capex_per_sec, 0.0);
+        // Negative years: none either (not a negative rate).
+        let f = FixedCosts::new(300_000.0, 30_000.0, -1.0, 0.0, 0.0);
+        assert_eq!(f.capex_per_sec, 0.0);
+        // Residual 400 000 above purchase 300 000: nothing to amortise (not
+        // -100 000 over the years).
+        let f = FixedCosts::new(300_000.0, 400_000.0, 3.0, 0.0, 0.0);
+        assert_eq!(f.capex_per_sec, 0.0);
+    }
+
+    #[test]
+    fn component_labels() {
+        let labels: Vec<&str> = Component::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["energy", "capex", "maintenance", "staff", "carbon"]
+        );
+    }
+
+    #[test]
+    fn energy_shares_ignore_negative_and_non_finite_weights() {
+        // Usable weights 3 and 1 (total 4): 3/4 and 1/4; -2, NaN and
+        // infinity get nothing and add nothing to the total.
+        assert_eq!(
+            shares(ShareKey::Energy, &[3.0, -2.0, 1.0, f64::NAN, f64::INFINITY]),
+            vec![0.75, 0.0, 0.25, 0.0, 0.0]
+        );
+        // Only a negative weight besides zero: total 0, so equal shares of 1/2.
+        assert_eq!(shares(ShareKey::Energy, &[-2.0, 0.0]), vec![0.5, 0.5]);
+        // Equal key over three: 1/3 each whatever the weights.
+        assert_eq!(
+            shares(ShareKey::Equal, &[3.0, 1.0, 0.0]),
+            vec![1.0 / 3.0; 3]
+        );
+        assert!(shares(ShareKey::Equal, &[]).is_empty());
+    }
 }

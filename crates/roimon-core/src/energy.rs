@@ -244,4 +244,146 @@ mod tests {
         let d = m.update(6.0, Some(Joules(100.0)), None, GAP);
         assert_eq!(d.energy, Joules(100.0));
     }
+
+    // Hand figures for the meter's edges and filters: each test pins one
+    // comparison or filter so that flipping it changes a booked figure.
+
+    #[test]
+    fn an_interval_exactly_max_gap_long_is_integrated_not_a_gap() {
+        let mut m = EnergyMeter::default();
+        m.update(0.0, Some(Joules(1_000.0)), None, GAP);
+        // dt = 5 s = max_gap: still integrated. Counter 1000 J -> 1500 J = 500 J.
+        let d = m.update(5.0, Some(Joules(1_500.0)), None, GAP);
+        assert_eq!(d.energy, Joules(500.0));
+        assert_eq!(d.method, Method::Counter);
+        assert_eq!(d.unaccounted, Seconds(0.0));
+        // dt = 5.5 s > max_gap: a gap of 5.5 s, no energy.
+        let d = m.update(10.5, Some(Joules(2_000.0)), None, GAP);
+        assert_eq!(d.energy, Joules(0.0));
+        assert_eq!(d.unaccounted, Seconds(5.5));
+        assert_eq!(d.method, Method::None);
+    }
+
+    #[test]
+    fn an_unchanged_counter_is_zero_energy_by_counter_not_a_reset() {
+        let mut m = EnergyMeter::default();
+        m.update(0.0, Some(Joules(700.0)), Some(Watts(100.0)), GAP);
+        // Counter 700 J -> 700 J over 2 s: an idle device, 0 J by counter
+        // (the power samples would have said (100 + 300) / 2 * 2 = 400 J).
+        let d = m.update(2.0, Some(Joules(700.0)), Some(Watts(300.0)), GAP);
+        assert_eq!(d.energy, Joules(0.0));
+        assert_eq!(d.method, Method::Counter);
+        assert!(!d.counter_reset);
+    }
+
+    #[test]
+    fn a_delta_of_exactly_max_plausible_watts_is_energy() {
+        let mut m = EnergyMeter::default();
+        m.update(0.0, Some(Joules(0.0)), Some(Watts(100.0)), GAP);
+        // 40 000 J in 2 s = 20 000 W = MAX_PLAUSIBLE_WATTS: still energy.
+        let d = m.update(2.0, Some(Joules(40_000.0)), Some(Watts(100.0)), GAP);
+        assert_eq!(d.energy, Joules(40_000.0));
+        assert_eq!(d.method, Method::Counter);
+        assert!(!d.counter_reset);
+        // 40 002 J in 2 s = 20 001 W: a reset, priced from power instead:
+        // (100 + 100) / 2 W * 2 s = 200 J.
+        let d = m.update(4.0, Some(Joules(80_002.0)), Some(Watts(100.0)), GAP);
+        assert!(d.counter_reset);
+        assert_eq!(d.energy, Joules(200.0));
+        assert_eq!(d.method, Method::Trapezoid);
+    }
+
+    #[test]
+    fn a_counter_reset_with_no_power_is_unaccounted_time() {
+        let mut m = EnergyMeter::default();
+        m.update(0.0, Some(Joules(9_000.0)), None, GAP);
+        // Counter 9000 J -> 50 J over 3 s, no power: nothing to price it
+        // from, so 3 s unaccounted and 0 J.
+        let d = m.update(3.0, Some(Joules(50.0)), None, GAP);
+        assert!(d.counter_reset);
+        assert_eq!(d.energy, Joules(0.0));
+        assert_eq!(d.unaccounted, Seconds(3.0));
+        assert_eq!(d.method, Method::None);
+        assert_eq!(d.from_mono, 0.0);
+    }
+
+    #[test]
+    fn a_negative_or_non_finite_counter_is_no_counter() {
+        let mut m = EnergyMeter::default();
+        m.update(0.0, Some(Joules(-5.0)), Some(Watts(100.0)), GAP);
+        // The -5 J counter is dropped: priced from power,
+        // (100 + 200) / 2 W * 2 s = 300 J (not 100 - (-5) = 105 J).
+        let d = m.update(2.0, Some(Joules(100.0)), Some(Watts(200.0)), GAP);
+        assert_eq!((d.energy, d.method), (Joules(300.0), Method::Trapezoid));
+        // An infinite counter is dropped too: (200 + 200) / 2 W * 1 s = 200 J.
+        let d = m.update(3.0, Some(Joules(f64::INFINITY)), Some(Watts(200.0)), GAP);
+        assert_eq!((d.energy, d.method), (Joules(200.0), Method::Trapezoid));
+        assert!(!d.counter_reset);
+    }
+
+    #[test]
+    fn a_negative_non_finite_or_implausible_power_is_no_power() {
+        let mut m = EnergyMeter::default();
+        m.update(0.0, None, Some(Watts(100.0)), GAP);
+        // -50 W is no power: 1 s with nothing usable, 0 J (not
+        // (100 + -50) / 2 * 1 = 25 J).
+        let d = m.update(1.0, None, Some(Watts(-50.0)), GAP);
+        assert_eq!(d.energy, Joules(0.0));
+        assert_eq!(d.unaccounted, Seconds(1.0));
+        m.update(2.0, None, Some(Watts(100.0)), GAP);
+        // Infinite power: 1 s unaccounted, not infinite energy.
+        let d = m.update(3.0, None, Some(Watts(f64::INFINITY)), GAP);
+        assert_eq!(d.energy, Joules(0.0));
+        assert_eq!(d.unaccounted, Seconds(1.0));
+        m.update(4.0, None, Some(Watts(100.0)), GAP);
+        // 25 kW is beyond MAX_PLAUSIBLE_WATTS: 1 s unaccounted.
+        let d = m.update(5.0, None, Some(Watts(25_000.0)), GAP);
+        assert_eq!(d.energy, Joules(0.0));
+        assert_eq!(d.unaccounted, Seconds(1.0));
+        // Exactly 20 kW is plausible: (20000 + 0) / 2 W * 1 s = 10 000 J.
+        m.update(6.0, None, Some(Watts(20_000.0)), GAP);
+        let d = m.update(7.0, None, Some(Watts(0.0)), GAP);
+        assert_eq!(d.energy, Joules(10_000.0));
+    }
+
+    #[test]
+    fn last_mono_is_the_last_usable_sample() {
+        let mut m = EnergyMeter::default();
+        m.update(12.5, None, Some(Watts(100.0)), GAP);
+        assert_eq!(m.last_mono(), Some(12.5));
+        // An earlier instant keeps the older baseline.
+        m.update(11.0, None, Some(Watts(100.0)), GAP);
+        assert_eq!(m.last_mono(), Some(12.5));
+        m.update(14.0, None, Some(Watts(100.0)), GAP);
+        assert_eq!(m.last_mono(), Some(14.0));
+    }
+
+    #[test]
+    fn a_second_sample_at_the_same_instant_adds_nothing_and_keeps_the_baseline() {
+        let mut m = EnergyMeter::default();
+        m.update(5.0, Some(Joules(0.0)), Some(Watts(100.0)), GAP);
+        // dt = 0: nothing added, no reset, the 0 J baseline is kept.
+        let d = m.update(5.0, Some(Joules(100.0)), Some(Watts(100.0)), GAP);
+        assert_eq!(d.energy, Joules(0.0));
+        assert!(!d.counter_reset);
+        assert_eq!(d.unaccounted, Seconds(0.0));
+        // From the kept baseline: 0 J -> 250 J over 1 s = 250 J.
+        let d = m.update(6.0, Some(Joules(250.0)), Some(Watts(100.0)), GAP);
+        assert_eq!(d.energy, Joules(250.0));
+        assert_eq!(d.from_mono, 5.0);
+    }
+
+    #[test]
+    fn a_delta_without_a_usable_interval_starts_at_its_own_sample() {
+        let mut m = EnergyMeter::default();
+        // The first sample covers no interval: it starts (and ends) at 12.5 s.
+        let d = m.update(12.5, Some(Joules(10.0)), None, GAP);
+        assert_eq!(d.from_mono, 12.5);
+        // A sample from before the baseline (11 s): nothing, starting at 11 s.
+        let d = m.update(11.0, Some(Joules(20.0)), None, GAP);
+        assert_eq!((d.from_mono, d.energy), (11.0, Joules(0.0)));
+        // The next one counts from the baseline at 12.5 s: 10 J -> 30 J = 20 J.
+        let d = m.update(13.5, Some(Joules(30.0)), None, GAP);
+        assert_eq!((d.from_mono, d.energy), (12.5, Joules(20.0)));
+    }
 }

@@ -652,4 +652,70 @@ mod tests {
             prop_assert!((whole - parts).abs() <= 1e-9 * whole.abs().max(1.0));
         }
     }
+
+    #[test]
+    fn a_rule_from_an_hour_to_the_same_hour_covers_the_whole_day() {
+        // from 7 to 7 wraps: 07:00..24:00 and 00:00..07:00, every hour.
+        let r = TouRule {
+            name: "all day".into(),
+            days: vec![Weekday::Sun],
+            from_hour: 7,
+            to_hour: 7,
+            price: PricePerKwh(0.05),
+        };
+        assert!((0..24).all(|h| r.matches(Weekday::Sun, h)));
+        assert!(!r.matches(Weekday::Mon, 7));
+    }
+
+    #[test]
+    fn basis_labels() {
+        let labels: Vec<&str> = [Basis::Source, Basis::Fallback, Basis::LastKnown]
+            .iter()
+            .map(|b| b.label())
+            .collect();
+        assert_eq!(labels, ["source", "fallback", "last_known"]);
+    }
+
+    #[test]
+    fn a_slot_priced_like_the_fallback_stays_a_segment_of_its_own() {
+        // Slot 01:00..02:00 at 0.3, the fallback 0.3 around it: the same
+        // price, but only the slot rests on the source.
+        let t = Tariff::Slots {
+            slots: vec![Slot {
+                start: utc(2026, 1, 1, 1, 0),
+                end: utc(2026, 1, 1, 2, 0),
+                price: PricePerKwh(0.3),
+            }],
+            fallback: PricePerKwh(0.3),
+            last_known: false,
+        };
+        let segs = t.segments(utc(2026, 1, 1, 0, 30), utc(2026, 1, 1, 2, 30));
+        let got: Vec<(DateTime<Utc>, bool)> = segs.iter().map(|s| (s.start, s.fallback)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (utc(2026, 1, 1, 0, 30), true),
+                (utc(2026, 1, 1, 1, 0), false),
+                (utc(2026, 1, 1, 2, 0), true)
+            ]
+        );
+        // An interval ending exactly where the slot starts holds no slot.
+        let segs = t.segments(utc(2026, 1, 1, 0, 30), utc(2026, 1, 1, 1, 0));
+        assert_eq!(segs.len(), 1);
+        assert!(segs[0].fallback);
+    }
+
+    #[test]
+    fn a_zero_length_interval_is_priced_at_the_price_in_force_at_its_start() {
+        let t = peak_offpeak();
+        // Monday 2026-06-01 06:00 UTC = 08:00 CEST, peak (0.30): 1 kWh at
+        // one instant costs 0.30, not the 0.10 off-peak price a minute before.
+        let at = utc(2026, 6, 1, 6, 0);
+        let c = t.cost(Joules(3.6e6), at, at);
+        assert!((c.0 - 0.30).abs() < 1e-12, "{c:?}");
+        // An end before the start is priced the same way.
+        let c = t.cost(Joules(3.6e6), at, utc(2026, 6, 1, 5, 0));
+        assert!((c.0 - 0.30).abs() < 1e-12, "{c:?}");
+        assert!(t.segments(at, at).is_empty());
+    }
 }

@@ -861,4 +861,385 @@ mod tests {
         );
         assert_eq!(v[0].owners[0].baseline_roi, None);
     }
+
+    #[test]
+    fn labels_parse_in_every_unit() {
+        assert_eq!(parse_window("30s"), Some(30));
+        assert_eq!(parse_window("5m"), Some(5 * 60));
+        assert_eq!(parse_window("2h"), Some(2 * 3600));
+        assert_eq!(parse_window("7d"), Some(7 * 86_400));
+        // 4 weeks = 28 days = 2 419 200 s.
+        assert_eq!(parse_window("4w"), Some(2_419_200));
+        assert_eq!(parse_window("-5m"), None);
+        assert_eq!(parse_window("5mm"), None);
+    }
+
+    /// Base and now totals of a one-hour window whose differences are
+    /// round figures: cost energy 30 + capex 18 - credit 2 = money 46,
+    /// value 69, facility 2944 J, tokens 480 + 256 = 736, 23 requests;
+    /// owner `a` has all of it, owner `b` (new in the window) value 9 and
+    /// money 3 of energy.
+    fn hour_pair() -> (Totals, Totals) {
+        let base = Totals {
+            cost: [(Component::Energy, 10.0), (Component::Capex, 5.0)].into(),
+            credit: 1.0,
+            value: 20.0,
+            facility_joules: 1000.0,
+            input_tokens: 100.0,
+            output_tokens: 50.0,
+            requests: 4.0,
+            owners: vec![(owner("a"), 20.0, 14.0)],
+            owner_costs: vec![OwnerCost {
+                owner: owner("a"),
+                cost: [(Component::Energy, 10.0), (Component::Capex, 5.0)].into(),
+                credit: 1.0,
+            }],
+        };
+        let now = Totals {
+            cost: [(Component::Energy, 40.0), (Component::Capex, 23.0)].into(),
+            credit: 3.0,
+            value: 89.0,
+            facility_joules: 3944.0,
+            input_tokens: 580.0,
+            output_tokens: 306.0,
+            requests: 27.0,
+            owners: vec![(owner("a"), 89.0, 60.0), (owner("b"), 9.0, 3.0)],
+            owner_costs: vec![
+                OwnerCost {
+                    owner: owner("a"),
+                    cost: [(Component::Energy, 40.0), (Component::Capex, 23.0)].into(),
+                    credit: 3.0,
+                },
+                OwnerCost {
+                    owner: owner("b"),
+                    cost: [(Component::Energy, 3.0)].into(),
+                    credit: 0.0,
+                },
+            ],
+        };
+        (base, now)
+    }
+
+    #[test]
+    fn a_window_view_holds_hand_computed_figures() {
+        let (base, now) = hour_pair();
+        let mut w = Windows::default();
+        w.configure(&[("1h".into(), 3600)]);
+        w.observe(t(0), &base, true);
+        // Energy weighs 0.5, capex 1 (missing); benefit 2 * score.
+        let weights = RoiWeights {
+            benefit: [("q".to_string(), 2.0)].into(),
+            cost: [(Component::Energy, 0.5)].into(),
+        };
+        let scores: BTreeMap<String, f64> = [("q".to_string(), 0.5)].into();
+        let owner_scores: BTreeMap<Owner, BTreeMap<String, f64>> =
+            [(owner("a"), [("q".to_string(), 0.25)].into())].into();
+        let v = &w.views(t(3600), &now, true, &weights, &scores, &owner_scores)[0];
+        assert_eq!((v.window.as_str(), v.seconds), ("1h", 3600));
+        assert_eq!(v.span_secs, 3600.0);
+        assert_eq!(
+            v.cost_by_component,
+            [(Component::Energy, 30.0), (Component::Capex, 18.0)].into()
+        );
+        // 30 + 18 - 2 = 46; value 89 - 20 = 69; ROI (69 - 46) / 46 = 0.5.
+        assert_eq!((v.cost, v.value, v.roi), (46.0, 69.0, Some(0.5)));
+        // Weighted cost 0.5 * 30 + 1 * 18 - 0.5 * 2 = 32; P = 2 * 0.5 = 1;
+        // per hour of a 1 h span: 1 / (32 / 1) = 0.031 25.
+        assert_eq!(v.weighted_cost, 32.0);
+        assert_eq!(v.benefit_score, Some(1.0));
+        assert_eq!(v.weighted_efficiency, Some(0.031_25));
+        assert_eq!(v.facility_joules, 2944.0);
+        // 480 + 256 = 736 tokens, 23 requests.
+        assert_eq!((v.tokens, v.requests), (736.0, 23.0));
+        // 46 / 736 * 1e6 = 62 500 per million tokens; 736 / 2944 = 0.25
+        // tokens per joule; 46 / 23 = 2 per request.
+        assert_eq!(v.cost_per_million_tokens, Some(62_500.0));
+        assert_eq!(v.tokens_per_joule, Some(0.25));
+        assert_eq!(v.cost_per_request, Some(2.0));
+        // Owner a: value 89 - 20 = 69, money 60 - 14 = 46, ROI 0.5; its
+        // weighted cost 0.5 * 30 + 18 - 0.5 * 2 = 32, P = 2 * 0.25 = 0.5,
+        // efficiency 0.5 / 32 = 0.015 625.
+        let a = &v.owners[0];
+        assert_eq!((a.team.as_str(), a.value, a.cost), ("a", 69.0, 46.0));
+        assert_eq!(a.roi, Some(0.5));
+        assert_eq!(a.benefit_score, Some(0.5));
+        assert_eq!(a.weighted_cost, Some(32.0));
+        assert_eq!(a.weighted_efficiency, Some(0.015_625));
+        // Owner b, unknown at the base: all of its totals, value 9, money
+        // 3, ROI (9 - 3) / 3 = 2; weighted cost 0.5 * 3 = 1.5; no scores.
+        let b = &v.owners[1];
+        assert_eq!((b.team.as_str(), b.value, b.cost), ("b", 9.0, 3.0));
+        assert_eq!(b.roi, Some(2.0));
+        assert_eq!(b.weighted_cost, Some(1.5));
+        assert_eq!((b.benefit_score, b.weighted_efficiency), (None, None));
+    }
+
+    #[test]
+    fn per_unit_figures_need_something_to_divide_by() {
+        let mut w = Windows::default();
+        w.configure(&[("1h".into(), 3600)]);
+        w.observe(t(0), &Totals::default(), true);
+        // Money 10, no tokens, no requests, no energy: no per-unit figure.
+        let now = totals(10.0, 0.0);
+        let v = &w.views(
+            t(3600),
+            &now,
+            true,
+            &RoiWeights::default(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )[0];
+        assert_eq!(v.cost, 10.0);
+        assert_eq!(v.cost_per_million_tokens, None);
+        assert_eq!(v.tokens_per_joule, None);
+        assert_eq!(v.cost_per_request, None);
+        // Tokens but no energy: no tokens per joule.
+        let mut now = totals(10.0, 0.0);
+        now.output_tokens = 100.0;
+        let v = &w.views(
+            t(3600),
+            &now,
+            true,
+            &RoiWeights::default(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )[0];
+        // 10 / 100 * 1e6 = 100 000 per million tokens.
+        assert_eq!(v.cost_per_million_tokens, Some(100_000.0));
+        assert_eq!(v.tokens_per_joule, None);
+        // Energy but no tokens: none either.
+        let mut now = totals(10.0, 0.0);
+        now.facility_joules = 500.0;
+        let v = &w.views(
+            t(3600),
+            &now,
+            true,
+            &RoiWeights::default(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )[0];
+        assert_eq!(v.tokens_per_joule, None);
+        // Nothing spent: no ROI, no weighted efficiency (zero cost).
+        assert_eq!(roi(5.0, 0.0), None);
+        assert_eq!(roi(5.0, -1.0), None);
+        // (3 - 2) / 2 = 0.5.
+        assert_eq!(roi(3.0, 2.0), Some(0.5));
+        assert_eq!(efficiency_per_hour(Some(1.0), 0.0, 3600.0), None);
+        assert_eq!(efficiency_per_hour(Some(1.0), 2.0, 0.0), None);
+        assert_eq!(efficiency_per_hour(None, 2.0, 3600.0), None);
+        // 1 over 2 per 1800 s (half an hour): 1 / (2 / 0.5) = 0.25.
+        assert_eq!(efficiency_per_hour(Some(1.0), 2.0, 1800.0), Some(0.25));
+    }
+
+    #[test]
+    fn zero_figures_are_shown_as_zero_not_minus_zero() {
+        // Totals that moved from +0 to -0 (a figure that was never booked
+        // and a restored -0): the difference is -0, shown as 0.
+        let base = Totals::default();
+        let now = Totals {
+            value: -0.0,
+            facility_joules: -0.0,
+            input_tokens: -0.0,
+            output_tokens: -0.0,
+            requests: -0.0,
+            owners: vec![(owner("a"), -0.0, -0.0)],
+            owner_costs: vec![OwnerCost {
+                owner: owner("a"),
+                cost: BTreeMap::new(),
+                credit: 0.0,
+            }],
+            ..Default::default()
+        };
+        let mut w = Windows::default();
+        w.configure(&[("1h".into(), 3600)]);
+        w.observe(t(0), &base, true);
+        let v = &w.views(
+            t(3600),
+            &now,
+            true,
+            &RoiWeights::default(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )[0];
+        let shown = |x: f64| format!("{x}");
+        assert_eq!(shown(v.value), "0");
+        assert_eq!(shown(v.cost), "0");
+        assert_eq!(shown(v.weighted_cost), "0");
+        assert_eq!(shown(v.facility_joules), "0");
+        assert_eq!(shown(v.tokens), "0");
+        assert_eq!(shown(v.requests), "0");
+        let a = &v.owners[0];
+        assert_eq!(shown(a.value), "0");
+        assert_eq!(shown(a.cost), "0");
+        assert_eq!(shown(a.weighted_cost.unwrap()), "0");
+    }
+
+    #[test]
+    fn reconfiguring_keeps_the_windows_that_stay_and_resets_changed_ones() {
+        let mut w = Windows::default();
+        w.configure(&[("1h".into(), 3600)]);
+        w.observe(t(0), &totals(1.0, 0.0), true);
+        // 1h stays as it was; 5m is new and empty.
+        w.configure(&[("1h".into(), 3600), ("5m".into(), 300)]);
+        assert_eq!(w.by_label["1h"].marks.len(), 1);
+        assert!(w.by_label["5m"].marks.is_empty());
+        assert_eq!(w.by_label["5m"].seconds, 300);
+        // "1h" now 7200 s: a new window under the old label; 5m goes.
+        w.configure(&[("1h".into(), 7200)]);
+        assert_eq!(w.by_label.len(), 1);
+        assert_eq!(w.by_label["1h"].seconds, 7200);
+        assert!(w.by_label["1h"].marks.is_empty());
+    }
+
+    #[test]
+    fn a_boundary_is_due_one_bucket_after_the_last_mark() {
+        let mut w = Windows::default();
+        // 1 h / 30 buckets = a boundary every 120 s.
+        w.configure(&[("1h".into(), 3600)]);
+        assert!(w.due(t(0)), "no mark yet");
+        w.observe(t(0), &Totals::default(), false);
+        assert!(!w.due(t(60)));
+        assert!(!w.due(t(119)));
+        assert!(w.due(t(120)));
+        // A clock set back before the mark drops it: due again.
+        assert!(w.due(t(-10)));
+        assert!(w.by_label["1h"].marks.is_empty());
+    }
+
+    #[test]
+    fn a_window_keeps_one_mark_at_or_before_its_start_and_at_most_32() {
+        let mut w = Windows::default();
+        w.configure(&[("1h".into(), 3600), ("100s".into(), 100)]);
+        for s in (0..=7200).step_by(3) {
+            w.observe(t(s), &steady(s as f64), false);
+        }
+        // 1h: a boundary every 120 s (0, 120, ... 7200, the 3 s ticks
+        // land on them since 120 = 40 * 3); the latest at or before
+        // 7200 - 3600 = 3600 is 3600 itself: 3600, 3720, ... 7200 = 31.
+        let marks = &w.by_label["1h"].marks;
+        assert_eq!(marks.len(), 31);
+        assert_eq!(marks[0].0, t(3600));
+        // 100s: 100 / 30 = 3 s buckets; 7101..7200 hold 34 marks after
+        // 7098 (the one at or before 7100), 35 in all: cut to 32, the
+        // newest 32 (7107, 7110, ... 7200).
+        let marks = &w.by_label["100s"].marks;
+        assert_eq!(marks.len(), 32);
+        assert_eq!(marks[0].0, t(7107));
+    }
+
+    #[test]
+    fn the_window_start_is_the_latest_mark_within_a_bucket_of_it_else_the_next() {
+        let marks: Vec<(DateTime<Utc>, Totals)> = [0, 200, 250, 500, 3800]
+            .iter()
+            .map(|s| (t(*s), Totals::default()))
+            .collect();
+        let start = |now: i64| base_mark(&marks, t(now), 3600, 120).map(|m| m.0);
+        // now 3700: start 100, a bucket before it 20 below: 0 is within.
+        assert_eq!(start(3700), Some(t(0)));
+        // now 3900: start 300, bucket from 180: the latest at or before
+        // 300 is 250 (not 200, the first after 180).
+        assert_eq!(start(3900), Some(t(250)));
+        // now 4000: start 400, bucket from 280: 250 is older (a gap), so
+        // the first mark after 280, 500.
+        assert_eq!(start(4000), Some(t(500)));
+        // now 100 (history younger than the window): the oldest mark not
+        // in the future.
+        assert_eq!(start(100), Some(t(0)));
+        // Only an old mark and nothing after the bucket: the old one.
+        let old = [(t(0), Totals::default())];
+        assert_eq!(base_mark(&old, t(4000), 3600, 120).map(|m| m.0), Some(t(0)));
+        assert!(base_mark(&[], t(4000), 3600, 120).is_none());
+    }
+
+    #[test]
+    fn views_start_from_the_mark_their_bucket_picks() {
+        // Marks at 0, 200, 250, 500 and 3800 s of a 1 h window (120 s
+        // buckets), each with capex equal to its time in seconds.
+        let mut w = Windows::default();
+        w.configure(&[("1h".into(), 3600)]);
+        w.by_label.get_mut("1h").unwrap().marks = [0, 200, 250, 500, 3800]
+            .iter()
+            .map(|s| (t(*s), totals(*s as f64, 0.0)))
+            .collect();
+        let view = |now: i64| {
+            let v = w.views(
+                t(now),
+                &totals(now as f64, 0.0),
+                true,
+                &RoiWeights::default(),
+                &BTreeMap::new(),
+                &BTreeMap::new(),
+            );
+            (v[0].span_secs, v[0].cost)
+        };
+        // now 3900: from 250, 3650 s and 3650 of capex.
+        assert_eq!(view(3900), (3650.0, 3650.0));
+        // now 4000: 250 is more than a bucket before 400: from 500.
+        assert_eq!(view(4000), (3500.0, 3500.0));
+        // No benefit weights: no benefit score.
+        let v = w.views(
+            t(4000),
+            &totals(4000.0, 0.0),
+            true,
+            &RoiWeights::default(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
+        assert_eq!(v[0].benefit_score, None);
+    }
+
+    #[test]
+    fn the_roi_baseline_is_an_ewma_fed_where_the_window_covers_its_length() {
+        // 30 d window: buckets of 86 400 s; time constant max(1 d, 4
+        // buckets) = 345 600 s; alpha = 86 400 / 345 600 = 0.25.
+        let d30 = 2_592_000;
+        let mut w = Windows::default();
+        w.configure(&[("30d".into(), d30)]);
+        w.observe(t(0), &totals(0.0, 0.0), true);
+        // At 30 d: cost 100, value 200, ROI (200 - 100) / 100 = 1; the
+        // first ROI is the baseline.
+        w.observe(t(d30), &totals(100.0, 200.0), true);
+        assert_eq!(w.by_label["30d"].baseline_roi, Some(1.0));
+        // One bucket later, from the same mark (31 d = window + one
+        // bucket): cost 200, value 0, ROI -1; 1 + 0.25 * (-1 - 1) = 0.5.
+        w.observe(t(d30 + 86_400), &totals(200.0, 0.0), true);
+        assert_eq!(w.by_label["30d"].baseline_roi, Some(0.5));
+        // Without a value source, no ROI feeds the baseline.
+        let mut w = Windows::default();
+        w.configure(&[("30d".into(), d30)]);
+        w.observe(t(0), &totals(0.0, 0.0), false);
+        w.observe(t(d30), &totals(100.0, 200.0), false);
+        assert_eq!(w.by_label["30d"].baseline_roi, None);
+        // A mark more than a bucket older than the window (roimon was
+        // stopped for two days): not a window's worth, no baseline.
+        let mut w = Windows::default();
+        w.configure(&[("30d".into(), d30)]);
+        w.observe(t(0), &totals(0.0, 0.0), true);
+        w.observe(t(d30 + 2 * 86_400), &totals(100.0, 200.0), true);
+        assert_eq!(w.by_label["30d"].baseline_roi, None);
+        // Less than the window: none either.
+        let mut w = Windows::default();
+        w.configure(&[("30d".into(), d30)]);
+        w.observe(t(0), &totals(0.0, 0.0), true);
+        w.observe(t(d30 - 86_400), &totals(100.0, 200.0), true);
+        assert_eq!(w.by_label["30d"].baseline_roi, None);
+    }
+
+    #[test]
+    fn more_marks_than_the_cap_are_cut_to_the_newest_32_at_the_next_boundary() {
+        // A 100 s window (3 s buckets) restored with 39 marks 3 s apart,
+        // 100, 103, ... 214 (a checkpoint kept with more buckets).
+        let mut w = Windows::default();
+        w.configure(&[("100s".into(), 100)]);
+        w.by_label.get_mut("100s").unwrap().marks = (0..39)
+            .map(|i| (t(100 + 3 * i), Totals::default()))
+            .collect();
+        // At 217: 40 marks; the latest at or before 217 - 100 = 117 is 115,
+        // so 115, 118, ... 217 remain (35), cut to the newest 32: 124 on.
+        w.observe(t(217), &Totals::default(), false);
+        let marks = &w.by_label["100s"].marks;
+        assert_eq!(marks.len(), 32);
+        assert_eq!(marks[0].0, t(124));
+        assert_eq!(marks[31].0, t(217));
+    }
 }

@@ -355,4 +355,129 @@ mod tests {
         assert_eq!(b.pending()[0].hour, at(3, 0).timestamp());
         assert_eq!(b.state().base.rows.len(), 1);
     }
+
+    fn priced(source: f64, fallback: f64) -> Counters {
+        let mut c = counters(0.0);
+        c.priced_seconds = [
+            ("source".to_string(), Accumulator::from_total(source)),
+            ("fallback".to_string(), Accumulator::from_total(fallback)),
+        ]
+        .into();
+        c
+    }
+
+    #[test]
+    fn kind_labels() {
+        let labels: Vec<&str> = [
+            Kind::Hour,
+            Kind::Opening,
+            Kind::Correction,
+            Kind::Late,
+            Kind::Reset,
+        ]
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+        assert_eq!(labels, ["hour", "opening", "correction", "late", "reset"]);
+    }
+
+    #[test]
+    fn hours_are_utc_hour_starts_and_an_end_on_the_hour_is_the_hour_before() {
+        // 2026-12-01 00:00 UTC is day 20 788 since 1970 (56 years, 14 of
+        // them leap, + 334 days to December): 20 788 * 86 400 =
+        // 1 796 083 200 s. 09:59:59 is 35 999 s later, 1 796 119 199 s;
+        // its hour starts 3 599 s earlier, at 09:00 = 1 796 115 600 s.
+        let t = Utc.with_ymd_and_hms(2026, 12, 1, 9, 59, 59).unwrap();
+        assert_eq!(t.timestamp(), 1_796_119_199);
+        assert_eq!(hour_of(t), 1_796_115_600);
+        // Before 1970 the hour still starts before the instant:
+        // -1 s is in the hour starting at -3600 s.
+        assert_eq!(hour_of(Utc.timestamp_opt(-1, 0).unwrap()), -3_600);
+        // 10:00:00 ends an interval of 09:00; 10:00:01 one of 10:00.
+        assert_eq!(hour_of_end(at(10, 0)), 1_796_115_600);
+        assert_eq!(
+            hour_of_end(at(10, 0) + chrono::Duration::seconds(1)),
+            1_796_119_200
+        );
+    }
+
+    #[test]
+    fn priced_seconds_of_an_hour_are_the_difference_of_the_totals() {
+        // A book started with the state: its first hour counts from zero.
+        let mut b = HourBook::resume(None, None);
+        b.observe(at(9, 10), &priced(0.0, 0.0));
+        let open = b.open_rows(&priced(30.0, 5.0)).unwrap();
+        assert_eq!(open.priced, [30.0, 5.0]);
+        assert_eq!(open.kind, Kind::Hour);
+        // 09:00 closes at source 60 s, fallback 10 s.
+        b.observe(at(10, 1), &priced(60.0, 10.0));
+        assert_eq!(b.pending()[0].priced, [60.0, 10.0]);
+        // 10:00 counts from there: 100 - 60 = 40 s and 12 - 10 = 2 s.
+        let open = b.open_rows(&priced(100.0, 12.0)).unwrap();
+        assert_eq!(open.priced, [40.0, 2.0]);
+        // Nothing moved: no rows, nothing priced.
+        let open = b.open_rows(&priced(60.0, 10.0)).unwrap();
+        assert!(open.rows.is_empty());
+        assert_eq!(open.priced, [0.0, 0.0]);
+        b.written();
+        assert!(b.pending().is_empty());
+    }
+
+    #[test]
+    fn a_step_back_of_exactly_the_tolerance_moves_booking_back() {
+        let mut b = HourBook::resume(None, None);
+        b.observe(at(9, 10), &counters(0.0));
+        b.observe(at(10, 5), &counters(1.0));
+        assert_eq!(b.pending().len(), 1);
+        // 10:00 - 59 s: jitter, still 10:00.
+        b.observe(at(10, 0) - chrono::Duration::seconds(59), &counters(2.0));
+        assert_eq!(b.pending().len(), 1);
+        // 10:00 - 60 s = 09:59:00 (STEP_BACK_TOLERANCE_SECS): a step back.
+        // 10:00 closes with 2 - 1 = 1; 09:00 opens again, closed before, so
+        // its new money is late: 3.5 - 2 = 1.5.
+        b.observe(at(9, 59), &counters(2.0));
+        assert_eq!(b.pending().len(), 2);
+        assert_eq!(b.pending()[1].hour, at(10, 0).timestamp());
+        assert_eq!(b.pending()[1].rows[0].1.0[crate::figures::COST + 1], 1.0);
+        let open = b.open_rows(&counters(3.5)).unwrap();
+        assert_eq!(open.hour, at(9, 0).timestamp());
+        assert_eq!(open.kind, Kind::Late);
+        assert_eq!(open.rows[0].1.0[crate::figures::COST + 1], 1.5);
+        assert_eq!(b.state().last_closed, Some(at(10, 0).timestamp()));
+    }
+
+    #[test]
+    fn the_first_observation_after_a_checkpoint_in_a_closed_hour_is_late() {
+        // Resumed with 10:00 closed and no hour open: booking into 10:00
+        // (at or before the latest closed hour) is late; into 11:00 is not.
+        let state = BookState {
+            open_hour: None,
+            base: Totals::default(),
+            open_late: false,
+            last_closed: Some(at(10, 0).timestamp()),
+        };
+        let mut b = HourBook::resume(Some(state.clone()), Some(&counters(9.0)));
+        assert!(b.pending().is_empty(), "a stored state has no opening row");
+        b.observe(at(10, 30), &counters(9.0));
+        assert_eq!(b.open_rows(&counters(9.0)).unwrap().kind, Kind::Late);
+        let mut b = HourBook::resume(Some(state), None);
+        b.observe(at(11, 30), &counters(9.0));
+        assert_eq!(b.open_rows(&counters(9.0)).unwrap().kind, Kind::Hour);
+        assert_eq!(b.state().open_hour, Some(at(11, 0).timestamp()));
+    }
+
+    #[test]
+    fn an_opening_balance_is_stamped_at_the_last_tick_when_the_start_is_unknown() {
+        // No `created`: the hour of the last tick, 05:00.
+        let mut c = counters(42.0);
+        c.last_wall = Some(at(5, 45));
+        let b = HourBook::resume(None, Some(&c));
+        assert_eq!(b.pending()[0].hour, at(5, 0).timestamp());
+        assert_eq!(b.pending()[0].rows[0].1.0[crate::figures::COST + 1], 42.0);
+        assert_eq!(b.state().open_hour, None);
+        // Counters with nothing in them: no opening row.
+        let b = HourBook::resume(None, Some(&counters(0.0)));
+        assert!(b.pending().is_empty());
+        assert_eq!(b.state().open_hour, None);
+    }
 }

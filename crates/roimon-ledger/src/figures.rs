@@ -251,3 +251,204 @@ pub fn node_totals(c: &Counters) -> Vec<(String, f64, Vec<usize>)> {
     out.push(("node value".into(), c.value_total.total(), vec![VALUE]));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roimon_core::units::Accumulator;
+    use roimon_core::{ModelCounts, Row, RowKey, ValueKey, ValueRow};
+
+    fn acc(x: f64) -> Accumulator {
+        Accumulator::from_total(x)
+    }
+
+    fn figures(pairs: &[(usize, f64)]) -> Figures {
+        let mut f = Figures::default();
+        for (i, v) in pairs {
+            f.0[*i] = *v;
+        }
+        f
+    }
+
+    #[test]
+    fn minus_add_and_is_zero_work_figure_by_figure() {
+        let a = Figures([10.0; N]);
+        let b = Figures([4.0; N]);
+        // 10 - 4 = 6 in every column.
+        assert_eq!(a.minus(&b), Figures([6.0; N]));
+        // 10 + 4 = 14 in every column.
+        let mut c = a;
+        c.add(&b);
+        assert_eq!(c, Figures([14.0; N]));
+        assert!(Figures::default().is_zero());
+        assert!(a.minus(&a).is_zero());
+        // One non-zero figure, in the last column, is not zero.
+        assert!(!figures(&[(REQUESTS, 1.0)]).is_zero());
+    }
+
+    #[test]
+    fn cost_total_sums_the_five_components_and_net_cost_takes_the_credit_off() {
+        // Energy 1 + capex 2 + maintenance 4 + staff 8 + carbon 16 = 31; the
+        // GPU energy (1000 J) and value (99) beside them are not cost.
+        let f = figures(&[
+            (GPU_ENERGY, 1000.0),
+            (COST, 1.0),
+            (COST + 1, 2.0),
+            (COST + 2, 4.0),
+            (COST + 3, 8.0),
+            (COST + 4, 16.0),
+            (CREDIT, 0.5),
+            (VALUE, 99.0),
+        ]);
+        assert_eq!(f.cost_total(), 31.0);
+        // 31 - 0.5 = 30.5.
+        assert_eq!(f.net_cost(), 30.5);
+        // Negative zeros (a difference of equal totals) print as 0, not -0.
+        let z = figures(&[
+            (COST, -0.0),
+            (COST + 1, -0.0),
+            (COST + 2, -0.0),
+            (COST + 3, -0.0),
+            (COST + 4, -0.0),
+        ]);
+        assert_eq!(format!("{}", z.cost_total()), "0");
+    }
+
+    fn key(gpu: &str) -> Key {
+        Key {
+            gpu_uuid: gpu.into(),
+            team: "t".into(),
+            workload: "w".into(),
+        }
+    }
+
+    fn counters() -> Counters {
+        let mut c = Counters::default();
+        let row = Row {
+            gpu_energy_joules: acc(1.0),
+            host_energy_joules: acc(2.0),
+            facility_energy_joules: acc(4.0),
+            cost: [
+                (Component::Energy, acc(10.0)),
+                (Component::Capex, acc(20.0)),
+                (Component::Maintenance, acc(40.0)),
+                (Component::Staff, acc(80.0)),
+                (Component::Carbon, acc(160.0)),
+            ]
+            .into(),
+            credit: [
+                (Component::Energy, acc(0.5)),
+                (Component::Carbon, acc(0.25)),
+            ]
+            .into(),
+            emissions_grams: acc(7.0),
+            ..Default::default()
+        };
+        c.rows.insert(
+            RowKey {
+                gpu_uuid: "GPU-a".into(),
+                team: "t".into(),
+                workload: "w".into(),
+            },
+            row,
+        );
+        let model = |i: f64, o: f64, r: f64| ModelCounts {
+            input_tokens: acc(i),
+            output_tokens: acc(o),
+            requests: acc(r),
+            ..Default::default()
+        };
+        c.value.insert(
+            ValueKey {
+                team: "t".into(),
+                workload: "w".into(),
+                source: "push".into(),
+            },
+            ValueRow {
+                value: acc(3.0),
+                models: [("m1".into(), model(11.0, 13.0, 17.0))].into(),
+            },
+        );
+        c.value.insert(
+            ValueKey {
+                team: "t".into(),
+                workload: "w".into(),
+                source: "scrape".into(),
+            },
+            ValueRow {
+                value: acc(5.0),
+                models: [("m2".into(), model(1.0, 2.0, 3.0))].into(),
+            },
+        );
+        c.priced_seconds = [
+            ("source".into(), acc(30.0)),
+            ("fallback".into(), acc(6.0)),
+            ("last_known".into(), acc(4.0)),
+        ]
+        .into();
+        c.cost = [
+            (Component::Energy, acc(10.0)),
+            (Component::Capex, acc(20.0)),
+            (Component::Maintenance, acc(40.0)),
+            (Component::Staff, acc(80.0)),
+            (Component::Carbon, acc(160.0)),
+        ]
+        .into();
+        c.credit = [
+            (Component::Energy, acc(0.5)),
+            (Component::Carbon, acc(0.25)),
+        ]
+        .into();
+        c.facility_energy_joules = acc(4.0);
+        c.emissions_grams = acc(7.0);
+        c.value_total = acc(8.0);
+        c
+    }
+
+    #[test]
+    fn totals_put_every_counter_in_its_column() {
+        let t = totals(&counters());
+        // The cost row: energies 1, 2, 4 J; components 10..160 in
+        // Component::ALL order; credit 0.5 + 0.25 = 0.75; 7 g.
+        let mut cost = Figures::default();
+        cost.0[..10].copy_from_slice(&[1.0, 2.0, 4.0, 10.0, 20.0, 40.0, 80.0, 160.0, 0.75, 7.0]);
+        // The value row sums both sources: value 3 + 5 = 8, input tokens
+        // 11 + 1 = 12, output 13 + 2 = 15, requests 17 + 3 = 20.
+        let mut value = Figures::default();
+        value.0[VALUE..].copy_from_slice(&[8.0, 12.0, 15.0, 20.0]);
+        let want: BTreeMap<Key, Figures> = [(key("GPU-a"), cost), (key(VALUE_GPU), value)].into();
+        assert_eq!(t.rows, want);
+        // Priced: source 30 s; fallback 6 s + last known 4 s = 10 s.
+        assert_eq!(t.priced, [30.0, 10.0]);
+    }
+
+    #[test]
+    fn node_totals_name_their_columns() {
+        let got = node_totals(&counters());
+        let want: Vec<(String, f64, Vec<usize>)> = vec![
+            ("node cost energy".into(), 10.0, vec![3]),
+            ("node cost capex".into(), 20.0, vec![4]),
+            ("node cost maintenance".into(), 40.0, vec![5]),
+            ("node cost staff".into(), 80.0, vec![6]),
+            ("node cost carbon".into(), 160.0, vec![7]),
+            // 0.5 + 0.25.
+            ("node credit".into(), 0.75, vec![8]),
+            ("node facility energy".into(), 4.0, vec![2]),
+            ("node emissions".into(), 7.0, vec![9]),
+            ("node value".into(), 8.0, vec![10]),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn totals_round_trip_through_json_as_a_list_of_pairs() {
+        let t = totals(&counters());
+        let json = serde_json::to_value(&t).unwrap();
+        let rows = json["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][0]["gpu_uuid"], "GPU-a");
+        assert_eq!(rows[0][1][3], 10.0);
+        let back: Totals = serde_json::from_value(json).unwrap();
+        assert_eq!(back, t);
+    }
+}
