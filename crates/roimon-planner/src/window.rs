@@ -404,6 +404,19 @@ pub fn cheapest(
     }
     let known_end = judged.iter().map(|(_, i)| i.last()).min().unwrap_or(0);
     let before = job.before.unwrap_or(known_end);
+    if before <= job.after && job.before.is_none() {
+        // No --before: the schedule itself ends before the earliest start.
+        let (what, ends) = judged
+            .iter()
+            .map(|(w, i)| (*w, i.last()))
+            .min_by_key(|x| x.1)
+            .unwrap_or(("price", known_end));
+        return Err(WindowError::EndsTooEarly {
+            what,
+            ends,
+            need: job.after + dur,
+        });
+    }
     if before <= job.after {
         return Err(WindowError::EmptySpan {
             after: job.after,
@@ -762,6 +775,13 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "the price schedule ends at 2026-01-01T06:00:00Z; the job needs it until at least 2026-01-01T07:00:00Z"
+        );
+        // A schedule wholly in the past, no --before: its end is named,
+        // not a --before nobody passed.
+        let e = cheapest(&s, None, &job(1.5, 1.0, t0 + 9 * 3600)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the price schedule ends at 2026-01-01T06:00:00Z; the job needs it until at least 2026-01-01T10:30:00Z"
         );
         // A schedule that starts after the latest start.
         let mut j = job(1.0, 1.0, t0 - 10 * 3600);
