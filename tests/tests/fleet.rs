@@ -8,6 +8,8 @@
 //! size the run, `ROIMON_BIN` picks the binary (a release build for the
 //! figures); `cargo nextest run -p roimon-system-tests --test fleet
 //! --no-capture` shows the figures.
+// Test scenarios read top to bottom: a long test is one story, not split.
+#![allow(clippy::too_many_lines)]
 
 use roimon_system_tests::*;
 use std::time::{Duration, Instant};

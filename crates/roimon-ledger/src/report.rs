@@ -404,23 +404,7 @@ impl Ledger {
                 show(q.from, q.tz)
             )));
         }
-        // Sum in SQL over what the grouping does not tell apart (an hour's
-        // GPUs when grouping by team, …): fewer rows to bucket here.
-        let col = |d: Dim, c: &'static str| if q.by.contains(&d) { c } else { "''" };
-        let sql = format!(
-            "SELECT hour_start, {}, {}, {}, {}, currency, {} FROM ledger \
-             WHERE hour_start >= ?1 AND hour_start < ?2 AND (?3 IS NULL OR team = ?3) \
-             GROUP BY 1, 2, 3, 4, 5, 6",
-            col(Dim::Node, "node"),
-            col(Dim::Gpu, "gpu_uuid"),
-            col(Dim::Team, "team"),
-            col(Dim::Workload, "workload"),
-            figures::FIELDS
-                .iter()
-                .map(|f| format!("TOTAL({f})"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let sql = group_sql(q);
         let mut st = self
             .connection()
             .prepare_cached(&sql)
@@ -491,60 +475,9 @@ impl Ledger {
                 .or_default()
                 .add(&f);
         }
-        if currencies.len() > 1 {
-            return Err(err(format!(
-                "the ledger holds several currencies in this span ({}); report the spans of each separately",
-                currencies.join(", ")
-            )));
-        }
-        let currency = match currencies.pop() {
-            Some(c) => c,
-            None => self
-                .connection()
-                .query_row(
-                    "SELECT json_extract(counters, '$.currency') FROM checkpoint WHERE id = 1",
-                    [],
-                    |r| r.get::<_, Option<String>>(0),
-                )
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-        };
-        let node = self
-            .connection()
-            .query_row(
-                "SELECT node FROM ledger ORDER BY hour_start DESC, id DESC LIMIT 1",
-                [],
-                |r| r.get::<_, String>(0),
-            )
-            .unwrap_or_default();
-        let comp_at = q.by.iter().position(|d| *d == Dim::Component);
-        // A period still running ends now (never before it starts).
-        let clip = |ps: DateTime<Utc>, pe: DateTime<Utc>| pe.min(now.max(ps));
-        let mut out_rows = Vec::with_capacity(groups.len());
-        for ((ps, pe, dims), f) in groups {
-            let out = out_of(&f);
-            match comp_at {
-                None => out_rows.push(Row {
-                    period_start: ps,
-                    period_end: clip(ps, pe),
-                    dims,
-                    out,
-                }),
-                Some(i) => {
-                    for (name, o) in by_component(&out) {
-                        let mut d = dims.clone();
-                        d[i] = name.to_string();
-                        out_rows.push(Row {
-                            period_start: ps,
-                            period_end: clip(ps, pe),
-                            dims: d,
-                            out: o,
-                        });
-                    }
-                }
-            }
-        }
+        let currency = self.one_currency(currencies)?;
+        let node = self.latest_node();
+        let out_rows = report_rows(groups, q, now);
         Ok(Report {
             query: q.clone(),
             currency,
@@ -556,6 +489,96 @@ impl Ledger {
             complete,
         })
     }
+
+    /// The one currency of a report's rows; with no rows, the checkpoint's.
+    fn one_currency(&self, mut currencies: Vec<String>) -> Result<String> {
+        if currencies.len() > 1 {
+            return Err(Error {
+                path: self.path().to_path_buf(),
+                message: format!(
+                    "the ledger holds several currencies in this span ({}); report the spans of each separately",
+                    currencies.join(", ")
+                ),
+            });
+        }
+        Ok(match currencies.pop() {
+            Some(c) => c,
+            None => self
+                .connection()
+                .query_row(
+                    "SELECT json_extract(counters, '$.currency') FROM checkpoint WHERE id = 1",
+                    [],
+                    |r| r.get::<_, Option<String>>(0),
+                )
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The node of the newest ledger row ("" on an empty ledger).
+    fn latest_node(&self) -> String {
+        self.connection()
+            .query_row(
+                "SELECT node FROM ledger ORDER BY hour_start DESC, id DESC LIMIT 1",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .unwrap_or_default()
+    }
+}
+
+/// The query summing in SQL over what the grouping does not tell apart (an
+/// hour's GPUs when grouping by team, …): fewer rows to bucket here.
+fn group_sql(q: &Query) -> String {
+    let col = |d: Dim, c: &'static str| if q.by.contains(&d) { c } else { "''" };
+    format!(
+        "SELECT hour_start, {}, {}, {}, {}, currency, {} FROM ledger \
+         WHERE hour_start >= ?1 AND hour_start < ?2 AND (?3 IS NULL OR team = ?3) \
+         GROUP BY 1, 2, 3, 4, 5, 6",
+        col(Dim::Node, "node"),
+        col(Dim::Gpu, "gpu_uuid"),
+        col(Dim::Team, "team"),
+        col(Dim::Workload, "workload"),
+        figures::FIELDS
+            .iter()
+            .map(|f| format!("TOTAL({f})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The report's rows, one per group (per group and component when grouping
+/// by component); a period still running ends now.
+fn report_rows(groups: BTreeMap<GroupKey, Figures>, q: &Query, now: DateTime<Utc>) -> Vec<Row> {
+    let comp_at = q.by.iter().position(|d| *d == Dim::Component);
+    // A period still running ends now (never before it starts).
+    let clip = |ps: DateTime<Utc>, pe: DateTime<Utc>| pe.min(now.max(ps));
+    let mut out_rows = Vec::with_capacity(groups.len());
+    for ((ps, pe, dims), f) in groups {
+        let out = out_of(&f);
+        match comp_at {
+            None => out_rows.push(Row {
+                period_start: ps,
+                period_end: clip(ps, pe),
+                dims,
+                out,
+            }),
+            Some(i) => {
+                for (name, o) in by_component(&out) {
+                    let mut d = dims.clone();
+                    d[i] = name.to_string();
+                    out_rows.push(Row {
+                        period_start: ps,
+                        period_end: clip(ps, pe),
+                        dims: d,
+                        out: o,
+                    });
+                }
+            }
+        }
+    }
+    out_rows
 }
 
 /// A CSV text cell: one that a spreadsheet would read as a formula (it

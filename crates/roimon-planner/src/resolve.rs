@@ -305,6 +305,31 @@ pub fn resolve(
         None => None,
     };
 
+    let (gpus, index) = resolve_gpus(file, &mut r)?;
+    let workloads = resolve_workloads(file, &index, &gpus, &mut r)?;
+
+    Ok(Instance {
+        hours,
+        currency: file.currency.clone(),
+        objective: file.objective,
+        min_roi,
+        budget,
+        power_cap_kw,
+        price_per_kwh,
+        pue,
+        carbon_g_per_kwh,
+        gpus,
+        workloads,
+        coefficients: r.coefficients,
+        spread: r.spread,
+    })
+}
+
+/// The `[[gpu]]` tables, checked, with the index of each type by name.
+fn resolve_gpus<'f>(
+    file: &'f PlanFile,
+    r: &mut Resolver<'_>,
+) -> Result<(Vec<Gpu>, BTreeMap<&'f str, usize>), ResolveError> {
     let mut gpus = Vec::with_capacity(file.gpu.len());
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, g) in file.gpu.iter().enumerate() {
@@ -345,7 +370,16 @@ pub fn resolve(
             idle_watts,
         });
     }
+    Ok((gpus, index))
+}
 
+/// The `[[workload]]` tables, checked, each pair pointing at its GPU type.
+fn resolve_workloads(
+    file: &PlanFile,
+    index: &BTreeMap<&str, usize>,
+    gpus: &[Gpu],
+    r: &mut Resolver<'_>,
+) -> Result<Vec<Workload>, ResolveError> {
     let mut names = BTreeSet::new();
     let mut workloads = Vec::with_capacity(file.workload.len());
     for (i, w) in file.workload.iter().enumerate() {
@@ -428,20 +462,5 @@ pub fn resolve(
             on,
         });
     }
-
-    Ok(Instance {
-        hours,
-        currency: file.currency.clone(),
-        objective: file.objective,
-        min_roi,
-        budget,
-        power_cap_kw,
-        price_per_kwh,
-        pue,
-        carbon_g_per_kwh,
-        gpus,
-        workloads,
-        coefficients: r.coefficients,
-        spread: r.spread,
-    })
+    Ok(workloads)
 }

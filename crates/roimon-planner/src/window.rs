@@ -369,26 +369,7 @@ pub fn cheapest(
     carbon: Option<&[Slot]>,
     job: &Job,
 ) -> Result<Window, WindowError> {
-    if !(job.hours.is_finite() && job.hours > 0.0) {
-        return Err(WindowError::BadJob(format!(
-            "hours must be a number > 0, got {}",
-            job.hours
-        )));
-    }
-    if !(job.kwh.is_finite() && job.kwh > 0.0) {
-        return Err(WindowError::BadJob(format!(
-            "kwh must be a number > 0, got {}",
-            job.kwh
-        )));
-    }
-    #[allow(clippy::cast_possible_truncation)]
-    let dur = (job.hours * 3600.0).round() as i64;
-    if dur < 1 {
-        return Err(WindowError::BadJob(format!(
-            "hours must be at least one second, got {}",
-            job.hours
-        )));
-    }
+    let dur = job_seconds(job)?;
     let price = Integral::new("price", prices)?;
     let carbon = match carbon {
         Some(c) if !c.is_empty() => Some(Integral::new("carbon", c)?),
@@ -402,80 +383,9 @@ pub fn cheapest(
     if let (By::Carbon, Some(c)) = (job.by, &carbon) {
         judged.push(("carbon", c));
     }
-    let known_end = judged.iter().map(|(_, i)| i.last()).min().unwrap_or(0);
-    let before = job.before.unwrap_or(known_end);
-    if before <= job.after && job.before.is_none() {
-        // No --before: the schedule itself ends before the earliest start.
-        let (what, ends) = judged
-            .iter()
-            .map(|(w, i)| (*w, i.last()))
-            .min_by_key(|x| x.1)
-            .unwrap_or(("price", known_end));
-        return Err(WindowError::EndsTooEarly {
-            what,
-            ends,
-            need: job.after + dur,
-        });
-    }
-    if before <= job.after {
-        return Err(WindowError::EmptySpan {
-            after: job.after,
-            before,
-        });
-    }
-    if job.after + dur > before {
-        if job.before.is_none() {
-            let (what, ends) = judged
-                .iter()
-                .map(|(w, i)| (*w, i.last()))
-                .min_by_key(|x| x.1)
-                .unwrap_or(("price", known_end));
-            return Err(WindowError::EndsTooEarly {
-                what,
-                ends,
-                need: job.after + dur,
-            });
-        }
-        return Err(WindowError::LongerThanSpan {
-            hours: job.hours,
-            after: job.after,
-            before,
-        });
-    }
+    let before = check_span(&judged, job, dur)?;
     let latest = before - dur;
-    for (what, i) in &judged {
-        if i.last() < job.after + dur {
-            return Err(WindowError::EndsTooEarly {
-                what,
-                ends: i.last(),
-                need: job.after + dur,
-            });
-        }
-        if i.first() > latest {
-            return Err(WindowError::StartsTooLate {
-                what,
-                starts: i.first(),
-                latest_start: latest,
-            });
-        }
-    }
-    // Candidates: after, and every boundary in (after, latest].
-    let mut cands: Vec<i64> = vec![job.after];
-    for (_, i) in &judged {
-        let lo = i.slots.partition_point(|s| s.end <= job.after);
-        for s in &i.slots[lo..] {
-            for t in [s.start, s.end] {
-                if t > job.after && t <= latest {
-                    cands.push(t);
-                }
-            }
-            if s.start > latest {
-                break;
-            }
-        }
-    }
-    cands.sort_unstable();
-    cands.dedup();
+    let cands = candidates(&judged, job.after, latest);
     let fits = |s: i64| judged.iter().all(|(_, i)| i.covers(s, s + dur));
     let objective = match job.by {
         By::Cost => &price,
@@ -556,6 +466,119 @@ pub fn cheapest(
             .map(|w| grams(start).map_or(w, |b| w.max(b))),
         candidates: scored.len(),
     })
+}
+
+/// The job's length in whole seconds, once its hours and energy are sane.
+fn job_seconds(job: &Job) -> Result<i64, WindowError> {
+    if !(job.hours.is_finite() && job.hours > 0.0) {
+        return Err(WindowError::BadJob(format!(
+            "hours must be a number > 0, got {}",
+            job.hours
+        )));
+    }
+    if !(job.kwh.is_finite() && job.kwh > 0.0) {
+        return Err(WindowError::BadJob(format!(
+            "kwh must be a number > 0, got {}",
+            job.kwh
+        )));
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    let dur = (job.hours * 3600.0).round() as i64;
+    if dur < 1 {
+        return Err(WindowError::BadJob(format!(
+            "hours must be at least one second, got {}",
+            job.hours
+        )));
+    }
+    Ok(dur)
+}
+
+/// The end of the span the run must lie in, once the schedules it is
+/// judged by cover a run of `dur` seconds somewhere in it.
+fn check_span(
+    judged: &[(&'static str, &Integral<'_>)],
+    job: &Job,
+    dur: i64,
+) -> Result<i64, WindowError> {
+    let known_end = judged.iter().map(|(_, i)| i.last()).min().unwrap_or(0);
+    let before = job.before.unwrap_or(known_end);
+    if before <= job.after && job.before.is_none() {
+        // No --before: the schedule itself ends before the earliest start.
+        let (what, ends) = judged
+            .iter()
+            .map(|(w, i)| (*w, i.last()))
+            .min_by_key(|x| x.1)
+            .unwrap_or(("price", known_end));
+        return Err(WindowError::EndsTooEarly {
+            what,
+            ends,
+            need: job.after + dur,
+        });
+    }
+    if before <= job.after {
+        return Err(WindowError::EmptySpan {
+            after: job.after,
+            before,
+        });
+    }
+    if job.after + dur > before {
+        if job.before.is_none() {
+            let (what, ends) = judged
+                .iter()
+                .map(|(w, i)| (*w, i.last()))
+                .min_by_key(|x| x.1)
+                .unwrap_or(("price", known_end));
+            return Err(WindowError::EndsTooEarly {
+                what,
+                ends,
+                need: job.after + dur,
+            });
+        }
+        return Err(WindowError::LongerThanSpan {
+            hours: job.hours,
+            after: job.after,
+            before,
+        });
+    }
+    let latest = before - dur;
+    for (what, i) in judged {
+        if i.last() < job.after + dur {
+            return Err(WindowError::EndsTooEarly {
+                what,
+                ends: i.last(),
+                need: job.after + dur,
+            });
+        }
+        if i.first() > latest {
+            return Err(WindowError::StartsTooLate {
+                what,
+                starts: i.first(),
+                latest_start: latest,
+            });
+        }
+    }
+    Ok(before)
+}
+
+/// Candidate starts: `after`, and every slot boundary in (after, latest].
+fn candidates(judged: &[(&'static str, &Integral<'_>)], after: i64, latest: i64) -> Vec<i64> {
+    let mut cands: Vec<i64> = vec![after];
+    for (_, i) in judged {
+        let lo = i.slots.partition_point(|s| s.end <= after);
+        for s in &i.slots[lo..] {
+            for t in [s.start, s.end] {
+                if t > after && t <= latest {
+                    cands.push(t);
+                }
+            }
+            if s.start > latest {
+                break;
+            }
+        }
+    }
+    cands.sort_unstable();
+    cands.dedup();
+    cands
 }
 
 #[cfg(test)]

@@ -392,6 +392,47 @@ fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPo
         .filter(|t| !t.is_empty())
         .ok_or_else(|| "missing `team` tag".to_owned())?;
 
+    let fields = number_fields(&parsed, rules)?;
+    for &(k, x) in &fields {
+        h.bytes(k.as_bytes());
+        h.bytes(&x.to_bits().to_le_bytes());
+    }
+
+    let at_ns = match parsed.timestamp {
+        None => w.now_ns,
+        Some(t) => t
+            .checked_mul(w.precision.nanos())
+            .ok_or_else(|| format!("timestamp {t} overflows in precision {:?}", w.precision))?,
+    };
+    if at_ns < w.oldest || at_ns > w.newest {
+        let secs = (at_ns as i128 - w.now_ns as i128) / 1_000_000_000;
+        return Err(format!(
+            "timestamp {} is {} s from now, outside the accepted window ({} s back, {} s ahead); is `precision` right?",
+            parsed.timestamp.unwrap_or_default(),
+            secs,
+            rules.max_past_secs,
+            rules.max_future_secs
+        ).into());
+    }
+    h.bytes(&at_ns.to_le_bytes());
+
+    let data = point_data(is_value, &fields, rules)?;
+    check_owner(rules, &team, &workload)?;
+    Ok(PushedPoint {
+        team,
+        workload,
+        at_ns,
+        data,
+        line,
+        key: h.key(),
+    })
+}
+
+/// The fields of a point: numbers only, finite, each name once, in name order.
+fn number_fields<'a>(
+    parsed: &'a influxdb_line_protocol::ParsedLine<'_>,
+    rules: &PushRules,
+) -> Result<Vec<(&'a str, f64)>, Refused> {
     let mut fields: Vec<(&str, f64)> = Vec::with_capacity(parsed.field_set.len());
     for (k, v) in &parsed.field_set {
         use influxdb_line_protocol::FieldValue as F;
@@ -418,30 +459,16 @@ fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPo
     if let Some(d) = fields.windows(2).find(|d| d[0].0 == d[1].0) {
         return Err(format!("field `{}` twice", d[0].0).into());
     }
-    for &(k, x) in &fields {
-        h.bytes(k.as_bytes());
-        h.bytes(&x.to_bits().to_le_bytes());
-    }
+    Ok(fields)
+}
 
-    let at_ns = match parsed.timestamp {
-        None => w.now_ns,
-        Some(t) => t
-            .checked_mul(w.precision.nanos())
-            .ok_or_else(|| format!("timestamp {t} overflows in precision {:?}", w.precision))?,
-    };
-    if at_ns < w.oldest || at_ns > w.newest {
-        let secs = (at_ns as i128 - w.now_ns as i128) / 1_000_000_000;
-        return Err(format!(
-            "timestamp {} is {} s from now, outside the accepted window ({} s back, {} s ahead); is `precision` right?",
-            parsed.timestamp.unwrap_or_default(),
-            secs,
-            rules.max_past_secs,
-            rules.max_future_secs
-        ).into());
-    }
-    h.bytes(&at_ns.to_le_bytes());
-
-    let data = if is_value {
+/// What a point says: one amount of value, or KPI scores in [0, 1].
+fn point_data(
+    is_value: bool,
+    fields: &[(&str, f64)],
+    rules: &PushRules,
+) -> Result<PointData, Refused> {
+    if is_value {
         let [(name, amount)] = fields[..] else {
             return Err(format!("`{VALUE_MEASUREMENT}` takes exactly one field, `amount`").into());
         };
@@ -461,9 +488,9 @@ fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPo
             )
             .into());
         }
-        PointData::Value { amount }
+        Ok(PointData::Value { amount })
     } else {
-        for &(k, x) in &fields {
+        for &(k, x) in fields {
             if !(0.0..=1.0).contains(&x) {
                 return Err(format!(
                     "KPI `{k}` = {x}: scores lie between 0 and 1, as in [[value.kpis]]"
@@ -481,17 +508,21 @@ fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPo
                 .into());
             }
         }
-        PointData::Kpi {
+        Ok(PointData::Kpi {
             scores: fields.iter().map(|&(k, x)| (k.to_owned(), x)).collect(),
-        }
-    };
+        })
+    }
+}
+
+/// Refuses an owner this node does not know, when it checks owners.
+fn check_owner(rules: &PushRules, team: &str, workload: &str) -> Result<(), Refused> {
     if let Some(known) = &rules.owners {
         let wl = if workload.is_empty() {
             NO_WORKLOAD
         } else {
-            workload.as_str()
+            workload
         };
-        if !known.admits(&team, wl) {
+        if !known.admits(team, wl) {
             let hint = if workload.is_empty() {
                 " (the point has no `workload` tag)"
             } else {
@@ -503,14 +534,7 @@ fn point(l: &str, line: usize, w: &Window, rules: &PushRules) -> Result<PushedPo
             )));
         }
     }
-    Ok(PushedPoint {
-        team,
-        workload,
-        at_ns,
-        data,
-        line,
-        key: h.key(),
-    })
+    Ok(())
 }
 
 /// Remembers the points applied recently so an identical point sent again

@@ -258,19 +258,7 @@ impl TargetState {
         // Which models may be booked: those already booked, then new ones
         // in name order while there is room.
         let cap = bounds.max_models.min(MAX_MODELS);
-        let mut room = cap.saturating_sub(self.models.len());
-        let mut admitted: BTreeMap<&str, bool> = BTreeMap::new();
-        for m in scrape.models.keys() {
-            let ok = if self.models.contains_key(m) {
-                true
-            } else if room > 0 {
-                room -= 1;
-                true
-            } else {
-                false
-            };
-            admitted.insert(m.as_str(), ok);
-        }
+        let admitted = self.admit(scrape, cap);
         up.reject(
             Rejection::TooManyModels,
             admitted.values().filter(|ok| !**ok).count() as u64,
@@ -310,15 +298,6 @@ impl TargetState {
             series_cap.saturating_sub(if new_process { 0 } else { self.series.len() });
 
         // Each series' move and delta.
-        struct Seen<'a> {
-            id: &'a String,
-            model: &'a str,
-            field: CounterField,
-            now: f64,
-            d: f64,
-            mv: Move,
-            ok: bool,
-        }
         let mut seen: Vec<Seen> = Vec::with_capacity(scrape.series.len());
         for (id, (model, field, v)) in &scrape.series {
             if !is_admitted(model) {
@@ -357,23 +336,7 @@ impl TargetState {
         // Restarts: one per scrape that saw any, judged over the last hour.
         let any_reset = seen.iter().any(|s| s.mv == Move::Reset);
         let restarted = new_process || any_reset;
-        let mut storm = false;
-        if let Some(t) = now {
-            self.resets.retain(|r| t - r < HOUR && *r <= t);
-            if restarted {
-                self.resets.push(t);
-                let keep = bounds.max_resets_per_hour + 1;
-                if self.resets.len() > keep {
-                    self.resets.drain(..self.resets.len() - keep);
-                }
-            }
-            if self.resets.len() > bounds.max_resets_per_hour {
-                self.suspect_since.get_or_insert(t);
-            } else if self.resets.is_empty() {
-                self.suspect_since = None;
-            }
-            storm = self.suspect_since.is_some();
-        }
+        let storm = self.note_restart(now, restarted, bounds);
         if storm && restarted {
             // A reset is recorded (the series move to their new values)
             // but what it claims is not booked.
@@ -392,70 +355,11 @@ impl TargetState {
                 .last_at
                 .map_or(MIN_ELAPSED_SECS, |l| t - l)
                 .clamp(MIN_ELAPSED_SECS, MAX_ELAPSED_SECS);
-            for (tokens, rate, why) in [
-                (true, bounds.max_tokens_per_second, Rejection::TokensRate),
-                (
-                    false,
-                    bounds.max_requests_per_second,
-                    Rejection::RequestsRate,
-                ),
-            ] {
-                let limit = rate * elapsed;
-                let of_kind = |f: CounterField| (f == CounterField::Requests) != tokens;
-                for s in seen.iter_mut().filter(|s| of_kind(s.field)) {
-                    if s.d > limit {
-                        s.ok = false;
-                    }
-                }
-                // Prompt and generated tokens add up; cached ones are part
-                // of the prompt.
-                let sum: f64 = seen
-                    .iter()
-                    .filter(|s| s.ok && of_kind(s.field) && s.field != CounterField::Cached)
-                    .map(|s| s.d)
-                    .sum();
-                if sum.is_nan() || sum > limit {
-                    for s in seen.iter_mut().filter(|s| of_kind(s.field)) {
-                        s.ok = false;
-                    }
-                }
-                let refused = seen
-                    .iter()
-                    .filter(|s| of_kind(s.field) && !s.ok && s.d > 0.0)
-                    .count() as u64;
-                up.reject(why, refused);
-                held |= refused > 0;
-            }
+            held = hold_over_rate(&mut seen, &mut up, bounds, elapsed);
         }
 
         // Book.
-        for (m, ok) in &admitted {
-            if *ok {
-                up.deltas.insert((*m).to_string(), Delta::default());
-            }
-        }
-        for s in seen.iter().filter(|s| s.ok) {
-            let e = up.deltas.entry(s.model.to_string()).or_default();
-            let slot = match s.field {
-                CounterField::Input => &mut e.input_tokens,
-                CounterField::Cached => &mut e.cached_input_tokens,
-                CounterField::Output => &mut e.output_tokens,
-                CounterField::Requests => &mut e.requests,
-            };
-            *slot += s.d;
-        }
-        for d in up.deltas.values_mut() {
-            for f in [
-                &mut d.input_tokens,
-                &mut d.cached_input_tokens,
-                &mut d.output_tokens,
-                &mut d.requests,
-            ] {
-                if !f.is_finite() || *f < 0.0 {
-                    *f = 0.0;
-                }
-            }
-        }
+        book(&mut up, &admitted, &seen);
         up.restarted = restarted;
         up.suspect = storm;
 
@@ -496,5 +400,131 @@ impl TargetState {
             self.last_at = Some(t);
         }
         up
+    }
+
+    /// The models of a scrape that may be booked: those already booked,
+    /// then new ones in name order while there is room under `cap`.
+    fn admit<'s>(&self, scrape: &'s Scrape, cap: usize) -> BTreeMap<&'s str, bool> {
+        let mut room = cap.saturating_sub(self.models.len());
+        let mut admitted: BTreeMap<&str, bool> = BTreeMap::new();
+        for m in scrape.models.keys() {
+            let ok = if self.models.contains_key(m) {
+                true
+            } else if room > 0 {
+                room -= 1;
+                true
+            } else {
+                false
+            };
+            admitted.insert(m.as_str(), ok);
+        }
+        admitted
+    }
+
+    /// Records a restart at `now` and judges the last hour's restarts;
+    /// true while the exporter is suspect (a reset storm).
+    fn note_restart(&mut self, now: Option<f64>, restarted: bool, bounds: &Bounds) -> bool {
+        let mut storm = false;
+        if let Some(t) = now {
+            self.resets.retain(|r| t - r < HOUR && *r <= t);
+            if restarted {
+                self.resets.push(t);
+                let keep = bounds.max_resets_per_hour + 1;
+                if self.resets.len() > keep {
+                    self.resets.drain(..self.resets.len() - keep);
+                }
+            }
+            if self.resets.len() > bounds.max_resets_per_hour {
+                self.suspect_since.get_or_insert(t);
+            } else if self.resets.is_empty() {
+                self.suspect_since = None;
+            }
+            storm = self.suspect_since.is_some();
+        }
+        storm
+    }
+}
+
+/// One series of a scrape: its move and delta, and whether it is booked.
+struct Seen<'a> {
+    id: &'a String,
+    model: &'a str,
+    field: CounterField,
+    now: f64,
+    d: f64,
+    mv: Move,
+    ok: bool,
+}
+
+/// Refuses the series of each kind (tokens, requests) that move faster than
+/// their bound over `elapsed` seconds; true if any was refused.
+fn hold_over_rate(seen: &mut [Seen<'_>], up: &mut Update, bounds: &Bounds, elapsed: f64) -> bool {
+    let mut held = false;
+    for (tokens, rate, why) in [
+        (true, bounds.max_tokens_per_second, Rejection::TokensRate),
+        (
+            false,
+            bounds.max_requests_per_second,
+            Rejection::RequestsRate,
+        ),
+    ] {
+        let limit = rate * elapsed;
+        let of_kind = |f: CounterField| (f == CounterField::Requests) != tokens;
+        for s in seen.iter_mut().filter(|s| of_kind(s.field)) {
+            if s.d > limit {
+                s.ok = false;
+            }
+        }
+        // Prompt and generated tokens add up; cached ones are part
+        // of the prompt.
+        let sum: f64 = seen
+            .iter()
+            .filter(|s| s.ok && of_kind(s.field) && s.field != CounterField::Cached)
+            .map(|s| s.d)
+            .sum();
+        if sum.is_nan() || sum > limit {
+            for s in seen.iter_mut().filter(|s| of_kind(s.field)) {
+                s.ok = false;
+            }
+        }
+        let refused = seen
+            .iter()
+            .filter(|s| of_kind(s.field) && !s.ok && s.d > 0.0)
+            .count() as u64;
+        up.reject(why, refused);
+        held |= refused > 0;
+    }
+    held
+}
+
+/// Books the admitted models and the accepted series' deltas, each finite
+/// and non-negative.
+fn book(up: &mut Update, admitted: &BTreeMap<&str, bool>, seen: &[Seen<'_>]) {
+    for (m, ok) in admitted {
+        if *ok {
+            up.deltas.insert((*m).to_string(), Delta::default());
+        }
+    }
+    for s in seen.iter().filter(|s| s.ok) {
+        let e = up.deltas.entry(s.model.to_string()).or_default();
+        let slot = match s.field {
+            CounterField::Input => &mut e.input_tokens,
+            CounterField::Cached => &mut e.cached_input_tokens,
+            CounterField::Output => &mut e.output_tokens,
+            CounterField::Requests => &mut e.requests,
+        };
+        *slot += s.d;
+    }
+    for d in up.deltas.values_mut() {
+        for f in [
+            &mut d.input_tokens,
+            &mut d.cached_input_tokens,
+            &mut d.output_tokens,
+            &mut d.requests,
+        ] {
+            if !f.is_finite() || *f < 0.0 {
+                *f = 0.0;
+            }
+        }
     }
 }

@@ -374,40 +374,7 @@ pub fn summary_json(s: &Snapshot) -> serde_json::Value {
         .filter_map(|g| g.reading.power.map(|w| w.0))
         .sum::<f64>()
         + 0.0;
-    // Every row that carries money: current and past owners, GPUs present
-    // or gone. They add up to the totals.
-    let rows: Vec<serde_json::Value> = c
-        .rows
-        .iter()
-        .map(|(k, r)| {
-            let by: serde_json::Map<String, serde_json::Value> = Component::ALL
-                .iter()
-                .map(|comp| {
-                    (
-                        comp.as_str().to_string(),
-                        r.cost.get(comp).map_or(0.0, |a| a.total()).into(),
-                    )
-                })
-                .collect();
-            let current = s
-                .gpus
-                .get(&k.gpu_uuid)
-                .is_some_and(|g| g.owner.team == k.team && g.owner.workload == k.workload)
-                || (k.gpu_uuid == roimon_core::engine::NO_GPU && s.gpus.is_empty());
-            serde_json::json!({
-                "gpu_uuid": k.gpu_uuid,
-                "team": k.team,
-                "workload": k.workload,
-                "current": current,
-                "present": s.gpus.get(&k.gpu_uuid).is_some_and(|g| g.present),
-                "cost": { "by_component": by, "total": r.cost_total() },
-                "credit": r.credit_total(),
-                "facility_energy_joules": r.facility_energy_joules.total(),
-                "emissions_grams": r.emissions_grams.total(),
-                "attributed_by": r.attributed_by,
-            })
-        })
-        .collect();
+    let rows = summary_rows(s);
     let value_rows: Vec<serde_json::Value> = c
         .value
         .iter()
@@ -427,35 +394,7 @@ pub fn summary_json(s: &Snapshot) -> serde_json::Value {
             })
         })
         .collect();
-    let gpus: Vec<serde_json::Value> = s
-        .gpus
-        .iter()
-        .map(|(uuid, g)| {
-            // The GPU's lifetime cost, over every owner it has had.
-            let cost: f64 = c
-                .rows
-                .iter()
-                .filter(|(k, _)| &k.gpu_uuid == uuid)
-                .map(|(_, r)| r.cost_total())
-                .sum::<f64>()
-                + 0.0;
-            serde_json::json!({
-                "gpu": g.reading.index,
-                "gpu_uuid": uuid,
-                "model": g.reading.name,
-                "team": g.owner.team,
-                "workload": g.owner.workload,
-                "present": g.present,
-                "power_watts": g.reading.power.map(|w| w.0),
-                "utilization_ratio": g.reading.utilization,
-                "energy_joules": c.gpu_energy_joules.get(uuid).map_or(0.0, |a| a.total()),
-                "cost": cost,
-                "cost_rate_per_hour": s.gpu_cost_rate_per_sec.get(uuid).map(|r| r * 3600.0),
-                "up": g.present,
-                "unaccounted_seconds": c.unaccounted_seconds.get(uuid).map_or(0.0, |a| a.total()),
-            })
-        })
-        .collect();
+    let gpus = summary_gpus(s);
     serde_json::json!({
         "at": s.at,
         "currency": s.price.currency,
@@ -496,6 +435,76 @@ pub fn summary_json(s: &Snapshot) -> serde_json::Value {
             },
         },
     })
+}
+
+/// The summary's rows: every row that carries money, current and past
+/// owners, GPUs present or gone. They add up to the totals.
+fn summary_rows(s: &Snapshot) -> Vec<serde_json::Value> {
+    let c = &s.counters;
+    c.rows
+        .iter()
+        .map(|(k, r)| {
+            let by: serde_json::Map<String, serde_json::Value> = Component::ALL
+                .iter()
+                .map(|comp| {
+                    (
+                        comp.as_str().to_string(),
+                        r.cost.get(comp).map_or(0.0, |a| a.total()).into(),
+                    )
+                })
+                .collect();
+            let current = s
+                .gpus
+                .get(&k.gpu_uuid)
+                .is_some_and(|g| g.owner.team == k.team && g.owner.workload == k.workload)
+                || (k.gpu_uuid == roimon_core::engine::NO_GPU && s.gpus.is_empty());
+            serde_json::json!({
+                "gpu_uuid": k.gpu_uuid,
+                "team": k.team,
+                "workload": k.workload,
+                "current": current,
+                "present": s.gpus.get(&k.gpu_uuid).is_some_and(|g| g.present),
+                "cost": { "by_component": by, "total": r.cost_total() },
+                "credit": r.credit_total(),
+                "facility_energy_joules": r.facility_energy_joules.total(),
+                "emissions_grams": r.emissions_grams.total(),
+                "attributed_by": r.attributed_by,
+            })
+        })
+        .collect()
+}
+
+/// The summary's GPUs, each with its lifetime cost over every owner.
+fn summary_gpus(s: &Snapshot) -> Vec<serde_json::Value> {
+    let c = &s.counters;
+    s.gpus
+        .iter()
+        .map(|(uuid, g)| {
+            // The GPU's lifetime cost, over every owner it has had.
+            let cost: f64 = c
+                .rows
+                .iter()
+                .filter(|(k, _)| &k.gpu_uuid == uuid)
+                .map(|(_, r)| r.cost_total())
+                .sum::<f64>()
+                + 0.0;
+            serde_json::json!({
+                "gpu": g.reading.index,
+                "gpu_uuid": uuid,
+                "model": g.reading.name,
+                "team": g.owner.team,
+                "workload": g.owner.workload,
+                "present": g.present,
+                "power_watts": g.reading.power.map(|w| w.0),
+                "utilization_ratio": g.reading.utilization,
+                "energy_joules": c.gpu_energy_joules.get(uuid).map_or(0.0, |a| a.total()),
+                "cost": cost,
+                "cost_rate_per_hour": s.gpu_cost_rate_per_sec.get(uuid).map(|r| r * 3600.0),
+                "up": g.present,
+                "unaccounted_seconds": c.unaccounted_seconds.get(uuid).map_or(0.0, |a| a.total()),
+            })
+        })
+        .collect()
 }
 
 async fn summary(State(st): State<Arc<AppState>>) -> Response {

@@ -334,47 +334,7 @@ fn run_daemon(
     let mut checkpoint = checkpoint::Checkpoint::open_with(&cfg.state.dir, reset_state)?;
     checkpoint.set_retention_days(cfg.ledger.retention_days);
     let engine_cfg = cfg.engine_config();
-    let mut resumed = match checkpoint.load() {
-        Ok(r) => {
-            if reset_state {
-                tracing::warn!(dir = %cfg.state.dir.display(), "--reset-state ignored: there is nothing to reset (the checkpoint is readable, or the state dir is new)");
-            }
-            r
-        }
-        Err(e) if reset_state && e.resettable() => {
-            let reason = format!("roimon run --reset-state: {}", e.reason());
-            let n = checkpoint.reset(&reason, &engine_cfg.currency, &meta)?;
-            tracing::warn!(dir = %cfg.state.dir.display(), resets = n, reason = %reason, "the state starts over from zero; the ledger records it as an event of kind reset");
-            checkpoint.load()?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(r) = &mut resumed {
-        let owners = engine_cfg.owners.clone();
-        let moved = r.migrate_legacy(|u| {
-            owners
-                .get(u)
-                .cloned()
-                .unwrap_or_else(roimon_core::Owner::unallocated)
-        });
-        if moved > 0 {
-            tracing::info!(
-                rows = moved,
-                "checkpoint from before owner-keyed attribution: each GPU's history so far is kept under the owner the configuration names now (once; later owner changes start new rows)"
-            );
-        }
-    }
-    if let Some(r) = &resumed {
-        if !r.currency.is_empty() && r.currency != engine_cfg.currency {
-            anyhow::bail!(
-                "state in {} is in {} but the configuration says {}; use another state dir or restore the currency",
-                cfg.state.dir.display(),
-                r.currency,
-                engine_cfg.currency
-            );
-        }
-        tracing::info!(dir = %cfg.state.dir.display(), "resumed counters from checkpoint");
-    }
+    let resumed = resume_counters(&cfg, &mut checkpoint, reset_state, &engine_cfg, &meta)?;
     let fresh = resumed.is_none();
     let mut engine = Engine::new(engine_cfg, resumed);
     let mut book = checkpoint.book(engine.counters());
@@ -394,17 +354,7 @@ fn run_daemon(
     engine.set_roi(
         &cfg.roi.window_spec(),
         cfg.roi.weights(),
-        cfg.value
-            .kpis
-            .iter()
-            .map(|k| roimon_core::Kpi {
-                team: k.team.clone(),
-                workload: k.workload.clone(),
-                indicator: k.name.clone(),
-                score: k.value,
-                at: None,
-            })
-            .collect(),
+        configured_kpis(&cfg),
     );
     // Declared before the first snapshot, so the first scrape already lists
     // every collector (and its error counter).
@@ -442,86 +392,10 @@ fn run_daemon(
         engine.set_tariff(initial, Some(chrono::Utc::now()));
     }
     let (tx, rx) = std::sync::mpsc::channel();
-    if cfg.price.source.is_fetched() {
-        rt.spawn(price_feed::run(
-            cfg.price.clone(),
-            cfg.state.dir.clone(),
-            Duration::from_secs_f64(cfg.price.retry_initial_secs),
-            tx.clone(),
-        ));
-    }
-    if matches!(
-        cfg.carbon.source,
-        config::CarbonSource::Electricitymaps | config::CarbonSource::Uk
-    ) {
-        rt.spawn(carbon_feed::run(
-            cfg.carbon.clone(),
-            cfg.state.dir.clone(),
-            tx.clone(),
-        ));
-    }
-    if cfg.attribution.pods_url.is_some() && cfg.attribution.mode != config::AttributionMode::Static
-    {
-        rt.spawn(pods_feed::run(cfg.attribution.clone(), tx.clone()));
-    }
+    spawn_feeds(&cfg, &rt, &tx);
     // Value: inference servers scraped, and pushes on /api/v2/write.
-    for t in &cfg.value.scrape {
-        let label = t.label();
-        for u in &t.gpu_uuids {
-            if !cfg.gpu.owners.iter().any(|o| &o.gpu_uuid == u) {
-                tracing::warn!(target_name = %label, gpu_uuid = %u, "a value target names a GPU that gpu.owners does not (UUIDs are case-sensitive): its share of the value goes to unallocated");
-            }
-        }
-        engine.register_target(&label);
-        state.published().health().declare_target(
-            &label,
-            match &t.team {
-                Some(team) => published::TargetOwners::Owner(roimon_core::Owner {
-                    team: team.clone(),
-                    workload: t
-                        .workload
-                        .clone()
-                        .unwrap_or_else(|| roimon_core::engine::UNALLOCATED.into()),
-                }),
-                None => published::TargetOwners::Gpus(t.gpu_uuids.clone()),
-            },
-        );
-        for why in roimon_value::Rejection::ALL {
-            engine.note_value_rejected(&label, why.as_str(), 0);
-        }
-        let state = engine
-            .extension(&value_feed::state_key(&label))
-            .map(String::from);
-        let bounds = cfg.value.bounds(t);
-        rt.spawn(value_feed::run(t.clone(), bounds, state, tx.clone()));
-    }
-    let push_token = roimon_http::Secret::load(
-        "push",
-        cfg.push.token_env.as_deref(),
-        cfg.push.token_file.as_deref(),
-    )
-    .map_err(|e| anyhow::anyhow!(e))?;
-    state.set_push(push::Push {
-        token: push_token,
-        rules: roimon_value::PushRules {
-            currency: engine.config().currency.clone(),
-            max_past_secs: cfg.push.max_age_secs as u64,
-            max_future_secs: cfg.push.max_future_secs as u64,
-            max_body_bytes: cfg.push.max_body_bytes as usize,
-            // A batch never holds more points than the dedup window, so a
-            // whole retried batch is recognised.
-            max_points: cfg.push.dedup_max_points.min(1_000_000),
-            max_amount: cfg.push.max_amount,
-            max_tag_bytes: config::MAX_NAME_BYTES,
-            kpi_names: config::kpi_names(&cfg),
-            owners: config::known_owners(&cfg),
-        },
-        tx: std::sync::Mutex::new(tx.clone()),
-        stats: Default::default(),
-        in_flight: tokio::sync::Semaphore::new(push::MAX_IN_FLIGHT),
-        refuse_unauthenticated: !bound.ip().is_loopback() && !cfg.push.allow_unauthenticated,
-        web: web.clone(),
-    });
+    start_value_targets(&cfg, &mut engine, &state, &rt, &tx);
+    state.set_push(push_door(&cfg, &engine, &tx, bound, &web)?);
     if let (Some(w), Some(p)) = (&web, state.push()) {
         // With a push token the write endpoint authenticates by it; without
         // one it is behind basic auth like every other path.
@@ -534,18 +408,7 @@ fn run_daemon(
     // The InfluxDB stream reads published snapshots on its own thread; the
     // handle stays alive for the daemon's life (closed ledger hours go in
     // through it).
-    let _influx = match &cfg.influxdb {
-        Some(i) => {
-            // One node name for the ledger and the stream.
-            let mut i = i.clone();
-            i.node.get_or_insert_with(|| cfg.node.name());
-            let h = influx_feed::start(&i, &cfg.state.dir, state.published().clone())?;
-            state.set_influx(h.stats.clone());
-            influx_feed::copy_ledger_hours(h.clone(), cfg.state.dir.join(roimon_ledger::FILE))?;
-            Some(h)
-        }
-        None => None,
-    };
+    let _influx = start_influx(&cfg, &state)?;
     let inbox = Some(rx);
     let attribution =
         roimon_attribution::Attributor::new(&cfg.attribution, cfg.engine_config().owners);
@@ -566,15 +429,7 @@ fn run_daemon(
         ),
         book,
         meta,
-        budgets: cfg
-            .budget
-            .iter()
-            .map(|b| roimon_ledger::Budget {
-                team: b.team.clone(),
-                workload: b.workload.clone(),
-                monthly: b.monthly,
-            })
-            .collect(),
+        budgets: budgets(&cfg),
         report_tz: cfg.report.tz(),
         attribution,
     };
@@ -609,6 +464,238 @@ fn run_daemon(
     };
     tracing::info!(listen = %bound, version = VERSION, state_dir = %cfg.state.dir.display(), "roimon running");
 
+    let served = serve_until_stopped(&rt, listener, state, &cfg, web, fatal, stop_tx);
+    let joined = sampler_thread.join();
+    served.context("HTTP server")?;
+    match joined {
+        Err(_) => anyhow::bail!("the sampler thread panicked; the last checkpoint stands"),
+        Ok(Err(e)) => anyhow::bail!("{e}"),
+        Ok(Ok(_)) => Ok(()),
+    }
+}
+
+/// The InfluxDB stream, if configured: it reads published snapshots on its
+/// own thread, and the closed ledger hours go in through it.
+fn start_influx(
+    cfg: &Config,
+    state: &http::AppState,
+) -> anyhow::Result<Option<influx_feed::Handle>> {
+    Ok(match &cfg.influxdb {
+        Some(i) => {
+            // One node name for the ledger and the stream.
+            let mut i = i.clone();
+            i.node.get_or_insert_with(|| cfg.node.name());
+            let h = influx_feed::start(&i, &cfg.state.dir, state.published().clone())?;
+            state.set_influx(h.stats.clone());
+            influx_feed::copy_ledger_hours(h.clone(), cfg.state.dir.join(roimon_ledger::FILE))?;
+            Some(h)
+        }
+        None => None,
+    })
+}
+
+/// The monthly budgets of the configuration, as the ledger checks them.
+fn budgets(cfg: &Config) -> Vec<roimon_ledger::Budget> {
+    cfg.budget
+        .iter()
+        .map(|b| roimon_ledger::Budget {
+            team: b.team.clone(),
+            workload: b.workload.clone(),
+            monthly: b.monthly,
+        })
+        .collect()
+}
+
+/// The KPI scores the configuration states, for the ROI windows.
+fn configured_kpis(cfg: &Config) -> Vec<roimon_core::Kpi> {
+    cfg.value
+        .kpis
+        .iter()
+        .map(|k| roimon_core::Kpi {
+            team: k.team.clone(),
+            workload: k.workload.clone(),
+            indicator: k.name.clone(),
+            score: k.value,
+            at: None,
+        })
+        .collect()
+}
+
+/// The counters the checkpoint holds (the state starts over where
+/// `--reset-state` asks for it and the checkpoint is unreadable), moved to
+/// owner-keyed rows, in the configured currency.
+fn resume_counters(
+    cfg: &Config,
+    checkpoint: &mut checkpoint::Checkpoint,
+    reset_state: bool,
+    engine_cfg: &roimon_core::EngineConfig,
+    meta: &roimon_ledger::Meta,
+) -> anyhow::Result<Option<roimon_core::Counters>> {
+    let mut resumed = match checkpoint.load() {
+        Ok(r) => {
+            if reset_state {
+                tracing::warn!(dir = %cfg.state.dir.display(), "--reset-state ignored: there is nothing to reset (the checkpoint is readable, or the state dir is new)");
+            }
+            r
+        }
+        Err(e) if reset_state && e.resettable() => {
+            let reason = format!("roimon run --reset-state: {}", e.reason());
+            let n = checkpoint.reset(&reason, &engine_cfg.currency, meta)?;
+            tracing::warn!(dir = %cfg.state.dir.display(), resets = n, reason = %reason, "the state starts over from zero; the ledger records it as an event of kind reset");
+            checkpoint.load()?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(r) = &mut resumed {
+        let owners = engine_cfg.owners.clone();
+        let moved = r.migrate_legacy(|u| {
+            owners
+                .get(u)
+                .cloned()
+                .unwrap_or_else(roimon_core::Owner::unallocated)
+        });
+        if moved > 0 {
+            tracing::info!(
+                rows = moved,
+                "checkpoint from before owner-keyed attribution: each GPU's history so far is kept under the owner the configuration names now (once; later owner changes start new rows)"
+            );
+        }
+    }
+    if let Some(r) = &resumed {
+        if !r.currency.is_empty() && r.currency != engine_cfg.currency {
+            anyhow::bail!(
+                "state in {} is in {} but the configuration says {}; use another state dir or restore the currency",
+                cfg.state.dir.display(),
+                r.currency,
+                engine_cfg.currency
+            );
+        }
+        tracing::info!(dir = %cfg.state.dir.display(), "resumed counters from checkpoint");
+    }
+    Ok(resumed)
+}
+
+/// The price, carbon-intensity and pod feeds the configuration asks for,
+/// each a task on the runtime sending to the sampler's inbox.
+fn spawn_feeds(
+    cfg: &Config,
+    rt: &tokio::runtime::Runtime,
+    tx: &std::sync::mpsc::Sender<inbox::Event>,
+) {
+    if cfg.price.source.is_fetched() {
+        rt.spawn(price_feed::run(
+            cfg.price.clone(),
+            cfg.state.dir.clone(),
+            Duration::from_secs_f64(cfg.price.retry_initial_secs),
+            tx.clone(),
+        ));
+    }
+    if matches!(
+        cfg.carbon.source,
+        config::CarbonSource::Electricitymaps | config::CarbonSource::Uk
+    ) {
+        rt.spawn(carbon_feed::run(
+            cfg.carbon.clone(),
+            cfg.state.dir.clone(),
+            tx.clone(),
+        ));
+    }
+    if cfg.attribution.pods_url.is_some() && cfg.attribution.mode != config::AttributionMode::Static
+    {
+        rt.spawn(pods_feed::run(cfg.attribution.clone(), tx.clone()));
+    }
+}
+
+/// Each value scrape target: declared (so the first scrape lists it and its
+/// rejection counters) and scraped by its own task.
+fn start_value_targets(
+    cfg: &Config,
+    engine: &mut Engine,
+    state: &http::AppState,
+    rt: &tokio::runtime::Runtime,
+    tx: &std::sync::mpsc::Sender<inbox::Event>,
+) {
+    for t in &cfg.value.scrape {
+        let label = t.label();
+        for u in &t.gpu_uuids {
+            if !cfg.gpu.owners.iter().any(|o| &o.gpu_uuid == u) {
+                tracing::warn!(target_name = %label, gpu_uuid = %u, "a value target names a GPU that gpu.owners does not (UUIDs are case-sensitive): its share of the value goes to unallocated");
+            }
+        }
+        engine.register_target(&label);
+        state.published().health().declare_target(
+            &label,
+            match &t.team {
+                Some(team) => published::TargetOwners::Owner(roimon_core::Owner {
+                    team: team.clone(),
+                    workload: t
+                        .workload
+                        .clone()
+                        .unwrap_or_else(|| roimon_core::engine::UNALLOCATED.into()),
+                }),
+                None => published::TargetOwners::Gpus(t.gpu_uuids.clone()),
+            },
+        );
+        for why in roimon_value::Rejection::ALL {
+            engine.note_value_rejected(&label, why.as_str(), 0);
+        }
+        let state = engine
+            .extension(&value_feed::state_key(&label))
+            .map(String::from);
+        let bounds = cfg.value.bounds(t);
+        rt.spawn(value_feed::run(t.clone(), bounds, state, tx.clone()));
+    }
+}
+
+/// The push door on /api/v2/write: its token and the rules a pushed point
+/// must meet.
+fn push_door(
+    cfg: &Config,
+    engine: &Engine,
+    tx: &std::sync::mpsc::Sender<inbox::Event>,
+    bound: std::net::SocketAddr,
+    web: &Option<Arc<web_config::WebConfig>>,
+) -> anyhow::Result<push::Push> {
+    let push_token = roimon_http::Secret::load(
+        "push",
+        cfg.push.token_env.as_deref(),
+        cfg.push.token_file.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(push::Push {
+        token: push_token,
+        rules: roimon_value::PushRules {
+            currency: engine.config().currency.clone(),
+            max_past_secs: cfg.push.max_age_secs as u64,
+            max_future_secs: cfg.push.max_future_secs as u64,
+            max_body_bytes: cfg.push.max_body_bytes as usize,
+            // A batch never holds more points than the dedup window, so a
+            // whole retried batch is recognised.
+            max_points: cfg.push.dedup_max_points.min(1_000_000),
+            max_amount: cfg.push.max_amount,
+            max_tag_bytes: config::MAX_NAME_BYTES,
+            kpi_names: config::kpi_names(cfg),
+            owners: config::known_owners(cfg),
+        },
+        tx: std::sync::Mutex::new(tx.clone()),
+        stats: Default::default(),
+        in_flight: tokio::sync::Semaphore::new(push::MAX_IN_FLIGHT),
+        refuse_unauthenticated: !bound.ip().is_loopback() && !cfg.push.allow_unauthenticated,
+        web: web.clone(),
+    })
+}
+
+/// Serves HTTP until SIGTERM/SIGINT or the sampler's end, then tells the
+/// sampler to stop.
+fn serve_until_stopped(
+    rt: &tokio::runtime::Runtime,
+    listener: tokio::net::TcpListener,
+    state: Arc<http::AppState>,
+    cfg: &Config,
+    web: Option<Arc<web_config::WebConfig>>,
+    fatal: Arc<tokio::sync::Notify>,
+    stop_tx: std::sync::mpsc::Sender<()>,
+) -> std::io::Result<()> {
     let limits = serve::Limits::from(&cfg.server);
     // On SIGTERM/SIGINT the sampler is told to stop at once (last sample,
     // checkpoint), while HTTP drains; a client that holds its connection open
@@ -616,7 +703,7 @@ fn run_daemon(
     const DRAIN: Duration = Duration::from_secs(5);
     let signalled = Arc::new(tokio::sync::Notify::new());
     let notify = signalled.clone();
-    let served = rt.block_on(async move {
+    rt.block_on(async move {
         let (app, connections) = (http::router(state.clone()), state.http_stats().clone());
         let server = serve::serve(listener, app, connections, limits, web, async move {
             tokio::select! {
@@ -636,14 +723,7 @@ fn run_daemon(
                 Ok(())
             }
         }
-    });
-    let joined = sampler_thread.join();
-    served.context("HTTP server")?;
-    match joined {
-        Err(_) => anyhow::bail!("the sampler thread panicked; the last checkpoint stands"),
-        Ok(Err(e)) => anyhow::bail!("{e}"),
-        Ok(Ok(_)) => Ok(()),
-    }
+    })
 }
 
 async fn shutdown_signal() {

@@ -4,6 +4,8 @@
 //! exports or the mixin's recording rules record, and every PromQL expression
 //! in it (panels, nested rows, annotations, template variables) passes
 //! `promtool check rules`.
+// Test scenarios read top to bottom: a long test is one story, not split.
+#![allow(clippy::too_many_lines)]
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,6 +3,8 @@
 //! 1,024-descriptor soft limit, `/metrics` keeps answering within a second,
 //! checkpoints keep being written, memory stays bounded, the daemon closes
 //! the hostile connections itself, and memory returns once they are gone.
+// Test scenarios read top to bottom: a long test is one story, not split.
+#![allow(clippy::too_many_lines)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! 1 infeasible or no window, 2 file/flag/coefficient error) and JSON keys
 //! for an allocation file, a scenario file with `[select]`, and
 //! `roimon plan window` over a kept schedule and a static tariff.
+// Test scenarios read top to bottom: a long test is one story, not split.
+#![allow(clippy::too_many_lines)]
 
 use std::path::Path;
 use std::process::Output;

@@ -30,112 +30,41 @@ pub(super) struct GpuState {
     pub(super) present: bool,
 }
 
+/// What one tick's collector reports added up to, for the host share,
+/// the rates and the facility total.
+#[derive(Debug, Default)]
+struct TickReadings {
+    facility_joules: f64,
+    seen: HashSet<String>,
+    gpu_energy_this_tick: BTreeMap<String, f64>,
+    host_energy: Option<(Joules, DateTime<Utc>, f64)>,
+    // Rates over the span each device's energy covers (after a short
+    // collector failure one reading covers several ticks): W and money/s.
+    power_w: f64,
+    energy_rate: BTreeMap<Component, f64>,
+    // The same money per second, by the GPU it is booked to.
+    gpu_rate: BTreeMap<String, f64>,
+}
+
 impl Engine {
     /// Account one tick: every collector's outcome for the interval since the
     /// previous tick.
     pub fn ingest(&mut self, tick: Tick, reports: &[Report]) {
         let prev = self.last;
         let dt = prev.map_or(0.0, |p| (tick.mono - p.mono).max(0.0));
-        let mut facility_joules = 0.0;
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut gpu_energy_this_tick: BTreeMap<String, f64> = BTreeMap::new();
-        let mut host_energy: Option<(Joules, DateTime<Utc>, f64)> = None;
-        // Rates over the span each device's energy covers (after a short
-        // collector failure one reading covers several ticks): W and money/s.
-        let mut power_w = 0.0;
-        let mut energy_rate: BTreeMap<Component, f64> = BTreeMap::new();
-        // The same money per second, by the GPU it is booked to.
-        let mut gpu_rate: BTreeMap<String, f64> = BTreeMap::new();
         // The host gauges show this tick's reading or nothing.
         self.host = None;
+        let TickReadings {
+            mut facility_joules,
+            seen,
+            gpu_energy_this_tick,
+            host_energy,
+            mut power_w,
+            mut energy_rate,
+            mut gpu_rate,
+        } = self.ingest_reports(tick, reports);
 
-        for report in reports {
-            let health = self
-                .collectors
-                .entry(report.collector.to_string())
-                .or_insert(CollectorHealth {
-                    up: false,
-                    reported: false,
-                    unavailable: false,
-                });
-            match &report.outcome {
-                Ok(readings) => {
-                    let faults = readings
-                        .iter()
-                        .filter(|r| matches!(r, Reading::DeviceFault { .. }))
-                        .count();
-                    let good = readings.len() - faults;
-                    health.up = faults == 0 || good > 0;
-                    health.reported = true;
-                    health.unavailable = false;
-                    if faults > 0 {
-                        *self
-                            .counters
-                            .collector_errors
-                            .entry(report.collector.to_string())
-                            .or_default() += faults as u64;
-                    }
-                    for r in readings {
-                        match r {
-                            Reading::Gpu(g) => {
-                                seen.insert(g.uuid.clone());
-                                let (e, money, carbon, span) = self.ingest_gpu(tick, g);
-                                if span > 0.0 {
-                                    power_w += e.0 * self.cfg.pue / span;
-                                    *energy_rate.entry(Component::Energy).or_default() +=
-                                        money / span;
-                                    *energy_rate.entry(Component::Carbon).or_default() +=
-                                        carbon / span;
-                                    *gpu_rate.entry(g.uuid.clone()).or_default() +=
-                                        (money + carbon) / span;
-                                }
-                                gpu_energy_this_tick.insert(g.uuid.clone(), e.0);
-                                facility_joules += e.0 * self.cfg.pue;
-                            }
-                            Reading::Host(h) => {
-                                host_energy = Some(self.ingest_host(tick, h));
-                            }
-                            Reading::DeviceFault { .. } => {}
-                        }
-                    }
-                }
-                Err(SampleError::Unavailable(_)) => {
-                    health.up = false;
-                    health.unavailable = true;
-                }
-                Err(SampleError::Failed(_)) => {
-                    health.up = false;
-                    *self
-                        .counters
-                        .collector_errors
-                        .entry(report.collector.to_string())
-                        .or_default() += 1;
-                }
-            }
-        }
-
-        // GPUs that did not answer: count their gap once it exceeds max_gap.
-        for (uuid, st) in self.gpus.iter_mut() {
-            if seen.contains(uuid) {
-                continue;
-            }
-            st.present = false;
-            let since = st.gap_mark.or(st.meter.last_mono());
-            if let Some(since) = since {
-                if tick.mono - since > self.cfg.max_gap.0 || st.gap_mark.is_some() {
-                    let gap = tick.mono - since;
-                    if gap > 0.0 {
-                        self.counters
-                            .unaccounted_seconds
-                            .entry(uuid.clone())
-                            .or_default()
-                            .add(gap);
-                    }
-                    st.gap_mark = Some(tick.mono);
-                    st.meter.reset();
-                }
-            }
-        }
+        self.mark_silent_gpus(tick, &seen);
 
         // Who shares the host's energy and the fixed costs.
         // Before the GPU collector has reported (boot, NVML not up yet), the
@@ -181,42 +110,7 @@ impl Engine {
             }
         }
 
-        // Fixed costs accrue with time, whether or not any device answered.
-        // After a restart the downtime since the last checkpointed tick is
-        // accrued too: hardware depreciates while roimon is stopped.
-        let fixed_dt = match (prev, self.counters.last_wall) {
-            (Some(_), _) => dt,
-            (None, Some(w)) if tick.wall > w => (tick.wall - w).num_milliseconds() as f64 / 1000.0,
-            _ => 0.0,
-        };
-        if prev.is_none() && fixed_dt > 0.0 {
-            self.downtime = Some(fixed_dt);
-            // The downtime had no readings: visible as unaccounted time for
-            // every device the state knows, not silently skipped.
-            let mut devices: Vec<String> =
-                self.counters.gpu_energy_joules.keys().cloned().collect();
-            if !self.counters.host_energy_joules.is_empty() {
-                devices.push("host".into());
-            }
-            for d in devices {
-                self.counters
-                    .unaccounted_seconds
-                    .entry(d)
-                    .or_default()
-                    .add(fixed_dt);
-            }
-        }
-        if fixed_dt > 0.0 {
-            for (c, rate) in self.cfg.fixed.rates() {
-                let money = rate * fixed_dt;
-                if money <= 0.0 {
-                    continue;
-                }
-                for (u, s) in sharers.iter().zip(&share) {
-                    self.book(u, c, money * s);
-                }
-            }
-        }
+        self.accrue_fixed(prev, dt, tick, &sharers, &share);
 
         if facility_joules > 0.0 {
             self.counters.facility_energy_joules.add(facility_joules);
@@ -264,6 +158,149 @@ impl Engine {
             let totals = self.counters.totals();
             let has_value = !self.counters.value.is_empty();
             self.counters.windows.observe(tick.wall, &totals, has_value);
+        }
+    }
+
+    /// Each collector's outcome: its health, its errors, and the GPU and
+    /// host readings booked, summed up for the rest of the tick.
+    fn ingest_reports(&mut self, tick: Tick, reports: &[Report]) -> TickReadings {
+        let mut acc = TickReadings::default();
+        for report in reports {
+            let health = self
+                .collectors
+                .entry(report.collector.to_string())
+                .or_insert(CollectorHealth {
+                    up: false,
+                    reported: false,
+                    unavailable: false,
+                });
+            match &report.outcome {
+                Ok(readings) => {
+                    let faults = readings
+                        .iter()
+                        .filter(|r| matches!(r, Reading::DeviceFault { .. }))
+                        .count();
+                    let good = readings.len() - faults;
+                    health.up = faults == 0 || good > 0;
+                    health.reported = true;
+                    health.unavailable = false;
+                    if faults > 0 {
+                        *self
+                            .counters
+                            .collector_errors
+                            .entry(report.collector.to_string())
+                            .or_default() += faults as u64;
+                    }
+                    for r in readings {
+                        match r {
+                            Reading::Gpu(g) => {
+                                acc.seen.insert(g.uuid.clone());
+                                let (e, money, carbon, span) = self.ingest_gpu(tick, g);
+                                if span > 0.0 {
+                                    acc.power_w += e.0 * self.cfg.pue / span;
+                                    *acc.energy_rate.entry(Component::Energy).or_default() +=
+                                        money / span;
+                                    *acc.energy_rate.entry(Component::Carbon).or_default() +=
+                                        carbon / span;
+                                    *acc.gpu_rate.entry(g.uuid.clone()).or_default() +=
+                                        (money + carbon) / span;
+                                }
+                                acc.gpu_energy_this_tick.insert(g.uuid.clone(), e.0);
+                                acc.facility_joules += e.0 * self.cfg.pue;
+                            }
+                            Reading::Host(h) => {
+                                acc.host_energy = Some(self.ingest_host(tick, h));
+                            }
+                            Reading::DeviceFault { .. } => {}
+                        }
+                    }
+                }
+                Err(SampleError::Unavailable(_)) => {
+                    health.up = false;
+                    health.unavailable = true;
+                }
+                Err(SampleError::Failed(_)) => {
+                    health.up = false;
+                    *self
+                        .counters
+                        .collector_errors
+                        .entry(report.collector.to_string())
+                        .or_default() += 1;
+                }
+            }
+        }
+
+        acc
+    }
+
+    /// GPUs that did not answer: count their gap once it exceeds max_gap.
+    fn mark_silent_gpus(&mut self, tick: Tick, seen: &HashSet<String>) {
+        for (uuid, st) in self.gpus.iter_mut() {
+            if seen.contains(uuid) {
+                continue;
+            }
+            st.present = false;
+            let since = st.gap_mark.or(st.meter.last_mono());
+            if let Some(since) = since {
+                if tick.mono - since > self.cfg.max_gap.0 || st.gap_mark.is_some() {
+                    let gap = tick.mono - since;
+                    if gap > 0.0 {
+                        self.counters
+                            .unaccounted_seconds
+                            .entry(uuid.clone())
+                            .or_default()
+                            .add(gap);
+                    }
+                    st.gap_mark = Some(tick.mono);
+                    st.meter.reset();
+                }
+            }
+        }
+    }
+
+    /// Fixed costs accrue with time, whether or not any device answered.
+    /// After a restart the downtime since the last checkpointed tick is
+    /// accrued too: hardware depreciates while roimon is stopped.
+    fn accrue_fixed(
+        &mut self,
+        prev: Option<Tick>,
+        dt: f64,
+        tick: Tick,
+        sharers: &[String],
+        share: &[f64],
+    ) {
+        let fixed_dt = match (prev, self.counters.last_wall) {
+            (Some(_), _) => dt,
+            (None, Some(w)) if tick.wall > w => (tick.wall - w).num_milliseconds() as f64 / 1000.0,
+            _ => 0.0,
+        };
+        if prev.is_none() && fixed_dt > 0.0 {
+            self.downtime = Some(fixed_dt);
+            // The downtime had no readings: visible as unaccounted time for
+            // every device the state knows, not silently skipped.
+            let mut devices: Vec<String> =
+                self.counters.gpu_energy_joules.keys().cloned().collect();
+            if !self.counters.host_energy_joules.is_empty() {
+                devices.push("host".into());
+            }
+            for d in devices {
+                self.counters
+                    .unaccounted_seconds
+                    .entry(d)
+                    .or_default()
+                    .add(fixed_dt);
+            }
+        }
+        if fixed_dt > 0.0 {
+            for (c, rate) in self.cfg.fixed.rates() {
+                let money = rate * fixed_dt;
+                if money <= 0.0 {
+                    continue;
+                }
+                for (u, s) in sharers.iter().zip(share) {
+                    self.book(u, c, money * s);
+                }
+            }
         }
     }
 

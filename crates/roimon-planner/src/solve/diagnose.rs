@@ -82,85 +82,19 @@ pub(crate) fn diagnose(
 ) -> Infeasible {
     // The diagnosis gets its own time, as long again as the solve had.
     let deadline = deadline.max(Instant::now()) + opts.time_limit;
-    let mut conflicts = Vec::new();
     let floored: Vec<usize> = (0..inst.workloads.len())
         .filter(|&w| floor_of(inst, w) > 0.0)
         .collect();
 
     // 1. A floor above what every GPU of its types could serve.
-    for &w in &floored {
-        let wl = &inst.workloads[w];
-        let most: f64 = wl
-            .on
-            .iter()
-            .map(|p| p.tokens_per_second * f64::from(inst.gpus[p.gpu].count))
-            .sum();
-        if floor_of(inst, w) > most * (1.0 + 1e-12) {
-            let parts: Vec<String> = wl
-                .on
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{}: {} GPUs × {}",
-                        inst.gpus[p.gpu].kind,
-                        inst.gpus[p.gpu].count,
-                        fmt_num(p.tokens_per_second)
-                    )
-                })
-                .collect();
-            let limit = if parts.is_empty() {
-                "it lists no GPU type".to_string()
-            } else {
-                format!(
-                    "its GPU types can serve at most {} ({})",
-                    fmt_num(most),
-                    parts.join(", ")
-                )
-            };
-            conflicts.push(format!(
-                "workload {}: min_served {} needs {} tokens/s, but {limit}",
-                wl.name,
-                fmt_num(wl.min_served),
-                fmt_num(floor_of(inst, w))
-            ));
-        }
-    }
+    let mut conflicts = unservable_floors(inst, &floored);
     if !conflicts.is_empty() {
         return Infeasible { conflicts };
     }
 
     // 2. Floors that together need more GPUs than the inventory has.
-    let all_floors = vec![true; inst.workloads.len()];
-    if feasible(inst, cols, &floors_only(inst, all_floors.clone()), deadline) == Some(false) {
-        let mut keep = all_floors;
-        for &w in &floored {
-            if Instant::now() >= deadline {
-                break;
-            }
-            keep[w] = false;
-            if feasible(inst, cols, &floors_only(inst, keep.clone()), deadline) != Some(false) {
-                keep[w] = true;
-            }
-        }
-        let set: Vec<usize> = floored.iter().copied().filter(|&w| keep[w]).collect();
-        let mut types: Vec<usize> = set
-            .iter()
-            .flat_map(|&w| inst.workloads[w].on.iter().map(|p| p.gpu))
-            .collect();
-        types.sort_unstable();
-        types.dedup();
-        let inv: Vec<String> = types
-            .iter()
-            .map(|&g| format!("{}: {} GPUs", inst.gpus[g].kind, inst.gpus[g].count))
-            .collect();
-        let inv = names(&inv);
-        let words: Vec<String> = set.iter().map(|&w| floor_words(inst, w)).collect();
-        conflicts.push(format!(
-            "the floors of {} cannot all be met: together they need more GPUs than the \
-             inventory of their types ({})",
-            names(&words),
-            inv
-        ));
+    if let Some(c) = floors_over_inventory(inst, cols, &floored, deadline) {
+        conflicts.push(c);
         return Infeasible { conflicts };
     }
 
@@ -293,4 +227,91 @@ pub(crate) fn diagnose(
         ));
     }
     Infeasible { conflicts }
+}
+
+/// The floors above what every GPU of their types could serve, each named
+/// with what its types can serve.
+fn unservable_floors(inst: &Instance, floored: &[usize]) -> Vec<String> {
+    let mut conflicts = Vec::new();
+    for &w in floored {
+        let wl = &inst.workloads[w];
+        let most: f64 = wl
+            .on
+            .iter()
+            .map(|p| p.tokens_per_second * f64::from(inst.gpus[p.gpu].count))
+            .sum();
+        if floor_of(inst, w) > most * (1.0 + 1e-12) {
+            let parts: Vec<String> = wl
+                .on
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}: {} GPUs × {}",
+                        inst.gpus[p.gpu].kind,
+                        inst.gpus[p.gpu].count,
+                        fmt_num(p.tokens_per_second)
+                    )
+                })
+                .collect();
+            let limit = if parts.is_empty() {
+                "it lists no GPU type".to_string()
+            } else {
+                format!(
+                    "its GPU types can serve at most {} ({})",
+                    fmt_num(most),
+                    parts.join(", ")
+                )
+            };
+            conflicts.push(format!(
+                "workload {}: min_served {} needs {} tokens/s, but {limit}",
+                wl.name,
+                fmt_num(wl.min_served),
+                fmt_num(floor_of(inst, w))
+            ));
+        }
+    }
+    conflicts
+}
+
+/// A minimal set of floors that together need more GPUs than the inventory
+/// of their types has, named; `None` when the floors fit together.
+fn floors_over_inventory(
+    inst: &Instance,
+    cols: &[Col],
+    floored: &[usize],
+    deadline: Instant,
+) -> Option<String> {
+    let all_floors = vec![true; inst.workloads.len()];
+    if feasible(inst, cols, &floors_only(inst, all_floors.clone()), deadline) != Some(false) {
+        return None;
+    }
+    let mut keep = all_floors;
+    for &w in floored {
+        if Instant::now() >= deadline {
+            break;
+        }
+        keep[w] = false;
+        if feasible(inst, cols, &floors_only(inst, keep.clone()), deadline) != Some(false) {
+            keep[w] = true;
+        }
+    }
+    let set: Vec<usize> = floored.iter().copied().filter(|&w| keep[w]).collect();
+    let mut types: Vec<usize> = set
+        .iter()
+        .flat_map(|&w| inst.workloads[w].on.iter().map(|p| p.gpu))
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    let inv: Vec<String> = types
+        .iter()
+        .map(|&g| format!("{}: {} GPUs", inst.gpus[g].kind, inst.gpus[g].count))
+        .collect();
+    let inv = names(&inv);
+    let words: Vec<String> = set.iter().map(|&w| floor_words(inst, w)).collect();
+    Some(format!(
+        "the floors of {} cannot all be met: together they need more GPUs than the \
+             inventory of their types ({})",
+        names(&words),
+        inv
+    ))
 }

@@ -174,81 +174,9 @@ pub(super) fn build_tls(
             .map(|(_, p)| p)
             .collect();
 
-    let mut provider = rustls::crypto::ring::default_provider();
-    if let Some(names) = t.cipher_suites.as_ref().filter(|n| !n.is_empty()) {
-        let mut tls12 = Vec::new();
-        for n in names {
-            if let Some(s) = tls12_suite(n) {
-                tls12.push(s);
-            } else if TLS13_SUITES.contains(&n.as_str()) {
-                // Not configurable for TLS 1.3, as in Go.
-            } else if GO_ONLY_SUITES.contains(&n.as_str()) {
-                return Err((
-                    tls_key("cipher_suites"),
-                    format!(
-                        "{n} is not offered by roimon's TLS (rustls has no CBC or RSA key exchange suites); remove it"
-                    ),
-                ));
-            } else {
-                return Err((
-                    tls_key("cipher_suites"),
-                    format!("unknown cipher suite {n:?}"),
-                ));
-            }
-        }
-        if min <= 12 && tls12.is_empty() {
-            return Err((
-                tls_key("cipher_suites"),
-                "leaves no TLS 1.2 cipher suite while TLS 1.2 is allowed".into(),
-            ));
-        }
-        let tls13: Vec<_> = provider
-            .cipher_suites
-            .iter()
-            .filter(|s| s.version() == &rustls::version::TLS13)
-            .copied()
-            .collect();
-        provider.cipher_suites = tls13.into_iter().chain(tls12).collect();
-    }
-    if let Some(names) = t.curve_preferences.as_ref().filter(|n| !n.is_empty()) {
-        use rustls::crypto::ring::kx_group;
-        let mut groups: Vec<&'static dyn rustls::crypto::SupportedKxGroup> = Vec::new();
-        for n in names {
-            groups.push(match n.as_str() {
-                "X25519" => kx_group::X25519,
-                "CurveP256" => kx_group::SECP256R1,
-                "CurveP384" => kx_group::SECP384R1,
-                "CurveP521" | "X25519MLKEM768" => {
-                    return Err((
-                        tls_key("curve_preferences"),
-                        format!("{n} is not offered by roimon's TLS (rustls with ring: X25519, CurveP256, CurveP384); remove it"),
-                    ));
-                }
-                other => {
-                    return Err((tls_key("curve_preferences"), format!("unknown curve {other:?}")));
-                }
-            });
-        }
-        provider.kx_groups = groups;
-    }
-    let provider = Arc::new(provider);
+    let provider = Arc::new(tls_provider(&t, min)?);
 
-    let roots = match &ca {
-        None => None,
-        Some((k, pem)) => {
-            let mut store = RootCertStore::empty();
-            for c in CertificateDer::pem_slice_iter(pem) {
-                let c = c.map_err(|e| (k.clone(), format!("not a PEM certificate: {e}")))?;
-                store
-                    .add(c)
-                    .map_err(|e| (k.clone(), format!("not a usable CA certificate: {e}")))?;
-            }
-            if store.is_empty() {
-                return Err((k.clone(), "holds no PEM certificate".into()));
-            }
-            Some(Arc::new(store))
-        }
-    };
+    let roots = client_roots(ca.as_ref())?;
     let mode = nonempty(&t.client_auth_type).unwrap_or("NoClientCert");
     let sans = t.client_allowed_sans.filter(|s| !s.is_empty());
     let algs = provider.signature_verification_algorithms;
@@ -328,6 +256,88 @@ pub(super) fn build_tls(
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     cfg.ignore_client_order = t.prefer_server_cipher_suites.unwrap_or(true);
     Ok(cfg)
+}
+
+/// The crypto provider, narrowed to the configured cipher suites and curves.
+fn tls_provider(t: &TlsDoc, min: u8) -> Result<rustls::crypto::CryptoProvider, KeyErr> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(names) = t.cipher_suites.as_ref().filter(|n| !n.is_empty()) {
+        let mut tls12 = Vec::new();
+        for n in names {
+            if let Some(s) = tls12_suite(n) {
+                tls12.push(s);
+            } else if TLS13_SUITES.contains(&n.as_str()) {
+                // Not configurable for TLS 1.3, as in Go.
+            } else if GO_ONLY_SUITES.contains(&n.as_str()) {
+                return Err((
+                    tls_key("cipher_suites"),
+                    format!(
+                        "{n} is not offered by roimon's TLS (rustls has no CBC or RSA key exchange suites); remove it"
+                    ),
+                ));
+            } else {
+                return Err((
+                    tls_key("cipher_suites"),
+                    format!("unknown cipher suite {n:?}"),
+                ));
+            }
+        }
+        if min <= 12 && tls12.is_empty() {
+            return Err((
+                tls_key("cipher_suites"),
+                "leaves no TLS 1.2 cipher suite while TLS 1.2 is allowed".into(),
+            ));
+        }
+        let tls13: Vec<_> = provider
+            .cipher_suites
+            .iter()
+            .filter(|s| s.version() == &rustls::version::TLS13)
+            .copied()
+            .collect();
+        provider.cipher_suites = tls13.into_iter().chain(tls12).collect();
+    }
+    if let Some(names) = t.curve_preferences.as_ref().filter(|n| !n.is_empty()) {
+        use rustls::crypto::ring::kx_group;
+        let mut groups: Vec<&'static dyn rustls::crypto::SupportedKxGroup> = Vec::new();
+        for n in names {
+            groups.push(match n.as_str() {
+                "X25519" => kx_group::X25519,
+                "CurveP256" => kx_group::SECP256R1,
+                "CurveP384" => kx_group::SECP384R1,
+                "CurveP521" | "X25519MLKEM768" => {
+                    return Err((
+                        tls_key("curve_preferences"),
+                        format!("{n} is not offered by roimon's TLS (rustls with ring: X25519, CurveP256, CurveP384); remove it"),
+                    ));
+                }
+                other => {
+                    return Err((tls_key("curve_preferences"), format!("unknown curve {other:?}")));
+                }
+            });
+        }
+        provider.kx_groups = groups;
+    }
+    Ok(provider)
+}
+
+/// The client CAs, if configured: each a usable PEM certificate.
+fn client_roots(ca: Option<&(String, Vec<u8>)>) -> Result<Option<Arc<RootCertStore>>, KeyErr> {
+    Ok(match ca {
+        None => None,
+        Some((k, pem)) => {
+            let mut store = RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(pem) {
+                let c = c.map_err(|e| (k.clone(), format!("not a PEM certificate: {e}")))?;
+                store
+                    .add(c)
+                    .map_err(|e| (k.clone(), format!("not a usable CA certificate: {e}")))?;
+            }
+            if store.is_empty() {
+                return Err((k.clone(), "holds no PEM certificate".into()));
+            }
+            Some(Arc::new(store))
+        }
+    })
 }
 
 /// RequestClientCert / RequireAnyClientCert: a certificate is asked for (or
