@@ -168,6 +168,19 @@ workload = "chat"
         Duration::from_secs(2),
         || (!prom.query("roimon_roi_baseline_ratio").is_empty()).then_some(()),
     );
+    // The owners' baseline reaches the dashboards through a recording rule
+    // that sums the daemons' gauges: one rule evaluation later.
+    wait_for(
+        "an owner ROI baseline recorded",
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+        || {
+            (!prom
+                .query("team_workload:roimon_owner_roi_baseline:ratio")
+                .is_empty())
+            .then_some(())
+        },
+    );
 
     // Panels that cannot have data in this setup, and why.
     let cannot: &[(&str, &str)] = &[

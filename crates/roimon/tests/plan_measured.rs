@@ -23,42 +23,55 @@ fn at(h: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, h, 0, 0).unwrap()
 }
 
-/// One node, one H100 (500 W) owned by search/chat, PUE 1.25, capex
-/// 0.001/s; 2026-12-01 00:00 at 0.2 per kWh with 1.8 M tokens for 3.0,
-/// 01:00 at 0.3 with 3.6 M tokens for 7.2; both hours closed.
-fn fill(path: &Path) {
-    let chat = Owner {
-        team: "search".into(),
-        workload: "chat".into(),
-    };
-    let cfg = EngineConfig {
-        currency: "EUR".into(),
-        pue: 1.25,
-        tariff: Tariff::Static(PricePerKwh(0.2)),
-        price_source: "static".into(),
-        fixed: FixedCosts {
-            capex_per_sec: 0.001,
-            ..Default::default()
-        },
-        share_key: ShareKey::Equal,
-        owners: [("GPU-h".to_string(), chat.clone())].into(),
-        max_gap: Seconds(1e9),
-    };
-    let mut engine = Engine::new(cfg, None);
-    let mut book = HourBook::resume(None, None);
-    let mut ledger = Ledger::open(path).unwrap();
-    let meta = Meta {
-        node: "n1".into(),
-        price_source: "static".into(),
-    };
-    let mut save = |e: &Engine, b: &mut HourBook, wall: DateTime<Utc>| {
-        ledger.save(e.counters(), b, &meta, wall).unwrap();
-        b.written();
-    };
-    let tick = |e: &mut Engine, b: &mut HourBook, i: i64| {
-        let wall = at(0) + Duration::minutes(10 * i);
-        b.observe(wall, e.counters());
-        let mono = 600.0 * i as f64;
+/// One node with one H100 (500 W) owned by search/chat, PUE 1.25, capex
+/// 0.001/s, a static price; booked through the real engine, hour book and
+/// ledger checkpoint.
+struct Node {
+    chat: Owner,
+    engine: Engine,
+    book: HourBook,
+    ledger: Ledger,
+    meta: Meta,
+}
+
+impl Node {
+    fn new(path: &Path, price: f64) -> Self {
+        let chat = Owner {
+            team: "search".into(),
+            workload: "chat".into(),
+        };
+        let cfg = EngineConfig {
+            currency: "EUR".into(),
+            pue: 1.25,
+            tariff: Tariff::Static(PricePerKwh(price)),
+            price_source: "static".into(),
+            fixed: FixedCosts {
+                capex_per_sec: 0.001,
+                ..Default::default()
+            },
+            share_key: ShareKey::Equal,
+            owners: [("GPU-h".to_string(), chat.clone())].into(),
+            max_gap: Seconds(1e9),
+        };
+        Self {
+            chat,
+            engine: Engine::new(cfg, None),
+            book: HourBook::resume(None, None),
+            ledger: Ledger::open(path).unwrap(),
+            meta: Meta {
+                node: "n1".into(),
+                price_source: "static".into(),
+            },
+        }
+    }
+
+    fn price(&mut self, p: f64) {
+        self.engine.set_tariff(Tariff::Static(PricePerKwh(p)), None);
+    }
+
+    /// The GPU read `mono` seconds after 2026-12-01 00:00 at `wall`.
+    fn tick(&mut self, wall: DateTime<Utc>, mono: f64) {
+        self.book.observe(wall, self.engine.counters());
         let g = GpuReading {
             index: 0,
             uuid: "GPU-h".into(),
@@ -72,19 +85,20 @@ fn fill(path: &Path) {
             power_limit: None,
             processes: None,
         };
-        e.ingest(
+        self.engine.ingest(
             Tick { wall, mono },
             &[Report {
                 collector: "nvml",
                 outcome: Ok(vec![Reading::Gpu(g)]),
             }],
         );
-        wall
-    };
-    let value = |e: &mut Engine, b: &mut HourBook, wall, money, tokens: f64| {
-        b.observe(wall, e.counters());
-        assert!(e.book_value(
-            &[(chat.clone(), 1.0)],
+    }
+
+    /// `money` of value for `tokens` (half input, half output) at `wall`.
+    fn value(&mut self, wall: DateTime<Utc>, money: f64, tokens: f64) {
+        self.book.observe(wall, self.engine.counters());
+        assert!(self.engine.book_value(
+            &[(self.chat.clone(), 1.0)],
             "push",
             money,
             &[ModelDelta {
@@ -95,18 +109,32 @@ fn fill(path: &Path) {
                 ..Default::default()
             }],
         ));
-    };
+    }
+
+    fn save(&mut self, wall: DateTime<Utc>) {
+        self.ledger
+            .save(self.engine.counters(), &self.book, &self.meta, wall)
+            .unwrap();
+        self.book.written();
+    }
+}
+
+/// 2026-12-01 00:00 at 0.2 per kWh with 1.8 M tokens for 3.0, 01:00 at
+/// 0.3 with 3.6 M tokens for 7.2; both hours closed (10-minute ticks).
+fn fill(path: &Path) {
+    let mut n = Node::new(path, 0.2);
     for i in 0..=13 {
         if i == 7 {
-            engine.set_tariff(Tariff::Static(PricePerKwh(0.3)), None);
+            n.price(0.3);
         }
-        let wall = tick(&mut engine, &mut book, i);
+        let wall = at(0) + Duration::minutes(10 * i);
+        n.tick(wall, 600.0 * i as f64);
         match i {
-            3 => value(&mut engine, &mut book, wall, 3.0, 1.8e6),
-            9 => value(&mut engine, &mut book, wall, 7.2, 3.6e6),
+            3 => n.value(wall, 3.0, 1.8e6),
+            9 => n.value(wall, 7.2, 3.6e6),
             _ => {}
         }
-        save(&engine, &mut book, wall);
+        n.save(wall);
     }
 }
 
@@ -394,79 +422,20 @@ checkpoint_interval_secs = 0.1
     assert!(stderr.contains("no data in the ledger from "), "{stderr}");
 }
 
-/// Eight days of one H100 at 500 W for search/chat, hourly ticks, the
-/// price stepping up each day (0.10, 0.15, … 0.45 per kWh) and 1 M tokens
-/// for 2.0 booked every day at 05:00.
+/// Eight days, hourly ticks, the price stepping up each day (0.10, 0.15,
+/// … 0.45 per kWh) and 1 M tokens for 2.0 booked every day at 05:00.
 fn fill_days(path: &Path) {
-    let chat = Owner {
-        team: "search".into(),
-        workload: "chat".into(),
-    };
-    let cfg = EngineConfig {
-        currency: "EUR".into(),
-        pue: 1.25,
-        tariff: Tariff::Static(PricePerKwh(0.1)),
-        price_source: "static".into(),
-        fixed: FixedCosts {
-            capex_per_sec: 0.001,
-            ..Default::default()
-        },
-        share_key: ShareKey::Equal,
-        owners: [("GPU-h".to_string(), chat.clone())].into(),
-        max_gap: Seconds(1e9),
-    };
-    let mut engine = Engine::new(cfg, None);
-    let mut book = HourBook::resume(None, None);
-    let mut ledger = Ledger::open(path).unwrap();
-    let meta = Meta {
-        node: "n1".into(),
-        price_source: "static".into(),
-    };
+    let mut n = Node::new(path, 0.1);
     for i in 0..=(8 * 24) {
         let wall = at(0) + Duration::hours(i);
         if i % 24 == 0 {
-            let p = 0.1 + 0.05 * (i / 24) as f64;
-            engine.set_tariff(Tariff::Static(PricePerKwh(p)), None);
+            n.price(0.1 + 0.05 * (i / 24) as f64);
         }
-        book.observe(wall, engine.counters());
-        let mono = 3600.0 * i as f64;
-        let g = GpuReading {
-            index: 0,
-            uuid: "GPU-h".into(),
-            name: "NVIDIA H100 80GB HBM3".into(),
-            power: Some(Watts(500.0)),
-            energy_counter: Some(Joules(500.0 * mono)),
-            utilization: None,
-            memory_used_bytes: None,
-            memory_total_bytes: None,
-            temperature_celsius: None,
-            power_limit: None,
-            processes: None,
-        };
-        engine.ingest(
-            Tick { wall, mono },
-            &[Report {
-                collector: "nvml",
-                outcome: Ok(vec![Reading::Gpu(g)]),
-            }],
-        );
+        n.tick(wall, 3600.0 * i as f64);
         if i % 24 == 5 {
-            book.observe(wall, engine.counters());
-            assert!(engine.book_value(
-                &[(chat.clone(), 1.0)],
-                "push",
-                2.0,
-                &[ModelDelta {
-                    model: "m".into(),
-                    input_tokens: 5e5,
-                    output_tokens: 5e5,
-                    requests: 1.0,
-                    ..Default::default()
-                }],
-            ));
+            n.value(wall, 2.0, 1e6);
         }
-        ledger.save(engine.counters(), &book, &meta, wall).unwrap();
-        book.written();
+        n.save(wall);
     }
 }
 
