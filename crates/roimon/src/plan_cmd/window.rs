@@ -8,7 +8,7 @@
 use crate::config::{CarbonSource, Config, ConfigError};
 use crate::feeds::FetchError;
 use crate::feeds::schedule::{KEEP_HISTORY_DAYS, Store, Stored, kept_range};
-use chrono::{DateTime, Duration as TimeDelta, SecondsFormat, Utc};
+use chrono::{DateTime, Duration as TimeDelta, Utc};
 use roimon_planner::window::{self, By, Job, Slot, Window, WindowError};
 use roimon_price::{Adjustments, CARBON_UNIT, Schedule};
 use serde::Serialize;
@@ -346,18 +346,11 @@ pub struct WindowJson {
     pub emissions_worst_kg: Option<f64>,
 }
 
-fn rfc3339(t: i64) -> String {
-    DateTime::<Utc>::from_timestamp(t, 0).map_or_else(
-        || window::rfc3339(t),
-        |d| d.to_rfc3339_opts(SecondsFormat::Secs, true),
-    )
-}
-
 /// The JSON of a window found for `job`.
 pub fn to_json(w: &Window, job: &Job, currency: &str) -> WindowJson {
     WindowJson {
-        start: rfc3339(w.start),
-        end: rfc3339(w.end),
+        start: window::rfc3339(w.start),
+        end: window::rfc3339(w.end),
         hours: job.hours,
         power_kw: job.kwh / job.hours,
         energy_kwh: w.energy_kwh,
