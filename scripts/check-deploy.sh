@@ -148,7 +148,7 @@ PY
 roimon=${ROIMON_BIN:-}
 if [ -z "$roimon" ]; then
   cargo build --quiet --locked -p roimon
-  roimon=target/debug/roimon
+  roimon=${CARGO_TARGET_DIR:-target}/debug/roimon
 fi
 "$roimon" check-config "$tmp/roimon.toml"
 
