@@ -33,6 +33,16 @@ ALLOWED: dict[str, set[str]] = {
     "roimon-config": {"roimon-core", "roimon-value", "roimon-price", "roimon-ledger"},
     "roimon-attribution": {"roimon-core", "roimon-config"},
     "roimon-planner": set(),
+    "roimon-daemon": {
+        "roimon-core",
+        "roimon-attribution",
+        "roimon-config",
+        "roimon-export-prometheus",
+        "roimon-http",
+        "roimon-influx",
+        "roimon-ledger",
+        "roimon-value",
+    },
     "roimon-fake-nvml": set(),
     "roimon-system-tests": set(),
     "roimon": {
@@ -48,6 +58,7 @@ ALLOWED: dict[str, set[str]] = {
         "roimon-config",
         "roimon-attribution",
         "roimon-planner",
+        "roimon-daemon",
     },
 }
 

@@ -3,11 +3,8 @@
 //! 2 usage or config error, 1 runtime failure.
 
 mod carbon_feed;
-mod checkpoint;
 mod feeds;
 mod http;
-mod inbox;
-mod influx_feed;
 mod ledger_cmd;
 mod plan_cmd;
 mod plan_daemon;
@@ -15,17 +12,15 @@ mod plan_measured;
 mod pods_feed;
 mod price_feed;
 mod prices_cmd;
-mod published;
 mod push;
 mod report_cmd;
-mod sampler;
 mod scenario;
-mod sdnotify;
 mod serve;
-mod simulated;
 mod status_page;
 mod value_feed;
 mod web_config;
+
+use roimon_daemon::{checkpoint, inbox, influx_feed, published, sampler, sdnotify, simulated};
 
 use clap::{Args, Parser, Subcommand};
 use config::{Config, ConfigError, GpuSource, HostPower, LogFormat};

@@ -23,9 +23,7 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 /// The key under which a target's counter state is kept in the checkpoint.
-pub fn state_key(target: &str) -> String {
-    format!("value.target.{target}")
-}
+pub use crate::inbox::value_state_key as state_key;
 
 fn prices(p: &UnitPrices) -> Prices {
     Prices {

@@ -89,3 +89,9 @@ pub enum Refusal {
     /// Booked in memory but not on disk: 503, retry (it counts once).
     Unavailable(String),
 }
+
+/// The key under which a value target's counter state is kept in the
+/// checkpoint.
+pub fn value_state_key(target: &str) -> String {
+    format!("value.target.{target}")
+}

@@ -419,7 +419,7 @@ impl Running {
             .book_value(&owners, &v.target, v.money, &v.models);
         self.s
             .engine
-            .set_extension(&crate::value_feed::state_key(&v.target), v.state);
+            .set_extension(&crate::inbox::value_state_key(&v.target), v.state);
         for (why, n) in v.rejected {
             self.s.engine.note_value_rejected(&v.target, why, n);
         }
@@ -435,7 +435,7 @@ impl Running {
             self.dedup = Some(self.load_dedup(max_points, max_age_ns, job.now_ns));
         }
         let dedup = self.dedup.as_mut()?;
-        match crate::push::apply(&mut self.s.engine, dedup, job.points, job.now_ns) {
+        match crate::booking::apply(&mut self.s.engine, dedup, job.points, job.now_ns) {
             Ok((n, dups)) => Some((job.reply, (n, dups))),
             Err(refusal) => {
                 let _ = job.reply.send(Err(refusal));
@@ -452,7 +452,7 @@ impl Running {
         let legacy = self
             .s
             .engine
-            .extension(crate::push::DEDUP_KEY)
+            .extension(crate::booking::DEDUP_KEY)
             .map(serde_json::from_str::<Dedup>);
         let (mut d, from_json) = match legacy {
             Some(Ok(d)) => (d, true),
@@ -477,7 +477,7 @@ impl Running {
         };
         // From the JSON, every entry is new to the rows.
         d.journal(from_json);
-        self.s.engine.remove_extension(crate::push::DEDUP_KEY);
+        self.s.engine.remove_extension(crate::booking::DEDUP_KEY);
         d.set_limits(max_points, max_age_ns, now_ns);
         d
     }
