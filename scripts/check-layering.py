@@ -43,6 +43,15 @@ ALLOWED: dict[str, set[str]] = {
         "roimon-ledger",
         "roimon-value",
     },
+    "roimon-feeds": {
+        "roimon-core",
+        "roimon-attribution",
+        "roimon-config",
+        "roimon-daemon",
+        "roimon-http",
+        "roimon-price",
+        "roimon-value",
+    },
     "roimon-fake-nvml": set(),
     "roimon-system-tests": set(),
     "roimon": {
@@ -59,6 +68,7 @@ ALLOWED: dict[str, set[str]] = {
         "roimon-attribution",
         "roimon-planner",
         "roimon-daemon",
+        "roimon-feeds",
     },
 }
 

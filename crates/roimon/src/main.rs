@@ -2,25 +2,24 @@
 //! engine, sampler thread, checkpoint and HTTP listener. Exit codes: 0 ok,
 //! 2 usage or config error, 1 runtime failure.
 
-mod carbon_feed;
-mod feeds;
 mod http;
 mod ledger_cmd;
 mod plan_cmd;
 mod plan_daemon;
 mod plan_measured;
-mod pods_feed;
-mod price_feed;
 mod prices_cmd;
 mod push;
 mod report_cmd;
 mod scenario;
 mod serve;
 mod status_page;
-mod value_feed;
 mod web_config;
 
 use roimon_daemon::{checkpoint, inbox, influx_feed, published, sampler, sdnotify, simulated};
+use roimon_feeds::{
+    self as feeds, carbon as carbon_feed, pods as pods_feed, price as price_feed,
+    value as value_feed,
+};
 
 use clap::{Args, Parser, Subcommand};
 use config::{Config, ConfigError, GpuSource, HostPower, LogFormat};

@@ -5,10 +5,10 @@
 //! carbon price, into the `carbon` cost component.
 
 use crate::config::{CarbonCfg, CarbonSource};
-use crate::feeds::schedule::{Store, Stored, absorb_kept, bound_fetched, kept_range};
-use crate::feeds::{self, Feed, FetchError, Log, Policy, Retry, base_url, blocking, get_text};
-use crate::feeds::{http_client, redact_error, secrets};
 use crate::inbox::Event;
+use crate::schedule::{Store, Stored, absorb_kept, bound_fetched, kept_range};
+use crate::{Feed, FetchError, Log, Policy, Retry, base_url, blocking, get_text};
+use crate::{http_client, redact_error, secrets};
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use roimon_core::{Carbon, PricePerKwh, Tariff};
 use roimon_http::{Auth, Client, Request, RetryPolicy, Secret};
@@ -148,7 +148,7 @@ fn window(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
 }
 
 /// What identifies a carbon series; a kept one from another is not loaded.
-pub(crate) fn identity(cfg: &CarbonCfg) -> String {
+pub fn identity(cfg: &CarbonCfg) -> String {
     format!(
         "{}|{:?}|{:?}|{:?}",
         cfg.source.label(),
@@ -159,7 +159,7 @@ pub(crate) fn identity(cfg: &CarbonCfg) -> String {
 }
 
 /// Run the carbon feed until the runtime stops: load the kept intensity,
-/// then fetch in the feed loop ([`feeds::run`]) like the price feed: failures
+/// then fetch in the feed loop ([`crate::run`]) like the price feed: failures
 /// are counted and retried with jittered backoff (honouring `Retry-After`),
 /// and the last intensity stays in force.
 pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender<Event>) {
@@ -189,7 +189,7 @@ pub async fn run(cfg: CarbonCfg, state_dir: PathBuf, tx: std::sync::mpsc::Sender
         kept,
         dropped_total: 0,
     };
-    feeds::run(feed, tx).await;
+    crate::run(feed, tx).await;
 }
 
 /// The carbon feed in the feed loop: the intensity kept so far, merged with

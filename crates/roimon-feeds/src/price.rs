@@ -7,10 +7,10 @@
 //! (an `apikey=` in a `json` URL), also when a server echoes them.
 
 use crate::config::{FallbackPolicy, Price, PriceSource};
-use crate::feeds::schedule::{Store, Stored, absorb_kept, bound_fetched, kept_range};
-use crate::feeds::{self, Feed, FetchError, Log, Policy, Retry, blocking, get_text, http_client};
-use crate::feeds::{base_url, redact_error, secrets};
 use crate::inbox::Event;
+use crate::schedule::{Store, Stored, absorb_kept, bound_fetched, kept_range};
+use crate::{Feed, FetchError, Log, Policy, Retry, blocking, get_text, http_client};
+use crate::{base_url, redact_error, secrets};
 use chrono::{DateTime, Datelike, Duration as TimeDelta, NaiveDate, TimeZone, Utc};
 use roimon_core::{PricePerKwh, Tariff};
 use roimon_http::{Auth, Client, Request, RetryPolicy, Secret};
@@ -350,7 +350,7 @@ pub fn tariff(cfg: &Price, s: &Schedule) -> Tariff {
 }
 
 /// Run the feed until the runtime stops: load the kept schedule, then fetch
-/// and refresh forever in the feed loop ([`feeds::run`]). Failures (a missing
+/// and refresh forever in the feed loop ([`crate::run`]). Failures (a missing
 /// token included) are logged (redacted), reported, and retried with a
 /// growing, jittered delay that honours `Retry-After`; the last good schedule
 /// stays in force.
@@ -389,7 +389,7 @@ pub async fn run(
         kept,
         dropped_total: 0,
     };
-    feeds::run(feed, tx).await;
+    crate::run(feed, tx).await;
 }
 
 /// The price feed in the feed loop: the schedule kept so far, merged with
@@ -477,7 +477,7 @@ impl Feed for PriceFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feeds::schedule::{AHEAD_SLACK_DAYS, usable};
+    use crate::schedule::{AHEAD_SLACK_DAYS, usable};
 
     #[test]
     fn window_covers_yesterday_to_the_last_day_ahead() {

@@ -12,8 +12,8 @@
 //! (`roimon_value_rejected_total`) and logged once per streak.
 
 use crate::config::{ScrapeTarget, UnitPrices};
-use crate::feeds::{self, Feed, FetchError, Log, Policy, Retry};
 use crate::inbox::{Event, OwnerSpec, ValueUpdate};
+use crate::{Feed, FetchError, Log, Policy, Retry};
 use roimon_core::ModelDelta;
 use roimon_http::{Auth, Client, ClientConfig, Request, RetryPolicy, Secret};
 use roimon_value::{Bounds, Limits, Prices, Rejection, ServerKind, TargetState};
@@ -35,7 +35,7 @@ fn prices(p: &UnitPrices) -> Prices {
     }
 }
 
-/// Scrape `t` for ever within `bounds` in the feed loop ([`feeds::run`]),
+/// Scrape `t` for ever within `bounds` in the feed loop ([`crate::run`]),
 /// sending what it produced on `tx`; `state` is the target's counter state
 /// from the checkpoint (JSON), if any.
 pub async fn run(t: ScrapeTarget, bounds: Bounds, state: Option<String>, tx: Sender<Event>) {
@@ -80,7 +80,7 @@ pub async fn run(t: ScrapeTarget, bounds: Bounds, state: Option<String>, tx: Sen
         refusing: BTreeSet::new(),
         suspect,
     };
-    feeds::run(feed, tx).await;
+    crate::run(feed, tx).await;
 }
 
 /// One value target in the feed loop, with its counter state.

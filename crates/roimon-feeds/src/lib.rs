@@ -5,13 +5,25 @@
 //! jitter after failures, and the outcome sent to the sampler's inbox.
 //! Where the feeds differ (how soon to retry, whether `Retry-After` is
 //! honoured, how often a failure is logged) it is the feed's [`Policy`].
+//!
+//! The feeds: electricity prices (`price`, with the schedule kept in the
+//! state dir, `schedule`), grid carbon intensity (`carbon`), the pod list
+//! for attribution (`pods`) and each value target (`value`). A new outside
+//! source is a [`Feed`] here; what it sends is an event of the daemon's
+//! inbox.
 
+pub mod carbon;
 pub mod fetch;
+pub mod pods;
+pub mod price;
 pub mod schedule;
+pub mod value;
 
 pub use fetch::{FetchError, base_url, blocking, get_text, http_client, redact_error, secrets};
 
-use crate::inbox::Event;
+use roimon_config as config;
+use roimon_daemon::inbox;
+use roimon_daemon::inbox::Event;
 use roimon_http::{Jitter, RetryPolicy, spread};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -2,7 +2,7 @@
 //! to the time a schedule may cover when fetched, merged into the copy kept
 //! in the state dir, and loaded from there after a restart.
 
-use super::fetch::{FetchError, blocking};
+use crate::fetch::{FetchError, blocking};
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use roimon_price::{Adjustments, Schedule};
 use serde::{Deserialize, Serialize};

@@ -6,9 +6,9 @@
 //! token nor a query value of `pods_url`.
 
 use crate::config::Attribution;
-use crate::feeds::{self, Feed, FetchError, Log, Policy, Retry};
-use crate::feeds::{blocking, get_text, redact_error, secrets};
 use crate::inbox::Event;
+use crate::{Feed, FetchError, Log, Policy, Retry};
+use crate::{blocking, get_text, redact_error, secrets};
 use roimon_attribution::parse_pod_list;
 use roimon_http::{Client, ClientConfig, Request, RetryPolicy, Secret, TlsConfig};
 use std::sync::Arc;
@@ -68,12 +68,12 @@ async fn fetch(
 }
 
 /// Fetch the pod list every `pods_refresh_secs` for ever in the feed loop
-/// ([`feeds::run`]), sending each one and every outcome on `tx`.
+/// ([`crate::run`]), sending each one and every outcome on `tx`.
 pub async fn run(cfg: Attribution, tx: Sender<Event>) {
     let Some(url) = cfg.pods_url.clone() else {
         return;
     };
-    feeds::run(PodsFeed { cfg, url, pods: 0 }, tx).await;
+    crate::run(PodsFeed { cfg, url, pods: 0 }, tx).await;
 }
 
 /// The pod list in the feed loop.
