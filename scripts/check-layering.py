@@ -52,6 +52,15 @@ ALLOWED: dict[str, set[str]] = {
         "roimon-price",
         "roimon-value",
     },
+    "roimon-commands": {
+        "roimon-core",
+        "roimon-config",
+        "roimon-daemon",
+        "roimon-feeds",
+        "roimon-ledger",
+        "roimon-planner",
+        "roimon-price",
+    },
     "roimon-fake-nvml": set(),
     "roimon-system-tests": set(),
     "roimon": {
@@ -69,6 +78,7 @@ ALLOWED: dict[str, set[str]] = {
         "roimon-planner",
         "roimon-daemon",
         "roimon-feeds",
+        "roimon-commands",
     },
 }
 

@@ -29,7 +29,7 @@ pub struct AppState {
     /// Where `/api/v1/report` reads the ledger, once configured.
     report: std::sync::OnceLock<ReportSource>,
     /// Where `/api/v1/window` reads the known schedule, once configured.
-    window: std::sync::OnceLock<crate::plan_cmd::window::Source>,
+    window: std::sync::OnceLock<crate::plan::window::Source>,
     /// The daemon's planner (`[plan]`), once configured.
     plan: std::sync::OnceLock<Arc<crate::plan_daemon::PlanState>>,
 }
@@ -71,7 +71,7 @@ impl AppState {
     }
 
     /// Configure the window endpoint's schedule (once).
-    pub fn set_window(&self, s: crate::plan_cmd::window::Source) {
+    pub fn set_window(&self, s: crate::plan::window::Source) {
         let _ = self.window.set(s);
     }
 
@@ -189,7 +189,7 @@ async fn report(
         Ok(f) => f,
         Err(e) => return bad(format!("format: {e}")),
     };
-    let q = match crate::report_cmd::query(
+    let q = match crate::report::query(
         get("from"),
         get("to"),
         get("month"),
@@ -244,7 +244,7 @@ async fn window(
     State(st): State<Arc<AppState>>,
     axum::extract::Query(p): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    use crate::plan_cmd::window as w;
+    use crate::plan::window as w;
     let reply = |code: StatusCode, m: String| {
         (code, axum::Json(serde_json::json!({ "error": m }))).into_response()
     };
@@ -598,13 +598,13 @@ fn statement_links(src: &ReportSource, s: &Snapshot) -> Vec<(String, String)> {
 /// The cheapest 1 h and 4 h windows of the known schedule from now on
 /// (read off the async thread: it reads the kept schedule's file).
 async fn cheapest(
-    src: &crate::plan_cmd::window::Source,
-) -> Result<Vec<crate::plan_cmd::window::WindowJson>, String> {
+    src: &crate::plan::window::Source,
+) -> Result<Vec<crate::plan::window::WindowJson>, String> {
     let src = src.clone();
     tokio::task::spawn_blocking(move || {
         let now = chrono::Utc::now();
         src.known(now, (now, None))
-            .map(|k| crate::plan_cmd::window::cheapest_windows(&k, now))
+            .map(|k| crate::plan::window::cheapest_windows(&k, now))
             .map_err(|e| e.to_string())
     })
     .await
@@ -934,7 +934,7 @@ mod tests {
     /// bad parameters with 400 and an impossible job with 422.
     #[tokio::test]
     async fn the_window_endpoint_finds_the_cheapest_hours_of_the_kept_schedule() {
-        use crate::feeds::schedule::{Store, Stored};
+        use roimon_feeds::schedule::{Store, Stored};
         let dir = tempfile::tempdir().unwrap();
         let cfg = crate::config::Config::parse(
             &format!(
@@ -974,7 +974,7 @@ mod tests {
             })
             .unwrap();
         let st = fresh_state();
-        st.set_window(crate::plan_cmd::window::Source::new(&cfg));
+        st.set_window(crate::plan::window::Source::new(&cfg));
         let mut app = router(st);
         let (status, headers, body) = get(&mut app, "/api/v1/window?hours=2&kwh=4").await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -1012,8 +1012,8 @@ mod tests {
         let (status, _, body) = get(&mut app, &uri).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let known =
-            crate::plan_cmd::window::from_config(&cfg, now, (after, Some(before)), None).unwrap();
-        let want = crate::plan_cmd::window::find(
+            crate::plan::window::from_config(&cfg, now, (after, Some(before)), None).unwrap();
+        let want = crate::plan::window::find(
             &known,
             &roimon_planner::window::Job {
                 hours: 1.5,

@@ -3,22 +3,16 @@
 //! 2 usage or config error, 1 runtime failure.
 
 mod http;
-mod ledger_cmd;
-mod plan_cmd;
 mod plan_daemon;
-mod plan_measured;
-mod prices_cmd;
 mod push;
-mod report_cmd;
-mod scenario;
 mod serve;
 mod status_page;
 mod web_config;
 
+use roimon_commands::{config_error, ledger, plan, plan_measured, prices, report, scenario};
 use roimon_daemon::{checkpoint, inbox, influx_feed, published, sampler, sdnotify, simulated};
 use roimon_feeds::{
-    self as feeds, carbon as carbon_feed, pods as pods_feed, price as price_feed,
-    value as value_feed,
+    carbon as carbon_feed, pods as pods_feed, price as price_feed, value as value_feed,
 };
 
 use clap::{Args, Parser, Subcommand};
@@ -77,16 +71,16 @@ enum Command {
     /// Cost, energy and value attribution from the ledger (also of a
     /// running daemon); --verify checks that the ledger's sums equal the
     /// counters (exit 1 if not).
-    Report(report_cmd::ReportArgs),
+    Report(report::ReportArgs),
     /// Ledger maintenance: `roimon ledger repair` resets impossible figures
     /// in the stored counters with a visible correction row.
     #[command(subcommand)]
-    Ledger(ledger_cmd::LedgerCommand),
+    Ledger(ledger::LedgerCommand),
     /// Plan: an allocation of GPU types to workloads (integer programme),
     /// a selection among scenarios (a scenario file with `[select]`), or
     /// `plan window`, the cheapest start of a deferrable job. Exit 0 found,
     /// 1 infeasible or no window fits, 2 a file, flag or coefficient error.
-    Plan(plan_cmd::PlanArgs),
+    Plan(plan::PlanArgs),
     /// One-shot ROI of a scenario file (weighted model and financial ROI).
     Roi {
         /// The scenario file.
@@ -156,18 +150,13 @@ fn main() -> ExitCode {
             json,
             from,
             to,
-        }) => prices_cmd::main(config.as_deref(), json, from.as_deref(), to.as_deref()),
-        Some(Command::Report(args)) => report_cmd::main(args),
-        Some(Command::Plan(args)) => plan_cmd::main(args),
-        Some(Command::Ledger(cmd)) => ledger_cmd::main(cmd),
+        }) => prices::main(config.as_deref(), json, from.as_deref(), to.as_deref()),
+        Some(Command::Report(args)) => report::main(args),
+        Some(Command::Plan(args)) => plan::main(args),
+        Some(Command::Ledger(cmd)) => ledger::main(cmd),
         Some(Command::Run(args)) => run(args),
         None => run(cli.run),
     }
-}
-
-pub(crate) fn config_error(e: &ConfigError) -> ExitCode {
-    eprintln!("error: {e}");
-    ExitCode::from(2)
 }
 
 fn load_config(args: &RunArgs) -> Result<Config, ConfigError> {
@@ -360,7 +349,7 @@ fn run_daemon(
     // stalled or dead: /healthz says so.
     let stale_after = Duration::from_secs_f64((cfg.sampling.interval_secs * 10.0).max(30.0));
     let state = Arc::new(http::AppState::new(engine.snapshot(), VERSION, stale_after));
-    state.set_window(plan_cmd::window::Source::new(&cfg));
+    state.set_window(plan::window::Source::new(&cfg));
     state.set_report(http::ReportSource {
         path: cfg.state.dir.join(roimon_ledger::FILE),
         tz: cfg.report.tz(),

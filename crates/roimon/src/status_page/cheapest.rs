@@ -4,7 +4,7 @@
 //! schedule cannot say.
 
 use super::fmt::{esc, money, time_el};
-use crate::plan_cmd::window::WindowJson;
+use crate::plan::window::WindowJson;
 use chrono::{DateTime, Utc};
 
 /// The section: a table of windows, or why there is none.

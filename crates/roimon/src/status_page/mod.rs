@@ -66,7 +66,7 @@ pub struct Inputs<'a> {
     pub statements: &'a [(String, String)],
     /// The cheapest 1 h and 4 h windows of the known price schedule, or
     /// why it cannot be read (`None`: not looked for).
-    pub cheapest: Option<Result<Vec<crate::plan_cmd::window::WindowJson>, String>>,
+    pub cheapest: Option<Result<Vec<crate::plan::window::WindowJson>, String>>,
     /// The last plan of `[plan] file` with links to its JSON and pictures,
     /// as escaped HTML (empty without `[plan]`).
     pub plan: String,

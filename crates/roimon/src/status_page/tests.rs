@@ -303,7 +303,7 @@ fn the_page_stands_alone_refreshes_itself_and_charts_the_last_hour() {
 
 #[test]
 fn the_cheapest_hour_and_four_hours_of_the_known_schedule_are_shown_or_why_not() {
-    use crate::plan_cmd::window::{Known, cheapest_windows};
+    use crate::plan::window::{Known, cheapest_windows};
     use roimon_planner::window::Slot;
     let s = snapshot("search");
     let b = Board::default();

@@ -19,7 +19,7 @@ pub enum LedgerCommand {
 #[derive(Debug, clap::Args)]
 pub struct RepairArgs {
     #[command(flatten)]
-    pub state: crate::report_cmd::StateArgs,
+    pub state: crate::report::StateArgs,
 }
 
 /// Run the command.

@@ -20,6 +20,7 @@ pub fn ledger_paths(state_dir: Option<&Path>, ledgers: &[PathBuf]) -> Vec<PathBu
 }
 
 /// Answers the resolver's questions from the ledgers.
+#[derive(Debug)]
 pub struct LedgerMeasure {
     paths: Vec<PathBuf>,
     from: DateTime<Utc>,
