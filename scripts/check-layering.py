@@ -61,6 +61,19 @@ ALLOWED: dict[str, set[str]] = {
         "roimon-planner",
         "roimon-price",
     },
+    "roimon-server": {
+        "roimon-core",
+        "roimon-commands",
+        "roimon-config",
+        "roimon-daemon",
+        "roimon-export-prometheus",
+        "roimon-feeds",
+        "roimon-http",
+        "roimon-ledger",
+        "roimon-planner",
+        "roimon-price",
+        "roimon-value",
+    },
     "roimon-fake-nvml": set(),
     "roimon-system-tests": set(),
     "roimon": {
@@ -79,6 +92,7 @@ ALLOWED: dict[str, set[str]] = {
         "roimon-daemon",
         "roimon-feeds",
         "roimon-commands",
+        "roimon-server",
     },
 }
 

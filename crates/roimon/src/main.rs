@@ -2,18 +2,12 @@
 //! engine, sampler thread, checkpoint and HTTP listener. Exit codes: 0 ok,
 //! 2 usage or config error, 1 runtime failure.
 
-mod http;
-mod plan_daemon;
-mod push;
-mod serve;
-mod status_page;
-mod web_config;
-
-use roimon_commands::{config_error, ledger, plan, plan_measured, prices, report, scenario};
+use roimon_commands::{config_error, ledger, plan, prices, report, scenario};
 use roimon_daemon::{checkpoint, inbox, influx_feed, published, sampler, sdnotify, simulated};
 use roimon_feeds::{
     carbon as carbon_feed, pods as pods_feed, price as price_feed, value as value_feed,
 };
+use roimon_server::{listener, plan_daemon, push, router, web_config};
 
 use clap::{Args, Parser, Subcommand};
 use config::{Config, ConfigError, GpuSource, HostPower, LogFormat};
@@ -348,9 +342,13 @@ fn run_daemon(
     // A sampler that has not published for 10 intervals (at least 30 s) is
     // stalled or dead: /healthz says so.
     let stale_after = Duration::from_secs_f64((cfg.sampling.interval_secs * 10.0).max(30.0));
-    let state = Arc::new(http::AppState::new(engine.snapshot(), VERSION, stale_after));
+    let state = Arc::new(router::AppState::new(
+        engine.snapshot(),
+        VERSION,
+        stale_after,
+    ));
     state.set_window(plan::window::Source::new(&cfg));
-    state.set_report(http::ReportSource {
+    state.set_report(router::ReportSource {
         path: cfg.state.dir.join(roimon_ledger::FILE),
         tz: cfg.report.tz(),
     });
@@ -461,7 +459,7 @@ fn run_daemon(
 /// own thread, and the closed ledger hours go in through it.
 fn start_influx(
     cfg: &Config,
-    state: &http::AppState,
+    state: &router::AppState,
 ) -> anyhow::Result<Option<influx_feed::Handle>> {
     Ok(match &cfg.influxdb {
         Some(i) => {
@@ -594,7 +592,7 @@ fn spawn_feeds(
 fn start_value_targets(
     cfg: &Config,
     engine: &mut Engine,
-    state: &http::AppState,
+    state: &router::AppState,
     rt: &tokio::runtime::Runtime,
     tx: &std::sync::mpsc::Sender<inbox::Event>,
 ) {
@@ -673,13 +671,13 @@ fn push_door(
 fn serve_until_stopped(
     rt: &tokio::runtime::Runtime,
     listener: tokio::net::TcpListener,
-    state: Arc<http::AppState>,
+    state: Arc<router::AppState>,
     cfg: &Config,
     web: Option<Arc<web_config::WebConfig>>,
     fatal: Arc<tokio::sync::Notify>,
     stop_tx: std::sync::mpsc::Sender<()>,
 ) -> std::io::Result<()> {
-    let limits = serve::Limits::from(&cfg.server);
+    let limits = listener::Limits::from(&cfg.server);
     // On SIGTERM/SIGINT the sampler is told to stop at once (last sample,
     // checkpoint), while HTTP drains; a client that holds its connection open
     // gets at most DRAIN to finish, so systemd's stop timeout is never hit.
@@ -687,8 +685,8 @@ fn serve_until_stopped(
     let signalled = Arc::new(tokio::sync::Notify::new());
     let notify = signalled.clone();
     rt.block_on(async move {
-        let (app, connections) = (http::router(state.clone()), state.http_stats().clone());
-        let server = serve::serve(listener, app, connections, limits, web, async move {
+        let (app, connections) = (router::router(state.clone()), state.http_stats().clone());
+        let server = listener::serve(listener, app, connections, limits, web, async move {
             tokio::select! {
                 () = shutdown_signal() => tracing::info!("shutting down: flushing and checkpointing"),
                 () = fatal.notified() => tracing::error!("the sampler stopped; shutting down"),

@@ -4,7 +4,7 @@
 //! the last good plan as stale, and the thread's first run.
 
 use super::*;
-use crate::http::{AppState, router};
+use crate::router::{AppState, router};
 use axum::Router;
 use axum::http::{StatusCode, header};
 use http_body_util::BodyExt;

@@ -191,7 +191,7 @@ fn a_failing_target_reads_as_failing_in_words_not_as_minus_100_percent() {
 fn the_page_figures_are_the_summary_figures() {
     let s = snapshot("search");
     let html = page(&s, &Board::default());
-    let j = crate::http::summary_json(&s);
+    let j = crate::router::summary_json(&s);
     assert_eq!(
         html.matches("data-at=\"").count(),
         1,

@@ -21,7 +21,7 @@ pub struct AppState {
     /// What the sampler publishes (snapshot, readiness, checkpoint health).
     published: Arc<Published>,
     version: String,
-    http: Arc<crate::serve::Stats>,
+    http: Arc<crate::listener::Stats>,
     /// The push endpoint, once configured.
     push: std::sync::OnceLock<crate::push::Push>,
     /// The InfluxDB stream's figures, when it runs.
@@ -101,7 +101,7 @@ impl AppState {
     }
 
     /// The HTTP connection counters (the accept loop counts into them).
-    pub fn http_stats(&self) -> &Arc<crate::serve::Stats> {
+    pub fn http_stats(&self) -> &Arc<crate::listener::Stats> {
         &self.http
     }
 
@@ -964,7 +964,7 @@ mod tests {
         Store::new(dir.path())
             .save(&Stored {
                 source: "awattar".into(),
-                identity: crate::price_feed::identity(&cfg.price),
+                identity: roimon_feeds::price::identity(&cfg.price),
                 fetched_at: now,
                 schedule: roimon_price::Schedule {
                     currency: "EUR".into(),
