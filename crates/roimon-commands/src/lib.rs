@@ -14,7 +14,6 @@ pub mod scenario;
 
 use roimon_config as config;
 use roimon_daemon::checkpoint;
-use roimon_feeds::{self as feeds, carbon as carbon_feed, price as price_feed};
 use std::process::ExitCode;
 
 /// Print a configuration error (it names file, line and key) and give the

@@ -3,9 +3,9 @@
 //! see exactly what roimon will price energy at before running it.
 
 use crate::config::{Config, ConfigError};
-use crate::feeds::FetchError;
-use crate::price_feed::{Fetcher, window};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use roimon_feeds::FetchError;
+use roimon_feeds::price::{Fetcher, window};
 use roimon_price::PriceSlot;
 use std::path::Path;
 use std::process::ExitCode;

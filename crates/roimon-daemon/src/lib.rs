@@ -9,7 +9,7 @@
 pub mod booking;
 pub mod checkpoint;
 pub mod inbox;
-pub mod influx_feed;
+pub mod influx_stream;
 pub mod published;
 pub mod sampler;
 pub mod sdnotify;

@@ -22,9 +22,6 @@ use std::str::FromStr;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-/// The key under which a target's counter state is kept in the checkpoint.
-pub use crate::inbox::value_state_key as state_key;
-
 fn prices(p: &UnitPrices) -> Prices {
     Prices {
         input_per_million: p.input_per_million_tokens,

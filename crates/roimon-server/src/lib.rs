@@ -17,4 +17,4 @@ pub mod web_config;
 
 use roimon_commands::{plan, plan_measured, report};
 use roimon_config as config;
-use roimon_daemon::{inbox, influx_feed, published};
+use roimon_daemon::{inbox, influx_stream, published};

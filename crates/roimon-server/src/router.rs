@@ -25,7 +25,7 @@ pub struct AppState {
     /// The push endpoint, once configured.
     push: std::sync::OnceLock<crate::push::Push>,
     /// The InfluxDB stream's figures, when it runs.
-    influx: std::sync::OnceLock<Arc<crate::influx_feed::Stats>>,
+    influx: std::sync::OnceLock<Arc<crate::influx_stream::Stats>>,
     /// Where `/api/v1/report` reads the ledger, once configured.
     report: std::sync::OnceLock<ReportSource>,
     /// Where `/api/v1/window` reads the known schedule, once configured.
@@ -96,7 +96,7 @@ impl AppState {
     }
 
     /// Show the InfluxDB stream's figures on `/metrics` (once).
-    pub fn set_influx(&self, stats: Arc<crate::influx_feed::Stats>) {
+    pub fn set_influx(&self, stats: Arc<crate::influx_stream::Stats>) {
         let _ = self.influx.set(stats);
     }
 

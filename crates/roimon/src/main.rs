@@ -3,10 +3,7 @@
 //! 2 usage or config error, 1 runtime failure.
 
 use roimon_commands::{config_error, ledger, plan, prices, report, scenario};
-use roimon_daemon::{checkpoint, inbox, influx_feed, published, sampler, sdnotify, simulated};
-use roimon_feeds::{
-    carbon as carbon_feed, pods as pods_feed, price as price_feed, value as value_feed,
-};
+use roimon_daemon::{checkpoint, inbox, influx_stream, published, sampler, sdnotify, simulated};
 use roimon_server::{listener, plan_daemon, push, router, web_config};
 
 use clap::{Args, Parser, Subcommand};
@@ -364,7 +361,11 @@ fn run_daemon(
     let bound = listener.local_addr().context("listener address")?;
 
     if cfg.carbon.source != config::CarbonSource::None {
-        engine.set_carbon(Some(carbon_feed::engine_carbon(&cfg.carbon, None, None)));
+        engine.set_carbon(Some(roimon_feeds::carbon::engine_carbon(
+            &cfg.carbon,
+            None,
+            None,
+        )));
     }
     if cfg.price.source.is_fetched() {
         // Until a schedule arrives, the age of "the data in force" is the
@@ -460,15 +461,15 @@ fn run_daemon(
 fn start_influx(
     cfg: &Config,
     state: &router::AppState,
-) -> anyhow::Result<Option<influx_feed::Handle>> {
+) -> anyhow::Result<Option<influx_stream::Handle>> {
     Ok(match &cfg.influxdb {
         Some(i) => {
             // One node name for the ledger and the stream.
             let mut i = i.clone();
             i.node.get_or_insert_with(|| cfg.node.name());
-            let h = influx_feed::start(&i, &cfg.state.dir, state.published().clone())?;
+            let h = influx_stream::start(&i, &cfg.state.dir, state.published().clone())?;
             state.set_influx(h.stats.clone());
-            influx_feed::copy_ledger_hours(h.clone(), cfg.state.dir.join(roimon_ledger::FILE))?;
+            influx_stream::copy_ledger_hours(h.clone(), cfg.state.dir.join(roimon_ledger::FILE))?;
             Some(h)
         }
         None => None,
@@ -564,7 +565,7 @@ fn spawn_feeds(
     tx: &std::sync::mpsc::Sender<inbox::Event>,
 ) {
     if cfg.price.source.is_fetched() {
-        rt.spawn(price_feed::run(
+        rt.spawn(roimon_feeds::price::run(
             cfg.price.clone(),
             cfg.state.dir.clone(),
             Duration::from_secs_f64(cfg.price.retry_initial_secs),
@@ -575,7 +576,7 @@ fn spawn_feeds(
         cfg.carbon.source,
         config::CarbonSource::Electricitymaps | config::CarbonSource::Uk
     ) {
-        rt.spawn(carbon_feed::run(
+        rt.spawn(roimon_feeds::carbon::run(
             cfg.carbon.clone(),
             cfg.state.dir.clone(),
             tx.clone(),
@@ -583,7 +584,7 @@ fn spawn_feeds(
     }
     if cfg.attribution.pods_url.is_some() && cfg.attribution.mode != config::AttributionMode::Static
     {
-        rt.spawn(pods_feed::run(cfg.attribution.clone(), tx.clone()));
+        rt.spawn(roimon_feeds::pods::run(cfg.attribution.clone(), tx.clone()));
     }
 }
 
@@ -621,10 +622,15 @@ fn start_value_targets(
             engine.note_value_rejected(&label, why.as_str(), 0);
         }
         let state = engine
-            .extension(&value_feed::state_key(&label))
+            .extension(&inbox::value_state_key(&label))
             .map(String::from);
         let bounds = cfg.value.bounds(t);
-        rt.spawn(value_feed::run(t.clone(), bounds, state, tx.clone()));
+        rt.spawn(roimon_feeds::value::run(
+            t.clone(),
+            bounds,
+            state,
+            tx.clone(),
+        ));
     }
 }
 

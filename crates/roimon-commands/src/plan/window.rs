@@ -6,9 +6,9 @@
 //! cheapest 1 h and 4 h windows of the same schedule.
 
 use crate::config::{CarbonSource, Config, ConfigError};
-use crate::feeds::FetchError;
-use crate::feeds::schedule::{KEEP_HISTORY_DAYS, Store, Stored, kept_range};
 use chrono::{DateTime, Duration as TimeDelta, Utc};
+use roimon_feeds::FetchError;
+use roimon_feeds::schedule::{KEEP_HISTORY_DAYS, Store, Stored, kept_range};
 use roimon_planner::window::{self, By, Job, Slot, Window, WindowError};
 use roimon_price::{Adjustments, CARBON_UNIT, Schedule};
 use serde::Serialize;
@@ -160,9 +160,9 @@ pub fn from_config(
     let currency = cfg.price.currency.clone();
     let prices = if cfg.price.source.is_fetched() {
         let label = cfg.price.source.label();
-        let id = crate::price_feed::identity(&cfg.price);
-        let adj = crate::price_feed::adjustments(&cfg.price);
-        let win = crate::price_feed::window(now, cfg.price.days_ahead);
+        let id = roimon_feeds::price::identity(&cfg.price);
+        let adj = roimon_feeds::price::adjustments(&cfg.price);
+        let win = roimon_feeds::price::window(now, cfg.price.days_ahead);
         let range = kept_range(now, win.1);
         let kept = Store::new(dir).load(label, &id, &currency, &adj, range);
         let short = |s: &Option<Stored>, until: DateTime<Utc>| {
@@ -242,7 +242,7 @@ pub fn from_config(
         }),
         CarbonSource::Electricitymaps | CarbonSource::Uk => {
             let label = cfg.carbon.source.label();
-            let id = crate::carbon_feed::identity(&cfg.carbon);
+            let id = roimon_feeds::carbon::identity(&cfg.carbon);
             let range = kept_range(now, now + TimeDelta::days(1));
             let kept = Store::named(dir, "carbon.json").load(
                 label,
@@ -298,7 +298,7 @@ fn fetch_prices(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Schedule, FetchError> {
-    let fetcher = crate::price_feed::Fetcher::new(
+    let fetcher = roimon_feeds::price::Fetcher::new(
         &cfg.price,
         std::time::Duration::from_secs_f64(cfg.price.retry_initial_secs),
     )?;
@@ -306,7 +306,7 @@ fn fetch_prices(
 }
 
 fn fetch_carbon(cfg: &Config, now: DateTime<Utc>) -> Result<Schedule, FetchError> {
-    let f = crate::carbon_feed::CarbonFetcher::new(&cfg.carbon)?;
+    let f = roimon_feeds::carbon::CarbonFetcher::new(&cfg.carbon)?;
     runtime()?.block_on(f.fetch(now))
 }
 
