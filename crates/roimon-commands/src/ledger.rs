@@ -38,7 +38,7 @@ pub fn main(cmd: LedgerCommand) -> ExitCode {
         return ExitCode::from(1);
     }
     // The daemon must not write meanwhile: hold the state dir's lock.
-    let mut checkpoint = match crate::checkpoint::Checkpoint::open(&dir) {
+    let mut checkpoint = match roimon_daemon::checkpoint::Checkpoint::open(&dir) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

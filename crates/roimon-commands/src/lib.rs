@@ -12,13 +12,11 @@ pub mod prices;
 pub mod report;
 pub mod scenario;
 
-use roimon_config as config;
-use roimon_daemon::checkpoint;
 use std::process::ExitCode;
 
 /// Print a configuration error (it names file, line and key) and give the
 /// exit code of a usage or configuration error, 2.
-pub fn config_error(e: &config::ConfigError) -> ExitCode {
+pub fn config_error(e: &roimon_config::ConfigError) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(2)
 }

@@ -2,8 +2,8 @@
 //! normalised schedule for a window, as a table or as JSON, so an operator can
 //! see exactly what roimon will price energy at before running it.
 
-use crate::config::{Config, ConfigError};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use roimon_config::{Config, ConfigError};
 use roimon_feeds::FetchError;
 use roimon_feeds::price::{Fetcher, window};
 use roimon_price::PriceSlot;

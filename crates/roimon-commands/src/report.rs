@@ -5,9 +5,9 @@
 //! budgets against the ledger. A `--team` without rows in the span exits 1
 //! naming the teams it has. Shared with `GET /api/v1/report`.
 
-use crate::config::Config;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use roimon_config::Config;
 use roimon_ledger::report::{month_bounds, month_span, parse_time};
 use roimon_ledger::{Dim, Format, Ledger, Query};
 use std::path::{Path, PathBuf};

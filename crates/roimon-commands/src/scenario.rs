@@ -3,7 +3,7 @@
 //! file, printed as a table or as JSON, ranked by weighted efficiency or by
 //! financial ROI (`--rank-by`).
 
-use crate::config::{ConfigError, locate, parse_toml, read_file};
+use roimon_config::{ConfigError, locate, parse_toml, read_file};
 use roimon_core::roi::{self, RoiError, Scenario, ScenarioResult, Weights};
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -460,6 +460,60 @@ impl Checkpoint {
         }
     }
 
+    /// The counters to run on: what [`Checkpoint::load`] finds (the state
+    /// starts over, recorded in the ledger, where `reset_state` asks for it
+    /// and the checkpoint cannot be resumed), moved to owner-keyed rows, and
+    /// refused when kept in another currency than the configured one.
+    pub fn resume(
+        &mut self,
+        reset_state: bool,
+        engine_cfg: &roimon_core::EngineConfig,
+        meta: &Meta,
+    ) -> anyhow::Result<Option<Counters>> {
+        let mut resumed = match self.load() {
+            Ok(r) => {
+                if reset_state {
+                    tracing::warn!(dir = %self.dir.display(), "--reset-state ignored: there is nothing to reset (the checkpoint is readable, or the state dir is new)");
+                }
+                r
+            }
+            Err(e) if reset_state && e.resettable() => {
+                let reason = format!("roimon run --reset-state: {}", e.reason());
+                let n = self.reset(&reason, &engine_cfg.currency, meta)?;
+                tracing::warn!(dir = %self.dir.display(), resets = n, reason = %reason, "the state starts over from zero; the ledger records it as an event of kind reset");
+                self.load()?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(r) = &mut resumed {
+            let owners = engine_cfg.owners.clone();
+            let moved = r.migrate_legacy(|u| {
+                owners
+                    .get(u)
+                    .cloned()
+                    .unwrap_or_else(roimon_core::Owner::unallocated)
+            });
+            if moved > 0 {
+                tracing::info!(
+                    rows = moved,
+                    "checkpoint from before owner-keyed attribution: each GPU's history so far is kept under the owner the configuration names now (once; later owner changes start new rows)"
+                );
+            }
+        }
+        if let Some(r) = &resumed {
+            if !r.currency.is_empty() && r.currency != engine_cfg.currency {
+                anyhow::bail!(
+                    "state in {} is in {} but the configuration says {}; use another state dir or restore the currency",
+                    self.dir.display(),
+                    r.currency,
+                    engine_cfg.currency
+                );
+            }
+            tracing::info!(dir = %self.dir.display(), "resumed counters from checkpoint");
+        }
+        Ok(resumed)
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -691,6 +745,49 @@ mod tests {
         fs::write(empty.path().join(PREV), b"garbage").unwrap();
         let mut cp = Checkpoint::open(empty.path()).unwrap();
         assert!(matches!(cp.load(), Err(LoadError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn resume_refuses_a_state_kept_in_another_currency_and_ignores_a_reset_it_does_not_need() {
+        use roimon_core::{EngineConfig, PricePerKwh, Seconds, Tariff};
+        let cfg = |currency: &str| EngineConfig {
+            currency: currency.into(),
+            pue: 1.0,
+            tariff: Tariff::Static(PricePerKwh(0.2)),
+            price_source: "static".into(),
+            fixed: Default::default(),
+            share_key: Default::default(),
+            owners: Default::default(),
+            max_gap: Seconds(5.0),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut cp = Checkpoint::open(dir.path()).unwrap();
+            assert!(cp.resume(false, &cfg("EUR"), &meta()).unwrap().is_none());
+            let mut c = Counters {
+                currency: "EUR".into(),
+                last_wall: Some(chrono::Utc::now()),
+                ..Default::default()
+            };
+            c.facility_energy_joules = Accumulator::from_total(7.0);
+            let book = cp.book(&c);
+            cp.save(&c, &book, &meta()).unwrap();
+        }
+        let mut cp = Checkpoint::open(dir.path()).unwrap();
+        let e = cp
+            .resume(false, &cfg("USD"), &meta())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("is in EUR but the configuration says USD"),
+            "{e}"
+        );
+        assert!(e.contains(&dir.path().display().to_string()), "{e}");
+        drop(cp);
+        // --reset-state on a readable checkpoint resets nothing.
+        let mut cp = Checkpoint::open_with(dir.path(), true).unwrap();
+        let r = cp.resume(true, &cfg("EUR"), &meta()).unwrap().unwrap();
+        assert_eq!(r.facility_energy_joules.total(), 7.0);
     }
 
     /// A state dir that ran once and then lost its checkpoint in `spoil`.

@@ -95,3 +95,13 @@ pub enum Refusal {
 pub fn value_state_key(target: &str) -> String {
     format!("value.target.{target}")
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_value_target_keeps_its_state_under_the_key_older_checkpoints_use() {
+        // Checkpoints written by every earlier version hold the state under
+        // this key; another key would restart each target from a baseline.
+        assert_eq!(super::value_state_key("vllm-0"), "value.target.vllm-0");
+    }
+}

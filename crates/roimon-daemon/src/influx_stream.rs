@@ -6,9 +6,9 @@
 //! 400/422 drop the bad points (counted), 401/403 keep the data and alarm,
 //! 429/503 wait for `Retry-After`, anything else backs off with jitter.
 
-use crate::config::InfluxDb;
 use crate::published::Published;
 use anyhow::Context;
+use roimon_config::InfluxDb;
 use roimon_export_prometheus::InfluxStats;
 use roimon_http::{Auth, Body, Client, ClientConfig, Jitter, Request, RetryPolicy, Secret};
 use roimon_influx::{Buffer, BufferConfig, HourRow, Point, Verdict, bad_lines, verdict};
@@ -864,7 +864,7 @@ mod tests {
     fn ledger_hours_go_through_the_buffer_stamped_with_the_hour_start() {
         let dir = tempfile::tempdir().unwrap();
         let (url, bodies) = sink();
-        let cfg = crate::config::Config::parse(
+        let cfg = roimon_config::Config::parse(
             &format!(
                 "[influxdb]\nurl = \"{url}\"\norg = \"o\"\nbucket = \"b\"\ninterval_secs = 0.1\n"
             ),
@@ -940,7 +940,7 @@ mod tests {
 
     #[test]
     fn the_write_url_escapes_org_and_bucket() {
-        let cfg: crate::config::Config = crate::config::Config::parse(
+        let cfg: roimon_config::Config = roimon_config::Config::parse(
             "[influxdb]\nurl = \"http://h:8086/\"\norg = \"my org\"\nbucket = \"b&c\"\n",
             "t",
         )

@@ -14,5 +14,3 @@ pub mod published;
 pub mod sampler;
 pub mod sdnotify;
 pub mod simulated;
-
-use roimon_config as config;

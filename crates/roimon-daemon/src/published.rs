@@ -307,7 +307,7 @@ mod tests {
     use super::*;
 
     fn snap(at: DateTime<Utc>, watts: f64) -> Snapshot {
-        let cfg = crate::config::Config::builtin();
+        let cfg = roimon_config::Config::builtin();
         let mut s = roimon_core::Engine::new(cfg.engine_config(), None).snapshot();
         s.at = Some(at);
         s.facility_power_watts = watts;
@@ -316,7 +316,7 @@ mod tests {
 
     #[test]
     fn the_history_keeps_one_point_per_step_for_an_hour_and_no_more() {
-        let cfg = crate::config::Config::builtin();
+        let cfg = roimon_config::Config::builtin();
         let initial = roimon_core::Engine::new(cfg.engine_config(), None).snapshot();
         let p = Published::new(initial, Duration::from_secs(60));
         let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
@@ -345,7 +345,7 @@ mod tests {
 
     #[test]
     fn the_board_keeps_the_last_success_and_why_a_streak_fails() {
-        let cfg = crate::config::Config::builtin();
+        let cfg = roimon_config::Config::builtin();
         let initial = roimon_core::Engine::new(cfg.engine_config(), None).snapshot();
         let p = Published::new(initial, Duration::from_secs(60));
         let t = |s: i64| {

@@ -4,13 +4,13 @@
 //! the state dir. Intensity turns facility energy into emissions, and, with a
 //! carbon price, into the `carbon` cost component.
 
-use crate::config::{CarbonCfg, CarbonSource};
-use crate::inbox::Event;
 use crate::schedule::{Store, Stored, absorb_kept, bound_fetched, kept_range};
 use crate::{Feed, FetchError, Log, Policy, Retry, base_url, blocking, get_text};
 use crate::{http_client, redact_error, secrets};
 use chrono::{DateTime, Duration as TimeDelta, Utc};
+use roimon_config::{CarbonCfg, CarbonSource};
 use roimon_core::{Carbon, PricePerKwh, Tariff};
+use roimon_daemon::inbox::Event;
 use roimon_http::{Auth, Client, Request, RetryPolicy, Secret};
 use roimon_price::parse::carbon;
 use roimon_price::{Adjustments, CARBON_UNIT, Schedule, normalise_carbon};

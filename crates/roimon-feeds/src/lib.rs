@@ -21,8 +21,6 @@ pub mod value;
 
 pub use fetch::{FetchError, base_url, blocking, get_text, http_client, redact_error, secrets};
 
-use roimon_config as config;
-use roimon_daemon::inbox;
 use roimon_daemon::inbox::Event;
 use roimon_http::{Jitter, RetryPolicy, spread};
 use std::future::Future;

@@ -5,11 +5,11 @@
 //! streak and counted (`collector="pods"`); its text never carries the
 //! token nor a query value of `pods_url`.
 
-use crate::config::Attribution;
-use crate::inbox::Event;
 use crate::{Feed, FetchError, Log, Policy, Retry};
 use crate::{blocking, get_text, redact_error, secrets};
 use roimon_attribution::parse_pod_list;
+use roimon_config::Attribution;
+use roimon_daemon::inbox::Event;
 use roimon_http::{Client, ClientConfig, Request, RetryPolicy, Secret, TlsConfig};
 use std::sync::Arc;
 use std::sync::mpsc::Sender;

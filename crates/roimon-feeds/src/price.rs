@@ -6,13 +6,13 @@
 //! never reach a log line, nor do the query values of a configured URL
 //! (an `apikey=` in a `json` URL), also when a server echoes them.
 
-use crate::config::{FallbackPolicy, Price, PriceSource};
-use crate::inbox::Event;
 use crate::schedule::{Store, Stored, absorb_kept, bound_fetched, kept_range};
 use crate::{Feed, FetchError, Log, Policy, Retry, blocking, get_text, http_client};
 use crate::{base_url, redact_error, secrets};
 use chrono::{DateTime, Datelike, Duration as TimeDelta, NaiveDate, TimeZone, Utc};
+use roimon_config::{FallbackPolicy, Price, PriceSource};
 use roimon_core::{PricePerKwh, Tariff};
+use roimon_daemon::inbox::Event;
 use roimon_http::{Auth, Client, Request, RetryPolicy, Secret};
 use roimon_price::parse::{
     awattar, csv, energidataservice, entsoe, generic, nordpool, octopus, tibber,

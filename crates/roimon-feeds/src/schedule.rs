@@ -95,7 +95,7 @@ pub fn bound_fetched(
     label: &str,
     what: &'static str,
     dropped_total: &mut u64,
-    tx: &std::sync::mpsc::Sender<crate::inbox::Event>,
+    tx: &std::sync::mpsc::Sender<roimon_daemon::inbox::Event>,
 ) -> Result<Schedule, FetchError> {
     let (res, dropped) = usable(fetched?, now, window.0, window.1);
     if dropped > 0 {
@@ -106,7 +106,7 @@ pub fn bound_fetched(
             dropped_total = *dropped_total,
             "fetched {what} slots outside the time a schedule may cover were dropped"
         );
-        let _ = tx.send(crate::inbox::Event::Dropped(what, dropped as u64));
+        let _ = tx.send(roimon_daemon::inbox::Event::Dropped(what, dropped as u64));
     }
     res
 }
@@ -117,7 +117,7 @@ pub struct Stored {
     /// The `source` label it came from.
     pub source: String,
     /// What identifies the series (area, product, URL…), as the feed
-    /// names it (the price feed: `price_feed::identity`).
+    /// names it (the price feed: `price::identity`).
     #[serde(default)]
     pub identity: String,
     /// When its newest part was fetched.

@@ -11,10 +11,10 @@
 //! over-long label or the resets of a reset storm are refused, counted
 //! (`roimon_value_rejected_total`) and logged once per streak.
 
-use crate::config::{ScrapeTarget, UnitPrices};
-use crate::inbox::{Event, OwnerSpec, ValueUpdate};
 use crate::{Feed, FetchError, Log, Policy, Retry};
+use roimon_config::{ScrapeTarget, UnitPrices};
 use roimon_core::ModelDelta;
+use roimon_daemon::inbox::{Event, OwnerSpec, ValueUpdate};
 use roimon_http::{Auth, Client, ClientConfig, Request, RetryPolicy, Secret};
 use roimon_value::{Bounds, Limits, Prices, Rejection, ServerKind, TargetState};
 use std::collections::BTreeSet;

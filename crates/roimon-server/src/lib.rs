@@ -14,7 +14,3 @@ pub mod push;
 pub mod router;
 pub mod status_page;
 pub mod web_config;
-
-use roimon_commands::{plan, plan_measured, report};
-use roimon_config as config;
-use roimon_daemon::{inbox, influx_stream, published};

@@ -7,11 +7,11 @@
 //! the header deadline) and asks for basic auth before the router sees a
 //! request.
 
-use crate::config;
 use crate::web_config::WebConfig;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use roimon_config as config;
 use roimon_export_prometheus::{HttpFigures, WebFigures};
 use std::collections::HashMap;
 use std::future::Future;

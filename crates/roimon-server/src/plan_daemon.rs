@@ -9,9 +9,9 @@
 //! counted in `roimon_plan_runs_total`; the last good plan stays, served as
 //! stale, and the daemon goes on.
 
-use crate::plan::MeasureArgs;
-use crate::plan_measured::{LedgerMeasure, ledger_paths};
 use chrono::{DateTime, SecondsFormat, Utc};
+use roimon_commands::plan::MeasureArgs;
+use roimon_commands::plan_measured::{LedgerMeasure, ledger_paths};
 use roimon_config::{ConfigError, PlanCfg, parse_toml, read_file};
 use roimon_export_prometheus::PlanFigures;
 use roimon_planner::analysis::monte_carlo;
@@ -224,7 +224,7 @@ impl PlanState {
 fn config_error(src: &str, file: &str, key: String, message: String) -> String {
     ConfigError {
         file: file.to_string(),
-        line: crate::plan::allocate::locate_key(src, &key),
+        line: roimon_commands::plan::allocate::locate_key(src, &key),
         key: Some(key),
         message,
     }
@@ -322,7 +322,7 @@ fn analyse(
         roimon_planner::svg::tornado(&rows, &inst.currency, inst.hours),
     );
     keys.push(("sensitivity", analysis::sensitivity_json(&rows)));
-    let days = crate::plan::analysis::daily_prices(inst, measure);
+    let days = roimon_commands::plan::analysis::daily_prices(inst, measure);
     let mc = monte_carlo::run(
         inst,
         &plan.allocation,

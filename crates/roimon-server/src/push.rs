@@ -7,12 +7,12 @@
 //! checkpoints before the 204, so an acknowledged point survives a crash and
 //! a retried one counts once.
 
-use crate::inbox::Event;
-pub use crate::inbox::{Job, Refusal};
 use axum::body::Bytes;
 use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use roimon_daemon::inbox::Event;
+pub use roimon_daemon::inbox::{Job, Refusal};
 use roimon_export_prometheus::PushFigures;
 use roimon_http::Secret;
 use roimon_value::{Precision, PushRules, PushedPoint};
@@ -78,6 +78,48 @@ pub struct Push {
 
 /// Most batches handled at once; more get 429 with `Retry-After`.
 pub const MAX_IN_FLIGHT: usize = 4;
+
+/// The door on /api/v2/write as configured: its token, the rules a pushed
+/// point must meet, and whether a push without a token is refused (the
+/// listener is not on loopback and `push.allow_unauthenticated` is unset).
+impl Push {
+    /// The door for `cfg`, pushing to `tx`, on a listener bound to `bound`.
+    pub fn from_config(
+        cfg: &roimon_config::Config,
+        currency: &str,
+        tx: &std::sync::mpsc::Sender<Event>,
+        bound: std::net::SocketAddr,
+        web: &Option<Arc<crate::web_config::WebConfig>>,
+    ) -> anyhow::Result<Self> {
+        let push_token = roimon_http::Secret::load(
+            "push",
+            cfg.push.token_env.as_deref(),
+            cfg.push.token_file.as_deref(),
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+        Ok(Push {
+            token: push_token,
+            rules: roimon_value::PushRules {
+                currency: currency.to_string(),
+                max_past_secs: cfg.push.max_age_secs as u64,
+                max_future_secs: cfg.push.max_future_secs as u64,
+                max_body_bytes: cfg.push.max_body_bytes as usize,
+                // A batch never holds more points than the dedup window, so a
+                // whole retried batch is recognised.
+                max_points: cfg.push.dedup_max_points.min(1_000_000),
+                max_amount: cfg.push.max_amount,
+                max_tag_bytes: roimon_config::MAX_NAME_BYTES,
+                kpi_names: roimon_config::kpi_names(cfg),
+                owners: roimon_config::known_owners(cfg),
+            },
+            tx: std::sync::Mutex::new(tx.clone()),
+            stats: Default::default(),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+            refuse_unauthenticated: !bound.ip().is_loopback() && !cfg.push.allow_unauthenticated,
+            web: web.clone(),
+        })
+    }
+}
 
 fn json_error(code: StatusCode, message: &str, line: Option<usize>) -> Response {
     (
@@ -319,6 +361,32 @@ fn decode_and_parse(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_door_from_the_config_refuses_tokenless_pushes_off_loopback_unless_allowed() {
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let mut cfg = roimon_config::Config::builtin();
+        let at = |a: &str| a.parse::<std::net::SocketAddr>().unwrap();
+        let door = |cfg: &roimon_config::Config, a: &str| {
+            Push::from_config(cfg, "GBP", &tx, at(a), &None).unwrap()
+        };
+        let local = door(&cfg, "127.0.0.1:9464");
+        assert!(!local.refuse_unauthenticated);
+        assert!(local.token.is_none());
+        assert_eq!(local.rules.currency, "GBP");
+        assert_eq!(local.rules.max_body_bytes, cfg.push.max_body_bytes as usize);
+        assert!(door(&cfg, "0.0.0.0:9464").refuse_unauthenticated);
+        assert!(door(&cfg, "[::]:9464").refuse_unauthenticated);
+        cfg.push.allow_unauthenticated = true;
+        assert!(!door(&cfg, "0.0.0.0:9464").refuse_unauthenticated);
+        // A batch never holds more points than the dedup window.
+        cfg.push.dedup_max_points = 7;
+        assert_eq!(door(&cfg, "127.0.0.1:1").rules.max_points, 7);
+        // A token that cannot be read stops the start, naming the push door.
+        cfg.push.token_env = Some("ROIMON_TEST_PUSH_TOKEN_THAT_IS_NOT_SET".into());
+        let e = Push::from_config(&cfg, "GBP", &tx, at("127.0.0.1:1"), &None).unwrap_err();
+        assert!(e.to_string().contains("push"), "{e}");
+    }
 
     #[test]
     fn tokens_compare_whole() {

@@ -1,9 +1,10 @@
-//! The one HTTP listener: `/metrics`, `/healthz`, `/readyz`, `/api/v1/summary`
-//! and a human status page at `/` (rendered by [`crate::status_page`]).
-//! Handlers read the latest published snapshot; they never touch collectors
-//! or the engine.
+//! The router and its handlers: `/metrics`, `/healthz`, `/readyz`,
+//! `/api/v1/summary`, `/api/v1/report`, `/api/v1/window`, `/api/v1/plan` (and
+//! its pictures), the push endpoint's route and a human status page at `/`
+//! (rendered by [`crate::status_page`]); the listener (`crate::listener`)
+//! serves it. Handlers read the latest published snapshot; they never touch
+//! collectors or the engine.
 
-use crate::published::Published;
 use crate::status_page::esc;
 use axum::Router;
 use axum::extract::State;
@@ -11,6 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use roimon_core::{Component, Snapshot};
+use roimon_daemon::published::Published;
 use roimon_export_prometheus::{CONTENT_TYPE, ProcessInfo, encode};
 use std::sync::Arc;
 
@@ -25,11 +27,11 @@ pub struct AppState {
     /// The push endpoint, once configured.
     push: std::sync::OnceLock<crate::push::Push>,
     /// The InfluxDB stream's figures, when it runs.
-    influx: std::sync::OnceLock<Arc<crate::influx_stream::Stats>>,
+    influx: std::sync::OnceLock<Arc<roimon_daemon::influx_stream::Stats>>,
     /// Where `/api/v1/report` reads the ledger, once configured.
     report: std::sync::OnceLock<ReportSource>,
     /// Where `/api/v1/window` reads the known schedule, once configured.
-    window: std::sync::OnceLock<crate::plan::window::Source>,
+    window: std::sync::OnceLock<roimon_commands::plan::window::Source>,
     /// The daemon's planner (`[plan]`), once configured.
     plan: std::sync::OnceLock<Arc<crate::plan_daemon::PlanState>>,
 }
@@ -71,7 +73,7 @@ impl AppState {
     }
 
     /// Configure the window endpoint's schedule (once).
-    pub fn set_window(&self, s: crate::plan::window::Source) {
+    pub fn set_window(&self, s: roimon_commands::plan::window::Source) {
         let _ = self.window.set(s);
     }
 
@@ -96,7 +98,7 @@ impl AppState {
     }
 
     /// Show the InfluxDB stream's figures on `/metrics` (once).
-    pub fn set_influx(&self, stats: Arc<crate::influx_stream::Stats>) {
+    pub fn set_influx(&self, stats: Arc<roimon_daemon::influx_stream::Stats>) {
         let _ = self.influx.set(stats);
     }
 
@@ -189,7 +191,7 @@ async fn report(
         Ok(f) => f,
         Err(e) => return bad(format!("format: {e}")),
     };
-    let q = match crate::report::query(
+    let q = match roimon_commands::report::query(
         get("from"),
         get("to"),
         get("month"),
@@ -244,7 +246,7 @@ async fn window(
     State(st): State<Arc<AppState>>,
     axum::extract::Query(p): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    use crate::plan::window as w;
+    use roimon_commands::plan::window as w;
     let reply = |code: StatusCode, m: String| {
         (code, axum::Json(serde_json::json!({ "error": m }))).into_response()
     };
@@ -598,13 +600,13 @@ fn statement_links(src: &ReportSource, s: &Snapshot) -> Vec<(String, String)> {
 /// The cheapest 1 h and 4 h windows of the known schedule from now on
 /// (read off the async thread: it reads the kept schedule's file).
 async fn cheapest(
-    src: &crate::plan::window::Source,
-) -> Result<Vec<crate::plan::window::WindowJson>, String> {
+    src: &roimon_commands::plan::window::Source,
+) -> Result<Vec<roimon_commands::plan::window::WindowJson>, String> {
     let src = src.clone();
     tokio::task::spawn_blocking(move || {
         let now = chrono::Utc::now();
         src.known(now, (now, None))
-            .map(|k| crate::plan::window::cheapest_windows(&k, now))
+            .map(|k| roimon_commands::plan::window::cheapest_windows(&k, now))
             .map_err(|e| e.to_string())
     })
     .await
@@ -723,7 +725,7 @@ mod tests {
     /// The router's state of a daemon on the built-in configuration,
     /// fresh (every figure 0).
     fn fresh_state() -> Arc<AppState> {
-        let cfg = crate::config::Config::builtin();
+        let cfg = roimon_config::Config::builtin();
         let engine = roimon_core::Engine::new(cfg.engine_config(), None);
         Arc::new(AppState::new(
             engine.snapshot(),
@@ -868,7 +870,7 @@ mod tests {
 
     #[test]
     fn the_summary_lists_the_budgets() {
-        let cfg = crate::config::Config::builtin();
+        let cfg = roimon_config::Config::builtin();
         let engine = roimon_core::Engine::new(cfg.engine_config(), None);
         let mut snap = engine.snapshot();
         assert_eq!(summary_json(&snap)["budgets"], serde_json::json!([]));
@@ -936,7 +938,7 @@ mod tests {
     async fn the_window_endpoint_finds_the_cheapest_hours_of_the_kept_schedule() {
         use roimon_feeds::schedule::{Store, Stored};
         let dir = tempfile::tempdir().unwrap();
-        let cfg = crate::config::Config::parse(
+        let cfg = roimon_config::Config::parse(
             &format!(
                 "[price]\nsource = \"awattar\"\ncurrency = \"EUR\"\n[state]\ndir = {:?}\n",
                 dir.path().display().to_string()
@@ -974,7 +976,7 @@ mod tests {
             })
             .unwrap();
         let st = fresh_state();
-        st.set_window(crate::plan::window::Source::new(&cfg));
+        st.set_window(roimon_commands::plan::window::Source::new(&cfg));
         let mut app = router(st);
         let (status, headers, body) = get(&mut app, "/api/v1/window?hours=2&kwh=4").await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -1012,8 +1014,9 @@ mod tests {
         let (status, _, body) = get(&mut app, &uri).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let known =
-            crate::plan::window::from_config(&cfg, now, (after, Some(before)), None).unwrap();
-        let want = crate::plan::window::find(
+            roimon_commands::plan::window::from_config(&cfg, now, (after, Some(before)), None)
+                .unwrap();
+        let want = roimon_commands::plan::window::find(
             &known,
             &roimon_planner::window::Job {
                 hours: 1.5,

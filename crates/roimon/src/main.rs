@@ -308,7 +308,7 @@ fn run_daemon(
     let mut checkpoint = checkpoint::Checkpoint::open_with(&cfg.state.dir, reset_state)?;
     checkpoint.set_retention_days(cfg.ledger.retention_days);
     let engine_cfg = cfg.engine_config();
-    let resumed = resume_counters(&cfg, &mut checkpoint, reset_state, &engine_cfg, &meta)?;
+    let resumed = checkpoint.resume(reset_state, &engine_cfg, &meta)?;
     let fresh = resumed.is_none();
     let mut engine = Engine::new(engine_cfg, resumed);
     let mut book = checkpoint.book(engine.counters());
@@ -377,7 +377,13 @@ fn run_daemon(
     spawn_feeds(&cfg, &rt, &tx);
     // Value: inference servers scraped, and pushes on /api/v2/write.
     start_value_targets(&cfg, &mut engine, &state, &rt, &tx);
-    state.set_push(push_door(&cfg, &engine, &tx, bound, &web)?);
+    state.set_push(push::Push::from_config(
+        &cfg,
+        &engine.config().currency,
+        &tx,
+        bound,
+        &web,
+    )?);
     if let (Some(w), Some(p)) = (&web, state.push()) {
         // With a push token the write endpoint authenticates by it; without
         // one it is behind basic auth like every other path.
@@ -503,60 +509,6 @@ fn configured_kpis(cfg: &Config) -> Vec<roimon_core::Kpi> {
         .collect()
 }
 
-/// The counters the checkpoint holds (the state starts over where
-/// `--reset-state` asks for it and the checkpoint is unreadable), moved to
-/// owner-keyed rows, in the configured currency.
-fn resume_counters(
-    cfg: &Config,
-    checkpoint: &mut checkpoint::Checkpoint,
-    reset_state: bool,
-    engine_cfg: &roimon_core::EngineConfig,
-    meta: &roimon_ledger::Meta,
-) -> anyhow::Result<Option<roimon_core::Counters>> {
-    let mut resumed = match checkpoint.load() {
-        Ok(r) => {
-            if reset_state {
-                tracing::warn!(dir = %cfg.state.dir.display(), "--reset-state ignored: there is nothing to reset (the checkpoint is readable, or the state dir is new)");
-            }
-            r
-        }
-        Err(e) if reset_state && e.resettable() => {
-            let reason = format!("roimon run --reset-state: {}", e.reason());
-            let n = checkpoint.reset(&reason, &engine_cfg.currency, meta)?;
-            tracing::warn!(dir = %cfg.state.dir.display(), resets = n, reason = %reason, "the state starts over from zero; the ledger records it as an event of kind reset");
-            checkpoint.load()?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(r) = &mut resumed {
-        let owners = engine_cfg.owners.clone();
-        let moved = r.migrate_legacy(|u| {
-            owners
-                .get(u)
-                .cloned()
-                .unwrap_or_else(roimon_core::Owner::unallocated)
-        });
-        if moved > 0 {
-            tracing::info!(
-                rows = moved,
-                "checkpoint from before owner-keyed attribution: each GPU's history so far is kept under the owner the configuration names now (once; later owner changes start new rows)"
-            );
-        }
-    }
-    if let Some(r) = &resumed {
-        if !r.currency.is_empty() && r.currency != engine_cfg.currency {
-            anyhow::bail!(
-                "state in {} is in {} but the configuration says {}; use another state dir or restore the currency",
-                cfg.state.dir.display(),
-                r.currency,
-                engine_cfg.currency
-            );
-        }
-        tracing::info!(dir = %cfg.state.dir.display(), "resumed counters from checkpoint");
-    }
-    Ok(resumed)
-}
-
 /// The price, carbon-intensity and pod feeds the configuration asks for,
 /// each a task on the runtime sending to the sampler's inbox.
 fn spawn_feeds(
@@ -632,44 +584,6 @@ fn start_value_targets(
             tx.clone(),
         ));
     }
-}
-
-/// The push door on /api/v2/write: its token and the rules a pushed point
-/// must meet.
-fn push_door(
-    cfg: &Config,
-    engine: &Engine,
-    tx: &std::sync::mpsc::Sender<inbox::Event>,
-    bound: std::net::SocketAddr,
-    web: &Option<Arc<web_config::WebConfig>>,
-) -> anyhow::Result<push::Push> {
-    let push_token = roimon_http::Secret::load(
-        "push",
-        cfg.push.token_env.as_deref(),
-        cfg.push.token_file.as_deref(),
-    )
-    .map_err(|e| anyhow::anyhow!(e))?;
-    Ok(push::Push {
-        token: push_token,
-        rules: roimon_value::PushRules {
-            currency: engine.config().currency.clone(),
-            max_past_secs: cfg.push.max_age_secs as u64,
-            max_future_secs: cfg.push.max_future_secs as u64,
-            max_body_bytes: cfg.push.max_body_bytes as usize,
-            // A batch never holds more points than the dedup window, so a
-            // whole retried batch is recognised.
-            max_points: cfg.push.dedup_max_points.min(1_000_000),
-            max_amount: cfg.push.max_amount,
-            max_tag_bytes: config::MAX_NAME_BYTES,
-            kpi_names: config::kpi_names(cfg),
-            owners: config::known_owners(cfg),
-        },
-        tx: std::sync::Mutex::new(tx.clone()),
-        stats: Default::default(),
-        in_flight: tokio::sync::Semaphore::new(push::MAX_IN_FLIGHT),
-        refuse_unauthenticated: !bound.ip().is_loopback() && !cfg.push.allow_unauthenticated,
-        web: web.clone(),
-    })
 }
 
 /// Serves HTTP until SIGTERM/SIGINT or the sampler's end, then tells the

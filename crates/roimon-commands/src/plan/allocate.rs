@@ -4,7 +4,7 @@
 //! and print the plan as a table or as the contract's JSON.
 
 use super::{MeasureArgs, PlanArgs, analysis};
-use crate::config::{ConfigError, locate, parse_toml};
+use roimon_config::{ConfigError, locate, parse_toml};
 use roimon_planner::{PlanFile, ResolveError, SolveOptions};
 use std::process::ExitCode;
 use std::time::Duration;

@@ -11,8 +11,8 @@ pub mod measure_hook;
 pub mod select;
 pub mod window;
 
-use crate::config::{ConfigError, parse_toml, read_file};
 use chrono::{DateTime, Duration as TimeDelta, SecondsFormat, Utc};
+use roimon_config::{ConfigError, parse_toml, read_file};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

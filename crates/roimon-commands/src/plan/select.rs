@@ -3,7 +3,7 @@
 //! under the money budget and the count bounds (an exact 0/1 programme in
 //! `roimon_planner::select`), as a table or as the contract's JSON.
 
-use crate::config::{ConfigError, locate};
+use roimon_config::{ConfigError, locate};
 use roimon_planner::select::{self, Row, SelectError, SelectSpec, Selection};
 use std::process::ExitCode;
 

@@ -5,8 +5,8 @@
 //! JSON and table both print. [`cheapest_windows`] gives the status page the
 //! cheapest 1 h and 4 h windows of the same schedule.
 
-use crate::config::{CarbonSource, Config, ConfigError};
 use chrono::{DateTime, Duration as TimeDelta, Utc};
+use roimon_config::{CarbonSource, Config, ConfigError};
 use roimon_feeds::FetchError;
 use roimon_feeds::schedule::{KEEP_HISTORY_DAYS, Store, Stored, kept_range};
 use roimon_planner::window::{self, By, Job, Slot, Window, WindowError};

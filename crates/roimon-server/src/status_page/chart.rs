@@ -3,7 +3,7 @@
 //! to its own peak (named above it), no script and no external asset.
 
 use super::fmt::{esc, money, watts};
-use crate::published::{HISTORY_SPAN_SECS, Point};
+use roimon_daemon::published::{HISTORY_SPAN_SECS, Point};
 
 const W: f64 = 600.0;
 const H: f64 = 140.0;

@@ -4,8 +4,8 @@
 //! schedule cannot say.
 
 use super::fmt::{esc, money, time_el};
-use crate::plan::window::WindowJson;
 use chrono::{DateTime, Utc};
+use roimon_commands::plan::window::WindowJson;
 
 /// The section: a table of windows, or why there is none.
 pub fn section(found: &Result<Vec<WindowJson>, String>, today: DateTime<Utc>) -> String {

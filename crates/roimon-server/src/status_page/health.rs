@@ -6,8 +6,8 @@
 
 use super::Inputs;
 use super::fmt::{age, esc, time_el, when};
-use crate::published::{SourceHealth, TargetOwners};
 use chrono::{DateTime, Utc};
+use roimon_daemon::published::{SourceHealth, TargetOwners};
 
 /// The health section.
 pub fn section(i: &Inputs) -> String {

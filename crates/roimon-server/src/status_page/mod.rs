@@ -11,7 +11,7 @@
 //! rounded text, and the page carries the snapshot's time (`data-at` on
 //! `<body>`), so a reader can check it against `/api/v1/summary`.
 //!
-//! Rendering only: the handler in `http` gathers the [`Inputs`].
+//! Rendering only: the handler in `router` gathers the [`Inputs`].
 
 mod chart;
 mod cheapest;
@@ -21,9 +21,9 @@ mod money;
 #[cfg(test)]
 mod tests;
 
-use crate::published::{Board, Point};
 use chrono::{DateTime, Utc};
 use roimon_core::Snapshot;
+use roimon_daemon::published::{Board, Point};
 use std::collections::BTreeMap;
 
 pub use fmt::esc;
@@ -66,7 +66,7 @@ pub struct Inputs<'a> {
     pub statements: &'a [(String, String)],
     /// The cheapest 1 h and 4 h windows of the known price schedule, or
     /// why it cannot be read (`None`: not looked for).
-    pub cheapest: Option<Result<Vec<crate::plan::window::WindowJson>, String>>,
+    pub cheapest: Option<Result<Vec<roimon_commands::plan::window::WindowJson>, String>>,
     /// The last plan of `[plan] file` with links to its JSON and pictures,
     /// as escaped HTML (empty without `[plan]`).
     pub plan: String,

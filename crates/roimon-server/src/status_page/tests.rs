@@ -4,9 +4,9 @@
 //! its own (no script, no external asset, refreshing itself).
 
 use super::*;
-use crate::published::{SourceHealth, TargetOwners};
 use chrono::TimeZone;
 use roimon_core::{Engine, GpuReading, Joules, Owner, Reading, Report, Tick, Watts};
+use roimon_daemon::published::{SourceHealth, TargetOwners};
 
 const G0: &str = "GPU-0";
 const G1: &str = "GPU-1";
@@ -34,7 +34,7 @@ fn gpu(index: u32, uuid: &str, joules: f64, watts: f64, util: f64) -> Reading {
 /// A node of two GPUs (owners `search/chat` and `ads/<rank>`) that ran
 /// for an hour, with value booked for `search/chat` at the start only.
 fn snapshot(team0: &str) -> Snapshot {
-    let cfg = crate::config::Config::builtin();
+    let cfg = roimon_config::Config::builtin();
     let mut ec = cfg.engine_config();
     // A tick a minute, every one of them counted.
     ec.max_gap = roimon_core::Seconds(120.0);
@@ -303,7 +303,7 @@ fn the_page_stands_alone_refreshes_itself_and_charts_the_last_hour() {
 
 #[test]
 fn the_cheapest_hour_and_four_hours_of_the_known_schedule_are_shown_or_why_not() {
-    use crate::plan::window::{Known, cheapest_windows};
+    use roimon_commands::plan::window::{Known, cheapest_windows};
     use roimon_planner::window::Slot;
     let s = snapshot("search");
     let b = Board::default();

@@ -2,7 +2,7 @@
 //! (unknown ones are errors naming file, line and key), the response headers
 //! it may set, and Go's duration syntax.
 
-use crate::config::ConfigError;
+use roimon_config::ConfigError;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -7,10 +7,10 @@
 //! `file` reads the format, `tls` builds rustls from it, `auth` checks
 //! passwords; this module holds the configuration in force and reloads it.
 
-use crate::config::{ConfigError, read_file};
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Response, StatusCode};
 use file::{EXTRA_HEADERS, header_name, locate_yaml, parse_doc, parse_go_duration};
+use roimon_config::{ConfigError, read_file};
 use roimon_export_prometheus::WebFigures;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
