@@ -31,36 +31,9 @@ cycles = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(cycles)
 
 
-def test_spans(code: str) -> list[tuple[int, int]]:
-    """(start, end) of every item under `#[cfg(test)]` in stripped code."""
-    spans = []
-    i = 0
-    while (m := cycles.CFG_TEST.search(code, i)) is not None:
-        j = m.end()
-        while (a := cycles.ATTR.match(code, j)) is not None:
-            depth, k = 0, a.end() - 1
-            while k < len(code):
-                if code[k] == "[":
-                    depth += 1
-                elif code[k] == "]":
-                    depth -= 1
-                    if depth == 0:
-                        break
-                k += 1
-            j = k + 1
-        semi, brace = code.find(";", j), code.find("{", j)
-        if brace >= 0 and (semi < 0 or brace < semi):
-            end = cycles.block_end(code, brace)
-        else:
-            end = len(code) if semi < 0 else semi + 1
-        spans.append((m.start(), end))
-        i = end
-    return spans
-
-
 def non_test_lines(text: str) -> int:
     code = cycles.strip(text)
-    spans = test_spans(code)
+    spans = cycles.test_spans(code)
     count, offset = 0, 0
     for line in text.split("\n"):
         start, end = offset, offset + len(line)

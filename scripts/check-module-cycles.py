@@ -84,18 +84,14 @@ CFG_TEST = re.compile(r"#\s*\[\s*cfg\s*\(\s*test\s*\)\s*\]")
 ATTR = re.compile(r"\s*#\s*\[")
 
 
-def drop_test_items(code: str) -> str:
-    """Blank every item under `#[cfg(test)]` (to its `;` or its closing brace)."""
-    while True:
-        m = CFG_TEST.search(code)
-        if not m:
-            return code
+def test_spans(code: str) -> list[tuple[int, int]]:
+    """(start, end) of every item under `#[cfg(test)]` (to its `;` or its
+    closing brace) in code whose comments and literals are blanked."""
+    spans, i = [], 0
+    while (m := CFG_TEST.search(code, i)) is not None:
         j = m.end()
         # Further attributes on the same item.
-        while True:
-            a = ATTR.match(code, j)
-            if not a:
-                break
+        while (a := ATTR.match(code, j)) is not None:
             depth, k = 0, a.end() - 1
             while k < len(code):
                 if code[k] == "[":
@@ -111,7 +107,16 @@ def drop_test_items(code: str) -> str:
             end = block_end(code, brace)
         else:
             end = len(code) if semi < 0 else semi + 1
-        code = code[: m.start()] + blank(code[m.start() : end]) + code[end:]
+        spans.append((m.start(), end))
+        i = end
+    return spans
+
+
+def drop_test_items(code: str) -> str:
+    """Blank every item under `#[cfg(test)]` (to its `;` or its closing brace)."""
+    for start, end in test_spans(code):
+        code = code[:start] + blank(code[start:end]) + code[end:]
+    return code
 
 
 def top_level_modules(src: Path) -> set[str]:
