@@ -353,6 +353,42 @@ fn uk_carbon_intensity_survives_any_input_96_cases() {
     survives("UK Carbon Intensity", &|s| carbon::uk(s).map(drop), &seeds);
 }
 
+/// Bare JSON values and empty containers: the smallest inputs a fuzzer finds
+/// first, and each error must still say where (here: the body as a whole).
+#[test]
+fn a_bare_value_instead_of_a_response_is_named_as_the_body() {
+    let parsers: &[(&str, Parser)] = &[
+        ("ENTSO-E", &|s| entsoe::parse(s).map(drop)),
+        ("Nord Pool", &|s| nordpool::parse(s, "FI").map(drop)),
+        ("aWATTar", &|s| awattar::parse(s).map(drop)),
+        ("Tibber", &|s| tibber::parse(s, 0).map(drop)),
+        ("Octopus", &|s| octopus::parse_page(s, true).map(drop)),
+        ("Energi Data Service", &|s| {
+            energidataservice::parse(s, "DK1", "EUR").map(drop)
+        }),
+        ("Electricity Maps", &|s| {
+            carbon::electricitymaps(s).map(drop)
+        }),
+        ("Electricity Maps latest", &|s| {
+            carbon::electricitymaps_latest(s).map(drop)
+        }),
+        ("Electricity Maps history", &|s| {
+            carbon::electricitymaps_history(s).map(drop)
+        }),
+        ("UK Carbon Intensity", &|s| carbon::uk(s).map(drop)),
+    ];
+    for (name, parse) in parsers {
+        for input in ["0", "1", "true", "null", "\"x\"", "[]", "{}", ""] {
+            if let Err(e) = parse(input) {
+                assert!(
+                    error_is_clear(&e),
+                    "{name}: input {input:?}: an error that names no place: {e}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn mutations_change_the_input() {
     let base = b"0123456789";

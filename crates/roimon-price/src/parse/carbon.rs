@@ -112,7 +112,7 @@ pub fn electricitymaps(json_body: &str) -> Result<Parsed, PriceError> {
 /// A null intensity is [`PriceError::NoData`].
 pub fn electricitymaps_latest(json_body: &str) -> Result<Parsed, PriceError> {
     let v = json(json_body)?;
-    latest(object(&v, "Electricity Maps latest")?)
+    latest(object(&v, "Electricity Maps latest body")?)
 }
 
 /// `/v3/carbon-intensity/history`: one slot per entry with an intensity.
@@ -122,7 +122,7 @@ pub fn electricitymaps_latest(json_body: &str) -> Result<Parsed, PriceError> {
 /// and a finer granularity then gives finer slots instead of overlaps.
 pub fn electricitymaps_history(json_body: &str) -> Result<Parsed, PriceError> {
     let v = json(json_body)?;
-    history(object(&v, "Electricity Maps history")?)
+    history(object(&v, "Electricity Maps history body")?)
 }
 
 fn latest(o: &Map<String, Value>) -> Result<Parsed, PriceError> {
