@@ -51,7 +51,7 @@ pub fn main(cmd: LedgerCommand) -> ExitCode {
     };
     match checkpoint.ledger_mut().repair(&meta, chrono::Utc::now()) {
         Ok(said) if said.is_empty() => {
-            println!(
+            crate::outln!(
                 "OK: nothing to repair in {} (the checkpoint is sound and the ledger equals the counters)",
                 path.display()
             );
@@ -59,9 +59,9 @@ pub fn main(cmd: LedgerCommand) -> ExitCode {
         }
         Ok(said) => {
             for l in &said {
-                println!("REPAIRED: {l}");
+                crate::outln!("REPAIRED: {l}");
             }
-            println!(
+            crate::outln!(
                 "OK: {} repaired; a row of kind correction records it and the ledger equals the counters again",
                 path.display()
             );

@@ -6,6 +6,7 @@
 //! and calls in; the server reuses the window and the report query.
 
 pub mod ledger;
+pub mod out;
 pub mod plan;
 pub mod plan_measured;
 pub mod prices;

@@ -113,14 +113,14 @@ pub fn main(config: Option<&Path>, json: bool, from: Option<&str>, to: Option<&s
         .collect();
     if json {
         match serde_json::to_string_pretty(&rows) {
-            Ok(t) => println!("{t}"),
+            Ok(t) => crate::outln!("{t}"),
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(1);
             }
         }
     } else {
-        println!(
+        crate::outln!(
             "{:<21} {:<21} {:>14} {:>14}",
             "start (UTC)",
             "end (UTC)",
@@ -128,7 +128,7 @@ pub fn main(config: Option<&Path>, json: bool, from: Option<&str>, to: Option<&s
             "market/kWh"
         );
         for s in &slots {
-            println!(
+            crate::outln!(
                 "{:<21} {:<21} {:>14.6} {:>14.6}",
                 s.start.to_rfc3339_opts(SecondsFormat::Secs, true),
                 s.end.to_rfc3339_opts(SecondsFormat::Secs, true),

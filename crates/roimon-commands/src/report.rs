@@ -181,7 +181,7 @@ pub fn main(a: ReportArgs) -> ExitCode {
     }
     match ledger.report(&q) {
         Ok(r) => {
-            print!("{}", r.render(format));
+            crate::out!("{}", r.render(format));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -236,7 +236,7 @@ fn budgets(path: &Path, cfg: &Config, month: Option<&str>, tz: Tz, format: Forma
                 eprintln!("note: no [[budget]] is configured");
             }
             let month = start.with_timezone(&tz).format("%Y-%m").to_string();
-            print!(
+            crate::out!(
                 "{}",
                 roimon_ledger::budget::render(&views, &month, as_of, complete, tz, format)
             );
@@ -259,14 +259,23 @@ fn verify(path: &Path) -> ExitCode {
     };
     if v.differences.is_empty() {
         let out = roimon_ledger::report::out_of(&v.totals);
-        println!(
+        crate::outln!(
             "OK: the ledger equals the counters ({} rows, {} hours): cost_total {} {}, credit {}, energy_kwh {}, facility_energy_kwh {}, emissions_kg {}, value {}, tokens {}",
-            v.rows, v.hours, out[7], v.currency, out[8], out[0], out[1], out[9], out[10], out[11]
+            v.rows,
+            v.hours,
+            out[7],
+            v.currency,
+            out[8],
+            out[0],
+            out[1],
+            out[9],
+            out[10],
+            out[11]
         );
         ExitCode::SUCCESS
     } else {
         for d in &v.differences {
-            println!("DIFFERENCE: {d}");
+            crate::outln!("DIFFERENCE: {d}");
         }
         eprintln!(
             "error: the ledger does not equal the counters ({} differences)",

@@ -40,9 +40,9 @@ pub fn main(path: &Path, json: bool, rank_by: RankBy) -> ExitCode {
                 eprintln!("warning: {w}");
             }
             if json {
-                println!("{}", to_json(&results));
+                crate::outln!("{}", to_json(&results));
             } else {
-                print!("{}", to_table(&results));
+                crate::out!("{}", to_table(&results));
             }
             ExitCode::SUCCESS
         }

@@ -124,9 +124,9 @@ fn main() -> ExitCode {
                     if let Err(e) = web_config::load(w) {
                         return config_error(&e);
                     }
-                    println!("{}: ok", w.display());
+                    roimon_commands::outln!("{}: ok", w.display());
                 }
-                println!("{}: ok", file.display());
+                roimon_commands::outln!("{}: ok", file.display());
                 ExitCode::SUCCESS
             }
             Err(e) => config_error(&e),

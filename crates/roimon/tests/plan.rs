@@ -105,6 +105,30 @@ fn an_allocation_file_is_planned_with_the_contract_keys() {
 }
 
 #[test]
+fn a_reader_that_goes_away_early_ends_the_command_quietly() {
+    // `roimon plan FILE | head -0`: the reader is gone before the plan is
+    // written. The answer is cut short, which is the reader's choice; the
+    // command exits 0 without a panic (before: 101, "failed printing to
+    // stdout: Broken pipe").
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "a.toml", ALLOCATION);
+    for args in [vec!["plan", f.as_str()], vec!["plan", f.as_str(), "--json"]] {
+        let mut child = std::process::Command::new(BIN)
+            .args(&args)
+            .env_remove("ROIMON_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(code(&o), 0, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn an_infeasible_allocation_exits_1_and_still_prints_its_json() {
     let dir = tempfile::tempdir().unwrap();
     let text = ALLOCATION

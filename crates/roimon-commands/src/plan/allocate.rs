@@ -110,16 +110,16 @@ pub fn main(src: &str, file: &str, args: &PlanArgs, measure: &MeasureArgs) -> Ex
             if args.json {
                 let mut doc = roimon_planner::to_json(&inst, &plan);
                 analysis::insert_json(&mut doc, &inst, &found);
-                println!("{doc}");
+                crate::outln!("{doc}");
             } else {
-                print!("{}", roimon_planner::to_table(&inst, &plan));
-                print!("{}", analysis::tables(&inst, &found));
+                crate::out!("{}", roimon_planner::to_table(&inst, &plan));
+                crate::out!("{}", analysis::tables(&inst, &found));
             }
             ExitCode::SUCCESS
         }
         Err(inf) => {
             if args.json {
-                println!("{}", roimon_planner::infeasible_json(&inst, &inf));
+                crate::outln!("{}", roimon_planner::infeasible_json(&inst, &inf));
             }
             eprintln!("error: {file}: {inf}");
             ExitCode::from(1)

@@ -32,9 +32,9 @@ pub fn main(src: &str, file: &str, json: bool) -> ExitCode {
     match select::select(&rows, &spec) {
         Ok(s) => {
             if json {
-                println!("{}", to_json(&rows, &spec, &s));
+                crate::outln!("{}", to_json(&rows, &spec, &s));
             } else {
-                print!("{}", to_table(&rows, &spec, &s));
+                crate::out!("{}", to_table(&rows, &spec, &s));
             }
             ExitCode::SUCCESS
         }
@@ -46,7 +46,7 @@ pub fn main(src: &str, file: &str, json: bool) -> ExitCode {
         }),
         Err(SelectError::Infeasible(why)) => {
             if json {
-                println!("{}", infeasible_json(&spec, &why));
+                crate::outln!("{}", infeasible_json(&spec, &why));
             }
             eprintln!("error: infeasible: {why}");
             ExitCode::from(1)

@@ -542,14 +542,14 @@ pub fn main(a: &WindowArgs) -> ExitCode {
         Ok(w) => {
             if a.json {
                 match serde_json::to_string_pretty(&w) {
-                    Ok(t) => println!("{t}"),
+                    Ok(t) => crate::outln!("{t}"),
                     Err(e) => {
                         eprintln!("error: {e}");
                         return ExitCode::from(1);
                     }
                 }
             } else {
-                print!("{}", to_table(&w));
+                crate::out!("{}", to_table(&w));
             }
             ExitCode::SUCCESS
         }
@@ -569,7 +569,7 @@ pub fn main(a: &WindowArgs) -> ExitCode {
 /// `{"status": "no_window", "error"}` on stdout), exit 1.
 fn no_window(json: bool, why: &str) -> ExitCode {
     if json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::json!({"status": "no_window", "error": why})
         );
